@@ -1,0 +1,218 @@
+"""Whole-split, in-memory loading of tfds datasets as numpy arrays, without TensorFlow.
+
+The training loop asks two things: what a dataset offers (`dataset_spec`, read from the builder's
+metadata before any example is loaded, so a config can be checked and a model built first) and the
+examples of one split (`load_split`). Both go through `tfds.data_source` on array_record files: random
+access with no TensorFlow. jaxflow's datasets are small, so a split is read whole into memory once;
+batching and shuffling (from the `data` PRNG stream) happen on those arrays.
+
+tensorflow_datasets is imported inside the functions: importing `jaxflow.data` stays cheap (tfds
+alone takes ~0.5 s) for the commands that never touch data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+from typing import Any
+
+import numpy as np
+
+DEFAULT_DATA_DIR_ENV = "JAXFLOW_DATA_DIR"
+
+# Datasets jaxflow ships a builder for, name -> module that registers it. Only these are prepared on
+# first use; they are built from data inside an installed package, so preparing never downloads.
+SHIPPED_DATASETS = types.MappingProxyType({"digits": "jaxflow.data.digits"})
+
+# Without it tfds writes tfrecord, which needs TensorFlow to write and which `tfds.data_source` can't read.
+_FILE_FORMAT = "array_record"
+
+
+class DatasetError(ValueError):
+  """A dataset, split or feature that the config names and that isn't there; one line, for humans."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+  """What a dataset offers, read from its metadata before loading any example."""
+
+  name: str  # dataset name as given
+  input_feature: str
+  label_feature: str
+  input_shape: tuple[int, ...]  # of one example, e.g. (8, 8, 1) = [height, width, channels]
+  input_dtype: str  # as stored, e.g. 'uint8'
+  num_classes: int | None  # from a ClassLabel feature, else None
+  split_sizes: dict[str, int]  # e.g. {'train': 1437, 'test': 360}
+  feature_names: tuple[str, ...]  # all top-level feature names, for error messages
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split in memory, in stored order."""
+
+  inputs: np.ndarray  # float32 [n, *input_shape]; uint8 inputs scaled to [0, 1] by /255
+  labels: np.ndarray  # int32 [n]
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+  """The data dir to use: `data_dir` (the config) if set, else $JAXFLOW_DATA_DIR, else
+  $XDG_CACHE_HOME/jaxflow/tensorflow_datasets (XDG_CACHE_HOME defaulting to ~/.cache).
+
+  jaxflow keeps its own default rather than tfds' ~/tensorflow_datasets so that prepared data lands
+  where caches belong; an empty string counts as unset.
+  """
+  if data_dir:
+    return os.path.expanduser(data_dir)
+  if os.environ.get(DEFAULT_DATA_DIR_ENV):
+    return os.path.expanduser(os.environ[DEFAULT_DATA_DIR_ENV])
+  cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+  return os.path.join(os.path.expanduser(cache_home), "jaxflow", "tensorflow_datasets")
+
+
+def _base_name(name: str) -> str:
+  """'mnist/config:3.0.1' -> 'mnist'."""
+  return name.split("/", 1)[0].split(":", 1)[0]
+
+
+def _unknown_dataset(name: str) -> DatasetError:
+  shipped = ", ".join(repr(n) for n in SHIPPED_DATASETS)
+  return DatasetError(
+    f"data.name={name!r} is not a known dataset: use one jaxflow ships ({shipped}) "
+    "or any tfds builder (tfds.list_builders())."
+  )
+
+
+def _not_prepared(name: str, data_dir: str) -> DatasetError:
+  return DatasetError(
+    f"data.name={name!r} is not prepared in data_dir={data_dir!r} and jaxflow never downloads: "
+    f"prepare it where the data can be fetched, e.g. `tfds build {_base_name(name)} "
+    f"--data_dir={data_dir} --file_format={_FILE_FORMAT}`, then point data.data_dir or "
+    f"${DEFAULT_DATA_DIR_ENV} at that directory."
+  )
+
+
+def _prepared_builder(name: str, data_dir: str) -> Any:
+  """The tfds builder for `name`, with its data prepared in `data_dir` (returns tfds.core.DatasetBuilder).
+
+  Shipped datasets are prepared here on first use; any other one must already be prepared, because a
+  tfds download could be large and jaxflow machines may have no network.
+  """
+  import tensorflow_datasets as tfds
+
+  base = _base_name(name)
+  if base in SHIPPED_DATASETS:
+    __import__(SHIPPED_DATASETS[base])  # Registers the builder with tfds.
+    builder = tfds.builder(name, data_dir=data_dir, file_format=_FILE_FORMAT)
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    return builder
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise _unknown_dataset(name) from None
+  if not builder.is_prepared():
+    raise _not_prepared(name, data_dir)
+  if builder.info.file_format is None or builder.info.file_format.value != _FILE_FORMAT:
+    raise DatasetError(
+      f"data.name={name!r} is prepared in data_dir={data_dir!r} as {builder.info.file_format}, "
+      f"which tfds.data_source can't read: prepare it again with --file_format={_FILE_FORMAT}."
+    )
+  return builder
+
+
+def _check_feature(field: str, feature: str, name: str, feature_names: tuple[str, ...]) -> None:
+  if feature not in feature_names:
+    raise DatasetError(
+      f"{field}={feature!r} is not a feature of dataset {name!r}; it has: {', '.join(feature_names)}."
+    )
+
+
+def dataset_spec(
+  name: str,
+  *,
+  data_dir: str | None,
+  input_feature: str = "image",
+  label_feature: str = "label",
+) -> FeatureSpec:
+  """What dataset `name` offers, from its metadata; prepares a shipped dataset on first use.
+
+  Raises DatasetError for an unknown name (field `data.name`), a non-shipped dataset that isn't
+  prepared in the data dir, or a missing feature (`data.input_feature` / `data.label_feature`).
+  """
+  import tensorflow_datasets as tfds
+
+  builder = _prepared_builder(name, resolve_data_dir(data_dir))
+  features = builder.info.features
+  feature_names = tuple(features.keys())
+  _check_feature("data.input_feature", input_feature, name, feature_names)
+  _check_feature("data.label_feature", label_feature, name, feature_names)
+  inputs, labels = features[input_feature], features[label_feature]
+  return FeatureSpec(
+    name=name,
+    input_feature=input_feature,
+    label_feature=label_feature,
+    input_shape=tuple(inputs.shape),
+    input_dtype=np.dtype(inputs.np_dtype).name,
+    num_classes=labels.num_classes if isinstance(labels, tfds.features.ClassLabel) else None,
+    split_sizes={split: info.num_examples for split, info in builder.info.splits.items()},
+    feature_names=feature_names,
+  )
+
+
+def _check_split(split: str, split_field: str, name: str, available: dict[str, int]) -> None:
+  """Accepts a split name or tfds' slicing syntax over known splits ('train[:90%]', 'train+test')."""
+  bases = [part.split("[", 1)[0].strip() for part in split.split("+")]
+  if not all(base in available for base in bases):
+    raise DatasetError(
+      f"{split_field}={split!r} is not a split of dataset {name!r}; it has: {', '.join(available)} "
+      "(tfds slices such as 'train[:90%]' work too)."
+    )
+
+
+def _read_all(source: Any) -> list[dict[str, Any]]:
+  """Every example of a tfds data source, in stored order, with one batched read.
+
+  `__getitems__` reads all records in one array_record call instead of one call per index; decoding
+  (PNG, for images) stays per example inside tfds.
+  """
+  return list(source.__getitems__(list(range(len(source)))))
+
+
+def _to_float_inputs(values: np.ndarray) -> np.ndarray:
+  """float32 inputs: uint8 (images) scaled to [0, 1] by /255, anything else cast as it is."""
+  if values.dtype == np.uint8:
+    return values.astype(np.float32) / np.float32(255.0)
+  return values.astype(np.float32)
+
+
+def load_split(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None,
+  input_feature: str = "image",
+  label_feature: str = "label",
+  split_field: str = "data.split",
+) -> Split:
+  """Split `split` of dataset `name` in memory: inputs float32 [n, *input_shape], labels int32 [n].
+
+  Order is the stored order: shuffling is the training loop's job, from its `data` PRNG stream.
+  `split_field` is the config field that named the split, for the error message when it is unknown.
+  """
+  import tensorflow_datasets as tfds
+
+  spec = dataset_spec(
+    name,
+    data_dir=data_dir,
+    input_feature=input_feature,
+    label_feature=label_feature,
+  )
+  _check_split(split, split_field, name, spec.split_sizes)
+  source = tfds.data_source(name, split=split, data_dir=resolve_data_dir(data_dir), download=False)
+  examples = _read_all(source)
+  if not examples:
+    raise DatasetError(f"{split_field}={split!r} of dataset {name!r} holds no examples.")
+  inputs = np.stack([example[input_feature] for example in examples])
+  labels = np.asarray([example[label_feature] for example in examples], dtype=np.int32)
+  return Split(inputs=_to_float_inputs(inputs), labels=labels)
