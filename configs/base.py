@@ -1,0 +1,86 @@
+"""Defaults shared by every jaxflow experiment.
+
+An experiment file calls `base.get_config()` and changes what differs. Fields left `None` are resolved
+from the problem definition before training (for example the loss follows from `problem.kind`), so a
+config says what it means and nothing more.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # Randomness: one root seed; `seeds.<stream>` pins one stream independently of it (see jaxflow/rng.py).
+  config.seed = 0
+  config.seeds = ml_collections.ConfigDict(
+      {name: config_dict.placeholder(int) for name in ("init", "data", "dropout", "augment", "noise", "sampler")}
+  )
+
+  # Problem definition: what is predicted from what. The head, the default loss and the metrics follow.
+  config.problem = ml_collections.ConfigDict()
+  config.problem.kind = "multiclass"  # multiclass | binary | regression
+  config.problem.num_classes = config_dict.placeholder(int)  # None: read from the dataset's label feature
+  config.problem.input_shape = config_dict.placeholder(tuple)  # None: read from the dataset, e.g. (8, 8, 1)
+  config.problem.positive_labels = config_dict.placeholder(tuple)  # binary from multiclass: labels mapped to 1
+
+  # Data: a tfds dataset, read with tfds.data_source (no TensorFlow).
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "digits"
+  config.data.data_dir = config_dict.placeholder(str)  # None: $JAXFLOW_DATA_DIR or ~/.cache/jaxflow/...
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.input_feature = "image"
+  config.data.label_feature = "label"
+
+  # Model: a registry name plus its hyperparameters (unused fields are ignored by other models).
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "mlp"
+  config.model.widths = (256, 256)  # hidden Dense widths (MLP, and the CNN's dense part)
+  config.model.conv_features = (32, 64)  # CNN: output channels per conv layer
+  config.model.kernel_size = 3
+  config.model.pool = True  # CNN: 2x2 max-pool after each conv layer
+  config.model.activation = "relu"
+  config.model.dropout_rate = 0.0
+
+  # Loss: None follows from problem.kind (multiclass: cross_entropy, binary: bce, regression: mse).
+  config.loss = config_dict.placeholder(str)
+
+  # Optimizer and learning-rate schedule.
+  config.optim = ml_collections.ConfigDict()
+  config.optim.name = "adam"
+  config.optim.lr = 1e-3
+  config.optim.momentum = 0.9  # momentum, nesterov, rmsprop
+  config.optim.weight_decay = 0.0  # adamw: decoupled; others: added to the gradient of kernels
+  config.optim.clip_norm = config_dict.placeholder(float)  # global-norm gradient clipping
+  config.optim.schedule = "constant"  # constant | cosine | exponential | linear
+  config.optim.warmup_steps = 0  # linear warmup from 0 in front of any schedule
+  config.optim.decay_rate = 0.5  # exponential: factor per decay_steps
+  config.optim.decay_steps = config_dict.placeholder(int)  # exponential: None = one epoch
+  config.optim.end_lr_factor = 0.0  # cosine / linear: final lr as a fraction of lr
+
+  # Training loop.
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 128  # global batch; the last partial batch of an epoch is dropped
+  config.train.eval_batch_size = 1024  # evaluation pads and masks, so every example counts
+  config.train.epochs = 10
+  config.train.log_every = 50  # steps between train-metric logs (averaged since the previous log)
+  config.train.steps_per_dispatch = config_dict.placeholder(int)  # None: auto (see jaxflow/train/loop.py)
+  config.train.histogram_every = 1  # epochs between parameter histograms in TensorBoard
+  config.train.overwrite = False  # True: discard a workdir's previous run instead of resuming it
+  # The metric that defines the best epoch: the kept "best" checkpoint, early stopping, restore_best.
+  config.train.monitor = "eval/accuracy"  # eval/accuracy | eval/loss | eval/mae (regression)
+  config.train.monitor_mode = "max"  # max | min
+  config.train.early_stopping = ml_collections.ConfigDict()
+  config.train.early_stopping.enabled = False
+  config.train.early_stopping.patience = 5  # epochs without improvement before stopping
+  config.train.early_stopping.min_delta = 0.0
+  config.train.early_stopping.restore_best = True  # end with the best checkpoint's parameters
+
+  # Checkpoints (orbax): every N epochs plus every new best; keep the latest K and the best.
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_epochs = 1
+  config.checkpoint.keep = 3
+
+  return config

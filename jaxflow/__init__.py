@@ -1,0 +1,19 @@
+"""jaxflow: config-driven, measurable JAX experiments.
+
+The Python API is the CLI's twin: `jaxflow train --config=F --workdir=W` calls `jaxflow.train(config, W)`.
+Heavy imports (jax, flax, tfds) happen on first use, so `import jaxflow` and `jaxflow --help` stay quick.
+"""
+
+from jaxflow.config import ConfigError, load_config
+
+__version__ = "0.1.0"
+
+
+def train(config, workdir: str, *, quiet: bool = False) -> dict:
+  """Trains `config` (a ConfigDict) in `workdir`, resuming a previous run there; returns the summary."""
+  from jaxflow.training.loop import train_and_evaluate
+
+  return train_and_evaluate(config, workdir, quiet=quiet)
+
+
+__all__ = ["ConfigError", "load_config", "train"]

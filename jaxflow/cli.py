@@ -1,0 +1,96 @@
+"""`jaxflow VERB --config=FILE [--config.a.b=v ...] --workdir=DIR`: flags -> library call, nothing else.
+
+Flags are parsed by absl with ml_collections' config_flags (the flax-examples convention), into a fresh
+FlagValues per call: no module-level flag state. Exit status: 0 done, 2 bad input (a one-line message
+naming the field and what is allowed; nothing written), 1 a run that failed (message says why; its last
+good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from absl import flags
+from ml_collections import config_flags
+
+from jaxflow.config import ConfigError, importable_config_dir, one_line
+
+USAGE = """usage: jaxflow VERB --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR [--quiet]
+
+verbs:
+  train    train and evaluate a model from a config; rerun the same command to resume
+
+Run `jaxflow VERB --help` for a verb's flags."""
+
+
+def _define_common(flag_values: flags.FlagValues) -> None:
+  config_flags.DEFINE_config_file(
+      "config", None, "experiment config file, e.g. configs/digits_cnn.py (FILE:variant passes a variant)",
+      flag_values=flag_values, lock_config=True,
+  )
+  flags.DEFINE_string("workdir", None, "directory for config.json, metrics, checkpoints, TensorBoard logs", flag_values=flag_values)
+  flags.DEFINE_boolean("quiet", False, "no progress bar", flag_values=flag_values)
+
+
+def _run_train(fv: flags.FlagValues) -> int:
+  from jaxflow.training.loop import NonFiniteLossError, train_and_evaluate
+
+  try:
+    summary = train_and_evaluate(fv.config, fv.workdir, quiet=fv.quiet)
+  except NonFiniteLossError as e:
+    print(f"jaxflow train: error: {e}", file=sys.stderr)
+    return 1
+  final = summary["final"]["eval"]
+  shown = {k: round(v, 4) for k, v in final.items()}
+  print(json.dumps({"workdir": fv.workdir, "eval": shown, "steps": summary["steps"], "wall_seconds": round(summary["wall_seconds"], 2)}))
+  return 0
+
+
+VERBS: dict[str, tuple[str, Callable[[flags.FlagValues], int]]] = {
+    "train": ("train and evaluate a model from a config", _run_train),
+}
+
+
+def _config_path(args: Sequence[str]) -> str | None:
+  for i, arg in enumerate(args):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":")[0]
+    if arg == "--config" and i + 1 < len(args):
+      return args[i + 1].split(":")[0]
+  return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(USAGE)
+    return 0
+  verb, args = argv[1], argv[2:]
+  if verb not in VERBS:
+    print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join(VERBS)}", file=sys.stderr)
+    return 2
+  fv = flags.FlagValues()
+  _define_common(fv)
+  if "--help" in args or "-h" in args:
+    print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{VERBS[verb][0]}\n")
+    print(fv.get_help())
+    return 0
+  prog = f"jaxflow {verb}"
+  try:
+    config_file = _config_path(args)
+    if config_file is None:
+      raise ConfigError("--config is required, e.g. --config=configs/digits_cnn.py")
+    with importable_config_dir(config_file):
+      fv([prog, *args])
+    if not fv.workdir:
+      raise ConfigError("--workdir is required, e.g. --workdir=runs/my_run")
+    return VERBS[verb][1](fv)
+  except (flags.Error, ConfigError) as e:
+    print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
+    return 2
+
+
+def console_main() -> None:
+  sys.exit(main())

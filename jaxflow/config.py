@@ -1,0 +1,125 @@
+"""Config loading, checking helpers, canonical JSON and hashing.
+
+Configs are ml_collections ConfigDicts built by a `get_config()` in a Python file (the flax-examples
+convention). This module only knows about configs in general; what a *training* config must contain is
+checked in `jaxflow.training.validate`, which knows the registries.
+
+Every problem found in a config is a `ConfigError` whose message is one line naming the field, the
+value and what is allowed, so the CLI can print it and exit 2 before anything is computed or written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
+
+import ml_collections
+
+# Fields that change how a run is carried out but not what it computes: a workdir may be resumed with
+# different values of these.
+RESUME_NEUTRAL_FIELDS = ("train.overwrite",)
+
+
+class ConfigError(ValueError):
+  """A config field holds a value jaxflow cannot use. The message is one line, fit for a terminal."""
+
+
+@contextlib.contextmanager
+def importable_config_dir(config_file: str) -> Iterator[None]:
+  """Lets a config file import its siblings as `configs.base` while it is loaded.
+
+  Config files live in a `configs/` folder that is not an installed package; putting the folder that
+  holds it on sys.path for the duration of the load makes `from configs import base` work from any
+  working directory, without installing the configs.
+  """
+  root = os.path.dirname(os.path.dirname(os.path.abspath(config_file)))
+  sys.path.insert(0, root)
+  try:
+    yield
+  finally:
+    with contextlib.suppress(ValueError):
+      sys.path.remove(root)
+
+
+def load_config(config_file: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Loads `FILE[:variant]` and applies `a.b=value` overrides, as `--config.a.b=value` would.
+
+  The Python-API twin of the CLI's `--config=FILE --config.a.b=v`: both go through ml_collections'
+  config_flags so that parsing (types, tuples, None) is identical.
+  """
+  from absl import flags
+  from ml_collections import config_flags
+
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=flag_values, lock_config=False)
+  argv = ["jaxflow", f"--config={config_file}"] + [f"--config.{o.removeprefix('--config.')}" for o in overrides]
+  with importable_config_dir(config_file.split(":")[0]):
+    try:
+      flag_values(argv)
+      return flag_values.config
+    except flags.Error as e:
+      raise ConfigError(one_line(str(e))) from None
+
+
+def one_line(message: str) -> str:
+  return " ".join(message.split())
+
+
+def get_field(config: ml_collections.ConfigDict, path: str) -> Any:
+  node: Any = config
+  for part in path.split("."):
+    node = node[part]
+  return node
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+  """Plain, JSON-ready dict (tuples become lists)."""
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+  """sha256 of the canonical JSON of the config, without the resume-neutral fields."""
+  data = to_dict(config)
+  for path in RESUME_NEUTRAL_FIELDS:
+    node = data
+    *parents, leaf = path.split(".")
+    for part in parents:
+      node = node.get(part, {})
+    node.pop(leaf, None)
+  canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- checking helpers: each raises a one-line ConfigError naming `config.<field>` -------------------------
+
+
+def require_choice(config: ml_collections.ConfigDict, field: str, allowed: Collection[str]) -> str:
+  value = get_field(config, field)
+  if value not in allowed:
+    raise ConfigError(f"config.{field}={value!r} is not known; allowed: {', '.join(sorted(allowed))}")
+  return value
+
+
+def require_type(config: ml_collections.ConfigDict, field: str, kind: type | tuple[type, ...]) -> Any:
+  value = get_field(config, field)
+  kinds = kind if isinstance(kind, tuple) else (kind,)
+  # bool is an int subclass: True is not a batch size.
+  wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+  if wrong:
+    names = " or ".join(k.__name__ for k in kinds)
+    raise ConfigError(f"config.{field}={value!r} has type {type(value).__name__}; expected {names}")
+  return value
+
+
+def require_positive(config: ml_collections.ConfigDict, field: str, kind: type = int, *, allow_zero: bool = False):
+  kinds = (int, float) if kind is float else (int,)
+  value = require_type(config, field, kinds)
+  if value < 0 or (value == 0 and not allow_zero):
+    bound = ">= 0" if allow_zero else "> 0"
+    raise ConfigError(f"config.{field}={value!r} must be {bound}")
+  return value

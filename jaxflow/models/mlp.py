@@ -1,0 +1,32 @@
+"""Multilayer perceptron."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxflow.models.activations import get_activation
+
+
+class MLP(nn.Module):
+  """Flatten, then Dense -> activation -> dropout per hidden width, then a Dense head.
+
+  inputs: [batch, *features] (e.g. [batch, 8, 8, 1]); returns [batch, output_dim] (logits or values).
+  """
+
+  widths: Sequence[int]
+  output_dim: int
+  activation: str = "relu"
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array, *, train: bool = False) -> jax.Array:
+    act = get_activation(self.activation)
+    x = jnp.reshape(inputs, (inputs.shape[0], -1))
+    for i, width in enumerate(self.widths):
+      x = act(nn.Dense(width, name=f"dense_{i}")(x))
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.output_dim, name="head")(x)

@@ -1,0 +1,44 @@
+"""TrainState creation and the hash of parameters that names a run's result."""
+
+from __future__ import annotations
+
+import hashlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+  """params, opt_state and step in one pytree; apply_fn and tx are static (not leaves)."""
+
+
+def create_train_state(
+    model: nn.Module, tx: optax.GradientTransformation, init_key: jax.Array, input_shape: tuple[int, ...]
+) -> TrainState:
+  """Initializes on a batch of one; `step` is an int32 array so the state's structure never changes."""
+  variables = jax.jit(model.init)(init_key, jnp.zeros((1, *input_shape), jnp.float32))
+  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
+  return state.replace(step=jnp.asarray(0, jnp.int32))
+
+
+def num_params(params) -> int:
+  return int(sum(np.size(p) for p in jax.tree.leaves(params)))
+
+
+def params_sha256(params) -> str:
+  """sha256 over (path, dtype, shape, bytes) of every parameter, in a fixed order.
+
+  Equal hashes mean bitwise-equal parameters: the reproducibility check of a run.
+  """
+  digest = hashlib.sha256()
+  leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(params))
+  for path, leaf in leaves:
+    array = np.ascontiguousarray(np.asarray(leaf))
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(f"{array.dtype}{array.shape}".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()

@@ -1,0 +1,96 @@
+"""Pure step functions. They are wrapped (jit, or a parallel wrapper) in exactly one place: loop.py.
+
+`train_step` is one optimizer step on one batch; `train_chunk` runs K steps over on-device data with
+`lax.scan`, so one dispatch does K steps (the host loop's overhead is paid once per chunk, not per
+step); `eval_chunk` evaluates pre-batched, padded and masked data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxflow import rng
+from jaxflow.training import losses
+from jaxflow.training.state import TrainState
+
+Batch = dict[str, jax.Array]  # inputs [b, ...], labels [b], mask [b]
+
+
+def train_step(
+    state: TrainState, batch: Batch, dropout_key: jax.Array, *, loss_name: str, kind: str, lr_fn: optax.Schedule
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One step. Returns the new state and this step's metric sums plus `grad_norm` and `lr`."""
+
+  def loss_fn(params):
+    outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
+    loss = losses.masked_mean_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+    return loss, outputs
+
+  (_, outputs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["lr"] = jnp.asarray(lr_fn(state.step), jnp.float32)
+  return state.apply_gradients(grads=grads), metrics
+
+
+def epoch_indices(data_stream: jax.Array, epoch: jax.Array, *, num_examples: int, steps: int, batch_size: int):
+  """[steps, batch_size] example indices of one epoch: a permutation from the `data` stream.
+
+  Keyed by the epoch number (not a carried key) so a resumed run sees the same order.
+  """
+  order = jax.random.permutation(rng.step_key(data_stream, epoch), num_examples)
+  return order[: steps * batch_size].reshape(steps, batch_size)
+
+
+def train_chunk(
+    state: TrainState,
+    inputs: jax.Array,
+    labels: jax.Array,
+    epoch_indices: jax.Array,
+    offset: jax.Array,
+    dropout_stream: jax.Array,
+    *,
+    num_steps: int,
+    step_fn: Callable,
+    unroll: int | bool = 1,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """Steps `offset .. offset + num_steps` of an epoch, on data that stays on the device.
+
+  `epoch_indices` [steps_per_epoch, batch] is the whole epoch's order and `offset` a traced int, so
+  every chunk of an epoch reuses one executable (slicing with Python ints on the host would compile a
+  new slice per offset). Metrics come back stacked [num_steps]. The dropout key of each step is
+  fold_in(dropout_stream, state.step): independent of how steps are grouped into chunks.
+  """
+  indices = jax.lax.dynamic_slice_in_dim(epoch_indices, offset, num_steps)
+
+  def body(state, idx):
+    batch = {"inputs": inputs[idx], "labels": labels[idx], "mask": jnp.ones(idx.shape, jnp.float32)}
+    return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
+
+  if num_steps == 1:
+    # No scan at all: even a one-trip scan stays an XLA while loop, and conv weight-gradients inside
+    # one run ~5x slower on XLA:CPU (17.6 vs 3.3 ms for the digits CNN step, measured here).
+    state, metrics = body(state, indices[0])
+    return state, jax.tree.map(lambda m: m[None], metrics)
+  return jax.lax.scan(body, state, indices, unroll=unroll)
+
+
+def eval_step(state: TrainState, batch: Batch, *, loss_name: str, kind: str) -> dict[str, jax.Array]:
+  outputs = state.apply_fn({"params": state.params}, batch["inputs"], train=False)
+  return losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+
+
+def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable) -> dict[str, jax.Array]:
+  """Sums over pre-batched eval data ([num_batches, batch, ...], padding masked out)."""
+
+  def body(total, batch):
+    sums = eval_fn(state, batch)
+    return jax.tree.map(jnp.add, total, sums), None
+
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(eval_fn, state, jax.tree.map(lambda x: x[0], batches)))
+  total, _ = jax.lax.scan(body, zeros, batches)
+  return total

@@ -1,0 +1,24 @@
+"""What a summary records about where a run ran: devices and library versions."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+import jax
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
+
+
+def environment() -> dict:
+  devices = jax.devices()
+  versions = {"python": platform.python_version()}
+  for name in PACKAGES:
+    try:
+      versions[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      versions[name] = None
+  return {
+      "device": {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices), "process_count": jax.process_count()},
+      "versions": versions,
+  }

@@ -1,0 +1,163 @@
+"""Checks a training config against the registries and the dataset before anything is computed.
+
+`validate(config)` either returns the resolved `Problem` (the head size, loss and metrics that follow
+from `config.problem` and the dataset) or raises a one-line ConfigError naming the field, the value and
+what is allowed. Nothing is written to the workdir before it passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from jaxflow import data as data_lib
+from jaxflow import models
+from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
+from jaxflow.training import losses, optimizers
+
+MONITOR_METRICS = ("eval/accuracy", "eval/loss", "eval/mae")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """What is predicted from what: the resolved `config.problem` plus what follows from it."""
+
+  kind: str
+  input_shape: tuple[int, ...]
+  num_classes: int | None
+  output_dim: int  # head width: num_classes logits, 1 logit (binary) or 1 value (regression)
+  loss: str
+  positive_labels: tuple[int, ...] | None  # binary built from a multiclass label
+  train_size: int
+  eval_size: int
+
+  @property
+  def metrics(self) -> tuple[str, ...]:
+    return ("loss", "mae") if self.kind == "regression" else ("loss", "accuracy")
+
+
+def _check_fields(config: ml_collections.ConfigDict) -> None:
+  require_type(config, "seed", int)
+  for name in config.seeds.keys():
+    if config.seeds[name] is not None:
+      require_type(config, f"seeds.{name}", int)
+  require_choice(config, "problem.kind", losses.PROBLEM_KINDS)
+  require_choice(config, "model.name", models.MODELS)
+  require_choice(config, "model.activation", models.ACTIVATIONS)
+  for field in ("model.widths", "model.conv_features"):
+    value = get_field(config, field)
+    if not isinstance(value, (tuple, list)) or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value):
+      raise ConfigError(f"config.{field}={value!r} must be a tuple of positive ints, e.g. (256, 256)")
+  require_positive(config, "model.kernel_size")
+  rate = require_type(config, "model.dropout_rate", (int, float))
+  if not 0 <= rate < 1:
+    raise ConfigError(f"config.model.dropout_rate={rate!r} must be in [0, 1)")
+  if config.loss is not None:
+    require_choice(config, "loss", losses.LOSS_NAMES)
+  require_choice(config, "optim.name", optimizers.OPTIMIZER_NAMES)
+  require_choice(config, "optim.schedule", optimizers.SCHEDULE_NAMES)
+  require_positive(config, "optim.lr", float)
+  require_positive(config, "optim.momentum", float, allow_zero=True)
+  require_positive(config, "optim.weight_decay", float, allow_zero=True)
+  if config.optim.clip_norm is not None:
+    require_positive(config, "optim.clip_norm", float)
+  require_positive(config, "optim.warmup_steps", allow_zero=True)
+  require_positive(config, "optim.decay_rate", float)
+  if config.optim.decay_steps is not None:
+    require_positive(config, "optim.decay_steps")
+  require_positive(config, "optim.end_lr_factor", float, allow_zero=True)
+  for field in ("train.batch_size", "train.eval_batch_size", "train.epochs", "train.log_every", "train.histogram_every"):
+    require_positive(config, field)
+  if config.train.steps_per_dispatch is not None:
+    require_positive(config, "train.steps_per_dispatch")
+  require_type(config, "train.overwrite", bool)
+  require_type(config, "train.early_stopping.enabled", bool)
+  require_choice(config, "train.monitor", MONITOR_METRICS)
+  require_choice(config, "train.monitor_mode", ("max", "min"))
+  require_positive(config, "train.early_stopping.patience")
+  require_positive(config, "train.early_stopping.min_delta", float, allow_zero=True)
+  require_type(config, "train.early_stopping.restore_best", bool)
+  require_positive(config, "checkpoint.every_epochs")
+  require_positive(config, "checkpoint.keep")
+
+
+def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSpec) -> Problem:
+  """Checks the problem statement against what the dataset offers; says what differs."""
+  p, d = config.problem, config.data
+  for split_field in ("train_split", "eval_split"):
+    split = d[split_field]
+    if split not in spec.split_sizes:
+      raise ConfigError(f"config.data.{split_field}={split!r} is not a split of {spec.name}; allowed: {', '.join(spec.split_sizes)}")
+  if p.input_shape is not None and tuple(p.input_shape) != tuple(spec.input_shape):
+    raise ConfigError(
+        f"config.problem.input_shape={tuple(p.input_shape)} does not fit dataset {spec.name!r}: "
+        f"feature {spec.input_feature!r} has shape {tuple(spec.input_shape)}"
+    )
+  kind = p.kind
+  if kind == "regression" and p.num_classes is not None:
+    raise ConfigError(f"config.problem.num_classes={p.num_classes} is set for a regression problem; leave it None")
+  num_classes = None
+  positive = None
+  if kind in ("multiclass", "binary"):
+    if spec.num_classes is None:
+      raise ConfigError(
+          f"config.problem.kind={kind!r} needs a class label, but feature {spec.label_feature!r} of {spec.name!r} has no classes"
+      )
+    num_classes = spec.num_classes
+    if kind == "multiclass" and p.num_classes is not None and p.num_classes != spec.num_classes:
+      raise ConfigError(
+          f"config.problem.num_classes={p.num_classes} does not fit dataset {spec.name!r}: "
+          f"label {spec.label_feature!r} has {spec.num_classes} classes"
+      )
+    if kind == "binary":
+      if p.positive_labels is not None:
+        positive = tuple(int(v) for v in p.positive_labels)
+        bad = [v for v in positive if not 0 <= v < spec.num_classes]
+        if bad or not positive:
+          raise ConfigError(f"config.problem.positive_labels={positive} must be labels in 0..{spec.num_classes - 1}")
+      elif spec.num_classes != 2:
+        raise ConfigError(
+            f"config.problem.kind='binary' but {spec.name!r} has {spec.num_classes} classes; "
+            "set config.problem.positive_labels to the labels that count as 1"
+        )
+      num_classes = 2
+  loss = config.loss or losses.DEFAULT_LOSS[kind]
+  if loss not in losses.COMPATIBLE_LOSSES[kind]:
+    raise ConfigError(f"config.loss={loss!r} does not fit problem.kind={kind!r}; allowed: {', '.join(losses.COMPATIBLE_LOSSES[kind])}")
+  output_dim = num_classes if kind == "multiclass" else 1
+  monitor = config.train.monitor
+  allowed = ("loss", "mae") if kind == "regression" else ("loss", "accuracy")
+  if monitor.split("/")[1] not in allowed:
+    raise ConfigError(f"config.train.monitor={monitor!r} is not measured for {kind}; allowed: eval/{', eval/'.join(allowed)}")
+  return Problem(
+      kind=kind,
+      input_shape=tuple(spec.input_shape),
+      num_classes=num_classes,
+      output_dim=output_dim,
+      loss=loss,
+      positive_labels=positive,
+      train_size=spec.split_sizes[d.train_split],
+      eval_size=spec.split_sizes[d.eval_split],
+  )
+
+
+def validate(config: ml_collections.ConfigDict) -> Problem:
+  """All checks, cheapest first; the dataset is only looked at once the fields themselves are sound."""
+  _check_fields(config)
+  try:
+    spec = data_lib.dataset_spec(
+        config.data.name,
+        data_dir=config.data.data_dir,
+        input_feature=config.data.input_feature,
+        label_feature=config.data.label_feature,
+    )
+  except data_lib.DatasetError as e:
+    raise ConfigError(str(e)) from None
+  problem = _resolve_problem(config, spec)
+  if config.train.batch_size > problem.train_size:
+    raise ConfigError(
+        f"config.train.batch_size={config.train.batch_size} is larger than split "
+        f"{config.data.train_split!r} of {spec.name!r} ({problem.train_size} examples); allowed: 1..{problem.train_size}"
+    )
+  return problem
