@@ -1,0 +1,32 @@
+"""Shared test setup: one prepared data dir for the whole session, and the repo root on sys.path.
+
+The data dir is exported as JAXFLOW_DATA_DIR so CLI subprocesses started by tests find the same
+prepared digits instead of preparing them again (or touching the user's cache).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory) -> str:
+  path = str(tmp_path_factory.mktemp("jaxflow_data"))
+  previous = os.environ.get("JAXFLOW_DATA_DIR")
+  os.environ["JAXFLOW_DATA_DIR"] = path
+  yield path
+  if previous is None:
+    os.environ.pop("JAXFLOW_DATA_DIR", None)
+  else:
+    os.environ["JAXFLOW_DATA_DIR"] = previous
+
+
+def config_path(name: str) -> str:
+  return os.path.join(ROOT, "configs", name)
