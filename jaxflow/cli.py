@@ -25,10 +25,10 @@ verbs:
 Run `jaxflow VERB --help` for a verb's flags."""
 
 
-def _define_common(flag_values: flags.FlagValues) -> None:
+def _define_common(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
   config_flags.DEFINE_config_file(
       "config", None, "experiment config file, e.g. configs/digits_cnn.py (FILE:variant passes a variant)",
-      flag_values=flag_values, lock_config=True,
+      flag_values=flag_values, lock_config=True, sys_argv=list(argv),
   )
   flags.DEFINE_string("workdir", None, "directory for config.json, metrics, checkpoints, TensorBoard logs", flag_values=flag_values)
   flags.DEFINE_boolean("quiet", False, "no progress bar", flag_values=flag_values)
@@ -71,19 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
   if verb not in VERBS:
     print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join(VERBS)}", file=sys.stderr)
     return 2
+  prog = f"jaxflow {verb}"
   fv = flags.FlagValues()
-  _define_common(fv)
+  _define_common(fv, [prog, *args])
   if "--help" in args or "-h" in args:
     print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{VERBS[verb][0]}\n")
     print(fv.get_help())
     return 0
-  prog = f"jaxflow {verb}"
   try:
     config_file = _config_path(args)
     if config_file is None:
       raise ConfigError("--config is required, e.g. --config=configs/digits_cnn.py")
     with importable_config_dir(config_file):
-      fv([prog, *args])
+      unparsed = fv([prog, *args])
+    if len(unparsed) > 1:
+      raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --config.optim.lr=0.01")
     if not fv.workdir:
       raise ConfigError("--workdir is required, e.g. --workdir=runs/my_run")
     return VERBS[verb][1](fv)

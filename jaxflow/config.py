@@ -55,15 +55,22 @@ def load_config(config_file: str, overrides: Sequence[str] = ()) -> ml_collectio
   from absl import flags
   from ml_collections import config_flags
 
-  flag_values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", flag_values=flag_values, lock_config=False)
   argv = ["jaxflow", f"--config={config_file}"] + [f"--config.{o.removeprefix('--config.')}" for o in overrides]
-  with importable_config_dir(config_file.split(":")[0]):
+  flag_values = flags.FlagValues()
+  # sys_argv: config_flags finds the override flags by scanning argv; by default it scans sys.argv.
+  config_flags.DEFINE_config_file("config", flag_values=flag_values, lock_config=False, sys_argv=argv)
+  path = config_file.split(":")[0]
+  # config_flags defers a missing file to the first attribute access (an OSError far from here).
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path!r} not found")
+  with importable_config_dir(path):
     try:
       flag_values(argv)
       return flag_values.config
     except flags.Error as e:
       raise ConfigError(one_line(str(e))) from None
+    except (KeyError, AttributeError) as e:  # what config_flags raises for an override of a missing field
+      raise ConfigError(one_line(f"no such config field {e} in overrides: {' '.join(overrides)}")) from None
 
 
 def one_line(message: str) -> str:

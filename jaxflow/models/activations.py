@@ -15,8 +15,9 @@ def step(x: jax.Array) -> jax.Array:
   The true derivative is zero almost everywhere, so a network of step units cannot learn by gradient
   descent; the straight-through trick passes the gradient as if the unit were the identity.
   """
+  # hard + (x - sg(x)), not x + sg(hard - x): the latter rounds in float32 (step(1e8) gave 0.0).
   hard = (x > 0).astype(x.dtype)
-  return x + jax.lax.stop_gradient(hard - x)
+  return hard + (x - jax.lax.stop_gradient(x))
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {

@@ -29,10 +29,18 @@ class Checkpointer:
     policy = checkpoint_managers.AnyPreservationPolicy(
         [
             checkpoint_managers.LatestN(n=keep),
-            checkpoint_managers.BestN(get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1),
+            # Only new-best checkpoints carry a metric (see `save`), so "best" never depends on how
+            # orbax breaks ties, and the rest are kept by LatestN alone.
+            checkpoint_managers.BestN(
+                get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1, keep_checkpoints_without_metrics=False
+            ),
         ]
     )
-    options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True, cleanup_tmp_directories=True)
+    # best_fn as well as the policy: without it orbax neither records metrics nor answers best_step().
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policy, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+        keep_checkpoints_without_metrics=False, create=True, cleanup_tmp_directories=True,
+    )
     self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=("state", "meta"))
 
   def latest_step(self) -> int | None:
@@ -44,12 +52,13 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
-  def save(self, state: TrainState, *, meta: dict, metrics: dict[str, float]) -> None:
+  def save(self, state: TrainState, *, meta: dict, best_value: float | None = None) -> None:
+    """Saves asynchronously; `best_value` marks this checkpoint as the new best (else None)."""
     step = int(jax.device_get(state.step))
     self._manager.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)), meta=ocp.args.JsonSave(meta)),
-        metrics={self._best_metric: metrics[self._best_metric]},
+        metrics=None if best_value is None else {self._best_metric: best_value},
     )
 
   def restore(self, step: int, template: TrainState) -> tuple[TrainState, dict]:
@@ -60,6 +69,11 @@ class Checkpointer:
     )
     tree = restored["state"]
     return template.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"]), restored["meta"]
+
+  def read_params(self, step: int):
+    """The parameters of checkpoint `step` as saved, without a template (for inspection and transfer)."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    return restored["state"]["params"]
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -224,13 +224,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
       last_epoch = stopped_early or epoch + 1 == cfg_train.epochs
       if is_best or last_epoch or (epoch + 1) % config.checkpoint.every_epochs == 0:
         meta = {"epoch": epoch + 1, "stopped_early": stopped_early, "monitor": dataclasses.asdict(monitor)}
-        ckpt.save(state, meta=meta, metrics={cfg_train.monitor: value})
+        ckpt.save(state, meta=meta, best_value=value if is_best else None)
       if stopped_early:
         break
 
     ckpt.wait()
+    restored_best = None
     if cfg_train.early_stopping.enabled and cfg_train.early_stopping.restore_best and ckpt.best_step() is not None:
-      state, _ = ckpt.restore(ckpt.best_step(), state)
+      restored_best = ckpt.best_step()
+      state, _ = ckpt.restore(restored_best, state)
     final_eval = compiled.evaluate(state, data)
   finally:
     progress.close()
@@ -242,7 +244,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
       "status": "completed",
       "final": {"eval": final_eval, "train": last_train},
       "best": {"metric": cfg_train.monitor, "value": monitor.best_value, "epoch": monitor.best_epoch, "step": monitor.best_step},
-      "steps": int(jax.device_get(state.step)),
+      "steps": step,  # steps trained; the final parameters are from `restored_best_step` when set
+      "restored_best_step": restored_best,
       "epochs_completed": epoch + 1 if trained_steps else start_epoch,
       "stopped_early": bool(stopped_early),
       "resumed_from_step": resumed_from,

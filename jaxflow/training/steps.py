@@ -32,7 +32,7 @@ def train_step(
 
   (_, outputs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = optax.tree.norm(grads)
   metrics["lr"] = jnp.asarray(lr_fn(state.step), jnp.float32)
   return state.apply_gradients(grads=grads), metrics
 

@@ -46,7 +46,14 @@ class MetricWriter:
     """One histogram per parameter array, named by its path (e.g. `params/dense_0/kernel`)."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
       name = "/".join(str(getattr(k, "key", k)) for k in path)
-      self._tb.add_histogram(f"params/{name}", np.asarray(leaf), global_step=int(step))
+      values = np.asarray(leaf, np.float64).ravel()
+      values = values[np.isfinite(values)]
+      if values.size == 0:
+        continue
+      try:
+        self._tb.add_histogram(f"params/{name}", values, global_step=int(step))
+      except ValueError:  # tensorboardX cannot bin some extreme ranges; a diagnostic must not stop a run
+        continue
 
   def close(self) -> None:
     self._jsonl.close()

@@ -1,0 +1,193 @@
+"""The training loop end to end, in process: workdir contract, TensorBoard, resume, stopping rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import jaxflow
+from jaxflow.training import checkpoints, state as state_lib
+from jaxflow.training.loop import NonFiniteLossError
+from tests.conftest import config_path
+
+TINY = ["model.widths=(32,)", "train.batch_size=128", "train.log_every=5"]
+
+
+def tiny_config(*overrides: str):
+  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, *overrides])
+
+
+@pytest.fixture(scope="module")
+def mlp_run(tmp_path_factory):
+  """One 3-epoch MLP run shared by the tests that only read its workdir."""
+  workdir = str(tmp_path_factory.mktemp("mlp_run"))
+  config = tiny_config("train.epochs=3", "checkpoint.keep=5")
+  summary = jaxflow.train(config, workdir, quiet=True)
+  return workdir, config, summary
+
+
+def read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_workdir_contract(mlp_run):
+  workdir, config, summary = mlp_run
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]
+  with open(os.path.join(workdir, "config.json")) as f:
+    saved = json.load(f)
+  assert saved["hash"] == jaxflow.config.config_hash(config)
+  assert saved["config"]["optim"]["lr"] == config.optim.lr
+  with open(os.path.join(workdir, "summary.json")) as f:
+    assert json.load(f) == json.loads(json.dumps(summary))
+  steps_per_epoch = 1437 // 128
+  assert summary["steps"] == 3 * steps_per_epoch
+  assert summary["epochs_completed"] == 3
+  assert summary["status"] == "completed"
+  assert 0.0 <= summary["final"]["eval"]["accuracy"] <= 1.0
+  assert summary["best"]["metric"] == "eval/accuracy"
+  assert summary["best"]["value"] >= summary["final"]["eval"]["accuracy"] - 1e-12
+  assert summary["compile_seconds"] > 0 and summary["wall_seconds"] > summary["compile_seconds"]
+  assert summary["examples_per_second"] > 0
+  assert summary["device"]["count"] == jax.device_count()
+  assert summary["versions"]["jax"] == jax.__version__
+  assert summary["num_params"] == 64 * 32 + 32 + 32 * 10 + 10
+  assert len(summary["params_sha256"]) == 64
+
+
+def test_metrics_jsonl(mlp_run):
+  workdir, _, summary = mlp_run
+  records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  evals = [r for r in records if r["split"] == "eval"]
+  trains = [r for r in records if r["split"] == "train"]
+  assert [r["epoch"] for r in evals] == [1, 2, 3]
+  assert [r["step"] for r in evals] == [11, 22, 33]
+  # log_every=5 with a whole epoch (11 steps) per dispatch: one train record per epoch end.
+  assert [r["step"] for r in trains] == [11, 22, 33]
+  assert set(trains[0]) >= {"loss", "accuracy", "lr", "grad_norm"}
+  assert evals[-1]["accuracy"] == pytest.approx(summary["final"]["eval"]["accuracy"])
+
+
+def test_tensorboard_reads_back(mlp_run):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  workdir, _, _ = mlp_run
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir, "tb"), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0})
+  acc.Reload()
+  tags = acc.Tags()
+  assert {"train/loss", "train/accuracy", "train/lr", "train/grad_norm", "eval/loss", "eval/accuracy"} <= set(tags["scalars"])
+  assert {"params/dense_0/kernel", "params/head/bias"} <= set(tags["histograms"])
+  records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  eval_acc = [r["accuracy"] for r in records if r["split"] == "eval"]
+  tb_acc = [e.value for e in acc.Scalars("eval/accuracy")]
+  np.testing.assert_allclose(tb_acc, eval_acc, rtol=1e-6)
+  assert [e.step for e in acc.Scalars("eval/accuracy")] == [11, 22, 33]
+
+
+def test_checkpoints_keep_latest_and_best(mlp_run):
+  workdir, config, summary = mlp_run
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=5, best_metric="eval/accuracy", best_mode="max")
+  try:
+    assert ckpt.latest_step() == summary["steps"]
+    assert ckpt.best_step() == summary["best"]["step"]
+  finally:
+    ckpt.close()
+
+
+def test_same_config_same_params(mlp_run, tmp_path):
+  workdir, config, summary = mlp_run
+  again = jaxflow.train(config, str(tmp_path / "again"), quiet=True)
+  assert again["params_sha256"] == summary["params_sha256"]
+
+
+def test_resume_matches_uninterrupted(mlp_run, tmp_path):
+  """Drop the last epoch's checkpoint (as a crash would) and rerun: same final parameters."""
+  workdir, config, summary = mlp_run
+  copy = str(tmp_path / "resumed")
+  shutil.copytree(workdir, copy)
+  os.remove(os.path.join(copy, "summary.json"))
+  shutil.rmtree(os.path.join(copy, "checkpoints", str(summary["steps"])))
+  resumed = jaxflow.train(config, copy, quiet=True)
+  assert resumed["resumed_from_step"] == 22
+  assert resumed["params_sha256"] == summary["params_sha256"]
+  records = read_jsonl(os.path.join(copy, "metrics.jsonl"))
+  assert [r["step"] for r in records if r["split"] == "eval"] == [11, 22, 33]  # no duplicates
+
+
+def test_rerun_of_finished_run_trains_nothing(mlp_run):
+  workdir, config, summary = mlp_run
+  rerun = jaxflow.train(config, workdir, quiet=True)
+  assert rerun["steps"] == summary["steps"]
+  assert rerun["resumed_from_step"] == summary["steps"]
+  assert rerun["params_sha256"] == summary["params_sha256"]
+
+
+def test_different_config_refuses_resume_unless_overwrite(mlp_run, tmp_path):
+  workdir, config, _ = mlp_run
+  copy = str(tmp_path / "copy")
+  shutil.copytree(workdir, copy)
+  other = tiny_config("train.epochs=3", "checkpoint.keep=5", "optim.lr=0.01")
+  with pytest.raises(jaxflow.ConfigError, match=r"optim.lr: 0.003 -> 0.01.*overwrite"):
+    jaxflow.train(other, copy, quiet=True)
+  other.train.overwrite = True
+  summary = jaxflow.train(other, copy, quiet=True)
+  assert summary["resumed_from_step"] is None
+  records = read_jsonl(os.path.join(copy, "metrics.jsonl"))
+  assert [r["step"] for r in records if r["split"] == "eval"] == [11, 22, 33]
+
+
+def test_seed_streams_change_results(mlp_run, tmp_path):
+  _, config, summary = mlp_run
+  pinned = tiny_config("train.epochs=3", "checkpoint.keep=5", "seeds.init=123")
+  other = jaxflow.train(pinned, str(tmp_path / "init123"), quiet=True)
+  assert other["params_sha256"] != summary["params_sha256"]
+
+
+def test_early_stopping_restores_best(tmp_path):
+  """A learning rate too small to move accuracy: stop after `patience` flat epochs, end on the best."""
+  config = tiny_config(
+      "train.epochs=20", "optim.lr=1e-9", "optim.schedule=constant", "optim.warmup_steps=0",
+      "train.early_stopping.enabled=True", "train.early_stopping.patience=2", "train.early_stopping.min_delta=0.01",
+  )
+  workdir = str(tmp_path / "es")
+  summary = jaxflow.train(config, workdir, quiet=True)
+  assert summary["stopped_early"] is True
+  assert summary["epochs_completed"] == 3
+  assert summary["steps"] == 33
+  assert summary["restored_best_step"] == 11  # flat accuracy: the first epoch stays the best
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3, best_metric="eval/accuracy", best_mode="max")
+  try:
+    assert ckpt.best_step() == summary["best"]["step"] < summary["steps"]
+    best_params = ckpt.read_params(ckpt.best_step())
+  finally:
+    ckpt.close()
+  assert state_lib.params_sha256(best_params) == summary["params_sha256"]
+  records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  best_eval = max(r["accuracy"] for r in records if r["split"] == "eval")
+  assert summary["final"]["eval"]["accuracy"] == pytest.approx(best_eval)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  """An lr that grows 1e12x per epoch: epoch 1 is fine and checkpointed, then the loss blows up."""
+  config = tiny_config(
+      "train.epochs=5", "optim.name=sgd", "optim.lr=0.01", "optim.schedule=exponential",
+      "optim.decay_rate=1e12", "optim.warmup_steps=0",
+  )
+  workdir = str(tmp_path / "nan")
+  with pytest.raises(NonFiniteLossError, match=r"non-finite training loss (nan|inf) at step \d+ \(epoch [2-5]\)") as info:
+    jaxflow.train(config, workdir, quiet=True)
+  assert "Last good checkpoint: step" in str(info.value)
+  assert not os.path.exists(os.path.join(workdir, "summary.json"))
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3, best_metric="eval/accuracy", best_mode="max")
+  try:
+    steps = ckpt.all_steps()
+  finally:
+    ckpt.close()
+  assert steps and all(s % 11 == 0 for s in steps)
+  bad_step = int(str(info.value).split(" at step ")[1].split()[0])
+  assert max(steps) < bad_step
