@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from absl import flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from jaxflow.config import ConfigError, importable_config_dir, one_line
+from jaxflow.config import ConfigError, one_line, parse_config_flags
 
 USAGE = """usage: jaxflow VERB --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR [--quiet]
 
@@ -53,15 +54,6 @@ VERBS: dict[str, tuple[str, Callable[[flags.FlagValues], int]]] = {
 }
 
 
-def _config_path(args: Sequence[str]) -> str | None:
-  for i, arg in enumerate(args):
-    if arg.startswith("--config="):
-      return arg.split("=", 1)[1].split(":")[0]
-    if arg == "--config" and i + 1 < len(args):
-      return args[i + 1].split(":")[0]
-  return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -72,24 +64,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join(VERBS)}", file=sys.stderr)
     return 2
   prog = f"jaxflow {verb}"
+  # The process is ours: keep absl's INFO/WARNING chatter (tfds, orbax) out of the user's terminal.
+  absl_logging.set_verbosity(absl_logging.ERROR)
   fv = flags.FlagValues()
   _define_common(fv, [prog, *args])
   if "--help" in args or "-h" in args:
     print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{VERBS[verb][0]}\n")
-    print(fv.get_help())
+    for name in ("config", "workdir", "quiet"):
+      print(f"  --{name}: {fv[name].help}")
+    print("  --config.FIELD=VALUE: override one config field, e.g. --config.optim.lr=3e-3 --config.model.widths=(64,64)")
     return 0
   try:
-    config_file = _config_path(args)
-    if config_file is None:
-      raise ConfigError("--config is required, e.g. --config=configs/digits_cnn.py")
-    with importable_config_dir(config_file):
-      unparsed = fv([prog, *args])
+    unparsed = parse_config_flags(fv, [prog, *args])
     if len(unparsed) > 1:
       raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --config.optim.lr=0.01")
     if not fv.workdir:
       raise ConfigError("--workdir is required, e.g. --workdir=runs/my_run")
     return VERBS[verb][1](fv)
-  except (flags.Error, ConfigError) as e:
+  except ConfigError as e:
     print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
     return 2
 

@@ -59,18 +59,36 @@ def load_config(config_file: str, overrides: Sequence[str] = ()) -> ml_collectio
   flag_values = flags.FlagValues()
   # sys_argv: config_flags finds the override flags by scanning argv; by default it scans sys.argv.
   config_flags.DEFINE_config_file("config", flag_values=flag_values, lock_config=False, sys_argv=argv)
+  parse_config_flags(flag_values, argv)
+  return flag_values.config
+
+
+def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
+  """Parses argv into flag_values (which defines a config_flags `config`); returns the unparsed args.
+
+  config_flags reports problems as absl flag errors, but also as KeyError/AttributeError (an override
+  of a field the config lacks), OSError (a missing file, deferred to the first attribute access) and
+  whatever the config file itself raises; all of them become one-line ConfigErrors here.
+  """
+  from absl import flags
+
+  config_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if config_file is None:
+    raise ConfigError("--config is required, e.g. --config=configs/digits_cnn.py")
   path = config_file.split(":")[0]
-  # config_flags defers a missing file to the first attribute access (an OSError far from here).
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path!r} not found")
   with importable_config_dir(path):
     try:
-      flag_values(argv)
-      return flag_values.config
+      unparsed = flag_values(list(argv))
+      flag_values["config"].value  # noqa: B018 -- forces the load, so its errors surface here
+      return unparsed
     except flags.Error as e:
       raise ConfigError(one_line(str(e))) from None
-    except (KeyError, AttributeError) as e:  # what config_flags raises for an override of a missing field
-      raise ConfigError(one_line(f"no such config field {e} in overrides: {' '.join(overrides)}")) from None
+    except (KeyError, AttributeError) as e:
+      raise ConfigError(f"unknown config field in the overrides: {one_line(str(e))}") from None
+    except Exception as e:  # the config file's own code failed (syntax error, bad get_config)
+      raise ConfigError(f"config file {path!r} could not be loaded: {type(e).__name__}: {one_line(str(e))}") from None
 
 
 def one_line(message: str) -> str:

@@ -21,6 +21,9 @@ def data_dir(tmp_path_factory) -> str:
   path = str(tmp_path_factory.mktemp("jaxflow_data"))
   previous = os.environ.get("JAXFLOW_DATA_DIR")
   os.environ["JAXFLOW_DATA_DIR"] = path
+  from jaxflow import data
+
+  data.dataset_spec("digits", data_dir=path)  # prepare once, before any test times or parses output
   yield path
   if previous is None:
     os.environ.pop("JAXFLOW_DATA_DIR", None)

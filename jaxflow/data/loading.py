@@ -105,7 +105,7 @@ def _prepared_builder(name: str, data_dir: str) -> Any:
     __import__(SHIPPED_DATASETS[base])  # Registers the builder with tfds.
     builder = tfds.builder(name, data_dir=data_dir, file_format=_FILE_FORMAT)
     if not builder.is_prepared():
-      builder.download_and_prepare()
+      _prepare_quietly(builder, name, data_dir)
     return builder
   try:
     builder = tfds.builder(name, data_dir=data_dir)
@@ -119,6 +119,23 @@ def _prepared_builder(name: str, data_dir: str) -> Any:
       f"which tfds.data_source can't read: prepare it again with --file_format={_FILE_FORMAT}."
     )
   return builder
+
+
+def _prepare_quietly(builder: Any, name: str, data_dir: str) -> None:
+  """One line instead of tfds's progress bars and banners (they would bury a CLI's error or result)."""
+  import contextlib
+  import sys
+
+  from tensorflow_datasets.core.utils import tqdm_utils
+
+  print(f"jaxflow: preparing dataset {name!r} in {data_dir} (first use only)", file=sys.stderr)
+  was_active = tqdm_utils._active  # tfds keeps this switch module-global; restore it afterwards
+  tqdm_utils.display_progress_bar(False)
+  try:
+    with contextlib.redirect_stdout(sys.stderr):
+      builder.download_and_prepare()
+  finally:
+    tqdm_utils.display_progress_bar(was_active)
 
 
 def _check_feature(field: str, feature: str, name: str, feature_names: tuple[str, ...]) -> None:

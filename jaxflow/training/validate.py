@@ -152,8 +152,9 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
         input_feature=config.data.input_feature,
         label_feature=config.data.label_feature,
     )
-  except data_lib.DatasetError as e:
-    raise ConfigError(str(e)) from None
+  except data_lib.DatasetError as e:  # the data layer names fields `data.x`; configs say `config.data.x`
+    message = str(e)
+    raise ConfigError(f"config.{message}" if message.startswith("data.") else message) from None
   problem = _resolve_problem(config, spec)
   if config.train.batch_size > problem.train_size:
     raise ConfigError(

@@ -1,0 +1,148 @@
+"""The `jaxflow` command: help, bad input (exit 2, one line, nothing written), a real run, a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxflow import cli
+from tests.conftest import ROOT, config_path
+
+JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
+MLP = config_path("digits_mlp.py")
+CNN = config_path("digits_cnn.py")
+
+
+def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+  return subprocess.run([JAXFLOW, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_help_lists_verbs_and_flags(capsys):
+  assert cli.main(["jaxflow", "--help"]) == 0
+  assert "train" in capsys.readouterr().out
+  assert cli.main(["jaxflow", "train", "--help"]) == 0
+  out = capsys.readouterr().out
+  assert "--workdir" in out and "--config" in out and "--quiet" in out
+
+
+def test_unknown_verb(capsys):
+  assert cli.main(["jaxflow", "fly"]) == 2
+  assert "unknown verb 'fly'; allowed: train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("--config.model.name=transformer", "config.model.name='transformer' is not known; allowed: cnn, mlp"),
+        ("--config.optim.name=lion", "config.optim.name='lion' is not known; allowed: adagrad, adam, adamw"),
+        ("--config.loss=hinge", "config.loss='hinge' is not known; allowed: bce, cross_entropy, mae, mse"),
+        ("--config.loss=bce", "config.loss='bce' does not fit problem.kind='multiclass'; allowed: cross_entropy, mse, mae"),
+        ("--config.model.activation=softsign", "config.model.activation='softsign' is not known; allowed: gelu"),
+        ("--config.optim.schedule=cyclic", "config.optim.schedule='cyclic' is not known; allowed: constant, cosine"),
+        ("--config.data.name=no_such_dataset", "config.data.name"),
+        ("--config.optim.lr=-0.1", "config.optim.lr=-0.1 must be > 0"),
+        ("--config.train.batch_size=0", "config.train.batch_size=0 must be > 0"),
+        ("--config.train.epochs=0", "config.train.epochs=0 must be > 0"),
+        ("--config.train.batch_size=5000", "config.train.batch_size=5000 is larger than split 'train' of 'digits' (1437 examples); allowed: 1..1437"),
+        ("--config.train.epochs=abc", "config.train.epochs"),
+        ("--config.problem.input_shape=(28,28,1)", "config.problem.input_shape=(28, 28, 1) does not fit dataset 'digits': feature 'image' has shape (8, 8, 1)"),
+        ("--config.problem.num_classes=3", "config.problem.num_classes=3 does not fit dataset 'digits': label 'label' has 10 classes"),
+        ("--config.problem.kind=binary", "set config.problem.positive_labels"),
+        ("--config.problem.kind=ranking", "config.problem.kind='ranking' is not known; allowed: binary, multiclass, regression"),
+        ("--config.data.eval_split=validation", "config.data.eval_split='validation' is not a split of digits; allowed:"),
+        ("--config.no_such_field=1", "no_such_field"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, override, expected):
+  workdir = tmp_path / "run"
+  code = cli.main(["jaxflow", "train", f"--config={MLP}", override, f"--workdir={workdir}"])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert err.count("\n") == 1 and err.startswith("jaxflow train: error: ")
+  assert expected in err
+  assert not workdir.exists()
+
+
+def test_missing_flags(tmp_path, capsys):
+  assert cli.main(["jaxflow", "train", f"--workdir={tmp_path / 'w'}"]) == 2
+  assert "--config is required" in capsys.readouterr().err
+  assert cli.main(["jaxflow", "train", f"--config={MLP}"]) == 2
+  assert "--workdir is required" in capsys.readouterr().err
+  assert cli.main(["jaxflow", "train", "--config=configs/nope.py", f"--workdir={tmp_path / 'w'}"]) == 2
+  assert "nope.py" in capsys.readouterr().err
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_train_subprocess_writes_every_workdir_file(tmp_path):
+  workdir = tmp_path / "cnn"
+  proc = run_cli("train", f"--config={CNN}:test", "--config.model.conv_features=(8,)", "--config.model.widths=(16,)", f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr
+  printed = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert set(printed["eval"]) == {"loss", "accuracy"}
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["steps"] == 2 * (1437 // 64) == printed["steps"]
+  assert summary["steps_per_dispatch"] == 1  # conv model on CPU: one step per dispatch
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) >= 4
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tb"))
+  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit()) == [22, 44]
+
+
+def _checkpoint_steps(workdir) -> list[int]:
+  directory = workdir / "checkpoints"
+  if not directory.exists():
+    return []
+  return sorted(int(s) for s in os.listdir(directory) if s.isdigit() and (directory / s / "commit_success.txt").exists())
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_params(tmp_path):
+  """A real SIGKILL mid-training, then the same command again: the same params_sha256 as no kill."""
+  args = [f"--config={CNN}", "--config.train.epochs=12", "--config.model.conv_features=(16,)", "--config.model.widths=(32,)", "--quiet"]
+  straight = run_cli("train", *args, f"--workdir={tmp_path / 'straight'}")
+  assert straight.returncode == 0, straight.stderr
+  expected = json.loads((tmp_path / "straight" / "summary.json").read_text())
+
+  workdir = tmp_path / "killed"
+  proc = subprocess.Popen([JAXFLOW, "train", *args, f"--workdir={workdir}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  try:
+    deadline = time.monotonic() + 120
+    while len(_checkpoint_steps(workdir)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+  assert not (workdir / "summary.json").exists()
+  saved = _checkpoint_steps(workdir)
+  assert saved and max(saved) < expected["steps"]
+
+  resumed = run_cli("train", *args, f"--workdir={workdir}")
+  assert resumed.returncode == 0, resumed.stderr
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert 0 < summary["resumed_from_step"] < expected["steps"]
+  assert summary["steps"] == expected["steps"]
+  assert summary["params_sha256"] == expected["params_sha256"]
+  evals = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in evals if r["split"] == "eval"] == list(range(1, 13))
+
+
+@pytest.mark.slow
+def test_non_finite_loss_exits_1_naming_the_step(tmp_path):
+  proc = run_cli(
+      "train", f"--config={MLP}", "--config.model.widths=(16,)", "--config.train.epochs=4", "--config.optim.name=sgd",
+      "--config.optim.lr=0.01", "--config.optim.schedule=exponential", "--config.optim.decay_rate=1e12",
+      "--config.optim.warmup_steps=0", f"--workdir={tmp_path / 'nan'}",
+  )
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("jaxflow train: error: non-finite training loss") and "at step" in last and "Last good checkpoint: step" in last
