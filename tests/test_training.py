@@ -191,3 +191,48 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert steps and all(s % 11 == 0 for s in steps)
   bad_step = int(str(info.value).split(" at step ")[1].split()[0])
   assert max(steps) < bad_step
+
+
+def test_each_program_compiles_once(tmp_path, caplog):
+  """Three epochs: the init, the epoch order, the train chunk and the eval compile once each."""
+  import logging
+
+  config = tiny_config("train.epochs=3")
+  jax.config.update("jax_log_compiles", True)
+  try:
+    with caplog.at_level(logging.WARNING, logger="jax._src.interpreters.pxla"):
+      jaxflow.train(config, str(tmp_path / "compiles"), quiet=True)
+  finally:
+    jax.config.update("jax_log_compiles", False)
+  compiled = [r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()]
+  for name in ("init", "epoch_indices", "train_chunk", "eval_chunk"):
+    assert sum(f"jit({name})" in m for m in compiled) == 1, (name, compiled)
+
+
+@pytest.mark.parametrize(
+    "overrides, metric",
+    [
+        (("problem.kind=binary", "problem.positive_labels=(0,1,2,3,4)"), "accuracy"),
+        (("problem.kind=binary", "problem.positive_labels=(0,1,2,3,4)", "loss=mse"), "accuracy"),
+        (("problem.kind=regression", "train.monitor=eval/mae", "train.monitor_mode=min"), "mae"),
+        (("problem.kind=regression", "loss=mae", "train.monitor=eval/loss", "train.monitor_mode=min"), "mae"),
+    ],
+)
+def test_problem_kinds_train(tmp_path, overrides, metric):
+  """The head, loss and metrics follow problem.kind; each kind learns something in 10 epochs."""
+  config = tiny_config("train.epochs=10", "optim.warmup_steps=0", "optim.schedule=constant", *overrides)
+  summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)
+  final = summary["final"]["eval"]
+  assert set(final) == {"loss", metric}
+  assert summary["num_params"] == 64 * 32 + 32 + 32 * 1 + 1  # a one-unit head
+  if metric == "accuracy":
+    assert final["accuracy"] > 0.8  # digits 0-4 vs 5-9; chance is ~0.5
+  else:
+    # Predicting the digit's value; the best constant (the median, 4.5) has MAE 2.5 on balanced labels.
+    assert final["mae"] < 0.9 * 2.5
+
+
+def test_progress_bar_silent_when_not_a_terminal(tmp_path, capsys):
+  jaxflow.train(tiny_config("train.epochs=1"), str(tmp_path / "quiet"))
+  captured = capsys.readouterr()
+  assert "step" not in captured.out and "it/s" not in captured.err and "step/s" not in captured.err

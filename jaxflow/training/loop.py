@@ -26,7 +26,7 @@ from tqdm import tqdm
 from jaxflow import models, rng
 from jaxflow.training import checkpoints, losses, optimizers, steps
 from jaxflow.training.device_data import DeviceData, load_device_data
-from jaxflow.training.state import TrainState, create_train_state, num_params, params_sha256
+from jaxflow.training.state import TrainState, init_fn, num_params, params_sha256
 from jaxflow.training.summary import environment
 from jaxflow.training.validate import Problem, validate
 from jaxflow.training.workdir import prepare_workdir
@@ -127,6 +127,9 @@ class _Compiled:
       self.compile_seconds += time.perf_counter() - start
     return self._cache[key]
 
+  def init_state(self, init, init_key) -> TrainState:
+    return self._get("init", jax.jit(init), init_key)(init_key)
+
   def indices(self, data_stream, epoch):
     epoch = np.int32(epoch)
     return self._get("indices", self._indices, data_stream, epoch)(data_stream, epoch)
@@ -167,8 +170,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   model = models.create_model(config.model, output_dim=problem.output_dim)
   streams = rng.streams(config)
   data = load_device_data(config, problem)
-  state = create_train_state(model, tx, streams["init"], problem.input_shape)
   compiled = _Compiled(config, problem, lr_fn, steps_per_epoch, unroll)
+  state = compiled.init_state(init_fn(model, tx, problem.input_shape), streams["init"])
 
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ckpt = checkpoints.Checkpointer(ckpt_dir, keep=config.checkpoint.keep, best_metric=cfg_train.monitor, best_mode=cfg_train.monitor_mode)

@@ -16,13 +16,25 @@ class TrainState(train_state.TrainState):
   """params, opt_state and step in one pytree; apply_fn and tx are static (not leaves)."""
 
 
+def init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...]):
+  """key -> TrainState: parameter and optimizer init as one pure function, so it compiles as one
+  program (eagerly, optax's init would compile a small program per distinct leaf shape).
+
+  Initializes on a batch of one; `step` is an int32 array so the state's structure never changes.
+  """
+
+  def init(init_key: jax.Array) -> TrainState:
+    variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
+    state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
+    return state.replace(step=jnp.asarray(0, jnp.int32))
+
+  return init
+
+
 def create_train_state(
     model: nn.Module, tx: optax.GradientTransformation, init_key: jax.Array, input_shape: tuple[int, ...]
 ) -> TrainState:
-  """Initializes on a batch of one; `step` is an int32 array so the state's structure never changes."""
-  variables = jax.jit(model.init)(init_key, jnp.zeros((1, *input_shape), jnp.float32))
-  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
-  return state.replace(step=jnp.asarray(0, jnp.int32))
+  return jax.jit(init_fn(model, tx, input_shape))(init_key)
 
 
 def num_params(params) -> int:
