@@ -144,7 +144,10 @@ def require_type(config: ml_collections.ConfigDict, field: str, kind: type | tup
 def require_positive(config: ml_collections.ConfigDict, field: str, kind: type = int, *, allow_zero: bool = False):
   kinds = (int, float) if kind is float else (int,)
   value = require_type(config, field, kinds)
-  if value < 0 or (value == 0 and not allow_zero):
+  # Written so that nan fails too (every comparison with nan is False).
+  if not (value > 0 or (allow_zero and value == 0)):
     bound = ">= 0" if allow_zero else "> 0"
     raise ConfigError(f"config.{field}={value!r} must be {bound}")
+  if value == float("inf"):
+    raise ConfigError(f"config.{field}={value!r} must be finite")
   return value

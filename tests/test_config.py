@@ -1,0 +1,190 @@
+"""jaxflow.config: loading with overrides and variants, one-line errors, hashing, checking helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import ml_collections
+import pytest
+
+from configs import base, digits_mlp
+from jaxflow import config as config_lib
+from jaxflow.config import ConfigError, config_hash, load_config, require_choice, require_positive, require_type
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def in_repo_root(monkeypatch):
+  monkeypatch.chdir(ROOT)
+
+
+def assert_one_line(error: pytest.ExceptionInfo, *fragments: str) -> str:
+  message = str(error.value)
+  assert "\n" not in message
+  assert message.strip() == message and message
+  for fragment in fragments:
+    assert fragment in message, (fragment, message)
+  return message
+
+
+def test_overrides_apply_with_the_right_types(in_repo_root):
+  config = load_config("configs/digits_mlp.py", ["optim.lr=0.01", "train.epochs=3"])
+  assert config.optim.lr == 0.01 and type(config.optim.lr) is float
+  assert config.train.epochs == 3 and type(config.train.epochs) is int
+  # Everything else is the file's own value.
+  assert config.train.batch_size == 128
+  assert config.model.widths == (256, 256)
+  assert config.optim.name == "adam"
+
+
+def test_overrides_of_tuples_placeholders_bools_and_prefixed_form(in_repo_root):
+  config = load_config(
+      "configs/digits_mlp.py",
+      ["model.widths=(32,16)", "seeds.init=7", "optim.clip_norm=1.5", "train.overwrite=True", "--config.optim.name=sgd"],
+  )
+  assert config.model.widths == (32, 16)
+  assert config.seeds.init == 7 and type(config.seeds.init) is int
+  assert config.seeds.data is None
+  assert config.optim.clip_norm == 1.5
+  assert config.train.overwrite is True
+  assert config.optim.name == "sgd"
+
+
+def test_no_overrides_gives_the_file_config(in_repo_root):
+  config = load_config("configs/digits_mlp.py")
+  assert config.to_dict() == digits_mlp.get_config().to_dict()
+  assert config.train.epochs == 30
+
+
+@pytest.mark.parametrize(
+    "override, fragment", [("optim.lr=abc", "abc"), ("train.epochs=1.5", "1.5"), ("train.overwrite=maybe", "maybe")]
+)
+def test_wrong_type_is_a_one_line_config_error(in_repo_root, override, fragment):
+  with pytest.raises(ConfigError) as error:
+    load_config("configs/digits_mlp.py", [override])
+  assert_one_line(error, override.split("=")[0], fragment)
+  assert issubclass(ConfigError, ValueError)
+
+
+def test_unknown_field_is_a_one_line_config_error(in_repo_root):
+  with pytest.raises(ConfigError) as error:
+    load_config("configs/digits_mlp.py", ["optim.learning_rate=0.1"])
+  assert_one_line(error, "learning_rate")
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+  with pytest.raises(ConfigError) as error:
+    load_config(str(tmp_path / "nope.py"), ["train.epochs=3"])
+  assert_one_line(error, "nope.py")
+
+
+def test_variant(in_repo_root):
+  test = load_config("configs/digits_mlp.py:test")
+  assert test.train.epochs == 2
+  assert test.train.log_every == 5
+  assert load_config("configs/digits_mlp.py:test", ["train.epochs=4"]).train.epochs == 4
+
+
+def test_absolute_path_from_another_directory_leaves_sys_path_alone(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  before = list(sys.path)
+  config = load_config(os.path.join(ROOT, "configs", "digits_cnn.py"), ["train.epochs=1"])
+  assert config.model.name == "cnn" and config.train.epochs == 1
+  assert sys.path == before
+
+
+def test_config_hash_stable_and_sensitive(in_repo_root):
+  a = load_config("configs/digits_mlp.py")
+  h = config_hash(a)
+  assert len(h) == 64 and int(h, 16) >= 0
+  assert config_hash(load_config("configs/digits_mlp.py")) == h
+  assert config_hash(digits_mlp.get_config()) == h
+  assert config_hash(load_config("configs/digits_mlp.py", ["optim.lr=0.01"])) != h
+  assert config_hash(load_config("configs/digits_mlp.py", ["seeds.init=3"])) != h
+  assert config_hash(load_config("configs/digits_mlp.py", ["model.widths=(256,)"])) != h
+  assert config_hash(load_config("configs/digits_mlp.py:test")) != h
+
+
+def test_config_hash_ignores_overwrite_without_mutating(in_repo_root):
+  a = load_config("configs/digits_mlp.py")
+  b = load_config("configs/digits_mlp.py", ["train.overwrite=True"])
+  assert config_hash(a) == config_hash(b)
+  assert b.train.overwrite is True  # hashing did not remove the field from the config itself
+  assert config_lib.to_dict(b)["train"]["overwrite"] is True
+
+
+def test_to_dict_is_plain_json():
+  data = config_lib.to_dict(base.get_config())
+  assert data["model"]["widths"] == [256, 256]
+  assert data["seeds"]["init"] is None
+  assert data["optim"]["lr"] == 1e-3
+
+
+def test_require_choice():
+  config = base.get_config()
+  assert require_choice(config, "optim.name", ("adam", "sgd")) == "adam"
+  config.optim.name = "adamax"
+  with pytest.raises(ConfigError) as error:
+    require_choice(config, "optim.name", ("sgd", "adam"))
+  assert_one_line(error, "config.optim.name", "'adamax'", "adam, sgd")
+
+
+def test_require_type():
+  config = base.get_config()
+  assert require_type(config, "train.batch_size", int) == 128
+  assert require_type(config, "optim.lr", (int, float)) == 1e-3
+  # A config file may build a field with the wrong type (assignment to an existing field is type-checked).
+  config = ml_collections.ConfigDict({"train": {"batch_size": 1.5}})
+  with pytest.raises(ConfigError) as error:
+    require_type(config, "train.batch_size", int)
+  assert_one_line(error, "config.train.batch_size", "float", "int")
+
+
+def test_require_type_rejects_bool_for_int():
+  config = base.get_config()
+  config.train.batch_size = True
+  with pytest.raises(ConfigError) as error:
+    require_type(config, "train.batch_size", int)
+  assert_one_line(error, "config.train.batch_size", "True")
+  with pytest.raises(ConfigError):
+    require_type(config, "train.batch_size", (int, float))
+  # ...but a bool field accepts a bool.
+  assert require_type(config, "train.overwrite", bool) is False
+
+
+def test_require_positive():
+  config = base.get_config()
+  assert require_positive(config, "train.epochs") == 10
+  config.train.epochs = 0
+  with pytest.raises(ConfigError) as error:
+    require_positive(config, "train.epochs")
+  assert_one_line(error, "config.train.epochs", "> 0")
+  assert require_positive(config, "train.epochs", allow_zero=True) == 0
+  config.train.epochs = -1
+  with pytest.raises(ConfigError) as error:
+    require_positive(config, "train.epochs", allow_zero=True)
+  assert_one_line(error, "config.train.epochs", ">= 0")
+  with pytest.raises(ConfigError) as error:  # an int field does not take a float
+    require_positive(ml_collections.ConfigDict({"train": {"epochs": 2.0}}), "train.epochs")
+  assert_one_line(error, "config.train.epochs", "float")
+  # A float field accepts ints and floats, and rejects non-positive values and bools.
+  assert require_positive(config, "optim.lr", float) == 1e-3
+  config.optim.lr = 0.0
+  with pytest.raises(ConfigError):
+    require_positive(config, "optim.lr", float)
+  with pytest.raises(ConfigError):  # (assigning True to the float field above would store 1.0)
+    require_positive(ml_collections.ConfigDict({"optim": {"lr": True}}), "optim.lr", float)
+  assert require_positive(ml_collections.ConfigDict({"optim": {"lr": 2}}), "optim.lr", float) == 2
+
+
+@pytest.mark.parametrize("value, fragment", [("nan", "must be > 0"), ("inf", "must be finite"), ("-inf", "must be > 0")])
+def test_require_positive_rejects_non_finite(in_repo_root, value, fragment):
+  """`--config.optim.lr=nan` parses as a float; a positivity check written as `value < 0` let it through."""
+  config = load_config("configs/digits_mlp.py", [f"optim.lr={value}", f"optim.weight_decay={value}"])
+  with pytest.raises(ConfigError) as error:
+    require_positive(config, "optim.lr", float)
+  assert_one_line(error, "config.optim.lr=", fragment)
+  with pytest.raises(ConfigError):
+    require_positive(config, "optim.weight_decay", float, allow_zero=True)
