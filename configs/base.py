@@ -78,9 +78,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.early_stopping.min_delta = 0.0
   config.train.early_stopping.restore_best = True  # end with the best checkpoint's parameters
 
-  # Checkpoints (orbax): every N epochs plus every new best; keep the latest K and the best.
+  # Checkpoints (orbax): saved every N epochs and/or every S seconds, and at the end; the latest K are
+  # kept in checkpoints/latest/, the best epoch's state (held in memory until the next save) in checkpoints/best/.
   config.checkpoint = ml_collections.ConfigDict()
-  config.checkpoint.every_epochs = 1
+  config.checkpoint.every_epochs = 1  # 0: no epoch cadence
+  config.checkpoint.every_seconds = config_dict.placeholder(float)  # None: no time cadence
   config.checkpoint.keep = 3
 
   return config

@@ -92,11 +92,12 @@ def test_train_subprocess_writes_every_workdir_file(tmp_path):
   assert summary["steps_per_dispatch"] == 1  # conv model on CPU: one step per dispatch
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) >= 4
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tb"))
-  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit()) == [22, 44]
+  assert _checkpoint_steps(workdir) == [44]  # the digits configs save by time and at the end
+  assert len(_checkpoint_steps(workdir, "best")) == 1
 
 
-def _checkpoint_steps(workdir) -> list[int]:
-  directory = workdir / "checkpoints"
+def _checkpoint_steps(workdir, which: str = "latest") -> list[int]:
+  directory = workdir / "checkpoints" / which
   if not directory.exists():
     return []
   return sorted(int(s) for s in os.listdir(directory) if s.isdigit() and (directory / s / "commit_success.txt").exists())
@@ -105,7 +106,7 @@ def _checkpoint_steps(workdir) -> list[int]:
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_params(tmp_path):
   """A real SIGKILL mid-training, then the same command again: the same params_sha256 as no kill."""
-  args = [f"--config={CNN}", "--config.train.epochs=12", "--config.model.conv_features=(16,)", "--config.model.widths=(32,)", "--quiet"]
+  args = [f"--config={CNN}", "--config.train.epochs=12", "--config.checkpoint.every_epochs=1", "--config.model.conv_features=(16,)", "--config.model.widths=(32,)", "--quiet"]
   straight = run_cli("train", *args, f"--workdir={tmp_path / 'straight'}")
   assert straight.returncode == 0, straight.stderr
   expected = json.loads((tmp_path / "straight" / "summary.json").read_text())
@@ -141,7 +142,7 @@ def test_non_finite_loss_exits_1_naming_the_step(tmp_path):
   proc = run_cli(
       "train", f"--config={MLP}", "--config.model.widths=(16,)", "--config.train.epochs=4", "--config.optim.name=sgd",
       "--config.optim.lr=0.01", "--config.optim.schedule=exponential", "--config.optim.decay_rate=1e12",
-      "--config.optim.warmup_steps=0", f"--workdir={tmp_path / 'nan'}",
+      "--config.optim.warmup_steps=0", "--config.checkpoint.every_epochs=1", f"--workdir={tmp_path / 'nan'}",
   )
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]

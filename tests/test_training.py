@@ -15,7 +15,7 @@ from jaxflow.training import checkpoints, state as state_lib
 from jaxflow.training.loop import NonFiniteLossError
 from tests.conftest import config_path
 
-TINY = ["model.widths=(32,)", "train.batch_size=128", "train.log_every=5"]
+TINY = ["model.widths=(32,)", "train.batch_size=128", "train.log_every=5", "checkpoint.every_epochs=1", "train.histogram_every=1"]
 
 
 def tiny_config(*overrides: str):
@@ -91,10 +91,11 @@ def test_tensorboard_reads_back(mlp_run):
 
 def test_checkpoints_keep_latest_and_best(mlp_run):
   workdir, config, summary = mlp_run
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=5, best_metric="eval/accuracy", best_mode="max")
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=5)
   try:
-    assert ckpt.latest_step() == summary["steps"]
+    assert ckpt.all_steps() == [11, 22, 33]
     assert ckpt.best_step() == summary["best"]["step"]
+    assert ckpt.all_steps(checkpoints.BEST) == [summary["best"]["step"]]
   finally:
     ckpt.close()
 
@@ -111,7 +112,7 @@ def test_resume_matches_uninterrupted(mlp_run, tmp_path):
   copy = str(tmp_path / "resumed")
   shutil.copytree(workdir, copy)
   os.remove(os.path.join(copy, "summary.json"))
-  shutil.rmtree(os.path.join(copy, "checkpoints", str(summary["steps"])))
+  shutil.rmtree(os.path.join(copy, "checkpoints", "latest", str(summary["steps"])))
   resumed = jaxflow.train(config, copy, quiet=True)
   assert resumed["resumed_from_step"] == 22
   assert resumed["params_sha256"] == summary["params_sha256"]
@@ -160,10 +161,10 @@ def test_early_stopping_restores_best(tmp_path):
   assert summary["epochs_completed"] == 3
   assert summary["steps"] == 33
   assert summary["restored_best_step"] == 11  # flat accuracy: the first epoch stays the best
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3, best_metric="eval/accuracy", best_mode="max")
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
   try:
     assert ckpt.best_step() == summary["best"]["step"] < summary["steps"]
-    best_params = ckpt.read_params(ckpt.best_step())
+    best_params = ckpt.read_params(ckpt.best_step(), which=checkpoints.BEST)
   finally:
     ckpt.close()
   assert state_lib.params_sha256(best_params) == summary["params_sha256"]
@@ -183,7 +184,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     jaxflow.train(config, workdir, quiet=True)
   assert "Last good checkpoint: step" in str(info.value)
   assert not os.path.exists(os.path.join(workdir, "summary.json"))
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3, best_metric="eval/accuracy", best_mode="max")
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
   try:
     steps = ckpt.all_steps()
   finally:
@@ -193,20 +194,29 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert max(steps) < bad_step
 
 
-def test_each_program_compiles_once(tmp_path, caplog):
-  """Three epochs: the init, the epoch order, the train chunk and the eval compile once each."""
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        # A whole epoch per dispatch: one fused program, plus the final evaluation.
+        ((), {"init": 1, "train_epoch": 1, "eval_chunk": 1, "train_chunk": 0, "epoch_indices": 0}),
+        # 4 steps per dispatch over 11-step epochs: chunks of 4, 4, 3 -> two train_chunk programs.
+        (("train.steps_per_dispatch=4",), {"init": 1, "train_epoch": 0, "eval_chunk": 1, "train_chunk": 2, "epoch_indices": 1}),
+    ],
+)
+def test_each_program_compiles_once(tmp_path, caplog, overrides, expected):
+  """Three epochs: nothing recompiles between epochs."""
   import logging
 
-  config = tiny_config("train.epochs=3")
+  config = tiny_config("train.epochs=3", *overrides)
   jax.config.update("jax_log_compiles", True)
   try:
-    with caplog.at_level(logging.WARNING, logger="jax._src.interpreters.pxla"):
+    with caplog.at_level(logging.WARNING, logger="jax._src.dispatch"):
       jaxflow.train(config, str(tmp_path / "compiles"), quiet=True)
   finally:
     jax.config.update("jax_log_compiles", False)
   compiled = [r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()]
-  for name in ("init", "epoch_indices", "train_chunk", "eval_chunk"):
-    assert sum(f"jit({name})" in m for m in compiled) == 1, (name, compiled)
+  counts = {name: sum(f"jit({name})" in m for m in compiled) for name in expected}
+  assert counts == expected, compiled
 
 
 @pytest.mark.parametrize(

@@ -54,13 +54,17 @@ def masked_mean_loss(name: str, kind: str, *, outputs: jax.Array, labels: jax.Ar
   return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def metric_sums(name: str, kind: str, *, outputs: jax.Array, labels: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+def metric_sums(
+    name: str, kind: str, *, outputs: jax.Array, labels: jax.Array, mask: jax.Array, losses: jax.Array | None = None
+) -> dict[str, jax.Array]:
   """Sums over the batch: `loss`, `count`, and `correct` (classification) or `abs_error` (regression).
 
   Kept as sums so a log interval, an epoch, or several devices merge by addition; divide by `count`
-  on the host when logging (see `finalize_metrics`).
+  on the host when logging (see `finalize_metrics`). `losses`: the per-example losses, when the caller
+  has them already (the train step does), so they are not computed twice.
   """
-  losses = per_example_loss(name, kind, outputs=outputs, labels=labels)
+  if losses is None:
+    losses = per_example_loss(name, kind, outputs=outputs, labels=labels)
   sums = {"loss": jnp.sum(losses * mask), "count": jnp.sum(mask)}
   if kind == "multiclass":
     sums["correct"] = jnp.sum((jnp.argmax(outputs, -1) == labels) * mask)

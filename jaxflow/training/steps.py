@@ -27,11 +27,11 @@ def train_step(
 
   def loss_fn(params):
     outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
-    loss = losses.masked_mean_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
-    return loss, outputs
+    per_example = losses.per_example_loss(loss_name, kind, outputs=outputs, labels=batch["labels"])
+    sums = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], losses=per_example)
+    return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums  # the masked mean; sums ride along as aux
 
-  (_, outputs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  metrics = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics["grad_norm"] = optax.tree.norm(grads)
   metrics["lr"] = jnp.asarray(lr_fn(state.step), jnp.float32)
   return state.apply_gradients(grads=grads), metrics
@@ -94,3 +94,31 @@ def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable) -> dict[
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(eval_fn, state, jax.tree.map(lambda x: x[0], batches)))
   total, _ = jax.lax.scan(body, zeros, batches)
   return total
+
+
+def train_epoch(
+    state: TrainState,
+    inputs: jax.Array,
+    labels: jax.Array,
+    eval_batches: Batch,
+    data_stream: jax.Array,
+    dropout_stream: jax.Array,
+    epoch: jax.Array,
+    *,
+    num_examples: int,
+    steps: int,
+    batch_size: int,
+    step_fn: Callable,
+    eval_fn: Callable,
+    unroll: int | bool = 1,
+):
+  """A whole epoch as one program: shuffle, `steps` train steps (scan), evaluation.
+
+  One dispatch and one host sync per epoch, which is what lets a small model beat a per-step loop.
+  Returns (state, train metrics stacked [steps], eval metric sums).
+  """
+  indices = epoch_indices(data_stream, epoch, num_examples=num_examples, steps=steps, batch_size=batch_size)
+  state, train_metrics = train_chunk(
+      state, inputs, labels, indices, jnp.int32(0), dropout_stream, num_steps=steps, step_fn=step_fn, unroll=unroll
+  )
+  return state, train_metrics, eval_chunk(state, eval_batches, eval_fn=eval_fn)

@@ -78,7 +78,9 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   require_positive(config, "train.early_stopping.patience")
   require_positive(config, "train.early_stopping.min_delta", float, allow_zero=True)
   require_type(config, "train.early_stopping.restore_best", bool)
-  require_positive(config, "checkpoint.every_epochs")
+  require_positive(config, "checkpoint.every_epochs", allow_zero=True)
+  if config.checkpoint.every_seconds is not None:
+    require_positive(config, "checkpoint.every_seconds", float)
   require_positive(config, "checkpoint.keep")
 
 

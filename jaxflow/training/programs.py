@@ -1,0 +1,66 @@
+"""The jitted programs of a run, each wrapped once and compiled ahead of time (so compile seconds are
+measured, and a changed shape shows up as a second compilation, not a silent retrace).
+
+Two ways through an epoch:
+- fused (`train_epoch`): shuffle + every step + eval in one program; used when a whole epoch fits in
+  one dispatch (the default for non-convolutional models).
+- chunked: the epoch's order, then `train_chunk` programs of `steps_per_dispatch` steps (intra-epoch
+  logging, one step per dispatch for convolutional models on CPU), then `eval_chunk`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import numpy as np
+
+from jaxflow.training import losses, steps
+from jaxflow.training.device_data import DeviceData
+from jaxflow.training.state import TrainState
+from jaxflow.training.validate import Problem
+
+
+class Programs:
+  def __init__(self, *, problem: Problem, batch_size: int, lr_fn, steps_per_epoch: int, unroll):
+    step_fn = functools.partial(steps.train_step, loss_name=problem.loss, kind=problem.kind, lr_fn=lr_fn)
+    eval_fn = functools.partial(steps.eval_step, loss_name=problem.loss, kind=problem.kind)
+    order = dict(num_examples=problem.train_size, steps=steps_per_epoch, batch_size=batch_size)
+    # Not donated: the loop dispatches epoch e+1 before it has logged, checkpointed or copied epoch e's
+    # state (see loop.py), so that state must outlive the call.
+    self._epoch = jax.jit(functools.partial(steps.train_epoch, **order, step_fn=step_fn, eval_fn=eval_fn, unroll=unroll))
+    self._chunk = jax.jit(
+        functools.partial(steps.train_chunk, step_fn=step_fn, unroll=unroll), static_argnames="num_steps", donate_argnums=0
+    )
+    self._eval = jax.jit(functools.partial(steps.eval_chunk, eval_fn=eval_fn))
+    self._indices = jax.jit(functools.partial(steps.epoch_indices, **order))
+    self._compiled: dict[object, object] = {}
+    self.compile_seconds = 0.0
+
+  def _run(self, key, jitted, *args, **static):
+    if key not in self._compiled:
+      start = time.perf_counter()
+      self._compiled[key] = jitted.lower(*args, **static).compile()
+      self.compile_seconds += time.perf_counter() - start
+    return self._compiled[key](*args)
+
+  def init_state(self, init, init_key) -> TrainState:
+    return self._run("init", jax.jit(init), init_key)
+
+  def epoch(self, state, data: DeviceData, streams, epoch: int):
+    args = (state, data.train_inputs, data.train_labels, data.eval_batches, streams["data"], streams["dropout"], np.int32(epoch))
+    return self._run("epoch", self._epoch, *args)
+
+  def indices(self, data_stream, epoch: int):
+    return self._run("indices", self._indices, data_stream, np.int32(epoch))
+
+  def chunk(self, state, data: DeviceData, epoch_indices, offset: int, num_steps: int, dropout_stream):
+    args = (state, data.train_inputs, data.train_labels, epoch_indices, np.int32(offset), dropout_stream)
+    return self._run(("chunk", num_steps), self._chunk, *args, num_steps=num_steps)
+
+  def eval_sums(self, state, data: DeviceData):
+    return self._run("eval", self._eval, state, data.eval_batches)
+
+  def evaluate(self, state, data: DeviceData) -> dict[str, float]:
+    return losses.finalize_metrics(jax.device_get(self.eval_sums(state, data)))
