@@ -43,6 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pool = True  # CNN: 2x2 max-pool after each conv layer
   config.model.activation = "relu"
   config.model.dropout_rate = 0.0
+  # Initializers (jaxflow/models/initializers.py): zeros, ones, constant(v), normal(stddev), uniform(scale),
+  # xavier/glorot_{normal,uniform}, he/kaiming_{normal,uniform}, lecun_{normal,uniform}.
+  config.model.kernel_init = "lecun_normal"
+  config.model.bias_init = "zeros"
+  config.model.layer_inits = ()  # per layer: ("dense_0.kernel=normal(stddev=10)", "head.bias=constant(0.1)")
 
   # Loss: None follows from problem.kind (multiclass: cross_entropy, binary: bce, regression: mse).
   config.loss = config_dict.placeholder(str)

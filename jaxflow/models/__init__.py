@@ -1,6 +1,7 @@
 """Flax (linen) models built by name from a config."""
 
 from jaxflow.models.activations import ACTIVATIONS, get_activation
-from jaxflow.models.registry import CONV_MODELS, MODELS, create_model
+from jaxflow.models.initializers import INITIALIZER_NAMES, LayerInits
+from jaxflow.models.registry import CONV_MODELS, MODELS, create_model, layer_inits
 
-__all__ = ["ACTIVATIONS", "CONV_MODELS", "MODELS", "create_model", "get_activation"]
+__all__ = ["ACTIVATIONS", "CONV_MODELS", "INITIALIZER_NAMES", "MODELS", "LayerInits", "create_model", "get_activation", "layer_inits"]

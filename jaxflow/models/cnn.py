@@ -9,12 +9,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.models.activations import get_activation
+from jaxflow.models.initializers import LayerInits
 
 
 class CNN(nn.Module):
   """Conv(kxk, SAME) -> activation [-> 2x2 max-pool] per conv layer, flatten, dense layers, head.
 
-  inputs: [batch, height, width, channels]; returns [batch, output_dim].
+  inputs: [batch, height, width, channels]; returns [batch, output_dim]. Post-activation outputs of
+  each conv and dense layer are sown into `intermediates` under the layer's name (layer statistics).
   """
 
   conv_features: Sequence[int]
@@ -24,17 +26,23 @@ class CNN(nn.Module):
   pool: bool = True
   activation: str = "relu"
   dropout_rate: float = 0.0
+  inits: LayerInits = LayerInits()
 
   @nn.compact
   def __call__(self, inputs: jax.Array, *, train: bool = False) -> jax.Array:
     act = get_activation(self.activation)
     x = inputs
+    k, inits = self.kernel_size, self.inits
     for i, features in enumerate(self.conv_features):
-      x = act(nn.Conv(features, (self.kernel_size, self.kernel_size), padding="SAME", name=f"conv_{i}")(x))
+      name = f"conv_{i}"
+      x = act(nn.Conv(features, (k, k), padding="SAME", name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
+      self.sow("intermediates", name, x)
       if self.pool and min(x.shape[1:3]) >= 2:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = jnp.reshape(x, (x.shape[0], -1))
     for i, width in enumerate(self.widths):
-      x = act(nn.Dense(width, name=f"dense_{i}")(x))
+      name = f"dense_{i}"
+      x = act(nn.Dense(width, name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
+      self.sow("intermediates", name, x)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.output_dim, name="head")(x)
+    return nn.Dense(self.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(x)

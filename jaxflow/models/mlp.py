@@ -9,24 +9,30 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.models.activations import get_activation
+from jaxflow.models.initializers import LayerInits
 
 
 class MLP(nn.Module):
   """Flatten, then Dense -> activation -> dropout per hidden width, then a Dense head.
 
   inputs: [batch, *features] (e.g. [batch, 8, 8, 1]); returns [batch, output_dim] (logits or values).
+  Each hidden layer's post-activation output is sown into the `intermediates` collection under its
+  layer name (a no-op unless that collection is mutable), for the layer statistics.
   """
 
   widths: Sequence[int]
   output_dim: int
   activation: str = "relu"
   dropout_rate: float = 0.0
+  inits: LayerInits = LayerInits()
 
   @nn.compact
   def __call__(self, inputs: jax.Array, *, train: bool = False) -> jax.Array:
     act = get_activation(self.activation)
     x = jnp.reshape(inputs, (inputs.shape[0], -1))
     for i, width in enumerate(self.widths):
-      x = act(nn.Dense(width, name=f"dense_{i}")(x))
+      name = f"dense_{i}"
+      x = act(nn.Dense(width, name=name, kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name))(x))
+      self.sow("intermediates", name, x)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.output_dim, name="head")(x)
+    return nn.Dense(self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))(x)

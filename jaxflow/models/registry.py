@@ -8,11 +8,19 @@ import flax.linen as nn
 import ml_collections
 
 from jaxflow.models.cnn import CNN
+from jaxflow.models.initializers import LayerInits
 from jaxflow.models.mlp import MLP
 
 
+def layer_inits(cfg: ml_collections.ConfigDict) -> LayerInits:
+  return LayerInits(kernel=cfg.kernel_init, bias=cfg.bias_init, overrides=tuple(cfg.layer_inits))
+
+
 def _mlp(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
-  return MLP(widths=tuple(cfg.widths), output_dim=output_dim, activation=cfg.activation, dropout_rate=cfg.dropout_rate)
+  return MLP(
+      widths=tuple(cfg.widths), output_dim=output_dim, activation=cfg.activation, dropout_rate=cfg.dropout_rate,
+      inits=layer_inits(cfg),
+  )
 
 
 def _cnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
@@ -24,6 +32,7 @@ def _cnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
       pool=cfg.pool,
       activation=cfg.activation,
       dropout_rate=cfg.dropout_rate,
+      inits=layer_inits(cfg),
   )
 
 

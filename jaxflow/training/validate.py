@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from jaxflow import data as data_lib
 from jaxflow import models
+from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
 from jaxflow.training import losses, optimizers
 
@@ -53,6 +56,16 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   rate = require_type(config, "model.dropout_rate", (int, float))
   if not 0 <= rate < 1:
     raise ConfigError(f"config.model.dropout_rate={rate!r} must be in [0, 1)")
+  inits = models.layer_inits(config.model)
+  for field, spec in (("kernel_init", inits.kernel), ("bias_init", inits.bias)):
+    try:
+      initializers.parse(spec)
+    except initializers.InitializerError as e:
+      raise ConfigError(f"config.model.{field}={spec!r}: {e}") from None
+  try:
+    inits.check()
+  except initializers.InitializerError as e:
+    raise ConfigError(f"config.model.layer_inits: {e}") from None
   if config.loss is not None:
     require_choice(config, "loss", losses.LOSS_NAMES)
   require_choice(config, "optim.name", optimizers.OPTIMIZER_NAMES)
@@ -144,6 +157,21 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
   )
 
 
+def param_shapes(config: ml_collections.ConfigDict, problem: Problem):
+  """The model's parameter tree as shapes only (jax.eval_shape: nothing is computed or drawn)."""
+  model = models.create_model(config.model, output_dim=problem.output_dim)
+  key = jax.eval_shape(jax.random.key, 0)
+  inputs = jax.ShapeDtypeStruct((1, *problem.input_shape), jnp.float32)
+  return jax.eval_shape(model.init, key, inputs)["params"]
+
+
+def _check_layer_names(config: ml_collections.ConfigDict, problem: Problem) -> None:
+  layers = sorted(param_shapes(config, problem))
+  unknown = sorted(models.layer_inits(config.model).override_layers() - set(layers))
+  if unknown:
+    raise ConfigError(f"config.model.layer_inits names layers the model lacks ({', '.join(unknown)}); its layers: {', '.join(layers)}")
+
+
 def validate(config: ml_collections.ConfigDict) -> Problem:
   """All checks, cheapest first; the dataset is only looked at once the fields themselves are sound."""
   _check_fields(config)
@@ -163,4 +191,5 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
         f"config.train.batch_size={config.train.batch_size} is larger than split "
         f"{config.data.train_split!r} of {spec.name!r} ({problem.train_size} examples); allowed: 1..{problem.train_size}"
     )
+  _check_layer_names(config, problem)
   return problem
