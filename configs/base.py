@@ -41,7 +41,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.conv_features = (32, 64)  # CNN: output channels per conv layer
   config.model.kernel_size = 3
   config.model.pool = True  # CNN: 2x2 max-pool after each conv layer
-  config.model.activation = "relu"
+  config.model.activation = "relu"  # also the simple RNN cell's nonlinearity (LSTM/GRU keep tanh/sigmoid)
+  config.model.rnn_cell = "lstm"  # RNN: lstm | gru | simple
+  config.model.rnn_hidden = (64,)  # RNN: hidden size per stacked recurrent layer
+  config.model.rnn_bidirectional = False  # RNN: forward + backward pass, final states concatenated
+  config.model.rnn_head = "many_to_one"  # RNN: many_to_one [batch, out] | many_to_many [batch, time, out]
   config.model.dropout_rate = 0.0
   # Initializers (jaxflow/models/initializers.py): zeros, ones, constant(v), normal(stddev), uniform(scale),
   # xavier/glorot_{normal,uniform}, he/kaiming_{normal,uniform}, lecun_{normal,uniform}.
@@ -73,6 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 50  # steps between train-metric logs (averaged since the previous log)
   config.train.steps_per_dispatch = config_dict.placeholder(int)  # None: auto (see jaxflow/train/loop.py)
   config.train.histogram_every = 1  # epochs between parameter histograms in TensorBoard
+  config.train.layer_stats_every = 0  # epochs between per-layer activation/gradient statistics; 0: off
   config.train.overwrite = False  # True: discard a workdir's previous run instead of resuming it
   # The metric that defines the best epoch: the kept "best" checkpoint, early stopping, restore_best.
   config.train.monitor = "eval/accuracy"  # eval/accuracy | eval/loss | eval/mae (regression)

@@ -16,7 +16,7 @@ class CNN(nn.Module):
   """Conv(kxk, SAME) -> activation [-> 2x2 max-pool] per conv layer, flatten, dense layers, head.
 
   inputs: [batch, height, width, channels]; returns [batch, output_dim]. Post-activation outputs of
-  each conv and dense layer are sown into `intermediates` under the layer's name (layer statistics).
+  each conv and dense layer are sown into `intermediates` as `LAYER_act` (layer statistics).
   """
 
   conv_features: Sequence[int]
@@ -36,13 +36,13 @@ class CNN(nn.Module):
     for i, features in enumerate(self.conv_features):
       name = f"conv_{i}"
       x = act(nn.Conv(features, (k, k), padding="SAME", name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
-      self.sow("intermediates", name, x)
+      self.sow("intermediates", f"{name}_act", x)
       if self.pool and min(x.shape[1:3]) >= 2:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = jnp.reshape(x, (x.shape[0], -1))
     for i, width in enumerate(self.widths):
       name = f"dense_{i}"
       x = act(nn.Dense(width, name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
-      self.sow("intermediates", name, x)
+      self.sow("intermediates", f"{name}_act", x)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(x)

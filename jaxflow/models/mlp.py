@@ -16,8 +16,8 @@ class MLP(nn.Module):
   """Flatten, then Dense -> activation -> dropout per hidden width, then a Dense head.
 
   inputs: [batch, *features] (e.g. [batch, 8, 8, 1]); returns [batch, output_dim] (logits or values).
-  Each hidden layer's post-activation output is sown into the `intermediates` collection under its
-  layer name (a no-op unless that collection is mutable), for the layer statistics.
+  Each hidden layer's post-activation output is sown into the `intermediates` collection as
+  `LAYER_act` (a no-op unless that collection is mutable), for the layer statistics.
   """
 
   widths: Sequence[int]
@@ -33,6 +33,6 @@ class MLP(nn.Module):
     for i, width in enumerate(self.widths):
       name = f"dense_{i}"
       x = act(nn.Dense(width, name=name, kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name))(x))
-      self.sow("intermediates", name, x)
+      self.sow("intermediates", f"{name}_act", x)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))(x)

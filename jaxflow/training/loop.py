@@ -204,6 +204,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
       writer.write(step, epoch + 1, "eval", eval_metrics)
       if (epoch + 1) % cfg_train.histogram_every == 0:
         writer.write_histograms(step, state.params)
+      if cfg_train.layer_stats_every and (epoch + 1) % cfg_train.layer_stats_every == 0:
+        writer.write(step, epoch + 1, "layers", programs.layer_stats(state, data))
 
       is_best = monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch + 1, step=step)
       stopped_early = cfg_train.early_stopping.enabled and monitor.bad_epochs >= cfg_train.early_stopping.patience

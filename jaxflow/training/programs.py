@@ -35,6 +35,8 @@ class Programs:
     )
     self._eval = jax.jit(functools.partial(steps.eval_chunk, eval_fn=eval_fn))
     self._indices = jax.jit(functools.partial(steps.epoch_indices, **order))
+    self._layer_stats = jax.jit(functools.partial(steps.layer_stats, loss_name=problem.loss, kind=problem.kind))
+    self._probe_size = batch_size
     self._compiled: dict[object, object] = {}
     self.compile_seconds = 0.0
 
@@ -61,6 +63,12 @@ class Programs:
 
   def eval_sums(self, state, data: DeviceData):
     return self._run("eval", self._eval, state, data.eval_batches)
+
+  def layer_stats(self, state, data: DeviceData) -> dict[str, float]:
+    """Layer statistics on a fixed probe batch: the first `batch_size` training examples."""
+    n = self._probe_size
+    probe = {"inputs": data.train_inputs[:n], "labels": data.train_labels[:n], "mask": jax.numpy.ones(n, jax.numpy.float32)}
+    return {k: float(v) for k, v in jax.device_get(self._run("layer_stats", self._layer_stats, state, probe)).items()}
 
   def evaluate(self, state, data: DeviceData) -> dict[str, float]:
     return losses.finalize_metrics(jax.device_get(self.eval_sums(state, data)))

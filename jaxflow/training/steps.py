@@ -122,3 +122,29 @@ def train_epoch(
       state, inputs, labels, indices, jnp.int32(0), dropout_stream, num_steps=steps, step_fn=step_fn, unroll=unroll
   )
   return state, train_metrics, eval_chunk(state, eval_batches, eval_fn=eval_fn)
+
+
+def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str) -> dict[str, jax.Array]:
+  """Per-layer activation mean/std and gradient norm on one batch, in eval mode (no dropout).
+
+  Activations are what the modules sow into `intermediates` (post-activation outputs, keyed by layer
+  name); gradient norms are over each top-level layer's parameters. Names: `LAYER/act_mean`,
+  `LAYER/act_std`, `LAYER/grad_norm`. What vanishing (tiny grad_norm in early layers) and saturation
+  (sigmoid act_std near 0.5, act_mean near 0 or 1) look like.
+  """
+
+  def loss_fn(params):
+    outputs, captured = state.apply_fn({"params": params}, batch["inputs"], train=False, mutable=["intermediates"])
+    loss = losses.masked_mean_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+    return loss, captured.get("intermediates", {})
+
+  (_, captured), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  stats = {}
+  for path, activation in jax.tree_util.tree_flatten_with_path(captured)[0]:
+    # Modules sow `LAYER_act` (a sown name may not equal a submodule's name).
+    name = "/".join(str(p.key) for p in path if isinstance(p, jax.tree_util.DictKey)).removesuffix("_act")
+    stats[f"{name}/act_mean"] = jnp.mean(activation)
+    stats[f"{name}/act_std"] = jnp.std(activation)
+  for layer, layer_grads in grads.items():
+    stats[f"{layer}/grad_norm"] = optax.tree.norm(layer_grads)
+  return stats

@@ -82,6 +82,7 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   require_positive(config, "optim.end_lr_factor", float, allow_zero=True)
   for field in ("train.batch_size", "train.eval_batch_size", "train.epochs", "train.log_every", "train.histogram_every"):
     require_positive(config, field)
+  require_positive(config, "train.layer_stats_every", allow_zero=True)
   if config.train.steps_per_dispatch is not None:
     require_positive(config, "train.steps_per_dispatch")
   require_type(config, "train.overwrite", bool)
