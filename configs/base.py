@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.eval_split = "test"
   config.data.input_feature = "image"
   config.data.label_feature = "label"
+  config.data.classes = config_dict.placeholder(tuple)  # keep only these labels (train and eval), e.g. (5, 6, 7, 8, 9)
+  config.data.train_examples = config_dict.placeholder(int)  # use the first N training examples (after `classes`)
 
   # Model: a registry name plus its hyperparameters (unused fields are ignored by other models).
   config.model = ml_collections.ConfigDict()
@@ -52,6 +54,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.kernel_init = "lecun_normal"
   config.model.bias_init = "zeros"
   config.model.layer_inits = ()  # per layer: ("dense_0.kernel=normal(stddev=10)", "head.bias=constant(0.1)")
+
+  # Transfer learning (jaxflow/training/transfer.py): start from another run's best (else latest)
+  # checkpoint, matched by layer name; freeze / re-initialize layers by name or prefix ("conv" = conv_*).
+  config.init_from = config_dict.placeholder(str)  # a workdir
+  config.freeze = ()
+  config.reinit = ()
 
   # Loss: None follows from problem.kind (multiclass: cross_entropy, binary: bce, regression: mse).
   config.loss = config_dict.placeholder(str)

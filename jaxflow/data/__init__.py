@@ -14,6 +14,7 @@ from jaxflow.data.loading import (
   load_split,
   resolve_data_dir,
 )
+from jaxflow.data.subsets import select_examples
 
 __all__ = [
   "DEFAULT_DATA_DIR_ENV",
@@ -24,4 +25,5 @@ __all__ = [
   "dataset_spec",
   "load_split",
   "resolve_data_dir",
+  "select_examples",
 ]

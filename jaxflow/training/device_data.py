@@ -46,11 +46,18 @@ def pad_and_batch(inputs: np.ndarray, labels: np.ndarray, batch_size: int) -> di
   return {"inputs": inputs.reshape(*shape, *inputs.shape[1:]), "labels": labels.reshape(shape), "mask": mask.reshape(shape)}
 
 
+def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
+  if classes is None and limit is None:
+    return split
+  keep = data_lib.select_examples(split.labels, classes=classes, limit=limit)
+  return data_lib.Split(inputs=split.inputs[keep], labels=split.labels[keep])
+
+
 def load_device_data(config: ml_collections.ConfigDict, problem: Problem) -> DeviceData:
   d = config.data
   read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
-  train = data_lib.load_split(d.name, d.train_split, **read)
-  evaluation = data_lib.load_split(d.name, d.eval_split, **read)
+  train = subset(data_lib.load_split(d.name, d.train_split, **read), d.classes, d.train_examples)
+  evaluation = subset(data_lib.load_split(d.name, d.eval_split, **read), d.classes, None)
   eval_batch = min(config.train.eval_batch_size, evaluation.inputs.shape[0])
   eval_batches = pad_and_batch(evaluation.inputs, problem_labels(problem, evaluation.labels), eval_batch)
   return DeviceData(

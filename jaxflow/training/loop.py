@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxflow import models, rng
-from jaxflow.training import checkpoints, losses, optimizers
+from jaxflow.training import checkpoints, losses, optimizers, transfer
 from jaxflow.training.device_data import load_device_data
 from jaxflow.training.programs import Programs
 from jaxflow.training.state import init_fn, num_params, params_sha256
@@ -141,7 +141,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   total_steps = steps_per_epoch * cfg_train.epochs
   per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
   lr_fn = optimizers.create_schedule(config.optim, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-  tx = optimizers.create_optimizer(config.optim, lr_fn)
+  tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
   model = models.create_model(config.model, output_dim=problem.output_dim)
   streams = rng.streams(config)
   data = load_device_data(config, problem)
@@ -155,6 +155,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
     state, meta = ckpt.restore(resumed_from, state)
     start_epoch, stopped_early = meta["epoch"], meta["stopped_early"]
     monitor = Monitor(**meta["monitor"])
+  elif config.init_from is not None:
+    source = transfer.source_params(config.init_from)
+    state = state.replace(params=jax.device_put(transfer.transfer(state.params, source, tuple(config.reinit))))
   writer = MetricWriter(workdir, resume_step=resumed_from)
   progress = tqdm(
       total=total_steps, initial=int(resumed_from or 0), unit="step", dynamic_ncols=True,

@@ -17,7 +17,7 @@ from jaxflow import data as data_lib
 from jaxflow import models
 from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
-from jaxflow.training import losses, optimizers
+from jaxflow.training import losses, optimizers, transfer
 
 MONITOR_METRICS = ("eval/accuracy", "eval/loss", "eval/mae")
 
@@ -101,6 +101,8 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
 def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSpec) -> Problem:
   """Checks the problem statement against what the dataset offers; says what differs."""
   p, d = config.problem, config.data
+  if d.classes is not None and (not isinstance(d.classes, (tuple, list))):
+    raise ConfigError(f"config.data.classes={d.classes!r} must be a tuple of labels")
   for split_field in ("train_split", "eval_split"):
     split = d[split_field]
     if split not in spec.split_sizes:
@@ -166,11 +168,43 @@ def param_shapes(config: ml_collections.ConfigDict, problem: Problem):
   return jax.eval_shape(model.init, key, inputs)["params"]
 
 
-def _check_layer_names(config: ml_collections.ConfigDict, problem: Problem) -> None:
-  layers = sorted(param_shapes(config, problem))
+def _check_layers(config: ml_collections.ConfigDict, problem: Problem) -> None:
+  """Layer names in layer_inits / freeze / reinit exist; an init_from run's layers fit this model."""
+  shapes = param_shapes(config, problem)
+  layers = sorted(shapes)
   unknown = sorted(models.layer_inits(config.model).override_layers() - set(layers))
   if unknown:
     raise ConfigError(f"config.model.layer_inits names layers the model lacks ({', '.join(unknown)}); its layers: {', '.join(layers)}")
+  for field in ("freeze", "reinit"):
+    value = config[field]
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+      raise ConfigError(f"config.{field}={value!r} must be a tuple of layer names or prefixes, e.g. ('conv',)")
+    transfer.check_patterns(field, value, layers)
+  if config.init_from is not None:
+    transfer.check_compatible(transfer.source_params(config.init_from), shapes, config.reinit)
+  elif config.freeze:
+    raise ConfigError("config.freeze is set without config.init_from: frozen layers would stay at their random initialization")
+
+
+def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem) -> Problem:
+  """Split sizes after `data.classes` / `data.train_examples` (reads the labels; nothing is computed)."""
+  d = config.data
+  if d.classes is None and d.train_examples is None:
+    return problem
+  if d.classes is not None:
+    classes = tuple(d.classes)
+    if not classes or not all(isinstance(c, int) and 0 <= c < (problem.num_classes or 0) for c in classes):
+      raise ConfigError(f"config.data.classes={classes} must be labels in 0..{(problem.num_classes or 1) - 1}")
+  if d.train_examples is not None:
+    require_positive(config, "data.train_examples")
+  read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
+  sizes = {}
+  for split, limit in ((d.train_split, d.train_examples), (d.eval_split, None)):
+    labels = data_lib.load_split(d.name, split, **read).labels
+    sizes[split] = len(data_lib.select_examples(labels, classes=d.classes, limit=limit))
+    if sizes[split] == 0:
+      raise ConfigError(f"config.data.classes={tuple(d.classes)} leaves split {split!r} empty")
+  return dataclasses.replace(problem, train_size=sizes[d.train_split], eval_size=sizes[d.eval_split])
 
 
 def validate(config: ml_collections.ConfigDict) -> Problem:
@@ -186,11 +220,11 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
   except data_lib.DatasetError as e:  # the data layer names fields `data.x`; configs say `config.data.x`
     message = str(e)
     raise ConfigError(f"config.{message}" if message.startswith("data.") else message) from None
-  problem = _resolve_problem(config, spec)
+  problem = _subset_sizes(config, _resolve_problem(config, spec))
   if config.train.batch_size > problem.train_size:
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} is larger than split "
         f"{config.data.train_split!r} of {spec.name!r} ({problem.train_size} examples); allowed: 1..{problem.train_size}"
     )
-  _check_layer_names(config, problem)
+  _check_layers(config, problem)
   return problem
