@@ -15,12 +15,14 @@ import ml_collections
 import numpy as np
 
 from jaxflow import data as data_lib
+from jaxflow import rng
+from jaxflow.data import synthetic
 from jaxflow.training.validate import Problem
 
 
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
-  train_inputs: jax.Array  # [n_train, *input_shape] float32
+  train_inputs: object  # [n_train, *input_shape] float32, or a pytree of such arrays (e.g. sequence + lengths)
   train_labels: jax.Array  # [n_train] int32 (classification) or float32 (regression)
   eval_batches: dict[str, jax.Array]  # inputs [nb, b, *input_shape], labels [nb, b], mask [nb, b]
 
@@ -34,34 +36,54 @@ def problem_labels(problem: Problem, labels: np.ndarray) -> np.ndarray:
   return labels.astype(np.int32)
 
 
-def pad_and_batch(inputs: np.ndarray, labels: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-  """[n, ...] -> [ceil(n / b), b, ...] with zero padding and a mask, so no example is dropped."""
-  n = inputs.shape[0]
+def pad_and_batch(inputs, labels: np.ndarray, batch_size: int) -> dict:
+  """[n, ...] -> [ceil(n / b), b, ...] with zero padding and a mask, so no example is dropped.
+
+  `inputs` is an array or a pytree of arrays sharing the leading example axis.
+  """
+  n = labels.shape[0]
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
+
+  def batched(a: np.ndarray) -> np.ndarray:
+    a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)])
+    return a.reshape(num_batches, batch_size, *a.shape[1:])
+
   mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-  inputs = np.concatenate([inputs, np.zeros((pad, *inputs.shape[1:]), inputs.dtype)])
-  labels = np.concatenate([labels, np.zeros(pad, labels.dtype)])
-  shape = (num_batches, batch_size)
-  return {"inputs": inputs.reshape(*shape, *inputs.shape[1:]), "labels": labels.reshape(shape), "mask": mask.reshape(shape)}
+  return {"inputs": jax.tree.map(batched, inputs), "labels": batched(labels), "mask": mask.reshape(num_batches, batch_size)}
 
 
 def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
   if classes is None and limit is None:
     return split
   keep = data_lib.select_examples(split.labels, classes=classes, limit=limit)
-  return data_lib.Split(inputs=split.inputs[keep], labels=split.labels[keep])
+  return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep])
 
 
-def load_device_data(config: ml_collections.ConfigDict, problem: Problem) -> DeviceData:
+def generation_seed(data_stream: jax.Array) -> int:
+  """The integer seed a generated dataset is drawn with: a function of the run's `data` stream."""
+  key = jax.random.fold_in(data_stream, rng.stable_id("generate"))
+  return int(jax.random.bits(key, dtype=jnp.uint32))
+
+
+def load_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tuple[data_lib.Split, data_lib.Split]:
+  """(train, eval) on the host: a tfds dataset read from disk, or a generated one drawn from `data_stream`."""
   d = config.data
-  read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
-  train = subset(data_lib.load_split(d.name, d.train_split, **read), d.classes, d.train_examples)
-  evaluation = subset(data_lib.load_split(d.name, d.eval_split, **read), d.classes, None)
-  eval_batch = min(config.train.eval_batch_size, evaluation.inputs.shape[0])
+  if d.name in synthetic.GENERATED:
+    splits = synthetic.GENERATED[d.name].generate(generation_seed(data_stream))
+    train, evaluation = splits[d.train_split], splits[d.eval_split]
+  else:
+    read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
+    train, evaluation = data_lib.load_split(d.name, d.train_split, **read), data_lib.load_split(d.name, d.eval_split, **read)
+  return subset(train, d.classes, d.train_examples), subset(evaluation, d.classes, None)
+
+
+def load_device_data(config: ml_collections.ConfigDict, problem: Problem, data_stream: jax.Array) -> DeviceData:
+  train, evaluation = load_splits(config, data_stream)
+  eval_batch = min(config.train.eval_batch_size, evaluation.labels.shape[0])
   eval_batches = pad_and_batch(evaluation.inputs, problem_labels(problem, evaluation.labels), eval_batch)
   return DeviceData(
-      train_inputs=jnp.asarray(train.inputs, jnp.float32),
+      train_inputs=jax.tree.map(jnp.asarray, train.inputs),
       train_labels=jnp.asarray(problem_labels(problem, train.labels)),
-      eval_batches={k: jnp.asarray(v) for k, v in eval_batches.items()},
+      eval_batches=jax.tree.map(jnp.asarray, eval_batches),
   )

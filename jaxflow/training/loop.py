@@ -144,9 +144,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
   model = models.create_model(config.model, output_dim=problem.output_dim)
   streams = rng.streams(config)
-  data = load_device_data(config, problem)
+  data = load_device_data(config, problem, streams["data"])
   programs = Programs(problem=problem, batch_size=cfg_train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll)
-  state = programs.init_state(init_fn(model, tx, problem.input_shape), streams["init"])
+  state = programs.init_state(init_fn(model, tx, problem.input_structure), streams["init"])
 
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg_ckpt.keep)
   monitor = Monitor(cfg_train.monitor_mode, cfg_train.early_stopping.min_delta)

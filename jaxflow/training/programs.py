@@ -67,7 +67,7 @@ class Programs:
   def layer_stats(self, state, data: DeviceData) -> dict[str, float]:
     """Layer statistics on a fixed probe batch: the first `batch_size` training examples."""
     n = self._probe_size
-    probe = {"inputs": data.train_inputs[:n], "labels": data.train_labels[:n], "mask": jax.numpy.ones(n, jax.numpy.float32)}
+    probe = {"inputs": jax.tree.map(lambda a: a[:n], data.train_inputs), "labels": data.train_labels[:n], "mask": jax.numpy.ones(n, jax.numpy.float32)}
     return {k: float(v) for k, v in jax.device_get(self._run("layer_stats", self._layer_stats, state, probe)).items()}
 
   def evaluate(self, state, data: DeviceData) -> dict[str, float]:

@@ -16,25 +16,27 @@ class TrainState(train_state.TrainState):
   """params, opt_state and step in one pytree; apply_fn and tx are static (not leaves)."""
 
 
-def init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...]):
+def init_fn(model: nn.Module, tx: optax.GradientTransformation, input_structure):
   """key -> TrainState: parameter and optimizer init as one pure function, so it compiles as one
   program (eagerly, optax's init would compile a small program per distinct leaf shape).
 
-  Initializes on a batch of one; `step` is an int32 array so the state's structure never changes.
+  `input_structure`: the model's input as a pytree of jax.ShapeDtypeStruct (batch 1, or a shape tuple
+  for a plain float32 array); the model is initialized on zeros of that structure. `step` is an int32
+  array so the state's structure never changes.
   """
+  if isinstance(input_structure, tuple):
+    input_structure = jax.ShapeDtypeStruct((1, *input_structure), jnp.float32)
 
   def init(init_key: jax.Array) -> TrainState:
-    variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
+    variables = model.init(init_key, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), input_structure))
     state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
     return state.replace(step=jnp.asarray(0, jnp.int32))
 
   return init
 
 
-def create_train_state(
-    model: nn.Module, tx: optax.GradientTransformation, init_key: jax.Array, input_shape: tuple[int, ...]
-) -> TrainState:
-  return jax.jit(init_fn(model, tx, input_shape))(init_key)
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation, init_key: jax.Array, input_structure) -> TrainState:
+  return jax.jit(init_fn(model, tx, input_structure))(init_key)
 
 
 def num_params(params) -> int:

@@ -68,7 +68,7 @@ def train_chunk(
   indices = jax.lax.dynamic_slice_in_dim(epoch_indices, offset, num_steps)
 
   def body(state, idx):
-    batch = {"inputs": inputs[idx], "labels": labels[idx], "mask": jnp.ones(idx.shape, jnp.float32)}
+    batch = {"inputs": jax.tree.map(lambda a: a[idx], inputs), "labels": labels[idx], "mask": jnp.ones(idx.shape, jnp.float32)}
     return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
 
   if num_steps == 1:

@@ -15,6 +15,7 @@ import ml_collections
 
 from jaxflow import data as data_lib
 from jaxflow import models
+from jaxflow.data import synthetic
 from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
 from jaxflow.training import losses, optimizers, transfer
@@ -34,6 +35,9 @@ class Problem:
   positive_labels: tuple[int, ...] | None  # binary built from a multiclass label
   train_size: int
   eval_size: int
+  # The model's input as a pytree of ShapeDtypeStruct with batch 1: an array [1, *input_shape], or a dict
+  # such as {"sequence": [1, T, F], "lengths": [1]} for variable-length sequences.
+  input_structure: object = None
 
   @property
   def metrics(self) -> tuple[str, ...]:
@@ -148,7 +152,10 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
   allowed = ("loss", "mae") if kind == "regression" else ("loss", "accuracy")
   if monitor.split("/")[1] not in allowed:
     raise ConfigError(f"config.train.monitor={monitor!r} is not measured for {kind}; allowed: eval/{', eval/'.join(allowed)}")
+  generator = synthetic.GENERATED.get(d.name)
+  structure = generator.input_structure() if generator else jax.ShapeDtypeStruct((1, *spec.input_shape), jnp.float32)
   return Problem(
+      input_structure=structure,
       kind=kind,
       input_shape=tuple(spec.input_shape),
       num_classes=num_classes,
@@ -164,8 +171,7 @@ def param_shapes(config: ml_collections.ConfigDict, problem: Problem):
   """The model's parameter tree as shapes only (jax.eval_shape: nothing is computed or drawn)."""
   model = models.create_model(config.model, output_dim=problem.output_dim)
   key = jax.eval_shape(jax.random.key, 0)
-  inputs = jax.ShapeDtypeStruct((1, *problem.input_shape), jnp.float32)
-  return jax.eval_shape(model.init, key, inputs)["params"]
+  return jax.eval_shape(model.init, key, problem.input_structure)["params"]
 
 
 def _check_layers(config: ml_collections.ConfigDict, problem: Problem) -> None:
@@ -197,6 +203,10 @@ def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem) -> Proble
       raise ConfigError(f"config.data.classes={classes} must be labels in 0..{(problem.num_classes or 1) - 1}")
   if d.train_examples is not None:
     require_positive(config, "data.train_examples")
+  if d.name in synthetic.GENERATED:
+    if d.classes is not None:
+      raise ConfigError(f"config.data.classes is set, but {d.name!r} is a generated regression set without classes")
+    return dataclasses.replace(problem, train_size=min(problem.train_size, d.train_examples))
   read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
   sizes = {}
   for split, limit in ((d.train_split, d.train_examples), (d.eval_split, None)):
@@ -211,12 +221,15 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
   """All checks, cheapest first; the dataset is only looked at once the fields themselves are sound."""
   _check_fields(config)
   try:
-    spec = data_lib.dataset_spec(
+    if config.data.name in synthetic.GENERATED:
+      spec = synthetic.GENERATED[config.data.name].spec(config.data.name)
+    else:
+      spec = data_lib.dataset_spec(
         config.data.name,
         data_dir=config.data.data_dir,
         input_feature=config.data.input_feature,
         label_feature=config.data.label_feature,
-    )
+      )
   except data_lib.DatasetError as e:  # the data layer names fields `data.x`; configs say `config.data.x`
     message = str(e)
     raise ConfigError(f"config.{message}" if message.startswith("data.") else message) from None
