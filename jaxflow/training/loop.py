@@ -214,7 +214,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
       stopped_early = cfg_train.early_stopping.enabled and monitor.bad_epochs >= cfg_train.early_stopping.patience
       meta = {"epoch": epoch + 1, "stopped_early": stopped_early, "monitor": dataclasses.asdict(monitor)}
       if is_best:
-        best_state, best_meta = jax.device_get(state), meta
+        # Fused epochs never donate their state (see above), so a reference keeps it; a chunked epoch's
+        # state is donated to the next chunk and must be copied out.
+        best_state, best_meta = (state if fused else jax.device_get(state)), meta
       save_now = (
           stopped_early
           or epoch + 1 == cfg_train.epochs
@@ -233,7 +235,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
     restored_best = None
     if cfg_train.early_stopping.enabled and cfg_train.early_stopping.restore_best and monitor.best_value is not None:
       restored_best = monitor.best_step
-      if best_state is not None and int(best_state.step) == restored_best:
+      if best_state is not None and int(jax.device_get(best_state.step)) == restored_best:
         state = jax.device_put(best_state)
       else:  # the best came before this process resumed the run
         state, _ = ckpt.restore(restored_best, state, which=checkpoints.BEST)
