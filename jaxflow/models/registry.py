@@ -47,8 +47,6 @@ def _rnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
   hidden = cfg.rnn_hidden
   if not isinstance(hidden, (tuple, list)) or not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
     raise ConfigError(f"config.model.rnn_hidden={hidden!r} must be a non-empty tuple of positive ints, e.g. (64,)")
-  if not isinstance(cfg.rnn_bidirectional, bool):
-    raise ConfigError(f"config.model.rnn_bidirectional={cfg.rnn_bidirectional!r} must be True or False")
   return rnn.RNN(
       cell=cfg.rnn_cell,
       hidden_sizes=tuple(hidden),

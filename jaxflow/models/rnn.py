@@ -56,49 +56,53 @@ class RNN(nn.Module):
     many_to_many: `[batch, time, output_dim]`, one output per step. Outputs at padded steps
                   (`t >= length`) are not zeroed and may be anything: callers mask them out of losses
                   and metrics.
+  `output_dim=None` drops the head and returns those features instead ([batch, h] / [batch, time, h]).
   Padded steps never update the state (flax `nn.RNN(seq_lengths=...)`), so many-to-one outputs do not
   depend on what the padding holds.
 
   `inits` sets each cell's input kernels and bias (layer names `rnn_i`) and the head's; recurrent kernels
   keep flax's orthogonal init. `activation` is the simple cell's nonlinearity (LSTM and GRU use their own
-  tanh/sigmoid). `unroll` is passed to the time scan (`True` unrolls it fully). Each layer's final hidden
-  features `[batch, hidden]` (`[batch, 2 * hidden]` bidirectional) are sown into `intermediates` as
-  `LAYER_act`, for the layer statistics.
+  tanh/sigmoid). `unroll` is passed to the time scan (`True` unrolls it fully; on XLA:CPU it was no
+  faster for the digits, see configs/digits_rnn.py). `param_dtype` must match the parameters given at
+  apply (float64 for gradient checks): the scan's zero initial state is made in it. Each layer's final
+  hidden features `[batch, hidden]` (`[batch, 2 * hidden]` bidirectional) are sown into `intermediates`
+  as `LAYER_act`, for the layer statistics.
   """
 
   cell: str
   hidden_sizes: Sequence[int]
-  output_dim: int
+  output_dim: int | None  # None: headless (a stack stage), returns the features the head would read
   bidirectional: bool = False
   head: str = "many_to_one"
   activation: str = "tanh"
   dropout_rate: float = 0.0
   inits: LayerInits = LayerInits()
   unroll: int | bool = 1
+  param_dtype: jnp.dtype = jnp.float32  # also the zero initial state's dtype, which nn.RNN's scan must keep
 
-  def _layer(self, name: str, features: int, x: jax.Array, lengths: jax.Array | None):
-    """One recurrent layer over [batch, time, in] -> (final hidden [batch, h or 2h], outputs [batch, time, h or 2h])."""
-    # parent=None: built here but owned by the nn.RNN they are handed to, so parameters nest under
-    # `name` (rnn_i/cell/..., rnn_i/forward_rnn/cell/...) instead of becoming siblings of the layer.
-    kw = dict(kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name), parent=None)
-    if self.cell == "lstm":
-      make_cell = lambda: nn.OptimizedLSTMCell(features, **kw)  # noqa: E731  (one fused matmul per step)
-    elif self.cell == "gru":
-      make_cell = lambda: nn.GRUCell(features, **kw)  # noqa: E731
-    elif self.cell == "simple":
-      make_cell = lambda: nn.SimpleCell(features, activation_fn=get_activation(self.activation), **kw)  # noqa: E731
-    else:
-      raise ValueError(f"RNN cell {self.cell!r} is not known; allowed: {', '.join(CELLS)}")
+  def _make_cell(self, name: str, features: int) -> nn.RNNCellBase:
+    # parent=None: built here but owned by the nn.RNN it is handed to, so parameters nest under the layer
+    # (rnn_i/cell/..., rnn_i/forward_rnn/cell/...) instead of becoming siblings of it.
+    kw = dict(kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name), param_dtype=self.param_dtype, parent=None)
+    if self.cell == "simple":
+      kw["activation_fn"] = get_activation(self.activation)
+    # OptimizedLSTMCell: the same parameters as LSTMCell, but one fused matmul per step instead of eight.
+    return {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell, "simple": nn.SimpleCell}[self.cell](features, **kw)
+
+  def _layer(self, name: str, features: int, x: jax.Array, lengths: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """[batch, time, in] -> (final hidden [batch, h], outputs [batch, time, h]); h doubles when bidirectional."""
     if self.bidirectional:
-      forward, backward = (nn.RNN(make_cell(), unroll=self.unroll, parent=None) for _ in range(2))
-      layer = nn.Bidirectional(forward, backward, return_carry=True, name=name)
-      (fwd, bwd), outputs = layer(x, seq_lengths=lengths)
+      forward, backward = (nn.RNN(self._make_cell(name, features), unroll=self.unroll, parent=None) for _ in range(2))
+      (fwd, bwd), outputs = nn.Bidirectional(forward, backward, return_carry=True, name=name)(x, seq_lengths=lengths)
       return jnp.concatenate([_final_hidden(self.cell, fwd), _final_hidden(self.cell, bwd)], axis=-1), outputs
-    carry, outputs = nn.RNN(make_cell(), unroll=self.unroll, return_carry=True, name=name)(x, seq_lengths=lengths)
+    rnn = nn.RNN(self._make_cell(name, features), unroll=self.unroll, return_carry=True, name=name)
+    carry, outputs = rnn(x, seq_lengths=lengths)
     return _final_hidden(self.cell, carry), outputs
 
   @nn.compact
   def __call__(self, inputs: Inputs, *, train: bool = False) -> jax.Array:
+    if self.cell not in CELLS:
+      raise ValueError(f"RNN cell {self.cell!r} is not known; allowed: {', '.join(CELLS)}")
     if self.head not in HEADS:
       raise ValueError(f"RNN head {self.head!r} is not known; allowed: {', '.join(HEADS)}")
     if not self.hidden_sizes:
@@ -112,5 +116,7 @@ class RNN(nn.Module):
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     features = final if self.head == "many_to_one" else x
     features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
-    head = nn.Dense(self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))
-    return head(features)
+    if self.output_dim is None:
+      return features
+    inits = dict(kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))
+    return nn.Dense(self.output_dim, name="head", param_dtype=self.param_dtype, **inits)(features)
