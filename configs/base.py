@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.rnn_hidden = (64,)  # RNN: hidden size per stacked recurrent layer
   config.model.rnn_bidirectional = False  # RNN: forward + backward pass, final states concatenated
   config.model.rnn_head = "many_to_one"  # RNN: many_to_one [batch, out] | many_to_many [batch, time, out]
+  config.model.stages = ()  # stack: registry models chained headless, e.g. ("cnn", "rnn"), then one head
   config.model.dropout_rate = 0.0
   # Initializers (jaxflow/models/initializers.py): zeros, ones, constant(v), normal(stddev), uniform(scale),
   # xavier/glorot_{normal,uniform}, he/kaiming_{normal,uniform}, lecun_{normal,uniform}.

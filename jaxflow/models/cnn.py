@@ -21,7 +21,7 @@ class CNN(nn.Module):
 
   conv_features: Sequence[int]
   widths: Sequence[int]
-  output_dim: int
+  output_dim: int | None  # None: headless (a stack stage): feature maps if there are no dense layers
   kernel_size: int = 3
   pool: bool = True
   activation: str = "relu"
@@ -39,10 +39,14 @@ class CNN(nn.Module):
       self.sow("intermediates", f"{name}_act", x)
       if self.pool and min(x.shape[1:3]) >= 2:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    if self.output_dim is None and not self.widths:
+      return x  # [batch, h, w, c]: a conv stem, e.g. for an RNN that reads the maps row by row
     x = jnp.reshape(x, (x.shape[0], -1))
     for i, width in enumerate(self.widths):
       name = f"dense_{i}"
       x = act(nn.Dense(width, name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
       self.sow("intermediates", f"{name}_act", x)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    if self.output_dim is None:
+      return x
     return nn.Dense(self.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(x)

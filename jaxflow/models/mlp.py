@@ -21,7 +21,7 @@ class MLP(nn.Module):
   """
 
   widths: Sequence[int]
-  output_dim: int
+  output_dim: int | None  # None: headless, returns the last hidden features [batch, widths[-1]] (a stack stage)
   activation: str = "relu"
   dropout_rate: float = 0.0
   inits: LayerInits = LayerInits()
@@ -35,4 +35,6 @@ class MLP(nn.Module):
       x = act(nn.Dense(width, name=name, kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name))(x))
       self.sow("intermediates", f"{name}_act", x)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    if self.output_dim is None:
+      return x
     return nn.Dense(self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))(x)

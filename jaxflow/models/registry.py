@@ -8,7 +8,7 @@ import flax.linen as nn
 import ml_collections
 
 from jaxflow.config import ConfigError
-from jaxflow.models import rnn
+from jaxflow.models import rnn, stack
 from jaxflow.models.cnn import CNN
 from jaxflow.models.initializers import LayerInits
 from jaxflow.models.mlp import MLP
@@ -59,11 +59,29 @@ def _rnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
   )
 
 
-MODELS: dict[str, Callable[[ml_collections.ConfigDict, int], nn.Module]] = {"mlp": _mlp, "cnn": _cnn, "rnn": _rnn}
+def _stack(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
+  """Registry models chained headless, then one head (jaxflow/models/stack.py)."""
+  kinds = tuple(cfg.stages)
+  allowed = sorted(set(MODELS) - {"stack"})
+  if not kinds or any(kind not in allowed for kind in kinds):
+    raise ConfigError(f"config.model.stages={kinds!r} must name registry models in order, from: {', '.join(allowed)}")
+  stages = tuple((name, MODELS[kind](cfg, None)) for name, kind in zip(stack.stage_names(kinds), kinds))
+  return stack.Stack(stages=stages, output_dim=output_dim, inits=layer_inits(cfg))
+
+
+MODELS: dict[str, Callable[[ml_collections.ConfigDict, int | None], nn.Module]] = {
+    "mlp": _mlp, "cnn": _cnn, "rnn": _rnn, "stack": _stack,
+}
 
 # Models whose weight gradients are convolutions: XLA:CPU runs those ~30x slower inside lax.scan
 # (jax-ml/jax#12868), so the loop dispatches them one step at a time on CPU.
 CONV_MODELS = frozenset({"cnn"})
+
+
+def has_conv(model_config: ml_collections.ConfigDict) -> bool:
+  """Whether the model's weight gradients include convolutions (a stack: any of its stages)."""
+  kinds = tuple(model_config.stages) if model_config.name == "stack" else (model_config.name,)
+  return any(kind in CONV_MODELS for kind in kinds)
 
 
 def create_model(model_config: ml_collections.ConfigDict, *, output_dim: int) -> nn.Module:

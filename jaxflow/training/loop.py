@@ -76,7 +76,7 @@ def dispatch_plan(config: ml_collections.ConfigDict, steps_per_epoch: int) -> tu
   scan/while loop are ~30x slower there (jax-ml/jax#12868, PITFALLS.md). A user-chosen K > 1 for such a
   model is fully unrolled for the same reason.
   """
-  conv_on_cpu = config.model.name in models.CONV_MODELS and jax.default_backend() == "cpu"
+  conv_on_cpu = models.has_conv(config.model) and jax.default_backend() == "cpu"
   k = config.train.steps_per_dispatch or (1 if conv_on_cpu else steps_per_epoch)
   return min(k, steps_per_epoch), (True if conv_on_cpu else 1)
 
