@@ -27,9 +27,7 @@ def get_config(variant: str = ""):
   config.train.epochs = 40
   config.train.monitor = "eval/loss"
   config.train.monitor_mode = "min"
-  config.train.histogram_every = 10
-  config.checkpoint.every_epochs = 0
-  config.checkpoint.every_seconds = 60.0
+  base.millisecond_epochs(config)
   if variant == "test":
     config.train.epochs = 2
     config.data.train_examples = 400

@@ -26,9 +26,7 @@ def get_config(variant: str = ""):
   config.optim.warmup_steps = 20
   config.train.batch_size = 64
   config.train.epochs = 20
-  config.train.histogram_every = 10
-  config.checkpoint.every_epochs = 0
-  config.checkpoint.every_seconds = 60.0
+  base.millisecond_epochs(config)
   if variant == "test":
     config.train.epochs = 1
   return config

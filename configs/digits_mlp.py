@@ -20,11 +20,7 @@ def get_config(variant: str = ""):
   config.optim.warmup_steps = 20
   config.train.batch_size = 128
   config.train.epochs = 30
-  # Epochs take 15-100 ms here and an orbax save ~90 ms of CPU: checkpoint by time (and at the end),
-  # histograms every 10 epochs. A long run of a bigger model would use checkpoint.every_epochs instead.
-  config.checkpoint.every_epochs = 0
-  config.checkpoint.every_seconds = 60.0
-  config.train.histogram_every = 10
+  base.millisecond_epochs(config)
   if variant == "test":
     config.train.epochs = 2
     config.train.log_every = 5
