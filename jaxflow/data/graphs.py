@@ -231,7 +231,8 @@ def load_graph_split(
   from jaxflow.data.loading import DatasetError, _prepare_quietly, resolve_data_dir
 
   if name not in graph_builders.GRAPH_BUILDERS:
-    raise DatasetError(f"data.name={name!r} is not a generated graph dataset; known: {', '.join(graph_builders.GRAPH_BUILDERS)}.")
+    known = ", ".join(graph_builders.GRAPH_BUILDERS)
+    raise DatasetError(f"data.name={name!r} is not a generated graph dataset; known: {known}.")
   if not isinstance(seed, (int, np.integer)) or seed < 0:
     raise DatasetError(f"seed={seed!r} must be a non-negative integer (see seed_from_key).")
   data_dir = resolve_data_dir(data_dir)

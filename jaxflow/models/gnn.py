@@ -56,7 +56,9 @@ def _check_head(head: str) -> None:
     raise ValueError(f"head={head!r} must be one of {HEADS}.")
 
 
-def _readout(module: nn.Module, nodes: jax.Array, graphs: jraph.GraphsTuple, extra: jax.Array | None = None) -> jax.Array:
+def _readout(
+  module: nn.Module, nodes: jax.Array, graphs: jraph.GraphsTuple, extra: jax.Array | None = None
+) -> jax.Array:
   """The shared head: Dense on node rows, or on per-graph mean-pooled rows (concatenated with `extra`,
   graph-level features [n_graph, d'], when given)."""
   _check_head(module.head)
@@ -117,7 +119,7 @@ class GATLayer(nn.Module):
       raise ValueError(f"GAT width {self.width} is not divisible by attention_heads={self.heads}.")
     head_dim = self.width // self.heads
     n = _num_nodes(graphs)
-    loops = jnp.arange(n, dtype=graphs.senders.dtype)
+    loops = jnp.arange(n)  # jnp's default int: senders from jraph.batch_np are int64 (see data/graphs.py)
     looped = graphs._replace(
       senders=jnp.concatenate([graphs.senders, loops]), receivers=jnp.concatenate([graphs.receivers, loops])
     )
@@ -231,7 +233,8 @@ def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int) -> n
     name: "gcn" | "gat" | "graph_network".
     widths: sequence of ints. GCN/GAT: one message-passing layer per width (its output width).
       GraphNetwork: hidden widths of each update MLP, the last one being the latent size.
-    activation = "relu" for gcn/graph_network, "leaky_relu" for gat (jraph.GAT's own default): a name in jaxflow.models.ACTIVATIONS.
+    activation = "relu" for gcn/graph_network, "leaky_relu" for gat (jraph.GAT's own default): a name in
+      jaxflow.models.ACTIVATIONS.
     dropout_rate = 0.0: on node features (see each model).
     gnn_head = "node" for gcn/gat, "graph" for graph_network: "node" -> [n_node_total, output_dim],
       "graph" -> [n_graph_total, output_dim].
@@ -239,7 +242,9 @@ def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int) -> n
     message_steps = 3 (graph_network only): GN blocks, each with its own parameters.
   """
   name = model_config.name
-  common = dict(widths=tuple(model_config.widths), output_dim=output_dim, dropout_rate=model_config.get("dropout_rate", 0.0))
+  common = dict(
+    widths=tuple(model_config.widths), output_dim=output_dim, dropout_rate=model_config.get("dropout_rate", 0.0)
+  )
   if name == "gcn":
     return GCN(activation=model_config.get("activation", "relu"), head=model_config.get("gnn_head", "node"), **common)
   if name == "gat":
