@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxflow.models.activations import get_activation
 from jaxflow.models.initializers import LayerInits
+from jaxflow.models.mlp import dense_tail
 
 
 class CNN(nn.Module):
@@ -41,12 +42,4 @@ class CNN(nn.Module):
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
     if self.output_dim is None and not self.widths:
       return x  # [batch, h, w, c]: a conv stem, e.g. for an RNN that reads the maps row by row
-    x = jnp.reshape(x, (x.shape[0], -1))
-    for i, width in enumerate(self.widths):
-      name = f"dense_{i}"
-      x = act(nn.Dense(width, name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
-      self.sow("intermediates", f"{name}_act", x)
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if self.output_dim is None:
-      return x
-    return nn.Dense(self.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(x)
+    return dense_tail(self, jnp.reshape(x, (x.shape[0], -1)), self.widths, self.output_dim, train=train)

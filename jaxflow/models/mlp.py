@@ -28,13 +28,23 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: jax.Array, *, train: bool = False) -> jax.Array:
-    act = get_activation(self.activation)
     x = jnp.reshape(inputs, (inputs.shape[0], -1))
-    for i, width in enumerate(self.widths):
-      name = f"dense_{i}"
-      x = act(nn.Dense(width, name=name, kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name))(x))
-      self.sow("intermediates", f"{name}_act", x)
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if self.output_dim is None:
-      return x
-    return nn.Dense(self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))(x)
+    return dense_tail(self, x, self.widths, self.output_dim, train=train)
+
+
+def dense_tail(module: nn.Module, x: jax.Array, widths: Sequence[int], output_dim: int | None, *, train: bool) -> jax.Array:
+  """Dense -> activation (sown as `dense_i_act`) -> dropout per width, then the `head` (unless headless).
+
+  Called from inside a module's compact method (the MLP's, the CNN's after its conv layers), so the layers
+  are that module's own `dense_i` and `head`; reads `activation`, `dropout_rate` and `inits` from it.
+  x: [batch, features] -> [batch, output_dim], or [batch, widths[-1]] when output_dim is None.
+  """
+  act, inits = get_activation(module.activation), module.inits
+  for i, width in enumerate(widths):
+    name = f"dense_{i}"
+    x = act(nn.Dense(width, name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
+    module.sow("intermediates", f"{name}_act", x)
+    x = nn.Dropout(module.dropout_rate, deterministic=not train)(x)
+  if output_dim is None:
+    return x
+  return nn.Dense(output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(x)
