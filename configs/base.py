@@ -48,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.rnn_hidden = (64,)  # RNN: hidden size per stacked recurrent layer
   config.model.rnn_bidirectional = False  # RNN: forward + backward pass, final states concatenated
   config.model.rnn_head = "many_to_one"  # RNN: many_to_one [batch, out] | many_to_many [batch, time, out]
+  config.model.gnn_head = config_dict.placeholder(str)  # GNN: node | graph; None: gcn/gat node, graph_network graph
+  config.model.attention_heads = 1  # GAT: heads per layer (concatenated; each width must divide by it)
+  config.model.message_steps = 3  # GraphNetwork: message-passing steps
   config.model.stages = ()  # stack: registry models chained headless, e.g. ("cnn", "rnn"), then one head
   config.model.dropout_rate = 0.0
   # Initializers (jaxflow/models/initializers.py): zeros, ones, constant(v), normal(stddev), uniform(scale),

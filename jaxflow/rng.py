@@ -41,3 +41,12 @@ def streams(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
 def step_key(stream: jax.Array, step) -> jax.Array:
   """The key of one step of a stream; `step` may be a traced integer."""
   return jax.random.fold_in(stream, step)
+
+
+def derived_seed(stream: jax.Array, purpose: str) -> int:
+  """An integer seed in [0, 2**32) drawn from a stream for `purpose` (e.g. generating a dataset from the
+  `data` stream): 32 bits from fold_in(stream, stable_id(purpose)), apart from the stream's per-step and
+  per-epoch keys, and the same in every process."""
+  import jax.numpy as jnp
+
+  return int(jax.random.bits(jax.random.fold_in(stream, stable_id(purpose)), dtype=jnp.uint32))

@@ -48,7 +48,7 @@ def random_inputs(batch: int, seed: int = 1) -> jax.Array:
 
 
 def test_registry_names():
-  assert set(MODELS) == {"mlp", "cnn", "rnn", "stack"}
+  assert set(MODELS) == {"mlp", "cnn", "rnn", "stack", "gcn", "gat", "graph_network"}
   assert CONV_MODELS == {"cnn"}
 
 

@@ -37,7 +37,7 @@ import jax
 import jraph
 import numpy as np
 
-from jaxflow.rng import stable_id
+from jaxflow.rng import derived_seed, stable_id
 
 # --- Zachary's karate club ------------------------------------------------------------------------
 
@@ -206,14 +206,8 @@ def cycles_graph(num_nodes: int, edges: np.ndarray) -> jraph.GraphsTuple:
 
 
 def seed_from_key(key: jax.Array) -> int:
-  """The integer seed, in [0, 2**32), that generates a dataset from the loop's `data` stream key.
-
-  A draw of 32 random bits from `fold_in(key, stable_id('generate'))`: the same key gives the same seed
-  in every process, and the fold-in keeps the draw apart from the shuffle orders the loop takes from the
-  same stream. Accepts typed (`jax.random.key`) and raw uint32 keys.
-  """
-  sub = jax.random.fold_in(key, stable_id("generate"))
-  return int(jax.random.bits(sub, dtype=np.uint32))
+  """The integer seed that generates a dataset from the loop's `data` stream key (`rng.derived_seed`)."""
+  return derived_seed(key, "generate")
 
 
 def load_graph_split(

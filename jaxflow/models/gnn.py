@@ -246,19 +246,19 @@ def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int) -> n
     widths=tuple(model_config.widths), output_dim=output_dim, dropout_rate=model_config.get("dropout_rate", 0.0)
   )
   if name == "gcn":
-    return GCN(activation=model_config.get("activation", "relu"), head=model_config.get("gnn_head", "node"), **common)
+    return GCN(activation=model_config.get("activation", "relu"), head=model_config.get("gnn_head") or "node", **common)
   if name == "gat":
     return GAT(
       attention_heads=model_config.get("attention_heads", 1),
       activation=model_config.get("activation", "leaky_relu"),
-      head=model_config.get("gnn_head", "node"),
+      head=model_config.get("gnn_head") or "node",
       **common,
     )
   if name == "graph_network":
     return GraphNetwork(
       message_steps=model_config.get("message_steps", 3),
       activation=model_config.get("activation", "relu"),
-      head=model_config.get("gnn_head", "graph"),
+      head=model_config.get("gnn_head") or "graph",
       **common,
     )
   raise ValueError(f"model.name={name!r} is not a GNN: use 'gcn', 'gat' or 'graph_network'.")

@@ -8,7 +8,7 @@ import flax.linen as nn
 import ml_collections
 
 from jaxflow.config import ConfigError
-from jaxflow.models import rnn, stack
+from jaxflow.models import gnn, rnn, stack
 from jaxflow.models.cnn import CNN
 from jaxflow.models.initializers import LayerInits
 from jaxflow.models.mlp import MLP
@@ -62,16 +62,24 @@ def _rnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
 def _stack(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
   """Registry models chained headless, then one head (jaxflow/models/stack.py)."""
   kinds = tuple(cfg.stages)
-  allowed = sorted(set(MODELS) - {"stack"})
+  allowed = sorted(set(MODELS) - {"stack"} - GRAPH_MODELS)
   if not kinds or any(kind not in allowed for kind in kinds):
     raise ConfigError(f"config.model.stages={kinds!r} must name registry models in order, from: {', '.join(allowed)}")
   stages = tuple((name, MODELS[kind](cfg, None)) for name, kind in zip(stack.stage_names(kinds), kinds))
   return stack.Stack(stages=stages, output_dim=output_dim, inits=layer_inits(cfg))
 
 
+def _gnn(cfg: ml_collections.ConfigDict, output_dim: int | None) -> nn.Module:
+  if cfg.gnn_head not in (None, "node", "graph"):
+    raise ConfigError(f"config.model.gnn_head={cfg.gnn_head!r} is not known; allowed: node, graph")
+  return gnn.create_gnn(cfg, output_dim=output_dim)
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict, int | None], nn.Module]] = {
-    "mlp": _mlp, "cnn": _cnn, "rnn": _rnn, "stack": _stack,
+    "mlp": _mlp, "cnn": _cnn, "rnn": _rnn, "stack": _stack, "gcn": _gnn, "gat": _gnn, "graph_network": _gnn,
 }
+# Models that take a jraph.GraphsTuple, so only the graph datasets feed them (and they no other model).
+GRAPH_MODELS = frozenset({"gcn", "gat", "graph_network"})
 
 # Models whose weight gradients are convolutions: XLA:CPU runs those ~30x slower inside lax.scan
 # (jax-ml/jax#12868), so the loop dispatches them one step at a time on CPU.

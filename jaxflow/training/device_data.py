@@ -62,8 +62,7 @@ def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
 
 def generation_seed(data_stream: jax.Array) -> int:
   """The integer seed a generated dataset is drawn with: a function of the run's `data` stream."""
-  key = jax.random.fold_in(data_stream, rng.stable_id("generate"))
-  return int(jax.random.bits(key, dtype=jnp.uint32))
+  return rng.derived_seed(data_stream, "generate")
 
 
 def load_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tuple[data_lib.Split, data_lib.Split]:

@@ -12,6 +12,7 @@ step, so a resumed run computes exactly what the uninterrupted one would have (b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -23,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxflow import models, rng
-from jaxflow.training import checkpoints, losses, optimizers, transfer
+from jaxflow.training import checkpoints, graph_data, losses, optimizers, transfer
 from jaxflow.training.device_data import load_device_data
 from jaxflow.training.programs import Programs
 from jaxflow.training.state import init_fn, num_params, params_sha256
@@ -137,14 +138,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   prepare_workdir(workdir, config)
 
   cfg_train, cfg_ckpt = config.train, config.checkpoint
-  steps_per_epoch = problem.train_size // cfg_train.batch_size
+  streams = rng.streams(config)
+  on_host = config.data.name in graph_data.GRAPH_DATASETS  # graphs: padded batches built on the host
+  if on_host:
+    data = graph_data.load_graph_data(config, streams["data"])
+    steps_per_epoch, (per_dispatch, unroll) = data.steps_per_epoch, (1, 1)
+  else:
+    data = load_device_data(config, problem, streams["data"])
+    steps_per_epoch = problem.train_size // cfg_train.batch_size
+    per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
   total_steps = steps_per_epoch * cfg_train.epochs
-  per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
   lr_fn = optimizers.create_schedule(config.optim, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
   tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
   model = models.create_model(config.model, output_dim=problem.output_dim)
-  streams = rng.streams(config)
-  data = load_device_data(config, problem, streams["data"])
   programs = Programs(problem=problem, batch_size=cfg_train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll)
   state = programs.init_state(init_fn(model, tx, problem.input_structure), streams["init"])
 
@@ -168,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   best_state, best_meta = None, None  # host copy of the best epoch's state, written at the next save point
   last_save = time.monotonic()
   epoch = start_epoch
-  fused = per_dispatch == steps_per_epoch
+  fused = not on_host and per_dispatch == steps_per_epoch
   last_epoch = 0 if stopped_early else cfg_train.epochs
   # Fused epochs are dispatched one ahead: epoch e+1 computes while the host logs, evaluates the
   # monitor and checkpoints epoch e. An early stop discards the speculative epoch, so results are the
@@ -184,15 +190,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
         step += steps_per_epoch
         progress.update(steps_per_epoch)
         train_log.flush(step, epoch + 1)
-      else:
-        indices = programs.indices(streams["data"], epoch)
-        offset, next_log = 0, (step // cfg_train.log_every + 1) * cfg_train.log_every
-        for size in chunk_sizes(steps_per_epoch, per_dispatch):
-          state, chunk_metrics = programs.chunk(state, data, indices, offset, size, streams["dropout"])
-          train_log.add(chunk_metrics, first_step=step)
-          offset, step = offset + size, step + size
+      else:  # one dispatch per unit: a chunk of on-device steps, or one host batch (graphs)
+        if on_host:
+          units = [(1, functools.partial(programs.host_step, batch=b, dropout_stream=streams["dropout"])) for b in data.train_batches(epoch)]
+        else:
+          indices, offsets = programs.indices(streams["data"], epoch), np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)])
+          units = [
+              (int(b - a), functools.partial(programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), dropout_stream=streams["dropout"]))
+              for a, b in zip(offsets[:-1], offsets[1:])
+          ]
+        next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
+        for i, (size, run) in enumerate(units):
+          state, unit_metrics = run(state)
+          train_log.add(unit_metrics, first_step=step)
+          step += size
           progress.update(size)
-          if step >= next_log or offset == steps_per_epoch:
+          if step >= next_log or i + 1 == len(units):
             train_log.flush(step, epoch + 1)
             next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
         eval_sums = programs.eval_sums(state, data)

@@ -16,10 +16,17 @@ import time
 import jax
 import numpy as np
 
+from jaxflow import rng
 from jaxflow.training import losses, steps
 from jaxflow.training.device_data import DeviceData
+from jaxflow.training.graph_data import HostData
 from jaxflow.training.state import TrainState
 from jaxflow.training.validate import Problem
+
+
+def _shapes(tree) -> tuple:
+  """A hashable key of a pytree's leaf shapes: one compiled program per distinct padded batch shape."""
+  return tuple(np.shape(leaf) for leaf in jax.tree.leaves(tree))
 
 
 class Programs:
@@ -37,6 +44,12 @@ class Programs:
     self._indices = jax.jit(functools.partial(steps.epoch_indices, **order))
     self._layer_stats = jax.jit(functools.partial(steps.layer_stats, loss_name=problem.loss, kind=problem.kind))
     self._probe_size = batch_size
+    # Host batches (graphs): one step per batch, compiled once per padded shape (budget).
+    def host_train_step(state, batch, dropout_stream):
+      return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
+
+    self._host_step = jax.jit(host_train_step, donate_argnums=0)
+    self._host_eval = jax.jit(eval_fn)
     self._compiled: dict[object, object] = {}
     self.compile_seconds = 0.0
 
@@ -57,18 +70,30 @@ class Programs:
   def indices(self, data_stream, epoch: int):
     return self._run("indices", self._indices, data_stream, np.int32(epoch))
 
-  def chunk(self, state, data: DeviceData, epoch_indices, offset: int, num_steps: int, dropout_stream):
+  def chunk(self, state, *, data: DeviceData, epoch_indices, offset: int, num_steps: int, dropout_stream):
     args = (state, data.train_inputs, data.train_labels, epoch_indices, np.int32(offset), dropout_stream)
     return self._run(("chunk", num_steps), self._chunk, *args, num_steps=num_steps)
 
-  def eval_sums(self, state, data: DeviceData):
+  def eval_sums(self, state, data: DeviceData | HostData):
+    """Metric sums over the whole eval split: one program over device-resident batches, or one per host batch."""
+    if isinstance(data, HostData):
+      sums = [self._run(("host_eval", _shapes(b)), self._host_eval, state, b) for b in data.eval_batches]
+      return jax.tree.map(lambda *xs: sum(xs), *sums)
     return self._run("eval", self._eval, state, data.eval_batches)
 
-  def layer_stats(self, state, data: DeviceData) -> dict[str, float]:
+  def layer_stats(self, state, data: DeviceData | HostData) -> dict[str, float]:
     """Layer statistics on a fixed probe batch: the first `batch_size` training examples."""
-    n = self._probe_size
-    probe = {"inputs": jax.tree.map(lambda a: a[:n], data.train_inputs), "labels": data.train_labels[:n], "mask": jax.numpy.ones(n, jax.numpy.float32)}
+    if isinstance(data, HostData):
+      probe = data.probe
+    else:
+      n = self._probe_size
+      probe = {"inputs": jax.tree.map(lambda a: a[:n], data.train_inputs), "labels": data.train_labels[:n], "mask": jax.numpy.ones(n, jax.numpy.float32)}
     return {k: float(v) for k, v in jax.device_get(self._run("layer_stats", self._layer_stats, state, probe)).items()}
 
-  def evaluate(self, state, data: DeviceData) -> dict[str, float]:
+  def host_step(self, state, *, batch, dropout_stream):
+    """One train step on a host batch; metrics come back with a leading step axis of 1, like a chunk's."""
+    state, metrics = self._run(("host_step", _shapes(batch)), self._host_step, state, batch, dropout_stream)
+    return state, jax.tree.map(lambda m: m[None], metrics)
+
+  def evaluate(self, state, data: DeviceData | HostData) -> dict[str, float]:
     return losses.finalize_metrics(jax.device_get(self.eval_sums(state, data)))

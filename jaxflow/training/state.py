@@ -24,7 +24,7 @@ def init_fn(model: nn.Module, tx: optax.GradientTransformation, input_structure)
   for a plain float32 array); the model is initialized on zeros of that structure. `step` is an int32
   array so the state's structure never changes.
   """
-  if isinstance(input_structure, tuple):
+  if isinstance(input_structure, tuple) and all(isinstance(d, int) for d in input_structure):  # a plain shape
     input_structure = jax.ShapeDtypeStruct((1, *input_structure), jnp.float32)
 
   def init(init_key: jax.Array) -> TrainState:

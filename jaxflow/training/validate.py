@@ -18,7 +18,7 @@ from jaxflow import models
 from jaxflow.data import synthetic
 from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
-from jaxflow.training import losses, optimizers, transfer
+from jaxflow.training import graph_data, losses, optimizers, transfer
 
 MONITOR_METRICS = ("eval/accuracy", "eval/loss", "eval/mae")
 
@@ -153,7 +153,12 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
   if monitor.split("/")[1] not in allowed:
     raise ConfigError(f"config.train.monitor={monitor!r} is not measured for {kind}; allowed: eval/{', eval/'.join(allowed)}")
   generator = synthetic.GENERATED.get(d.name)
-  structure = generator.input_structure() if generator else jax.ShapeDtypeStruct((1, *spec.input_shape), jnp.float32)
+  if generator:
+    structure = generator.input_structure()
+  elif d.name in graph_data.GRAPH_DATASETS:
+    structure = graph_data.input_structure(d.name)
+  else:
+    structure = jax.ShapeDtypeStruct((1, *spec.input_shape), jnp.float32)
   return Problem(
       input_structure=structure,
       kind=kind,
@@ -223,6 +228,8 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
   try:
     if config.data.name in synthetic.GENERATED:
       spec = synthetic.GENERATED[config.data.name].spec(config.data.name)
+    elif config.data.name in graph_data.GRAPH_DATASETS:
+      spec = graph_data.spec(config.data.name)
     else:
       spec = data_lib.dataset_spec(
         config.data.name,
@@ -233,8 +240,16 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
   except data_lib.DatasetError as e:  # the data layer names fields `data.x`; configs say `config.data.x`
     message = str(e)
     raise ConfigError(f"config.{message}" if message.startswith("data.") else message) from None
+  takes_graphs = config.model.name in models.GRAPH_MODELS
+  if takes_graphs != (config.data.name in graph_data.GRAPH_DATASETS):
+    graph_sets, graph_models = ", ".join(graph_data.GRAPH_DATASETS), ", ".join(sorted(models.GRAPH_MODELS))
+    raise ConfigError(
+        f"config.model.name={config.model.name!r} takes graphs, but config.data.name={config.data.name!r} is not a graph dataset (allowed: {graph_sets})"
+        if takes_graphs
+        else f"config.data.name={config.data.name!r} holds graphs, which config.model.name={config.model.name!r} cannot read (allowed: {graph_models})"
+    )
   problem = _subset_sizes(config, _resolve_problem(config, spec))
-  if config.train.batch_size > problem.train_size:
+  if config.train.batch_size > problem.train_size and config.data.name != "karate":  # karate: one full-graph batch
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} is larger than split "
         f"{config.data.train_split!r} of {spec.name!r} ({problem.train_size} examples); allowed: 1..{problem.train_size}"
