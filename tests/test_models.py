@@ -195,11 +195,23 @@ def test_step_gradient_is_straight_through():
   np.testing.assert_array_equal(grad_w, [6.0, 8.0])
 
 
-def test_mlp_gradients_match_finite_differences():
+def tiny_model_config(kind: str):
+  """Small MLP, CNN and a CNN -> MLP stack, for the checks every model gets."""
   model_config = base.get_config().model
-  model_config.widths = (5, 4)
   model_config.activation = "tanh"
-  model = create_model(model_config, output_dim=3)
+  if kind == "mlp":
+    model_config.widths = (5, 4)
+  elif kind == "cnn":
+    model_config.name, model_config.conv_features, model_config.widths = "cnn", (3, 4), (5,)
+  else:
+    model_config.name, model_config.stages = "stack", ("cnn", "mlp")
+    model_config.conv_features, model_config.widths, model_config.pool = (3,), (5,), True
+  return model_config
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "stack"])
+def test_gradients_match_finite_differences(kind):
+  model = create_model(tiny_model_config(kind), output_dim=3)
   with jax.enable_x64(True):
     x = jnp.asarray(np.random.default_rng(1).normal(size=(6, *INPUT_SHAPE)))
     labels = jnp.array([0, 1, 2, 0, 1, 2])
@@ -216,9 +228,11 @@ def test_mlp_gradients_match_finite_differences():
     check_grads(loss, (params,), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
-def test_mlp_overfits_tiny_dataset():
-  model_config = base.get_config().model
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "stack"])
+def test_overfits_tiny_dataset(kind):
+  model_config = tiny_model_config(kind)
   model_config.widths = (64,)
+  model_config.activation = "relu"
   model = create_model(model_config, output_dim=10)
   x = jnp.asarray(np.random.default_rng(3).normal(size=(16, *INPUT_SHAPE)).astype(np.float32))
   labels = jnp.arange(16) % 10

@@ -28,6 +28,7 @@ import jraph
 import ml_collections
 
 from jaxflow.models.activations import get_activation
+from jaxflow.models.initializers import LayerInits
 from jaxflow.models.mlp import MLP
 
 HEADS = ("node", "graph")
@@ -66,7 +67,8 @@ def _readout(
     nodes = mean_pool_nodes(nodes, graphs.n_node)
     if extra is not None:
       nodes = jnp.concatenate([nodes, extra], axis=-1)
-  return nn.Dense(module.output_dim, name="head")(nodes)
+  inits = module.inits
+  return nn.Dense(module.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(nodes)
 
 
 class GCN(nn.Module):
@@ -85,17 +87,19 @@ class GCN(nn.Module):
   activation: str = "relu"
   dropout_rate: float = 0.0
   head: str = "node"
+  inits: LayerInits = LayerInits()
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple, *, train: bool = False) -> jax.Array:
     act = get_activation(self.activation)
     x = graphs.nodes
     for i, width in enumerate(self.widths):
+      name = f"conv_{i}"
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-      conv = jraph.GraphConvolution(
-        update_node_fn=nn.Dense(width, name=f"conv_{i}"), add_self_edges=True, symmetric_normalization=True
-      )
+      dense = nn.Dense(width, name=name, kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name))
+      conv = jraph.GraphConvolution(update_node_fn=dense, add_self_edges=True, symmetric_normalization=True)
       x = act(conv(graphs._replace(nodes=x)).nodes)
+      self.sow("intermediates", f"{name}_act", x)
     return _readout(self, x, graphs)
 
 
@@ -112,6 +116,7 @@ class GATLayer(nn.Module):
   width: int
   heads: int = 1
   activation: str = "leaky_relu"
+  inits: LayerInits = LayerInits()  # keyed by this layer's name (gat_i) for its query projection
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jax.Array:
@@ -124,7 +129,7 @@ class GATLayer(nn.Module):
       senders=jnp.concatenate([graphs.senders, loops]), receivers=jnp.concatenate([graphs.receivers, loops])
     )
     attention = self.param("attention", nn.initializers.lecun_normal(), (self.heads, 2 * head_dim))
-    query = nn.Dense(self.width, name="query")
+    query = nn.Dense(self.width, name="query", kernel_init=self.inits.kernel_init(self.name), bias_init=self.inits.bias_init(self.name))
 
     def query_fn(nodes: jax.Array) -> jax.Array:  # [n, features] -> [n, heads, head_dim]
       return jnp.reshape(query(nodes), (nodes.shape[0], self.heads, head_dim))
@@ -155,13 +160,15 @@ class GAT(nn.Module):
   activation: str = "leaky_relu"
   dropout_rate: float = 0.0
   head: str = "node"
+  inits: LayerInits = LayerInits()
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple, *, train: bool = False) -> jax.Array:
     x = graphs.nodes
     for i, width in enumerate(self.widths):
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-      x = GATLayer(width, self.attention_heads, self.activation, name=f"gat_{i}")(graphs._replace(nodes=x))
+      x = GATLayer(width, self.attention_heads, self.activation, inits=self.inits, name=f"gat_{i}")(graphs._replace(nodes=x))
+      self.sow("intermediates", f"gat_{i}_act", x)
     return _readout(self, x, graphs)
 
 
@@ -193,9 +200,11 @@ class GraphNetwork(nn.Module):
   activation: str = "relu"
   dropout_rate: float = 0.0
   head: str = "graph"
+  inits: LayerInits = LayerInits()  # embed_* layers and the head by name; the update MLPs use the defaults
 
   def _mlp(self, name: str) -> Callable[[jax.Array], jax.Array]:
-    mlp = MLP(widths=tuple(self.widths[:-1]), output_dim=self.widths[-1], activation=self.activation, name=name)
+    default = LayerInits(kernel=self.inits.kernel, bias=self.inits.bias)
+    mlp = MLP(widths=tuple(self.widths[:-1]), output_dim=self.widths[-1], activation=self.activation, inits=default, name=name)
     act = get_activation(self.activation)
     return lambda x: act(mlp(x))
 
@@ -206,9 +215,9 @@ class GraphNetwork(nn.Module):
     edges = _constant_features(graphs.edges, graphs.senders.shape[0], nodes)
     globals_ = _constant_features(graphs.globals, graphs.n_node.shape[0], nodes)
     state = graphs._replace(
-      nodes=nn.Dense(latent, name="embed_nodes")(nodes),
-      edges=nn.Dense(latent, name="embed_edges")(edges),
-      globals=nn.Dense(latent, name="embed_globals")(globals_),
+      nodes=nn.Dense(latent, name="embed_nodes", kernel_init=self.inits.kernel_init("embed_nodes"), bias_init=self.inits.bias_init("embed_nodes"))(nodes),
+      edges=nn.Dense(latent, name="embed_edges", kernel_init=self.inits.kernel_init("embed_edges"), bias_init=self.inits.bias_init("embed_edges"))(edges),
+      globals=nn.Dense(latent, name="embed_globals", kernel_init=self.inits.kernel_init("embed_globals"), bias_init=self.inits.bias_init("embed_globals"))(globals_),
     )
     for step in range(self.message_steps):
       edge_mlp, node_mlp, global_mlp = (self._mlp(f"{part}_{step}") for part in ("edge", "node", "global"))
@@ -226,7 +235,7 @@ class GraphNetwork(nn.Module):
     return _readout(self, state.nodes, graphs, extra=state.globals if self.head == "graph" else None)
 
 
-def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int) -> nn.Module:
+def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int, inits: LayerInits = LayerInits()) -> nn.Module:
   """The GNN that `model_config.name` names, for `output_dim` outputs; the registry calls this.
 
   Fields read (optional ones with their defaults):
@@ -243,7 +252,7 @@ def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int) -> n
   """
   name = model_config.name
   common = dict(
-    widths=tuple(model_config.widths), output_dim=output_dim, dropout_rate=model_config.get("dropout_rate", 0.0)
+    widths=tuple(model_config.widths), output_dim=output_dim, dropout_rate=model_config.get("dropout_rate", 0.0), inits=inits
   )
   if name == "gcn":
     return GCN(activation=model_config.get("activation", "relu"), head=model_config.get("gnn_head") or "node", **common)

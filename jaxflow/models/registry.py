@@ -72,7 +72,7 @@ def _stack(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
 def _gnn(cfg: ml_collections.ConfigDict, output_dim: int | None) -> nn.Module:
   if cfg.gnn_head not in (None, "node", "graph"):
     raise ConfigError(f"config.model.gnn_head={cfg.gnn_head!r} is not known; allowed: node, graph")
-  return gnn.create_gnn(cfg, output_dim=output_dim)
+  return gnn.create_gnn(cfg, output_dim=output_dim, inits=layer_inits(cfg))
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict, int | None], nn.Module]] = {
