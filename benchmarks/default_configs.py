@@ -1,10 +1,12 @@
 """Quality and time of the default configs, each run as a user runs it: a cold `jaxflow train` process.
 
-Targets (issue "jaxflow train"): digits CNN >= 0.97 and digits MLP >= 0.96 test accuracy, each in under
-60 s wall on 2 CPU cores, compile included. Every seed is a fresh process (imports, dataset load, compile
+Targets (issues "jaxflow train" and "Models beyond the MLP"; table TARGETS): digits CNN >= 0.97 and MLP
+>= 0.96 test accuracy, each in under 60 s wall on 2 CPU cores, compile included; digits RNN >= 0.95;
+karate GCN >= 0.85 on the unlabelled nodes, median over 5 seeds; the generated graph set well above chance. Every seed is a fresh process (imports, dataset load, compile
 and training all counted); the dataset is prepared once beforehand, as a user's first run would have.
 
-  python benchmarks/default_configs.py --seeds=3 --out=benchmarks/results/default_configs.json
+  python benchmarks/default_configs.py                      # every config, ~4 min
+  python benchmarks/default_configs.py --configs=karate_gcn --seeds=5
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS = {"digits_mlp": 0.96, "digits_cnn": 0.97}
+# config -> (metric, target, "every" (every seed meets it) or "median", seeds, higher_is_better)
+TARGETS = {
+    "digits_mlp": ("accuracy", 0.96, "every", 3, True),
+    "digits_cnn": ("accuracy", 0.97, "every", 3, True),
+    "digits_rnn": ("accuracy", 0.95, "every", 3, True),
+    "karate_gcn": ("accuracy", 0.85, "median", 5, True),  # on the 32 unlabelled nodes
+    "graph_cycles_gcn": ("accuracy", 0.75, "every", 2, True),  # chance 0.5; degree-histogram baseline 0.70
+    "digits_conv_lstm": ("accuracy", 0.97, "every", 2, True),
+    "adding_rnn": ("loss", 0.01, "every", 2, False),  # test MSE; predicting the mean gives 1/6
+}
 WALL_LIMIT_S = 60.0
 
 
@@ -37,7 +48,7 @@ def run_once(config: str, seed: int, workdir: str) -> dict:
     summary = json.load(f)
   return {
       "seed": seed,
-      "accuracy": summary["final"]["eval"]["accuracy"],
+      **summary["final"]["eval"],
       "process_seconds": process_seconds,
       "wall_seconds": summary["wall_seconds"],
       "compile_seconds": summary["compile_seconds"],
@@ -47,9 +58,11 @@ def run_once(config: str, seed: int, workdir: str) -> dict:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--seeds", type=int, default=3)
+  parser.add_argument("--seeds", type=int, default=None, help="seeds per config (default: the table's)")
+  parser.add_argument("--configs", default=",".join(TARGETS))
   parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "default_configs.json"))
   args = parser.parse_args()
+  names = args.configs.split(",")
 
   sys.path.insert(0, ROOT)
   from jaxflow import data
@@ -57,19 +70,24 @@ def main() -> None:
   data.dataset_spec("digits", data_dir=None)  # prepared once, outside the timed runs
   results = {}
   with tempfile.TemporaryDirectory() as tmp:
-    for config in TARGETS:
-      results[config] = [run_once(config, seed, os.path.join(tmp, f"{config}_{seed}")) for seed in range(args.seeds)]
+    for config in names:
+      seeds = args.seeds or TARGETS[config][3]
+      results[config] = [run_once(config, seed, os.path.join(tmp, f"{config}_{seed}")) for seed in range(seeds)]
 
-  print("| config | target | accuracy (min / median / max) | process s (max) | compile s (median) | train s (median) | meets target |")
+  print("| config | target | metric (min / median / max) | process s (max) | compile s (median) | train s (median) | meets target |")
   print("|---|---|---|---|---|---|---|")
-  report = {"seeds": args.seeds, "wall_limit_s": WALL_LIMIT_S, "configs": {}}
+  report = {"wall_limit_s": WALL_LIMIT_S, "configs": {}}
   for config, runs in results.items():
-    accs = [r["accuracy"] for r in runs]
+    metric, target, how, _, higher = TARGETS[config]
+    values = [r[metric] for r in runs]
+    worst = min(values) if higher else max(values)
+    judged = statistics.median(values) if how == "median" else worst
     worst_wall = max(r["process_seconds"] for r in runs)
-    ok = min(accs) >= TARGETS[config] and worst_wall < WALL_LIMIT_S
-    report["configs"][config] = {"target": TARGETS[config], "runs": runs, "meets_target": ok}
+    ok = (judged >= target if higher else judged <= target) and worst_wall < WALL_LIMIT_S
+    report["configs"][config] = {"metric": metric, "target": target, "judged_by": how, "runs": runs, "meets_target": ok}
+    rule = f"{'every seed' if how == 'every' else 'median'} {'>=' if higher else '<='} {target}"
     print(
-        f"| {config} | >= {TARGETS[config]} in < {WALL_LIMIT_S:.0f} s | {min(accs):.4f} / {statistics.median(accs):.4f} / {max(accs):.4f} "
+        f"| {config} | {metric} {rule}, < {WALL_LIMIT_S:.0f} s | {min(values):.4f} / {statistics.median(values):.4f} / {max(values):.4f} "
         f"| {worst_wall:.1f} | {statistics.median(r['compile_seconds'] for r in runs):.2f} "
         f"| {statistics.median(r['train_seconds'] for r in runs):.2f} | {'yes' if ok else 'NO'} |"
     )
