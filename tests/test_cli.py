@@ -39,7 +39,7 @@ def test_unknown_verb(capsys):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("--config.model.name=transformer", "config.model.name='transformer' is not known; allowed: cnn, mlp"),
+        ("--config.model.name=transformer", "config.model.name='transformer' is not known; allowed: cnn, gat, gcn, graph_network, mlp, rnn, stack"),
         ("--config.optim.name=lion", "config.optim.name='lion' is not known; allowed: adagrad, adam, adamw"),
         ("--config.loss=hinge", "config.loss='hinge' is not known; allowed: bce, cross_entropy, mae, mse"),
         ("--config.loss=bce", "config.loss='bce' does not fit problem.kind='multiclass'; allowed: cross_entropy, mse, mae"),
