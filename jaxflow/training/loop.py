@@ -171,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   )
   train_log = _TrainLog(writer, progress, ckpt)
   step, train_seconds, trained_steps = int(resumed_from or 0), 0.0, 0
-  best_state, best_meta = None, None  # host copy of the best epoch's state, written at the next save point
+  best_state, best_meta = None, None  # the best epoch's state and meta, written at the next save point
   last_save = time.monotonic()
   epoch = start_epoch
   fused = not on_host and per_dispatch == steps_per_epoch
@@ -179,8 +179,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   # Fused epochs are dispatched one ahead: epoch e+1 computes while the host logs, evaluates the
   # monitor and checkpoints epoch e. An early stop discards the speculative epoch, so results are the
   # same as a synchronous loop's; the host's per-epoch work (~3 ms for the digits MLP) stops idling the device.
-  ahead = programs.epoch(state, data, streams, start_epoch) if fused and start_epoch < last_epoch else None
   try:
+    ahead = programs.epoch(state, data, streams, start_epoch) if fused and start_epoch < last_epoch else None
     for epoch in range(start_epoch, last_epoch):
       epoch_start, compile_before = time.perf_counter(), programs.compile_seconds
       if fused:
