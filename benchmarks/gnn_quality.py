@@ -10,7 +10,7 @@ it is what a model gets without seeing how the edges connect.
   python benchmarks/gnn_quality.py --seeds 5 --epochs 20 --out benchmarks/results/gnn_quality.json
 
 Every key comes from jaxflow.rng streams of the seed (init, dropout, data), as the training loop draws
-them; graph_cycles is generated from `seed_from_key` of the data stream of seed 0 and read through tfds.
+them; graph_cycles is generated from `jaxflow.rng.dataset_seed` of the data stream of seed 0 and read through tfds.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def main() -> None:
     lines.append(f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} | {target} |")
     print(lines[-1], flush=True)
 
-  data_seed = graph_data.seed_from_key(rng.stream_key(0, "data"))
+  data_seed = rng.dataset_seed(rng.stream_key(0, "data"))
   with tempfile.TemporaryDirectory() as data_dir:
     train = graph_data.load_graph_split("graph_cycles", "train", seed=data_seed, data_dir=data_dir)
     test = graph_data.load_graph_split("graph_cycles", "test", seed=data_seed, data_dir=data_dir)

@@ -50,3 +50,9 @@ def derived_seed(stream: jax.Array, purpose: str) -> int:
   import jax.numpy as jnp
 
   return int(jax.random.bits(jax.random.fold_in(stream, stable_id(purpose)), dtype=jnp.uint32))
+
+
+def dataset_seed(data_stream: jax.Array) -> int:
+  """The integer seed a generated dataset is drawn with: a function of the run's `data` stream only, so
+  `config.seeds.data` pins the dataset and a study that varies the data stream varies it."""
+  return derived_seed(data_stream, "generate")

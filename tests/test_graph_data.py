@@ -74,15 +74,15 @@ def test_cycles_graph_features():
   np.testing.assert_array_equal(g.n_edge, [6])
 
 
-def test_seed_from_key():
+def test_dataset_seed():
   from jaxflow import rng
 
   key = rng.stream_key(0, "data")
-  seed = graph_data.seed_from_key(key)
+  seed = rng.dataset_seed(key)
   assert isinstance(seed, int) and 0 <= seed < 2**32
-  assert graph_data.seed_from_key(rng.stream_key(0, "data")) == seed  # deterministic
-  assert graph_data.seed_from_key(rng.stream_key(1, "data")) != seed
-  assert graph_data.seed_from_key(jax.random.key_data(key)) == seed  # raw keys too
+  assert rng.dataset_seed(rng.stream_key(0, "data")) == seed  # deterministic
+  assert rng.dataset_seed(rng.stream_key(1, "data")) != seed
+  assert rng.dataset_seed(jax.random.key_data(key)) == seed  # raw keys too
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ import jax
 import jraph
 import numpy as np
 
-from jaxflow.rng import derived_seed, stable_id
+from jaxflow.rng import stable_id
 
 # --- Zachary's karate club ------------------------------------------------------------------------
 
@@ -205,11 +205,6 @@ def cycles_graph(num_nodes: int, edges: np.ndarray) -> jraph.GraphsTuple:
   return _undirected(num_nodes, edges, degree_features(num_nodes, edges))
 
 
-def seed_from_key(key: jax.Array) -> int:
-  """The integer seed that generates a dataset from the loop's `data` stream key (`rng.derived_seed`)."""
-  return derived_seed(key, "generate")
-
-
 def load_graph_split(
   name: str, split: str, *, seed: int, data_dir: str | None = None
 ) -> tuple[list[jraph.GraphsTuple], np.ndarray]:
@@ -228,7 +223,7 @@ def load_graph_split(
     known = ", ".join(graph_builders.GRAPH_BUILDERS)
     raise DatasetError(f"data.name={name!r} is not a generated graph dataset; known: {known}.")
   if not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise DatasetError(f"seed={seed!r} must be a non-negative integer (see seed_from_key).")
+    raise DatasetError(f"seed={seed!r} must be a non-negative integer (see jaxflow.rng.dataset_seed).")
   data_dir = resolve_data_dir(data_dir)
   full_name = f"{name}/{graph_builders.config_name(int(seed))}"
   builder = tfds.builder(full_name, data_dir=data_dir, file_format="array_record")

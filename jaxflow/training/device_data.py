@@ -60,16 +60,11 @@ def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
   return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep])
 
 
-def generation_seed(data_stream: jax.Array) -> int:
-  """The integer seed a generated dataset is drawn with: a function of the run's `data` stream."""
-  return rng.derived_seed(data_stream, "generate")
-
-
 def load_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tuple[data_lib.Split, data_lib.Split]:
   """(train, eval) on the host: a tfds dataset read from disk, or a generated one drawn from `data_stream`."""
   d = config.data
   if d.name in synthetic.GENERATED:
-    splits = synthetic.GENERATED[d.name].generate(generation_seed(data_stream))
+    splits = synthetic.GENERATED[d.name].generate(rng.dataset_seed(data_stream))
     train, evaluation = splits[d.train_split], splits[d.eval_split]
   else:
     read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)

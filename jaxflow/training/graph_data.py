@@ -73,7 +73,7 @@ def _karate() -> HostData:
 
 def _cycles(config: ml_collections.ConfigDict, data_stream: jax.Array) -> HostData:
   d, batch_size = config.data, config.train.batch_size
-  seed = graph_lib.seed_from_key(data_stream)
+  seed = rng.dataset_seed(data_stream)
   train_graphs, train_labels = graph_lib.load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
   eval_graphs, eval_labels = graph_lib.load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
   budgets = graph_lib.budgets_for(train_graphs + eval_graphs, batch_size)  # shared: eval compiles no new shape

@@ -35,10 +35,6 @@ def init_fn(model: nn.Module, tx: optax.GradientTransformation, input_structure)
   return init
 
 
-def create_train_state(model: nn.Module, tx: optax.GradientTransformation, init_key: jax.Array, input_structure) -> TrainState:
-  return jax.jit(init_fn(model, tx, input_structure))(init_key)
-
-
 def num_params(params) -> int:
   return int(sum(np.size(p) for p in jax.tree.leaves(params)))
 
