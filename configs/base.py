@@ -35,6 +35,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.label_feature = "label"
   config.data.classes = config_dict.placeholder(tuple)  # keep only these labels (train and eval), e.g. (5, 6, 7, 8, 9)
   config.data.train_examples = config_dict.placeholder(int)  # use the first N training examples (after `classes`)
+  config.data.metadata_features = ()  # per-example attributes read along (e.g. ("daylight",)): the audit's bias checks
+  # Class imbalance (jaxflow/data/balance.py): skew the training set on purpose (eval stays as it is),
+  # drawn from the `data` stream; then a remedy: the sampler, class weights (`class_weights`) or `loss="focal"`.
+  config.data.class_counts = config_dict.placeholder(tuple)  # training examples kept per dataset class
+  config.data.imbalance_ratio = config_dict.placeholder(float)  # or: a long tail, largest class / smallest class
+  config.data.sampler = "uniform"  # uniform: a permutation per epoch | oversample: classes equally likely (`sampler` stream)
+  # Label noise on the training labels (jaxflow/data/label_noise.py), from the `noise` stream; the clean
+  # labels and the flips are written to the workdir (label_noise.npz / .json).
+  config.data.label_noise = ml_collections.ConfigDict()
+  config.data.label_noise.kind = "symmetric"  # symmetric | pairflip (c -> c+1) | matrix
+  config.data.label_noise.rate = 0.0
+  config.data.label_noise.matrix = config_dict.placeholder(tuple)  # kind=matrix: C rows of P(noisy j | clean i)
+  # On-device augmentation of training images (jaxflow/data/augment.py), per example from the `augment`
+  # stream, in order; evaluation data is never augmented. E.g. ("hflip(p=0.5)", "rotate(degrees=15)").
+  config.data.augment = ()
 
   # Model: a registry name plus its hyperparameters (unused fields are ignored by other models).
   config.model = ml_collections.ConfigDict()
@@ -67,6 +82,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Loss: None follows from problem.kind (multiclass: cross_entropy, binary: bce, regression: mse).
   config.loss = config_dict.placeholder(str)
+  config.focal_gamma = 2.0  # loss="focal": easy examples weigh (1 - p_true)^gamma; gamma 0 is cross-entropy
+  # Per-class loss weights from the training labels: none | inverse_frequency | effective_number (Cui et al.).
+  config.class_weights = "none"
+  config.class_weights_beta = 0.999  # effective_number's beta
 
   # Optimizer and learning-rate schedule.
   config.optim = ml_collections.ConfigDict()
@@ -90,6 +109,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.steps_per_dispatch = config_dict.placeholder(int)  # None: auto (see jaxflow/train/loop.py)
   config.train.histogram_every = 1  # epochs between parameter histograms in TensorBoard
   config.train.layer_stats_every = 0  # epochs between per-layer activation/gradient statistics; 0: off
+  # Epochs between the confusion-matrix image and per-class scalars in TensorBoard (and always the last
+  # epoch); classification only. metrics.jsonl gets per-class metrics and the matrix every epoch.
+  config.train.class_report_every = 1
   config.train.overwrite = False  # True: discard a workdir's previous run instead of resuming it
   # The metric that defines the best epoch: the kept "best" checkpoint, early stopping, restore_best.
   config.train.monitor = "eval/accuracy"  # eval/accuracy | eval/loss | eval/mae (regression)
@@ -120,4 +142,5 @@ def millisecond_epochs(config: ml_collections.ConfigDict) -> ml_collections.Conf
   config.checkpoint.every_epochs = 0
   config.checkpoint.every_seconds = 60.0
   config.train.histogram_every = 10
+  config.train.class_report_every = 10
   return config

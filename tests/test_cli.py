@@ -41,8 +41,8 @@ def test_unknown_verb(capsys):
     [
         ("--config.model.name=transformer", "config.model.name='transformer' is not known; allowed: cnn, gat, gcn, graph_network, mlp, rnn, stack"),
         ("--config.optim.name=lion", "config.optim.name='lion' is not known; allowed: adagrad, adam, adamw"),
-        ("--config.loss=hinge", "config.loss='hinge' is not known; allowed: bce, cross_entropy, mae, mse"),
-        ("--config.loss=bce", "config.loss='bce' does not fit problem.kind='multiclass'; allowed: cross_entropy, mse, mae"),
+        ("--config.loss=hinge", "config.loss='hinge' is not known; allowed: bce, cross_entropy, focal, mae, mse"),
+        ("--config.loss=bce", "config.loss='bce' does not fit problem.kind='multiclass'; allowed: cross_entropy, focal, mse, mae"),
         ("--config.model.activation=softsign", "config.model.activation='softsign' is not known; allowed: gelu"),
         ("--config.optim.schedule=cyclic", "config.optim.schedule='cyclic' is not known; allowed: constant, cosine"),
         ("--config.data.name=no_such_dataset", "config.data.name"),
@@ -85,7 +85,7 @@ def test_train_subprocess_writes_every_workdir_file(tmp_path):
   proc = run_cli("train", f"--config={CNN}:test", "--config.model.conv_features=(8,)", "--config.model.widths=(16,)", f"--workdir={workdir}")
   assert proc.returncode == 0, proc.stderr
   printed = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert set(printed["eval"]) == {"loss", "accuracy"}
+  assert set(printed["eval"]) == {"loss", "accuracy", "balanced_accuracy", "macro_f1"}
   assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["steps"] == 2 * (1437 // 64) == printed["steps"]

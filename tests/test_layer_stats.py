@@ -23,7 +23,7 @@ def stats_at_init(*overrides: str) -> dict[str, float]:
   """Layer statistics of a freshly initialized digits MLP on the first 128 training examples."""
   config = jaxflow.load_config(config_path("digits_mlp.py"), list(overrides))
   problem = validate.validate(config)
-  data = device_data.load_device_data(config, problem, rng.streams(config)["data"])
+  data = device_data.load_device_data(config, problem, rng.streams(config))
   tx = optimizers.create_optimizer(config.optim, optimizers.create_schedule(config.optim, total_steps=1, steps_per_epoch=1))
   model = models.create_model(config.model, output_dim=problem.output_dim)
   state = jax.jit(state_lib.init_fn(model, tx, problem.input_structure))(rng.streams(config)["init"])

@@ -173,3 +173,48 @@ def test_default_losses_are_compatible():
   for kind, name in losses.DEFAULT_LOSS.items():
     assert name in losses.COMPATIBLE_LOSSES[kind]
   assert "cross_entropy" not in losses.COMPATIBLE_LOSSES["regression"]
+
+
+def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
+  logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+  labels = jnp.array([0, 2])
+  p = np.exp([2.0, 0.0]) / np.array([np.exp(2.0) + 1 + np.exp(-1.0), 3.0])  # p_true of each example
+  expected = -((1 - p) ** 2) * np.log(p)
+  got = losses.per_example_loss("focal", "multiclass", outputs=logits, labels=labels, focal_gamma=2.0)
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  ce = losses.per_example_loss("cross_entropy", "multiclass", outputs=logits, labels=labels)
+  np.testing.assert_allclose(losses.per_example_loss("focal", "multiclass", outputs=logits, labels=labels, focal_gamma=0.0), ce, rtol=1e-6)
+  # binary: one logit, p = sigmoid
+  z, y = jnp.array([[1.5], [-0.5]]), jnp.array([1, 1])
+  q = 1 / (1 + np.exp(-np.array([1.5, -0.5])))
+  np.testing.assert_allclose(
+      losses.per_example_loss("focal", "binary", outputs=z, labels=y, focal_gamma=1.0), -(1 - q) * np.log(q), rtol=1e-5
+  )
+
+
+def test_confusion_and_class_report_match_sklearn():
+  from sklearn.metrics import balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 4, 200)
+  logits = rng.normal(size=(200, 4)) + 2.0 * np.eye(4)[labels] * (rng.random(200) < 0.6)[:, None]
+  mask = (rng.random(200) < 0.9).astype(np.float32)
+  confusion = np.asarray(losses.confusion_sums("multiclass", outputs=jnp.asarray(logits), labels=jnp.asarray(labels), mask=jnp.asarray(mask), num_classes=4))
+  kept = mask > 0
+  predicted = logits.argmax(-1)
+  np.testing.assert_array_equal(confusion, confusion_matrix(labels[kept], predicted[kept], labels=range(4)))
+  report = losses.class_report(confusion)
+  precision, recall, f1, support = precision_recall_fscore_support(labels[kept], predicted[kept], labels=range(4), zero_division=0)
+  np.testing.assert_allclose(report["precision"], precision)
+  np.testing.assert_allclose(report["recall"], recall)
+  np.testing.assert_allclose(report["f1"], f1)
+  assert report["support"] == support.tolist()
+  assert report["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels[kept], predicted[kept]))
+  assert report["macro_f1"] == pytest.approx(f1.mean())
+
+
+def test_class_report_never_predicted_and_absent_classes():
+  # class 2 absent from the data, class 1 never predicted
+  report = losses.class_report(np.array([[5, 0, 0], [3, 0, 0], [0, 0, 0]]))
+  assert report["precision"] == [5 / 8, 0.0, 0.0] and report["recall"] == [1.0, 0.0, 0.0]
+  assert report["balanced_accuracy"] == pytest.approx(0.5)  # mean recall over the 2 present classes

@@ -233,7 +233,9 @@ def test_problem_kinds_train(tmp_path, overrides, metric):
   config = tiny_config("train.epochs=10", "optim.warmup_steps=0", "optim.schedule=constant", *overrides)
   summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)
   final = summary["final"]["eval"]
-  assert set(final) == {"loss", metric}
+  assert set(final) == ({"loss", "accuracy", "balanced_accuracy", "macro_f1"} if metric == "accuracy" else {"loss", "mae"})
+  if metric == "accuracy":  # binary: a 2 x 2 confusion matrix over the whole test split
+    assert np.array(summary["final"]["confusion"]).shape == (2, 2) and np.sum(summary["final"]["confusion"]) == 360
   assert summary["num_params"] == 64 * 32 + 32 + 32 * 1 + 1  # a one-unit head
   if metric == "accuracy":
     assert final["accuracy"] > 0.8  # digits 0-4 vs 5-9; chance is ~0.5

@@ -1,9 +1,13 @@
-"""Datasets for jaxflow: tfds builders for the data jaxflow ships, and whole-split numpy loading.
+"""Datasets for jaxflow: tfds builders for the data jaxflow ships, a user's own data as tfds datasets
+('folder:PATH', 'csv:PATH', 'npz:PATH'; see `custom`), and whole-split numpy loading.
 
-Importing this package imports neither TensorFlow nor tensorflow_datasets: `loading` imports tfds only
-when a dataset is actually asked for, and the `digits` builder module only when `digits` is.
+Importing this package imports neither TensorFlow nor tensorflow_datasets: `loading` and `custom`
+import tfds only when a dataset is actually asked for, and the `digits` builder module only when
+`digits` is.
 """
 
+from jaxflow.data.custom import KINDS as CUSTOM_KINDS
+from jaxflow.data.custom import prepared_dir as custom_prepared_dir
 from jaxflow.data.loading import (
   DEFAULT_DATA_DIR_ENV,
   SHIPPED_DATASETS,
@@ -17,11 +21,13 @@ from jaxflow.data.loading import (
 from jaxflow.data.subsets import select_examples
 
 __all__ = [
+  "CUSTOM_KINDS",
   "DEFAULT_DATA_DIR_ENV",
   "SHIPPED_DATASETS",
   "DatasetError",
   "FeatureSpec",
   "Split",
+  "custom_prepared_dir",
   "dataset_spec",
   "load_split",
   "resolve_data_dir",

@@ -8,6 +8,10 @@ batching and shuffling (from the `data` PRNG stream) happen on those arrays.
 
 tensorflow_datasets is imported inside the functions: importing `jaxflow.data` stays cheap (tfds
 alone takes ~0.5 s) for the commands that never touch data.
+
+A user's own data ('folder:PATH', 'csv:PATH', 'npz:PATH'; see `jaxflow.data.custom`) is converted once
+into the same array_record format and then goes through the same two functions: the name is passed
+as it is, with its prefix.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import types
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +58,9 @@ class Split:
 
   inputs: np.ndarray  # float32 [n, *input_shape]; uint8 inputs scaled to [0, 1] by /255
   labels: np.ndarray  # int32 [n]
+  # The features named by `load_split(metadata_features=...)`, one row per example: text as str, any
+  # other feature as stored (ragged ones as an object array).
+  metadata: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def resolve_data_dir(data_dir: str | None) -> str:
@@ -78,8 +86,8 @@ def _base_name(name: str) -> str:
 def _unknown_dataset(name: str) -> DatasetError:
   shipped = ", ".join(repr(n) for n in SHIPPED_DATASETS)
   return DatasetError(
-    f"data.name={name!r} is not a known dataset: use one jaxflow ships ({shipped}) "
-    "or any tfds builder (tfds.list_builders())."
+    f"data.name={name!r} is not a known dataset: use one jaxflow ships ({shipped}), your own data "
+    "('folder:PATH', 'csv:PATH' or 'npz:PATH') or any tfds builder (tfds.list_builders())."
   )
 
 
@@ -92,14 +100,23 @@ def _not_prepared(name: str, data_dir: str) -> DatasetError:
   )
 
 
-def _prepared_builder(name: str, data_dir: str) -> Any:
+def _prepared_builder(
+  name: str, data_dir: str, *, label_feature: str = "label", metadata_features: Sequence[str] = ()
+) -> Any:
   """The tfds builder for `name`, with its data prepared in `data_dir` (returns tfds.core.DatasetBuilder).
 
-  Shipped datasets are prepared here on first use; any other one must already be prepared, because a
-  tfds download could be large and jaxflow machines may have no network.
+  Shipped datasets are prepared here on first use, a user's own data (whose conversion depends on the
+  label and metadata columns) whenever its source changed; any other one must already be prepared,
+  because a tfds download could be large and jaxflow machines may have no network.
   """
   import tensorflow_datasets as tfds
 
+  from jaxflow.data import custom
+
+  if custom.is_custom(name):
+    return custom.prepared_builder(
+      name, data_dir, label_feature=label_feature, metadata_features=metadata_features
+    )
   base = _base_name(name)
   if base in SHIPPED_DATASETS:
     __import__(SHIPPED_DATASETS[base])  # Registers the builder with tfds.
@@ -121,14 +138,14 @@ def _prepared_builder(name: str, data_dir: str) -> Any:
   return builder
 
 
-def _prepare_quietly(builder: Any, name: str, data_dir: str) -> None:
+def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str = "first use only") -> None:
   """One line instead of tfds's progress bars and banners (they would bury a CLI's error or result)."""
   import contextlib
   import sys
 
   from tensorflow_datasets.core.utils import tqdm_utils
 
-  print(f"jaxflow: preparing dataset {name!r} in {data_dir} (first use only)", file=sys.stderr)
+  print(f"jaxflow: preparing dataset {name!r} in {data_dir} ({reason})", file=sys.stderr)
   was_active = tqdm_utils._active  # tfds keeps this switch module-global; restore it afterwards
   tqdm_utils.display_progress_bar(False)
   try:
@@ -151,21 +168,39 @@ def dataset_spec(
   data_dir: str | None,
   input_feature: str = "image",
   label_feature: str = "label",
+  metadata_features: Sequence[str] = (),
 ) -> FeatureSpec:
-  """What dataset `name` offers, from its metadata; prepares a shipped dataset on first use.
+  """What dataset `name` offers, from its metadata; prepares a shipped dataset or the user's own data.
 
+  `metadata_features` are checked to exist; for 'csv:' and 'npz:' sources they also say which columns
+  are metadata rather than inputs, so pass the same ones as to `load_split`.
   Raises DatasetError for an unknown name (field `data.name`), a non-shipped dataset that isn't
-  prepared in the data dir, or a missing feature (`data.input_feature` / `data.label_feature`).
+  prepared in the data dir, a source that can't be converted, or a missing feature
+  (`data.input_feature` / `data.label_feature` / `data.metadata_features`).
   """
+  return _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)[0]
+
+
+def _spec_and_builder(
+  name: str, data_dir: str | None, input_feature: str, label_feature: str, metadata_features: Sequence[str]
+) -> tuple[FeatureSpec, Any]:
   import tensorflow_datasets as tfds
 
-  builder = _prepared_builder(name, resolve_data_dir(data_dir))
+  builder = _prepared_builder(
+    name, resolve_data_dir(data_dir), label_feature=label_feature, metadata_features=metadata_features
+  )
   features = builder.info.features
   feature_names = tuple(features.keys())
   _check_feature("data.input_feature", input_feature, name, feature_names)
   _check_feature("data.label_feature", label_feature, name, feature_names)
+  for feature in metadata_features:
+    if feature not in feature_names:
+      raise DatasetError(
+        f"data.metadata_features={tuple(metadata_features)!r} names {feature!r}, which is not a feature of "
+        f"dataset {name!r}; it has: {', '.join(feature_names)}."
+      )
   inputs, labels = features[input_feature], features[label_feature]
-  return FeatureSpec(
+  spec = FeatureSpec(
     name=name,
     input_feature=input_feature,
     label_feature=label_feature,
@@ -175,6 +210,7 @@ def dataset_spec(
     split_sizes={split: info.num_examples for split, info in builder.info.splits.items()},
     feature_names=feature_names,
   )
+  return spec, builder
 
 
 def _check_split(split: str, split_field: str, name: str, available: dict[str, int]) -> None:
@@ -203,6 +239,18 @@ def _to_float_inputs(values: np.ndarray) -> np.ndarray:
   return values.astype(np.float32)
 
 
+def _metadata_values(values: list[Any], is_text: bool) -> np.ndarray:
+  """One feature of every example as one array: text (bytes through data_source) as str."""
+  if is_text:
+    return np.asarray([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values])
+  arrays = [np.asarray(v) for v in values]
+  if all(a.shape == arrays[0].shape for a in arrays):
+    return np.stack(arrays)
+  ragged = np.empty(len(arrays), dtype=object)  # e.g. a Sequence feature of varying length
+  ragged[:] = arrays
+  return ragged
+
+
 def load_split(
   name: str,
   split: str,
@@ -211,25 +259,35 @@ def load_split(
   input_feature: str = "image",
   label_feature: str = "label",
   split_field: str = "data.split",
+  metadata_features: Sequence[str] = (),
 ) -> Split:
   """Split `split` of dataset `name` in memory: inputs float32 [n, *input_shape], labels int32 [n].
 
   Order is the stored order: shuffling is the training loop's job, from its `data` PRNG stream.
   `split_field` is the config field that named the split, for the error message when it is unknown.
+  `metadata_features` are other features of the dataset, returned by name in `Split.metadata`.
   """
   import tensorflow_datasets as tfds
 
-  spec = dataset_spec(
-    name,
-    data_dir=data_dir,
-    input_feature=input_feature,
-    label_feature=label_feature,
-  )
+  from jaxflow.data import custom
+
+  metadata_features = tuple(dict.fromkeys(metadata_features))  # unique, in the order given
+  spec, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
   _check_split(split, split_field, name, spec.split_sizes)
-  source = tfds.data_source(name, split=split, data_dir=resolve_data_dir(data_dir), download=False)
+  if custom.is_custom(name):
+    source = builder.as_data_source(split=split)  # tfds.data_source resolves registered names only
+  else:
+    source = tfds.data_source(name, split=split, data_dir=resolve_data_dir(data_dir), download=False)
   examples = _read_all(source)
   if not examples:
     raise DatasetError(f"{split_field}={split!r} of dataset {name!r} holds no examples.")
   inputs = np.stack([example[input_feature] for example in examples])
   labels = np.asarray([example[label_feature] for example in examples], dtype=np.int32)
-  return Split(inputs=_to_float_inputs(inputs), labels=labels)
+  features = builder.info.features
+  metadata = {
+    feature: _metadata_values(
+      [example[feature] for example in examples], isinstance(features[feature], tfds.features.Text)
+    )
+    for feature in metadata_features
+  }
+  return Split(inputs=_to_float_inputs(inputs), labels=labels, metadata=metadata)

@@ -16,15 +16,19 @@ import numpy as np
 
 from jaxflow import data as data_lib
 from jaxflow import rng
-from jaxflow.data import synthetic
+from jaxflow.data import balance, synthetic
+from jaxflow.data import label_noise as label_noise_lib
 from jaxflow.training.validate import Problem
 
 
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
   train_inputs: object  # [n_train, *input_shape] float32, or a pytree of such arrays (e.g. sequence + lengths)
-  train_labels: jax.Array  # [n_train] int32 (classification) or float32 (regression)
+  train_labels: jax.Array  # [n_train] int32 (classification) or float32 (regression); noisy if label noise is on
   eval_batches: dict[str, jax.Array]  # inputs [nb, b, *input_shape], labels [nb, b], mask [nb, b]
+  sample_probabilities: jax.Array | None = None  # [n_train] per-example draw probabilities (oversampling)
+  class_weights: tuple[float, ...] | None = None  # [C] loss weights (a static constant of the train step)
+  label_noise: label_noise_lib.NoisyLabels | None = None  # clean and noisy training labels, for the workdir
 
 
 def problem_labels(problem: Problem, labels: np.ndarray) -> np.ndarray:
@@ -72,12 +76,50 @@ def load_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tu
   return subset(train, d.classes, d.train_examples), subset(evaluation, d.classes, None)
 
 
-def load_device_data(config: ml_collections.ConfigDict, problem: Problem, data_stream: jax.Array) -> DeviceData:
-  train, evaluation = load_splits(config, data_stream)
+def skew(split: data_lib.Split, config: ml_collections.ConfigDict, num_classes: int | None, data_stream: jax.Array) -> data_lib.Split:
+  """The training split with `data.class_counts` / `data.imbalance_ratio` applied (dataset classes)."""
+  d = config.data
+  if d.class_counts is None and d.imbalance_ratio is None:
+    return split
+  counts = balance.requested_counts(split.labels, num_classes, class_counts=d.class_counts, imbalance_ratio=d.imbalance_ratio)
+  keep = balance.skewed_subset(split.labels, counts, rng.derived_seed(data_stream, "class_counts"))
+  return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep])
+
+
+def noisy_labels(config: ml_collections.ConfigDict, problem: Problem, labels: np.ndarray, noise_stream: jax.Array):
+  """`data.label_noise` applied to the problem's training labels, or None when it is off."""
+  noise = config.data.label_noise
+  if noise.kind != "matrix" and noise.rate == 0:
+    return None
+  transition = label_noise_lib.transition_matrix(problem.num_classes, kind=noise.kind, rate=noise.rate, matrix=noise.matrix)
+  return label_noise_lib.corrupt(labels, transition, rng.derived_seed(noise_stream, "label_noise"))
+
+
+def load_device_data(config: ml_collections.ConfigDict, problem: Problem, streams: dict[str, jax.Array]) -> DeviceData:
+  """Both splits on the device; the training split skewed, noised and weighted as the config says.
+
+  Order matters and is fixed: class subset / size limit -> skew (the `data` stream) -> the problem's
+  labels -> label noise (the `noise` stream) -> class weights and oversampling probabilities, computed
+  from the labels the model will see. Evaluation data is never skewed, noised or augmented.
+  """
+  train, evaluation = load_splits(config, streams["data"])
+  train = skew(train, config, problem.dataset_classes, streams["data"])
   eval_batch = min(config.train.eval_batch_size, evaluation.labels.shape[0])
   eval_batches = pad_and_batch(evaluation.inputs, problem_labels(problem, evaluation.labels), eval_batch)
+  train_labels = problem_labels(problem, train.labels)
+  noise, weights, probabilities = None, None, None
+  if problem.num_classes is not None:
+    noise = noisy_labels(config, problem, train_labels, streams["noise"])
+    train_labels = train_labels if noise is None else noise.noisy
+    if config.class_weights != "none":
+      weights = tuple(float(w) for w in balance.class_weights(train_labels, problem.num_classes, config.class_weights, beta=config.class_weights_beta))
+    if config.data.sampler == "oversample":
+      probabilities = jnp.asarray(balance.oversample_probabilities(train_labels, problem.num_classes))
   return DeviceData(
       train_inputs=jax.tree.map(jnp.asarray, train.inputs),
-      train_labels=jnp.asarray(problem_labels(problem, train.labels)),
+      train_labels=jnp.asarray(train_labels),
       eval_batches=jax.tree.map(jnp.asarray, eval_batches),
+      sample_probabilities=probabilities,
+      class_weights=weights,
+      label_noise=noise,
   )

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxflow import models, rng
+from jaxflow.data import augment, label_noise
 from jaxflow.training import checkpoints, graph_data, losses, optimizers, transfer
 from jaxflow.training.device_data import load_device_data
 from jaxflow.training.programs import Programs
@@ -131,6 +132,24 @@ class _TrainLog:
     self._progress.set_postfix(loss=f"{self.last['loss']:.4f}")
 
 
+def class_details(eval_sums: dict) -> dict:
+  """Per-class precision/recall/F1/support and the confusion matrix (classification), for JSON records."""
+  if "confusion" not in eval_sums:
+    return {}
+  report = losses.class_report(eval_sums["confusion"])
+  return {
+      "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
+      "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
+  }
+
+
+def record_label_noise(workdir: str, noisy) -> None:
+  """The clean labels stay known: both label vectors and the flips (npz), the realized rates (json)."""
+  label_noise.save(noisy, os.path.join(workdir, "label_noise.npz"))
+  with open(os.path.join(workdir, "label_noise.json"), "w") as f:
+    json.dump(noisy.summary(), f, indent=2)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False) -> dict:
   """Trains `config` in `workdir` (resuming what is there) and returns the summary written to summary.json."""
   wall_start = time.perf_counter()
@@ -144,14 +163,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
     data = graph_data.load_graph_data(config, streams["data"])
     steps_per_epoch, (per_dispatch, unroll) = data.steps_per_epoch, (1, 1)
   else:
-    data = load_device_data(config, problem, streams["data"])
+    data = load_device_data(config, problem, streams)
+    if data.label_noise is not None:
+      record_label_noise(workdir, data.label_noise)
     steps_per_epoch = problem.train_size // cfg_train.batch_size
     per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
   total_steps = steps_per_epoch * cfg_train.epochs
   lr_fn = optimizers.create_schedule(config.optim, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
   tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
   model = models.create_model(config.model, output_dim=problem.output_dim)
-  programs = Programs(problem=problem, batch_size=cfg_train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll)
+  programs = Programs(
+      problem=problem, batch_size=cfg_train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll,
+      focal_gamma=config.focal_gamma, class_weights=None if on_host else data.class_weights,
+      augment_ops=augment.parse_augment(tuple(config.data.augment), "config.data.augment"),
+  )
   state = programs.init_state(init_fn(model, tx, problem.input_structure), streams["init"])
 
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg_ckpt.keep)
@@ -194,9 +219,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
         if on_host:
           units = [(1, functools.partial(programs.host_step, batch=b, dropout_stream=streams["dropout"])) for b in data.train_batches(epoch)]
         else:
-          indices, offsets = programs.indices(streams["data"], epoch), np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)])
+          indices, offsets = programs.indices(data, streams, epoch), np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)])
           units = [
-              (int(b - a), functools.partial(programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), dropout_stream=streams["dropout"]))
+              (int(b - a), functools.partial(programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), streams=streams))
               for a, b in zip(offsets[:-1], offsets[1:])
           ]
         next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
@@ -209,7 +234,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
             train_log.flush(step, epoch + 1)
             next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
         eval_sums = programs.eval_sums(state, data)
-      eval_metrics = losses.finalize_metrics(jax.device_get(eval_sums))
+      eval_sums = jax.device_get(eval_sums)
+      eval_metrics = losses.finalize_metrics(eval_sums)
       train_seconds += time.perf_counter() - epoch_start - (programs.compile_seconds - compile_before)
       trained_steps += steps_per_epoch
       if not np.isfinite(eval_metrics["loss"]):
@@ -217,7 +243,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
             f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
             f"Last good checkpoint: step {ckpt.latest_step()} in {ckpt.directory}"
         )
-      writer.write(step, epoch + 1, "eval", eval_metrics)
+      writer.write(step, epoch + 1, "eval", eval_metrics, details=class_details(eval_sums))
+      if "confusion" in eval_sums and ((epoch + 1) % cfg_train.class_report_every == 0 or epoch + 1 == cfg_train.epochs):
+        writer.write_class_report(step, eval_sums["confusion"], losses.class_report(eval_sums["confusion"]))
       if (epoch + 1) % cfg_train.histogram_every == 0:
         writer.write_histograms(step, state.params)
       if cfg_train.layer_stats_every and (epoch + 1) % cfg_train.layer_stats_every == 0:
@@ -252,7 +280,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
         state = jax.device_put(best_state)
       else:  # the best came before this process resumed the run
         state, _ = ckpt.restore(restored_best, state, which=checkpoints.BEST)
-    final_eval = programs.evaluate(state, data)
+    final_sums = jax.device_get(programs.eval_sums(state, data))
+    final_eval = losses.finalize_metrics(final_sums)
   finally:
     progress.close()
     writer.close()
@@ -261,7 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
 
   summary = {
       "status": "completed",
-      "final": {"eval": final_eval, "train": train_log.last},
+      "final": {"eval": final_eval, "train": train_log.last, **class_details(final_sums)},
       "best": {"metric": cfg_train.monitor, "value": monitor.best_value, "epoch": monitor.best_epoch, "step": monitor.best_step},
       "steps": step,  # steps trained; the final parameters are from `restored_best_step` when set
       "restored_best_step": restored_best,

@@ -30,19 +30,30 @@ def _shapes(tree) -> tuple:
 
 
 class Programs:
-  def __init__(self, *, problem: Problem, batch_size: int, lr_fn, steps_per_epoch: int, unroll):
-    step_fn = functools.partial(steps.train_step, loss_name=problem.loss, kind=problem.kind, lr_fn=lr_fn)
-    eval_fn = functools.partial(steps.eval_step, loss_name=problem.loss, kind=problem.kind)
+  def __init__(
+      self,
+      *,
+      problem: Problem,
+      batch_size: int,
+      lr_fn,
+      steps_per_epoch: int,
+      unroll,
+      focal_gamma: float = 2.0,
+      class_weights: tuple[float, ...] | None = None,
+      augment_ops: tuple = (),
+  ):
+    loss = dict(loss_name=problem.loss, kind=problem.kind, focal_gamma=focal_gamma)
+    step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights)
+    eval_fn = functools.partial(steps.eval_step, **loss, num_classes=problem.num_classes)
     order = dict(num_examples=problem.train_size, steps=steps_per_epoch, batch_size=batch_size)
+    train = dict(step_fn=step_fn, augment_ops=augment_ops, unroll=unroll)
     # Not donated: the loop dispatches epoch e+1 before it has logged, checkpointed or copied epoch e's
     # state (see loop.py), so that state must outlive the call.
-    self._epoch = jax.jit(functools.partial(steps.train_epoch, **order, step_fn=step_fn, eval_fn=eval_fn, unroll=unroll))
-    self._chunk = jax.jit(
-        functools.partial(steps.train_chunk, step_fn=step_fn, unroll=unroll), static_argnames="num_steps", donate_argnums=0
-    )
+    self._epoch = jax.jit(functools.partial(steps.train_epoch, **order, **train, eval_fn=eval_fn))
+    self._chunk = jax.jit(functools.partial(steps.train_chunk, **train), static_argnames="num_steps", donate_argnums=0)
     self._eval = jax.jit(functools.partial(steps.eval_chunk, eval_fn=eval_fn))
     self._indices = jax.jit(functools.partial(steps.epoch_indices, **order))
-    self._layer_stats = jax.jit(functools.partial(steps.layer_stats, loss_name=problem.loss, kind=problem.kind))
+    self._layer_stats = jax.jit(functools.partial(steps.layer_stats, **loss))
     self._probe_size = batch_size
     # Host batches (graphs): one step per batch, compiled once per padded shape (budget).
     def host_train_step(state, batch, dropout_stream):
@@ -64,14 +75,14 @@ class Programs:
     return self._run("init", jax.jit(init), init_key)
 
   def epoch(self, state, data: DeviceData, streams, epoch: int):
-    args = (state, data.train_inputs, data.train_labels, data.eval_batches, streams["data"], streams["dropout"], np.int32(epoch))
+    args = (state, data.train_inputs, data.train_labels, data.eval_batches, dict(streams), data.sample_probabilities, np.int32(epoch))
     return self._run("epoch", self._epoch, *args)
 
-  def indices(self, data_stream, epoch: int):
-    return self._run("indices", self._indices, data_stream, np.int32(epoch))
+  def indices(self, data: DeviceData, streams, epoch: int):
+    return self._run("indices", self._indices, streams["data"], np.int32(epoch), streams["sampler"], data.sample_probabilities)
 
-  def chunk(self, state, *, data: DeviceData, epoch_indices, offset: int, num_steps: int, dropout_stream):
-    args = (state, data.train_inputs, data.train_labels, epoch_indices, np.int32(offset), dropout_stream)
+  def chunk(self, state, *, data: DeviceData, epoch_indices, offset: int, num_steps: int, streams):
+    args = (state, data.train_inputs, data.train_labels, epoch_indices, np.int32(offset), streams["dropout"], streams["augment"])
     return self._run(("chunk", num_steps), self._chunk, *args, num_steps=num_steps)
 
   def eval_sums(self, state, data: DeviceData | HostData):

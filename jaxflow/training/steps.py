@@ -21,13 +21,27 @@ Batch = dict[str, jax.Array]  # inputs [b, ...], labels [b], mask [b]
 
 
 def train_step(
-    state: TrainState, batch: Batch, dropout_key: jax.Array, *, loss_name: str, kind: str, lr_fn: optax.Schedule
+    state: TrainState,
+    batch: Batch,
+    dropout_key: jax.Array,
+    *,
+    loss_name: str,
+    kind: str,
+    lr_fn: optax.Schedule,
+    focal_gamma: float = 2.0,
+    class_weights: tuple[float, ...] | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One step. Returns the new state and this step's metric sums plus `grad_norm` and `lr`."""
+  """One step. Returns the new state and this step's metric sums plus `grad_norm` and `lr`.
+
+  `class_weights` [C] scale each example's loss by its label's weight (imbalance remedy); the logged
+  train loss is then the weighted one, the quantity being minimized.
+  """
 
   def loss_fn(params):
     outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
-    per_example = losses.per_example_loss(loss_name, kind, outputs=outputs, labels=batch["labels"])
+    per_example = losses.per_example_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], focal_gamma=focal_gamma)
+    if class_weights is not None:
+      per_example = per_example * jnp.asarray(class_weights, jnp.float32)[batch["labels"]]
     sums = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], losses=per_example)
     return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums  # the masked mean; sums ride along as aux
 
@@ -37,11 +51,27 @@ def train_step(
   return state.apply_gradients(grads=grads), metrics
 
 
-def epoch_indices(data_stream: jax.Array, epoch: jax.Array, *, num_examples: int, steps: int, batch_size: int):
-  """[steps, batch_size] example indices of one epoch: a permutation from the `data` stream.
+def epoch_indices(
+    data_stream: jax.Array,
+    epoch: jax.Array,
+    sampler_stream: jax.Array | None = None,
+    probabilities: jax.Array | None = None,
+    *,
+    num_examples: int,
+    steps: int,
+    batch_size: int,
+):
+  """[steps, batch_size] example indices of one epoch.
 
-  Keyed by the epoch number (not a carried key) so a resumed run sees the same order.
+  Uniform: a permutation from the `data` stream. Oversampling (`probabilities` [n] given): draws with
+  replacement from the `sampler` stream, as many as a uniform epoch uses, so an epoch keeps its
+  length and the schedule its meaning. Keyed by the epoch number (not a carried key) so a resumed run
+  sees the same order.
   """
+  if probabilities is not None:
+    key = rng.step_key(sampler_stream, epoch)
+    drawn = jax.random.choice(key, num_examples, shape=(steps * batch_size,), replace=True, p=probabilities)
+    return drawn.reshape(steps, batch_size)
   order = jax.random.permutation(rng.step_key(data_stream, epoch), num_examples)
   return order[: steps * batch_size].reshape(steps, batch_size)
 
@@ -53,9 +83,11 @@ def train_chunk(
     epoch_indices: jax.Array,
     offset: jax.Array,
     dropout_stream: jax.Array,
+    augment_stream: jax.Array | None = None,
     *,
     num_steps: int,
     step_fn: Callable,
+    augment_ops: tuple = (),
     unroll: int | bool = 1,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Steps `offset .. offset + num_steps` of an epoch, on data that stays on the device.
@@ -63,12 +95,20 @@ def train_chunk(
   `epoch_indices` [steps_per_epoch, batch] is the whole epoch's order and `offset` a traced int, so
   every chunk of an epoch reuses one executable (slicing with Python ints on the host would compile a
   new slice per offset). Metrics come back stacked [num_steps]. The dropout key of each step is
-  fold_in(dropout_stream, state.step): independent of how steps are grouped into chunks.
+  fold_in(dropout_stream, state.step): independent of how steps are grouped into chunks. With
+  `augment_ops`, each batch is augmented here, on the device, each example with the key
+  fold_in(fold_in(augment_stream, step), position in the global batch): independent of chunking and of
+  how a batch is split over devices, and two oversampled copies of one example draw differently.
   """
   indices = jax.lax.dynamic_slice_in_dim(epoch_indices, offset, num_steps)
 
   def body(state, idx):
     batch = {"inputs": jax.tree.map(lambda a: a[idx], inputs), "labels": labels[idx], "mask": jnp.ones(idx.shape, jnp.float32)}
+    if augment_ops:
+      from jaxflow.data import augment  # noqa: PLC0415  TODO(integration): top-level once augment.py lands
+
+      key = rng.step_key(augment_stream, state.step)
+      batch["inputs"] = augment.augment_batch(key, batch["inputs"], augment_ops, jnp.arange(idx.shape[0]))
     return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
 
   if num_steps == 1:
@@ -79,9 +119,15 @@ def train_chunk(
   return jax.lax.scan(body, state, indices, unroll=unroll)
 
 
-def eval_step(state: TrainState, batch: Batch, *, loss_name: str, kind: str) -> dict[str, jax.Array]:
+def eval_step(
+    state: TrainState, batch: Batch, *, loss_name: str, kind: str, focal_gamma: float = 2.0, num_classes: int | None = None
+) -> dict[str, jax.Array]:
+  """Metric sums of one padded, masked batch; with `num_classes`, also its confusion matrix [C, C]."""
   outputs = state.apply_fn({"params": state.params}, batch["inputs"], train=False)
-  return losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+  sums = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma)
+  if num_classes is not None:
+    sums["confusion"] = losses.confusion_sums(kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], num_classes=num_classes)
+  return sums
 
 
 def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable) -> dict[str, jax.Array]:
@@ -101,8 +147,8 @@ def train_epoch(
     inputs: jax.Array,
     labels: jax.Array,
     eval_batches: Batch,
-    data_stream: jax.Array,
-    dropout_stream: jax.Array,
+    streams: dict[str, jax.Array],
+    probabilities: jax.Array | None,
     epoch: jax.Array,
     *,
     num_examples: int,
@@ -110,21 +156,25 @@ def train_epoch(
     batch_size: int,
     step_fn: Callable,
     eval_fn: Callable,
+    augment_ops: tuple = (),
     unroll: int | bool = 1,
 ):
-  """A whole epoch as one program: shuffle, `steps` train steps (scan), evaluation.
+  """A whole epoch as one program: shuffle (or oversample), `steps` train steps (scan), evaluation.
 
   One dispatch and one host sync per epoch, which is what lets a small model beat a per-step loop.
-  Returns (state, train metrics stacked [steps], eval metric sums).
+  `streams`: the run's PRNG streams by name. Returns (state, train metrics stacked [steps], eval metric sums).
   """
-  indices = epoch_indices(data_stream, epoch, num_examples=num_examples, steps=steps, batch_size=batch_size)
+  indices = epoch_indices(
+      streams["data"], epoch, streams["sampler"], probabilities, num_examples=num_examples, steps=steps, batch_size=batch_size
+  )
   state, train_metrics = train_chunk(
-      state, inputs, labels, indices, jnp.int32(0), dropout_stream, num_steps=steps, step_fn=step_fn, unroll=unroll
+      state, inputs, labels, indices, jnp.int32(0), streams["dropout"], streams["augment"],
+      num_steps=steps, step_fn=step_fn, augment_ops=augment_ops, unroll=unroll,
   )
   return state, train_metrics, eval_chunk(state, eval_batches, eval_fn=eval_fn)
 
 
-def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str) -> dict[str, jax.Array]:
+def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str, focal_gamma: float = 2.0) -> dict[str, jax.Array]:
   """Per-layer activation mean/std and gradient norm on one batch, in eval mode (no dropout).
 
   Activations are what the modules sow into `intermediates` (post-activation outputs, keyed by layer
@@ -135,7 +185,7 @@ def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str) -
 
   def loss_fn(params):
     outputs, captured = state.apply_fn({"params": params}, batch["inputs"], train=False, mutable=["intermediates"])
-    loss = losses.masked_mean_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"])
+    loss = losses.masked_mean_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma)
     return loss, captured.get("intermediates", {})
 
   (_, captured), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -15,12 +15,13 @@ import ml_collections
 
 from jaxflow import data as data_lib
 from jaxflow import models
-from jaxflow.data import synthetic
+from jaxflow.data import augment, balance, label_noise, synthetic
 from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
 from jaxflow.training import graph_data, losses, optimizers, transfer
 
-MONITOR_METRICS = ("eval/accuracy", "eval/loss", "eval/mae")
+MONITOR_METRICS = ("eval/accuracy", "eval/balanced_accuracy", "eval/macro_f1", "eval/loss", "eval/mae")
+CLASSIFICATION_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +39,11 @@ class Problem:
   # The model's input as a pytree of ShapeDtypeStruct with batch 1: an array [1, *input_shape], or a dict
   # such as {"sequence": [1, T, F], "lengths": [1]} for variable-length sequences.
   input_structure: object = None
+  dataset_classes: int | None = None  # the dataset's label classes (before a binary mapping): data.class_counts' length
 
   @property
   def metrics(self) -> tuple[str, ...]:
-    return ("loss", "mae") if self.kind == "regression" else ("loss", "accuracy")
+    return ("loss", "mae") if self.kind == "regression" else CLASSIFICATION_METRICS
 
 
 def _check_fields(config: ml_collections.ConfigDict) -> None:
@@ -72,6 +74,21 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.model.layer_inits: {e}") from None
   if config.loss is not None:
     require_choice(config, "loss", losses.LOSS_NAMES)
+  require_positive(config, "focal_gamma", float, allow_zero=True)
+  require_choice(config, "class_weights", balance.WEIGHTINGS)
+  beta = require_type(config, "class_weights_beta", (int, float))
+  if not 0 < beta < 1:
+    raise ConfigError(f"config.class_weights_beta={beta!r} must be in (0, 1), e.g. 0.999")
+  require_choice(config, "data.sampler", balance.SAMPLERS)
+  require_choice(config, "data.label_noise.kind", label_noise.NOISE_KINDS)
+  rate = require_type(config, "data.label_noise.rate", (int, float))
+  if not 0 <= rate <= 1:
+    raise ConfigError(f"config.data.label_noise.rate={rate!r} must be in [0, 1]")
+  for field in ("data.metadata_features", "data.augment"):
+    value = get_field(config, field)
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+      raise ConfigError(f"config.{field}={value!r} must be a tuple of strings")
+  augment.parse_augment(tuple(config.data.augment), "config.data.augment")
   require_choice(config, "optim.name", optimizers.OPTIMIZER_NAMES)
   require_choice(config, "optim.schedule", optimizers.SCHEDULE_NAMES)
   require_positive(config, "optim.lr", float)
@@ -84,7 +101,7 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   if config.optim.decay_steps is not None:
     require_positive(config, "optim.decay_steps")
   require_positive(config, "optim.end_lr_factor", float, allow_zero=True)
-  for field in ("train.batch_size", "train.eval_batch_size", "train.epochs", "train.log_every", "train.histogram_every"):
+  for field in ("train.batch_size", "train.eval_batch_size", "train.epochs", "train.log_every", "train.histogram_every", "train.class_report_every"):
     require_positive(config, field)
   require_positive(config, "train.layer_stats_every", allow_zero=True)
   if config.train.steps_per_dispatch is not None:
@@ -149,9 +166,10 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
     raise ConfigError(f"config.loss={loss!r} does not fit problem.kind={kind!r}; allowed: {', '.join(losses.COMPATIBLE_LOSSES[kind])}")
   output_dim = num_classes if kind == "multiclass" else 1
   monitor = config.train.monitor
-  allowed = ("loss", "mae") if kind == "regression" else ("loss", "accuracy")
+  allowed = ("loss", "mae") if kind == "regression" else CLASSIFICATION_METRICS
   if monitor.split("/")[1] not in allowed:
     raise ConfigError(f"config.train.monitor={monitor!r} is not measured for {kind}; allowed: eval/{', eval/'.join(allowed)}")
+  _check_data_preparation(config, kind, num_classes, spec)
   generator = synthetic.GENERATED.get(d.name)
   if generator:
     structure = generator.input_structure()
@@ -169,7 +187,40 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
       positive_labels=positive,
       train_size=spec.split_sizes[d.train_split],
       eval_size=spec.split_sizes[d.eval_split],
+      dataset_classes=spec.num_classes,
   )
+
+
+def _check_data_preparation(config: ml_collections.ConfigDict, kind: str, num_classes: int | None, spec: data_lib.FeatureSpec) -> None:
+  """Imbalance, label noise and augmentation settings that cannot apply to this problem or dataset."""
+  d = config.data
+  if d.name in graph_data.GRAPH_DATASETS:
+    asked = [f for f, on in (("data.class_counts", d.class_counts is not None), ("data.imbalance_ratio", d.imbalance_ratio is not None),
+                             ("data.sampler", d.sampler != "uniform"), ("class_weights", config.class_weights != "none"),
+                             ("data.label_noise", d.label_noise.kind == "matrix" or d.label_noise.rate > 0)) if on]
+    if asked:
+      raise ConfigError(f"config.{asked[0]} is not supported for graph datasets ({d.name!r}); it applies to array datasets")
+  if kind == "regression":
+    asked = [
+        field for field, on in (
+            ("data.class_counts", d.class_counts is not None), ("data.imbalance_ratio", d.imbalance_ratio is not None),
+            ("data.sampler", d.sampler != "uniform"), ("class_weights", config.class_weights != "none"),
+            ("data.label_noise", d.label_noise.kind == "matrix" or d.label_noise.rate > 0),
+        ) if on
+    ]
+    if asked:
+      raise ConfigError(f"config.{asked[0]} is set for a regression problem; it needs class labels (problem.kind multiclass or binary)")
+  elif d.label_noise.kind == "matrix" or d.label_noise.rate > 0:
+    try:
+      label_noise.transition_matrix(num_classes, kind=d.label_noise.kind, rate=d.label_noise.rate, matrix=d.label_noise.matrix)
+    except label_noise.LabelNoiseError as e:
+      raise ConfigError(f"config.{e}") from None
+  if d.augment:
+    if d.name in graph_data.GRAPH_DATASETS or d.name in synthetic.GENERATED or len(spec.input_shape) != 3:
+      raise ConfigError(
+          f"config.data.augment needs image inputs [height, width, channels]; {spec.name!r} feature "
+          f"{spec.input_feature!r} has shape {tuple(spec.input_shape)}"
+      )
 
 
 def param_shapes(config: ml_collections.ConfigDict, problem: Problem):
@@ -198,9 +249,11 @@ def _check_layers(config: ml_collections.ConfigDict, problem: Problem) -> None:
 
 
 def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem) -> Problem:
-  """Split sizes after `data.classes` / `data.train_examples` (reads the labels; nothing is computed)."""
+  """Split sizes after `data.classes` / `data.train_examples` and the class skew (reads the labels;
+  nothing is computed)."""
   d = config.data
-  if d.classes is None and d.train_examples is None:
+  skewed = d.class_counts is not None or d.imbalance_ratio is not None
+  if d.classes is None and d.train_examples is None and not skewed:
     return problem
   if d.classes is not None:
     classes = tuple(d.classes)
@@ -216,9 +269,16 @@ def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem) -> Proble
   sizes = {}
   for split, limit in ((d.train_split, d.train_examples), (d.eval_split, None)):
     labels = data_lib.load_split(d.name, split, **read).labels
-    sizes[split] = len(data_lib.select_examples(labels, classes=d.classes, limit=limit))
+    labels = labels[data_lib.select_examples(labels, classes=d.classes, limit=limit)]
+    sizes[split] = len(labels)
     if sizes[split] == 0:
       raise ConfigError(f"config.data.classes={tuple(d.classes)} leaves split {split!r} empty")
+    if skewed and split == d.train_split:
+      try:
+        counts = balance.requested_counts(labels, problem.dataset_classes, class_counts=d.class_counts, imbalance_ratio=d.imbalance_ratio)
+      except balance.ImbalanceError as e:
+        raise ConfigError(f"config.{e}") from None
+      sizes[split] = int(counts.sum())
   return dataclasses.replace(problem, train_size=sizes[d.train_split], eval_size=sizes[d.eval_split])
 
 

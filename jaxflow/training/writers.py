@@ -35,8 +35,10 @@ class MetricWriter:
     purge = None if resume_step is None else resume_step + 1
     self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=purge, flush_secs=5)
 
-  def write(self, step: int, epoch: int, split: str, metrics: dict[str, float]) -> None:
-    record = {"step": int(step), "epoch": int(epoch), "split": split, **{k: float(v) for k, v in metrics.items()}}
+  def write(self, step: int, epoch: int, split: str, metrics: dict[str, float], *, details: dict | None = None) -> None:
+    """`metrics`: scalars, to both. `details`: JSON-able structures (per-class lists, a confusion matrix)
+    for metrics.jsonl only, under their own keys."""
+    record = {"step": int(step), "epoch": int(epoch), "split": split, **{k: float(v) for k, v in metrics.items()}, **(details or {})}
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
     for name, value in metrics.items():
@@ -62,6 +64,43 @@ class MetricWriter:
           bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(), global_step=int(step),
       )
 
+  def write_class_report(self, step: int, confusion: np.ndarray, report: dict, *, split: str = "eval") -> None:
+    """Per-class precision/recall/F1 as TensorBoard scalars (`eval/recall/class_3`) and the confusion
+    matrix as an image (`eval/confusion_matrix`): the view where a rare class's collapse shows."""
+    for name in ("precision", "recall", "f1"):
+      for c, value in enumerate(report[name]):
+        self._tb.add_scalar(f"{split}/{name}/class_{c}", float(value), global_step=int(step))
+    self._tb.add_image(f"{split}/confusion_matrix", confusion_image(confusion), global_step=int(step), dataformats="HWC")
+
   def close(self) -> None:
     self._jsonl.close()
     self._tb.close()
+
+
+def confusion_image(confusion: np.ndarray, class_names: list[str] | None = None) -> np.ndarray:
+  """The confusion matrix drawn with matplotlib (rows normalized to recall, counts written in the cells)
+  as an RGB uint8 array [H, W, 3]. Agg canvas, no pyplot: no global figure state, no display needed."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  confusion = np.asarray(confusion, np.float64)
+  num_classes = confusion.shape[0]
+  names = class_names or [str(c) for c in range(num_classes)]
+  rows = confusion.sum(axis=1, keepdims=True)
+  recall = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
+  size = 1.2 + 0.45 * num_classes
+  fig = Figure(figsize=(size + 1.0, size), dpi=80)
+  canvas = FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  im = ax.imshow(recall, cmap="Blues", vmin=0.0, vmax=1.0)
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+  ax.set(xticks=range(num_classes), yticks=range(num_classes), xticklabels=names, yticklabels=names,
+         xlabel="predicted class", ylabel="true class", title="confusion matrix (counts)")
+  if num_classes <= 20:
+    for i in range(num_classes):
+      for j in range(num_classes):
+        ax.text(j, i, f"{int(confusion[i, j])}", ha="center", va="center", fontsize=7,
+                color="white" if recall[i, j] > 0.5 else "black")
+  fig.tight_layout()
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -1,0 +1,299 @@
+"""Writes an audit report (`jaxflow.data.audit.audit`) as report.json, report.md and plots/*.png.
+
+Everything is drawn from the report dict alone (the histogram is stored in it as counts), so a report
+read back from report.json can be rendered again without the data. Plots use matplotlib's Agg canvas
+on a bare `Figure`: no pyplot, so nothing global (backend, open figures) changes in the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+_MAX_ROWS = 20  # table rows per listing in report.md; report.json keeps all it has
+
+
+def write_report(report: dict, workdir: str) -> dict[str, str]:
+  """Writes the report under `workdir`; returns {"json", "markdown", plot name: path} (absolute paths)."""
+  workdir = os.path.abspath(workdir)
+  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+  paths = {"json": os.path.join(workdir, "report.json"), "markdown": os.path.join(workdir, "report.md")}
+  plots = _write_plots(report, os.path.join(workdir, "plots"))
+  with open(paths["json"], "w") as f:
+    json.dump(report, f, indent=1, allow_nan=False)  # strict JSON: any NaN is a bug to surface here
+  with open(paths["markdown"], "w") as f:
+    f.write(markdown(report, {k: os.path.relpath(p, workdir) for k, p in plots.items()}))
+  return {**paths, **plots}
+
+
+# ------------------------------------------------------------------------------------------ markdown
+
+
+def markdown(report: dict, plots: dict[str, str] | None = None) -> str:
+  """The report as Markdown; `plots` maps plot names (as `write_report` returns them) to relative paths."""
+  plots = plots or {}
+  parts = [
+    _intro(report),
+    _findings_md(report["summary"]),
+    _balance_md(report["class_balance"], report["meta"], plots),
+    _duplicates_md(report["duplicates"]),
+    _conflicts_md(report["conflicting_labels"]),
+    _shift_md(report["shift"], plots),
+    _attributes_md(report["attribute_bias"], report["meta"], plots),
+  ]
+  return "\n\n".join(parts) + "\n"
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+  cell = lambda v: _fmt(v).replace("|", "\\|")
+  lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+  return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def _fmt(v) -> str:
+  if v is None:
+    return "–"
+  if isinstance(v, bool):
+    return "**yes**" if v else "no"
+  if isinstance(v, float):
+    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+  return str(v)
+
+
+def _more(total: int, shown: int) -> str:
+  return f"\n\n({shown} of {total} shown.)" if total > shown else ""
+
+
+def _intro(report: dict) -> str:
+  meta = report["meta"]
+  rows = [[s, m["num_examples"], "x".join(map(str, m["example_shape"])), ", ".join(m["metadata"]) or "–"] for s, m in meta["splits"].items()]
+  return (
+    f"# Dataset audit\n\n{meta['num_classes']} classes; train split `{meta['train_split']}`, eval split "
+    f"`{meta['eval_split']}`.\n\n" + _table(["split", "examples", "example shape", "metadata"], rows)
+  )
+
+
+def _findings_md(summary: dict) -> str:
+  if not summary["findings"]:
+    return "## Findings\n\nNo findings: nothing crossed a threshold."
+  return "## Findings\n\n" + "\n".join(f"- {f}" for f in summary["findings"])
+
+
+def _balance_md(balance: dict, meta: dict, plots: dict) -> str:
+  splits = balance["splits"]
+  names = meta["class_names"]
+  rows = [[names[c]] + [f"{b['counts'][c]} ({b['fractions'][c]:.1%})" for b in splits.values()] for c in range(len(names))]
+  rows.append(["**imbalance ratio**"] + [b["imbalance_ratio"] for b in splits.values()])
+  rows.append(["flagged"] + [b["flagged"] for b in splits.values()])
+  empty = [f"`{s}`: " + ", ".join(names[c] for c in b["empty_classes"]) for s, b in splits.items() if b["empty_classes"]]
+  text = f"## Class balance\n\n{balance['definition']}\n\n" + _table(["class"] + list(splits), rows)
+  if empty:
+    text += "\n\nClasses with no examples: " + "; ".join(empty) + "."
+  return text + _image(plots, "class_counts", "class counts per split")
+
+
+def _image(plots: dict, name: str, alt: str) -> str:
+  return f"\n\n![{alt}]({plots[name]})" if name in plots else ""
+
+
+def _duplicates_md(dup: dict) -> str:
+  exact, near = dup["exact"], dup["near"]
+  within = [[s, e["num_groups"], e["num_examples_in_groups"], e["num_redundant_copies"], near["within"][s]["num_pairs"],
+             near["within"][s]["num_examples"]] for s, e in exact["within"].items()]
+  across = [[k, e["num_pairs"], e["num_b_in_a"], f"{e['fraction_b_in_a']:.2%}", near["across"][k]["num_pairs"],
+             near["across"][k]["num_b_near_a"]] for k, e in exact["across"].items()]
+  text = (
+    f"## Duplicates\n\n**Exact**: {dup['definition']['exact']}\n\n**Near**: {dup['definition']['near']}\n\n"
+    f"Typical nearest-neighbour distance {_fmt(dup['typical_nn_distance'])}; near-duplicate radius "
+    f"{_fmt(dup['near_radius'])}.\n\n### Within each split\n\n"
+    + _table(["split", "exact groups", "examples in groups", "redundant copies", "near pairs", "examples in near pairs"], within)
+  )
+  if across:
+    text += "\n\n### Across splits (leakage)\n\n" + _table(
+      ["splits a/b", "exact pairs", "b examples in a", "fraction of b", "near pairs", "b examples near a"], across
+    )
+  return text + _exact_examples_md(exact) + _near_examples_md(near)
+
+
+def _exact_examples_md(exact: dict) -> str:
+  rows = [[s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))] for s, e in exact["within"].items() for g in e["groups"]]
+  rows += [[k, f"{p['index_a']} / {p['index_b']}", f"{p['label_a']} / {p['label_b']}"] for k, e in exact["across"].items() for p in e["pairs"]]
+  if not rows:
+    return ""
+  return "\n\n### Exact duplicates (examples)\n\n" + _table(["split(s)", "indices", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+
+
+def _near_examples_md(near: dict) -> str:
+  comparisons = list(near["within"].values()) + list(near["across"].values())
+  rows = [[c["split_a"], p["index_a"], c["split_b"], p["index_b"], p["distance"], f"{p['label_a']} / {p['label_b']}"]
+          for c in comparisons for p in c["pairs"]]
+  truncated = [f"{c['split_a']}/{c['split_b']}" for c in comparisons if c["truncated"]]
+  text = "" if not rows else "\n\n### Near duplicates (examples)\n\n" + _table(
+    ["split a", "index a", "split b", "index b", "L2 distance", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+  if truncated:
+    text += "\n\nSearch stopped early (too many candidates), counts are lower bounds for: " + ", ".join(truncated) + "."
+  return text
+
+
+def _conflicts_md(conflicts: dict) -> str:
+  counts = [[s, c["num_groups"], c["num_examples"]] for s, c in conflicts["within"].items()]
+  counts += [[k, c["num_groups"], "–"] for k, c in conflicts["across"].items()]
+  rows = [[s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))] for s, c in conflicts["within"].items() for g in c["groups"]]
+  rows += [[k, f"{g['indices_a']} / {g['indices_b']}", f"{g['labels_a']} / {g['labels_b']}"] for k, c in conflicts["across"].items() for g in c["groups"]]
+  text = f"## Conflicting labels\n\n{conflicts['definition']}\n\n" + _table(["split(s)", "groups", "examples"], counts)
+  if rows:
+    text += "\n\n" + _table(["split(s)", "indices", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+  return text
+
+
+def _shift_md(shift: dict, plots: dict) -> str:
+  per = shift["splits"]
+  axis = next(iter(per.values()))["axis"]
+  rows = [[s, p["mean"], p["std"], p["example_mean"]["p05"], p["example_mean"]["median"], p["example_mean"]["p95"]] for s, p in per.items()]
+  text = f"## Train/eval shift\n\n{shift['definition']}\n\n" + _table(
+    ["split", "mean", "std", "example mean p05", "example mean median", "example mean p95"], rows)
+  width = len(next(iter(per.values()))[f"{axis}_mean"])
+  if width <= 16:
+    text += "\n\n" + _table(["split"] + [f"{axis} {k} mean / std" for k in range(width)],
+                            [[s] + [f"{m:.3g} / {d:.3g}" for m, d in zip(p[f"{axis}_mean"], p[f"{axis}_std"])] for s, p in per.items()])
+  text += _input_shift_md(shift["input_shift"]) + _label_shift_md(shift["label_shift"])
+  return text + _image(plots, "mean_intensity", "per-example mean histogram")
+
+
+def _input_shift_md(x: dict | None) -> str:
+  if x is None:
+    return "\n\nNo eval split to compare with."
+  text = f"\n\n### Input shift: `{x['split_a']}` vs `{x['split_b']}`\n\n" + _table(
+    ["KS D", "KS p-value", "Cohen's d", "mean difference", "flagged"],
+    [[x["ks_statistic"], x["ks_p_value"], x["cohens_d"], x["mean_difference"], x["flagged"]]])
+  top = [[t["index"], t["mean_a"], t["mean_b"], t["smd"]] for t in x["top_shifted"]]
+  return text + f"\n\nLargest standardized mean differences per {x['axis']}:\n\n" + _table(
+    [x["axis"], f"mean {x['split_a']}", f"mean {x['split_b']}", "standardized difference"], top)
+
+
+def _label_shift_md(y: dict | None) -> str:
+  if y is None:
+    return ""
+  return "\n\n### Label shift\n\n" + _table(
+    ["chi-square", "dof", "p-value", "total variation", "flagged"], [[y["chi2"], y["dof"], y["p_value"], y["total_variation"], y["flagged"]]])
+
+
+def _attributes_md(bias: dict, meta: dict, plots: dict) -> str:
+  attrs = bias["attributes"]
+  if not attrs:
+    return f"## Attribute bias\n\n{bias['definition']}\n\nNo metadata attributes given."
+  rows = [[k, a["kind"], s, p["n"], p["cramers_v"], p["cramers_v_plain"], p["mutual_info_bits"], p["mutual_info_fraction"], p["p_value"], p["flagged"]]
+          for k, a in attrs.items() for s, p in a["splits"].items()]
+  text = f"## Attribute bias\n\n{bias['definition']}\n\n" + _table(
+    ["attribute", "kind", "split", "n", "Cramér's V", "V plain", "MI (bits)", "MI / H(label)", "chi-square p", "flagged"], rows)
+  for key, a in attrs.items():
+    split, table = _shown_table(a)
+    names = meta["class_names"]
+    text += f"\n\n### `{key}` x label ({split})"
+    if len(names) <= 20:  # wider tables don't read in Markdown; the heatmap and report.json have them
+      text += "\n\n" + _table([key] + names, [[v] + row for v, row in zip(a["values"], table)])
+    text += _image(plots, f"attribute:{key}", f"{key} vs label")
+  return text
+
+
+def _shown_table(attribute: dict) -> tuple[str, list[list[int]]]:
+  """The pooled table when there is one, else the only split's."""
+  split = "all" if "all" in attribute["splits"] else next(iter(attribute["splits"]))
+  return split, attribute["splits"][split]["table"]
+
+
+# --------------------------------------------------------------------------------------------- plots
+
+
+def _write_plots(report: dict, folder: str) -> dict[str, str]:
+  names = report["meta"]["class_names"]
+  paths = {
+    "class_counts": _save(_class_counts_figure(report["class_balance"], names), folder, "class_counts"),
+    "mean_intensity": _save(_histogram_figure(report["shift"], report["meta"]), folder, "mean_intensity"),
+  }
+  taken = set()
+  for key, a in report["attribute_bias"]["attributes"].items():
+    stem = _unique_stem("attribute_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", key), taken)
+    paths[f"attribute:{key}"] = _save(_heatmap_figure(key, a, names), folder, stem)
+  return paths
+
+
+def _unique_stem(stem: str, taken: set[str]) -> str:
+  out, k = stem, 1
+  while out in taken:
+    k += 1
+    out = f"{stem}_{k}"
+  taken.add(out)
+  return out
+
+
+def _figure(width: float, height: float):
+  """A Figure on its own Agg canvas: drawing needs no pyplot and no process-wide backend."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def _save(fig, folder: str, stem: str) -> str:
+  path = os.path.join(folder, f"{stem}.png")
+  fig.savefig(path, format="png")
+  return path
+
+
+def _class_counts_figure(balance: dict, names: list[str]):
+  splits = balance["splits"]
+  fig = _figure(max(6.0, 0.35 * len(names) * len(splits) + 2), 4.0)
+  ax = fig.add_subplot()
+  x = np.arange(len(names))
+  width = 0.8 / len(splits)
+  for k, (s, b) in enumerate(splits.items()):
+    ax.bar(x + (k - (len(splits) - 1) / 2) * width, b["counts"], width, label=f"{s} (ratio {_fmt(b['imbalance_ratio'])})")
+  ax.set_xticks(x, names if len(names) <= 40 else [""] * len(names), rotation=45 if len(names) > 10 else 0, ha="right" if len(names) > 10 else "center")
+  ax.set(xlabel="class", ylabel="examples", title="Class counts per split")
+  fig.legend(loc="outside lower center", ncols=min(len(splits), 4))  # outside: never covers a bar
+  return fig
+
+
+def _histogram_figure(shift: dict, meta: dict):
+  """Per-example mean densities of train and eval (all splits when there is no eval split)."""
+  hist = shift["histogram"]
+  edges = np.asarray(hist["edges"])
+  shown = [meta["train_split"], meta["eval_split"]] if shift["input_shift"] else list(hist["counts"])
+  fig = _figure(6.5, 4.0)
+  ax = fig.add_subplot()
+  for s in shown:
+    counts = np.asarray(hist["counts"][s], np.float64)
+    density = counts / max(counts.sum(), 1.0) / np.diff(edges)
+    ax.stairs(density, edges, label=f"{s} (n={int(counts.sum())})", fill=s == meta["train_split"], alpha=0.45 if s == meta["train_split"] else 1.0, linewidth=2)
+  title = "Per-example mean intensity"
+  x = shift["input_shift"]
+  if x:
+    title += f"\nKS D {x['ks_statistic']:.3f}, p {x['ks_p_value']:.2g}" + (" (flagged)" if x["flagged"] else "")
+  ax.set(xlabel="per-example mean", ylabel="density", title=title)
+  ax.legend()
+  return fig
+
+
+def _heatmap_figure(key: str, attribute: dict, names: list[str]):
+  """P(label | attribute value) as colour, counts as text: a biased attribute shows as a bright diagonal-ish block."""
+  split, table = _shown_table(attribute)
+  counts = np.asarray(table, np.float64)
+  rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+  fig = _figure(max(5.0, 0.6 * len(names) + 3), max(3.0, 0.45 * len(attribute["values"]) + 2))
+  ax = fig.add_subplot()
+  image = ax.imshow(rows, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+  fig.colorbar(image, ax=ax, label="P(label | value)")
+  if counts.size <= 400:
+    for (r, c), n in np.ndenumerate(counts):
+      ax.text(c, r, f"{int(n)}", ha="center", va="center", color="white" if rows[r, c] < 0.5 else "black", fontsize=8)
+  ax.set_xticks(np.arange(len(names)), names if len(names) <= 40 else [""] * len(names), rotation=45 if len(names) > 10 else 0)
+  ax.set_yticks(np.arange(len(attribute["values"])), attribute["values"])
+  v = attribute["splits"][split]["cramers_v"]
+  ax.set(xlabel="label", ylabel=key, title=f"'{key}' vs label ({split}): Cramér's V {_fmt(v)}")
+  return fig
