@@ -284,8 +284,8 @@ def ceiling_run(config) -> dict:
   epoch_ends = []
   start, compile_before = time.perf_counter(), progs.compile_seconds
   for epoch in range(epochs):
-    state, _, eval_sums = progs.epoch(state, data, streams, epoch)
-    jax.block_until_ready(eval_sums)
+    state, packed = progs.epoch(state, data, streams, epoch)
+    progs.unpack_epoch(packed)  # the epoch's metrics on the host, as the loop has them
     epoch_ends.append(time.perf_counter())
   eval_metrics = progs.evaluate(state, data)
   return {

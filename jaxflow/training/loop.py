@@ -132,11 +132,11 @@ class _TrainLog:
     self._progress.set_postfix(loss=f"{self.last['loss']:.4f}")
 
 
-def class_details(eval_sums: dict) -> dict:
+def class_details(eval_sums: dict, report: dict | None = None) -> dict:
   """Per-class precision/recall/F1/support and the confusion matrix (classification), for JSON records."""
   if "confusion" not in eval_sums:
     return {}
-  report = losses.class_report(eval_sums["confusion"])
+  report = report or losses.class_report(eval_sums["confusion"])
   return {
       "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
       "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
@@ -209,8 +209,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
     for epoch in range(start_epoch, last_epoch):
       epoch_start, compile_before = time.perf_counter(), programs.compile_seconds
       if fused:
-        state, train_metrics, eval_sums = ahead
+        state, packed = ahead
         ahead = programs.epoch(state, data, streams, epoch + 1) if epoch + 1 < last_epoch else None
+        train_metrics, eval_sums = programs.unpack_epoch(packed)
         train_log.add(train_metrics, first_step=step)
         step += steps_per_epoch
         progress.update(steps_per_epoch)
@@ -235,7 +236,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
             next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
         eval_sums = programs.eval_sums(state, data)
       eval_sums = jax.device_get(eval_sums)
-      eval_metrics = losses.finalize_metrics(eval_sums)
+      report = losses.class_report(eval_sums["confusion"]) if "confusion" in eval_sums else None
+      eval_metrics = losses.finalize_metrics(eval_sums, report)
       train_seconds += time.perf_counter() - epoch_start - (programs.compile_seconds - compile_before)
       trained_steps += steps_per_epoch
       if not np.isfinite(eval_metrics["loss"]):
@@ -243,9 +245,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
             f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
             f"Last good checkpoint: step {ckpt.latest_step()} in {ckpt.directory}"
         )
-      writer.write(step, epoch + 1, "eval", eval_metrics, details=class_details(eval_sums))
-      if "confusion" in eval_sums and ((epoch + 1) % cfg_train.class_report_every == 0 or epoch + 1 == cfg_train.epochs):
-        writer.write_class_report(step, eval_sums["confusion"], losses.class_report(eval_sums["confusion"]))
+      writer.write(step, epoch + 1, "eval", eval_metrics, details=class_details(eval_sums, report))
+      if report is not None and ((epoch + 1) % cfg_train.class_report_every == 0 or epoch + 1 == cfg_train.epochs):
+        writer.write_class_report(step, eval_sums["confusion"], report)
       if (epoch + 1) % cfg_train.histogram_every == 0:
         writer.write_histograms(step, state.params)
       if cfg_train.layer_stats_every and (epoch + 1) % cfg_train.layer_stats_every == 0:
@@ -264,6 +266,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
           or (cfg_ckpt.every_epochs and (epoch + 1) % cfg_ckpt.every_epochs == 0)
           or (cfg_ckpt.every_seconds is not None and time.monotonic() - last_save >= cfg_ckpt.every_seconds)
       )
+      writer.flush(force=save_now)
       if save_now:
         if best_state is not None:  # the best first: a latest checkpoint's recorded best is always on disk
           ckpt.save(best_state, meta=best_meta, which=checkpoints.BEST)

@@ -133,9 +133,10 @@ def class_report(confusion: np.ndarray) -> dict[str, list[float] | float]:
   }
 
 
-def finalize_metrics(sums: dict) -> dict[str, float]:
+def finalize_metrics(sums: dict, report: dict | None = None) -> dict[str, float]:
   """Host side: sums -> means (`loss`, `accuracy` or `mae`, plus `balanced_accuracy` and `macro_f1` when
-  a `confusion` matrix came along); other scalar entries are passed through."""
+  a `confusion` matrix came along); other scalar entries are passed through. `report`: the confusion
+  matrix's `class_report`, when the caller has it already."""
   count = max(float(sums["count"]), 1.0)
   out = {"loss": float(sums["loss"]) / count}
   if "correct" in sums:
@@ -143,6 +144,6 @@ def finalize_metrics(sums: dict) -> dict[str, float]:
   if "abs_error" in sums:
     out["mae"] = float(sums["abs_error"]) / count
   if "confusion" in sums:
-    report = class_report(sums["confusion"])
+    report = report or class_report(sums["confusion"])
     out["balanced_accuracy"], out["macro_f1"] = report["balanced_accuracy"], report["macro_f1"]
   return out
