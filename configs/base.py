@@ -35,6 +35,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.label_feature = "label"
   config.data.classes = config_dict.placeholder(tuple)  # keep only these labels (train and eval), e.g. (5, 6, 7, 8, 9)
   config.data.train_examples = config_dict.placeholder(int)  # use the first N training examples (after `classes`)
+  # Adapting the dataset to the problem (jaxflow/data/adapt.py), after `classes` / `train_examples`:
+  config.data.adapt = ml_collections.ConfigDict()
+  config.data.adapt.relabel = config_dict.placeholder(tuple)  # new label per dataset label (merge; -1 drops), e.g. (0, 1, 0, 1, ...)
+  config.data.adapt.resize = config_dict.placeholder(tuple)  # (height, width) of resized images
+  config.data.adapt.grayscale = False  # RGB -> one luminance channel
   config.data.metadata_features = ()  # per-example attributes read along (e.g. ("daylight",)): the audit's bias checks
   # Class imbalance (jaxflow/data/balance.py): skew the training set on purpose (eval stays as it is),
   # drawn from the `data` stream; then a remedy: the sampler, class weights (`class_weights`) or `loss="focal"`.

@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxflow import data as data_lib
 from jaxflow import rng
-from jaxflow.data import balance, synthetic
+from jaxflow.data import adapt, balance, synthetic
 from jaxflow.data import label_noise as label_noise_lib
 from jaxflow.training.validate import Problem
 
@@ -61,11 +61,15 @@ def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
   if classes is None and limit is None:
     return split
   keep = data_lib.select_examples(split.labels, classes=classes, limit=limit)
-  return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep])
+  metadata = {name: values[keep] for name, values in split.metadata.items()}
+  return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep], metadata=metadata)
 
 
-def load_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tuple[data_lib.Split, data_lib.Split]:
-  """(train, eval) on the host: a tfds dataset read from disk, or a generated one drawn from `data_stream`."""
+def load_splits(
+    config: ml_collections.ConfigDict, data_stream: jax.Array, adaptation: adapt.Adaptation = adapt.Adaptation()
+) -> tuple[data_lib.Split, data_lib.Split]:
+  """(train, eval) on the host: a tfds dataset read from disk, or a generated one drawn from `data_stream`;
+  `data.classes` / `data.train_examples`, then `adaptation` (`Problem.adaptation`, i.e. `data.adapt`) applied."""
   d = config.data
   if d.name in synthetic.GENERATED:
     splits = synthetic.GENERATED[d.name].generate(rng.dataset_seed(data_stream))
@@ -73,7 +77,8 @@ def load_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tu
   else:
     read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
     train, evaluation = data_lib.load_split(d.name, d.train_split, **read), data_lib.load_split(d.name, d.eval_split, **read)
-  return subset(train, d.classes, d.train_examples), subset(evaluation, d.classes, None)
+  train, evaluation = subset(train, d.classes, d.train_examples), subset(evaluation, d.classes, None)
+  return adapt.apply(train, adaptation), adapt.apply(evaluation, adaptation)
 
 
 def skew(split: data_lib.Split, config: ml_collections.ConfigDict, num_classes: int | None, data_stream: jax.Array) -> data_lib.Split:
@@ -102,7 +107,7 @@ def load_device_data(config: ml_collections.ConfigDict, problem: Problem, stream
   labels -> label noise (the `noise` stream) -> class weights and oversampling probabilities, computed
   from the labels the model will see. Evaluation data is never skewed, noised or augmented.
   """
-  train, evaluation = load_splits(config, streams["data"])
+  train, evaluation = load_splits(config, streams["data"], problem.adaptation)
   train = skew(train, config, problem.dataset_classes, streams["data"])
   eval_batch = min(config.train.eval_batch_size, evaluation.labels.shape[0])
   eval_batches = pad_and_batch(evaluation.inputs, problem_labels(problem, evaluation.labels), eval_batch)

@@ -15,7 +15,7 @@ import ml_collections
 
 from jaxflow import data as data_lib
 from jaxflow import models
-from jaxflow.data import augment, balance, label_noise, synthetic
+from jaxflow.data import adapt, augment, balance, label_noise, synthetic
 from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
 from jaxflow.training import graph_data, losses, optimizers, transfer
@@ -40,6 +40,7 @@ class Problem:
   # such as {"sequence": [1, T, F], "lengths": [1]} for variable-length sequences.
   input_structure: object = None
   dataset_classes: int | None = None  # the dataset's label classes (before a binary mapping): data.class_counts' length
+  adaptation: adapt.Adaptation = adapt.Adaptation()  # data.adapt, checked against the dataset (identity when unset)
 
   @property
   def metrics(self) -> tuple[str, ...]:
@@ -248,17 +249,33 @@ def _check_layers(config: ml_collections.ConfigDict, problem: Problem) -> None:
     raise ConfigError("config.freeze is set without config.init_from: frozen layers would stay at their random initialization")
 
 
-def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem) -> Problem:
-  """Split sizes after `data.classes` / `data.train_examples` and the class skew (reads the labels;
-  nothing is computed)."""
+def _adapted_spec(config: ml_collections.ConfigDict, spec: data_lib.FeatureSpec):
+  """(the spec as the problem sees it after `data.adapt`, the adaptation, the dataset's own class count)."""
+  d = config.data
+  if d.name in synthetic.GENERATED or d.name in graph_data.GRAPH_DATASETS:
+    a = d.adapt
+    if a.resize is not None or a.grayscale or a.relabel is not None:
+      raise ConfigError(f"config.data.adapt is set, but {d.name!r} is a generated/graph dataset; it applies to tfds and your own array datasets")
+    return spec, adapt.Adaptation(), spec.num_classes
+  adaptation = adapt.from_config(d, num_classes=spec.num_classes, input_shape=spec.input_shape, dataset=spec.name)
+  adapted = dataclasses.replace(
+      spec, input_shape=adaptation.input_shape(spec.input_shape), num_classes=adaptation.num_classes(spec.num_classes)
+  )
+  return adapted, adaptation, spec.num_classes
+
+
+def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem, original_classes: int | None) -> Problem:
+  """Split sizes after `data.classes` / `data.train_examples`, `data.adapt.relabel`'s dropped classes and
+  the class skew (reads the labels; nothing is computed)."""
   d = config.data
   skewed = d.class_counts is not None or d.imbalance_ratio is not None
-  if d.classes is None and d.train_examples is None and not skewed:
+  relabel = problem.adaptation.relabel
+  if d.classes is None and d.train_examples is None and not skewed and relabel is None:
     return problem
   if d.classes is not None:
     classes = tuple(d.classes)
-    if not classes or not all(isinstance(c, int) and 0 <= c < (problem.num_classes or 0) for c in classes):
-      raise ConfigError(f"config.data.classes={classes} must be labels in 0..{(problem.num_classes or 1) - 1}")
+    if not classes or not all(isinstance(c, int) and 0 <= c < (original_classes or 0) for c in classes):
+      raise ConfigError(f"config.data.classes={classes} must be dataset labels in 0..{(original_classes or 1) - 1}")
   if d.train_examples is not None:
     require_positive(config, "data.train_examples")
   if d.name in synthetic.GENERATED:
@@ -270,9 +287,11 @@ def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem) -> Proble
   for split, limit in ((d.train_split, d.train_examples), (d.eval_split, None)):
     labels = data_lib.load_split(d.name, split, **read).labels
     labels = labels[data_lib.select_examples(labels, classes=d.classes, limit=limit)]
+    labels = problem.adaptation.labels(labels)[1]
     sizes[split] = len(labels)
     if sizes[split] == 0:
-      raise ConfigError(f"config.data.classes={tuple(d.classes)} leaves split {split!r} empty")
+      fields = ", ".join(f for f, on in (("config.data.classes", d.classes is not None), ("config.data.adapt.relabel", relabel is not None)) if on)
+      raise ConfigError(f"{fields} leave(s) split {split!r} empty")
     if skewed and split == d.train_split:
       try:
         counts = balance.requested_counts(labels, problem.dataset_classes, class_counts=d.class_counts, imbalance_ratio=d.imbalance_ratio)
@@ -308,7 +327,9 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
         if takes_graphs
         else f"config.data.name={config.data.name!r} holds graphs, which config.model.name={config.model.name!r} cannot read (allowed: {graph_models})"
     )
-  problem = _subset_sizes(config, _resolve_problem(config, spec))
+  spec, adaptation, original_classes = _adapted_spec(config, spec)
+  problem = dataclasses.replace(_resolve_problem(config, spec), adaptation=adaptation)
+  problem = _subset_sizes(config, problem, original_classes)
   if config.train.batch_size > problem.train_size and config.data.name != "karate":  # karate: one full-graph batch
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} is larger than split "
