@@ -56,6 +56,14 @@ def get_config() -> ml_collections.ConfigDict:
   # stream, in order; evaluation data is never augmented. E.g. ("hflip(p=0.5)", "rotate(degrees=15)").
   config.data.augment = ()
 
+  # `jaxflow audit` thresholds (any field of jaxflow.data.audit.AuditThresholds may be set here).
+  config.audit = ml_collections.ConfigDict()
+  config.audit.imbalance_ratio = 3.0  # flag a split whose largest / smallest class count is above this
+  config.audit.near_duplicate_ratio = 0.1  # near duplicate: L2 distance <= this x the median nearest-neighbour distance
+  config.audit.cramers_v = 0.3  # flag a metadata attribute whose association with the label reaches this
+  config.audit.shift_p_value = 0.01  # flag a train/eval shift of a statistic below this p-value (KS test) ...
+  config.audit.shift_min_ks = 0.1  # ... and at least this large (max CDF gap)
+
   # Model: a registry name plus its hyperparameters (unused fields are ignored by other models).
   config.model = ml_collections.ConfigDict()
   config.model.name = "mlp"

@@ -16,4 +16,11 @@ def train(config, workdir: str, *, quiet: bool = False) -> dict:
   return train_and_evaluate(config, workdir, quiet=quiet)
 
 
-__all__ = ["ConfigError", "load_config", "train"]
+def audit(config, workdir: str) -> dict:
+  """Audits the dataset `config` describes (as training would see it) into `workdir`; returns the report."""
+  from jaxflow.studies.audit import run_audit
+
+  return run_audit(config, workdir)
+
+
+__all__ = ["ConfigError", "audit", "load_config", "train"]

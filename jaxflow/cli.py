@@ -22,6 +22,7 @@ USAGE = """usage: jaxflow VERB --config=FILE [--config.FIELD=VALUE ...] --workdi
 
 verbs:
   train    train and evaluate a model from a config; rerun the same command to resume
+  audit    audit the config's dataset: balance, duplicates and leakage, label conflicts, shift, metadata bias
 
 Run `jaxflow VERB --help` for a verb's flags."""
 
@@ -49,8 +50,17 @@ def _run_train(fv: flags.FlagValues) -> int:
   return 0
 
 
+def _run_audit(fv: flags.FlagValues) -> int:
+  from jaxflow.studies.audit import run_audit
+
+  report = run_audit(fv.config, fv.workdir)
+  print(json.dumps({"workdir": fv.workdir, "findings": report["summary"]["findings"]}))
+  return 0
+
+
 VERBS: dict[str, tuple[str, Callable[[flags.FlagValues], int]]] = {
     "train": ("train and evaluate a model from a config", _run_train),
+    "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit),
 }
 
 

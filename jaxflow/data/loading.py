@@ -50,6 +50,7 @@ class FeatureSpec:
   num_classes: int | None  # from a ClassLabel feature, else None
   split_sizes: dict[str, int]  # e.g. {'train': 1437, 'test': 360}
   feature_names: tuple[str, ...]  # all top-level feature names, for error messages
+  class_names: tuple[str, ...] | None = None  # the ClassLabel's names, when it has any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +210,7 @@ def _spec_and_builder(
     num_classes=labels.num_classes if isinstance(labels, tfds.features.ClassLabel) else None,
     split_sizes={split: info.num_examples for split, info in builder.info.splits.items()},
     feature_names=feature_names,
+    class_names=tuple(labels.names) if isinstance(labels, tfds.features.ClassLabel) else None,
   )
   return spec, builder
 

@@ -75,7 +75,7 @@ def load_splits(
     splits = synthetic.GENERATED[d.name].generate(rng.dataset_seed(data_stream))
     train, evaluation = splits[d.train_split], splits[d.eval_split]
   else:
-    read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
+    read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature, metadata_features=tuple(d.metadata_features))
     train, evaluation = data_lib.load_split(d.name, d.train_split, **read), data_lib.load_split(d.name, d.eval_split, **read)
   train, evaluation = subset(train, d.classes, d.train_examples), subset(evaluation, d.classes, None)
   return adapt.apply(train, adaptation), adapt.apply(evaluation, adaptation)

@@ -282,7 +282,7 @@ def _subset_sizes(config: ml_collections.ConfigDict, problem: Problem, original_
     if d.classes is not None:
       raise ConfigError(f"config.data.classes is set, but {d.name!r} is a generated regression set without classes")
     return dataclasses.replace(problem, train_size=min(problem.train_size, d.train_examples))
-  read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature)
+  read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature, metadata_features=tuple(d.metadata_features))
   sizes = {}
   for split, limit in ((d.train_split, d.train_examples), (d.eval_split, None)):
     labels = data_lib.load_split(d.name, split, **read).labels
@@ -315,6 +315,7 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
         data_dir=config.data.data_dir,
         input_feature=config.data.input_feature,
         label_feature=config.data.label_feature,
+        metadata_features=tuple(config.data.metadata_features),
       )
   except data_lib.DatasetError as e:  # the data layer names fields `data.x`; configs say `config.data.x`
     message = str(e)

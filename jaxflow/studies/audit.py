@@ -1,0 +1,97 @@
+"""`jaxflow audit`: the configured dataset audited as training would see it, written as a report.
+
+The splits are the config's `data.train_split` and `data.eval_split`, loaded the way training loads
+them: `data.classes` / `data.train_examples`, then `data.adapt`, then (training split only) the
+configured class skew and label noise, because those are part of the data the model is given. The
+metadata features named in `data.metadata_features` (a CSV column, a tfds feature) are what the
+sample-bias check associates with the label. `config.audit.*` sets the thresholds
+(`jaxflow.data.audit.AuditThresholds`). Writes report.json, report.md, plots/*.png and config.json;
+a config that fails validation writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import ml_collections
+import numpy as np
+
+from jaxflow import rng
+from jaxflow.config import ConfigError, to_dict
+from jaxflow.data import audit as audit_lib
+from jaxflow.data import audit_report, synthetic
+from jaxflow.training import device_data, graph_data
+from jaxflow.training.validate import Problem, validate
+
+
+def thresholds(config: ml_collections.ConfigDict) -> audit_lib.AuditThresholds:
+  """`config.audit` (fields of AuditThresholds; absent ones keep their defaults)."""
+  given = to_dict(config.audit) if "audit" in config else {}
+  fields = {f.name: f for f in dataclasses.fields(audit_lib.AuditThresholds)}
+  unknown = sorted(set(given) - set(fields))
+  if unknown:
+    raise ConfigError(f"config.audit.{unknown[0]} is not an audit threshold; allowed: {', '.join(fields)}")
+  values = {}
+  for name, value in given.items():
+    default = getattr(audit_lib.AuditThresholds(), name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(default, int) and not isinstance(value, int)) or value < 0:
+      raise ConfigError(f"config.audit.{name}={value!r} must be a non-negative {type(default).__name__} (default {default})")
+    values[name] = value
+  return audit_lib.AuditThresholds(**values)
+
+
+def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[str, audit_lib.AuditSplit]:
+  """{split name: AuditSplit} of the train and eval splits, as the training loop would see them."""
+  streams = rng.streams(config)
+  train, evaluation = device_data.load_splits(config, streams["data"], problem.adaptation)
+  train = device_data.skew(train, config, problem.dataset_classes, streams["data"])
+  labels = train.labels
+  noise = device_data.noisy_labels(config, problem, labels, streams["noise"]) if problem.kind == "multiclass" else None
+  if noise is not None:
+    labels = noise.noisy
+  d = config.data
+  return {
+      d.train_split: audit_lib.AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
+      d.eval_split: audit_lib.AuditSplit(np.asarray(evaluation.inputs), np.asarray(evaluation.labels), dict(evaluation.metadata)),
+  }
+
+
+def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Audits the configured dataset into `workdir`; returns the report (also in report.json)."""
+  d = config.data
+  if d.name in synthetic.GENERATED or d.name in graph_data.GRAPH_DATASETS:
+    raise ConfigError(f"config.data.name={d.name!r}: the audit reads labelled array datasets (tfds, digits, folder:/csv:/npz:), not generated or graph data")
+  limits = thresholds(config)
+  problem = validate(config)
+  if problem.kind == "regression":
+    raise ConfigError("config.problem.kind='regression': the audit needs class labels (problem.kind multiclass or binary)")
+  if d.train_split == d.eval_split:
+    raise ConfigError(f"config.data.eval_split={d.eval_split!r} is the training split; the audit compares two different splits")
+  splits = audited_splits(config, problem)
+  num_classes = problem.adaptation.num_classes(problem.dataset_classes)
+  spec_names = _class_names(config, problem, num_classes)
+  report = audit_lib.audit(splits, num_classes=num_classes, class_names=spec_names, train_split=d.train_split, eval_split=d.eval_split, thresholds=limits)
+  report["dataset"] = {
+      "name": d.name, "input_feature": d.input_feature, "label_feature": d.label_feature,
+      "metadata_features": list(d.metadata_features), "adapt": to_dict(d.adapt), "classes": d.classes,
+      "class_counts": d.class_counts, "imbalance_ratio": d.imbalance_ratio, "label_noise": to_dict(d.label_noise),
+  }
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(to_dict(config), f, indent=2, default=str)
+  audit_report.write_report(report, workdir)
+  return report
+
+
+def _class_names(config, problem: Problem, num_classes: int) -> list[str] | None:
+  """The dataset's class names when the labels are still the dataset's own (no relabel)."""
+  if problem.adaptation.relabel is not None:
+    return None
+  from jaxflow import data as data_lib
+
+  d = config.data
+  spec = data_lib.dataset_spec(d.name, data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature, metadata_features=tuple(d.metadata_features))
+  names = spec.class_names
+  return list(names) if names and len(names) == num_classes else None
