@@ -691,7 +691,7 @@ def _read_npz(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
     i = int(np.flatnonzero(~whole)[0]) if not whole.all() else 0
     hint = "; cast with y.astype(int) if they are class ids" if whole.all() else ""
     raise DatasetError(
-      f"{row(i)}: label {y[i]!r} in array {y_key!r} ({y.dtype}) is not a class (labels are integers 0..max "
+      f"{row(i)}: label {y[i].item()!r} in array {y_key!r} ({y.dtype}) is not a class (labels are integers 0..max "
       f"or strings; regression targets are not supported{hint})."
     )
 
