@@ -177,13 +177,6 @@ def test_train_on_a_split_folder(split_folder, tmp_path):
   assert np.asarray(summary["final"]["confusion"]).sum() == 12  # the whole test folder
 
 
-@pytest.mark.xfail(
-  strict=True,
-  raises=ConfigError,
-  reason="BUG in jaxflow/training/validate.py::_resolve_problem: it requires data.train_split / eval_split to be "
-  "whole split names ('train[:80%]' is refused as 'not a split'), though load_split and custom.py's docstring "
-  "accept tfds slices; size them with builder.info.splits[split].num_examples instead.",
-)
 def test_train_on_a_sliced_folder(image_folder, tmp_path):
   config = jaxflow.load_config(MLP, [
     *FAST, f"data.name=folder:{image_folder}", "data.train_split=train[:75%]", "data.eval_split=train[75%:]", "train.epochs=8",

@@ -125,9 +125,18 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
   p, d = config.problem, config.data
   if d.classes is not None and (not isinstance(d.classes, (tuple, list))):
     raise ConfigError(f"config.data.classes={d.classes!r} must be a tuple of labels")
+  sizes = {}
   for split_field in ("train_split", "eval_split"):
     split = d[split_field]
-    if split not in spec.split_sizes:
+    if split in spec.split_sizes:
+      sizes[split] = spec.split_sizes[split]
+    elif ("[" in split or "+" in split) and d.name not in synthetic.GENERATED and d.name not in graph_data.GRAPH_DATASETS:
+      read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature, metadata_features=tuple(d.metadata_features))
+      try:  # a tfds slice such as 'train[:80%]': load_split checks it, and its length is the size
+        sizes[split] = len(data_lib.load_split(d.name, split, split_field=f"config.data.{split_field}", **read).labels)
+      except data_lib.DatasetError as e:
+        raise ConfigError(f"config.{e}" if str(e).startswith("data.") else str(e)) from None
+    else:
       raise ConfigError(f"config.data.{split_field}={split!r} is not a split of {spec.name}; allowed: {', '.join(spec.split_sizes)}")
   if p.input_shape is not None and tuple(p.input_shape) != tuple(spec.input_shape):
     raise ConfigError(
@@ -186,8 +195,8 @@ def _resolve_problem(config: ml_collections.ConfigDict, spec: data_lib.FeatureSp
       output_dim=output_dim,
       loss=loss,
       positive_labels=positive,
-      train_size=spec.split_sizes[d.train_split],
-      eval_size=spec.split_sizes[d.eval_split],
+      train_size=sizes[d.train_split],
+      eval_size=sizes[d.eval_split],
       dataset_classes=spec.num_classes,
   )
 
