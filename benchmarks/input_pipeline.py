@@ -1,0 +1,500 @@
+"""jaxflow's input pipeline (on-device gather + augmentation) next to the digits CNN train step, in one run.
+
+  JAXFLOW_DATA_DIR=/tmp/jf_data python benchmarks/input_pipeline.py           # ~1 min on 2 CPU cores
+  python benchmarks/input_pipeline.py --repeats 3 --pipeline-calls 100 --steps 50  # quicker
+  python benchmarks/input_pipeline.py --augment 'rotate(degrees=10)' --augment 'noise(std=0.03)'
+
+Prints a Markdown table and writes benchmarks/results/input_pipeline.json.
+Target (the issue): the input pipeline, augmentation on, delivers >= 3x the examples/s that the digits
+CNN's train step consumes, so the pipeline is not the bottleneck.
+
+What jaxflow's input pipeline is. A dataset is loaded whole into device memory once
+(`jaxflow.training.device_data.load_device_data`: tfds array_record -> numpy -> device). Each epoch's
+order is drawn on the device (`steps.epoch_indices`, the `Programs.indices` program), and each batch is
+gathered by index and augmented on the device inside the jitted train program (`steps.train_chunk`,
+which calls `jaxflow.data.augment.augment_batch` with the ops `augment.parse_augment` made from
+`config.data.augment`). There is no host-side per-batch work to overlap with the step: the pipeline
+runs in the step's own program, on the same device (here, the same 2 CPU cores).
+
+What is timed (all steady state: every program is compiled and run once before timing; compile
+seconds are reported apart). A measurement = `--pipeline-calls` (pipeline) or `--steps` (train step)
+dispatches issued back to back as jaxflow's loop issues them, then one `jax.block_until_ready`;
+examples/s = examples delivered or consumed / wall seconds. Every call gets new inputs: the step
+counter advances (so every call folds a new augment key and dropout key), the offset walks through the
+epoch's order, and the order itself comes from several epochs' permutations.
+
+- (a) input pipeline: jaxflow's own `steps.train_chunk`, jitted the way `Programs` jits it, with the
+  configured augment ops and, in place of `train_step`, a pass-through step that only advances the
+  step counter and returns the augmented batch (so nothing is dead code and the per-call keys rotate).
+  It is the gather (`inputs[idx]`, `labels[idx]`) + `augment_batch` of one batch of the config's batch
+  size, exactly the code the train program runs, plus one dispatch of its own (which the real step
+  does not pay separately, so (a) understates the pipeline's rate).
+- (a0) the same program without augmentation: gather + dispatch only, the floor under (a).
+- (p) the per-epoch permutation, `Programs.indices` (one call per epoch), as examples ordered per second.
+  (a+p) combines them: 1 / (1/a + 1/p).
+- (b) the digits CNN train step without augmentation, `Programs.chunk` with the dispatch plan of
+  `loop.dispatch_plan` (on XLA:CPU one step per dispatch: conv gradients inside lax.scan are ~30x
+  slower, PITFALLS.md), donating its state, as `jaxflow.train` runs it.
+- (c) the same with the augment ops inside the step: what jaxflow actually runs with augmentation on.
+  (c) vs (b) is augmentation's share of a real step.
+- (d) host side: `load_device_data` (tfds read + PNG decode of both splits, float conversion, copy to
+  the device), the one-time cost per run; the very first call (which may prepare the dataset) is warm-up.
+
+The measurements are interleaved (`--repeats` rounds, the order rotated every round) because the
+machine is shared; the table gives medians and min-max, and the ratio (a)/(b) per round and of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+import jaxflow  # noqa: E402
+from jaxflow import models, rng  # noqa: E402
+from jaxflow.data import augment  # noqa: E402
+from jaxflow.training import loop, optimizers, steps  # noqa: E402
+from jaxflow.training import programs as programs_lib  # noqa: E402
+from jaxflow.training import state as state_lib  # noqa: E402
+from jaxflow.training.device_data import load_device_data  # noqa: E402
+from jaxflow.training.validate import validate  # noqa: E402
+
+DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "input_pipeline.json")
+CONFIG_FILE = "configs/digits_cnn.py"
+TARGET_RATIO = 3.0  # the issue: pipeline examples/s >= 3x the train step's
+
+# Every op the augmentation module offers, with 0 < p < 1 so each one draws its coin and computes both
+# branches (jnp.where): the most an op list of this length can cost. Ranges are mild, for 8x8 digits.
+# (Flips do not preserve a digit's label; they are on because the issue asks for all ops, and their
+# cost does not depend on p.)
+DEFAULT_AUGMENT = (
+    "hflip(p=0.5)",
+    "vflip(p=0.5)",
+    "rotate(degrees=10, p=0.5)",
+    "zoom(0.9, 1.1, p=0.5)",
+    "crop(padding=1, p=0.5)",
+    "translate(1, 1, p=0.5)",
+    "noise(std=0.03, p=0.5)",
+    "brightness(max_delta=0.1, p=0.5)",
+    "contrast(0.8, 1.2, p=0.5)",
+    "clip()",
+)
+EPOCHS_OF_ORDER = 4  # distinct epoch permutations the timed calls walk through
+
+
+@struct.dataclass
+class _Counter:
+  """The only state the pass-through step carries: `train_chunk` keys augmentation by `state.step`."""
+
+  step: jax.Array
+
+
+def _pass_through_step(state, batch, dropout_key):
+  """Stands in for `train_step` in (a): returns the augmented batch, so the pipeline is all there is."""
+  del dropout_key
+  return state.replace(step=state.step + 1), {"inputs": batch["inputs"], "labels": batch["labels"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# Setup: the config, the data on the device, and the programs
+
+
+def load_benchmark_config(*, batch_size: int | None, augment_specs, overrides):
+  config = jaxflow.load_config(os.path.join(ROOT, CONFIG_FILE), list(overrides))
+  if batch_size:
+    config.train.batch_size = batch_size
+  config.data.augment = tuple(augment_specs)
+  return config
+
+
+class Bench:
+  """Everything the measurements need, built once; each `measure_*` returns one timing dict."""
+
+  def __init__(self, config, *, pipeline_calls: int, steps_count: int):
+    self.config = config
+    self.pipeline_calls, self.steps_count = pipeline_calls, steps_count
+    t0 = time.perf_counter()
+    self.problem = validate(config)
+    self.streams = rng.streams(config)
+    self.first_load_seconds = self._load_once()[1]  # warm-up: tfds first use (may prepare the dataset)
+    self.data = load_device_data(config, self.problem, self.streams)
+    self.train_size = self.problem.train_size
+    self.eval_size = int(np.asarray(self.data.eval_batches["mask"]).sum())
+    self.batch_size = config.train.batch_size
+    self.steps_per_epoch = self.train_size // self.batch_size
+    self.per_dispatch, self.unroll = loop.dispatch_plan(config, self.steps_per_epoch)
+    self.ops = augment.parse_augment(tuple(config.data.augment), "config.data.augment")
+    total_steps = self.steps_per_epoch * config.train.epochs
+    lr_fn = optimizers.create_schedule(config.optim, total_steps=total_steps, steps_per_epoch=self.steps_per_epoch)
+    tx = optimizers.create_optimizer(config.optim, lr_fn)  # one optimizer for both programs (PITFALLS: jit cache)
+    model = models.create_model(config.model, output_dim=self.problem.output_dim)
+    init = state_lib.init_fn(model, tx, self.problem.input_structure)
+    common = dict(
+        problem=self.problem, batch_size=self.batch_size, lr_fn=lr_fn, steps_per_epoch=self.steps_per_epoch,
+        unroll=self.unroll, focal_gamma=config.focal_gamma, class_weights=self.data.class_weights,
+    )
+    self.programs = {
+        "step": programs_lib.Programs(**common, augment_ops=()),
+        "step_aug": programs_lib.Programs(**common, augment_ops=self.ops),
+    }
+    self.states = {name: p.init_state(init, self.streams["init"]) for name, p in self.programs.items()}
+    self.compile_seconds = {"init": self.programs["step"].compile_seconds}
+    # The epochs' orders, from jaxflow's own permutation program (also timed, as (p)).
+    before = self.programs["step"].compile_seconds
+    self.orders = [self.programs["step"].indices(self.data, self.streams, e) for e in range(EPOCHS_OF_ORDER)]
+    self.compile_seconds["indices"] = self.programs["step"].compile_seconds - before
+    for name, programs in self.programs.items():  # compile + one step each, untimed
+      before = programs.compile_seconds
+      self.states[name] = self._train(name, 1)[0]
+      self.compile_seconds[name] = programs.compile_seconds - before
+    # (a) and (a0): train_chunk with the pass-through step, jitted as Programs jits its chunk program.
+    self.pipelines, self.counters = {}, {}
+    for name, ops in (("pipeline", self.ops), ("gather", ())):
+      jitted = jax.jit(
+          functools.partial(steps.train_chunk, step_fn=_pass_through_step, augment_ops=ops, unroll=self.unroll),
+          static_argnames="num_steps", donate_argnums=0,
+      )
+      counter = _Counter(step=jnp.asarray(0, jnp.int32))
+      start = time.perf_counter()
+      self.pipelines[name] = jitted.lower(counter, *self._chunk_args(0, 0), num_steps=self.per_dispatch).compile()
+      self.compile_seconds[name] = time.perf_counter() - start
+      self.counters[name] = counter
+      self._pipeline(name, 1)
+    self.setup_seconds = time.perf_counter() - t0
+
+  def _load_once(self):
+    start = time.perf_counter()
+    data = load_device_data(self.config, self.problem, self.streams)
+    jax.block_until_ready((data.train_inputs, data.train_labels, data.eval_batches))
+    return data, time.perf_counter() - start
+
+  def _offset(self, call: int) -> int:
+    return (call * self.per_dispatch) % (self.steps_per_epoch - self.per_dispatch + 1)
+
+  def _chunk_args(self, call: int, offset: int):
+    order = self.orders[(call // self.steps_per_epoch) % len(self.orders)]
+    d = self.data
+    return (d.train_inputs, d.train_labels, order, np.int32(offset), self.streams["dropout"], self.streams["augment"])
+
+  def _pipeline(self, name: str, calls: int, start_call: int = 0):
+    counter, compiled, out = self.counters[name], self.pipelines[name], None
+    for call in range(start_call, start_call + calls):
+      counter, out = compiled(counter, *self._chunk_args(call, self._offset(call)))
+    jax.block_until_ready((counter, out))
+    self.counters[name] = counter
+    return out
+
+  def _train(self, name: str, calls: int, start_call: int = 0):
+    programs, state, metrics = self.programs[name], self.states[name], None
+    for call in range(start_call, start_call + calls):
+      order = self.orders[(call // self.steps_per_epoch) % len(self.orders)]
+      state, metrics = programs.chunk(
+          state, data=self.data, epoch_indices=order, offset=self._offset(call), num_steps=self.per_dispatch, streams=self.streams
+      )
+    jax.block_until_ready((state, metrics))
+    self.states[name] = state
+    return state, metrics
+
+  # ---- measurements: each returns {"seconds", "examples", "examples_per_second", ...}
+
+  def measure(self, what: str, rep: int) -> dict:
+    start_call = 1 + rep * max(self.pipeline_calls, self.steps_count)  # new offsets, orders and keys each round
+    if what in ("pipeline", "gather"):
+      start = time.perf_counter()
+      self._pipeline(what, self.pipeline_calls, start_call)
+      seconds, calls = time.perf_counter() - start, self.pipeline_calls
+      examples = calls * self.per_dispatch * self.batch_size
+    elif what in ("step", "step_aug"):
+      start = time.perf_counter()
+      self._train(what, self.steps_count, start_call)
+      seconds, calls = time.perf_counter() - start, self.steps_count
+      examples = calls * self.per_dispatch * self.batch_size
+    elif what == "indices":
+      calls = max(1, self.pipeline_calls // 10)
+      programs, out = self.programs["step"], None
+      start = time.perf_counter()
+      for e in range(calls):
+        out = programs.indices(self.data, self.streams, EPOCHS_OF_ORDER + rep * calls + e)
+      jax.block_until_ready(out)
+      seconds = time.perf_counter() - start
+      examples = calls * self.steps_per_epoch * self.batch_size
+    elif what == "load":
+      calls, (_, seconds) = 1, self._load_once()
+      examples = self.train_size + self.eval_size
+    else:
+      raise ValueError(what)
+    return {"seconds": seconds, "calls": calls, "examples": examples, "examples_per_second": examples / seconds,
+            "microseconds_per_call": 1e6 * seconds / calls}
+
+
+class PerOp:
+  """Each augment op alone, and the whole chain, as `augment_batch` on one gathered batch (no gather).
+
+  Where the pipeline's time goes. Same timing as (a): `calls` dispatches back to back, a new key per
+  call, one block_until_ready; microseconds per batch. The chain's time next to the sum of the ops'
+  times shows whether chaining costs more (or less) than the parts.
+  """
+
+  def __init__(self, bench: Bench, *, calls: int):
+    self.calls = calls
+    self.batch = bench.data.train_inputs[: bench.batch_size]
+    self.ids = jnp.arange(bench.batch_size)
+    self.key = bench.streams["augment"]
+    jitted = jax.jit(augment.augment_batch, static_argnames="ops")
+    specs = [(spec if list(bench.config.data.augment).count(spec) == 1 else f"{spec} #{i}", (op,))
+             for i, (spec, op) in enumerate(zip(bench.config.data.augment, bench.ops))] + [("chain", bench.ops)]
+    self.compiled, self.compile_seconds = {}, {}
+    for spec, ops in specs:
+      start = time.perf_counter()
+      self.compiled[spec] = jitted.lower(self.key, self.batch, ops, self.ids).compile()
+      self.compile_seconds[spec] = time.perf_counter() - start
+      jax.block_until_ready(self.compiled[spec](self.key, self.batch, self.ids))
+    self.names = list(self.compiled)
+
+  def measure(self, spec: str, rep: int) -> float:
+    compiled, out = self.compiled[spec], None
+    keys = [rng.step_key(self.key, rep * self.calls + i) for i in range(self.calls)]  # made before the clock
+    start = time.perf_counter()
+    for key in keys:
+      out = compiled(key, self.batch, self.ids)
+    jax.block_until_ready(out)
+    return 1e6 * (time.perf_counter() - start) / self.calls
+
+
+MEASUREMENTS = ("pipeline", "gather", "indices", "step", "step_aug", "load")
+LABELS = {
+    "pipeline": "(a) input pipeline: gather + augment, alone",
+    "gather": "(a0) gather only, no augmentation (dispatch floor)",
+    "indices": "(p) per-epoch permutation (`epoch_indices`)",
+    "pipeline_with_order": "(a+p) pipeline incl. permutation (derived)",
+    "step": "(b) CNN train step, no augmentation",
+    "step_aug": "(c) CNN train step with augmentation inside",
+    "load": "(d) host: tfds -> device memory, both splits (once per run)",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+
+
+def _stats(values: list[float]) -> dict:
+  return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict:
+  out = {name: {"examples_per_second": _stats([r["examples_per_second"] for r in rs]),
+                "microseconds_per_call": _stats([r["microseconds_per_call"] for r in rs])} for name, rs in runs.items()}
+  combined = [1.0 / (1.0 / a["examples_per_second"] + 1.0 / p["examples_per_second"]) for a, p in zip(runs["pipeline"], runs["indices"])]
+  out["pipeline_with_order"] = {"examples_per_second": _stats(combined)}
+
+  def ratio(num: str, den: str, num_values=None) -> dict:
+    nv = num_values or [r["examples_per_second"] for r in runs[num]]
+    dv = [r["examples_per_second"] for r in runs[den]]
+    return {"of_medians": statistics.median(nv) / statistics.median(dv), "per_repetition": [n / d for n, d in zip(nv, dv)]}
+
+  out["ratio_pipeline_to_step"] = ratio("pipeline", "step")
+  out["ratio_pipeline_with_order_to_step"] = ratio("pipeline_with_order", "step", combined)
+  out["ratio_pipeline_to_step_aug"] = ratio("pipeline", "step_aug")
+  out["ratio_step_aug_to_step"] = ratio("step_aug", "step")
+  # Augmentation's share of a real step's time: (t_c - t_b) / t_c, per repetition and of medians.
+  tb = [r["microseconds_per_call"] for r in runs["step"]]
+  tc = [r["microseconds_per_call"] for r in runs["step_aug"]]
+  out["augment_share_of_step"] = {
+      "of_medians": 1.0 - statistics.median(tb) / statistics.median(tc), "per_repetition": [1.0 - b / c for b, c in zip(tb, tc)]
+  }
+  out["target_ratio"] = TARGET_RATIO
+  out["target_met"] = out["ratio_pipeline_to_step"]["of_medians"] >= TARGET_RATIO
+  return out
+
+
+def markdown(s: dict, meta: dict) -> str:
+  b = meta["batch_size"]
+  lines = [
+      f"## Input pipeline vs digits CNN train step ({CONFIG_FILE}, batch {b})",
+      "",
+      f"{meta['device']}, jax {jax.__version__}; {meta['timestamp']}; {meta['repeats']} interleaved repetitions; "
+      f"script runtime {meta['runtime_seconds']:.0f} s.",
+      f"Augment ops ({len(meta['augment'])}): `{', '.join(meta['augment'])}`.",
+      f"Train step dispatch: {meta['steps_per_dispatch']} step(s) per dispatch (`loop.dispatch_plan`).",
+      "",
+      "| measurement | examples/s, median | min-max | per call, median | calls per repetition | compile s |",
+      "|---|---:|---:|---:|---:|---:|",
+  ]
+  per_call_unit = {"indices": "epoch", "load": "run"}
+  for name in ("pipeline", "gather", "indices", "pipeline_with_order", "step", "step_aug", "load"):
+    r = s[name]["examples_per_second"]
+    if "microseconds_per_call" in s[name]:
+      us = s[name]["microseconds_per_call"]["median"]
+      per_call = f"{us / 1000:.1f} ms / {per_call_unit[name]}" if name in per_call_unit else f"{us:,.0f} us / batch"
+    else:
+      per_call = ""
+    compile_s = meta["compile_seconds"].get(name)
+    lines.append(
+        f"| {LABELS[name]} | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_call} | "
+        f"{meta['calls'].get(name, '')} | {'' if compile_s is None else f'{compile_s:.2f}'} |"
+    )
+
+  def fmt(ratio):
+    return f"**{ratio['of_medians']:.2f}x** (ratio of medians; per repetition {min(ratio['per_repetition']):.2f}-{max(ratio['per_repetition']):.2f})"
+
+  verdict = "met" if s["target_met"] else "NOT met"
+  share = s["augment_share_of_step"]
+  lines += [
+      "",
+      f"- (a)/(b), pipeline / train step: {fmt(s['ratio_pipeline_to_step'])}; target >= {TARGET_RATIO:.0f}x: **{verdict}**.",
+      f"- (a+p)/(b), with the epoch's permutation counted: {fmt(s['ratio_pipeline_with_order_to_step'])}.",
+      f"- (a)/(c), pipeline / the augmented step it feeds: {fmt(s['ratio_pipeline_to_step_aug'])}.",
+      f"- (c)/(b), the augmented step's rate relative to the plain one: {fmt(s['ratio_step_aug_to_step'])}; "
+      f"augmentation's share of the augmented step's time: **{100 * share['of_medians']:.0f}%** "
+      f"(per repetition {100 * min(share['per_repetition']):.0f}-{100 * max(share['per_repetition']):.0f}%).",
+      f"- (d) first-ever load in this process (tfds first use, warm-up, not in the row): {meta['first_load_seconds']:.2f} s.",
+  ]
+  if meta.get("per_op"):
+    per_op = meta["per_op"]
+    lines += [
+        "",
+        f"Where (a)'s time goes: each op alone as `augment_batch` on one gathered batch of {b} "
+        f"({per_op['calls']} calls per measurement, {meta['repeats']} repetitions; us per batch):",
+        "",
+        "| op | us / batch, median | min-max | compile s |",
+        "|---|---:|---:|---:|",
+    ]
+    for spec in per_op["names"]:
+      r = per_op["summary"][spec]
+      lines.append(f"| `{spec}` | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_op['compile_seconds'][spec]:.2f} |")
+    total = sum(per_op["summary"][spec]["median"] for spec in per_op["names"] if spec != "chain")
+    lines.append(f"| sum of the ops' medians | {total:,.0f} | | |")
+  return "\n".join(lines)
+
+
+def versions() -> dict:
+  out = {"python": platform.python_version()}
+  for name in ("jax", "jaxlib", "flax", "dm-pix", "optax", "tensorflow-datasets", "numpy"):
+    try:
+      out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      out[name] = None
+  return out
+
+
+def _git_state() -> dict | None:
+  """HEAD and whether jaxflow/ or configs/ had uncommitted changes (the code measured is then not HEAD's)."""
+  def git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+  try:
+    return {"commit": git("rev-parse", "HEAD"), "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs"))}
+  except (OSError, subprocess.CalledProcessError):
+    return None
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--repeats", type=int, default=7, help="interleaved repetitions of every measurement (default 7)")
+  parser.add_argument("--batch-size", type=int, default=None, help="override the CNN config's batch size (64)")
+  parser.add_argument("--pipeline-calls", type=int, default=400, help="pipeline dispatches per measurement (default 400)")
+  parser.add_argument("--steps", type=int, default=150, help="train-step dispatches per measurement (default 150)")
+  parser.add_argument(
+      "--augment", action="append", default=None, metavar="OP",
+      help="an augment op spec, repeatable, replacing the default list (all ten ops, p=0.5; see the module docstring)",
+  )
+  parser.add_argument("--per-op-calls", type=int, default=100, help="calls per per-op measurement; 0 skips the per-op table (default 100)")
+  parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE", help="config override (repeatable)")
+  parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path (default benchmarks/results/input_pipeline.json)")
+  args = parser.parse_args(argv)
+  if args.repeats < 1 or args.pipeline_calls < 1 or args.steps < 1:
+    raise SystemExit("--repeats, --pipeline-calls and --steps must be >= 1")
+
+  log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+  start = time.perf_counter()
+  config = load_benchmark_config(batch_size=args.batch_size, augment_specs=args.augment or DEFAULT_AUGMENT, overrides=args.override)
+  bench = Bench(config, pipeline_calls=args.pipeline_calls, steps_count=args.steps)
+  log(f"setup (load, init, compile, warm-up) {bench.setup_seconds:.1f} s; compile s: "
+      + ", ".join(f"{k} {v:.2f}" for k, v in bench.compile_seconds.items()))
+
+  per_op = PerOp(bench, calls=args.per_op_calls) if args.per_op_calls > 0 else None
+  runs = {name: [] for name in MEASUREMENTS}
+  per_op_runs = {name: [] for name in per_op.names} if per_op else {}
+  for rep in range(args.repeats):
+    order = MEASUREMENTS[rep % len(MEASUREMENTS):] + MEASUREMENTS[: rep % len(MEASUREMENTS)]
+    for name in order:
+      result = bench.measure(name, rep)
+      runs[name].append(result)
+    for spec in per_op_runs:
+      per_op_runs[spec].append(per_op.measure(spec, rep))
+    log(f"rep {rep + 1}/{args.repeats}: " + "  ".join(f"{n} {runs[n][-1]['examples_per_second']:,.0f}" for n in MEASUREMENTS) + " ex/s")
+  runtime = time.perf_counter() - start
+
+  device = jax.devices()[0]
+  summary = summarize(runs)
+  meta = {
+      "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+      "device": f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores",
+      "repeats": args.repeats,
+      "runtime_seconds": runtime,
+      "batch_size": bench.batch_size,
+      "augment": list(config.data.augment),
+      "steps_per_dispatch": bench.per_dispatch,
+      "compile_seconds": bench.compile_seconds,
+      "first_load_seconds": bench.first_load_seconds,
+      "calls": {"pipeline": args.pipeline_calls, "gather": args.pipeline_calls, "indices": max(1, args.pipeline_calls // 10),
+                "step": args.steps, "step_aug": args.steps, "load": 1},
+      "per_op": None if per_op is None else {
+          "calls": per_op.calls, "names": per_op.names, "compile_seconds": per_op.compile_seconds,
+          "summary": {spec: _stats(values) for spec, values in per_op_runs.items()},
+      },
+  }
+  report = markdown(summary, meta)
+  print(report)
+
+  payload = {
+      "benchmark": "input_pipeline",
+      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count(), "cpu_count": os.cpu_count()},
+      "versions": versions(),
+      "git": _git_state(),
+      "args": vars(args),
+      "config": CONFIG_FILE,
+      "augment": list(config.data.augment),
+      "batch_size": bench.batch_size,
+      "train_examples": bench.train_size,
+      "eval_examples": bench.eval_size,
+      "steps_per_epoch": bench.steps_per_epoch,
+      "steps_per_dispatch": bench.per_dispatch,
+      "scan_unroll": bench.unroll,
+      "compile_seconds": bench.compile_seconds,
+      "setup_seconds": bench.setup_seconds,
+      "first_load_seconds": bench.first_load_seconds,
+      "runtime_seconds": runtime,
+      "runs": runs,
+      "summary": summary,
+      "per_op_microseconds_per_batch": meta["per_op"],
+      "markdown": report,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  tmp = args.out + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(payload, f, indent=2)
+  os.replace(tmp, args.out)
+  log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
