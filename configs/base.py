@@ -135,6 +135,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.early_stopping.min_delta = 0.0
   config.train.early_stopping.restore_best = True  # end with the best checkpoint's parameters
 
+  # Devices and hosts (jaxflow/training/parallel.py). The batch above is global: split over all devices.
+  config.parallel = ml_collections.ConfigDict()
+  config.parallel.mode = "auto"  # auto (sharded if >1 device) | single | pmap (shard_map + pmean) | sharded (jit over a Mesh)
+  config.parallel.num_devices = config_dict.placeholder(int)  # None: every device (of every process)
+  config.parallel.max_in_flight = 2  # step programs dispatched ahead of the host on >1 device (see loop.py)
+  # Several hosts: jax.distributed.initialize with these (else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+  # JAX_PROCESS_ID from the environment), or detect_cluster=True for SLURM / Open MPI / TPU pods.
+  config.parallel.coordinator = config_dict.placeholder(str)  # HOST:PORT of process 0
+  config.parallel.num_processes = config_dict.placeholder(int)
+  config.parallel.process_id = config_dict.placeholder(int)
+  config.parallel.detect_cluster = False
+  config.parallel.init_timeout_seconds = 120
+
   # Checkpoints (orbax): saved every N epochs and/or every S seconds, and at the end; the latest K are
   # kept in checkpoints/latest/, the best epoch's state (held in memory until the next save) in checkpoints/best/.
   config.checkpoint = ml_collections.ConfigDict()

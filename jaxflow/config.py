@@ -22,7 +22,7 @@ import ml_collections
 
 # Fields that change how a run is carried out but not what it computes: a workdir may be resumed with
 # different values of these.
-RESUME_NEUTRAL_FIELDS = ("train.overwrite", "audit")
+RESUME_NEUTRAL_FIELDS = ("train.overwrite", "audit", "parallel")  # parallel: a checkpoint restores under any layout
 
 
 class ConfigError(ValueError):

@@ -69,7 +69,7 @@ def test_reinit_head_starts_from_fresh_initialization(pretrained, tmp_path):
         (("model.widths=(64,16)",), r"config.init_from: layers do not match \(dense_0: shapes .*\(64,\)"),
         (("freeze=('conv',)",), r"config.freeze names no layer of the model \(conv\); its layers: dense_0, dense_1, head"),
         (("reinit=('lstm',)",), r"config.reinit names no layer"),
-        (("data.classes=(5,12)",), r"config.data.classes=\(5, 12\) must be labels in 0..9"),
+        (("data.classes=(5,12)",), r"config.data.classes=\(5, 12\) must be dataset labels in 0..9"),
     ],
 )
 def test_transfer_errors(pretrained, tmp_path, overrides, message):

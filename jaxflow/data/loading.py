@@ -140,8 +140,13 @@ def _prepared_builder(
 
 
 def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str = "first use only") -> None:
-  """One line instead of tfds's progress bars and banners (they would bury a CLI's error or result)."""
+  """One line instead of tfds's progress bars and banners (they would bury a CLI's error or result).
+
+  tfds prints its two banners with termcolor to stdout whatever the logging level; they are dropped
+  (stdout is swallowed while preparing), errors still propagate as exceptions.
+  """
   import contextlib
+  import io
   import sys
 
   from tensorflow_datasets.core.utils import tqdm_utils
@@ -150,7 +155,7 @@ def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str = "firs
   was_active = tqdm_utils._active  # tfds keeps this switch module-global; restore it afterwards
   tqdm_utils.display_progress_bar(False)
   try:
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(io.StringIO()):
       builder.download_and_prepare()
   finally:
     tqdm_utils.display_progress_bar(was_active)

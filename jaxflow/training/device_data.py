@@ -100,16 +100,21 @@ def noisy_labels(config: ml_collections.ConfigDict, problem: Problem, labels: np
   return label_noise_lib.corrupt(labels, transition, rng.derived_seed(noise_stream, "label_noise"))
 
 
-def load_device_data(config: ml_collections.ConfigDict, problem: Problem, streams: dict[str, jax.Array]) -> DeviceData:
+def load_device_data(
+    config: ml_collections.ConfigDict, problem: Problem, streams: dict[str, jax.Array], *, num_devices: int = 1, place=None
+) -> DeviceData:
   """Both splits on the device; the training split skewed, noised and weighted as the config says.
 
   Order matters and is fixed: class subset / size limit -> skew (the `data` stream) -> the problem's
   labels -> label noise (the `noise` stream) -> class weights and oversampling probabilities, computed
   from the labels the model will see. Evaluation data is never skewed, noised or augmented.
+  `place` puts host arrays on the device(s) (`Layout.place`: replicated over the mesh); the eval batch
+  is padded to a multiple of `num_devices`.
   """
   train, evaluation = load_splits(config, streams["data"], problem.adaptation)
   train = skew(train, config, problem.dataset_classes, streams["data"])
   eval_batch = min(config.train.eval_batch_size, evaluation.labels.shape[0])
+  eval_batch = -(-eval_batch // num_devices) * num_devices  # every device gets an equal share (padding is masked)
   eval_batches = pad_and_batch(evaluation.inputs, problem_labels(problem, evaluation.labels), eval_batch)
   train_labels = problem_labels(problem, train.labels)
   noise, weights, probabilities = None, None, None
@@ -120,11 +125,12 @@ def load_device_data(config: ml_collections.ConfigDict, problem: Problem, stream
       weights = tuple(float(w) for w in balance.class_weights(train_labels, problem.num_classes, config.class_weights, beta=config.class_weights_beta))
     if config.data.sampler == "oversample":
       probabilities = jnp.asarray(balance.oversample_probabilities(train_labels, problem.num_classes))
+  place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
   return DeviceData(
-      train_inputs=jax.tree.map(jnp.asarray, train.inputs),
-      train_labels=jnp.asarray(train_labels),
-      eval_batches=jax.tree.map(jnp.asarray, eval_batches),
-      sample_probabilities=probabilities,
+      train_inputs=place(train.inputs),
+      train_labels=place(train_labels),
+      eval_batches=place(eval_batches),
+      sample_probabilities=None if probabilities is None else place(probabilities),
       class_weights=weights,
       label_noise=noise,
   )

@@ -20,6 +20,7 @@ from jaxflow import rng
 from jaxflow.training import losses, steps
 from jaxflow.training.device_data import DeviceData
 from jaxflow.training.graph_data import HostData
+from jaxflow.training.parallel import Layout
 from jaxflow.training.state import TrainState
 from jaxflow.training.validate import Problem
 
@@ -65,26 +66,28 @@ class Programs:
       focal_gamma: float = 2.0,
       class_weights: tuple[float, ...] | None = None,
       augment_ops: tuple = (),
+      layout: Layout = steps.SINGLE,
   ):
+    self.layout = layout
     loss = dict(loss_name=problem.loss, kind=problem.kind, focal_gamma=focal_gamma)
-    step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights)
-    eval_fn = functools.partial(steps.eval_step, **loss, num_classes=problem.num_classes)
+    step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights, layout=layout)
+    eval_fn = functools.partial(steps.eval_step, **loss, num_classes=problem.num_classes, layout=layout)
     order = dict(num_examples=problem.train_size, steps=steps_per_epoch, batch_size=batch_size)
-    train = dict(step_fn=step_fn, augment_ops=augment_ops, unroll=unroll)
+    train = dict(step_fn=step_fn, augment_ops=augment_ops, unroll=unroll, layout=layout)
     # Not donated: the loop dispatches epoch e+1 before it has logged, checkpointed or copied epoch e's
     # state (see loop.py), so that state must outlive the call.
     epoch_fn = functools.partial(steps.train_epoch, **order, **train, eval_fn=eval_fn)
-    self._epoch_layout: PackedLayout | None = None
+    self._epoch_packing: PackedLayout | None = None
 
     def train_epoch(*args):  # named for the compile log: jit(train_epoch)
       state, train_metrics, eval_sums = epoch_fn(*args)
       # Runs once, while tracing: the layout is a by-product of the one trace (no second trace for it).
-      self._epoch_layout = PackedLayout(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (train_metrics, eval_sums)))
+      self._epoch_packing = PackedLayout(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (train_metrics, eval_sums)))
       return state, PackedLayout.pack((train_metrics, eval_sums))
 
-    self._epoch = jax.jit(train_epoch)
-    self._chunk = jax.jit(functools.partial(steps.train_chunk, **train), static_argnames="num_steps", donate_argnums=0)
-    self._eval = jax.jit(functools.partial(steps.eval_chunk, eval_fn=eval_fn))
+    self._epoch = layout.jit(train_epoch)
+    self._chunk = layout.jit(functools.partial(steps.train_chunk, **train), static_argnames="num_steps", donate_argnums=0)
+    self._eval = layout.jit(functools.partial(steps.eval_chunk, eval_fn=eval_fn, layout=layout))
     self._indices = jax.jit(functools.partial(steps.epoch_indices, **order))
     self._layer_stats = jax.jit(functools.partial(steps.layer_stats, **loss))
     self._probe_size = batch_size
@@ -105,7 +108,8 @@ class Programs:
     return self._compiled[key](*args)
 
   def init_state(self, init, init_key) -> TrainState:
-    return self._run("init", jax.jit(init), init_key)
+    """The initial state, replicated on every device of the layout (built there, not copied there)."""
+    return self._run("init", jax.jit(init, out_shardings=self.layout.replicated), init_key)
 
   def epoch(self, state, data: DeviceData, streams, epoch: int):
     """Dispatches one fused epoch: (state, packed results on the device). `unpack_epoch` of the packed
@@ -114,7 +118,7 @@ class Programs:
     return self._run("epoch", self._epoch, *args)
 
   def unpack_epoch(self, packed) -> tuple[dict, dict]:
-    return self._epoch_layout.unpack(jax.device_get(packed))
+    return self._epoch_packing.unpack(jax.device_get(packed))
 
   def indices(self, data: DeviceData, streams, epoch: int):
     return self._run("indices", self._indices, streams["data"], np.int32(epoch), streams["sampler"], data.sample_probabilities)

@@ -14,8 +14,12 @@ import jax.numpy as jnp
 import optax
 
 from jaxflow import rng
+from jaxflow.data import augment
 from jaxflow.training import losses
+from jaxflow.training.parallel import Layout
 from jaxflow.training.state import TrainState
+
+SINGLE = Layout("single")
 
 Batch = dict[str, jax.Array]  # inputs [b, ...], labels [b], mask [b]
 
@@ -30,12 +34,16 @@ def train_step(
     lr_fn: optax.Schedule,
     focal_gamma: float = 2.0,
     class_weights: tuple[float, ...] | None = None,
+    layout: Layout = SINGLE,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One step. Returns the new state and this step's metric sums plus `grad_norm` and `lr`.
 
   `class_weights` [C] scale each example's loss by its label's weight (imbalance remedy); the logged
-  train loss is then the weighted one, the quantity being minimized.
+  train loss is then the weighted one, the quantity being minimized. Under `layout` pmap, `batch` is
+  this device's equal share of the global batch: the mean of the devices' mean-loss gradients is the
+  global mean's gradient, and the metric sums are summed over devices.
   """
+  dropout_key = layout.dropout_key(dropout_key)
 
   def loss_fn(params):
     outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
@@ -46,6 +54,7 @@ def train_step(
     return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums  # the masked mean; sums ride along as aux
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grads, metrics = layout.mean(grads), layout.sum(metrics)
   metrics["grad_norm"] = optax.tree.norm(grads)
   metrics["lr"] = jnp.asarray(lr_fn(state.step), jnp.float32)
   return state.apply_gradients(grads=grads), metrics
@@ -89,6 +98,7 @@ def train_chunk(
     step_fn: Callable,
     augment_ops: tuple = (),
     unroll: int | bool = 1,
+    layout: Layout = SINGLE,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Steps `offset .. offset + num_steps` of an epoch, on data that stays on the device.
 
@@ -103,12 +113,12 @@ def train_chunk(
   indices = jax.lax.dynamic_slice_in_dim(epoch_indices, offset, num_steps)
 
   def body(state, idx):
-    batch = {"inputs": jax.tree.map(lambda a: a[idx], inputs), "labels": labels[idx], "mask": jnp.ones(idx.shape, jnp.float32)}
+    rows, positions = layout.local_rows(idx)  # pmap: this device's rows; else the whole global batch
+    batch = {"inputs": jax.tree.map(lambda a: a[rows], inputs), "labels": labels[rows], "mask": jnp.ones(rows.shape, jnp.float32)}
+    batch = layout.constrain(batch)
     if augment_ops:
-      from jaxflow.data import augment  # noqa: PLC0415  TODO(integration): top-level once augment.py lands
-
       key = rng.step_key(augment_stream, state.step)
-      batch["inputs"] = augment.augment_batch(key, batch["inputs"], augment_ops, jnp.arange(idx.shape[0]))
+      batch["inputs"] = augment.augment_batch(key, batch["inputs"], augment_ops, positions)
     return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
 
   if num_steps == 1:
@@ -120,24 +130,33 @@ def train_chunk(
 
 
 def eval_step(
-    state: TrainState, batch: Batch, *, loss_name: str, kind: str, focal_gamma: float = 2.0, num_classes: int | None = None
+    state: TrainState,
+    batch: Batch,
+    *,
+    loss_name: str,
+    kind: str,
+    focal_gamma: float = 2.0,
+    num_classes: int | None = None,
+    layout: Layout = SINGLE,
 ) -> dict[str, jax.Array]:
-  """Metric sums of one padded, masked batch; with `num_classes`, also its confusion matrix [C, C]."""
+  """Metric sums of one padded, masked batch (this device's rows under pmap, summed over devices);
+  with `num_classes`, also its confusion matrix [C, C]."""
   outputs = state.apply_fn({"params": state.params}, batch["inputs"], train=False)
   sums = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma)
   if num_classes is not None:
     sums["confusion"] = losses.confusion_sums(kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], num_classes=num_classes)
-  return sums
+  return layout.sum(sums)
 
 
-def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable) -> dict[str, jax.Array]:
+def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable, layout: Layout = SINGLE) -> dict[str, jax.Array]:
   """Sums over pre-batched eval data ([num_batches, batch, ...], padding masked out)."""
 
   def body(total, batch):
-    sums = eval_fn(state, batch)
+    sums = eval_fn(state, layout.local_batch(batch))
     return jax.tree.map(jnp.add, total, sums), None
 
-  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(eval_fn, state, jax.tree.map(lambda x: x[0], batches)))
+  first = layout.local_batch(jax.tree.map(lambda x: x[0], batches))
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(eval_fn, state, first))
   total, _ = jax.lax.scan(body, zeros, batches)
   return total
 
@@ -158,6 +177,7 @@ def train_epoch(
     eval_fn: Callable,
     augment_ops: tuple = (),
     unroll: int | bool = 1,
+    layout: Layout = SINGLE,
 ):
   """A whole epoch as one program: shuffle (or oversample), `steps` train steps (scan), evaluation.
 
@@ -169,9 +189,9 @@ def train_epoch(
   )
   state, train_metrics = train_chunk(
       state, inputs, labels, indices, jnp.int32(0), streams["dropout"], streams["augment"],
-      num_steps=steps, step_fn=step_fn, augment_ops=augment_ops, unroll=unroll,
+      num_steps=steps, step_fn=step_fn, augment_ops=augment_ops, unroll=unroll, layout=layout,
   )
-  return state, train_metrics, eval_chunk(state, eval_batches, eval_fn=eval_fn)
+  return state, train_metrics, eval_chunk(state, eval_batches, eval_fn=eval_fn, layout=layout)
 
 
 def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str, focal_gamma: float = 2.0) -> dict[str, jax.Array]:

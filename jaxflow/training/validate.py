@@ -18,7 +18,7 @@ from jaxflow import models
 from jaxflow.data import adapt, augment, balance, label_noise, synthetic
 from jaxflow.models import initializers
 from jaxflow.config import ConfigError, get_field, require_choice, require_positive, require_type
-from jaxflow.training import graph_data, losses, optimizers, transfer
+from jaxflow.training import graph_data, losses, optimizers, parallel, transfer
 
 MONITOR_METRICS = ("eval/accuracy", "eval/balanced_accuracy", "eval/macro_f1", "eval/loss", "eval/mae")
 CLASSIFICATION_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1")
@@ -90,6 +90,7 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
     if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
       raise ConfigError(f"config.{field}={value!r} must be a tuple of strings")
   augment.parse_augment(tuple(config.data.augment), "config.data.augment")
+  check_parallel_fields(config)
   require_choice(config, "optim.name", optimizers.OPTIMIZER_NAMES)
   require_choice(config, "optim.schedule", optimizers.SCHEDULE_NAMES)
   require_positive(config, "optim.lr", float)
@@ -256,6 +257,48 @@ def _check_layers(config: ml_collections.ConfigDict, problem: Problem) -> None:
     transfer.check_compatible(transfer.source_params(config.init_from), shapes, config.reinit)
   elif config.freeze:
     raise ConfigError("config.freeze is set without config.init_from: frozen layers would stay at their random initialization")
+
+
+def check_parallel_fields(config: ml_collections.ConfigDict) -> None:
+  """`config.parallel` on its own (the device count is checked once the devices are known)."""
+  require_choice(config, "parallel.mode", parallel.MODES)
+  for field in ("parallel.num_devices", "parallel.num_processes"):
+    if get_field(config, field) is not None:
+      require_positive(config, field)
+  if config.parallel.process_id is not None:
+    require_positive(config, "parallel.process_id", allow_zero=True)
+  require_positive(config, "parallel.max_in_flight")
+  require_positive(config, "parallel.init_timeout_seconds", float)
+  require_type(config, "parallel.detect_cluster", bool)
+  if config.parallel.coordinator is not None:
+    coordinator = require_type(config, "parallel.coordinator", str)
+    if ":" not in coordinator:
+      raise ConfigError(f"config.parallel.coordinator={coordinator!r} must be HOST:PORT, e.g. 127.0.0.1:12355")
+    if config.parallel.num_processes is None or config.parallel.process_id is None:
+      raise ConfigError("config.parallel.coordinator is set; config.parallel.num_processes and config.parallel.process_id must be set too")
+    if config.parallel.process_id >= config.parallel.num_processes:
+      raise ConfigError(f"config.parallel.process_id={config.parallel.process_id} must be in 0..{config.parallel.num_processes - 1}")
+
+
+def check_layout(config: ml_collections.ConfigDict, problem: Problem) -> parallel.Layout:
+  """The layout the config asks for on the devices present; ConfigError when it cannot hold."""
+  p = config.parallel
+  available = len(jax.devices())
+  if p.num_devices is not None and p.num_devices > available:
+    raise ConfigError(f"config.parallel.num_devices={p.num_devices} but {available} device(s) are present; allowed: 1..{available}")
+  if config.data.name in graph_data.GRAPH_DATASETS:
+    if p.mode in ("pmap", "sharded"):
+      raise ConfigError(f"config.parallel.mode={p.mode!r} is not supported for graph datasets ({config.data.name!r}), which batch on the host; allowed: auto, single")
+    return parallel.Layout("single")
+  layout = parallel.create_layout(p.mode, num_devices=p.num_devices)
+  n = layout.num_devices
+  if config.train.batch_size % n:
+    allowed = ", ".join(str(n * k) for k in (1, 2, 4, 8, 16) if n * k <= problem.train_size)
+    raise ConfigError(
+        f"config.train.batch_size={config.train.batch_size} must divide by the {n} devices of parallel.mode={layout.mode!r} "
+        f"(the batch is global); allowed: a multiple of {n}, e.g. {allowed}"
+    )
+  return layout
 
 
 def _adapted_spec(config: ml_collections.ConfigDict, spec: data_lib.FeatureSpec):

@@ -29,11 +29,12 @@ def config_differences(old: dict, new: dict) -> list[str]:
   return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in keys if old_flat.get(k) != new_flat.get(k)]
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: bool = True) -> None:
   """Creates the workdir and writes config.json, or checks that an existing run has the same config.
 
   A run's checkpoints are only resumed under the config that wrote them; `train.overwrite=True`
-  discards the previous run's outputs instead.
+  discards the previous run's outputs instead. `write=False` (every process but the first of a
+  multi-host job) only checks.
   """
   path = os.path.join(workdir, "config.json")
   digest = config_hash(config)
@@ -48,6 +49,8 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
           f"workdir {workdir} holds a run of a different config ({shown}); "
           "use another --workdir, or --config.train.overwrite=True to discard that run"
       )
+  if not write:
+    return
   if config.train.overwrite:
     for name in RUN_OUTPUTS:
       target = os.path.join(workdir, name)

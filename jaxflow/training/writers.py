@@ -134,3 +134,15 @@ def histogram(values: np.ndarray, bins: int) -> dict | None:
       "min": lo, "max": hi, "num": int(values.size), "sum": float(wide.sum()), "sum_squares": float(wide @ wide),
       "bucket_limits": np.linspace(first, last, bins + 1)[1:].tolist(), "bucket_counts": counts.tolist(),
   }
+
+
+class NullWriter:
+  """MetricWriter's interface, writing nothing: every process of a multi-host job but the first."""
+
+  def write(self, *args, **kwargs) -> None:
+    pass
+
+  write_histograms = write_class_report = flush = write
+
+  def close(self) -> None:
+    pass

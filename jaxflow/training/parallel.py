@@ -1,0 +1,172 @@
+"""Where a step runs: one device, a per-device program with explicit collectives, or one sharded program.
+
+`config.parallel.mode`:
+- `single`: `jax.jit` on the default device.
+- `pmap`: data parallel the pmap way (replicated state, each device steps on its slice of the global
+  batch, gradients averaged with `lax.pmean`), written with `jax.shard_map` over a 1-D `data` mesh:
+  since JAX 0.8 `jax.pmap` is itself built on jit + shard_map, and its helpers (device_put_replicated)
+  are gone in 0.10.
+- `sharded`: one `jax.jit` program over the same mesh; the batch is constrained to
+  `NamedSharding(mesh, P('data'))` and the parameters are replicated, so XLA's SPMD partitioner inserts
+  the gradient all-reduce itself.
+- `auto`: `sharded` when there is more than one device, else `single`.
+
+The math lives once. The pure steps in steps.py call the `Layout` hooks below (`local_rows`,
+`constrain`, `dropout_key`, `mean`, `sum`), which are identities for `single` and `sharded` (except the
+sharding constraint) and the collectives for `pmap`; `Layout.jit` is the only place a program is wrapped.
+
+Randomness per device. Augmentation draws per example from `fold_in(step_key, global example index)`,
+so every mode draws the same images. Dropout: in `sharded` mode the mask is drawn for the global batch
+from the step key and partitioned like the activations (threefry is partitionable: jax's
+`jax_threefry_partitionable`, on by default), so every device draws a different slice and the result
+equals the single-device run's. In `pmap` mode each device draws its own mask from
+`fold_in(step_key, device index)`, the classic pattern: masks differ per device, but are not those of a
+single-device run, so `pmap` matches `single` to rounding only without dropout (tested both ways).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+MODES = ("auto", "single", "pmap", "sharded")
+DATA_AXIS = "data"
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """A resolved parallel mode and its mesh (None for `single`). Hashable: it is a static argument."""
+
+  mode: str
+  mesh: Mesh | None = None
+
+  @property
+  def num_devices(self) -> int:
+    return 1 if self.mesh is None else self.mesh.size
+
+  @property
+  def replicated(self):
+    return None if self.mesh is None else NamedSharding(self.mesh, P())
+
+  # -- inside a traced step ------------------------------------------------------------------------
+
+  def local_rows(self, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(this device's part of a global batch's row indices [b] or [b_local], their positions in the
+    global batch): the positions are what per-example randomness is keyed by."""
+    if self.mode != "pmap":
+      return rows, jnp.arange(rows.shape[0])
+    per_device = rows.shape[0] // self.num_devices
+    start = jax.lax.axis_index(DATA_AXIS) * per_device
+    return jax.lax.dynamic_slice_in_dim(rows, start, per_device), start + jnp.arange(per_device)
+
+  def local_batch(self, batch):
+    """A pre-built global batch (leading axis b) -> this device's rows (pmap) or the batch, constrained."""
+    if self.mode == "pmap":
+      per_device = jax.tree.leaves(batch)[0].shape[0] // self.num_devices
+      start = jax.lax.axis_index(DATA_AXIS) * per_device
+      return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, per_device), batch)
+    return self.constrain(batch)
+
+  def constrain(self, batch):
+    """`sharded`: every leaf's leading (batch) axis split over the `data` axis; otherwise unchanged."""
+    if self.mode != "sharded":
+      return batch
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, NamedSharding(self.mesh, P(DATA_AXIS))), batch)
+
+  def dropout_key(self, key: jax.Array) -> jax.Array:
+    return jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS)) if self.mode == "pmap" else key
+
+  def mean(self, tree):
+    return jax.lax.pmean(tree, DATA_AXIS) if self.mode == "pmap" else tree
+
+  def sum(self, tree):
+    return jax.lax.psum(tree, DATA_AXIS) if self.mode == "pmap" else tree
+
+  # -- around the programs -------------------------------------------------------------------------
+
+  def jit(self, fn, *, donate_argnums=(), static_argnames=()):
+    """The one wrapper of every program. `pmap`: a shard_map whose inputs and outputs are all
+    replicated (state, the device-resident dataset, keys); each device then takes its rows itself."""
+    if self.mode != "pmap":
+      return jax.jit(fn, donate_argnums=donate_argnums, static_argnames=static_argnames)
+
+    def per_device(*args, **static):
+      # check_vma=False: the pmap semantics, where each device's gradient is its own until `mean`
+      # (lax.pmean) averages it. With shard_map's default varying-type checks, the gradient of a
+      # replicated parameter would instead come back already psum'd over devices (an implicit
+      # all-reduce), and the explicit pmean would silently turn a mean into N times the mean.
+      body = functools.partial(fn, **static)
+      return jax.shard_map(body, mesh=self.mesh, in_specs=P(), out_specs=P(), check_vma=False)(*args)
+
+    return jax.jit(per_device, donate_argnums=donate_argnums, static_argnames=static_argnames)
+
+  def place(self, tree):
+    """Replicated on every device of the mesh (of every process), or left where it is for `single`."""
+    if self.mesh is None:
+      return tree
+    sharding = self.replicated
+    if jax.process_count() == 1:
+      return jax.device_put(tree, sharding)
+
+    def global_array(leaf):
+      if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+        data = np.asarray(jax.random.key_data(leaf))
+        raw = jax.make_array_from_callback(data.shape, sharding, lambda index: data[index])
+        return jax.random.wrap_key_data(raw, impl=jax.random.key_impl(leaf))
+      value = np.asarray(leaf)
+      return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+    return jax.tree.map(global_array, tree)
+
+
+def create_layout(mode: str, *, num_devices: int | None = None) -> Layout:
+  """`mode` resolved against the devices present (all processes' devices, after jax.distributed)."""
+  devices = jax.devices()
+  if num_devices is not None:
+    devices = devices[:num_devices]
+  if mode == "auto":
+    mode = "sharded" if len(devices) > 1 else "single"
+  if mode == "single":
+    return Layout("single")
+  return Layout(mode, Mesh(np.asarray(devices), (DATA_AXIS,)))
+
+
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def distributed_settings(parallel_config) -> dict | None:
+  """jax.distributed.initialize's arguments from `config.parallel` (else the JAX_COORDINATOR_ADDRESS /
+  JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables), {} to let jax detect a managed cluster
+  (SLURM, Open MPI, TPU pods: `parallel.detect_cluster=True`), or None for a single process."""
+  import os
+
+  if parallel_config.detect_cluster:
+    return {}
+  coordinator = parallel_config.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if not coordinator:
+    return None
+  num = parallel_config.num_processes if parallel_config.num_processes is not None else os.environ.get("JAX_NUM_PROCESSES")
+  pid = parallel_config.process_id if parallel_config.process_id is not None else os.environ.get("JAX_PROCESS_ID")
+  return {"coordinator_address": coordinator, "num_processes": int(num), "process_id": int(pid)}
+
+
+def initialize_distributed(parallel_config) -> None:
+  """Joins the job's processes before anything touches a device (a no-op for a single process, and when
+  this process already joined, e.g. a second run in the same Python process)."""
+  settings = distributed_settings(parallel_config)
+  if settings is None or jax.distributed.is_initialized():
+    return
+  jax.distributed.initialize(**settings, initialization_timeout=int(parallel_config.init_timeout_seconds))
+
+
+def barrier(name: str) -> None:
+  """All processes of a multi-host job meet here (a no-op for one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
