@@ -27,9 +27,16 @@ def _state_tree(state: TrainState) -> dict[str, Any]:
   return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
 
 
-def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=("state", "meta"))
+def _manager(directory: str, keep: int, name: str) -> ocp.CheckpointManager:
+  # Multi-host saves meet at barriers named after the step; the best and the latest managers save the
+  # same step at the end of a run, and two barriers of one name collide ("Barrier
+  # _async_write_complete.44 is already ongoing"): each manager gets its own prefix.
+  multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, cleanup_tmp_directories=True, multiprocessing_options=multiprocessing
+  )
+  handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
 
 
 class Checkpointer:
@@ -37,7 +44,7 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int):
     self.directory = directory
-    self._managers = {LATEST: _manager(os.path.join(directory, LATEST), keep), BEST: _manager(os.path.join(directory, BEST), 1)}
+    self._managers = {LATEST: _manager(os.path.join(directory, LATEST), keep, LATEST), BEST: _manager(os.path.join(directory, BEST), 1, BEST)}
 
   def latest_step(self) -> int | None:
     return self._managers[LATEST].latest_step()
@@ -67,8 +74,13 @@ class Checkpointer:
     return template.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"]), restored["meta"]
 
   def read_params(self, step: int, *, which: str = LATEST):
-    """The parameters of a checkpoint as saved, without a template (for inspection and transfer)."""
-    restored = self._managers[which].restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    """The parameters of a checkpoint, without a template (for inspection and transfer), on this
+    process's first device, whatever layout wrote them (8 devices, two hosts, ...)."""
+    manager = self._managers[which]
+    metadata = manager.item_metadata(step)["state"]
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
     return restored["state"]["params"]
 
   def wait(self) -> None:

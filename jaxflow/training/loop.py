@@ -190,8 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet
   problem = validate(config)  # raises ConfigError before anything is written
   layout = check_layout(config, problem)
   is_main = jax.process_index() == 0  # the one process that writes logs and the summary
-  prepare_workdir(workdir, config, write=is_main)
-  parallel.barrier("jaxflow:workdir")  # every process sees the same workdir before deciding to resume
+  parallel.run_on_main(lambda: prepare_workdir(workdir, config), what="the workdir check")
 
   cfg_train, cfg_ckpt = config.train, config.checkpoint
   streams = layout.place(rng.streams(config))

@@ -170,3 +170,26 @@ def barrier(name: str) -> None:
     from jax.experimental import multihost_utils
 
     multihost_utils.sync_global_devices(name)
+
+
+def run_on_main(fn, *, what: str):
+  """`fn()` on process 0 only; the others wait for it and share its outcome, so a refusal there (a
+  ConfigError: a different config in the workdir) stops every process instead of leaving them hanging
+  at the next collective. A single process just calls `fn`."""
+  if jax.process_count() == 1:
+    return fn()
+  from jax.experimental import multihost_utils
+
+  from jaxflow.config import ConfigError
+
+  error = None
+  if jax.process_index() == 0:
+    try:
+      fn()
+    except ConfigError as e:
+      error = e
+  failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
+  if error is not None:
+    raise error
+  if failed:
+    raise ConfigError(f"process 0 refused {what}; its error message says why")

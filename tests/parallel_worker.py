@@ -1,0 +1,161 @@
+"""Runs in a subprocess of tests/test_parallel.py: forced CPU devices must be set before jax is imported.
+
+  python tests/parallel_worker.py TASK DEVICES [ARGS...]   -> one JSON object on the last stdout line
+
+Tasks:
+  equivalence   single vs sharded and pmap on 2, 4 and 8 devices (parallel.num_devices), and sharded
+                with dropout: max |param difference| and final accuracies
+  masks         per-device dropout masks of one step on identical rows, pmap and sharded
+  restore       a checkpoint written on 8 devices resumed on 1, and one written on 1 resumed on 8
+  repeat        REPS runs of the chunked CNN (one step per dispatch) on all devices: bounded dispatch
+  process       one process of a multi-host job: PROCESS_ID NUM_PROCESSES PORT WORKDIR
+  reference     the 4-device single-process run the multi-host job must match: WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+TASK, DEVICES = sys.argv[1], int(sys.argv[2])
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jaxflow  # noqa: E402
+from jaxflow.training import checkpoints  # noqa: E402
+
+MLP = os.path.join(ROOT, "configs", "digits_mlp.py")
+CNN = os.path.join(ROOT, "configs", "digits_cnn.py")
+SMALL = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=2", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
+
+
+def run(config_file, overrides, workdir=None):
+  workdir = workdir or tempfile.mkdtemp()
+  summary = jaxflow.train(jaxflow.load_config(config_file, overrides), workdir, quiet=True)
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
+  params = ckpt.read_params(ckpt.latest_step())
+  ckpt.close()
+  return summary, params
+
+
+def max_diff(a, b) -> float:
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def equivalence():
+  out = {}
+  no_dropout = [*SMALL, "model.dropout_rate=0.0"]
+  base, base_params = run(MLP, [*no_dropout, "parallel.mode=single"])
+  out["single"] = {"accuracy": base["final"]["eval"]["accuracy"], "steps": base["steps"]}
+  for mode in ("sharded", "pmap"):
+    for n in (2, 4, 8):
+      summary, params = run(MLP, [*no_dropout, f"parallel.mode={mode}", f"parallel.num_devices={n}"])
+      out[f"{mode}_{n}"] = {"max_diff": max_diff(base_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "devices": summary["device"]["count"]}
+  # With dropout (0.1): sharded draws the global batch's mask, partitioned, so it still matches single.
+  dropout_base, dropout_params = run(MLP, [*SMALL, "parallel.mode=single"])
+  summary, params = run(MLP, [*SMALL, "parallel.mode=sharded"])
+  out["sharded_dropout"] = {"max_diff": max_diff(dropout_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "single_accuracy": dropout_base["final"]["eval"]["accuracy"]}
+  summary, params = run(MLP, [*SMALL, "parallel.mode=pmap"])
+  out["pmap_dropout"] = {"max_diff": max_diff(dropout_params, params)}
+  # The chunked path (a conv model on CPU: one step per dispatch), with augmentation drawn per example.
+  augment = "data.augment=('rotate(degrees=10, p=0.5)', 'noise(std=0.02)')"
+  cnn = ["train.batch_size=64", "train.epochs=1", "checkpoint.every_epochs=1", "model.dropout_rate=0.0", "model.conv_features=(8, 16)", "model.widths=(32,)", augment]
+  _, cnn_single = run(CNN, [*cnn, "parallel.mode=single"])
+  for mode in ("sharded", "pmap"):
+    _, cnn_params = run(CNN, [*cnn, f"parallel.mode={mode}"])
+    out[f"cnn_{mode}"] = {"max_diff": max_diff(cnn_single, cnn_params)}
+  return out
+
+
+def masks():
+  """Dropout masks of one training forward pass on 8 identical rows, one row block per device."""
+  import flax.linen as nn
+  import jax.numpy as jnp
+
+  from jaxflow.training import parallel
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train):
+      return nn.Dropout(0.5, deterministic=not train)(x)
+
+  out = {}
+  x = jnp.ones((8 * DEVICES, 64))
+  for mode in ("sharded", "pmap"):
+    layout = parallel.create_layout(mode)
+
+    def forward(x, key, layout=layout):
+      x = layout.local_batch(x)
+      return Net().apply({}, x, train=True, rngs={"dropout": layout.dropout_key(key)})
+
+    kept = np.asarray(layout.jit(forward)(layout.place(x), layout.place(jax.random.key(0))) != 0) if mode == "sharded" else None
+    if mode == "pmap":  # each device's rows come back as its own block: gather them with a sharded output
+      from jax.sharding import PartitionSpec as P
+
+      per_device = jax.jit(jax.shard_map(forward, mesh=layout.mesh, in_specs=P(), out_specs=P("data"), check_vma=False))
+      kept = np.asarray(per_device(layout.place(x), layout.place(jax.random.key(0))) != 0)
+    blocks = kept.reshape(DEVICES, -1)  # device d's rows, flattened
+    out[mode] = {"distinct_blocks": len({b.tobytes() for b in blocks}), "keep_rate": float(kept.mean())}
+  single = np.asarray(Net().apply({}, x, train=True, rngs={"dropout": jax.random.key(0)}) != 0)
+  sharded = np.asarray(jax.jit(lambda x, k: Net().apply({}, parallel.create_layout("sharded").constrain(x), train=True, rngs={"dropout": k}))(x, jax.random.key(0)) != 0)
+  out["sharded_equals_single"] = bool((single == sharded).all())
+  return out
+
+
+def restore():
+  out = {}
+  straight, straight_params = run(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=single"])
+  for first, second in (("sharded", "single"), ("single", "sharded")):
+    workdir = tempfile.mkdtemp()
+    run(MLP, [*SMALL, "model.dropout_rate=0.0", f"parallel.mode={first}"], workdir)
+    # As if the run had died after epoch 1: its last checkpoint removed, then the same command under
+    # the other layout (parallel.* is resume-neutral) resumes from epoch 1's checkpoint.
+    shutil.rmtree(os.path.join(workdir, "checkpoints", "latest", str(straight["steps"])))
+    config = jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", f"parallel.mode={second}"])
+    summary = jaxflow.train(config, workdir, quiet=True)
+    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
+    params = ckpt.read_params(ckpt.latest_step())
+    ckpt.close()
+    out[f"{first}_then_{second}"] = {"resumed_from": summary["resumed_from_step"], "steps": summary["steps"], "max_diff": max_diff(straight_params, params), "devices": summary["device"]["count"]}
+  return out
+
+
+def repeat(reps: int):
+  """The pattern that deadlocked unbounded (long chains of one-step multi-device programs), repeated."""
+  times = []
+  for mode in ("pmap", "sharded"):
+    for _ in range(reps):
+      start = time.perf_counter()
+      run(CNN, ["train.batch_size=16", "train.epochs=1", "train.log_every=1000", "model.conv_features=(8, 16)", f"parallel.mode={mode}", "checkpoint.every_epochs=1"])
+      times.append(time.perf_counter() - start)
+  return {"runs": len(times), "seconds": times}
+
+
+def process(process_id: int, num_processes: int, port: int, workdir: str):
+  multi = [f"parallel.coordinator=127.0.0.1:{port}", f"parallel.num_processes={num_processes}", f"parallel.process_id={process_id}", "parallel.init_timeout_seconds=60"]
+  summary = jaxflow.train(jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded", *multi]), workdir, quiet=True)
+  return {"process": process_id, "params_sha256": summary["params_sha256"], "accuracy": summary["final"]["eval"]["accuracy"], "device": summary["device"]}
+
+
+def reference(workdir: str):
+  summary = jaxflow.train(jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded"]), workdir, quiet=True)
+  return {"params_sha256": summary["params_sha256"], "accuracy": summary["final"]["eval"]["accuracy"], "device": summary["device"]}
+
+
+if __name__ == "__main__":
+  args = sys.argv[3:]
+  tasks = {
+      "equivalence": equivalence, "masks": masks, "restore": restore,
+      "repeat": lambda: repeat(int(args[0])),
+      "process": lambda: process(int(args[0]), int(args[1]), int(args[2]), args[3]),
+      "reference": lambda: reference(args[0]),
+  }
+  print(json.dumps(tasks[TASK]()))
