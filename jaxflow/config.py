@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
@@ -78,7 +79,10 @@ def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
   path = config_file.split(":")[0]
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path!r} not found")
-  with importable_config_dir(path):
+  with importable_config_dir(path), warnings.catch_warnings():
+    # ml_collections loads config files with importlib's deprecated load_module(): its deprecation, not
+    # ours, and nothing a user can act on; silenced here only.
+    warnings.filterwarnings("ignore", message=r"the load_module\(\) method is deprecated", category=DeprecationWarning)
     try:
       unparsed = flag_values(list(argv))
       flag_values["config"].value  # noqa: B018 -- forces the load, so its errors surface here
