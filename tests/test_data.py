@@ -60,6 +60,7 @@ def test_digits_spec(digits_dir):
     num_classes=10,
     split_sizes={"train": 1437, "test": 360},
     feature_names=("image", "label"),
+    class_names=tuple(str(c) for c in range(10)),
   )
   # Prepared as array_record, the format tfds.data_source reads without TensorFlow.
   files = sorted(os.listdir(os.path.join(digits_dir, "digits", "1.0.0")))
