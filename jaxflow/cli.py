@@ -23,6 +23,8 @@ USAGE = """usage: jaxflow VERB --config=FILE [--config.FIELD=VALUE ...] --workdi
 verbs:
   train    train and evaluate a model from a config; rerun the same command to resume
   audit    audit the config's dataset: balance, duplicates and leakage, label conflicts, shift, metadata bias
+  seeds    train the config with many seeds: variance by source, confidence intervals, determinism
+           (`jaxflow seeds compare A B` compares two such studies)
 
 Run `jaxflow VERB --help` for a verb's flags."""
 
@@ -58,9 +60,41 @@ def _run_audit(fv: flags.FlagValues) -> int:
   return 0
 
 
-VERBS: dict[str, tuple[str, Callable[[flags.FlagValues], int]]] = {
-    "train": ("train and evaluate a model from a config", _run_train),
-    "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit),
+def _define_seeds(fv: flags.FlagValues) -> None:
+  flags.DEFINE_integer("seeds", 16, "seeds per sweep", flag_values=fv)
+  flags.DEFINE_string("vary", "all", "PRNG streams that change across seeds: init,data,dropout,augment,noise,sampler | all | none", flag_values=fv)
+  flags.DEFINE_string("mode", "auto", "auto (time the candidates, take the fastest) | vmap | sequential | devices", flag_values=fv)
+  flags.DEFINE_string("study", None, "sources: one sweep per PRNG source plus all and none, and the variance by source", flag_values=fv)
+  flags.DEFINE_boolean("check_determinism", False, "rerun a seed, compare 1 with N devices (and deterministic GPU ops on a GPU)", flag_values=fv)
+
+
+def _run_seeds(fv: flags.FlagValues) -> int:
+  from jaxflow.studies.seeds import run_seeds
+
+  report = run_seeds(
+      fv.config, fv.workdir, seeds=fv.seeds, vary=fv.vary, mode=fv.mode, study=fv.study,
+      check_determinism=fv.check_determinism, quiet=fv.quiet,
+  )
+  shown = {s["name"]: {k: round(s["final"][k], 4) for k in ("mean", "std")} if s["final"] else None for s in report["sweeps"]}
+  print(json.dumps({"workdir": fv.workdir, "mode": report["mode"]["mode"], "metric": report["metric"], "sweeps": shown}))
+  return 0
+
+
+def _seeds_compare(paths: Sequence[str]) -> int:
+  from jaxflow.studies.seeds_compare import compare_studies
+
+  if len(paths) != 2:
+    raise ConfigError(f"jaxflow seeds compare takes two study workdirs, got {len(paths)}: jaxflow seeds compare runs/a runs/b")
+  result = compare_studies(*paths)
+  print(result["verdict"])
+  print(json.dumps({k: result[k] for k in ("difference", "difference_ci95", "welch_t_p", "mann_whitney_p", "a_beats_b", "b_beats_a")}))
+  return 0
+
+
+VERBS: dict[str, tuple] = {
+    "train": ("train and evaluate a model from a config", _run_train, None),
+    "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit, None),
+    "seeds": ("train many seeds of a config (one program when it pays); writes report.md, report.json, plots/ and a run workdir per seed", _run_seeds, _define_seeds),
 }
 
 
@@ -69,19 +103,29 @@ def main(argv: Sequence[str] | None = None) -> int:
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
     print(USAGE)
     return 0
-  verb, args = argv[1], argv[2:]
+  verb, args = argv[1], [_underscored(a) for a in argv[2:]]
   if verb not in VERBS:
     print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join(VERBS)}", file=sys.stderr)
     return 2
   prog = f"jaxflow {verb}"
   # The process is ours: keep absl's INFO/WARNING chatter (tfds, orbax) out of the user's terminal.
   absl_logging.set_verbosity(absl_logging.ERROR)
+  if verb == "seeds" and args and args[0] == "compare":
+    try:
+      return _seeds_compare(args[1:])
+    except ConfigError as e:
+      print(f"jaxflow seeds compare: error: {one_line(str(e))}", file=sys.stderr)
+      return 2
   fv = flags.FlagValues()
   _define_common(fv, [prog, *args])
+  help_text, run, define = VERBS[verb]
+  if define is not None:
+    define(fv)
   if "--help" in args or "-h" in args:
-    print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{VERBS[verb][0]}\n")
-    for name in ("config", "workdir", "quiet"):
-      print(f"  --{name}: {fv[name].help}")
+    print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{help_text}\n")
+    for name in [n for n in fv if n not in ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")]:
+      if not name.startswith("config."):
+        print(f"  --{name}: {fv[name].help}")
     print("  --config.FIELD=VALUE: override one config field, e.g. --config.optim.lr=3e-3 --config.model.widths=(64,64)")
     return 0
   try:
@@ -90,10 +134,19 @@ def main(argv: Sequence[str] | None = None) -> int:
       raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --config.optim.lr=0.01")
     if not fv.workdir:
       raise ConfigError("--workdir is required, e.g. --workdir=runs/my_run")
-    return VERBS[verb][1](fv)
+    return run(fv)
   except ConfigError as e:
     print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
     return 2
+
+
+def _underscored(arg: str) -> str:
+  """`--check-determinism` -> `--check_determinism` (absl names flags with underscores); config
+  overrides and values are left alone."""
+  if not arg.startswith("--") or arg.startswith("--config"):
+    return arg
+  name, sep, value = arg[2:].partition("=")
+  return "--" + name.replace("-", "_") + sep + value
 
 
 def console_main() -> None:

@@ -1,9 +1,16 @@
-"""`train_and_evaluate(config, workdir)`: plain Python around jitted chunks of pure steps.
+"""`train_and_evaluate(config, workdir)`: plain Python around jitted programs of pure steps.
 
 Shape of a run: validate (nothing written yet) -> workdir/config.json -> data on device -> state
 (restored from the latest checkpoint if there is one) -> per epoch: chunks of `steps_per_dispatch` steps,
 train metrics logged every `log_every` steps and at the epoch's end, evaluation, checkpoint, early
-stopping -> summary.json.
+stopping -> summary.json. The host-side record of a run (logs, monitor, checkpoints, summary) is a
+`RunBook`; this module drives the device.
+
+`train_group(configs, workdirs)` trains several runs that differ only in their PRNG seeds as ONE
+program: the state and the streams carry a leading run axis and the same step functions are vmapped
+over it (the multi-seed runner's `vmap` and `devices` modes). Each run keeps its own RunBook, so each
+workdir is a normal run's: its metrics.jsonl, TensorBoard, checkpoints and summary.json. A run of a
+group that stops early or fails stops being recorded; the group goes on while any run is active.
 
 Resuming restarts at an epoch boundary: the shuffle order is keyed by the epoch and dropout keys by the
 step, so a resumed run computes exactly what the uninterrupted one would have (bitwise, same machine).
@@ -16,59 +23,28 @@ import dataclasses
 import functools
 import json
 import os
-import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from jaxflow import models, rng
-from jaxflow.data import augment, label_noise
-from jaxflow.training import checkpoints, graph_data, losses, optimizers, parallel, transfer
+from jaxflow.config import RESUME_NEUTRAL_FIELDS, ConfigError, config_hash
+from jaxflow.data import augment
+from jaxflow.training import graph_data, losses, optimizers, parallel, transfer
 from jaxflow.training.device_data import load_device_data
 from jaxflow.training.programs import Programs
+from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
 from jaxflow.training.state import init_fn, num_params, params_sha256
 from jaxflow.training.summary import environment
-from jaxflow.training.validate import Problem, check_layout, check_parallel_fields, validate
+from jaxflow.training.validate import check_layout, check_parallel_fields, validate
 from jaxflow.training.workdir import prepare_workdir
-from jaxflow.training.writers import MetricWriter, NullWriter
 
+__all__ = ["Compiled", "NonFiniteLossError", "train_and_evaluate", "train_group"]
 
-class NonFiniteLossError(RuntimeError):
-  """Training produced a NaN or infinite loss; the last good checkpoint is left as it was."""
-
-
-@dataclasses.dataclass
-class Monitor:
-  """Tracks `train.monitor` across epochs: the best value (strict) and early stopping's patience.
-
-  Early stopping counts an epoch as progress only when it beats the reference by more than
-  `min_delta`; the best checkpoint is simply the best value seen.
-  """
-
-  mode: str
-  min_delta: float
-  best_value: float | None = None
-  best_epoch: int = 0
-  best_step: int = 0
-  reference: float | None = None
-  bad_epochs: int = 0
-
-  def _gain(self, value: float, than: float) -> float:
-    return value - than if self.mode == "max" else than - value
-
-  def update(self, value: float, *, epoch: int, step: int) -> bool:
-    """Records one epoch's value; returns whether it is a new best."""
-    is_best = self.best_value is None or self._gain(value, self.best_value) > 0
-    if is_best:
-      self.best_value, self.best_epoch, self.best_step = value, epoch, step
-    if self.reference is None or self._gain(value, self.reference) > self.min_delta:
-      self.reference, self.bad_epochs = value, 0
-    else:
-      self.bad_epochs += 1
-    return is_best
+SEED_FIELDS = ("seed", "seeds")  # what may differ between the runs of a group
 
 
 def dispatch_plan(config: ml_collections.ConfigDict, steps_per_epoch: int) -> tuple[int, bool | int]:
@@ -88,67 +64,6 @@ def chunk_sizes(steps_per_epoch: int, k: int) -> list[int]:
   """At most two distinct sizes per epoch, so at most two compilations."""
   sizes = [k] * (steps_per_epoch // k)
   return sizes + ([steps_per_epoch % k] if steps_per_epoch % k else [])
-
-
-def _aggregate_train(host_metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
-  stacked = {k: np.concatenate([np.atleast_1d(m[k]) for m in host_metrics]) for k in host_metrics[0]}
-  sums = {k: v.sum() for k, v in stacked.items() if k not in ("grad_norm", "lr")}
-  out = losses.finalize_metrics(sums)
-  out["grad_norm"] = float(stacked["grad_norm"].mean())
-  out["lr"] = float(stacked["lr"][-1])
-  return out
-
-
-def _first_non_finite(host_metrics: list[dict[str, np.ndarray]]) -> tuple[int, float] | None:
-  per_step = np.concatenate([np.atleast_1d(m["loss"] / np.maximum(m["count"], 1)) for m in host_metrics])
-  bad = np.flatnonzero(~np.isfinite(per_step))
-  return (int(bad[0]), float(per_step[bad[0]])) if bad.size else None
-
-
-class _TrainLog:
-  """Train metrics waiting on the device until the next log point; checked for NaN/inf when fetched."""
-
-  def __init__(self, writer: MetricWriter, progress, ckpt: checkpoints.Checkpointer):
-    self._writer, self._progress, self._ckpt = writer, progress, ckpt
-    self._pending: list = []
-    self._first_step = 0
-    self.last: dict[str, float] = {}
-
-  def add(self, metrics, *, first_step: int) -> None:
-    if not self._pending:
-      self._first_step = first_step
-    self._pending.append(metrics)
-
-  def flush(self, step: int, epoch: int) -> None:
-    host = jax.device_get(self._pending)
-    self._pending = []
-    bad = _first_non_finite(host)
-    if bad is not None:
-      raise NonFiniteLossError(
-          f"non-finite training loss {bad[1]} at step {self._first_step + bad[0] + 1} (epoch {epoch}); stopped. "
-          f"Last good checkpoint: step {self._ckpt.latest_step()} in {self._ckpt.directory}"
-      )
-    self.last = _aggregate_train(host)
-    self._writer.write(step, epoch, "train", self.last)
-    self._progress.set_postfix(loss=f"{self.last['loss']:.4f}")
-
-
-def class_details(eval_sums: dict, report: dict | None = None) -> dict:
-  """Per-class precision/recall/F1/support and the confusion matrix (classification), for JSON records."""
-  if "confusion" not in eval_sums:
-    return {}
-  report = report or losses.class_report(eval_sums["confusion"])
-  return {
-      "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
-      "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
-  }
-
-
-def record_label_noise(workdir: str, noisy) -> None:
-  """The clean labels stay known: both label vectors and the flips (npz), the realized rates (json)."""
-  label_noise.save(noisy, os.path.join(workdir, "label_noise.npz"))
-  with open(os.path.join(workdir, "label_noise.json"), "w") as f:
-    json.dump(noisy.summary(), f, indent=2)
 
 
 def cfg_parallel_limit(config: ml_collections.ConfigDict, layout: parallel.Layout) -> int | None:
@@ -178,179 +93,306 @@ class InFlight:
       jax.block_until_ready(self._queue.popleft())
 
 
+def static_key(config: ml_collections.ConfigDict) -> str:
+  """The hash of everything but the seeds: runs with equal keys compile to the same programs."""
+  blank = ml_collections.ConfigDict(config.to_dict())
+  blank.seed = 0
+  for name in blank.seeds:
+    blank.seeds[name] = None
+  return config_hash(blank)
+
+
+@dataclasses.dataclass
+class Compiled:
+  """Programs (and the model and optimizer objects their TrainState closes over) reused by the next
+  run with the same static config: `jaxflow seeds --mode=sequential` compiles once for all its seeds.
+  A fresh optax optimizer would not do: TrainState's `tx` is a static field, so a new object is a new
+  jit cache entry (PITFALLS.md)."""
+
+  key: str | None = None
+  parts: tuple | None = None  # (model, tx, programs, steps_per_epoch, per_dispatch)
+  problem: tuple | None = None  # (static key, the validated Problem): validation depends on no seed
+  data: dict = dataclasses.field(default_factory=dict)  # (static key, host data key) -> DeviceData
+
+
+class GroupError(ConfigError):
+  """The configs of a group differ in more than their seeds, or need something a group cannot do."""
+
+
+_take = jax.jit(lambda tree, i: jax.tree.map(lambda x: x[i], tree))
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
 def _place(layout: parallel.Layout, tree):
   return layout.place(tree) if layout.mesh is not None else jax.device_put(tree)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False) -> dict:
+def _host_data_key(config, streams) -> tuple:
+  """What decides a run's host-side data: the `data` stream when the dataset is generated or skewed,
+  the `noise` stream when labels are noised. Runs with equal keys share one copy of the data."""
+  d = config.data
+  from jaxflow.data import synthetic
+
+  uses_data = d.name in synthetic.GENERATED or d.class_counts is not None or d.imbalance_ratio is not None
+  uses_noise = d.label_noise.kind == "matrix" or d.label_noise.rate > 0
+  key = lambda k: tuple(np.asarray(jax.random.key_data(k)).ravel().tolist())  # noqa: E731
+  return (key(streams["data"]) if uses_data else None, key(streams["noise"]) if uses_noise else None)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, compiled: Compiled | None = None) -> dict:
   """Trains `config` in `workdir` (resuming what is there) and returns the summary written to summary.json."""
+  return train_group([config], [workdir], quiet=quiet, compiled=compiled)[0]
+
+
+def train_group(
+    configs: list[ml_collections.ConfigDict],
+    workdirs: list[str],
+    *,
+    quiet: bool = False,
+    compiled: Compiled | None = None,
+    stack_sharding=None,
+) -> list[dict]:
+  """Trains runs that differ only in their seeds; more than one as a single vmapped program.
+
+  One run raises NonFiniteLossError on a NaN/inf loss; in a group, that run's summary says "failed" and
+  the others go on. `stack_sharding`: a NamedSharding for the run axis (the runs spread over devices).
+  """
   wall_start = time.perf_counter()
+  config, size = configs[0], len(configs)
   check_parallel_fields(config)
   parallel.initialize_distributed(config.parallel)  # before anything touches a device
-  problem = validate(config)  # raises ConfigError before anything is written
-  layout = check_layout(config, problem)
+  key = static_key(config)
+  if compiled is not None and compiled.problem is not None and compiled.problem[0] == key:
+    problem = compiled.problem[1]
+  else:
+    problem = validate(config)  # raises ConfigError before anything is written
+    if compiled is not None:
+      compiled.problem = (key, problem)
+  if size > 1:
+    if any(static_key(c) != key for c in configs[1:]):
+      raise GroupError("the configs of a group may differ only in seed and seeds.*")
+    if config.data.name in graph_data.GRAPH_DATASETS:
+      raise GroupError(f"config.data.name={config.data.name!r}: graph datasets batch on the host; their seeds run one after another")
+    if config.parallel.mode not in ("auto", "single") or jax.process_count() > 1:
+      raise GroupError(f"config.parallel.mode={config.parallel.mode!r}: a group of runs uses the devices for its runs, not for data parallelism; use single")
+    layout = parallel.Layout("single")
+  else:
+    layout = check_layout(config, problem)
   is_main = jax.process_index() == 0  # the one process that writes logs and the summary
-  parallel.run_on_main(lambda: prepare_workdir(workdir, config), what="the workdir check")
+  for cfg, workdir in zip(configs, workdirs):
+    parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
 
-  cfg_train, cfg_ckpt = config.train, config.checkpoint
-  streams = layout.place(rng.streams(config))
+  cfg_train = config.train
+  place_replicated = layout.place if layout.mesh else None
+  streams_each = [rng.streams(c) for c in configs]
   on_host = config.data.name in graph_data.GRAPH_DATASETS  # graphs: padded batches built on the host
   if on_host:
+    streams = layout.place(streams_each[0])
     data = graph_data.load_graph_data(config, streams["data"])
-    steps_per_epoch, (per_dispatch, unroll) = data.steps_per_epoch, (1, 1)
+    data_stacked, class_weights = False, None
   else:
-    data = load_device_data(config, problem, streams, num_devices=layout.num_devices, place=layout.place if layout.mesh else None)
-    if data.label_noise is not None and is_main:
-      record_label_noise(workdir, data.label_noise)
-    steps_per_epoch = problem.train_size // cfg_train.batch_size
-    per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
+    by_key: dict[tuple, object] = {}
+    cache = compiled.data if compiled is not None and layout.mesh is None else {}
+    datas = []
+    for cfg, run_streams in zip(configs, streams_each):
+      data_key = _host_data_key(cfg, run_streams)
+      if data_key not in by_key:
+        if (key, data_key) not in cache:
+          if len(cache) >= 8:  # runs whose data all differ (varied data stream + skew) gain nothing from it
+            cache.clear()
+          cache[(key, data_key)] = load_device_data(cfg, problem, run_streams, num_devices=layout.num_devices, place=place_replicated)
+        by_key[data_key] = cache[(key, data_key)]
+      datas.append(by_key[data_key])
+    for workdir, run_data in zip(workdirs, datas):
+      if run_data.label_noise is not None and is_main:
+        record_label_noise(workdir, run_data.label_noise)
+    class_weights = datas[0].class_weights
+    if any(d.class_weights != class_weights for d in datas):
+      raise GroupError("the runs' class weights differ (their label noise differs): train these seeds one after another")
+    data_stacked = len(by_key) > 1
+    data = datas[0] if not data_stacked else dataclasses.replace(
+        datas[0], train_inputs=_stack([d.train_inputs for d in datas]), train_labels=_stack([d.train_labels for d in datas]),
+        eval_batches=_stack([d.eval_batches for d in datas]),
+        sample_probabilities=None if datas[0].sample_probabilities is None else _stack([d.sample_probabilities for d in datas]),
+    )
+    streams = layout.place(streams_each[0]) if size == 1 else _stack(streams_each)
+  if size > 1 and stack_sharding is not None:
+    streams = jax.device_put(streams, stack_sharding)
+
+  build_key = (key, size, data_stacked, class_weights, str(stack_sharding))
+  if compiled is not None and compiled.key == build_key:
+    model, tx, programs, steps_per_epoch, per_dispatch = compiled.parts
+  else:
+    if on_host:
+      steps_per_epoch, (per_dispatch, unroll) = data.steps_per_epoch, (1, 1)
+    else:
+      steps_per_epoch = problem.train_size // cfg_train.batch_size
+      per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
+    lr_fn = optimizers.create_schedule(config.optim, total_steps=steps_per_epoch * cfg_train.epochs, steps_per_epoch=steps_per_epoch)
+    tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
+    model = models.create_model(config.model, output_dim=problem.output_dim)
+    programs = Programs(
+        problem=problem, batch_size=cfg_train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll,
+        focal_gamma=config.focal_gamma, class_weights=class_weights,
+        augment_ops=augment.parse_augment(tuple(config.data.augment), "config.data.augment"), layout=layout,
+        stack=size, data_stacked=data_stacked, stack_sharding=stack_sharding,
+    )
+    if compiled is not None:
+      compiled.key, compiled.parts = build_key, (model, tx, programs, steps_per_epoch, per_dispatch)
+  compile_before_run = programs.compile_seconds
   total_steps = steps_per_epoch * cfg_train.epochs
-  lr_fn = optimizers.create_schedule(config.optim, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-  tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
-  model = models.create_model(config.model, output_dim=problem.output_dim)
-  programs = Programs(
-      problem=problem, batch_size=cfg_train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll,
-      focal_gamma=config.focal_gamma, class_weights=None if on_host else data.class_weights,
-      augment_ops=augment.parse_augment(tuple(config.data.augment), "config.data.augment"), layout=layout,
-  )
   state = programs.init_state(init_fn(model, tx, problem.input_structure), streams["init"])
 
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg_ckpt.keep)
-  monitor = Monitor(cfg_train.monitor_mode, cfg_train.early_stopping.min_delta)
-  start_epoch, stopped_early, resumed_from = 0, False, ckpt.latest_step()
-  if resumed_from is not None:
-    state, meta = ckpt.restore(resumed_from, state)
-    start_epoch, stopped_early = meta["epoch"], meta["stopped_early"]
-    monitor = Monitor(**meta["monitor"])
-  elif config.init_from is not None:
-    source = transfer.source_params(config.init_from)
-    state = state.replace(params=_place(layout, transfer.transfer(state.params, source, tuple(config.reinit))))
-  writer = MetricWriter(workdir, resume_step=resumed_from) if is_main else NullWriter()
-  progress = tqdm(
-      total=total_steps, initial=int(resumed_from or 0), unit="step", dynamic_ncols=True,
-      disable=quiet or not is_main or not sys.stdout.isatty(), desc=os.path.basename(os.path.normpath(workdir)),
-  )
-  train_log = _TrainLog(writer, progress, ckpt)
-  step, train_seconds, trained_steps = int(resumed_from or 0), 0.0, 0
-  best_state, best_meta = None, None  # the best epoch's state and meta, written at the next save point
-  last_save = time.monotonic()
-  epoch = start_epoch
+  books = [RunBook(c, w, total_steps=total_steps, is_main=is_main, quiet=quiet) for c, w in zip(configs, workdirs)]
+  try:
+    if len({b.resumed_from for b in books}) > 1:
+      raise GroupError(f"the runs of this group stopped at different steps ({sorted({b.resumed_from for b in books}, key=str)}): resume them one after another")
+    if size == 1:
+      state = books[0].resume(state)
+      if books[0].resumed_from is None and config.init_from is not None:
+        source = transfer.source_params(config.init_from)
+        state = state.replace(params=_place(layout, transfer.transfer(state.params, source, tuple(config.reinit))))
+    else:
+      runs = [book.resume(_take(state, i)) for i, book in enumerate(books)]
+      if config.init_from is not None and books[0].resumed_from is None:
+        source = transfer.source_params(config.init_from)
+        runs = [r.replace(params=transfer.transfer(r.params, source, tuple(config.reinit))) for r in runs]
+      state = _stack(runs) if (books[0].resumed_from is not None or config.init_from is not None) else state
+      if stack_sharding is not None:
+        state = jax.device_put(state, stack_sharding)
+    summaries = _train_epochs(
+        config=config, books=books, state=state, data=data, streams=streams, programs=programs, layout=layout,
+        on_host=on_host, steps_per_epoch=steps_per_epoch, per_dispatch=per_dispatch, wall_start=wall_start,
+        compile_before_run=compile_before_run,
+    )
+  finally:
+    for book in books:
+      book.close()
+  parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
+  return summaries
+
+
+def _train_epochs(*, config, books, state, data, streams, programs, layout, on_host, steps_per_epoch, per_dispatch, wall_start, compile_before_run):
+  """The epoch loop of a run or a group, then each run's final state, evaluation and summary."""
+  cfg_train, size = config.train, len(books)
+  step = books[0].step
+  start_epoch = books[0].start_epoch
+  last_epoch = 0 if all(b.stopped_early for b in books) else cfg_train.epochs
   fused = not on_host and per_dispatch == steps_per_epoch
-  last_epoch = 0 if stopped_early else cfg_train.epochs
   # Fused epochs are dispatched one ahead: epoch e+1 computes while the host logs, evaluates the
   # monitor and checkpoints epoch e. An early stop discards the speculative epoch, so results are the
-  # same as a synchronous loop's; the host's per-epoch work (~3 ms for the digits MLP) stops idling the device.
+  # same as a synchronous loop's; the host's per-epoch work stops idling the device.
   # On several devices at most `parallel.max_in_flight` programs are queued (see `InFlight`).
   in_flight = InFlight(cfg_parallel_limit(config, layout))
   ahead_ok = in_flight.limit >= 2
-  try:
-    ahead = programs.epoch(state, data, streams, start_epoch) if fused and start_epoch < last_epoch else None
-    for epoch in range(start_epoch, last_epoch):
-      epoch_start, compile_before = time.perf_counter(), programs.compile_seconds
-      if fused:
-        state, packed = ahead if ahead is not None else programs.epoch(state, data, streams, epoch)
-        ahead = programs.epoch(state, data, streams, epoch + 1) if ahead_ok and epoch + 1 < last_epoch else None
-        train_metrics, eval_sums = programs.unpack_epoch(packed)
-        train_log.add(train_metrics, first_step=step)
-        step += steps_per_epoch
-        progress.update(steps_per_epoch)
-        train_log.flush(step, epoch + 1)
-      else:  # one dispatch per unit: a chunk of on-device steps, or one host batch (graphs)
-        if on_host:
-          units = [(1, functools.partial(programs.host_step, batch=b, dropout_stream=streams["dropout"])) for b in data.train_batches(epoch)]
-        else:
-          indices, offsets = programs.indices(data, streams, epoch), np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)])
-          units = [
-              (int(b - a), functools.partial(programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), streams=streams))
-              for a, b in zip(offsets[:-1], offsets[1:])
-          ]
-        next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
-        for i, (size, run) in enumerate(units):
-          state, unit_metrics = run(state)
-          in_flight.add(unit_metrics)
-          train_log.add(unit_metrics, first_step=step)
-          step += size
-          progress.update(size)
-          if step >= next_log or i + 1 == len(units):
-            train_log.flush(step, epoch + 1)
-            next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
-        eval_sums = programs.eval_sums(state, data)
-      eval_sums = jax.device_get(eval_sums)
-      report = losses.class_report(eval_sums["confusion"]) if "confusion" in eval_sums else None
-      eval_metrics = losses.finalize_metrics(eval_sums, report)
-      train_seconds += time.perf_counter() - epoch_start - (programs.compile_seconds - compile_before)
-      trained_steps += steps_per_epoch
-      if not np.isfinite(eval_metrics["loss"]):
-        raise NonFiniteLossError(
-            f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
-            f"Last good checkpoint: step {ckpt.latest_step()} in {ckpt.directory}"
-        )
-      writer.write(step, epoch + 1, "eval", eval_metrics, details=class_details(eval_sums, report))
-      if report is not None and ((epoch + 1) % cfg_train.class_report_every == 0 or epoch + 1 == cfg_train.epochs):
-        writer.write_class_report(step, eval_sums["confusion"], report)
-      if (epoch + 1) % cfg_train.histogram_every == 0:
-        writer.write_histograms(step, state.params)
-      if cfg_train.layer_stats_every and (epoch + 1) % cfg_train.layer_stats_every == 0:
-        writer.write(step, epoch + 1, "layers", programs.layer_stats(state, data))
+  # What outlives the next dispatch: a fused epoch's state is never donated (a reference will do); a
+  # chunked epoch's state is donated to the next chunk, so the best one is copied to the host.
+  keep = (lambda s: s) if fused else jax.device_get
+  train_seconds, trained_steps, epoch = 0.0, 0, start_epoch
 
-      is_best = monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch + 1, step=step)
-      stopped_early = cfg_train.early_stopping.enabled and monitor.bad_epochs >= cfg_train.early_stopping.patience
-      meta = {"epoch": epoch + 1, "stopped_early": stopped_early, "monitor": dataclasses.asdict(monitor)}
-      if is_best:
-        # Fused epochs never donate their state (see above), so a reference keeps it; a chunked epoch's
-        # state is donated to the next chunk and must be copied out.
-        best_state, best_meta = (state if fused else jax.device_get(state)), meta
-      save_now = (
-          stopped_early
-          or epoch + 1 == cfg_train.epochs
-          or (cfg_ckpt.every_epochs and (epoch + 1) % cfg_ckpt.every_epochs == 0)
-          or (cfg_ckpt.every_seconds is not None and time.monotonic() - last_save >= cfg_ckpt.every_seconds)
-      )
-      writer.flush(force=save_now)
-      if save_now:
-        if best_state is not None:  # the best first: a latest checkpoint's recorded best is always on disk
-          ckpt.save(best_state, meta=best_meta, which=checkpoints.BEST)
-        ckpt.save(state, meta=meta)
-        last_save = time.monotonic()
-      if stopped_early:
-        break
+  def for_each_active(fn):
+    for i, book in enumerate(books):
+      if book.done:
+        continue
+      try:
+        fn(i, book)
+      except NonFiniteLossError as e:
+        if size == 1:
+          raise
+        book.fail(e, _extra(0.0))
 
-    ckpt.wait()
-    restored_best = None
-    if cfg_train.early_stopping.enabled and cfg_train.early_stopping.restore_best and monitor.best_value is not None:
-      restored_best = monitor.best_step
-      if best_state is not None and int(jax.device_get(best_state.step)) == restored_best:
-        state = _place(layout, best_state)
-      else:  # the best came before this process resumed the run
-        state, _ = ckpt.restore(restored_best, state, which=checkpoints.BEST)
-    final_sums = jax.device_get(programs.eval_sums(state, data))
-    final_eval = losses.finalize_metrics(final_sums)
-  finally:
-    progress.close()
-    writer.close()
-    ckpt.wait()
-    ckpt.close()
+  def _extra(train_s: float) -> dict:
+    return {"wall_seconds": time.perf_counter() - wall_start, "compile_seconds": programs.compile_seconds - compile_before_run, "train_seconds": train_s, **environment()}
 
-  summary = {
-      "status": "completed",
-      "final": {"eval": final_eval, "train": train_log.last, **class_details(final_sums)},
-      "best": {"metric": cfg_train.monitor, "value": monitor.best_value, "epoch": monitor.best_epoch, "step": monitor.best_step},
-      "steps": step,  # steps trained; the final parameters are from `restored_best_step` when set
-      "restored_best_step": restored_best,
-      "epochs_completed": epoch + 1 if trained_steps else start_epoch,
-      "stopped_early": bool(stopped_early),
-      "resumed_from_step": resumed_from,
-      "wall_seconds": time.perf_counter() - wall_start,
-      "compile_seconds": programs.compile_seconds,
-      "train_seconds": train_seconds,
-      "examples_per_second": trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None,
-      "steps_per_dispatch": per_dispatch,
-      "num_params": num_params(state.params),
-      "params_sha256": params_sha256(state.params),
-      **environment(),
-  }
-  if is_main:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-  parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
-  return summary
+  ahead = programs.epoch(state, data, streams, start_epoch) if fused and start_epoch < last_epoch else None
+  for epoch in range(start_epoch, last_epoch):
+    epoch_start, compile_before = time.perf_counter(), programs.compile_seconds
+    first_step = step
+    if fused:
+      state, packed = ahead if ahead is not None else programs.epoch(state, data, streams, epoch)
+      ahead = programs.epoch(state, data, streams, epoch + 1) if ahead_ok and epoch + 1 < last_epoch else None
+      results = programs.unpack_epoch(packed)
+      results = [results] if size == 1 else results
+      step += steps_per_epoch
+      for_each_active(lambda i, book: (book.progress.update(steps_per_epoch), book.log_train([results[i][0]], first_step=first_step, step=step, epoch=epoch + 1)))
+      eval_each = [r[1] for r in results]
+    else:  # one dispatch per unit: a chunk of on-device steps, or one host batch (graphs)
+      if on_host:
+        units = [(1, functools.partial(programs.host_step, batch=b, dropout_stream=streams["dropout"])) for b in data.train_batches(epoch)]
+      else:
+        indices, offsets = programs.indices(data, streams, epoch), np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)])
+        units = [
+            (int(b - a), functools.partial(programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), streams=streams))
+            for a, b in zip(offsets[:-1], offsets[1:])
+        ]
+      next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
+      pending, pending_first = [], step
+      for u, (unit_size, run) in enumerate(units):
+        state, unit_metrics = run(state)
+        in_flight.add(unit_metrics)
+        pending.append(unit_metrics)
+        step += unit_size
+        if step >= next_log or u + 1 == len(units):
+          host = jax.device_get(pending)
+          per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
+          log_at, log_first = step, pending_first
+          for_each_active(lambda i, book: (book.progress.update(log_at - log_first), book.log_train(per_run[i], first_step=log_first, step=log_at, epoch=epoch + 1)))
+          pending, pending_first = [], step
+          next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
+      sums = jax.device_get(programs.eval_sums(state, data))
+      eval_each = [sums] if size == 1 else [{k: v[i] for k, v in sums.items()} for i in range(size)]
+    train_seconds += time.perf_counter() - epoch_start - (programs.compile_seconds - compile_before)
+    trained_steps += steps_per_epoch
+    layer_stats = None
+    if cfg_train.layer_stats_every and (epoch + 1) % cfg_train.layer_stats_every == 0:
+      stats = programs.layer_stats(state, data)
+      layer_stats = [stats] if size == 1 else stats
+    run_state = (lambda i, s=state: s) if size == 1 else (lambda i, s=state: _take(s, i))
+    for_each_active(lambda i, book: book.end_epoch(
+        step=step, epoch=epoch + 1, eval_sums=eval_each[i], state_fn=functools.partial(run_state, i),
+        layer_stats_fn=None if layer_stats is None else (lambda: layer_stats[i]), keep_best=keep,
+    ))
+    if all(b.done for b in books):
+      break
+
+  # Each run's final state: where it stopped (a group goes on past an early stop), else the last one;
+  # the best one when early stopping restores it.
+  place = functools.partial(_place, layout)
+  finals: dict[int, object] = {}
+  for i, book in enumerate(books):
+    if book.failed is not None:
+      continue
+    if size == 1:
+      last = state  # the loop stopped with this run
+    elif book.final_state is not None:
+      last = jax.device_put(book.final_state)  # a host copy when chunked (donated state), else on device
+    else:
+      last = _take(state, i)
+    finals[i] = book.final(last, place)
+  if size == 1:
+    final_each = {0: jax.device_get(programs.eval_sums(finals[0], data))}
+  elif finals:
+    filler = next(iter(finals.values()))  # failed runs' slots: evaluated, never reported
+    stacked_final = _stack([jax.device_put(finals.get(i, filler)) for i in range(size)])
+    if programs.stack_sharding is not None:
+      stacked_final = jax.device_put(stacked_final, programs.stack_sharding)
+    sums = jax.device_get(programs.eval_sums(stacked_final, data))
+    final_each = {i: {k: v[i] for k, v in sums.items()} for i in finals}
+  summaries = []
+  for i, book in enumerate(books):
+    if book.failed is not None:
+      summaries.append(book.failed_summary)
+      continue
+    extra = _extra(train_seconds) | {
+        "examples_per_second": trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None,
+        "steps_per_dispatch": per_dispatch,
+        "num_params": num_params(finals[i].params),
+        "params_sha256": params_sha256(finals[i].params),
+    }
+    if size > 1:
+      extra["group"] = {"runs": size, "examples_per_second": size * trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None}
+    summaries.append(book.finish(final_eval=losses.finalize_metrics(final_each[i]), final_sums=final_each[i], trained=trained_steps > 0, extra=extra))
+  return summaries

@@ -67,8 +67,18 @@ class Programs:
       class_weights: tuple[float, ...] | None = None,
       augment_ops: tuple = (),
       layout: Layout = steps.SINGLE,
+      stack: int = 1,
+      data_stacked: bool = False,
+      stack_sharding=None,
   ):
-    self.layout = layout
+    """`stack` > 1: a group of runs that differ only in their PRNG keys (the multi-seed runner) trained
+    as one program, every array of the state and every stream with a leading run axis of that size
+    (jax.vmap of the same step functions). `data_stacked`: the runs also have their own training data
+    (e.g. a skewed subset drawn from each run's `data` stream), stacked the same way. `stack_sharding`:
+    where stacked arrays live (the run axis spread over devices), None for the default device."""
+    self.layout, self.stack, self.stack_sharding, self.data_stacked = layout, stack, stack_sharding, data_stacked
+    d = 0 if data_stacked else None
+    vmapped = (lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes)) if stack > 1 else (lambda fn, in_axes: fn)
     loss = dict(loss_name=problem.loss, kind=problem.kind, focal_gamma=focal_gamma)
     step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights, layout=layout)
     eval_fn = functools.partial(steps.eval_step, **loss, num_classes=problem.num_classes, layout=layout)
@@ -79,17 +89,27 @@ class Programs:
     epoch_fn = functools.partial(steps.train_epoch, **order, **train, eval_fn=eval_fn)
     self._epoch_packing: PackedLayout | None = None
 
-    def train_epoch(*args):  # named for the compile log: jit(train_epoch)
+    def packed_epoch(*args):
       state, train_metrics, eval_sums = epoch_fn(*args)
       # Runs once, while tracing: the layout is a by-product of the one trace (no second trace for it).
+      # Under vmap the shapes seen here are one run's.
       self._epoch_packing = PackedLayout(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (train_metrics, eval_sums)))
       return state, PackedLayout.pack((train_metrics, eval_sums))
 
+    epoch_core = vmapped(packed_epoch, (0, d, d, d, 0, d, None))
+
+    def train_epoch(*args):  # named for the compile log: jit(train_epoch)
+      return epoch_core(*args)
+
+    def train_chunk(state, inputs, labels, epoch_indices, offset, dropout_stream, augment_stream, *, num_steps):
+      chunk = functools.partial(steps.train_chunk, **train, num_steps=num_steps)
+      return vmapped(chunk, (0, d, d, 0, None, 0, 0))(state, inputs, labels, epoch_indices, offset, dropout_stream, augment_stream)
+
     self._epoch = layout.jit(train_epoch)
-    self._chunk = layout.jit(functools.partial(steps.train_chunk, **train), static_argnames="num_steps", donate_argnums=0)
-    self._eval = layout.jit(functools.partial(steps.eval_chunk, eval_fn=eval_fn, layout=layout))
-    self._indices = jax.jit(functools.partial(steps.epoch_indices, **order))
-    self._layer_stats = jax.jit(functools.partial(steps.layer_stats, **loss))
+    self._chunk = layout.jit(train_chunk, static_argnames="num_steps", donate_argnums=0)
+    self._eval = layout.jit(vmapped(functools.partial(steps.eval_chunk, eval_fn=eval_fn, layout=layout), (0, d)))
+    self._indices = jax.jit(vmapped(functools.partial(steps.epoch_indices, **order), (0, None, 0, d)))
+    self._layer_stats = jax.jit(vmapped(functools.partial(steps.layer_stats, **loss), (0, d)))
     self._probe_size = batch_size
     # Host batches (graphs): one step per batch, compiled once per padded shape (budget).
     def host_train_step(state, batch, dropout_stream):
@@ -108,7 +128,10 @@ class Programs:
     return self._compiled[key](*args)
 
   def init_state(self, init, init_key) -> TrainState:
-    """The initial state, replicated on every device of the layout (built there, not copied there)."""
+    """The initial state, replicated on every device of the layout (built there, not copied there);
+    stacked: one per run from the runs' [stack] init keys."""
+    if self.stack > 1:
+      return self._run("init", jax.jit(jax.vmap(init), out_shardings=self.stack_sharding), init_key)
     return self._run("init", jax.jit(init, out_shardings=self.layout.replicated), init_key)
 
   def epoch(self, state, data: DeviceData, streams, epoch: int):
@@ -117,8 +140,12 @@ class Programs:
     args = (state, data.train_inputs, data.train_labels, data.eval_batches, dict(streams), data.sample_probabilities, np.int32(epoch))
     return self._run("epoch", self._epoch, *args)
 
-  def unpack_epoch(self, packed) -> tuple[dict, dict]:
-    return self._epoch_packing.unpack(jax.device_get(packed))
+  def unpack_epoch(self, packed) -> tuple[dict, dict] | list[tuple[dict, dict]]:
+    """(train metrics, eval sums) as numpy; stacked: one such pair per run."""
+    host = jax.device_get(packed)
+    if self.stack > 1:
+      return [self._epoch_packing.unpack(row) for row in host]
+    return self._epoch_packing.unpack(host)
 
   def indices(self, data: DeviceData, streams, epoch: int):
     return self._run("indices", self._indices, streams["data"], np.int32(epoch), streams["sampler"], data.sample_probabilities)
@@ -140,8 +167,12 @@ class Programs:
       probe = data.probe
     else:
       n = self._probe_size
-      probe = {"inputs": jax.tree.map(lambda a: a[:n], data.train_inputs), "labels": data.train_labels[:n], "mask": jax.numpy.ones(n, jax.numpy.float32)}
-    return {k: float(v) for k, v in jax.device_get(self._run("layer_stats", self._layer_stats, state, probe)).items()}
+      rows = (slice(None), slice(0, n)) if self.data_stacked else slice(0, n)  # stacked data: [runs, n, ...]
+      probe = {"inputs": jax.tree.map(lambda a: a[rows], data.train_inputs), "labels": data.train_labels[rows], "mask": jax.numpy.ones(data.train_labels[rows].shape, jax.numpy.float32)}
+    stats = jax.device_get(self._run("layer_stats", self._layer_stats, state, probe))
+    if self.stack > 1:
+      return [{k: float(v[i]) for k, v in stats.items()} for i in range(self.stack)]
+    return {k: float(v) for k, v in stats.items()}
 
   def host_step(self, state, *, batch, dropout_stream):
     """One train step on a host batch; metrics come back with a leading step axis of 1, like a chunk's."""

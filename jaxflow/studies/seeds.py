@@ -1,0 +1,177 @@
+"""`jaxflow seeds`: the same settings trained with many seeds, and what the seeds change.
+
+  run_seeds(config, workdir, seeds=16, vary=("all",), mode="auto", study=None, check_determinism=False)
+
+Which seeds. Run i of a sweep sets `config.seeds.<name> = config.seed + i` for every stream it varies
+(`vary`: init, data, dropout, augment, noise, sampler, or all); the other streams stay as the config
+has them, so a sweep that varies `init` trains the same data order and dropout masks every time.
+`study="sources"` runs one sweep per source, plus `all` and `none` (no stream varies: the floor set by
+non-deterministic hardware), and decomposes the variance of the final metric by source. A source the
+config never draws from (no dropout, no augmentation, no label noise, no oversampling) is not run: its
+variance is 0 by construction, and the report says so.
+
+Each seed is a normal run workdir (`WORKDIR/<sweep>/seed_000/`, with its config.json, metrics.jsonl,
+checkpoints and summary.json): it can be inspected, or resumed with the same command; a rerun skips the
+seeds that finished.
+
+How the seeds are trained (`mode`):
+- `sequential`: one run after another in this process, compiled once (`loop.Compiled`).
+- `vmap`: every seed of a sweep in one program, the states stacked on a leading seed axis
+  (`loop.train_group`).
+- `devices`: like vmap, the seed axis spread over the local devices.
+- `auto` (default): times a few steps of each candidate on this model and hardware, takes the fastest,
+  and writes the timings and the choice into the report. Measured on 2 CPU cores: vmapping 8 seeds of
+  the digits MLP was 1.25-1.44x faster than running them one after another, vmapping a CNN 5x slower
+  (XLA:CPU turns the batched convolution into a grouped one), so no fixed choice is right.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxflow import rng
+from jaxflow.config import ConfigError, config_hash, to_dict
+from jaxflow.studies import determinism, seeds_report, seeds_timing
+from jaxflow.training import loop
+
+SOURCES = ("init", "data", "dropout", "augment", "noise", "sampler")
+STUDY_SOURCES = ("init", "data", "dropout", "augment", "noise")  # what --study=sources sweeps one by one
+MODES = ("auto", "vmap", "sequential", "devices")
+
+
+@dataclasses.dataclass
+class SweepResult:
+  name: str  # the sweep: a source, "all", "none", or the --vary list joined by "+"
+  vary: tuple[str, ...]
+  workdirs: list[str]
+  summaries: list[dict]
+  mode: str
+  seconds: float
+
+
+def parse_vary(vary: str | tuple) -> tuple[str, ...]:
+  """'init,data' / ('init', 'data') / 'all' / 'none' -> the streams varied; ConfigError otherwise."""
+  names = tuple(v.strip() for v in (vary.split(",") if isinstance(vary, str) else vary) if v.strip())
+  if names in (("all",), ()):
+    return SOURCES
+  if names == ("none",):
+    return ()
+  unknown = [n for n in names if n not in SOURCES]
+  if unknown:
+    raise ConfigError(f"--vary={','.join(names)}: {unknown[0]!r} is not a PRNG stream; allowed: {', '.join(SOURCES)}, all, none")
+  return names
+
+
+def active_sources(config: ml_collections.ConfigDict) -> dict[str, bool]:
+  """Which streams this config actually draws from (a stream it never reads cannot vary anything)."""
+  d = config.data
+  return {
+      "init": True,
+      "data": True,
+      "dropout": bool(config.model.dropout_rate),
+      "augment": bool(d.augment),
+      "noise": d.label_noise.kind == "matrix" or d.label_noise.rate > 0,
+      "sampler": d.sampler == "oversample",
+  }
+
+
+def seed_config(config: ml_collections.ConfigDict, index: int, vary: tuple[str, ...]) -> ml_collections.ConfigDict:
+  """Run `index` of a sweep: the varied streams pinned to config.seed + index, the others as given."""
+  run = config.copy_and_resolve_references()
+  for name in vary:
+    run.seeds[name] = config.seed + index
+  return run
+
+
+def _finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The summary of a seed that already completed with this very config, else None."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      same = json.load(f).get("hash") == config_hash(config)
+    with open(os.path.join(workdir, "summary.json")) as f:
+      summary = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return summary if same and summary.get("status") == "completed" else None
+
+
+def _train(mode: str, configs: list, workdirs: list[str], compiled: loop.Compiled, quiet: bool) -> list[dict]:
+  """Trains the given seeds in `mode`; a group that cannot run stacked falls back to one by one."""
+  if mode in ("vmap", "devices") and len(configs) > 1:
+    try:
+      sharding = seeds_timing.seed_sharding(len(configs)) if mode == "devices" else None
+      return loop.train_group(configs, workdirs, quiet=quiet, compiled=compiled, stack_sharding=sharding)
+    except loop.GroupError as e:
+      print(f"jaxflow seeds: {e}; training them one after another", flush=True)
+  summaries = []
+  for config, workdir in zip(configs, workdirs):
+    try:
+      summaries.append(loop.train_and_evaluate(config, workdir, quiet=quiet, compiled=compiled))
+    except loop.NonFiniteLossError as e:  # this seed failed; the study goes on
+      summaries.append({"status": "failed", "error": str(e)})
+      with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summaries[-1], f, indent=2)
+  return summaries
+
+
+def run_sweep(config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: int, mode: str, compiled: loop.Compiled, quiet: bool) -> SweepResult:
+  start = time.perf_counter()
+  configs = [seed_config(config, i, vary) for i in range(seeds)]
+  workdirs = [os.path.join(workdir, name, f"seed_{i:03d}") for i in range(seeds)]
+  summaries: list[dict | None] = [_finished(w, c) for c, w in zip(configs, workdirs)]
+  todo = [i for i, s in enumerate(summaries) if s is None]
+  if todo:
+    trained = _train(mode, [configs[i] for i in todo], [workdirs[i] for i in todo], compiled, quiet)
+    for i, summary in zip(todo, trained):
+      summaries[i] = summary
+  return SweepResult(name=name, vary=vary, workdirs=workdirs, summaries=summaries, mode=mode, seconds=time.perf_counter() - start)
+
+
+def run_seeds(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    seeds: int = 16,
+    vary: str | tuple = "all",
+    mode: str = "auto",
+    study: str | None = None,
+    check_determinism: bool = False,
+    quiet: bool = True,
+) -> dict:
+  """Runs the study into `workdir` and returns its report (also report.json / report.md / plots)."""
+  start = time.perf_counter()
+  if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+    raise ConfigError(f"--seeds={seeds!r} must be a positive integer (seeds per sweep), e.g. 16")
+  if mode not in MODES:
+    raise ConfigError(f"--mode={mode!r} is not known; allowed: {', '.join(MODES)}")
+  if study not in (None, "sources"):
+    raise ConfigError(f"--study={study!r} is not known; allowed: sources")
+  varied = parse_vary(vary)
+  from jaxflow.training.validate import validate
+
+  validate(config)  # every seed's config differs only in its seeds: one check before anything is written
+  active = active_sources(config)
+  if study == "sources":
+    sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]] + [("all", SOURCES), ("none", ())]
+    skipped = [s for s in STUDY_SOURCES if not active[s]]
+  else:
+    name = "all" if varied == SOURCES else ("+".join(varied) if varied else "none")
+    sweeps, skipped = [(name, varied)], []
+  os.makedirs(workdir, exist_ok=True)
+  compiled = loop.Compiled()
+  choice = seeds_timing.choose_mode(config, seeds, compiled) if mode == "auto" else {"mode": mode, "why": "chosen on the command line", "timings": None}
+  results = [run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet) for n, v in sweeps]
+  report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
+  if check_determinism:
+    report["determinism"] = determinism.check(config, results[0], workdir)
+  report["wall_seconds"] = time.perf_counter() - start
+  report["config"] = to_dict(config)
+  seeds_report.write(report, workdir)
+  return report

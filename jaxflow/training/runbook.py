@@ -1,0 +1,242 @@
+"""The host side of one run: its workdir's logs, the monitor, the best state, checkpoints and summary.
+
+The training loop drives the device; a `RunBook` is everything it records about one run, so that the
+same loop can train one run or a group of runs stacked on a leading axis (the multi-seed runner), one
+RunBook per workdir. Every method takes host values (numpy) or a function that produces the run's
+state on demand, so the loop decides when anything is fetched from the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from jaxflow.data import label_noise
+from jaxflow.training import checkpoints, losses
+from jaxflow.training.writers import MetricWriter, NullWriter
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN or infinite loss; the last good checkpoint is left as it was."""
+
+
+@dataclasses.dataclass
+class Monitor:
+  """Tracks `train.monitor` across epochs: the best value (strict) and early stopping's patience.
+
+  Early stopping counts an epoch as progress only when it beats the reference by more than
+  `min_delta`; the best checkpoint is simply the best value seen.
+  """
+
+  mode: str
+  min_delta: float
+  best_value: float | None = None
+  best_epoch: int = 0
+  best_step: int = 0
+  reference: float | None = None
+  bad_epochs: int = 0
+
+  def _gain(self, value: float, than: float) -> float:
+    return value - than if self.mode == "max" else than - value
+
+  def update(self, value: float, *, epoch: int, step: int) -> bool:
+    """Records one epoch's value; returns whether it is a new best."""
+    is_best = self.best_value is None or self._gain(value, self.best_value) > 0
+    if is_best:
+      self.best_value, self.best_epoch, self.best_step = value, epoch, step
+    if self.reference is None or self._gain(value, self.reference) > self.min_delta:
+      self.reference, self.bad_epochs = value, 0
+    else:
+      self.bad_epochs += 1
+    return is_best
+
+
+def aggregate_train(host_metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
+  """Per-step train metric sums since the last log -> the logged means (grad_norm averaged, last lr)."""
+  stacked = {k: np.concatenate([np.atleast_1d(m[k]) for m in host_metrics]) for k in host_metrics[0]}
+  sums = {k: v.sum() for k, v in stacked.items() if k not in ("grad_norm", "lr")}
+  out = losses.finalize_metrics(sums)
+  out["grad_norm"] = float(stacked["grad_norm"].mean())
+  out["lr"] = float(stacked["lr"][-1])
+  return out
+
+
+def first_non_finite(host_metrics: list[dict[str, np.ndarray]]) -> tuple[int, float] | None:
+  per_step = np.concatenate([np.atleast_1d(m["loss"] / np.maximum(m["count"], 1)) for m in host_metrics])
+  bad = np.flatnonzero(~np.isfinite(per_step))
+  return (int(bad[0]), float(per_step[bad[0]])) if bad.size else None
+
+
+def class_details(eval_sums: dict, report: dict | None = None) -> dict:
+  """Per-class precision/recall/F1/support and the confusion matrix (classification), for JSON records."""
+  if "confusion" not in eval_sums:
+    return {}
+  report = report or losses.class_report(eval_sums["confusion"])
+  return {
+      "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
+      "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
+  }
+
+
+def record_label_noise(workdir: str, noisy) -> None:
+  """The clean labels stay known: both label vectors and the flips (npz), the realized rates (json)."""
+  label_noise.save(noisy, os.path.join(workdir, "label_noise.npz"))
+  with open(os.path.join(workdir, "label_noise.json"), "w") as f:
+    json.dump(noisy.summary(), f, indent=2)
+
+
+class RunBook:
+  """One run's record. `resume(template)` first; then per epoch `log_train` (at log points) and
+  `end_epoch`; `finish` writes summary.json. `done` once the run stopped early or failed."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, *, total_steps: int, is_main: bool = True, quiet: bool = True):
+    self.config, self.workdir, self.is_main = config, workdir, is_main
+    self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
+    self.monitor = Monitor(config.train.monitor_mode, config.train.early_stopping.min_delta)
+    self.resumed_from = self.ckpt.latest_step()
+    self.start_epoch, self.stopped_early, self.failed = 0, False, None
+    self.step = int(self.resumed_from or 0)
+    self.epoch = 0
+    self.train_last: dict[str, float] = {}
+    self.best_state, self.best_meta = None, None  # the best epoch's state and meta, written at the next save point
+    self.final_state = None  # set when the run ends before the group does (early stop)
+    self._last_save = time.monotonic()
+    self.writer = None
+    self.progress = tqdm(
+        total=total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+        disable=quiet or not is_main or not _isatty(), desc=os.path.basename(os.path.normpath(workdir)),
+    )
+
+  @property
+  def done(self) -> bool:
+    return self.stopped_early or self.failed is not None
+
+  def resume(self, template):
+    """The state to start from: the latest checkpoint restored into `template`, else `template`."""
+    if self.resumed_from is not None:
+      template, meta = self.ckpt.restore(self.resumed_from, template)
+      self.start_epoch, self.stopped_early = meta["epoch"], meta["stopped_early"]
+      self.monitor = Monitor(**meta["monitor"])
+    self.epoch = self.start_epoch
+    self.writer = MetricWriter(self.workdir, resume_step=self.resumed_from) if self.is_main else NullWriter()
+    return template
+
+  def log_train(self, host_metrics: list[dict[str, np.ndarray]], *, first_step: int, step: int, epoch: int) -> None:
+    """Train metrics since the last log point; a NaN/inf loss raises NonFiniteLossError naming the step."""
+    bad = first_non_finite(host_metrics)
+    if bad is not None:
+      raise NonFiniteLossError(
+          f"non-finite training loss {bad[1]} at step {first_step + bad[0] + 1} (epoch {epoch}); stopped. "
+          f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
+      )
+    self.train_last = aggregate_train(host_metrics)
+    self.writer.write(step, epoch, "train", self.train_last)
+    self.progress.set_postfix(loss=f"{self.train_last['loss']:.4f}")
+
+  def end_epoch(self, *, step: int, epoch: int, eval_sums: dict, state_fn, layer_stats_fn=None, keep_best=None) -> None:
+    """Everything after an epoch's evaluation: logs, monitor, the best state, checkpoints, early stop.
+
+    `state_fn()` gives this run's state on the device (called only when something needs it);
+    `keep_best(state)` turns it into something that outlives the next dispatch (a reference when the
+    state is never donated, a copy otherwise).
+    """
+    cfg_train, cfg_ckpt = self.config.train, self.config.checkpoint
+    self.step, self.epoch = step, epoch
+    report = losses.class_report(eval_sums["confusion"]) if "confusion" in eval_sums else None
+    eval_metrics = losses.finalize_metrics(eval_sums, report)
+    if not np.isfinite(eval_metrics["loss"]):
+      raise NonFiniteLossError(
+          f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
+          f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
+      )
+    writer = self.writer
+    writer.write(step, epoch, "eval", eval_metrics, details=class_details(eval_sums, report))
+    if report is not None and (epoch % cfg_train.class_report_every == 0 or epoch == cfg_train.epochs):
+      writer.write_class_report(step, eval_sums["confusion"], report)
+    if epoch % cfg_train.histogram_every == 0:
+      writer.write_histograms(step, state_fn().params)
+    if layer_stats_fn is not None and cfg_train.layer_stats_every and epoch % cfg_train.layer_stats_every == 0:
+      writer.write(step, epoch, "layers", layer_stats_fn())
+    is_best = self.monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch, step=step)
+    self.stopped_early = cfg_train.early_stopping.enabled and self.monitor.bad_epochs >= cfg_train.early_stopping.patience
+    meta = {"epoch": epoch, "stopped_early": self.stopped_early, "monitor": dataclasses.asdict(self.monitor)}
+    if is_best:
+      self.best_state, self.best_meta = (keep_best or (lambda s: s))(state_fn()), meta
+    save_now = (
+        self.stopped_early
+        or epoch == cfg_train.epochs
+        or (cfg_ckpt.every_epochs and epoch % cfg_ckpt.every_epochs == 0)
+        or (cfg_ckpt.every_seconds is not None and time.monotonic() - self._last_save >= cfg_ckpt.every_seconds)
+    )
+    writer.flush(force=save_now)
+    if save_now:
+      self.save(state_fn(), meta)
+    if self.stopped_early:
+      self.final_state = (keep_best or (lambda s: s))(state_fn())
+
+  def save(self, state, meta: dict) -> None:
+    if self.best_state is not None:  # the best first: a latest checkpoint's recorded best is always on disk
+      self.ckpt.save(self.best_state, meta=self.best_meta, which=checkpoints.BEST)
+    self.ckpt.save(state, meta=meta)
+    self._last_save = time.monotonic()
+
+  def final(self, state, place):
+    """The state the run ends with: the best one when early stopping restores it, else `state`."""
+    self.ckpt.wait()
+    es = self.config.train.early_stopping
+    self.restored_best = None
+    if es.enabled and es.restore_best and self.monitor.best_value is not None:
+      self.restored_best = self.monitor.best_step
+      import jax
+
+      if self.best_state is not None and int(jax.device_get(self.best_state.step)) == self.restored_best:
+        return place(self.best_state)
+      return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST)[0]  # the best came before a resume
+    return state
+
+  def finish(self, *, final_eval: dict, final_sums: dict, trained: bool, extra: dict) -> dict:
+    """summary.json (on the main process) and the summary."""
+    cfg_train = self.config.train
+    summary = {
+        "status": "completed",
+        "final": {"eval": final_eval, "train": self.train_last, **class_details(final_sums)},
+        "best": {"metric": cfg_train.monitor, "value": self.monitor.best_value, "epoch": self.monitor.best_epoch, "step": self.monitor.best_step},
+        "steps": self.step,  # steps trained; the final parameters are from `restored_best_step` when set
+        "restored_best_step": getattr(self, "restored_best", None),
+        "epochs_completed": self.epoch if trained else self.start_epoch,
+        "stopped_early": bool(self.stopped_early),
+        "resumed_from_step": self.resumed_from,
+        **extra,
+    }
+    if self.is_main:
+      with open(os.path.join(self.workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+  def fail(self, error: Exception, extra: dict) -> dict:
+    """A run of a group that failed (non-finite loss): summary.json says so; its last checkpoint stays."""
+    self.failed = str(error)
+    self.failed_summary = {"status": "failed", "error": self.failed, "steps": self.step, "epochs_completed": self.epoch, **extra}
+    if self.is_main:
+      with open(os.path.join(self.workdir, "summary.json"), "w") as f:
+        json.dump(self.failed_summary, f, indent=2)
+    return self.failed_summary
+
+  def close(self) -> None:
+    self.progress.close()
+    if self.writer is not None:
+      self.writer.close()
+    self.ckpt.wait()
+    self.ckpt.close()
+
+
+def _isatty() -> bool:
+  import sys
+
+  return sys.stdout.isatty()

@@ -1,0 +1,198 @@
+"""jaxflow seeds: statistics against hand/scipy values, seed configs, vmap == sequential per seed, the
+report a reader opens, reruns that skip finished seeds, the sources study, determinism, compare."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+import jaxflow
+from jaxflow import cli, rng
+from jaxflow.config import ConfigError
+from jaxflow.studies import seeds as seeds_lib
+from jaxflow.studies import stats
+from jaxflow.training import checkpoints
+from tests.conftest import config_path
+
+TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny(*overrides):
+  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, *overrides])
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+
+
+def test_describe_and_bootstrap():
+  d = stats.describe([0.9, 0.92, 0.94, 0.96])
+  assert d["n"] == 4 and d["mean"] == pytest.approx(0.93) and d["median"] == pytest.approx(0.93)
+  assert d["std"] == pytest.approx(np.std([0.9, 0.92, 0.94, 0.96], ddof=1))
+  lo, hi = d["ci95_mean"]
+  assert 0.9 <= lo < 0.93 < hi <= 0.96
+  assert stats.bootstrap_ci([0.5, 0.5, 0.5]) == [0.5, 0.5]
+  assert stats.bootstrap_ci([1.0, 2.0, 3.0], seed=1) == stats.bootstrap_ci([1.0, 2.0, 3.0], seed=1)
+
+
+def test_seeds_needed_is_the_smallest_n_of_a_narrow_enough_t_interval():
+  n = stats.seeds_needed(0.01, 0.005)
+  t = lambda k: scipy_stats.t.ppf(0.975, k - 1) * 0.01 / np.sqrt(k)  # noqa: E731
+  assert t(n) <= 0.005 < t(n - 1)
+  assert n == 18
+  assert stats.seeds_needed(0.0, 0.005) == 1
+
+
+def test_compare_claims_a_difference_only_with_the_seeds_behind_it():
+  a, b = [0.95, 0.96, 0.955, 0.958, 0.962], [0.90, 0.91, 0.905, 0.908, 0.899]
+  result = stats.compare(a, b)
+  assert result["a_beats_b"] and not result["b_beats_a"]
+  assert result["welch_t_p"] == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+  assert result["mann_whitney_p"] == pytest.approx(scipy_stats.mannwhitneyu(a, b).pvalue)
+  lo, hi = result["difference_ci95"]
+  assert lo < result["difference"] < hi and lo > 0
+  noisy = stats.compare([0.95, 0.90, 0.97], [0.94, 0.96, 0.91])
+  assert not noisy["a_beats_b"] and not noisy["b_beats_a"]
+
+
+def test_variance_by_source():
+  v = stats.variance_by_source({"init": [1.0, 3.0], "data": [1.0, 2.0], "all": [0.0, 3.0], "none": [2.0, 2.0]})
+  assert v["init"]["variance"] == 2.0 and v["data"]["variance"] == 0.5 and v["none"]["variance"] == 0.0
+  assert v["init"]["share"] == pytest.approx(0.8) and v["data"]["share"] == pytest.approx(0.2)
+  assert v["sum_of_sources_over_all"] == pytest.approx(2.5 / 4.5)
+
+
+# -- seed configs -------------------------------------------------------------------------------------
+
+
+def test_vary_changes_only_the_named_streams():
+  config = tiny()
+  a, b = (rng.streams(seeds_lib.seed_config(config, i, ("init",))) for i in (0, 1))
+  key = lambda k: tuple(np.asarray(jax.random.key_data(k)).tolist())  # noqa: E731
+  assert key(a["init"]) != key(b["init"])
+  for name in ("data", "dropout", "augment", "noise", "sampler"):
+    assert key(a[name]) == key(b[name])
+  everything = [rng.streams(seeds_lib.seed_config(config, i, seeds_lib.SOURCES)) for i in (0, 1)]
+  assert all(key(everything[0][n]) != key(everything[1][n]) for n in rng.STREAM_NAMES)
+
+
+@pytest.mark.parametrize("vary, says", [("init,wind", "'wind' is not a PRNG stream"), ("bias", "allowed: init, data")])
+def test_unknown_stream_is_refused(vary, says):
+  with pytest.raises(ConfigError, match=says):
+    seeds_lib.parse_vary(vary)
+
+
+def test_cli_bad_seeds_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+  workdir = tmp_path / "never"
+  code = cli.main(["jaxflow", "seeds", f"--config={config_path('digits_mlp.py')}", "--vary=wind", f"--workdir={workdir}"])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and "--vary=wind" in err and "\n" not in err and not workdir.exists()
+
+
+# -- studies --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_modes(tmp_path_factory):
+  root = tmp_path_factory.mktemp("seeds")
+  config = tiny()
+  out = {}
+  for mode in ("vmap", "sequential"):
+    out[mode] = (str(root / mode), seeds_lib.run_seeds(config, str(root / mode), seeds=3, vary="init,dropout", mode=mode))
+  return out
+
+
+def _params(workdir):
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
+  try:
+    return ckpt.read_params(ckpt.latest_step())
+  finally:
+    ckpt.close()
+
+
+@pytest.mark.slow
+def test_vmap_and_sequential_give_the_same_seeds(two_modes):
+  (_, vmapped), (_, sequential) = two_modes["vmap"], two_modes["sequential"]
+  for v, s in zip(vmapped["sweeps"][0]["seeds"], sequential["sweeps"][0]["seeds"]):
+    assert v["status"] == s["status"] == "completed"
+    assert round(v["final"], 3) == round(s["final"], 3)
+    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(jax.tree.leaves(_params(v["workdir"])), jax.tree.leaves(_params(s["workdir"]))))
+    assert diff <= 1e-5  # the same math, other rounding (batched matmuls)
+  assert len({r["final"] for r in vmapped["sweeps"][0]["seeds"]}) > 1  # the seeds do differ
+
+
+@pytest.mark.slow
+def test_report_a_reader_opens(two_modes):
+  workdir, report = two_modes["vmap"]
+  assert {"report.json", "report.md", "plots"} <= set(os.listdir(workdir))
+  for png in ("curves.png", "finals.png"):
+    assert open(os.path.join(workdir, "plots", png), "rb").read(8) == PNG
+  sweep = report["sweeps"][0]
+  finals = [r["final"] for r in sweep["seeds"]]
+  assert sweep["final"]["mean"] == pytest.approx(np.mean(finals)) and sweep["final"]["std"] == pytest.approx(np.std(finals, ddof=1))
+  assert sweep["curves"]["epochs"] == [1, 2] and len(sweep["curves"]["per_seed"]) == 3
+  assert sweep["seeds_needed"]["n"] == stats.seeds_needed(sweep["final"]["std"], 0.005)
+  assert report["mode"]["mode"] == "vmap"
+  markdown = open(os.path.join(workdir, "report.md")).read()
+  assert "| init+dropout | init, dropout | 3 |" in markdown
+
+
+@pytest.mark.slow
+def test_each_seed_is_a_normal_run_and_a_rerun_skips_finished_seeds(two_modes):
+  workdir, report = two_modes["sequential"]
+  first = report["sweeps"][0]["seeds"][0]["workdir"]
+  assert {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "tb"} <= set(os.listdir(first))
+  stamp = os.path.getmtime(os.path.join(first, "summary.json"))
+  again = seeds_lib.run_seeds(tiny(), workdir, seeds=3, vary="init,dropout", mode="sequential")
+  assert os.path.getmtime(os.path.join(first, "summary.json")) == stamp  # not trained again
+  assert [r["params_sha256"] for r in again["sweeps"][0]["seeds"]] == [r["params_sha256"] for r in report["sweeps"][0]["seeds"]]
+  # A seed's run resumes like any run: `jaxflow.train` on its config finds it finished.
+  summary = jaxflow.train(seeds_lib.seed_config(tiny(), 0, ("init", "dropout")), first, quiet=True)
+  assert summary["resumed_from_step"] == summary["steps"] and summary["params_sha256"] == report["sweeps"][0]["seeds"][0]["params_sha256"]
+
+
+@pytest.mark.slow
+def test_sources_study_decomposes_the_variance(tmp_path):
+  report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, study="sources", mode="vmap")
+  names = [s["name"] for s in report["sweeps"]]
+  assert names == ["init", "data", "dropout", "all", "none"]
+  assert set(report["sources_not_drawn"]) == {"augment", "noise"}
+  none = next(s for s in report["sweeps"] if s["name"] == "none")
+  assert none["final"]["std"] == 0.0  # nothing varies: the CPU is deterministic
+  assert len({r["params_sha256"] for r in none["seeds"]}) == 1
+  shares = [report["variance_by_source"][s]["share"] for s in ("init", "data", "dropout")]
+  assert all(s is not None for s in shares) and sum(shares) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_check_determinism_says_what_was_bitwise(tmp_path):
+  report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, vary="init", mode="sequential", check_determinism=True)
+  checks = {c["check"]: c for c in report["determinism"]["checks"]}
+  assert checks["the same seed trained twice in one process"]["bitwise_equal"] is True
+  sharded = next(c for name, c in checks.items() if name.startswith("1 device against 2"))
+  assert sharded["bitwise_equal"] is not None and sharded["max_abs_diff"] <= 1e-5
+  assert "does not apply on the cpu backend" in checks["gpu deterministic ops"]["statement"]
+  assert "xla_gpu_deterministic_ops" in " ".join(report["determinism"]["flags"])
+
+
+def _fake_study(path, values, metric="eval/accuracy"):
+  os.makedirs(path, exist_ok=True)
+  report = {"metric": metric, "sweeps": [{"name": "all", "seeds": [{"final": v} for v in values]}]}
+  with open(os.path.join(path, "report.json"), "w") as f:
+    json.dump(report, f)
+
+
+def test_compare_through_the_cli(tmp_path, capsys):
+  a, b = str(tmp_path / "a"), str(tmp_path / "b")
+  _fake_study(a, [0.95, 0.96, 0.955, 0.958, 0.962])
+  _fake_study(b, [0.90, 0.91, 0.905, 0.908, 0.899])
+  assert cli.main(["jaxflow", "seeds", "compare", a, b]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith("A beats B") and json.loads(out.splitlines()[1])["a_beats_b"] is True
+  assert cli.main(["jaxflow", "seeds", "compare", a, str(tmp_path / "missing")]) == 2
+  assert "report.json not found" in capsys.readouterr().err
