@@ -127,6 +127,13 @@ class Programs:
       self.compile_seconds += time.perf_counter() - start
     return self._compiled[key](*args)
 
+  def init_single(self, init):
+    """One run's init program (compiled once), for a group to call per run."""
+    def call(key):
+      return self._run("init_one", jax.jit(init), key)
+
+    return call
+
   def init_state(self, init, init_key) -> TrainState:
     """The initial state, replicated on every device of the layout (built there, not copied there);
     stacked: one per run from the runs' [stack] init keys."""
