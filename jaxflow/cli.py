@@ -25,6 +25,9 @@ verbs:
   audit    audit the config's dataset: balance, duplicates and leakage, label conflicts, shift, metadata bias
   seeds    train the config with many seeds: variance by source, confidence intervals, determinism
            (`jaxflow seeds compare A B` compares two such studies)
+  profile  profile the config's model on every device: fused vs unfused, precisions, roofline, training
+           (`jaxflow profile compare A B` sets two reports side by side)
+  explain  pictures of a trained run (--workdir only): kernels, activation maps, saliency, layer statistics
 
 Run `jaxflow VERB --help` for a verb's flags."""
 
@@ -91,9 +94,48 @@ def _seeds_compare(paths: Sequence[str]) -> int:
   return 0
 
 
+def _define_profile(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("batch_sizes", "1,32,256", "inference batch sizes to profile, comma-separated", flag_values=fv)
+  flags.DEFINE_string("precisions", "f32,bf16", "precisions to compare: f32, bf16, int8 (comma-separated)", flag_values=fv)
+  flags.DEFINE_boolean("trace", False, "write a jax.profiler trace of one profiled step (TensorBoard profile plugin, XProf, Perfetto)", flag_values=fv)
+
+
+def _run_profile(fv: flags.FlagValues) -> int:
+  from jaxflow.profiler.run import run_profile
+
+  report = run_profile(fv.config, fv.workdir, batch_sizes=fv.batch_sizes, precisions=fv.precisions, trace=fv.trace, quiet=fv.quiet)
+  print(json.dumps({"workdir": fv.workdir, "devices": [d["name"] for d in report.get("devices", [])]}))
+  return 0
+
+
+def _profile_compare(paths: Sequence[str]) -> int:
+  from jaxflow.profiler.compare import compare_reports
+
+  if len(paths) != 2:
+    raise ConfigError(f"jaxflow profile compare takes two profile workdirs, got {len(paths)}: jaxflow profile compare runs/prof_cpu runs/prof_gpu")
+  print(compare_reports(*paths))
+  return 0
+
+
+def _define_explain(fv: flags.FlagValues) -> None:
+  flags.DEFINE_integer("examples", 16, "examples to explain (saliency, activation maps)", flag_values=fv)
+  flags.DEFINE_string("out", None, "output folder (default: WORKDIR/explain)", flag_values=fv)
+  flags.DEFINE_boolean("tb", False, "also write the pictures to the run's TensorBoard as image summaries", flag_values=fv)
+
+
+def _run_explain(fv: flags.FlagValues) -> int:
+  from jaxflow.inspect.explain import run_explain
+
+  result = run_explain(fv.workdir, examples=fv.examples, out=fv.out, tensorboard=fv.tb)
+  print(json.dumps({"workdir": fv.workdir, "out": result["out"], "page": result["page"]}))
+  return 0
+
+
 VERBS: dict[str, tuple] = {
     "train": ("train and evaluate a model from a config", _run_train, None),
     "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit, None),
+    "profile": ("profile the config's model on every device: fused vs unfused inference, precisions, roofline, training", _run_profile, _define_profile),
+    "explain": ("pictures of a trained run: kernels, activation maps, saliency (+ sanity checks), layer statistics", _run_explain, _define_explain),
     "seeds": ("train many seeds of a config (one program when it pays); writes report.md, report.json, plots/ and a run workdir per seed", _run_seeds, _define_seeds),
 }
 
@@ -110,12 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   prog = f"jaxflow {verb}"
   # The process is ours: keep absl's INFO/WARNING chatter (tfds, orbax) out of the user's terminal.
   absl_logging.set_verbosity(absl_logging.ERROR)
-  if verb == "seeds" and args and args[0] == "compare":
+  compare = {"seeds": _seeds_compare, "profile": _profile_compare}
+  if verb in compare and args and args[0] == "compare":
     try:
-      return _seeds_compare(args[1:])
+      return compare[verb](args[1:])
     except ConfigError as e:
-      print(f"jaxflow seeds compare: error: {one_line(str(e))}", file=sys.stderr)
+      print(f"jaxflow {verb} compare: error: {one_line(str(e))}", file=sys.stderr)
       return 2
+  if verb == "explain":  # reads a trained run's workdir: no config flags
+    return _explain_main(args)
   fv = flags.FlagValues()
   _define_common(fv, [prog, *args])
   help_text, run, define = VERBS[verb]
@@ -137,6 +182,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(fv)
   except ConfigError as e:
     print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
+    return 2
+
+
+def _explain_main(args: Sequence[str]) -> int:
+  """`jaxflow explain --workdir=RUN [--examples=N] [--out=DIR] [--tb]`: the run's own config.json says
+  what model and data it was, so no --config is taken."""
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "a trained run's workdir (its config.json and checkpoints)", flag_values=fv)
+  flags.DEFINE_boolean("quiet", False, "no progress output", flag_values=fv)
+  _define_explain(fv)
+  if "--help" in args or "-h" in args:
+    print(f"usage: jaxflow explain --workdir=RUN [--examples=N] [--out=DIR] [--tb]\n\n{VERBS['explain'][0]}\n")
+    for name in ("workdir", "examples", "out", "tb"):
+      print(f"  --{name}: {fv[name].help}")
+    return 0
+  try:
+    try:
+      unparsed = fv(["jaxflow explain", *args])
+    except flags.Error as e:
+      raise ConfigError(one_line(str(e))) from None
+    if len(unparsed) > 1:
+      raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --examples=16")
+    if not fv.workdir:
+      raise ConfigError("--workdir is required: the workdir of a trained run, e.g. --workdir=runs/digits_cnn")
+    return _run_explain(fv)
+  except ConfigError as e:
+    print(f"jaxflow explain: error: {one_line(str(e))}", file=sys.stderr)
     return 2
 
 
