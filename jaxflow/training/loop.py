@@ -102,6 +102,12 @@ def static_key(config: ml_collections.ConfigDict) -> str:
   return config_hash(blank)
 
 
+def group_key(config: ml_collections.ConfigDict) -> str:
+  """Runs with equal group keys can train together in one `train_group` (today: runs that differ only
+  in their seeds)."""
+  return static_key(config)
+
+
 @dataclasses.dataclass
 class Compiled:
   """Programs (and the model and optimizer objects their TrainState closes over) reused by the next
@@ -209,7 +215,7 @@ def train_group(
     if compiled is not None:
       compiled.problem = (key, problem)
   if size > 1:
-    if any(static_key(c) != key for c in configs[1:]):
+    if any(group_key(c) != group_key(config) for c in configs[1:]):
       raise GroupError("the configs of a group may differ only in seed and seeds.*")
     if config.data.name in graph_data.GRAPH_DATASETS:
       raise GroupError(f"config.data.name={config.data.name!r}: graph datasets batch on the host; their seeds run one after another")
