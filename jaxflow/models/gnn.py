@@ -28,6 +28,7 @@ import jraph
 import ml_collections
 
 from jaxflow.models.activations import get_activation
+from jaxflow.models.dropout import Dropout
 from jaxflow.models.initializers import LayerInits
 from jaxflow.models.mlp import MLP
 
@@ -95,7 +96,7 @@ class GCN(nn.Module):
     x = graphs.nodes
     for i, width in enumerate(self.widths):
       name = f"conv_{i}"
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      x = Dropout(self.dropout_rate, deterministic=not train)(x)
       dense = nn.Dense(width, name=name, kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name))
       conv = jraph.GraphConvolution(update_node_fn=dense, add_self_edges=True, symmetric_normalization=True)
       x = act(conv(graphs._replace(nodes=x)).nodes)
@@ -166,7 +167,7 @@ class GAT(nn.Module):
   def __call__(self, graphs: jraph.GraphsTuple, *, train: bool = False) -> jax.Array:
     x = graphs.nodes
     for i, width in enumerate(self.widths):
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      x = Dropout(self.dropout_rate, deterministic=not train)(x)
       x = GATLayer(width, self.attention_heads, self.activation, inits=self.inits, name=f"gat_{i}")(graphs._replace(nodes=x))
       self.sow("intermediates", f"gat_{i}_act", x)
     return _readout(self, x, graphs)
@@ -228,7 +229,7 @@ class GraphNetwork(nn.Module):
       )
       new = block(state)
       state = new._replace(
-        nodes=nn.Dropout(self.dropout_rate, deterministic=not train)(state.nodes + new.nodes),
+        nodes=Dropout(self.dropout_rate, deterministic=not train)(state.nodes + new.nodes),
         edges=state.edges + new.edges,
         globals=state.globals + new.globals,
       )

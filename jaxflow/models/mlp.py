@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.models.activations import get_activation
+from jaxflow.models.dropout import Dropout
 from jaxflow.models.initializers import LayerInits
 
 
@@ -44,7 +45,7 @@ def dense_tail(module: nn.Module, x: jax.Array, widths: Sequence[int], output_di
     name = f"dense_{i}"
     x = act(nn.Dense(width, name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
     module.sow("intermediates", f"{name}_act", x)
-    x = nn.Dropout(module.dropout_rate, deterministic=not train)(x)
+    x = Dropout(module.dropout_rate, deterministic=not train)(x)
   if output_dim is None:
     return x
   return nn.Dense(output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(x)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.models.activations import get_activation
+from jaxflow.models.dropout import Dropout
 from jaxflow.models.initializers import LayerInits
 
 CELLS = ("lstm", "gru", "simple")
@@ -113,9 +114,9 @@ class RNN(nn.Module):
       final, x = self._layer(name, features, x, lengths)
       self.sow("intermediates", f"{name}_act", final)  # a sown name may not equal a submodule's
       if i + 1 < len(self.hidden_sizes):
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
     features = final if self.head == "many_to_one" else x
-    features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+    features = Dropout(self.dropout_rate, deterministic=not train)(features)
     if self.output_dim is None:
       return features
     inits = dict(kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))

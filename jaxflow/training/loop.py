@@ -31,9 +31,9 @@ import ml_collections
 import numpy as np
 
 from jaxflow import models, rng
-from jaxflow.config import RESUME_NEUTRAL_FIELDS, ConfigError, config_hash
+from jaxflow.config import ConfigError, config_hash, get_field
 from jaxflow.data import augment
-from jaxflow.training import graph_data, losses, optimizers, parallel, transfer
+from jaxflow.training import graph_data, losses, optimizers, parallel, steps, transfer
 from jaxflow.training.device_data import load_device_data
 from jaxflow.training.programs import Programs
 from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
@@ -102,10 +102,28 @@ def static_key(config: ml_collections.ConfigDict) -> str:
   return config_hash(blank)
 
 
+# Hyperparameters a group's runs may differ in: they become data (TrainState.hparams), not program.
+RUNTIME_FIELDS = ("optim.lr", "optim.weight_decay", "model.dropout_rate")
+
+
 def group_key(config: ml_collections.ConfigDict) -> str:
-  """Runs with equal group keys can train together in one `train_group` (today: runs that differ only
-  in their seeds)."""
-  return static_key(config)
+  """Runs with equal group keys can train together in one `train_group`: they differ only in their
+  seeds and in `RUNTIME_FIELDS` (what a hyperparameter search over lr, weight decay and dropout varies)."""
+  blank = ml_collections.ConfigDict(config.to_dict())
+  blank.optim.lr, blank.optim.weight_decay, blank.model.dropout_rate = 1.0, 0.0, 0.0
+  return static_key(blank)
+
+
+def runtime_hparams(configs) -> tuple[steps.RuntimeHparams | None, dict | None]:
+  """For a group whose runs differ in a RUNTIME_FIELD: how the step applies them, and their values
+  stacked per run; (None, None) when they agree (then they stay constants of the program)."""
+  values = {field: [get_field(c, field) for c in configs] for field in RUNTIME_FIELDS}
+  if len(configs) == 1 or all(len(set(v)) == 1 for v in values.values()):
+    return None, None
+  optim = configs[0].optim
+  runtime = steps.RuntimeHparams(decoupled_weight_decay=optim.name == "adamw", clip_norm=optim.clip_norm)
+  stacked = {name.split(".")[1]: jnp.asarray(values[name], jnp.float32) for name in RUNTIME_FIELDS}
+  return runtime, stacked
 
 
 @dataclasses.dataclass
@@ -147,10 +165,12 @@ def _host_data_key(config, streams) -> tuple:
   return (key(streams["data"]) if uses_data else None, key(streams["noise"]) if uses_noise else None)
 
 
-def build_programs(config, problem, *, steps_per_epoch=None, size=1, data_stacked=False, class_weights=None, layout=parallel.Layout("single"), stack_sharding=None, compiled=None):
+def build_programs(config, problem, *, steps_per_epoch=None, size=1, data_stacked=False, class_weights=None, layout=parallel.Layout("single"), stack_sharding=None, compiled=None, runtime=None):
   """(model, tx, programs, steps per epoch, steps per dispatch) for `config`, from `compiled` when an
-  earlier run built the same ones (then their executables are reused: nothing compiles again)."""
-  build_key = (static_key(config), size, data_stacked, class_weights, str(stack_sharding), str(layout))
+  earlier run built the same ones (then their executables are reused: nothing compiles again).
+  `runtime`: the group's lr / weight decay / dropout come from the state (the optimizer is built for
+  lr 1, without clipping and decay)."""
+  build_key = (group_key(config) if runtime else static_key(config), size, data_stacked, class_weights, str(stack_sharding), str(layout), runtime)
   if compiled is not None and build_key in compiled.parts:
     return compiled.parts[build_key]
   if steps_per_epoch is not None:  # graphs: batches built on the host, one step each
@@ -158,14 +178,18 @@ def build_programs(config, problem, *, steps_per_epoch=None, size=1, data_stacke
   else:
     steps_per_epoch = problem.train_size // config.train.batch_size
     per_dispatch, unroll = dispatch_plan(config, steps_per_epoch)
-  lr_fn = optimizers.create_schedule(config.optim, total_steps=steps_per_epoch * config.train.epochs, steps_per_epoch=steps_per_epoch)
-  tx = transfer.with_frozen(optimizers.create_optimizer(config.optim, lr_fn), tuple(config.freeze))
+  optim = config.optim
+  if runtime is not None:
+    optim = ml_collections.ConfigDict(optim.to_dict())
+    optim.lr = 1.0  # the schedule's shape; each run's lr multiplies it in the step
+  lr_fn = optimizers.create_schedule(optim, total_steps=steps_per_epoch * config.train.epochs, steps_per_epoch=steps_per_epoch)
+  tx = transfer.with_frozen(optimizers.create_optimizer(optim, lr_fn, runtime=runtime is not None), tuple(config.freeze))
   model = models.create_model(config.model, output_dim=problem.output_dim)
   programs = Programs(
       problem=problem, batch_size=config.train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll,
       focal_gamma=config.focal_gamma, class_weights=class_weights,
       augment_ops=augment.parse_augment(tuple(config.data.augment), "config.data.augment"), layout=layout,
-      stack=size, data_stacked=data_stacked, stack_sharding=stack_sharding,
+      stack=size, data_stacked=data_stacked, stack_sharding=stack_sharding, runtime=runtime,
   )
   parts = (model, tx, programs, steps_per_epoch, per_dispatch)
   if compiled is not None:
@@ -216,7 +240,14 @@ def train_group(
       compiled.problem = (key, problem)
   if size > 1:
     if any(group_key(c) != group_key(config) for c in configs[1:]):
-      raise GroupError("the configs of a group may differ only in seed and seeds.*")
+      raise GroupError(f"the configs of a group may differ only in seed, seeds.* and {', '.join(RUNTIME_FIELDS)}")
+    from jaxflow.config import require_positive
+
+    for c in configs[1:]:  # the first was validated whole; the others differ only in these
+      require_positive(c, "optim.lr", float)
+      require_positive(c, "optim.weight_decay", float, allow_zero=True)
+      if not 0 <= c.model.dropout_rate < 1:
+        raise ConfigError(f"config.model.dropout_rate={c.model.dropout_rate!r} must be in [0, 1)")
     if config.data.name in graph_data.GRAPH_DATASETS:
       raise GroupError(f"config.data.name={config.data.name!r}: graph datasets batch on the host; their seeds run one after another")
     if config.parallel.mode not in ("auto", "single") or jax.process_count() > 1:
@@ -265,13 +296,16 @@ def train_group(
   if size > 1 and stack_sharding is not None:
     streams = jax.device_put(streams, stack_sharding)
 
+  runtime, hparams = runtime_hparams(configs)
   model, tx, programs, steps_per_epoch, per_dispatch = build_programs(
       config, problem, steps_per_epoch=data.steps_per_epoch if on_host else None, size=size, data_stacked=data_stacked,
-      class_weights=class_weights, layout=layout, stack_sharding=stack_sharding, compiled=compiled,
+      class_weights=class_weights, layout=layout, stack_sharding=stack_sharding, compiled=compiled, runtime=runtime,
   )
   compile_before_run = programs.compile_seconds
   total_steps = steps_per_epoch * cfg_train.epochs
   state = init_states(programs, model, tx, problem, streams, size=size, stack_sharding=stack_sharding)
+  if hparams is not None:
+    state = state.replace(hparams=jax.device_put(hparams, stack_sharding) if stack_sharding is not None else hparams)
 
   books = [RunBook(c, w, total_steps=total_steps, is_main=is_main, quiet=quiet) for c, w in zip(configs, workdirs)]
   try:

@@ -37,8 +37,13 @@ def _is_kernel(params) -> object:
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def create_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+def create_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule, *, runtime: bool = False) -> optax.GradientTransformation:
+  """The named optimizer on `schedule`. `runtime`: the bare update rule, without clipping or weight
+  decay, for a group whose runs bring their own lr and decay as data (steps.RuntimeHparams; the
+  schedule is then the lr-1 one)."""
   name, momentum, wd = optim.name, optim.momentum, optim.weight_decay
+  if runtime:
+    wd = 0.0
   if name == "sgd":
     base = optax.sgd(schedule)
   elif name == "momentum":
@@ -53,6 +58,8 @@ def create_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule)
     base = optax.rmsprop(schedule, momentum=momentum)
   else:
     base = optax.adagrad(schedule)
+  if runtime:
+    return base  # built with weight decay 0: a group's decay (and clipping) come from the step
   parts = []
   if optim.clip_norm is not None:
     parts.append(optax.clip_by_global_norm(optim.clip_norm))

@@ -70,6 +70,7 @@ class Programs:
       stack: int = 1,
       data_stacked: bool = False,
       stack_sharding=None,
+      runtime: steps.RuntimeHparams | None = None,
   ):
     """`stack` > 1: a group of runs that differ only in their PRNG keys (the multi-seed runner) trained
     as one program, every array of the state and every stream with a leading run axis of that size
@@ -80,7 +81,7 @@ class Programs:
     d = 0 if data_stacked else None
     vmapped = (lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes)) if stack > 1 else (lambda fn, in_axes: fn)
     loss = dict(loss_name=problem.loss, kind=problem.kind, focal_gamma=focal_gamma)
-    step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights, layout=layout)
+    step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights, layout=layout, runtime=runtime)
     eval_fn = functools.partial(steps.eval_step, **loss, num_classes=problem.num_classes, layout=layout)
     order = dict(num_examples=problem.train_size, steps=steps_per_epoch, batch_size=batch_size)
     train = dict(step_fn=step_fn, augment_ops=augment_ops, unroll=unroll, layout=layout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,15 @@ from flax.training import train_state
 
 
 class TrainState(train_state.TrainState):
-  """params, opt_state and step in one pytree; apply_fn and tx are static (not leaves)."""
+  """params, opt_state and step in one pytree; apply_fn and tx are static (not leaves).
+
+  `hparams`: hyperparameters that are data rather than part of the program (`lr`, `weight_decay`,
+  `dropout_rate`), set only for a group of runs that differ in them and train as one vmapped program
+  (each run its own values; see steps.train_step). Empty for every other run. Not checkpointed: they
+  come from each run's config.
+  """
+
+  hparams: dict = flax.struct.field(default_factory=dict)
 
 
 def init_fn(model: nn.Module, tx: optax.GradientTransformation, input_structure):

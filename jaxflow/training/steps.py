@@ -7,6 +7,7 @@ step); `eval_chunk` evaluates pre-batched, padded and masked data.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -15,11 +16,24 @@ import optax
 
 from jaxflow import rng
 from jaxflow.data import augment
+from jaxflow.models.dropout import rate_override
 from jaxflow.training import losses
 from jaxflow.training.parallel import Layout
 from jaxflow.training.state import TrainState
 
 SINGLE = Layout("single")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeHparams:
+  """How a group whose runs differ in lr / weight decay / dropout rate applies them from
+  `state.hparams`: its optimizer is built with lr 1 and without clipping or weight decay
+  (`optimizers.create_optimizer(..., runtime=True)`), and the step adds them back in the order the
+  normal optimizer chain has them: clip the gradient, add the coupled decay, update, then (adamw) the
+  decoupled decay, then scale by the run's lr."""
+
+  decoupled_weight_decay: bool  # adamw
+  clip_norm: float | None
 
 Batch = dict[str, jax.Array]  # inputs [b, ...], labels [b], mask [b]
 
@@ -35,6 +49,7 @@ def train_step(
     focal_gamma: float = 2.0,
     class_weights: tuple[float, ...] | None = None,
     layout: Layout = SINGLE,
+    runtime: RuntimeHparams | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One step. Returns the new state and this step's metric sums plus `grad_norm` and `lr`.
 
@@ -44,9 +59,11 @@ def train_step(
   global mean's gradient, and the metric sums are summed over devices.
   """
   dropout_key = layout.dropout_key(dropout_key)
+  hp = state.hparams if runtime is not None else {}
 
   def loss_fn(params):
-    outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
+    with rate_override(hp.get("dropout_rate")):
+      outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
     per_example = losses.per_example_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], focal_gamma=focal_gamma)
     if class_weights is not None:
       per_example = per_example * jnp.asarray(class_weights, jnp.float32)[batch["labels"]]
@@ -56,8 +73,27 @@ def train_step(
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grads, metrics = layout.mean(grads), layout.sum(metrics)
   metrics["grad_norm"] = optax.tree.norm(grads)
-  metrics["lr"] = jnp.asarray(lr_fn(state.step), jnp.float32)
-  return state.apply_gradients(grads=grads), metrics
+  if runtime is None:
+    metrics["lr"] = jnp.asarray(lr_fn(state.step), jnp.float32)
+    return state.apply_gradients(grads=grads), metrics
+  unit_lr = jnp.asarray(lr_fn(state.step), jnp.float32)  # the schedule of lr 1
+  metrics["lr"] = unit_lr * hp["lr"]
+  return _apply_runtime_hparams(state, grads, hp, unit_lr, runtime), metrics
+
+
+def _apply_runtime_hparams(state: TrainState, grads, hp: dict, unit_lr, runtime: RuntimeHparams) -> TrainState:
+  """The optimizer chain of `optimizers.create_optimizer` with lr and weight decay taken from data."""
+  kernels = jax.tree.map(lambda p: p.ndim >= 2, state.params)  # weight decay: kernels only, as optimizers._is_kernel
+  decay = lambda tree: jax.tree.map(lambda g, p, k: g + hp["weight_decay"] * p if k else g, tree, state.params, kernels)  # noqa: E731
+  if runtime.clip_norm is not None:
+    grads, _ = optax.clip_by_global_norm(runtime.clip_norm).update(grads, optax.EmptyState())
+  if not runtime.decoupled_weight_decay:
+    grads = decay(grads)
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  if runtime.decoupled_weight_decay:  # adamw: -lr * unit(step) * (adam direction + wd * p)
+    updates = jax.tree.map(lambda u, p, k: u - unit_lr * hp["weight_decay"] * p if k else u, updates, state.params, kernels)
+  updates = jax.tree.map(lambda u: hp["lr"] * u, updates)
+  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state)
 
 
 def epoch_indices(

@@ -1,0 +1,150 @@
+"""`jaxflow seeds` against what a shell loop does: 16 seeds of the digits MLP and of the digits CNN.
+
+  JAXFLOW_DATA_DIR=/tmp/jf_data python benchmarks/seeds.py                 # ~12 min on 2 CPU cores
+  python benchmarks/seeds.py --models mlp --seeds 8                         # quicker
+
+Side by side in one run, per model:
+  (a) `jaxflow seeds --config=... --seeds=16 --mode=M` for M in auto, vmap, sequential (and devices when
+      there is more than one device), each a fresh process, from command to report;
+  (b) 16 `jaxflow train` processes one after another, seed i with every stream pinned to i (what a shell
+      loop over seeds does; `jaxflow seeds --vary=all` trains the same 16 configs).
+For each: wall seconds (the whole command), compile seconds (the summaries' compile_seconds: once for a
+group or for sequential's compile-once, 16 times for the processes), steady-state examples/s (per run:
+the summaries' examples_per_second; a vmapped group reports the group's), and the peak resident memory of
+the process (of the largest of the 16 processes for (b)). Targets (issue 7): auto <= 0.3x the wall time of
+(b), and never slower than the best single mode by more than 10%.
+
+Each command runs under `python -c` wrapper that reports its child's peak RSS (resource.RUSAGE_CHILDREN).
+Results: benchmarks/results/seeds.json and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = {"mlp": "configs/digits_mlp.py", "cnn": "configs/digits_cnn.py"}
+WRAPPER = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "sys.stderr.write(done.stderr[-2000:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)"
+)
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+  """(wall seconds, peak RSS in MB) of one command, run through the RSS-reporting wrapper."""
+  start = time.perf_counter()
+  done = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT)
+  wall = time.perf_counter() - start
+  if done.returncode != 0:
+    raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr[-1500:]}")
+  return wall, int(done.stdout.strip().splitlines()[-1]) // 1024
+
+
+def summaries_under(workdir: str) -> list[dict]:
+  out = []
+  for path in sorted(glob.glob(os.path.join(workdir, "**", "summary.json"), recursive=True)):
+    with open(path) as f:
+      out.append(json.load(f))
+  return out
+
+
+def run_seeds_mode(config: str, mode: str, seeds: int, root: str) -> dict:
+  workdir = os.path.join(root, f"seeds_{mode}")
+  cmd = [sys.executable, "-m", "jaxflow.cli", "seeds", f"--config={config}", f"--seeds={seeds}", f"--mode={mode}", f"--workdir={workdir}"]
+  wall, rss = timed(cmd)
+  with open(os.path.join(workdir, "report.json")) as f:
+    report = json.load(f)
+  sums = summaries_under(workdir)
+  group = [s["group"]["examples_per_second"] for s in sums if s.get("group")]
+  per_run = [s["examples_per_second"] for s in sums if s.get("examples_per_second")]
+  compile_s = max(s["compile_seconds"] for s in sums) if group else sum(s["compile_seconds"] for s in sums)
+  # auto also compiled the candidates it timed (the winner's programs are reused by the runs).
+  compile_s += sum(t["compile_seconds"] for t in (report["mode"].get("timings") or {}).values())
+  return {
+      "wall_seconds": wall, "peak_rss_mb": rss, "mode_used": report["mode"]["mode"], "why": report["mode"]["why"],
+      "compile_seconds": compile_s,
+      "examples_per_second": (group[0] if group else sum(per_run) / len(per_run) if per_run else None),
+      "examples_per_second_note": "the group's (all seeds at once)" if group else "per run, mean over seeds (one at a time)",
+      "mean_final": [s_["final"]["mean"] for s_ in report["sweeps"]][0],
+  }
+
+
+def run_processes(config: str, seeds: int, root: str) -> dict:
+  walls, rss, compiles, rates = [], [], [], []
+  start = time.perf_counter()
+  pins = lambda i: [f"--config.seeds.{n}={i}" for n in ("init", "data", "dropout", "augment", "noise", "sampler")]  # noqa: E731
+  for i in range(seeds):
+    workdir = os.path.join(root, "processes", f"seed_{i:03d}")
+    wall, mb = timed([sys.executable, "-m", "jaxflow.cli", "train", f"--config={config}", *pins(i), f"--workdir={workdir}", "--quiet"])
+    walls.append(wall)
+    rss.append(mb)
+    summary = summaries_under(workdir)[0]
+    compiles.append(summary["compile_seconds"])
+    rates.append(summary["examples_per_second"])
+  return {
+      "wall_seconds": time.perf_counter() - start, "per_process_wall_seconds": walls, "peak_rss_mb": max(rss),
+      "compile_seconds": sum(compiles), "examples_per_second": sum(rates) / len(rates),
+      "examples_per_second_note": "per run, mean over the processes",
+  }
+
+
+def markdown(result: dict) -> str:
+  lines = []
+  for model, r in result["models"].items():
+    lines += [f"### {model} ({CONFIGS[model]}), {result['args']['seeds']} seeds", "",
+              f"| how | wall s | vs {result['args']['seeds']} processes | compile s | examples/s | peak RSS MB | mode used |", "|---|---:|---:|---:|---:|---:|---|"]
+    base = r["processes"]["wall_seconds"]
+    for name, row in r["runs"].items():
+      lines.append(f"| jaxflow seeds --mode={name} | {row['wall_seconds']:.1f} | {row['wall_seconds'] / base:.2f}x | {row['compile_seconds']:.1f} | {row['examples_per_second']:,.0f} | {row['peak_rss_mb']} | {row['mode_used']} |")
+    p = r["processes"]
+    lines.append(f"| {result['args']['seeds']} x jaxflow train | {p['wall_seconds']:.1f} | 1.00x | {p['compile_seconds']:.1f} | {p['examples_per_second']:,.0f} | {p['peak_rss_mb']} | - |")
+    best = min((row["wall_seconds"], name) for name, row in r["runs"].items() if name != "auto")
+    auto = r["runs"]["auto"]["wall_seconds"]
+    lines += ["", f"auto / {result['args']['seeds']} processes: **{auto / base:.2f}x** (target <= 0.3: {'met' if auto / base <= 0.3 else 'NOT met'}); "
+              f"auto / best mode ({best[1]}): **{auto / best[0]:.2f}x** (target <= 1.10: {'met' if auto / best[0] <= 1.10 else 'NOT met'}). "
+              f"auto chose {r['runs']['auto']['mode_used']}: {r['runs']['auto']['why']}", ""]
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--models", default="mlp,cnn")
+  parser.add_argument("--seeds", type=int, default=16)
+  parser.add_argument("--modes", default="auto,vmap,sequential")
+  parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "seeds.json"))
+  args = parser.parse_args()
+  import jax
+
+  modes = args.modes.split(",") + (["devices"] if len(jax.devices()) > 1 else [])
+  result = {"benchmark": "seeds", "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": {"platform": jax.devices()[0].platform, "count": len(jax.devices()), "cpu_count": os.cpu_count()},
+            "jax": jax.__version__, "args": vars(args), "loadavg_start": os.getloadavg(), "models": {}}
+  with tempfile.TemporaryDirectory(prefix="jaxflow_seeds_bench_") as root:
+    for model in args.models.split(","):
+      config = CONFIGS[model]
+      entry = {"runs": {}}
+      for mode in modes:
+        entry["runs"][mode] = run_seeds_mode(config, mode, args.seeds, os.path.join(root, model))
+        print(f"[{model}] seeds --mode={mode}: {entry['runs'][mode]['wall_seconds']:.1f} s", flush=True)
+      entry["processes"] = run_processes(config, args.seeds, os.path.join(root, model))
+      print(f"[{model}] {args.seeds} processes: {entry['processes']['wall_seconds']:.1f} s", flush=True)
+      result["models"][model] = entry
+  result["loadavg_end"] = os.getloadavg()
+  result["markdown"] = markdown(result)
+  print(result["markdown"])
+  os.makedirs(os.path.dirname(args.out), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(result, f, indent=2)
+  print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
