@@ -32,11 +32,8 @@ import json
 import os
 import time
 
-import jax
 import ml_collections
-import numpy as np
 
-from jaxflow import rng
 from jaxflow.config import ConfigError, config_hash, to_dict
 from jaxflow.studies import determinism, seeds_report, seeds_timing
 from jaxflow.training import loop

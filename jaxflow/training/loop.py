@@ -21,8 +21,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import json
-import os
 import time
 
 import jax
