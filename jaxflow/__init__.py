@@ -23,4 +23,11 @@ def audit(config, workdir: str) -> dict:
   return run_audit(config, workdir)
 
 
-__all__ = ["ConfigError", "audit", "load_config", "train"]
+def explain(workdir: str, **kw) -> dict:
+  """Pictures and sanity checks of the trained run in `workdir` (`jaxflow explain`); returns out, page, report paths."""
+  from jaxflow.inspect.explain import run_explain
+
+  return run_explain(workdir, **kw)
+
+
+__all__ = ["ConfigError", "audit", "explain", "load_config", "train"]
