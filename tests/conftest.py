@@ -33,3 +33,18 @@ def data_dir(tmp_path_factory) -> str:
 
 def config_path(name: str) -> str:
   return os.path.join(ROOT, "configs", name)
+
+
+def latest_params(workdir: str):
+  """The parameters of a run's latest checkpoint (read-only, on the first device)."""
+  from jaxflow.training import checkpoints
+
+  return checkpoints.read_run_params(workdir)[0]
+
+
+def max_param_diff(a, b) -> float:
+  """max |a - b| over every parameter of two parameter trees of the same structure."""
+  import jax
+  import numpy as np
+
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))

@@ -30,7 +30,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxflow  # noqa: E402
-from jaxflow.training import checkpoints  # noqa: E402
+from tests.conftest import latest_params, max_param_diff  # noqa: E402
 
 MLP = os.path.join(ROOT, "configs", "digits_mlp.py")
 CNN = os.path.join(ROOT, "configs", "digits_cnn.py")
@@ -40,14 +40,7 @@ SMALL = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=2", "checkpo
 def run(config_file, overrides, workdir=None):
   workdir = workdir or tempfile.mkdtemp()
   summary = jaxflow.train(jaxflow.load_config(config_file, overrides), workdir, quiet=True)
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-  params = ckpt.read_params(ckpt.latest_step())
-  ckpt.close()
-  return summary, params
-
-
-def max_diff(a, b) -> float:
-  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return summary, latest_params(workdir)
 
 
 def equivalence():
@@ -58,20 +51,20 @@ def equivalence():
   for mode in ("sharded", "pmap"):
     for n in (2, 4, 8):
       summary, params = run(MLP, [*no_dropout, f"parallel.mode={mode}", f"parallel.num_devices={n}"])
-      out[f"{mode}_{n}"] = {"max_diff": max_diff(base_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "devices": summary["device"]["count"]}
+      out[f"{mode}_{n}"] = {"max_diff": max_param_diff(base_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "devices": summary["device"]["used"]}
   # With dropout (0.1): sharded draws the global batch's mask, partitioned, so it still matches single.
   dropout_base, dropout_params = run(MLP, [*SMALL, "parallel.mode=single"])
   summary, params = run(MLP, [*SMALL, "parallel.mode=sharded"])
-  out["sharded_dropout"] = {"max_diff": max_diff(dropout_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "single_accuracy": dropout_base["final"]["eval"]["accuracy"]}
+  out["sharded_dropout"] = {"max_diff": max_param_diff(dropout_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "single_accuracy": dropout_base["final"]["eval"]["accuracy"]}
   summary, params = run(MLP, [*SMALL, "parallel.mode=pmap"])
-  out["pmap_dropout"] = {"max_diff": max_diff(dropout_params, params)}
+  out["pmap_dropout"] = {"max_diff": max_param_diff(dropout_params, params)}
   # The chunked path (a conv model on CPU: one step per dispatch), with augmentation drawn per example.
   augment = "data.augment=('rotate(degrees=10, p=0.5)', 'noise(std=0.02)')"
   cnn = ["train.batch_size=64", "train.epochs=1", "checkpoint.every_epochs=1", "model.dropout_rate=0.0", "model.conv_features=(8, 16)", "model.widths=(32,)", augment]
   _, cnn_single = run(CNN, [*cnn, "parallel.mode=single"])
   for mode in ("sharded", "pmap"):
     _, cnn_params = run(CNN, [*cnn, f"parallel.mode={mode}"])
-    out[f"cnn_{mode}"] = {"max_diff": max_diff(cnn_single, cnn_params)}
+    out[f"cnn_{mode}"] = {"max_diff": max_param_diff(cnn_single, cnn_params)}
   return out
 
 
@@ -121,10 +114,8 @@ def restore():
     shutil.rmtree(os.path.join(workdir, "checkpoints", "latest", str(straight["steps"])))
     config = jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", f"parallel.mode={second}"])
     summary = jaxflow.train(config, workdir, quiet=True)
-    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-    params = ckpt.read_params(ckpt.latest_step())
-    ckpt.close()
-    out[f"{first}_then_{second}"] = {"resumed_from": summary["resumed_from_step"], "steps": summary["steps"], "max_diff": max_diff(straight_params, params), "devices": summary["device"]["count"]}
+    params = latest_params(workdir)
+    out[f"{first}_then_{second}"] = {"resumed_from": summary["resumed_from_step"], "steps": summary["steps"], "max_diff": max_param_diff(straight_params, params), "devices": summary["device"]["used"]}
   return out
 
 

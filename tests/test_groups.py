@@ -3,16 +3,12 @@ vmapped program, give each run what training it alone gives (to float rounding).
 
 from __future__ import annotations
 
-import os
-
-import jax
-import numpy as np
 import pytest
 
 import jaxflow
 from jaxflow.config import ConfigError
-from jaxflow.training import checkpoints, loop
-from tests.conftest import config_path
+from jaxflow.training import loop
+from tests.conftest import config_path, latest_params, max_param_diff
 
 BASE = ["train.epochs=2", "model.widths=(32,)", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
 TRIALS = [
@@ -20,14 +16,6 @@ TRIALS = [
     ["optim.lr=0.01", "model.dropout_rate=0.3", "optim.weight_decay=0.001", "seeds.init=2"],
     ["optim.lr=0.001", "model.dropout_rate=0.0", "optim.weight_decay=0.01", "seeds.init=3"],
 ]
-
-
-def _params(workdir):
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-  try:
-    return ckpt.read_params(ckpt.latest_step())
-  finally:
-    ckpt.close()
 
 
 def test_group_key_ignores_seeds_and_runtime_hyperparameters():
@@ -48,8 +36,7 @@ def test_group_with_different_hyperparameters_matches_each_run_alone(tmp_path, o
     assert g["group"]["runs"] == 3
     assert round(g["final"]["eval"]["accuracy"], 3) == round(s["final"]["eval"]["accuracy"], 3)
     assert g["final"]["train"]["lr"] == pytest.approx(s["final"]["train"]["lr"], rel=1e-6)  # each run logs its own lr
-    diff = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(_params(str(tmp_path / f"g{i}"))), jax.tree.leaves(_params(str(tmp_path / f"s{i}")))))
-    assert diff <= 1e-5
+    assert max_param_diff(latest_params(str(tmp_path / f"g{i}")), latest_params(str(tmp_path / f"s{i}"))) <= 1e-5
 
 
 def test_group_refuses_configs_that_differ_in_shape(tmp_path):

@@ -17,15 +17,12 @@ import socket
 import subprocess
 import sys
 
-import jax
-import numpy as np
 import pytest
 
 import jaxflow
 from jaxflow.config import ConfigError
-from jaxflow.training import checkpoints
 from jaxflow.training.validate import validate
-from tests.conftest import ROOT, config_path
+from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 
 WORKER = os.path.join(ROOT, "tests", "parallel_worker.py")
 TOLERANCE = 1e-5
@@ -51,6 +48,7 @@ def equivalence():
 def test_parallel_matches_single_device(equivalence, mode, devices):
   result = equivalence[f"{mode}_{devices}"]
   assert result["max_diff"] <= TOLERANCE
+  assert result["devices"] == devices  # trained on that many of the 8 visible devices
   assert round(result["accuracy"], 3) == round(equivalence["single"]["accuracy"], 3)
 
 
@@ -83,6 +81,7 @@ def test_checkpoint_restores_under_another_layout():
   result = worker("restore", 8)
   for case in ("sharded_then_single", "single_then_sharded"):
     assert result[case]["resumed_from"] == 22 and result[case]["steps"] == 44
+    assert result[case]["devices"] == (1 if case.endswith("single") else 8)
     assert result[case]["max_diff"] <= TOLERANCE
 
 
@@ -132,14 +131,6 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _params(workdir: str):
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-  try:
-    return ckpt.read_params(ckpt.latest_step())
-  finally:
-    ckpt.close()
-
-
 def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
   """2 processes x 2 devices on 127.0.0.1 (gloo): identical parameters in both, only process 0 writes
   the logs, and they match a 4-device single-process run to rounding. Processes are SIGKILLed past the
@@ -167,13 +158,11 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
     assert p.returncode == 0, err.read()[-3000:]
   results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
   assert results[0]["params_sha256"] == results[1]["params_sha256"]
-  assert results[0]["device"] == {"platform": "cpu", "kind": "cpu", "count": 4, "process_count": 2}
+  assert results[0]["device"] == {"platform": "cpu", "kind": "cpu", "count": 4, "used": 4, "mode": "sharded", "process_count": 2}
   assert {"metrics.jsonl", "summary.json", "tb", "config.json", "checkpoints"} <= set(os.listdir(multi_dir))
   with open(os.path.join(multi_dir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
   assert sum(r["split"] == "eval" for r in records) == 2  # one writer: each epoch's record once
   reference = worker("reference", 4, single_dir)
-  multi, single = _params(multi_dir), _params(single_dir)
-  diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(single)))
-  assert diff <= TOLERANCE
+  assert max_param_diff(latest_params(multi_dir), latest_params(single_dir)) <= TOLERANCE
   assert round(results[0]["accuracy"], 3) == round(reference["accuracy"], 3)

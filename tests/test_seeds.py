@@ -16,8 +16,7 @@ from jaxflow import cli, rng
 from jaxflow.config import ConfigError
 from jaxflow.studies import seeds as seeds_lib
 from jaxflow.studies import stats
-from jaxflow.training import checkpoints
-from tests.conftest import config_path
+from tests.conftest import config_path, latest_params, max_param_diff
 
 TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -107,22 +106,13 @@ def two_modes(tmp_path_factory):
   return out
 
 
-def _params(workdir):
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-  try:
-    return ckpt.read_params(ckpt.latest_step())
-  finally:
-    ckpt.close()
-
-
 @pytest.mark.slow
 def test_vmap_and_sequential_give_the_same_seeds(two_modes):
   (_, vmapped), (_, sequential) = two_modes["vmap"], two_modes["sequential"]
   for v, s in zip(vmapped["sweeps"][0]["seeds"], sequential["sweeps"][0]["seeds"]):
     assert v["status"] == s["status"] == "completed"
     assert round(v["final"], 3) == round(s["final"], 3)
-    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(jax.tree.leaves(_params(v["workdir"])), jax.tree.leaves(_params(s["workdir"]))))
-    assert diff <= 1e-5  # the same math, other rounding (batched matmuls)
+    assert max_param_diff(latest_params(v["workdir"]), latest_params(s["workdir"])) <= 1e-5  # the same math, other rounding (batched matmuls)
   assert len({r["final"] for r in vmapped["sweeps"][0]["seeds"]}) > 1  # the seeds do differ
 
 

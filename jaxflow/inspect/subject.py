@@ -111,17 +111,12 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def _first_device_params(workdir: str, keep: int) -> tuple[dict, int, str]:
-  directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory):
+  """The best checkpoint's parameters (else the latest's), opened read-only: a run that is still
+  saving keeps its temporary folders, and no folder is created."""
+  found = checkpoints.read_run_params(workdir, which=checkpoints.BEST, fallback=True)
+  if found is None:
     raise ConfigError(f"workdir {workdir} has no checkpoints: train it first (jaxflow train --workdir={workdir} ...)")
-  ckpt = checkpoints.Checkpointer(directory, keep=keep)
-  try:
-    for which, step in ((checkpoints.BEST, ckpt.best_step()), (checkpoints.LATEST, ckpt.latest_step())):
-      if step is not None:
-        return ckpt.read_params(step, which=which), int(step), which
-  finally:
-    ckpt.close()
-  raise ConfigError(f"workdir {workdir} has no checkpoints: train it first (jaxflow train --workdir={workdir} ...)")
+  return found
 
 
 def _zeros(structure):

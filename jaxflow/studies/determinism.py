@@ -34,11 +34,7 @@ FLAGS = {
 
 
 def _params(workdir: str):
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-  try:
-    return ckpt.read_params(ckpt.latest_step())
-  finally:
-    ckpt.close()
+  return checkpoints.read_run_params(workdir)[0]
 
 
 def _max_diff(a_dir: str, b_dir: str) -> float:

@@ -27,13 +27,16 @@ def _state_tree(state: TrainState) -> dict[str, Any]:
   return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
 
 
-def _manager(directory: str, keep: int, name: str) -> ocp.CheckpointManager:
+def _manager(directory: str, keep: int, name: str, *, read_only: bool = False) -> ocp.CheckpointManager:
   # Multi-host saves meet at barriers named after the step; the best and the latest managers save the
   # same step at the end of a run, and two barriers of one name collide ("Barrier
   # _async_write_complete.44 is already ongoing"): each manager gets its own prefix.
   multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+  # read_only: a reader (explain, init_from, a test) must neither create folders nor clean up the
+  # temporary folders of a run that may be saving right now.
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, create=True, cleanup_tmp_directories=True, multiprocessing_options=multiprocessing
+      max_to_keep=keep, create=not read_only, cleanup_tmp_directories=not read_only,
+      multiprocessing_options=multiprocessing, read_only=read_only,
   )
   handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
@@ -42,15 +45,19 @@ def _manager(directory: str, keep: int, name: str) -> ocp.CheckpointManager:
 class Checkpointer:
   """`save` / `save_best`, `restore`, `latest_step` / `best_step` over the two managers."""
 
-  def __init__(self, directory: str, *, keep: int):
+  def __init__(self, directory: str, *, keep: int, read_only: bool = False):
     self.directory = directory
-    self._managers = {LATEST: _manager(os.path.join(directory, LATEST), keep, LATEST), BEST: _manager(os.path.join(directory, BEST), 1, BEST)}
+    self._managers = {
+        which: _manager(os.path.join(directory, which), keep if which == LATEST else 1, which, read_only=read_only)
+        for which in (LATEST, BEST)
+        if not read_only or os.path.isdir(os.path.join(directory, which))
+    }
 
   def latest_step(self) -> int | None:
-    return self._managers[LATEST].latest_step()
+    return self._managers[LATEST].latest_step() if LATEST in self._managers else None
 
   def best_step(self) -> int | None:
-    return self._managers[BEST].latest_step()
+    return self._managers[BEST].latest_step() if BEST in self._managers else None
 
   def all_steps(self, which: str = LATEST) -> list[int]:
     return sorted(self._managers[which].all_steps())
@@ -90,3 +97,22 @@ class Checkpointer:
   def close(self) -> None:
     for manager in self._managers.values():
       manager.close()
+
+
+def read_run_params(workdir: str, *, which: str = LATEST, fallback: bool = False):
+  """(params, step, which) of a run's latest (or best) checkpoint, opened read-only, on this process's
+  first device whatever layout wrote it; `fallback`: the other kind when that one is missing. None
+  when the run has no such checkpoint."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return None
+  ckpt = Checkpointer(directory, keep=1, read_only=True)
+  try:
+    order = (which, BEST if which == LATEST else LATEST) if fallback else (which,)
+    for kind in order:
+      step = ckpt.best_step() if kind == BEST else ckpt.latest_step()
+      if step is not None:
+        return ckpt.read_params(step, which=kind), int(step), kind
+    return None
+  finally:
+    ckpt.close()

@@ -364,7 +364,7 @@ def _train_epochs(*, config, books, state, data, streams, programs, layout, on_h
         book.fail(e, _extra(0.0))
 
   def _extra(train_s: float) -> dict:
-    return {"wall_seconds": time.perf_counter() - wall_start, "compile_seconds": programs.compile_seconds - compile_before_run, "train_seconds": train_s, **environment()}
+    return {"wall_seconds": time.perf_counter() - wall_start, "compile_seconds": programs.compile_seconds - compile_before_run, "train_seconds": train_s, **environment(mode=layout.mode, used=layout.num_devices)}
 
   ahead = programs.epoch(state, data, streams, start_epoch) if fused and start_epoch < last_epoch else None
   for epoch in range(start_epoch, last_epoch):

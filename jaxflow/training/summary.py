@@ -10,7 +10,8 @@ import jax
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 
 
-def environment() -> dict:
+def environment(*, mode: str = "single", used: int = 1) -> dict:
+  """`count` is the devices JAX sees; `used` the ones its parallel mode trained on, over all processes."""
   devices = jax.devices()
   versions = {"python": platform.python_version()}
   for name in PACKAGES:
@@ -19,6 +20,7 @@ def environment() -> dict:
     except metadata.PackageNotFoundError:
       versions[name] = None
   return {
-      "device": {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices), "process_count": jax.process_count()},
+      "device": {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices), "used": used, "mode": mode,
+                 "process_count": jax.process_count()},
       "versions": versions,
   }

@@ -33,18 +33,13 @@ def check_patterns(field: str, patterns: Sequence[str], layers: Iterable[str]) -
 
 
 def source_params(workdir: str):
-  """The parameters of `workdir`'s best checkpoint, else its latest, as saved (numpy leaves)."""
+  """The parameters of `workdir`'s best checkpoint, else its latest (read-only)."""
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     raise ConfigError(f"config.init_from={workdir!r} holds no checkpoints (no {directory})")
-  ckpt = checkpoints.Checkpointer(directory, keep=1)
-  try:
-    if ckpt.best_step() is not None:
-      return ckpt.read_params(ckpt.best_step(), which=checkpoints.BEST)
-    if ckpt.latest_step() is not None:
-      return ckpt.read_params(ckpt.latest_step())
-  finally:
-    ckpt.close()
+  found = checkpoints.read_run_params(workdir, which=checkpoints.BEST, fallback=True)
+  if found is not None:
+    return found[0]
   raise ConfigError(f"config.init_from={workdir!r} holds no checkpoints")
 
 
