@@ -147,6 +147,21 @@ def test_each_seed_is_a_normal_run_and_a_rerun_skips_finished_seeds(two_modes):
 
 
 @pytest.mark.slow
+def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_trains(two_modes, tmp_path):
+  report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=3, vary="init,dropout", mode="auto")
+  choice = report["mode"]
+  timings = choice["timings"]
+  assert set(timings) == {"sequential", "vmap"} and all(t["seconds_per_step_all_seeds"] > 0 for t in timings.values())
+  assert choice["mode"] == min(timings, key=lambda k: timings[k]["seconds_per_step_all_seeds"])
+  assert "sequential" in choice["why"] and "vmap" in choice["why"]
+  # The winner ran the timed programs; its seeds are bitwise those of the same mode chosen by hand.
+  _, by_hand = two_modes[choice["mode"]]
+  assert [r["params_sha256"] for r in report["sweeps"][0]["seeds"]] == [r["params_sha256"] for r in by_hand["sweeps"][0]["seeds"]]
+  again = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=3, vary="init,dropout", mode="auto")
+  assert again["mode"]["timings"] is None and "finished" in again["mode"]["why"]  # nothing left to train: nothing timed
+
+
+@pytest.mark.slow
 def test_sources_study_decomposes_the_variance(tmp_path):
   report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, study="sources", mode="vmap")
   names = [s["name"] for s in report["sweeps"]]

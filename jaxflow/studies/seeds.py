@@ -163,7 +163,13 @@ def run_seeds(
     sweeps, skipped = [(name, varied)], []
   os.makedirs(workdir, exist_ok=True)
   compiled = loop.Compiled()
-  choice = seeds_timing.choose_mode(config, seeds, compiled) if mode == "auto" else {"mode": mode, "why": "chosen on the command line", "timings": None}
+  finished = all(_finished(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds))
+  if mode != "auto":
+    choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
+  elif finished:  # a rerun of a finished study: nothing to train, nothing to time
+    choice = {"mode": "sequential", "why": "every seed had finished already: nothing was trained or timed", "timings": None}
+  else:
+    choice = seeds_timing.choose_mode(config, seeds, compiled)
   results = [run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet) for n, v in sweeps]
   report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
   if check_determinism:

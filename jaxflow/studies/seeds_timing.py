@@ -34,9 +34,14 @@ def seed_sharding(num_runs: int):
   return NamedSharding(Mesh(np.asarray(devices[:n]), ("seeds",)), P("seeds"))
 
 
-def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding, compiled: loop.Compiled) -> dict:
+CLEAR_LOSS = 1.5  # a candidate this much slower than the best so far after one timed call is not timed further
+
+
+def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding, compiled: loop.Compiled, per_step_scale: float, best_so_far: float | None) -> dict:
   """Times the candidate's real programs (kept in `compiled`, so the chosen mode does not compile
-  them again): a fused epoch when the model runs whole epochs per dispatch, else one-step chunks."""
+  them again): a fused epoch when the model runs whole epochs per dispatch, else one-step chunks.
+  A clear loser (CLEAR_LOSS x slower than `best_so_far`, in seconds per step of all seeds, after its
+  first timed call) stops there: its calls are thrown away, so each one saved is saved outright."""
   model, tx, programs, steps_per_epoch, per_dispatch = loop.build_programs(
       config, problem, size=stack, class_weights=data.class_weights, stack_sharding=sharding, compiled=compiled,
   )
@@ -58,8 +63,11 @@ def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding,
       jax.block_until_ready(metrics)
     if call:  # the first call compiled (and warmed up)
       times.append(time.perf_counter() - start)
+      per_step = times[-1] / (steps_per_epoch if fused else 1) * per_step_scale
+      if best_so_far is not None and per_step > CLEAR_LOSS * best_so_far:
+        break
   steps = steps_per_epoch if fused else 1
-  return {"seconds_per_call": statistics.median(times), "steps_per_call": steps, "compile_seconds": programs.compile_seconds - compile_before}
+  return {"seconds_per_call": statistics.median(times), "steps_per_call": steps, "timed_calls": len(times), "compile_seconds": programs.compile_seconds - compile_before}
 
 
 def choose_mode(config, seeds: int, compiled: loop.Compiled) -> dict:
@@ -86,9 +94,11 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled) -> dict:
     candidates["devices"] = (seeds, sharding)
   timings = {}
   for name, (stack, shard) in candidates.items():
-    t = _time_candidate(config, problem, data, stream_list, stack=stack, sharding=shard, compiled=compiled)
     # Seconds for one step of every seed: sequential runs the seeds one after another.
-    t["seconds_per_step_all_seeds"] = t["seconds_per_call"] / t["steps_per_call"] * (seeds if stack == 1 else 1)
+    scale = seeds if stack == 1 else 1
+    best_so_far = min((t["seconds_per_step_all_seeds"] for t in timings.values()), default=None)
+    t = _time_candidate(config, problem, data, stream_list, stack=stack, sharding=shard, compiled=compiled, per_step_scale=scale, best_so_far=best_so_far)
+    t["seconds_per_step_all_seeds"] = t["seconds_per_call"] / t["steps_per_call"] * scale
     timings[name] = t
   best = min(timings, key=lambda k: timings[k]["seconds_per_step_all_seeds"])
   ranked = sorted(timings, key=lambda k: timings[k]["seconds_per_step_all_seeds"])
@@ -98,7 +108,7 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled) -> dict:
   unit = "epoch(s)" if timings[best]["steps_per_call"] > 1 else "one-step dispatch(es)"
   calls = FUSED_CALLS if timings[best]["steps_per_call"] > 1 else TIMED_CALLS
   why = (
-      f"timed {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
+      f"timed up to {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
       f"one step of all {seeds} seeds: {shown}; {best} is {ratio:.2f}x faster than {runner_up}"
   )
   return {"mode": best, "why": why, "timings": timings}

@@ -71,12 +71,15 @@ class Programs:
       data_stacked: bool = False,
       stack_sharding=None,
       runtime: steps.RuntimeHparams | None = None,
+      shared: dict | None = None,
   ):
     """`stack` > 1: a group of runs that differ only in their PRNG keys (the multi-seed runner) trained
     as one program, every array of the state and every stream with a leading run axis of that size
     (jax.vmap of the same step functions). `data_stacked`: the runs also have their own training data
     (e.g. a skewed subset drawn from each run's `data` stream), stacked the same way. `stack_sharding`:
-    where stacked arrays live (the run axis spread over devices), None for the default device."""
+    where stacked arrays live (the run axis spread over devices), None for the default device.
+    `shared`: executables shared with other Programs built on the same model and optimizer objects
+    (the one-run init)."""
     self.layout, self.stack, self.stack_sharding, self.data_stacked = layout, stack, stack_sharding, data_stacked
     d = 0 if data_stacked else None
     vmapped = (lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes)) if stack > 1 else (lambda fn, in_axes: fn)
@@ -119,19 +122,22 @@ class Programs:
     self._host_step = jax.jit(host_train_step, donate_argnums=0)
     self._host_eval = jax.jit(eval_fn)
     self._compiled: dict[object, object] = {}
+    self._shared = {} if shared is None else shared
     self.compile_seconds = 0.0
 
-  def _run(self, key, jitted, *args, **static):
-    if key not in self._compiled:
+  def _run(self, key, jitted, *args, cache=None, **static):
+    cache = self._compiled if cache is None else cache
+    if key not in cache:
       start = time.perf_counter()
-      self._compiled[key] = jitted.lower(*args, **static).compile()
+      cache[key] = jitted.lower(*args, **static).compile()
       self.compile_seconds += time.perf_counter() - start
-    return self._compiled[key](*args)
+    return cache[key](*args)
 
   def init_single(self, init):
-    """One run's init program (compiled once), for a group to call per run."""
+    """One run's init program (compiled once, shared by the Programs of the same model and optimizer),
+    for a group to call per run and a one-device run to call once."""
     def call(key):
-      return self._run("init_one", jax.jit(init), key)
+      return self._run("init_one", jax.jit(init), key, cache=self._shared)
 
     return call
 
