@@ -21,6 +21,9 @@ def data_dir(tmp_path_factory) -> str:
   path = str(tmp_path_factory.mktemp("jaxflow_data"))
   previous = os.environ.get("JAXFLOW_DATA_DIR")
   os.environ["JAXFLOW_DATA_DIR"] = path
+  # `jaxflow seeds --mode=auto` remembers its decisions per machine: never in the user's cache, and off
+  # unless a test turns it on (a test's timing must not decide another test's mode).
+  os.environ["JAXFLOW_SEEDS_MODE_CACHE"] = "off"
   from jaxflow import data
 
   data.dataset_spec("digits", data_dir=path)  # prepare once, before any test times or parses output

@@ -16,6 +16,7 @@ from jaxflow import cli, rng
 from jaxflow.config import ConfigError
 from jaxflow.studies import seeds as seeds_lib
 from jaxflow.studies import stats
+from jaxflow.training import loop
 from tests.conftest import config_path, latest_params, max_param_diff
 
 TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]
@@ -147,9 +148,12 @@ def test_each_seed_is_a_normal_run_and_a_rerun_skips_finished_seeds(two_modes):
 
 
 @pytest.mark.slow
-def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_trains(two_modes, tmp_path):
-  report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=3, vary="init,dropout", mode="auto")
+def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_trains(two_modes, tmp_path, monkeypatch):
+  cache = tmp_path / "modes.json"
+  monkeypatch.setenv("JAXFLOW_SEEDS_MODE_CACHE", str(cache))
+  report = seeds_lib.run_seeds(tiny(), str(tmp_path / "a"), seeds=3, vary="init,dropout", mode="auto")
   choice = report["mode"]
+  assert choice["cached"] is False
   timings = choice["timings"]
   assert set(timings) == {"sequential", "vmap"} and all(t["seconds_per_step_all_seeds"] > 0 for t in timings.values())
   assert choice["mode"] == min(timings, key=lambda k: timings[k]["seconds_per_step_all_seeds"])
@@ -157,8 +161,19 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
   # The winner ran the timed programs; its seeds are bitwise those of the same mode chosen by hand.
   _, by_hand = two_modes[choice["mode"]]
   assert [r["params_sha256"] for r in report["sweeps"][0]["seeds"]] == [r["params_sha256"] for r in by_hand["sweeps"][0]["seeds"]]
-  again = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=3, vary="init,dropout", mode="auto")
+  again = seeds_lib.run_seeds(tiny(), str(tmp_path / "a"), seeds=3, vary="init,dropout", mode="auto")
   assert again["mode"]["timings"] is None and "finished" in again["mode"]["why"]  # nothing left to train: nothing timed
+  # Another study of the same config (other streams varied) reuses the decision instead of timing again;
+  # another seed count, or the cache switched off, times afresh.
+  other = seeds_lib.run_seeds(tiny(), str(tmp_path / "b"), seeds=3, vary="data", mode="auto")
+  assert other["mode"]["cached"] is True and other["mode"]["timings"] == timings
+  # From the cache nothing is compiled yet: each candidate costs its compile plus its steps.
+  predicted = {m: t["compile_seconds"] + t["seconds_per_step_all_seeds"] * t["steps_per_epoch"] * 2 for m, t in timings.items()}
+  assert other["mode"]["mode"] == min(predicted, key=predicted.get)
+  assert str(cache) in other["mode"]["why"]
+  monkeypatch.setenv("JAXFLOW_SEEDS_MODE_CACHE", "off")
+  assert seeds_lib.seeds_timing.choose_mode(tiny(), 3, loop.Compiled())["cached"] is False
+  assert list(json.loads(cache.read_text())) and len(json.loads(cache.read_text())) == 1
 
 
 @pytest.mark.slow

@@ -169,7 +169,7 @@ def run_seeds(
   elif finished:  # a rerun of a finished study: nothing to train, nothing to time
     choice = {"mode": "sequential", "why": "every seed had finished already: nothing was trained or timed", "timings": None}
   else:
-    choice = seeds_timing.choose_mode(config, seeds, compiled)
+    choice = seeds_timing.choose_mode(config, seeds, compiled, sweeps=len(sweeps))
   results = [run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet) for n, v in sweeps]
   report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
   if check_determinism:

@@ -6,10 +6,20 @@ an epoch per dispatch, else one-step dispatches (a convolutional model on CPU). 
 with one seed and counted `seeds` times; `vmap` and `devices` with all seeds stacked. Each program is
 compiled and run once untimed, then timed over a few calls (median), so compile time is left out of the
 comparison and reported apart. The timing runs are thrown away; the loser's compile is the price.
+
+That price is a few seconds, which for a small study is a large share of it (16 digits-MLP seeds train in
+~20 s), so the decision is kept in a small per-machine cache (like XLA's autotuning results): the next
+study of the same static config and seed count on the same devices and jax version (another --vary,
+another --study, a rerun elsewhere) reuses it, and its report says when and how it was decided.
+$JAXFLOW_SEEDS_MODE_CACHE names the file (default $XDG_CACHE_HOME/jaxflow/seeds_modes.json); "off"
+times every study afresh.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+import os
 import statistics
 import time
 
@@ -32,6 +42,51 @@ def seed_sharding(num_runs: int):
   if n == 1:
     return None
   return NamedSharding(Mesh(np.asarray(devices[:n]), ("seeds",)), P("seeds"))
+
+
+CACHE_ENV = "JAXFLOW_SEEDS_MODE_CACHE"
+
+
+def cache_path() -> str | None:
+  """The decision cache's file, None when switched off."""
+  path = os.environ.get(CACHE_ENV)
+  if path == "off":
+    return None
+  if path:
+    return path
+  return os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")), "jaxflow", "seeds_modes.json")
+
+
+def _cache_key(config, seeds: int) -> str:
+  d = jax.local_devices()[0]
+  return f"{loop.static_key(config)}|seeds={seeds}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}"
+
+
+def _read_cache(path: str | None) -> dict:
+  if path is None:
+    return {}
+  try:
+    with open(path) as f:
+      cache = json.load(f)
+    return cache if isinstance(cache, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def _remember(path: str | None, key: str, choice: dict) -> None:
+  """Adds the decision to the cache (best effort: an unwritable cache only means timing again)."""
+  if path is None:
+    return
+  cache = _read_cache(path)
+  cache[key] = {**choice, "decided": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+      json.dump(cache, f, indent=1)
+    os.replace(tmp, path)
+  except OSError:
+    pass
 
 
 CLEAR_LOSS = 1.5  # a candidate this much slower than the best so far after one timed call is not timed further
@@ -67,11 +122,26 @@ def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding,
       if best_so_far is not None and per_step > CLEAR_LOSS * best_so_far:
         break
   steps = steps_per_epoch if fused else 1
-  return {"seconds_per_call": statistics.median(times), "steps_per_call": steps, "timed_calls": len(times), "compile_seconds": programs.compile_seconds - compile_before}
+  return {"seconds_per_call": statistics.median(times), "steps_per_call": steps, "steps_per_epoch": steps_per_epoch, "timed_calls": len(times), "compile_seconds": programs.compile_seconds - compile_before}
 
 
-def choose_mode(config, seeds: int, compiled: loop.Compiled) -> dict:
-  """{"mode", "why", "timings"}: the fastest candidate for `seeds` runs of `config` on this machine."""
+def _from_cache(known: dict, config, sweeps: int) -> tuple[str, str]:
+  """(mode, how) from cached timings. Timed now, the candidates' compiles are sunk and only the steps
+  count; from the cache nothing is compiled yet, so each candidate costs its compile plus its steps
+  (a small study can be faster in the mode that compiles quicker although it steps slower)."""
+  timings = known.get("timings") or {}
+  if not timings or not all("steps_per_epoch" in t for t in timings.values()):
+    return known["mode"], "its timings' choice"
+  steps = config.train.epochs * sweeps
+  predicted = {m: t["compile_seconds"] + t["seconds_per_step_all_seeds"] * t["steps_per_epoch"] * steps for m, t in timings.items()}
+  mode = min(predicted, key=predicted.get)
+  shown = ", ".join(f"{m} {predicted[m]:.1f} s" for m in sorted(predicted, key=predicted.get))
+  return mode, f"predicted compile + training seconds for {config.train.epochs} epoch(s) x {sweeps} sweep(s): {shown}"
+
+
+def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1) -> dict:
+  """{"mode", "why", "timings", "cached"}: the fastest candidate for `seeds` runs of `config` (in each of
+  `sweeps` sweeps) on this machine."""
   from jaxflow.studies.seeds import SOURCES, seed_config
   from jaxflow.training import graph_data
   from jaxflow.training.validate import validate
@@ -80,6 +150,14 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled) -> dict:
     return {"mode": "sequential", "why": "one seed: nothing to stack", "timings": None}
   if config.data.name in graph_data.GRAPH_DATASETS:
     return {"mode": "sequential", "why": "graph datasets batch on the host: their seeds run one after another", "timings": None}
+  path = cache_path()
+  cache_key = _cache_key(config, seeds)
+  known = _read_cache(path).get(cache_key)
+  if isinstance(known, dict) and known.get("mode") in ("sequential", "vmap", "devices"):
+    mode, how = _from_cache(known, config, sweeps)
+    why = (f"{how}, from candidates timed on this machine at {known.get('decided')} and kept in {path} (same config but "
+           f"its seeds, {seeds} seeds, devices and jax; {CACHE_ENV}=off retimes); then: {known.get('why')}")
+    return {"mode": mode, "why": why, "timings": known.get("timings"), "cached": True}
   key = loop.static_key(config)
   problem = validate(config)
   compiled.problem = (key, problem)  # the runs that follow validate nothing again
@@ -111,4 +189,6 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled) -> dict:
       f"timed up to {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
       f"one step of all {seeds} seeds: {shown}; {best} is {ratio:.2f}x faster than {runner_up}"
   )
-  return {"mode": best, "why": why, "timings": timings}
+  choice = {"mode": best, "why": why, "timings": timings}
+  _remember(path, cache_key, choice)
+  return {**choice, "cached": False}
