@@ -30,4 +30,18 @@ def explain(workdir: str, **kw) -> dict:
   return run_explain(workdir, **kw)
 
 
-__all__ = ["ConfigError", "audit", "explain", "load_config", "train"]
+def tune(config, workdir: str, **kw) -> dict:
+  """Hyperparameter search over `space=` (a file or a Space) in `workdir`; returns the report (see jaxflow.studies.tune)."""
+  from jaxflow.studies.tune import run_tune
+
+  return run_tune(config, workdir, **kw)
+
+
+def profile(config, workdir: str, **kw) -> dict:
+  """Profiles `config`'s model on every device into `workdir` (`jaxflow profile`); returns the report."""
+  from jaxflow.profiler.run import run_profile
+
+  return run_profile(config, workdir, **kw)
+
+
+__all__ = ["ConfigError", "audit", "explain", "load_config", "profile", "train", "tune"]

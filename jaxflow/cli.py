@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from absl import flags
 from absl import logging as absl_logging
@@ -28,6 +28,7 @@ verbs:
   profile  profile the config's model on every device: fused vs unfused, precisions, roofline, training
            (`jaxflow profile compare A B` sets two reports side by side)
   explain  pictures of a trained run (--workdir only): kernels, activation maps, saliency, layer statistics
+  tune     hyperparameter search (--space=FILE): grid, random, Sobol/Halton, Bayesian optimization with a GP
 
 Run `jaxflow VERB --help` for a verb's flags."""
 
@@ -131,12 +132,39 @@ def _run_explain(fv: flags.FlagValues) -> int:
   return 0
 
 
+def _define_tune(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("space", None, "search-space file with get_space() (FILE[:variant]), e.g. configs/spaces/digits_mlp.py", flag_values=fv)
+  flags.DEFINE_string("method", "bo", "grid | random | sobol | halton | bo (Bayesian optimization, GP)", flag_values=fv)
+  flags.DEFINE_integer("trials", 30, "trials in the study (a rerun continues up to this many)", flag_values=fv)
+  flags.DEFINE_integer("batch", 1, "proposals per round (trials whose shapes agree train as one vmapped program)", flag_values=fv)
+  flags.DEFINE_string("early_stop", "none", "none | median (median rule on a probe run) | asha (successive halving over rungs)", flag_values=fv)
+  flags.DEFINE_string("acquisition", "ei", "bo: ei (expected improvement) | ucb", flag_values=fv)
+  flags.DEFINE_string("objective", "final", "final (the last epoch's train.monitor) | best (its best epoch's)", flag_values=fv)
+  flags.DEFINE_integer("init_trials", None, "bo: Sobol trials before the GP (default: 2 per parameter, 5 to 10)", flag_values=fv)
+  flags.DEFINE_integer("study_seed", 0, "seed of the search itself (the trials keep the config's seeds)", flag_values=fv)
+
+
+def _run_tune(fv: flags.FlagValues) -> int:
+  from jaxflow.studies.tune import run_tune
+
+  report = run_tune(
+      fv.config, fv.workdir, space=fv.space, method=fv.method, trials=fv.trials, batch=fv.batch, early_stop=fv.early_stop,
+      acquisition=fv.acquisition, objective=fv.objective, init_trials=fv.init_trials, seed=fv.study_seed,
+      config_file=config_flags.get_config_filename(fv["config"]), quiet=fv.quiet,
+  )
+  best = report["best"]
+  shown = {"trial": best["index"], "value": round(best["value"], 4), "params": best["params"]} if best else None
+  print(json.dumps({"workdir": fv.workdir, "method": fv.method, "metric": report["metric"], "counts": report["counts"], "best": shown}))
+  return 0
+
+
 VERBS: dict[str, tuple] = {
     "train": ("train and evaluate a model from a config", _run_train, None),
     "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit, None),
     "profile": ("profile the config's model on every device: fused vs unfused inference, precisions, roofline, training", _run_profile, _define_profile),
     "explain": ("pictures of a trained run: kernels, activation maps, saliency (+ sanity checks), layer statistics", _run_explain, _define_explain),
     "seeds": ("train many seeds of a config (one program when it pays); writes report.md, report.json, plots/ and a run workdir per seed", _run_seeds, _define_seeds),
+    "tune": ("hyperparameter search over --space; writes report.md, report.json, plots/, best_config.py and a run workdir per trial", _run_tune, _define_tune),
 }
 
 
