@@ -4,6 +4,7 @@ grouping) on a fake trainer, and real end-to-end studies on the digits MLP."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -345,10 +346,122 @@ def test_a_crashed_trial_is_recorded_and_the_study_goes_on(tmp_path, fake):
   assert by[(0.003, None)]["status"] == by[(0.001, None)]["status"] == "completed"
   assert report["counts"] == {"completed": 2, "failed": 4, "stopped": 0, "pending": 0}
   assert report["best"]["params"] == {"optim.lr": 0.003, "data.train_examples": None}
-  assert json.load(open(tmp_path / "trials" / "trial_0002" / "summary.json"))["status"] == "failed"
+  record = json.load(open(tmp_path / "trials" / "trial_0002" / "trial.json"))  # the error is in trial.json, not a summary.json
+  assert record["status"] == "failed" and "NonFiniteLossError" in record["error"]
+  assert not os.path.exists(tmp_path / "trials" / "trial_0002" / "summary.json")
   # The failures are kept on a rerun (not retried).
   rerun = jaxflow.tune(tiny(), str(tmp_path), space=space, method="grid", trials=6)
   assert rerun["counts"]["failed"] == 4 and len(fake.runs) == 2
+
+
+def test_a_refused_workdir_keeps_the_other_runs_summary(tmp_path, fake):
+  # trial_0000 already holds another run (another config): the loop refuses it, the trial fails, and that
+  # run's summary.json is left as it was.
+  other = tmp_path / "trials" / "trial_0000"
+  prepare_workdir(str(other), tiny("train.epochs=5"))
+  (other / "summary.json").write_text(json.dumps({"status": "completed", "mine": True}))
+  report = jaxflow.tune(tiny(), str(tmp_path), space=LR_SPACE, method="sobol", trials=1)
+  assert report["counts"]["failed"] == 1 and "ConfigError" in report["trials"][0]["error"]
+  assert json.load(open(other / "summary.json")) == {"status": "completed", "mine": True}
+
+
+def test_a_completed_trial_whose_run_is_gone_trains_again(tmp_path, fake):
+  config = tiny("train.epochs=8")
+  jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="sobol", trials=2)
+  assert len(fake.runs) == 2
+  trial = tmp_path / "trials" / "trial_0001"
+  record = json.load(open(trial / "trial.json"))
+  assert record["status"] == "completed" and len(record["rungs"]) == 1
+  record["value"] = record["rungs"][-1]["value"] = 0.123  # a stale value, so a kept rung would show
+  json.dump(record, open(trial / "trial.json", "w"))
+  os.remove(trial / "summary.json")  # the run is gone, the record is kept
+  report = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="sobol", trials=2)
+  assert len(fake.runs) == 3 and fake.runs[-1][0] == str(trial)  # trained again ...
+  assert os.path.exists(trial / "summary.json")
+  again = json.load(open(trial / "trial.json"))
+  expected = fake.value(tune.trial_config(config, LR_SPACE, again["params"]))
+  assert again["status"] == "completed" and again["value"] == expected == report["trials"][1]["value"] != 0.123  # ... and its value recomputed
+  assert again["rungs"][-1]["value"] == expected and len(again["rungs"]) == 1
+
+
+def test_early_stopped_rungs_of_a_trial_whose_final_run_is_gone_are_kept(tmp_path, fake):
+  config = tiny("train.epochs=8")
+  report = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="sobol", trials=4, early_stop="median")
+  done = next(t for t in report["trials"] if t["status"] == "completed")
+  os.remove(tmp_path / done["workdir"] / "summary.json")  # the full run is gone; its probe run is still there
+  n = len(fake.runs)
+  again = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="sobol", trials=4, early_stop="median")
+  assert fake.runs[n:] == [(str(tmp_path / done["workdir"]), 8)]  # only the last rung retrained
+  assert again["trials"][done["index"]]["value"] == done["value"] and again["trials"][done["index"]]["status"] == "completed"
+
+
+def test_tuple_categoricals_round_trip_and_resume(tmp_path, fake):
+  space = S.Space(
+      S.log_uniform("optim.lr", 1e-4, 1e-1),
+      S.categorical("model.widths", [(32,), (64,)]),  # equal-length tuples: np.array would make them 2-D
+      S.categorical("shape", [(16, 16), (32, 8)]),
+      derive=lambda p: {"model.widths": p["model.widths"] + p["shape"]},
+  )
+  values, _ = space.decode(np.array([[0.1, 0.2, 0.7], [0.9, 0.9, 0.1]]))
+  assert values["model.widths"].shape == (2,) and list(values["model.widths"]) == [(32,), (64,)]
+  assert list(values["shape"]) == [(32, 8), (16, 16)]
+  assert space.features_of([{"optim.lr": 0.01, "model.widths": [64], "shape": [32, 8]}]).shape == (1, 5)  # lists, as JSON gives back
+  assert space.to_unit({"optim.lr": 0.01, "model.widths": [64], "shape": (16, 16)})[1:].tolist() == [0.75, 0.25]
+  config = tiny("train.epochs=4")
+  first = jaxflow.tune(config, str(tmp_path), space=space, method="bo", trials=6, init_trials=3)
+  assert first["counts"]["completed"] == 6
+  again = jaxflow.tune(config, str(tmp_path), space=space, method="bo", trials=8, init_trials=3)  # resumes: the study.json check passes
+  assert again["resumed_trials"] == 6 and again["counts"]["completed"] == 8 and len(fake.runs) == 8
+  assert [t["params"] for t in again["trials"][:6]] == [t["params"] for t in first["trials"]]
+  for t in again["trials"]:
+    assert isinstance(t["params"]["model.widths"], tuple) and isinstance(t["params"]["shape"], tuple)
+  assert len({space.key(t["params"]) for t in again["trials"]}) == 8
+  grid = jaxflow.tune(config, str(tmp_path / "grid"), space=space, method="grid", trials=8)
+  assert grid["counts"]["completed"] == 8 and len({space.key(t["params"]) for t in grid["trials"]}) == 8
+
+
+def test_a_grid_resumed_with_more_trials_keeps_its_points(tmp_path, fake):
+  config = tiny("train.epochs=8")
+  first = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="grid", trials=3)
+  assert first["settings"]["grid_levels"] == 3
+  lrs = [t["params"]["optim.lr"] for t in first["trials"]]
+  more = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="grid", trials=5)  # a 5-level grid would repeat 1e-1
+  assert [t["params"]["optim.lr"] for t in more["trials"]] == lrs and len(fake.runs) == 3
+  assert more["settings"]["grid_levels"] == 3
+  # Two parameters, the smallest grid bigger than the budget: a larger budget continues the same shuffle.
+  space = S.Space(S.uniform("model.dropout_rate", 0.0, 0.5), S.categorical("optim.lr", [0.001, 0.002, 0.003, 0.004, 0.005]))
+  a = jaxflow.tune(config, str(tmp_path / "b"), space=space, method="grid", trials=4)
+  b = jaxflow.tune(config, str(tmp_path / "b"), space=space, method="grid", trials=10)
+  whole = suggest.Suggester(space, method="grid", budget=4).grid_points()
+  assert [t["params"] for t in b["trials"]] == whole == [t["params"] for t in a["trials"]] + whole[4:]
+  # A grid after other trials skips the points already tried.
+  sg = suggest.Suggester(LR_SPACE, method="grid", budget=3)
+  assert sg.suggest(0, 3, [sg.grid_points()[1]]) == [sg.grid_points()[0], sg.grid_points()[2]]
+
+
+def test_grid_sizes_are_counted_lazily():
+  # 40 binary categoricals: 2^40 points; the grid is refused (not enumerated), and check()'s sample is lazy.
+  big = S.Space(*[S.categorical(f"c{i}", [0, 1]) for i in range(40)])
+  assert big.grid_size(2, cap=101) == 101
+  with pytest.raises(ConfigError, match="grid at 2 levels per numeric parameter has more than 100,000 points"):
+    big.grid(50)
+  assert len(list(itertools.islice(big.iter_grid(2), 16))) == 16
+  # A numeric parameter next to them: the level search stops at the budget, O(budget) work per level.
+  mixed = S.Space(S.uniform("x", 0.0, 1.0), *[S.categorical(f"c{i}", [0, 1]) for i in range(3)])
+  points, levels = mixed.grid(40)
+  assert levels == 5 and len(points) == 40
+  # Conditionals: inactive parameters are not branched on, and the order is that of itertools.product.
+  cond = S.Space(S.categorical("a", ["x", "y"]), S.uniform("b", 0.0, 1.0, when={"a": "y"}), S.integer("c", 1, 3))
+  assert list(cond.iter_grid(2)) == [
+      {"a": "x", "c": 1}, {"a": "x", "c": 3}, {"a": "y", "b": 0.0, "c": 1}, {"a": "y", "b": 0.0, "c": 3}, {"a": "y", "b": 1.0, "c": 1}, {"a": "y", "b": 1.0, "c": 3}]
+
+
+def test_early_stopping_refuses_epochs_from_derive(tmp_path):
+  # train.epochs only for one category, not the one at the centre of the cube
+  space = S.Space(S.categorical("length", ["short", "medium", "long"]), derive=lambda p: {"train.epochs": 9} if p["length"] == "long" else {})
+  with pytest.raises(ConfigError, match="may not tune train.epochs"):
+    jaxflow.tune(tiny("train.epochs=8"), str(tmp_path), space=space, early_stop="median")
+  assert not os.path.exists(tmp_path / "study.json")
 
 
 @pytest.mark.parametrize("rule, epochs", [("median", (2, 8)), ("asha", (1, 3, 8))])
@@ -436,7 +549,15 @@ def test_tune_end_to_end_on_the_digits_mlp(tmp_path, capsys):
   assert "| trial | status | eval/accuracy |" in open(workdir / "report.md").read()
   # best_config.py is a runnable config: the best trial's config, exactly.
   best = jaxflow.load_config(str(workdir / "best_config.py"))
-  assert config_hash(best) == json.load(open(workdir / "trials" / f"trial_{report['best']['index']:04d}" / "trial.json"))["config_hash"]
+  best_trial = workdir / "trials" / f"trial_{report['best']['index']:04d}"
+  assert config_hash(best) == json.load(open(best_trial / "trial.json"))["config_hash"]
+  # ... and `jaxflow train` on it reproduces the trial's parameters bitwise (--batch=1: each trial trained alone).
+  assert report["best"]["group"] == 1 and "reproduced bitwise" in open(workdir / "best_config.py").read()
+  assert cli.main(["jaxflow", "train", f"--config={workdir / 'best_config.py'}", f"--workdir={tmp_path / 'rerun'}", "--quiet"]) == 0
+  capsys.readouterr()
+  rerun = json.load(open(tmp_path / "rerun" / "summary.json"))
+  trial_summary = json.load(open(best_trial / "summary.json"))
+  assert rerun["params_sha256"] == trial_summary["params_sha256"] and rerun["final"]["eval"] == trial_summary["final"]["eval"]
   # A rerun finds every trial finished and trains nothing.
   mtimes = [os.path.getmtime(workdir / "trials" / f"trial_{i:04d}" / "summary.json") for i in range(4)]
   assert _cli(*args) == 0
@@ -472,6 +593,13 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, f
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and err.startswith("jaxflow tune: error: ") and says in err, err
   assert not workdir.exists()
+
+
+def test_cli_unknown_space_variant(tmp_path, capsys):
+  assert _cli(f"--space={SPACE}:smal", f"--workdir={tmp_path / 'tune'}") == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "unknown space variant 'smal'; allowed: small" in err, err
+  assert not (tmp_path / "tune").exists()
 
 
 def test_cli_space_with_a_category_the_config_refuses(tmp_path, capsys):

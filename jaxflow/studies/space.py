@@ -43,6 +43,7 @@ import numpy as np
 from jaxflow.config import ConfigError, get_field, importable_config_dir, one_line
 
 INACTIVE = 0.5  # the GP feature of a parameter its parent switched off
+MAX_GRID = 100_000  # points of a grid built whole (see Space.grid)
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -75,7 +76,7 @@ class Param:
     u = np.clip(np.asarray(u, np.float64), 0.0, 1.0)
     if self.kind == "categorical":
       index = np.minimum((u * len(self.values)).astype(np.int64), len(self.values) - 1)
-      return np.array(self.values, dtype=object)[index]
+      return _objects(self.values)[index]
     lo, hi = self._bounds(extended=True)
     x = lo + u * (hi - lo)
     x = np.exp(x) if self.log else x
@@ -86,7 +87,7 @@ class Param:
   def to_unit(self, value) -> float:
     """The unit coordinate at the middle of `value`'s bin (the inverse of `from_unit`)."""
     if self.kind == "categorical":
-      return (self.values.index(value) + 0.5) / len(self.values)
+      return (self.values.index(_hashable(value)) + 0.5) / len(self.values)
     lo, hi = self._bounds(extended=True)
     x = math.log(value) if self.log else float(value)
     return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
@@ -98,7 +99,7 @@ class Param:
     if not active.any():
       return out
     if self.kind == "categorical":
-      index = np.array([self.values.index(v) if a else 0 for v, a in zip(values, active)])
+      index = np.array([self.values.index(_hashable(v)) if a else 0 for v, a in zip(values, active)], np.int64)
       onehot = np.eye(len(self.values))[index]
       out[active] = onehot[active]
       return out
@@ -213,6 +214,9 @@ class Space:
     self.params: tuple[Param, ...] = tuple(flat)
     self.derive = derive
     self._virtual: set[str] = set()  # parameters that are not config fields (derive's inputs), set by check()
+    # Every parameter name and every field derive() assigned on check()'s points (corners, centre, the
+    # first 16 points of the 2-level grid), set by check(): what the space may override.
+    self.override_fields: set[str] = set(self.names)
     self.dims = sum(p.width for p in self.params)  # GP feature columns
 
   def __len__(self) -> int:
@@ -235,7 +239,7 @@ class Space:
       values[p.name] = p.from_unit(unit[:, j])
       on = np.ones(len(unit), bool)
       for parent, allowed in p.when:
-        on &= active[parent] & np.isin(values[parent].astype(object), np.array(allowed, dtype=object))
+        on &= active[parent] & np.array([v in allowed for v in values[parent]], bool)
       active[p.name] = on
     return values, active
 
@@ -255,7 +259,8 @@ class Space:
   def features_of(self, assignments: Sequence[dict]) -> np.ndarray:
     """Assignments (dicts, as trials record them) -> [n, D] GP features."""
     n = len(assignments)
-    values = {p.name: np.array([a.get(p.name, p.values[0] if p.values else p.low) for a in assignments], dtype=object if p.kind == "categorical" else np.float64) for p in self.params}
+    values = {p.name: _objects([_hashable(a.get(p.name, p.values[0])) for a in assignments]) if p.kind == "categorical"
+              else np.array([a.get(p.name, p.low) for a in assignments], np.float64) for p in self.params}
     active = {p.name: np.array([p.name in a for a in assignments], bool) for p in self.params}
     if n == 0:
       return np.zeros((0, self.dims))
@@ -270,8 +275,13 @@ class Space:
     return out
 
   def key(self, params: dict) -> tuple:
-    """A hashable identity of an assignment (floats rounded to 12 significant digits)."""
-    return tuple((k, float(f"{v:.12g}") if isinstance(v, float) else v) for k, v in sorted(params.items()))
+    """A hashable identity of an assignment (floats rounded to 12 significant digits; lists, as JSON
+    gives back a tuple value, count as tuples)."""
+    return tuple((k, float(f"{v:.12g}") if isinstance(v, float) else _hashable(v)) for k, v in sorted(params.items()))
+
+  def normalize(self, params: dict) -> dict:
+    """An assignment read back from JSON with its values as the space holds them (lists -> tuples)."""
+    return {k: _hashable(v) for k, v in params.items()}
 
   # --- sampling ----------------------------------------------------------------------------------------
 
@@ -294,33 +304,53 @@ class Space:
         raise ValueError(method)
     return points[start:total]
 
-  def grid(self, budget: int) -> tuple[list[dict], int]:
+  def grid(self, budget: int, levels: int | None = None) -> tuple[list[dict], int]:
     """A full factorial grid with the most levels per numeric parameter that fits in `budget` points
-    (at least 2), deduplicated once conditionals switch parameters off; (points, levels)."""
-    numeric = [p for p in self.params if p.kind != "categorical"]
-    levels = 2
-    while True:
-      points = self._grid(levels + 1)
-      if len(points) > budget or not numeric or levels >= 64 or len(points) == len(self._grid(levels)):
-        break
-      levels += 1
-    return self._grid(levels), levels
+    (at least 2), deduplicated once conditionals switch parameters off; (points, levels). With `levels`
+    given, that grid (a resumed study keeps its first run's). Sizes are counted on a lazy enumeration
+    stopped at `budget` + 1 points, so a big space costs O(budget) per level, not the product of its axes;
+    a grid that must be built whole (its smallest one exceeds `budget`, and trials take a shuffle of it)
+    may have at most MAX_GRID points."""
+    if levels is None:
+      numeric = [p for p in self.params if p.kind != "categorical"]
+      levels = 2
+      while numeric and levels < 64:
+        bigger = self.grid_size(levels + 1, cap=budget + 1)
+        if bigger > budget or bigger == self.grid_size(levels, cap=budget + 1):
+          break
+        levels += 1
+    if self.grid_size(levels, cap=MAX_GRID + 1) > MAX_GRID:
+      raise ConfigError(f"the search space's grid at {levels} levels per numeric parameter has more than {MAX_GRID:,} points; "
+                        "use --method=random, sobol, halton or bo for a space this big")
+    return list(self.iter_grid(levels)), levels
+
+  def grid_size(self, levels: int, *, cap: int) -> int:
+    """The number of points of the `levels` grid, counted up to `cap`."""
+    return sum(1 for _ in itertools.islice(self.iter_grid(levels), cap))
+
+  def iter_grid(self, levels: int):
+    """The grid's distinct points, lazily, in the order of itertools.product over the axes with the
+    first parameter slowest (first occurrences): a parameter switched off by its condition is not
+    branched on, so no point repeats and nothing is enumerated only to be dropped."""
+    axes = [[_plain(v) for v in p.grid(levels)] for p in self.params]
+
+    def walk(j: int, params: dict):
+      if j == len(self.params):
+        yield dict(params)
+        return
+      p = self.params[j]
+      if not all(parent in params and params[parent] in allowed for parent, allowed in p.when):
+        yield from walk(j + 1, params)
+        return
+      for v in axes[j]:
+        params[p.name] = v
+        yield from walk(j + 1, params)
+      del params[p.name]
+
+    return walk(0, {})
 
   def _grid(self, levels: int) -> list[dict]:
-    axes = [p.grid(levels) for p in self.params]
-    out, seen = [], set()
-    for combo in itertools.product(*axes):
-      full = dict(zip(self.names, combo))
-      params = {}
-      for p in self.params:
-        on = all(parent in params and params[parent] in allowed for parent, allowed in p.when)
-        if on:
-          params[p.name] = _plain(full[p.name])
-      k = self.key(params)
-      if k not in seen:
-        seen.add(k)
-        out.append(params)
-    return out
+    return list(self.iter_grid(levels))
 
   # --- configs -----------------------------------------------------------------------------------------
 
@@ -344,13 +374,14 @@ class Space:
           raise ConfigError(f"space parameter {p.name!r} is not a config field (and the space has no derive() to use it)")
         self._virtual.add(p.name)
     corners = np.array([[0.0] * len(self.params), [1.0] * len(self.params), [0.5] * len(self.params)])
-    for point in [*self.assignments(corners), *self._grid(2)[:16]]:
+    for point in [*self.assignments(corners), *itertools.islice(self.iter_grid(2), 16)]:
       try:
         overrides = self.overrides(point)
       except ConfigError:
         raise
       except Exception as e:
         raise ConfigError(f"the space's derive() failed on {point!r}: {type(e).__name__}: {one_line(str(e))}") from None
+      self.override_fields.update(overrides)
       for name in overrides:
         if not _has_field(config, name):
           raise ConfigError(f"space override {name!r} (from {'a parameter' if name in point else 'derive()'}) is not a config field")
@@ -388,6 +419,18 @@ def _has_field(config, name: str) -> bool:
     return True
   except (KeyError, AttributeError, TypeError):
     return False
+
+
+def _objects(values) -> np.ndarray:
+  """A 1-D object array of `values` (np.array would make equal-length tuples a 2-D array)."""
+  out = np.empty(len(values), dtype=object)
+  out[:] = list(values)
+  return out
+
+
+def _hashable(v):
+  """A value read back from JSON as the space holds it: lists (JSON's tuples) -> tuples."""
+  return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
 
 
 def _plain(v):

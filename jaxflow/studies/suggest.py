@@ -38,7 +38,10 @@ class Suggester:
   init_trials: int | None = None
   budget: int = 30  # grid: the largest grid with at most this many points
   last_fit: gp_lib.GP | None = None
+  # grid: the levels and the budget the grid was first built for; a resumed study passes its first run's
+  # (study.json), so a larger --trials continues the same grid in the same order instead of a finer one.
   grid_levels: int | None = None
+  grid_budget: int | None = None
 
   def __post_init__(self):
     if self.method not in METHODS:
@@ -54,16 +57,19 @@ class Suggester:
   def grid_points(self) -> list[dict]:
     """The grid in the order trials take it (a seeded shuffle when the smallest grid exceeds the budget)."""
     if self._grid is None:
-      points, self.grid_levels = self.space.grid(self.budget)
-      if len(points) > self.budget:
+      if self.grid_budget is None:
+        self.grid_budget = self.budget
+      points, self.grid_levels = self.space.grid(self.grid_budget, levels=self.grid_levels)
+      if len(points) > self.grid_budget:
         order = np.random.default_rng(self.seed).permutation(len(points))
         points = [points[i] for i in order]
       self._grid = points
     return self._grid
 
   def suggest(self, start: int, count: int, observed: list[dict] = (), values=(), pending: list[dict] = ()) -> list[dict]:
-    if self.method == "grid":
-      return self.grid_points()[start : start + count]
+    if self.method == "grid":  # from point `start` on, skipping any already tried (e.g. by another method)
+      tried = {self.space.key(p) for p in [*observed, *pending]}
+      return [p for p in self.grid_points()[start:] if self.space.key(p) not in tried][:count]
     if self.method in ("random", "sobol", "halton"):
       return self.space.assignments(self.space.sample_unit(self.method, start, count, self.seed))
     # bo: Sobol points until init_trials are in (or while fewer than 2 trials have a value).

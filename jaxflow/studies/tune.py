@@ -176,6 +176,7 @@ class Study:
         continue
       trial = Trial.load(path)
       trial.workdir = os.path.join(root, name)  # the study folder may have moved
+      trial.params = self.space.normalize(trial.params)  # JSON gives tuple values back as lists
       expected = self._hash(trial.params)
       if trial.config_hash is not None and expected is not None and trial.config_hash != expected:
         raise ConfigError(
@@ -184,10 +185,26 @@ class Study:
         )
       if trial.status == "completed" and _finished(trial.workdir, trial_config(self.config, self.space, trial.params)) is None:
         trial.status, trial.value = "pending", None  # its run is gone or unfinished: train it again
+      if trial.status == "pending":
+        trial.rungs = trial.rungs[: self._finished_rungs(trial)]  # run_round skips recorded rungs: only finished ones stay
       self.trials.append(trial)
     self.trials.sort(key=lambda t: t.index)
     if [t.index for t in self.trials] != list(range(len(self.trials))):
       raise ConfigError(f"{root} holds trials {[t.index for t in self.trials]}: not numbered 0..n-1; use another --workdir")
+
+  def _finished_rungs(self, trial: Trial) -> int:
+    """How many of a trial's recorded rungs, from the first, still have their run finished in its workdir."""
+    n = 0
+    for r, _ in enumerate(trial.rungs[: len(self.rungs.epochs)]):
+      last = r == len(self.rungs.epochs) - 1
+      try:
+        cfg = trial_config(self.config, self.space, trial.params, epochs=None if last else self.rungs.epochs[r])
+      except Exception:  # noqa: BLE001 -- no config, no finished run
+        break
+      if _finished(self.rung_dir(trial, r), cfg) is None:
+        break
+      n += 1
+    return n
 
   def _hash(self, params: dict) -> str | None:
     try:
@@ -337,27 +354,32 @@ class Study:
     try:
       return self.loop.train_and_evaluate(cfg, workdir, quiet=True, compiled=self.compiled), None, 1
     except Exception as e:  # noqa: BLE001 -- NonFiniteLossError, a refused workdir, a crash: this trial fails
-      error = one_line(f"{type(e).__name__}: {e}")
-      if os.path.isdir(workdir):
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
-          json.dump({"status": "failed", "error": error}, f, indent=2)
-      return None, error, 1
+      # The error goes to trial.json (Study.fail) only: the workdir may be one the loop refused, holding
+      # another run whose summary.json is not ours to overwrite.
+      return None, one_line(f"{type(e).__name__}: {e}"), 1
 
 
 def _short(v) -> str:
   return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _check_settings(workdir: str, settings: dict) -> None:
-  """A rerun must be the same study: the same base config, space and early-stopping rule."""
+def _as_json(value):
+  """`value` as it reads back from JSON (tuples -> lists), to compare with what study.json holds."""
+  return json.loads(json.dumps(value, default=_json_default))
+
+
+def _check_settings(workdir: str, settings: dict) -> dict:
+  """A rerun must be the same study: the same base config, space and early-stopping rule. Returns the
+  previous study.json ({} for a new study)."""
   path = os.path.join(workdir, "study.json")
   if not os.path.exists(path):
-    return
+    return {}
   with open(path) as f:
     previous = json.load(f)
   for key, what in (("base_config_hash", "base config"), ("space", "search space"), ("early_stop", "early stopping"), ("objective", "objective")):
-    if previous.get(key) != settings[key]:
+    if previous.get(key) != _as_json(settings[key]):
       raise ConfigError(f"{workdir} holds a study with another {what}; use another --workdir, or rerun with the settings in {path}")
+  return previous
 
 
 def run_tune(
@@ -393,18 +415,23 @@ def run_tune(
 
   validate(config)
   space.check(config)
-  if early_stop != "none" and "train.epochs" in space.overrides(space.assignments(np.full((1, len(space)), 0.5))[0]):
+  if early_stop != "none" and "train.epochs" in space.override_fields:
     raise ConfigError("--early_stop uses train.epochs as its budget, so the space may not tune train.epochs; remove it or use --early_stop=none")
   settings = {
       "base_config_hash": config_hash(config), "space": space.describe(), "early_stop": early_stop, "objective": objective,
       "method": method, "acquisition": acquisition, "seed": seed, "config_file": config_file,
   }
-  _check_settings(workdir, settings)
+  previous = _check_settings(workdir, settings)
+  if method == "grid":  # built (and a too-big grid refused) before anything is written; a resumed grid keeps its levels
+    if previous.get("method") == "grid" and previous.get("grid_levels") is not None:
+      suggester.grid_levels, suggester.grid_budget = int(previous["grid_levels"]), int(previous.get("grid_budget") or previous["trials"])
+    suggester.grid_points()
   study = Study(config, workdir, space=space, method=method, trials=trials, batch=batch, rungs=rungs, objective=objective, quiet=quiet, suggester=suggester)
   study.load()
   os.makedirs(os.path.join(workdir, "trials"), exist_ok=True)
   with open(os.path.join(workdir, "study.json"), "w") as f:
-    json.dump({**settings, "trials": trials, "batch": batch, "rungs": list(rungs.epochs), "metric": config.train.monitor, "mode": config.train.monitor_mode}, f, indent=2, default=_json_default)
+    json.dump({**settings, "trials": trials, "batch": batch, "rungs": list(rungs.epochs), "metric": config.train.monitor, "mode": config.train.monitor_mode,
+               "grid_levels": suggester.grid_levels, "grid_budget": suggester.grid_budget}, f, indent=2, default=_json_default)
   resumed = sum(t.status != "pending" for t in study.trials)
   study.run()
   report = tune_report.build(study, settings=settings | {"trials": trials, "batch": batch, "rungs": list(rungs.epochs), "grid_levels": suggester.grid_levels, "init_trials": suggester.init_trials if method == "bo" else None})

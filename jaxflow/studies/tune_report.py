@@ -42,7 +42,7 @@ def build(study, *, settings: dict) -> dict:
   if completed:
     top = max(completed, key=lambda t: sign * -t.value)
     best = {"index": top.index, "value": top.value, "params": top.params, "overrides": study.space.overrides(top.params),
-            "workdir": os.path.relpath(top.workdir, study.workdir)}
+            "workdir": os.path.relpath(top.workdir, study.workdir), "group": top.group}
   so_far, current = [], None
   for t in study.trials:
     if t.status == "completed" and (current is None or sign * t.value < sign * current):
@@ -164,6 +164,10 @@ def write_best_config(path: str, study, best: dict, *, config_file: str | None) 
       f'"""The best trial of a `jaxflow tune` study: trial {best["index"]}, {metric} = {value:.4f} ({study.objective}).',
       "",
       f"  jaxflow train --config={path} --workdir=runs/tuned",
+      "",
+      "A trial trained alone (--batch=1) is reproduced bitwise by that command (the same params_sha256). One",
+      "trained in a vmapped group (--batch>1) matches a run of its config alone to ~1e-7 (float rounding of",
+      "the batched program), not bitwise" + (f"; this one trained in a group of {best['group']}." if best.get("group", 1) > 1 else "; this one trained alone."),
       "",
   ]
   if config_file is not None:
