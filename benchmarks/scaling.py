@@ -489,7 +489,7 @@ def measure_all(args, log) -> None:
       f"script runtime {runtime:.0f} s; jaxflow "
       + (f"as committed at {args.code_commit[:12]} (snapshot)" if args.code_commit else "from the working tree (--live)")
       + ".\n"
-      f"ex/s: the summary's examples_per_second (steady state, compile excluded); vs 1 device: ratio of medians to `single`."
+      "ex/s: the summary's examples_per_second (steady state, compile excluded); vs 1 device: ratio of medians to `single`."
   )
   report = header + "\n\n" + cpu_report
   print(report, flush=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from unittest import mock
 
-import ml_collections
 import numpy as np
 import pytest
 

@@ -13,7 +13,6 @@ from PIL import Image
 
 import jaxflow
 from jaxflow import cli, data
-from jaxflow.config import ConfigError
 from jaxflow.data import DatasetError, custom
 from tests.conftest import config_path
 

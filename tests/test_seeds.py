@@ -162,7 +162,8 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
   _, by_hand = two_modes[choice["mode"]]
   assert [r["params_sha256"] for r in report["sweeps"][0]["seeds"]] == [r["params_sha256"] for r in by_hand["sweeps"][0]["seeds"]]
   again = seeds_lib.run_seeds(tiny(), str(tmp_path / "a"), seeds=3, vary="init,dropout", mode="auto")
-  assert again["mode"]["timings"] is None and "finished" in again["mode"]["why"]  # nothing left to train: nothing timed
+  assert "finished" in again["mode"]["why"] and "nothing was trained or timed" in again["mode"]["why"]
+  assert again["mode"]["mode"] == choice["mode"] and again["mode"]["timings"] == timings  # how they were trained
   # Another study of the same config (other streams varied) reuses the decision instead of timing again;
   # another seed count, or the cache switched off, times afresh.
   other = seeds_lib.run_seeds(tiny(), str(tmp_path / "b"), seeds=3, vary="data", mode="auto")
@@ -174,6 +175,23 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
   monkeypatch.setenv("JAXFLOW_SEEDS_MODE_CACHE", "off")
   assert seeds_lib.seeds_timing.choose_mode(tiny(), 3, loop.Compiled())["cached"] is False
   assert list(json.loads(cache.read_text())) and len(json.loads(cache.read_text())) == 1
+
+
+@pytest.mark.slow
+def test_auto_on_a_one_step_model_checks_the_evaluation_pass_first():
+  """A conv model on CPU runs one step per dispatch: auto times each candidate's evaluation pass first and
+  steps only the candidates whose forward pass is not already a clear loser."""
+  config = jaxflow.load_config(config_path("digits_cnn.py"), ["train.epochs=1", "model.conv_features=(8,)", "model.widths=(16,)"])
+  choice = seeds_lib.seeds_timing.choose_mode(config, 4, loop.Compiled())
+  timings = choice["timings"]
+  fastest_eval = min(t["eval_seconds_all_seeds"] for t in timings.values())
+  for name, t in timings.items():
+    if t.get("pruned"):
+      assert t["eval_seconds_all_seeds"] > seeds_lib.seeds_timing.CLEAR_LOSS * fastest_eval and t["timed_calls"] == 0
+      assert f"{name} not stepped" in choice["why"] and name != choice["mode"]
+    else:
+      assert t["timed_calls"] >= 1 and t["seconds_per_step_all_seeds"] > 0
+  assert timings[choice["mode"]]["seconds_per_step_all_seeds"] == min(t["seconds_per_step_all_seeds"] for t in timings.values() if not t.get("pruned"))
 
 
 @pytest.mark.slow

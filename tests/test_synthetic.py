@@ -7,7 +7,6 @@ import numpy as np
 import jaxflow
 from jaxflow import rng
 from jaxflow.data import synthetic
-from jaxflow.training import device_data
 from tests.conftest import config_path
 
 

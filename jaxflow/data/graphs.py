@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-import jax
 import jraph
 import numpy as np
 

@@ -118,6 +118,16 @@ def _train(mode: str, configs: list, workdirs: list[str], compiled: loop.Compile
   return summaries
 
 
+def _previous_choice(workdir: str) -> dict | None:
+  """The mode block of the study's last report.json, if any."""
+  try:
+    with open(os.path.join(workdir, "report.json")) as f:
+      mode = json.load(f).get("mode")
+  except (OSError, ValueError):
+    return None
+  return mode if isinstance(mode, dict) and mode.get("mode") in MODES else None
+
+
 def run_sweep(config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: int, mode: str, compiled: loop.Compiled, quiet: bool) -> SweepResult:
   start = time.perf_counter()
   configs = [seed_config(config, i, vary) for i in range(seeds)]
@@ -166,8 +176,9 @@ def run_seeds(
   finished = all(_finished(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds))
   if mode != "auto":
     choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
-  elif finished:  # a rerun of a finished study: nothing to train, nothing to time
-    choice = {"mode": "sequential", "why": "every seed had finished already: nothing was trained or timed", "timings": None}
+  elif finished:  # a rerun of a finished study: nothing to train, nothing to time; say how they were trained
+    choice = _previous_choice(workdir) or {"mode": "sequential", "why": "", "timings": None}
+    choice = {**choice, "why": f"every seed had finished already: nothing was trained or timed now; they were trained: {choice['why'] or 'in an unrecorded mode'}"}
   else:
     choice = seeds_timing.choose_mode(config, seeds, compiled, sweeps=len(sweeps))
   results = [run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet) for n, v in sweeps]

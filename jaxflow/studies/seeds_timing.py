@@ -20,12 +20,15 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import platform
 import statistics
 import time
+from importlib import metadata
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxflow import rng
 from jaxflow.training import loop
@@ -57,9 +60,27 @@ def cache_path() -> str | None:
   return os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")), "jaxflow", "seeds_modes.json")
 
 
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def _cache_key(config, seeds: int) -> str:
+  """What the timings depend on: the static config, the seed count, this host (a cache in a shared home
+  must not hand one machine's decision to another), its CPU and devices, and the jax and jaxflow versions."""
   d = jax.local_devices()[0]
-  return f"{loop.static_key(config)}|seeds={seeds}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}"
+  try:
+    version = metadata.version("jaxflow")
+  except metadata.PackageNotFoundError:
+    version = "?"
+  host = f"{platform.node()}|{_cpu_model()} x{os.cpu_count()}"
+  return f"{loop.static_key(config)}|seeds={seeds}|{host}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}|jaxflow {version}"
 
 
 def _read_cache(path: str | None) -> dict:
@@ -92,11 +113,30 @@ def _remember(path: str | None, key: str, choice: dict) -> None:
 CLEAR_LOSS = 1.5  # a candidate this much slower than the best so far after one timed call is not timed further
 
 
-def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding, compiled: loop.Compiled, per_step_scale: float, best_so_far: float | None) -> dict:
+def _time_calls(fn, calls: int, scale: float, best_so_far: float | None) -> list[float]:
+  """Seconds of up to `calls` calls of `fn` (which blocks) after one untimed call (the compile and a
+  warm-up); stops after a call slower than CLEAR_LOSS x `best_so_far` (both x `scale`)."""
+  times = []
+  for call in range(calls + 1):
+    start = time.perf_counter()
+    fn(call)
+    if call:
+      times.append(time.perf_counter() - start)
+      if best_so_far is not None and times[-1] * scale > CLEAR_LOSS * best_so_far:
+        break
+  return times
+
+
+def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding, compiled: loop.Compiled, per_step_scale: float, best_so_far: float | None, eval_best_so_far: float | None) -> dict:
   """Times the candidate's real programs (kept in `compiled`, so the chosen mode does not compile
   them again): a fused epoch when the model runs whole epochs per dispatch, else one-step chunks.
   A clear loser (CLEAR_LOSS x slower than `best_so_far`, in seconds per step of all seeds, after its
-  first timed call) stops there: its calls are thrown away, so each one saved is saved outright."""
+  first timed call) stops there: its calls are thrown away, so each one saved is saved outright.
+
+  One-step chunks (a conv model on CPU) first time the candidate's evaluation program, which training
+  runs every epoch anyway and which compiles in a fraction of the train step's time: a candidate whose
+  forward pass is already a clear loser (a vmapped convolution that XLA:CPU turns into a grouped one)
+  is pruned there, without compiling its train step (~7 s for the digits CNN's 16 stacked seeds)."""
   model, tx, programs, steps_per_epoch, per_dispatch = loop.build_programs(
       config, problem, size=stack, class_weights=data.class_weights, stack_sharding=sharding, compiled=compiled,
   )
@@ -106,30 +146,35 @@ def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding,
   state = loop.init_states(programs, model, tx, problem, streams, size=stack, stack_sharding=sharding)
   fused = per_dispatch == steps_per_epoch
   calls = FUSED_CALLS if fused else TIMED_CALLS
-  times, compile_before = [], programs.compile_seconds
+  compile_before = programs.compile_seconds
+  result = {"steps_per_epoch": steps_per_epoch}
+  if not fused:
+    eval_times = _time_calls(lambda _: jax.block_until_ready(programs.eval_sums(state, data)), 2, per_step_scale, eval_best_so_far)
+    result["eval_seconds_all_seeds"] = statistics.median(eval_times) * per_step_scale
+    if eval_best_so_far is not None and result["eval_seconds_all_seeds"] > CLEAR_LOSS * eval_best_so_far:
+      return {**result, "pruned": f"its evaluation pass was {result['eval_seconds_all_seeds'] / eval_best_so_far:.2f}x slower", "seconds_per_call": None,
+              "steps_per_call": 1, "timed_calls": 0, "compile_seconds": programs.compile_seconds - compile_before}
   indices = None if fused else programs.indices(data, streams, 0)
-  for call in range(calls + 1):
-    start = time.perf_counter()
+  box = {"state": state}
+
+  def one_call(call: int) -> None:
     if fused:
-      state, packed = programs.epoch(state, data, streams, call)
+      box["state"], packed = programs.epoch(box["state"], data, streams, call)
       jax.block_until_ready(packed)
     else:
-      state, metrics = programs.chunk(state, data=data, epoch_indices=indices, offset=0, num_steps=1, streams=streams)
+      box["state"], metrics = programs.chunk(box["state"], data=data, epoch_indices=indices, offset=0, num_steps=1, streams=streams)
       jax.block_until_ready(metrics)
-    if call:  # the first call compiled (and warmed up)
-      times.append(time.perf_counter() - start)
-      per_step = times[-1] / (steps_per_epoch if fused else 1) * per_step_scale
-      if best_so_far is not None and per_step > CLEAR_LOSS * best_so_far:
-        break
+
+  times = _time_calls(one_call, calls, per_step_scale / (steps_per_epoch if fused else 1), best_so_far)
   steps = steps_per_epoch if fused else 1
-  return {"seconds_per_call": statistics.median(times), "steps_per_call": steps, "steps_per_epoch": steps_per_epoch, "timed_calls": len(times), "compile_seconds": programs.compile_seconds - compile_before}
+  return {**result, "seconds_per_call": statistics.median(times), "steps_per_call": steps, "timed_calls": len(times), "compile_seconds": programs.compile_seconds - compile_before}
 
 
 def _from_cache(known: dict, config, sweeps: int) -> tuple[str, str]:
   """(mode, how) from cached timings. Timed now, the candidates' compiles are sunk and only the steps
   count; from the cache nothing is compiled yet, so each candidate costs its compile plus its steps
   (a small study can be faster in the mode that compiles quicker although it steps slower)."""
-  timings = known.get("timings") or {}
+  timings = {m: t for m, t in (known.get("timings") or {}).items() if t.get("seconds_per_step_all_seeds") is not None}  # pruned ones lost
   if not timings or not all("steps_per_epoch" in t for t in timings.values()):
     return known["mode"], "its timings' choice"
   steps = config.train.epochs * sweeps
@@ -174,20 +219,28 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1)
   for name, (stack, shard) in candidates.items():
     # Seconds for one step of every seed: sequential runs the seeds one after another.
     scale = seeds if stack == 1 else 1
-    best_so_far = min((t["seconds_per_step_all_seeds"] for t in timings.values()), default=None)
-    t = _time_candidate(config, problem, data, stream_list, stack=stack, sharding=shard, compiled=compiled, per_step_scale=scale, best_so_far=best_so_far)
-    t["seconds_per_step_all_seeds"] = t["seconds_per_call"] / t["steps_per_call"] * scale
+    timed = [t for t in timings.values() if t["seconds_per_call"] is not None]
+    best_so_far = min((t["seconds_per_step_all_seeds"] for t in timed), default=None)
+    eval_best = min((t["eval_seconds_all_seeds"] for t in timings.values() if "eval_seconds_all_seeds" in t), default=None)
+    t = _time_candidate(config, problem, data, stream_list, stack=stack, sharding=shard, compiled=compiled, per_step_scale=scale,
+                        best_so_far=best_so_far, eval_best_so_far=eval_best)
+    t["seconds_per_step_all_seeds"] = None if t["seconds_per_call"] is None else t["seconds_per_call"] / t["steps_per_call"] * scale
     timings[name] = t
-  best = min(timings, key=lambda k: timings[k]["seconds_per_step_all_seeds"])
-  ranked = sorted(timings, key=lambda k: timings[k]["seconds_per_step_all_seeds"])
-  runner_up = ranked[1]
-  ratio = timings[runner_up]["seconds_per_step_all_seeds"] / timings[best]["seconds_per_step_all_seeds"]
-  shown = ", ".join(f"{k} {1e3 * timings[k]['seconds_per_step_all_seeds']:.2f} ms" for k in ranked)
-  unit = "epoch(s)" if timings[best]["steps_per_call"] > 1 else "one-step dispatch(es)"
-  calls = FUSED_CALLS if timings[best]["steps_per_call"] > 1 else TIMED_CALLS
+  stepped = {k: t for k, t in timings.items() if t["seconds_per_step_all_seeds"] is not None}
+  ranked = sorted(stepped, key=lambda k: stepped[k]["seconds_per_step_all_seeds"])
+  best = ranked[0]
+  shown = ", ".join(f"{k} {1e3 * stepped[k]['seconds_per_step_all_seeds']:.2f} ms" for k in ranked)
+  if len(ranked) > 1:
+    ratio = stepped[ranked[1]]["seconds_per_step_all_seeds"] / stepped[best]["seconds_per_step_all_seeds"]
+    verdict = f"{best} is {ratio:.2f}x faster than {ranked[1]}"
+  else:
+    verdict = f"{best} is the only candidate stepped"
+  pruned = "; ".join(f"{k} not stepped: {t['pruned']} than the fastest" for k, t in timings.items() if t.get("pruned"))
+  unit = "epoch(s)" if stepped[best]["steps_per_call"] > 1 else "one-step dispatch(es) (after its evaluation pass)"
+  calls = FUSED_CALLS if stepped[best]["steps_per_call"] > 1 else TIMED_CALLS
   why = (
       f"timed up to {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
-      f"one step of all {seeds} seeds: {shown}; {best} is {ratio:.2f}x faster than {runner_up}"
+      f"one step of all {seeds} seeds: {shown}; {verdict}" + (f"; {pruned}" if pruned else "")
   )
   choice = {"mode": best, "why": why, "timings": timings}
   _remember(path, cache_key, choice)
