@@ -335,8 +335,21 @@ def test_report_files_and_schema(profiled):
     assert row["fusion_speedup"]["unfused_over_aot"] > 1  # op by op is slower than the fused program
     assert row["memory"]["argument_bytes"] > 0 and row["roofline"]["intensity"] > 0
   assert device["autotune"]["applicable"] is False and "XLA:CPU has no kernel autotuner" in device["autotune"]["reason"]
-  assert device["training"]["step"]["examples_per_s"] > 0 and 0 <= device["training"]["host_fed"]["input_share_serial"] <= 1
-  assert device["multistream"][0]["async_dispatch"]["gain"] > 0
+  training = device["training"]
+  assert 0 <= training["host_fed"]["input_share_serial"] <= 1
+  step = training["step"]  # examples/s is the batch over the reported (median) step time
+  assert step["median_s"] * step["examples_per_s"] == pytest.approx(training["batch_size"], rel=0.01)
+  timed = [step, *training["host_fed"]["timings"].values()] + [training[k]["timing"] for k in ("async", "dispatch_k") if "timing" in training.get(k, {})]
+  for t in timed:  # every timed row: ordered quantiles over its repeats
+    assert 0 < t["min_s"] <= t["p10_s"] <= t["median_s"] <= t["p90_s"] and t["n"] >= timing.QUICK.min_repeats, t
+  # Multi-stream: one entry per batch size measured (the smallest and largest), each gain the ratio of
+  # the per-batch times it reports, every timing ordered.
+  assert sorted(m["batch_size"] for m in device["multistream"]) == [1, 8]
+  for m in device["multistream"]:
+    a = m["async_dispatch"]
+    assert a["gain"] == pytest.approx(a["synced_per_batch_s"] / a["dispatched_per_batch_s"], rel=1e-9) and a["synced_per_batch_s"] > 0
+    assert a["synced_per_batch_s"] * m["k"] == pytest.approx(m["timings"]["synced"]["median_s"], rel=1e-9)
+    assert all(0 < t["p10_s"] <= t["median_s"] <= t["p90_s"] for t in m["timings"].values())
   md = open(os.path.join(workdir, "report.md")).read()
   for heading in ("## Findings", "### Inference latency", "### Cost, roofline and memory", "### Training", "### Multi-stream", "## Not applicable here", "## Trace"):
     assert heading in md, heading

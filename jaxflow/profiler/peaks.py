@@ -2,8 +2,13 @@
 
 Measured, not read from a datasheet: a square matmul (`n x n @ n x n`, 2 n^3 FLOPs) in f32, bf16 and
 int8 (int8 x int8 -> int32 accumulation), and a streaming elementwise kernel `y = y * c + d` (bytes
-moved per pass = read + write = 2 x size, checked against XLA's own `bytes accessed`). Each through the protocol of `timing` (warm-up, synchronized, median of repeats);
-the best of a few sizes is the peak, since small sizes under-fill a big device. Bandwidth is measured
+moved per pass = read + write = 2 x size; XLA's own `bytes accessed` for one pass is recorded next to
+it, `xla_bytes_accessed_per_pass`, for the reader to compare, not checked here). Each is timed through
+the protocol of `timing` (warm-up, block_until_ready inside the timed interval, repeats), and the figure
+is the *minimum* time over the repeats, not the median: a peak is what the hardware can do, and noise
+(other processes, interrupts, frequency dips) only ever slows a repeat, so the fastest one is the least
+contaminated estimate of it (copy_bandwidth also records the median's figure, `median_bytes_per_s`).
+The best of a few sizes is the peak, since small sizes under-fill a big device. Bandwidth is measured
 for a ladder of working sets (cache-resident up to device memory); a program's roofline uses the
 bandwidth measured for a working set of its size (`bandwidth_for`: its argument + output + temporary
 bytes), since a small model's weights and activations stay in cache and would otherwise beat a
