@@ -1,9 +1,8 @@
 """`jaxflow explain`: saliency against hand-computed values, the sanity checks, and the command end to
-end for a CNN, an MLP (with vanishing layers), an RNN, a GCN and a checkpoint written in sharded mode.
+end for a CNN, an MLP (with vanishing layers), an RNN, a GCN and checkpoints written in sharded and pmap modes.
 
-The runs are tiny and trained once per module; the sharded one trains in a subprocess with 2 forced
-CPU devices (the device count must be set before jax is imported), started first so that it trains
-while this process trains the others, and is explained here, on one device.
+The runs are tiny and trained once per module; the parallel ones train in a subprocess with 2 forced
+CPU devices (the device count must be set before jax is imported) and are explained here, on one device.
 """
 
 from __future__ import annotations
@@ -34,29 +33,35 @@ VANISHING_MLP = ["model.activation=sigmoid", "model.widths=(32,32,32,32)", "mode
                  "model.dropout_rate=0.0", "optim.name=sgd", "optim.lr=0.1", "train.epochs=2", "train.layer_stats_every=1"]
 SMALL_RNN = ["model.rnn_hidden=(16,)", "model.dropout_rate=0.0", "optim.schedule=constant", "optim.warmup_steps=0",
              "optim.lr=0.01", "train.epochs=1"]
-SHARDED_MLP = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=1", "parallel.mode=sharded", "train.histogram_every=1000"]
+PARALLEL_MLP = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=1", "train.histogram_every=1000"]
+PARALLEL_MODES = ("sharded", "pmap")
 
-SHARDED_WORKER = """
+PARALLEL_WORKER = """
 import json, os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 sys.path.insert(0, sys.argv[1])
 import jax
 import jaxflow
-summary = jaxflow.train(jaxflow.load_config(sys.argv[2], sys.argv[4:]), sys.argv[3], quiet=True)
-print(json.dumps({"devices": len(jax.devices()), "count": summary["device"]["count"], "params_sha256": summary["params_sha256"]}))
+out = {}
+for mode in sys.argv[4].split(","):
+  config = jaxflow.load_config(sys.argv[2], [*sys.argv[5:], f"parallel.mode={mode}"])
+  summary = jaxflow.train(config, os.path.join(sys.argv[3], mode), quiet=True)
+  out[mode] = {"devices": len(jax.devices()), "used": summary["device"]["used"], "params_sha256": summary["params_sha256"]}
+print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sharded_job(data_dir, tmp_path_factory):
-  """Starts training the sharded run at once (a subprocess: it overlaps this process's work)."""
-  workdir = str(tmp_path_factory.mktemp("explain") / "sharded")
-  log = open(workdir + ".log", "w")
+@pytest.fixture(scope="module")
+def parallel_job(data_dir, tmp_path_factory):
+  """Trains the sharded and pmap runs in a subprocess, started by the first test that needs them (not
+  autouse: under pytest-xdist every worker that ran one of this module's tests would train them)."""
+  root = str(tmp_path_factory.mktemp("explain_parallel"))
+  log = open(root + ".log", "w")
   process = subprocess.Popen(
-      [sys.executable, "-c", SHARDED_WORKER, ROOT, config_path("digits_mlp.py"), workdir, *SHARDED_MLP],
+      [sys.executable, "-c", PARALLEL_WORKER, ROOT, config_path("digits_mlp.py"), root, ",".join(PARALLEL_MODES), *PARALLEL_MLP],
       stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "JAXFLOW_DATA_DIR": data_dir},
   )
-  yield {"process": process, "workdir": workdir, "log": workdir + ".log"}
+  yield {"process": process, "root": root, "log": root + ".log"}
   if process.poll() is None:
     process.kill()
   process.wait()
@@ -283,16 +288,17 @@ def test_explain_gcn_draws_node_importance(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_explain_a_checkpoint_written_in_sharded_mode(sharded_job):
+@pytest.mark.parametrize("mode", PARALLEL_MODES)
+def test_explain_a_checkpoint_written_in_a_parallel_mode(parallel_job, mode):
   """Trained on 2 forced CPU devices (subprocess), explained here on 1: the parameters read back
   are the ones the run ended with."""
-  assert sharded_job["process"].wait(timeout=300) == 0, open(sharded_job["log"]).read()[-3000:]
-  with open(sharded_job["log"]) as f:
-    trained = json.loads(f.read().strip().splitlines()[-1])
-  assert trained["devices"] == 2 and trained["count"] == 2
-  workdir = sharded_job["workdir"]
+  assert parallel_job["process"].wait(timeout=300) == 0, open(parallel_job["log"]).read()[-3000:]
+  with open(parallel_job["log"]) as f:
+    trained = json.loads(f.read().strip().splitlines()[-1])[mode]
+  assert trained["devices"] == 2 and trained["used"] == 2
+  workdir = os.path.join(parallel_job["root"], mode)
   with open(os.path.join(workdir, "config.json")) as f:
-    assert json.load(f)["config"]["parallel"]["mode"] == "sharded"
+    assert json.load(f)["config"]["parallel"]["mode"] == mode
   run = subject.load_run(workdir)
   assert params_sha256(run.params) == trained["params_sha256"]
   result = jaxflow.explain(workdir, examples=4)
