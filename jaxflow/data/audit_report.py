@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from jaxflow.plotting import new_figure
+
 _MAX_ROWS = 20  # table rows per listing in report.md; report.json keeps all it has
 
 
@@ -230,16 +232,6 @@ def _unique_stem(stem: str, taken: set[str]) -> str:
   return out
 
 
-def _figure(width: float, height: float):
-  """A Figure on its own Agg canvas: drawing needs no pyplot and no process-wide backend."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-  FigureCanvasAgg(fig)
-  return fig
-
-
 def _save(fig, folder: str, stem: str) -> str:
   path = os.path.join(folder, f"{stem}.png")
   fig.savefig(path, format="png")
@@ -248,7 +240,7 @@ def _save(fig, folder: str, stem: str) -> str:
 
 def _class_counts_figure(balance: dict, names: list[str]):
   splits = balance["splits"]
-  fig = _figure(max(6.0, 0.35 * len(names) * len(splits) + 2), 4.0)
+  fig = new_figure(max(6.0, 0.35 * len(names) * len(splits) + 2), 4.0, layout="constrained")
   ax = fig.add_subplot()
   x = np.arange(len(names))
   width = 0.8 / len(splits)
@@ -265,7 +257,7 @@ def _histogram_figure(shift: dict, meta: dict):
   hist = shift["histogram"]
   edges = np.asarray(hist["edges"])
   shown = [meta["train_split"], meta["eval_split"]] if shift["input_shift"] else list(hist["counts"])
-  fig = _figure(6.5, 4.0)
+  fig = new_figure(6.5, 4.0, layout="constrained")
   ax = fig.add_subplot()
   for s in shown:
     counts = np.asarray(hist["counts"][s], np.float64)
@@ -285,7 +277,7 @@ def _heatmap_figure(key: str, attribute: dict, names: list[str]):
   split, table = _shown_table(attribute)
   counts = np.asarray(table, np.float64)
   rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-  fig = _figure(max(5.0, 0.6 * len(names) + 3), max(3.0, 0.45 * len(attribute["values"]) + 2))
+  fig = new_figure(max(5.0, 0.6 * len(names) + 3), max(3.0, 0.45 * len(attribute["values"]) + 2), layout="constrained")
   ax = fig.add_subplot()
   image = ax.imshow(rows, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
   fig.colorbar(image, ax=ax, label="P(label | value)")

@@ -18,18 +18,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from jaxflow.plotting import new_figure
+
 TITLES = {
     "vanilla_gradient": "gradient",
     "gradient_x_input": "gradient x input",
     "smoothgrad": "SmoothGrad",
     "integrated_gradients": "integrated gradients",
 }
-
-
-def new_figure(width: float, height: float, dpi: int = 100) -> Figure:
-  fig = Figure(figsize=(width, height), dpi=dpi)
-  FigureCanvasAgg(fig)
-  return fig
 
 
 def render(fig: Figure) -> np.ndarray:

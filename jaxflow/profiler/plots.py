@@ -15,17 +15,10 @@ import re
 
 import numpy as np
 
+from jaxflow.plotting import new_figure
+
 VARIANTS = (("eager", "eager model code", "#8c564b"), ("unfused", "unfused (op by op)", "#d62728"), ("nofusion", "compiled, no fusion", "#ff7f0e"), ("jit", "jit (fused)", "#1f77b4"), ("aot", "AOT compiled", "#2ca02c"))
 PRECISION_COLOURS = {"f32": "#1f77b4", "bf16": "#ff7f0e", "int8": "#2ca02c", "int8_weights": "#9467bd"}
-
-
-def _figure(width: float, height: float):
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-  FigureCanvasAgg(fig)
-  return fig
 
 
 def slug(name: str) -> str:
@@ -34,7 +27,7 @@ def slug(name: str) -> str:
 
 def latency_plot(device: dict, path: str) -> None:
   precisions = list(dict.fromkeys(r["precision"] for r in device["inference"]))
-  fig = _figure(4.2 * len(precisions), 3.6)
+  fig = new_figure(4.2 * len(precisions), 3.6, layout="constrained")
   axes = fig.subplots(1, len(precisions), squeeze=False)[0]
   for ax, name in zip(axes, precisions):
     rows = sorted((r for r in device["inference"] if r["precision"] == name), key=lambda r: r["batch_size"])
@@ -61,7 +54,7 @@ def roofline_plot(device: dict, path: str) -> None:
   peaks = device["peaks"]
   bandwidth = peaks["copy"]["bytes_per_s"]
   rows = [r for r in device["inference"] if r["roofline"]["intensity"] and r["roofline"]["achieved_flops_per_s"]]
-  fig = _figure(6.4, 4.6)
+  fig = new_figure(6.4, 4.6, layout="constrained")
   ax = fig.subplots()
   roofs = {k: v["flops_per_s"] for k, v in peaks["matmul"].items() if v.get("flops_per_s")}
   intensities = [r["roofline"]["intensity"] for r in rows] + [p / bandwidth for p in roofs.values()]
@@ -94,7 +87,7 @@ def roofline_plot(device: dict, path: str) -> None:
 
 
 def throughput_plot(device: dict, path: str) -> None:
-  fig = _figure(5.6, 3.8)
+  fig = new_figure(5.6, 3.8, layout="constrained")
   ax = fig.subplots()
   for name in dict.fromkeys(r["precision"] for r in device["inference"]):
     rows = sorted((r for r in device["inference"] if r["precision"] == name), key=lambda r: r["batch_size"])

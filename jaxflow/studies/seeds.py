@@ -34,9 +34,10 @@ import time
 
 import ml_collections
 
-from jaxflow.config import ConfigError, config_hash, to_dict
+from jaxflow.config import ConfigError, to_dict
 from jaxflow.studies import determinism, seeds_report, seeds_timing
 from jaxflow.training import loop
+from jaxflow.training.workdir import completed_summary
 
 SOURCES = ("init", "data", "dropout", "augment", "noise", "sampler")
 STUDY_SOURCES = ("init", "data", "dropout", "augment", "noise")  # what --study=sources sweeps one by one
@@ -87,18 +88,6 @@ def seed_config(config: ml_collections.ConfigDict, index: int, vary: tuple[str, 
   return run
 
 
-def _finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
-  """The summary of a seed that already completed with this very config, else None."""
-  try:
-    with open(os.path.join(workdir, "config.json")) as f:
-      same = json.load(f).get("hash") == config_hash(config)
-    with open(os.path.join(workdir, "summary.json")) as f:
-      summary = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return summary if same and summary.get("status") == "completed" else None
-
-
 def _train(mode: str, configs: list, workdirs: list[str], compiled: loop.Compiled, quiet: bool) -> list[dict]:
   """Trains the given seeds in `mode`; a group that cannot run stacked falls back to one by one."""
   if mode in ("vmap", "devices") and len(configs) > 1:
@@ -132,7 +121,7 @@ def run_sweep(config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: 
   start = time.perf_counter()
   configs = [seed_config(config, i, vary) for i in range(seeds)]
   workdirs = [os.path.join(workdir, name, f"seed_{i:03d}") for i in range(seeds)]
-  summaries: list[dict | None] = [_finished(w, c) for c, w in zip(configs, workdirs)]
+  summaries: list[dict | None] = [completed_summary(w, c) for c, w in zip(configs, workdirs)]
   todo = [i for i, s in enumerate(summaries) if s is None]
   if todo:
     trained = _train(mode, [configs[i] for i in todo], [workdirs[i] for i in todo], compiled, quiet)
@@ -173,7 +162,7 @@ def run_seeds(
     sweeps, skipped = [(name, varied)], []
   os.makedirs(workdir, exist_ok=True)
   compiled = loop.Compiled()
-  finished = all(_finished(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds))
+  finished = all(completed_summary(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds))
   if mode != "auto":
     choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
   elif finished:  # a rerun of a finished study: nothing to train, nothing to time; say how they were trained

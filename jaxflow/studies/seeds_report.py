@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from jaxflow.plotting import new_figure
 from jaxflow.studies import stats
 
 ACCURACY_LIKE = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -166,18 +167,9 @@ def markdown(report: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _figure(width: float, height: float):
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(width, height), dpi=100)
-  FigureCanvasAgg(fig)
-  return fig
-
-
 def _plot_curves(report: dict, path: str) -> str:
   """Learning curves of every sweep: mean +- std (dark band) and min-max (light band) over seeds."""
-  fig = _figure(7, 4.2)
+  fig = new_figure(7, 4.2)
   ax = fig.add_subplot()
   for i, s in enumerate(report["sweeps"]):
     c = s["curves"]
@@ -198,7 +190,7 @@ def _plot_curves(report: dict, path: str) -> str:
 def _plot_finals(report: dict, path: str) -> str:
   """One box per sweep with every seed's final value drawn on top (a strip plot)."""
   sweeps = [s for s in report["sweeps"] if s["final"]]
-  fig = _figure(max(4.0, 1.2 * len(sweeps) + 2), 4.2)
+  fig = new_figure(max(4.0, 1.2 * len(sweeps) + 2), 4.2)
   ax = fig.add_subplot()
   values = [[r["final"] for r in s["seeds"] if r["final"] is not None] for s in sweeps]
   if values:

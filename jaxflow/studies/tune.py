@@ -47,6 +47,7 @@ from jaxflow.config import ConfigError, config_hash, one_line, to_dict
 from jaxflow.studies import early_stop as early_stop_lib
 from jaxflow.studies import space as space_lib
 from jaxflow.studies import suggest, tune_report
+from jaxflow.training.workdir import completed_summary
 
 OBJECTIVES = ("final", "best")
 STATUSES = ("pending", "completed", "failed", "stopped")
@@ -95,18 +96,6 @@ def trial_config(config: ml_collections.ConfigDict, space: space_lib.Space, para
   if epochs is not None:
     trial.train.epochs = epochs
   return trial
-
-
-def _finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
-  """The summary of a run that completed in `workdir` with this very config (cf. seeds._finished)."""
-  try:
-    with open(os.path.join(workdir, "config.json")) as f:
-      same = json.load(f).get("hash") == config_hash(config)
-    with open(os.path.join(workdir, "summary.json")) as f:
-      summary = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return summary if same and summary.get("status") == "completed" else None
 
 
 def eval_curve(workdir: str, metric: str) -> list[float]:
@@ -183,7 +172,7 @@ class Study:
             f"{trial.workdir} was run with another base config or space (its config hash differs); "
             "use another --workdir, or rerun with the config and space that study used"
         )
-      if trial.status == "completed" and _finished(trial.workdir, trial_config(self.config, self.space, trial.params)) is None:
+      if trial.status == "completed" and completed_summary(trial.workdir, trial_config(self.config, self.space, trial.params)) is None:
         trial.status, trial.value = "pending", None  # its run is gone or unfinished: train it again
       if trial.status == "pending":
         trial.rungs = trial.rungs[: self._finished_rungs(trial)]  # run_round skips recorded rungs: only finished ones stay
@@ -201,7 +190,7 @@ class Study:
         cfg = trial_config(self.config, self.space, trial.params, epochs=None if last else self.rungs.epochs[r])
       except Exception:  # noqa: BLE001 -- no config, no finished run
         break
-      if _finished(self.rung_dir(trial, r), cfg) is None:
+      if completed_summary(self.rung_dir(trial, r), cfg) is None:
         break
       n += 1
     return n
@@ -331,7 +320,7 @@ class Study:
     for i, (_, cfg, _) in enumerate(runs):
       groups.setdefault(self.loop.group_key(cfg), []).append(i)
     for members in groups.values():
-      done = {i: _finished(runs[i][2], runs[i][1]) for i in members}
+      done = {i: completed_summary(runs[i][2], runs[i][1]) for i in members}
       for i, summary in done.items():
         if summary is not None:
           out[i] = (summary, None, 1)

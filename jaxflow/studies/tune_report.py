@@ -23,6 +23,7 @@ import re
 import numpy as np
 
 from jaxflow.config import get_field, load_config, to_dict
+from jaxflow.plotting import new_figure
 from jaxflow.studies import gp as gp_lib
 
 PAIRS = (("optim.lr", "train.epochs"), ("model.dropout_rate", "train.batch_size"))
@@ -266,17 +267,8 @@ def markdown(report: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _figure(width: float, height: float):
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(width, height), dpi=100)
-  FigureCanvasAgg(fig)
-  return fig
-
-
 def _plot_convergence(report: dict, path: str) -> str:
-  fig = _figure(7, 4.2)
+  fig = new_figure(7, 4.2)
   ax = fig.add_subplot()
   rows = report["trials"]
   done = [(r["index"], r["value"]) for r in rows if r["status"] == "completed"]
@@ -305,7 +297,7 @@ def _plot_convergence(report: dict, path: str) -> str:
 
 def _plot_importance(report: dict, path: str) -> str:
   items = sorted(report["importance"].items(), key=lambda kv: kv[1])
-  fig = _figure(6, 0.5 * len(items) + 1.5)
+  fig = new_figure(6, 0.5 * len(items) + 1.5)
   ax = fig.add_subplot()
   ax.barh([k for k, _ in items], [v for _, v in items], color="C0")
   ax.set(xlabel="share of inverse lengthscales", title="Parameter importance (GP ARD)")
@@ -315,7 +307,7 @@ def _plot_importance(report: dict, path: str) -> str:
 
 
 def _plot_slice(report: dict, s: dict, path: str) -> str:
-  fig = _figure(6, 4.8)
+  fig = new_figure(6, 4.8)
   ax = fig.add_subplot()
   mesh = ax.contourf(s["x_values"], s["y_values"], np.asarray(s["mean"]), levels=20, cmap="viridis")
   fig.colorbar(mesh, ax=ax, label=f"GP mean of {report['metric']}")

@@ -61,3 +61,16 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
   os.makedirs(workdir, exist_ok=True)
   with open(path, "w") as f:
     json.dump({"hash": digest, "config": to_dict(config)}, f, indent=2, sort_keys=True)
+
+
+def completed_summary(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The summary.json of a run that completed in `workdir` under this very config, else None: what lets a
+  study's rerun skip a seed or a trial that is done (a different config, or an unfinished run, is not)."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      same = json.load(f).get("hash") == config_hash(config)
+    with open(os.path.join(workdir, "summary.json")) as f:
+      summary = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return summary if same and summary.get("status") == "completed" else None
