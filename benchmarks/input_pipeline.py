@@ -51,12 +51,10 @@ import datetime
 import functools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from importlib import metadata
 
 import jax
 import jax.numpy as jnp
@@ -74,6 +72,7 @@ from jaxflow.training import loop, optimizers, steps  # noqa: E402
 from jaxflow.training import programs as programs_lib  # noqa: E402
 from jaxflow.training import state as state_lib  # noqa: E402
 from jaxflow.training.device_data import load_device_data  # noqa: E402
+from jaxflow.training.summary import package_versions  # noqa: E402
 from jaxflow.training.validate import validate  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "input_pipeline.json")
@@ -385,13 +384,7 @@ def markdown(s: dict, meta: dict) -> str:
 
 
 def versions() -> dict:
-  out = {"python": platform.python_version()}
-  for name in ("jax", "jaxlib", "flax", "dm-pix", "optax", "tensorflow-datasets", "numpy"):
-    try:
-      out[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-      out[name] = None
-  return out
+  return package_versions(("jax", "jaxlib", "flax", "dm-pix", "optax", "tensorflow-datasets", "numpy"))
 
 
 def _git_state() -> dict | None:

@@ -52,13 +52,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +70,7 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 import jaxflow  # noqa: E402
+from jaxflow.training.summary import package_versions  # noqa: E402
 from jaxflow import data as data_lib  # noqa: E402
 from jaxflow import models, rng  # noqa: E402
 from jaxflow.training import optimizers  # noqa: E402
@@ -403,13 +402,7 @@ def markdown(result: dict) -> str:
 
 
 def versions() -> dict:
-  out = {"python": platform.python_version()}
-  for name in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint"):
-    try:
-      out[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-      out[name] = None
-  return out
+  return package_versions(("jax", "jaxlib", "flax", "optax", "orbax-checkpoint"))
 
 
 def main(argv=None) -> None:

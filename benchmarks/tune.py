@@ -36,12 +36,10 @@ import datetime
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 
 import numpy as np
 
@@ -50,6 +48,7 @@ sys.path.insert(0, ROOT)
 
 from jaxflow.studies import space as S  # noqa: E402
 from jaxflow.studies import suggest  # noqa: E402
+from jaxflow.training.summary import package_versions  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "tune.json")
 VIZIER_SECONDS = 3.5
@@ -214,13 +213,7 @@ def _git_state() -> dict | None:
 
 
 def versions() -> dict:
-  out = {"python": platform.python_version()}
-  for name in ("jax", "jaxlib", "optax", "numpy", "scipy"):
-    try:
-      out[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-      out[name] = None
-  return out
+  return package_versions(("jax", "jaxlib", "optax", "numpy", "scipy"))
 
 
 def main(argv=None) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import time
-from importlib import metadata
 
 import jax
 import ml_collections
@@ -35,6 +34,7 @@ from jaxflow.profiler import (
   workload,
 )
 from jaxflow.profiler import trace as trace_lib
+from jaxflow.training import summary
 from jaxflow.training.state import num_params
 from jaxflow.training.validate import validate
 
@@ -69,17 +69,6 @@ def device_name(device) -> str:
   return f"{device.platform}:{device.id} {device.device_kind}"
 
 
-def _cpu_model() -> str | None:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or None
-
-
 def _cpu_caches() -> dict:
   """{'L1d': '32K', 'L2': '1024K', 'L3': '32768K'} of CPU 0, from sysfs (empty where unavailable)."""
   caches = {}
@@ -98,14 +87,9 @@ def _cpu_caches() -> dict:
 
 
 def environment() -> dict:
-  versions = {"python": platform.python_version()}
-  for name in PACKAGES:
-    try:
-      versions[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-      continue
+  versions = {name: v for name, v in summary.package_versions(PACKAGES).items() if v is not None}  # only what is installed
   return {
-      "versions": versions, "platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "cpu_caches": _cpu_caches(),
+      "versions": versions, "platform": platform.platform(), "cpu": summary.cpu_model(), "cpu_count": os.cpu_count(), "cpu_caches": _cpu_caches(),
       "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_platforms": os.environ.get("JAX_PLATFORMS", ""),
       "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision), "jax_enable_x64": bool(jax.config.jax_enable_x64),
       "backends": {d.platform: {"platform_version": getattr(d.client, "platform_version", None), "count": len(jax.devices(d.platform))} for d in profiled_devices()},

@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxflow import rng
-from jaxflow.training import loop
+from jaxflow.training import loop, summary
 from jaxflow.training.device_data import load_device_data
 
 TIMED_CALLS = 5  # one-step dispatches (a conv model on CPU)
@@ -60,17 +60,6 @@ def cache_path() -> str | None:
   return os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")), "jaxflow", "seeds_modes.json")
 
 
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def _cache_key(config, seeds: int) -> str:
   """What the timings depend on: the static config, the seed count, this host (a cache in a shared home
   must not hand one machine's decision to another), its CPU and devices, and the jax and jaxflow versions."""
@@ -79,7 +68,7 @@ def _cache_key(config, seeds: int) -> str:
     version = metadata.version("jaxflow")
   except metadata.PackageNotFoundError:
     version = "?"
-  host = f"{platform.node()}|{_cpu_model()} x{os.cpu_count()}"
+  host = f"{platform.node()}|{summary.cpu_model() or platform.machine()} x{os.cpu_count()}"
   return f"{loop.static_key(config)}|seeds={seeds}|{host}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}|jaxflow {version}"
 
 
