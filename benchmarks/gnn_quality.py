@@ -161,7 +161,9 @@ def main() -> None:
     target = f">= {KARATE_TARGET}" if name == "gcn" else "-"
     results["karate"][name] = {"accuracy": accs, "median": median, "seconds": time.perf_counter() - start}
     per_seed = " ".join(f"{a:.3f}" for a in accs)
-    lines.append(f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} | {target} |")
+    lines.append(
+      f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} | {target} |"
+    )
     print(lines[-1], flush=True)
 
   data_seed = rng.dataset_seed(rng.stream_key(0, "data"))

@@ -84,16 +84,16 @@ TARGET_RATIO = 3.0  # the issue: pipeline examples/s >= 3x the train step's
 # (Flips do not preserve a digit's label; they are on because the issue asks for all ops, and their
 # cost does not depend on p.)
 DEFAULT_AUGMENT = (
-    "hflip(p=0.5)",
-    "vflip(p=0.5)",
-    "rotate(degrees=10, p=0.5)",
-    "zoom(0.9, 1.1, p=0.5)",
-    "crop(padding=1, p=0.5)",
-    "translate(1, 1, p=0.5)",
-    "noise(std=0.03, p=0.5)",
-    "brightness(max_delta=0.1, p=0.5)",
-    "contrast(0.8, 1.2, p=0.5)",
-    "clip()",
+  "hflip(p=0.5)",
+  "vflip(p=0.5)",
+  "rotate(degrees=10, p=0.5)",
+  "zoom(0.9, 1.1, p=0.5)",
+  "crop(padding=1, p=0.5)",
+  "translate(1, 1, p=0.5)",
+  "noise(std=0.03, p=0.5)",
+  "brightness(max_delta=0.1, p=0.5)",
+  "contrast(0.8, 1.2, p=0.5)",
+  "clip()",
 )
 EPOCHS_OF_ORDER = 4  # distinct epoch permutations the timed calls walk through
 
@@ -146,12 +146,17 @@ class Bench:
     model = models.create_model(config.model, output_dim=self.problem.output_dim)
     init = state_lib.init_fn(model, tx, self.problem.input_structure)
     common = dict(
-        problem=self.problem, batch_size=self.batch_size, lr_fn=lr_fn, steps_per_epoch=self.steps_per_epoch,
-        unroll=self.unroll, focal_gamma=config.focal_gamma, class_weights=self.data.class_weights,
+      problem=self.problem,
+      batch_size=self.batch_size,
+      lr_fn=lr_fn,
+      steps_per_epoch=self.steps_per_epoch,
+      unroll=self.unroll,
+      focal_gamma=config.focal_gamma,
+      class_weights=self.data.class_weights,
     )
     self.programs = {
-        "step": programs_lib.Programs(**common, augment_ops=()),
-        "step_aug": programs_lib.Programs(**common, augment_ops=self.ops),
+      "step": programs_lib.Programs(**common, augment_ops=()),
+      "step_aug": programs_lib.Programs(**common, augment_ops=self.ops),
     }
     self.states = {name: p.init_state(init, self.streams["init"]) for name, p in self.programs.items()}
     self.compile_seconds = {"init": self.programs["step"].compile_seconds}
@@ -167,8 +172,9 @@ class Bench:
     self.pipelines, self.counters = {}, {}
     for name, ops in (("pipeline", self.ops), ("gather", ())):
       jitted = jax.jit(
-          functools.partial(steps.train_chunk, step_fn=_pass_through_step, augment_ops=ops, unroll=self.unroll),
-          static_argnames="num_steps", donate_argnums=0,
+        functools.partial(steps.train_chunk, step_fn=_pass_through_step, augment_ops=ops, unroll=self.unroll),
+        static_argnames="num_steps",
+        donate_argnums=0,
       )
       counter = _Counter(step=jnp.asarray(0, jnp.int32))
       start = time.perf_counter()
@@ -205,7 +211,12 @@ class Bench:
     for call in range(start_call, start_call + calls):
       order = self.orders[(call // self.steps_per_epoch) % len(self.orders)]
       state, metrics = programs.chunk(
-          state, data=self.data, epoch_indices=order, offset=self._offset(call), num_steps=self.per_dispatch, streams=self.streams
+        state,
+        data=self.data,
+        epoch_indices=order,
+        offset=self._offset(call),
+        num_steps=self.per_dispatch,
+        streams=self.streams,
       )
     jax.block_until_ready((state, metrics))
     self.states[name] = state
@@ -239,8 +250,13 @@ class Bench:
       examples = self.train_size + self.eval_size
     else:
       raise ValueError(what)
-    return {"seconds": seconds, "calls": calls, "examples": examples, "examples_per_second": examples / seconds,
-            "microseconds_per_call": 1e6 * seconds / calls}
+    return {
+      "seconds": seconds,
+      "calls": calls,
+      "examples": examples,
+      "examples_per_second": examples / seconds,
+      "microseconds_per_call": 1e6 * seconds / calls,
+    }
 
 
 class PerOp:
@@ -257,8 +273,10 @@ class PerOp:
     self.ids = jnp.arange(bench.batch_size)
     self.key = bench.streams["augment"]
     jitted = jax.jit(augment.augment_batch, static_argnames="ops")
-    specs = [(spec if list(bench.config.data.augment).count(spec) == 1 else f"{spec} #{i}", (op,))
-             for i, (spec, op) in enumerate(zip(bench.config.data.augment, bench.ops))] + [("chain", bench.ops)]
+    specs = [
+      (spec if list(bench.config.data.augment).count(spec) == 1 else f"{spec} #{i}", (op,))
+      for i, (spec, op) in enumerate(zip(bench.config.data.augment, bench.ops))
+    ] + [("chain", bench.ops)]
     self.compiled, self.compile_seconds = {}, {}
     for spec, ops in specs:
       start = time.perf_counter()
@@ -279,13 +297,13 @@ class PerOp:
 
 MEASUREMENTS = ("pipeline", "gather", "indices", "step", "step_aug", "load")
 LABELS = {
-    "pipeline": "(a) input pipeline: gather + augment, alone",
-    "gather": "(a0) gather only, no augmentation (dispatch floor)",
-    "indices": "(p) per-epoch permutation (`epoch_indices`)",
-    "pipeline_with_order": "(a+p) pipeline incl. permutation (derived)",
-    "step": "(b) CNN train step, no augmentation",
-    "step_aug": "(c) CNN train step with augmentation inside",
-    "load": "(d) host: tfds -> device memory, both splits (once per run)",
+  "pipeline": "(a) input pipeline: gather + augment, alone",
+  "gather": "(a0) gather only, no augmentation (dispatch floor)",
+  "indices": "(p) per-epoch permutation (`epoch_indices`)",
+  "pipeline_with_order": "(a+p) pipeline incl. permutation (derived)",
+  "step": "(b) CNN train step, no augmentation",
+  "step_aug": "(c) CNN train step with augmentation inside",
+  "load": "(d) host: tfds -> device memory, both splits (once per run)",
 }
 
 
@@ -298,15 +316,26 @@ def _stats(values: list[float]) -> dict:
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict:
-  out = {name: {"examples_per_second": _stats([r["examples_per_second"] for r in rs]),
-                "microseconds_per_call": _stats([r["microseconds_per_call"] for r in rs])} for name, rs in runs.items()}
-  combined = [1.0 / (1.0 / a["examples_per_second"] + 1.0 / p["examples_per_second"]) for a, p in zip(runs["pipeline"], runs["indices"])]
+  out = {
+    name: {
+      "examples_per_second": _stats([r["examples_per_second"] for r in rs]),
+      "microseconds_per_call": _stats([r["microseconds_per_call"] for r in rs]),
+    }
+    for name, rs in runs.items()
+  }
+  combined = [
+    1.0 / (1.0 / a["examples_per_second"] + 1.0 / p["examples_per_second"])
+    for a, p in zip(runs["pipeline"], runs["indices"])
+  ]
   out["pipeline_with_order"] = {"examples_per_second": _stats(combined)}
 
   def ratio(num: str, den: str, num_values=None) -> dict:
     nv = num_values or [r["examples_per_second"] for r in runs[num]]
     dv = [r["examples_per_second"] for r in runs[den]]
-    return {"of_medians": statistics.median(nv) / statistics.median(dv), "per_repetition": [n / d for n, d in zip(nv, dv)]}
+    return {
+      "of_medians": statistics.median(nv) / statistics.median(dv),
+      "per_repetition": [n / d for n, d in zip(nv, dv)],
+    }
 
   out["ratio_pipeline_to_step"] = ratio("pipeline", "step")
   out["ratio_pipeline_with_order_to_step"] = ratio("pipeline_with_order", "step", combined)
@@ -316,7 +345,8 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
   tb = [r["microseconds_per_call"] for r in runs["step"]]
   tc = [r["microseconds_per_call"] for r in runs["step_aug"]]
   out["augment_share_of_step"] = {
-      "of_medians": 1.0 - statistics.median(tb) / statistics.median(tc), "per_repetition": [1.0 - b / c for b, c in zip(tb, tc)]
+    "of_medians": 1.0 - statistics.median(tb) / statistics.median(tc),
+    "per_repetition": [1.0 - b / c for b, c in zip(tb, tc)],
   }
   out["target_ratio"] = TARGET_RATIO
   out["target_met"] = out["ratio_pipeline_to_step"]["of_medians"] >= TARGET_RATIO
@@ -326,15 +356,15 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
 def markdown(s: dict, meta: dict) -> str:
   b = meta["batch_size"]
   lines = [
-      f"## Input pipeline vs digits CNN train step ({CONFIG_FILE}, batch {b})",
-      "",
-      f"{meta['device']}, jax {jax.__version__}; {meta['timestamp']}; {meta['repeats']} interleaved repetitions; "
-      f"script runtime {meta['runtime_seconds']:.0f} s.",
-      f"Augment ops ({len(meta['augment'])}): `{', '.join(meta['augment'])}`.",
-      f"Train step dispatch: {meta['steps_per_dispatch']} step(s) per dispatch (`loop.dispatch_plan`).",
-      "",
-      "| measurement | examples/s, median | min-max | per call, median | calls per repetition | compile s |",
-      "|---|---:|---:|---:|---:|---:|",
+    f"## Input pipeline vs digits CNN train step ({CONFIG_FILE}, batch {b})",
+    "",
+    f"{meta['device']}, jax {jax.__version__}; {meta['timestamp']}; {meta['repeats']} interleaved repetitions; "
+    f"script runtime {meta['runtime_seconds']:.0f} s.",
+    f"Augment ops ({len(meta['augment'])}): `{', '.join(meta['augment'])}`.",
+    f"Train step dispatch: {meta['steps_per_dispatch']} step(s) per dispatch (`loop.dispatch_plan`).",
+    "",
+    "| measurement | examples/s, median | min-max | per call, median | calls per repetition | compile s |",
+    "|---|---:|---:|---:|---:|---:|",
   ]
   per_call_unit = {"indices": "epoch", "load": "run"}
   for name in ("pipeline", "gather", "indices", "pipeline_with_order", "step", "step_aug", "load"):
@@ -346,8 +376,8 @@ def markdown(s: dict, meta: dict) -> str:
       per_call = ""
     compile_s = meta["compile_seconds"].get(name)
     lines.append(
-        f"| {LABELS[name]} | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_call} | "
-        f"{meta['calls'].get(name, '')} | {'' if compile_s is None else f'{compile_s:.2f}'} |"
+      f"| {LABELS[name]} | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_call} | "
+      f"{meta['calls'].get(name, '')} | {'' if compile_s is None else f'{compile_s:.2f}'} |"
     )
 
   def fmt(ratio):
@@ -356,28 +386,30 @@ def markdown(s: dict, meta: dict) -> str:
   verdict = "met" if s["target_met"] else "NOT met"
   share = s["augment_share_of_step"]
   lines += [
-      "",
-      f"- (a)/(b), pipeline / train step: {fmt(s['ratio_pipeline_to_step'])}; target >= {TARGET_RATIO:.0f}x: **{verdict}**.",
-      f"- (a+p)/(b), with the epoch's permutation counted: {fmt(s['ratio_pipeline_with_order_to_step'])}.",
-      f"- (a)/(c), pipeline / the augmented step it feeds: {fmt(s['ratio_pipeline_to_step_aug'])}.",
-      f"- (c)/(b), the augmented step's rate relative to the plain one: {fmt(s['ratio_step_aug_to_step'])}; "
-      f"augmentation's share of the augmented step's time: **{100 * share['of_medians']:.0f}%** "
-      f"(per repetition {100 * min(share['per_repetition']):.0f}-{100 * max(share['per_repetition']):.0f}%).",
-      f"- (d) first-ever load in this process (tfds first use, warm-up, not in the row): {meta['first_load_seconds']:.2f} s.",
+    "",
+    f"- (a)/(b), pipeline / train step: {fmt(s['ratio_pipeline_to_step'])}; target >= {TARGET_RATIO:.0f}x: **{verdict}**.",
+    f"- (a+p)/(b), with the epoch's permutation counted: {fmt(s['ratio_pipeline_with_order_to_step'])}.",
+    f"- (a)/(c), pipeline / the augmented step it feeds: {fmt(s['ratio_pipeline_to_step_aug'])}.",
+    f"- (c)/(b), the augmented step's rate relative to the plain one: {fmt(s['ratio_step_aug_to_step'])}; "
+    f"augmentation's share of the augmented step's time: **{100 * share['of_medians']:.0f}%** "
+    f"(per repetition {100 * min(share['per_repetition']):.0f}-{100 * max(share['per_repetition']):.0f}%).",
+    f"- (d) first-ever load in this process (tfds first use, warm-up, not in the row): {meta['first_load_seconds']:.2f} s.",
   ]
   if meta.get("per_op"):
     per_op = meta["per_op"]
     lines += [
-        "",
-        f"Where (a)'s time goes: each op alone as `augment_batch` on one gathered batch of {b} "
-        f"({per_op['calls']} calls per measurement, {meta['repeats']} repetitions; us per batch):",
-        "",
-        "| op | us / batch, median | min-max | compile s |",
-        "|---|---:|---:|---:|",
+      "",
+      f"Where (a)'s time goes: each op alone as `augment_batch` on one gathered batch of {b} "
+      f"({per_op['calls']} calls per measurement, {meta['repeats']} repetitions; us per batch):",
+      "",
+      "| op | us / batch, median | min-max | compile s |",
+      "|---|---:|---:|---:|",
     ]
     for spec in per_op["names"]:
       r = per_op["summary"][spec]
-      lines.append(f"| `{spec}` | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_op['compile_seconds'][spec]:.2f} |")
+      lines.append(
+        f"| `{spec}` | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_op['compile_seconds'][spec]:.2f} |"
+      )
     total = sum(per_op["summary"][spec]["median"] for spec in per_op["names"] if spec != "chain")
     lines.append(f"| sum of the ops' medians | {total:,.0f} | | |")
   return "\n".join(lines)
@@ -389,97 +421,137 @@ def versions() -> dict:
 
 def _git_state() -> dict | None:
   """HEAD and whether jaxflow/ or configs/ had uncommitted changes (the code measured is then not HEAD's)."""
+
   def git(*args):
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
   try:
-    return {"commit": git("rev-parse", "HEAD"), "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs"))}
+    return {
+      "commit": git("rev-parse", "HEAD"),
+      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
+    }
   except (OSError, subprocess.CalledProcessError):
     return None
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--repeats", type=int, default=7, help="interleaved repetitions of every measurement (default 7)")
   parser.add_argument("--batch-size", type=int, default=None, help="override the CNN config's batch size (64)")
-  parser.add_argument("--pipeline-calls", type=int, default=400, help="pipeline dispatches per measurement (default 400)")
+  parser.add_argument(
+    "--pipeline-calls", type=int, default=400, help="pipeline dispatches per measurement (default 400)"
+  )
   parser.add_argument("--steps", type=int, default=150, help="train-step dispatches per measurement (default 150)")
   parser.add_argument(
-      "--augment", action="append", default=None, metavar="OP",
-      help="an augment op spec, repeatable, replacing the default list (all ten ops, p=0.5; see the module docstring)",
+    "--augment",
+    action="append",
+    default=None,
+    metavar="OP",
+    help="an augment op spec, repeatable, replacing the default list (all ten ops, p=0.5; see the module docstring)",
   )
-  parser.add_argument("--per-op-calls", type=int, default=100, help="calls per per-op measurement; 0 skips the per-op table (default 100)")
-  parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE", help="config override (repeatable)")
-  parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path (default benchmarks/results/input_pipeline.json)")
+  parser.add_argument(
+    "--per-op-calls", type=int, default=100, help="calls per per-op measurement; 0 skips the per-op table (default 100)"
+  )
+  parser.add_argument(
+    "--override", action="append", default=[], metavar="FIELD=VALUE", help="config override (repeatable)"
+  )
+  parser.add_argument(
+    "--out", default=DEFAULT_OUT, help="JSON output path (default benchmarks/results/input_pipeline.json)"
+  )
   args = parser.parse_args(argv)
   if args.repeats < 1 or args.pipeline_calls < 1 or args.steps < 1:
     raise SystemExit("--repeats, --pipeline-calls and --steps must be >= 1")
 
   log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
   start = time.perf_counter()
-  config = load_benchmark_config(batch_size=args.batch_size, augment_specs=args.augment or DEFAULT_AUGMENT, overrides=args.override)
+  config = load_benchmark_config(
+    batch_size=args.batch_size, augment_specs=args.augment or DEFAULT_AUGMENT, overrides=args.override
+  )
   bench = Bench(config, pipeline_calls=args.pipeline_calls, steps_count=args.steps)
-  log(f"setup (load, init, compile, warm-up) {bench.setup_seconds:.1f} s; compile s: "
-      + ", ".join(f"{k} {v:.2f}" for k, v in bench.compile_seconds.items()))
+  log(
+    f"setup (load, init, compile, warm-up) {bench.setup_seconds:.1f} s; compile s: "
+    + ", ".join(f"{k} {v:.2f}" for k, v in bench.compile_seconds.items())
+  )
 
   per_op = PerOp(bench, calls=args.per_op_calls) if args.per_op_calls > 0 else None
   runs = {name: [] for name in MEASUREMENTS}
   per_op_runs = {name: [] for name in per_op.names} if per_op else {}
   for rep in range(args.repeats):
-    order = MEASUREMENTS[rep % len(MEASUREMENTS):] + MEASUREMENTS[: rep % len(MEASUREMENTS)]
+    order = MEASUREMENTS[rep % len(MEASUREMENTS) :] + MEASUREMENTS[: rep % len(MEASUREMENTS)]
     for name in order:
       result = bench.measure(name, rep)
       runs[name].append(result)
     for spec in per_op_runs:
       per_op_runs[spec].append(per_op.measure(spec, rep))
-    log(f"rep {rep + 1}/{args.repeats}: " + "  ".join(f"{n} {runs[n][-1]['examples_per_second']:,.0f}" for n in MEASUREMENTS) + " ex/s")
+    log(
+      f"rep {rep + 1}/{args.repeats}: "
+      + "  ".join(f"{n} {runs[n][-1]['examples_per_second']:,.0f}" for n in MEASUREMENTS)
+      + " ex/s"
+    )
   runtime = time.perf_counter() - start
 
   device = jax.devices()[0]
   summary = summarize(runs)
   meta = {
-      "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-      "device": f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores",
-      "repeats": args.repeats,
-      "runtime_seconds": runtime,
-      "batch_size": bench.batch_size,
-      "augment": list(config.data.augment),
-      "steps_per_dispatch": bench.per_dispatch,
-      "compile_seconds": bench.compile_seconds,
-      "first_load_seconds": bench.first_load_seconds,
-      "calls": {"pipeline": args.pipeline_calls, "gather": args.pipeline_calls, "indices": max(1, args.pipeline_calls // 10),
-                "step": args.steps, "step_aug": args.steps, "load": 1},
-      "per_op": None if per_op is None else {
-          "calls": per_op.calls, "names": per_op.names, "compile_seconds": per_op.compile_seconds,
-          "summary": {spec: _stats(values) for spec, values in per_op_runs.items()},
-      },
+    "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+    "device": f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores",
+    "repeats": args.repeats,
+    "runtime_seconds": runtime,
+    "batch_size": bench.batch_size,
+    "augment": list(config.data.augment),
+    "steps_per_dispatch": bench.per_dispatch,
+    "compile_seconds": bench.compile_seconds,
+    "first_load_seconds": bench.first_load_seconds,
+    "calls": {
+      "pipeline": args.pipeline_calls,
+      "gather": args.pipeline_calls,
+      "indices": max(1, args.pipeline_calls // 10),
+      "step": args.steps,
+      "step_aug": args.steps,
+      "load": 1,
+    },
+    "per_op": None
+    if per_op is None
+    else {
+      "calls": per_op.calls,
+      "names": per_op.names,
+      "compile_seconds": per_op.compile_seconds,
+      "summary": {spec: _stats(values) for spec, values in per_op_runs.items()},
+    },
   }
   report = markdown(summary, meta)
   print(report)
 
   payload = {
-      "benchmark": "input_pipeline",
-      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count(), "cpu_count": os.cpu_count()},
-      "versions": versions(),
-      "git": _git_state(),
-      "args": vars(args),
-      "config": CONFIG_FILE,
-      "augment": list(config.data.augment),
-      "batch_size": bench.batch_size,
-      "train_examples": bench.train_size,
-      "eval_examples": bench.eval_size,
-      "steps_per_epoch": bench.steps_per_epoch,
-      "steps_per_dispatch": bench.per_dispatch,
-      "scan_unroll": bench.unroll,
-      "compile_seconds": bench.compile_seconds,
-      "setup_seconds": bench.setup_seconds,
-      "first_load_seconds": bench.first_load_seconds,
-      "runtime_seconds": runtime,
-      "runs": runs,
-      "summary": summary,
-      "per_op_microseconds_per_batch": meta["per_op"],
-      "markdown": report,
+    "benchmark": "input_pipeline",
+    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "device": {
+      "platform": device.platform,
+      "kind": device.device_kind,
+      "count": jax.device_count(),
+      "cpu_count": os.cpu_count(),
+    },
+    "versions": versions(),
+    "git": _git_state(),
+    "args": vars(args),
+    "config": CONFIG_FILE,
+    "augment": list(config.data.augment),
+    "batch_size": bench.batch_size,
+    "train_examples": bench.train_size,
+    "eval_examples": bench.eval_size,
+    "steps_per_epoch": bench.steps_per_epoch,
+    "steps_per_dispatch": bench.per_dispatch,
+    "scan_unroll": bench.unroll,
+    "compile_seconds": bench.compile_seconds,
+    "setup_seconds": bench.setup_seconds,
+    "first_load_seconds": bench.first_load_seconds,
+    "runtime_seconds": runtime,
+    "runs": runs,
+    "summary": summary,
+    "per_op_microseconds_per_batch": meta["per_op"],
+    "markdown": report,
   }
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   tmp = args.out + ".tmp"

@@ -101,28 +101,28 @@ def worker(spec: dict) -> dict:
   absl_logging.set_verbosity(absl_logging.ERROR)  # orbax's per-save warnings
   visible = jax.devices(spec["platform"]) if spec["platform"] != "cpu" else jax.devices()
   overrides = [
-      f"train.epochs={spec['epochs']}",
-      f"parallel.mode={spec['mode']}",
-      f"parallel.num_devices={spec['devices']}",
-      f"parallel.max_in_flight={spec['max_in_flight']}",
-      *([f"train.batch_size={spec['batch_size']}"] if spec.get("batch_size") else []),
+    f"train.epochs={spec['epochs']}",
+    f"parallel.mode={spec['mode']}",
+    f"parallel.num_devices={spec['devices']}",
+    f"parallel.max_in_flight={spec['max_in_flight']}",
+    *([f"train.batch_size={spec['batch_size']}"] if spec.get("batch_size") else []),
   ]
   config = jaxflow.load_config(os.path.join(code_root, spec["config"]), overrides)
   with tempfile.TemporaryDirectory(prefix="jaxflow_scaling_") as workdir:
     summary = jaxflow.train(config, workdir, quiet=True)
   return {
-      "examples_per_second": summary["examples_per_second"],
-      "compile_seconds": summary["compile_seconds"],
-      "train_seconds": summary["train_seconds"],
-      "wall_seconds": summary["wall_seconds"],
-      "steps": summary["steps"],
-      "steps_per_dispatch": summary["steps_per_dispatch"],
-      "batch_size": config.train.batch_size,
-      "final_test_accuracy": summary["final"]["eval"]["accuracy"],
-      "summary_device": summary["device"],
-      "visible_devices": len(visible),
-      "device_kind": visible[0].device_kind,
-      "jaxflow_file": jaxflow.__file__,
+    "examples_per_second": summary["examples_per_second"],
+    "compile_seconds": summary["compile_seconds"],
+    "train_seconds": summary["train_seconds"],
+    "wall_seconds": summary["wall_seconds"],
+    "steps": summary["steps"],
+    "steps_per_dispatch": summary["steps_per_dispatch"],
+    "batch_size": config.train.batch_size,
+    "final_test_accuracy": summary["final"]["eval"]["accuracy"],
+    "summary_device": summary["device"],
+    "visible_devices": len(visible),
+    "device_kind": visible[0].device_kind,
+    "jaxflow_file": jaxflow.__file__,
   }
 
 
@@ -139,7 +139,9 @@ def run_subprocess(spec: dict, *, timeout: float) -> dict:
   code = git_state() if not spec.get("code_root") else {"snapshot_of": spec.get("code_commit")}
   load_before = os.getloadavg()
   start = time.perf_counter()
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+  proc = subprocess.Popen(
+    cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+  )
   try:
     out, err = proc.communicate(timeout=timeout)
     status = "ok" if proc.returncode == 0 else "failed"
@@ -149,8 +151,12 @@ def run_subprocess(spec: dict, *, timeout: float) -> dict:
     status = "timeout"
   process_s = time.perf_counter() - start
   result = {
-      "status": status, "returncode": proc.returncode, "process_seconds": process_s,
-      "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()), "git": code,
+    "status": status,
+    "returncode": proc.returncode,
+    "process_seconds": process_s,
+    "loadavg_before": list(load_before),
+    "loadavg_after": list(os.getloadavg()),
+    "git": code,
   }
   if status == "ok":
     try:
@@ -168,21 +174,36 @@ def grid(models, device_counts, *, cnn_epochs, mlp_epochs, batch_size, platform_
   for model in models:
     epochs = cnn_epochs if model == "cnn" else mlp_epochs
     for n in device_counts:
-      for mode in (("single",) if n == 1 else MODES):
-        specs.append({
-            "model": model, "config": CONFIGS[model], "mode": mode, "devices": n, "max_in_flight": 2,
-            "epochs": epochs, "batch_size": batch_size, "platform": platform_name,
-        })
+      for mode in ("single",) if n == 1 else MODES:
+        specs.append(
+          {
+            "model": model,
+            "config": CONFIGS[model],
+            "mode": mode,
+            "devices": n,
+            "max_in_flight": 2,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "platform": platform_name,
+          }
+        )
   return specs
 
 
 def in_flight_grid(limits, *, modes, devices, cnn_epochs, batch_size, platform_name) -> list[dict]:
   return [
-      {
-          "model": "cnn", "config": CONFIGS["cnn"], "mode": mode, "devices": devices, "max_in_flight": k,
-          "epochs": cnn_epochs, "batch_size": batch_size, "platform": platform_name,
-      }
-      for mode in modes for k in limits
+    {
+      "model": "cnn",
+      "config": CONFIGS["cnn"],
+      "mode": mode,
+      "devices": devices,
+      "max_in_flight": k,
+      "epochs": cnn_epochs,
+      "batch_size": batch_size,
+      "platform": platform_name,
+    }
+    for mode in modes
+    for k in limits
   ]
 
 
@@ -208,8 +229,8 @@ def measure(specs: list[dict], *, repeats: int, timeout: float, log) -> dict[str
       done += 1
       if result["status"] == "ok":
         msg = (
-            f"{result['examples_per_second']:9.0f} ex/s  compile {result['compile_seconds']:.2f} s  wall {result['wall_seconds']:.2f} s  "
-            f"acc {result['final_test_accuracy']:.4f}"
+          f"{result['examples_per_second']:9.0f} ex/s  compile {result['compile_seconds']:.2f} s  wall {result['wall_seconds']:.2f} s  "
+          f"acc {result['final_test_accuracy']:.4f}"
         )
       else:
         msg = f"{result['status'].upper()} rc={result['returncode']} after {result['process_seconds']:.1f} s"
@@ -230,12 +251,15 @@ def stats(values: list[float]) -> dict | None:
 def summarize(entry: dict) -> dict:
   ok = [r for r in entry["runs"] if r["status"] == "ok"]
   s = {
-      "ok": len(ok), "timeouts": sum(r["status"] == "timeout" for r in entry["runs"]),
-      "failed": sum(r["status"] == "failed" for r in entry["runs"]),
+    "ok": len(ok),
+    "timeouts": sum(r["status"] == "timeout" for r in entry["runs"]),
+    "failed": sum(r["status"] == "failed" for r in entry["runs"]),
   }
   for field in ("examples_per_second", "compile_seconds", "wall_seconds", "process_seconds", "final_test_accuracy"):
     s[field] = stats([r[field] for r in ok])
-  s["loadavg_1min"] = stats([r["loadavg_before"][0] for r in entry["runs"]] + [r["loadavg_after"][0] for r in entry["runs"]])
+  s["loadavg_1min"] = stats(
+    [r["loadavg_before"][0] for r in entry["runs"]] + [r["loadavg_after"][0] for r in entry["runs"]]
+  )
   return s
 
 
@@ -246,28 +270,45 @@ def _fmt_range(st: dict | None, fmt: str) -> tuple[str, str]:
 
 
 def _status(s: dict) -> str:
-  parts = [f"{s['ok']} ok"] + ([f"**{s['timeouts']} timeout**"] if s["timeouts"] else []) + ([f"**{s['failed']} failed**"] if s["failed"] else [])
+  parts = (
+    [f"{s['ok']} ok"]
+    + ([f"**{s['timeouts']} timeout**"] if s["timeouts"] else [])
+    + ([f"**{s['failed']} failed**"] if s["failed"] else [])
+  )
   return ", ".join(parts)
 
 
 def scaling_table(results: dict, model: str) -> str:
-  entries = [e for e in results.values() if e["spec"]["model"] == model and (e["spec"]["max_in_flight"] == 2 or e["spec"]["devices"] == 1)]
+  entries = [
+    e
+    for e in results.values()
+    if e["spec"]["model"] == model and (e["spec"]["max_in_flight"] == 2 or e["spec"]["devices"] == 1)
+  ]
   if not entries:
     return ""
   spec0 = entries[0]["spec"]
-  base = next((e["summary"]["examples_per_second"] for e in entries if e["spec"]["devices"] == 1 and e["summary"]["examples_per_second"]), None)
+  base = next(
+    (
+      e["summary"]["examples_per_second"]
+      for e in entries
+      if e["spec"]["devices"] == 1 and e["summary"]["examples_per_second"]
+    ),
+    None,
+  )
   ok_runs = [r for e in entries for r in e["runs"] if r["status"] == "ok"]
   batch = ok_runs[0]["batch_size"] if ok_runs else (spec0["batch_size"] or "(config default)")
   dispatch = ok_runs[0]["steps_per_dispatch"] if ok_runs else "?"
   steps = ok_runs[0]["steps"] if ok_runs else "?"
   lines = [
-      f"### {model.upper()} ({spec0['config']}): {spec0['epochs']} epochs, {steps} steps, global batch {batch}, "
-      f"{dispatch} step(s) per dispatch",
-      "",
-      "| mode | devices | batch/device | ex/s, median | min-max | vs 1 device | ms/step | compile s | wall s | process s | test acc | load avg (1 min) | runs |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    f"### {model.upper()} ({spec0['config']}): {spec0['epochs']} epochs, {steps} steps, global batch {batch}, "
+    f"{dispatch} step(s) per dispatch",
+    "",
+    "| mode | devices | batch/device | ex/s, median | min-max | vs 1 device | ms/step | compile s | wall s | process s | test acc | load avg (1 min) | runs |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ]
-  entries.sort(key=lambda e: (e["spec"]["devices"], MODES.index(e["spec"]["mode"]) if e["spec"]["mode"] in MODES else -1))
+  entries.sort(
+    key=lambda e: (e["spec"]["devices"], MODES.index(e["spec"]["mode"]) if e["spec"]["mode"] in MODES else -1)
+  )
   for e in entries:
     s, spec = e["summary"], e["spec"]
     eps = s["examples_per_second"]
@@ -276,18 +317,22 @@ def scaling_table(results: dict, model: str) -> str:
     ms = f"{1000 * batch / eps['median']:.2f}" if eps else "-"
     load = s["loadavg_1min"]
     lines.append(
-        f"| {spec['mode']} | {spec['devices']} | {batch // spec['devices'] if isinstance(batch, int) else '?'} | {med} | {rng_} | {rel} | {ms} | "
-        f"{_fmt_range(s['compile_seconds'], '.2f')[0]} | {_fmt_range(s['wall_seconds'], '.2f')[0]} | "
-        f"{_fmt_range(s['process_seconds'], '.1f')[0]} | {_fmt_range(s['final_test_accuracy'], '.4f')[0]} | "
-        f"{load['min']:.1f}-{load['max']:.1f} | {_status(s)} |"
+      f"| {spec['mode']} | {spec['devices']} | {batch // spec['devices'] if isinstance(batch, int) else '?'} | {med} | {rng_} | {rel} | {ms} | "
+      f"{_fmt_range(s['compile_seconds'], '.2f')[0]} | {_fmt_range(s['wall_seconds'], '.2f')[0]} | "
+      f"{_fmt_range(s['process_seconds'], '.1f')[0]} | {_fmt_range(s['final_test_accuracy'], '.4f')[0]} | "
+      f"{load['min']:.1f}-{load['max']:.1f} | {_status(s)} |"
     )
   return "\n".join(lines)
 
 
 def in_flight_table(results: dict, devices: int, limits, modes) -> str:
   entries = [
-      e for e in results.values()
-      if e["spec"]["model"] == "cnn" and e["spec"]["devices"] == devices and e["spec"]["mode"] in modes and e["spec"]["max_in_flight"] in limits
+    e
+    for e in results.values()
+    if e["spec"]["model"] == "cnn"
+    and e["spec"]["devices"] == devices
+    and e["spec"]["mode"] in modes
+    and e["spec"]["max_in_flight"] in limits
   ]
   if len({e["spec"]["max_in_flight"] for e in entries}) < 2:
     return ""
@@ -295,10 +340,10 @@ def in_flight_table(results: dict, devices: int, limits, modes) -> str:
     return ""
   spec0 = entries[0]["spec"]
   lines = [
-      f"### CNN on {spec0['devices']} devices: parallel.max_in_flight ({spec0['epochs']} epochs, one step per dispatch)",
-      "",
-      "| mode | max_in_flight | ex/s, median | min-max | vs max_in_flight=1 | compile s | wall s | load avg (1 min) | runs |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    f"### CNN on {spec0['devices']} devices: parallel.max_in_flight ({spec0['epochs']} epochs, one step per dispatch)",
+    "",
+    "| mode | max_in_flight | ex/s, median | min-max | vs max_in_flight=1 | compile s | wall s | load avg (1 min) | runs |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
   ]
   for mode in modes:
     rows = sorted((e for e in entries if e["spec"]["mode"] == mode), key=lambda e: e["spec"]["max_in_flight"])
@@ -310,8 +355,8 @@ def in_flight_table(results: dict, devices: int, limits, modes) -> str:
       rel = f"{eps['median'] / base['median']:.2f}x" if eps and base else "-"
       load = s["loadavg_1min"]
       lines.append(
-          f"| {mode} | {e['spec']['max_in_flight']} | {med} | {rng_} | {rel} | {_fmt_range(s['compile_seconds'], '.2f')[0]} | "
-          f"{_fmt_range(s['wall_seconds'], '.2f')[0]} | {load['min']:.1f}-{load['max']:.1f} | {_status(s)} |"
+        f"| {mode} | {e['spec']['max_in_flight']} | {med} | {rng_} | {rel} | {_fmt_range(s['compile_seconds'], '.2f')[0]} | "
+        f"{_fmt_range(s['wall_seconds'], '.2f')[0]} | {load['min']:.1f}-{load['max']:.1f} | {_status(s)} |"
       )
   return "\n".join(lines)
 
@@ -349,7 +394,10 @@ def git_state() -> dict | None:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
   try:
-    return {"commit": git("rev-parse", "HEAD"), "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs"))}
+    return {
+      "commit": git("rev-parse", "HEAD"),
+      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
+    }
   except (OSError, subprocess.CalledProcessError):
     return None
 
@@ -366,30 +414,58 @@ def snapshot(commit: str) -> str:
   """jaxflow/ and configs/ as committed at `commit`, extracted to a temporary folder the workers import
   from: the measured code stays one known commit even when the working tree changes during the run."""
   folder = tempfile.mkdtemp(prefix="jaxflow_scaling_src_")
-  archive = subprocess.run(["git", "archive", "--format=tar", commit, "jaxflow", "configs"], cwd=ROOT, capture_output=True, check=True).stdout
+  archive = subprocess.run(
+    ["git", "archive", "--format=tar", commit, "jaxflow", "configs"], cwd=ROOT, capture_output=True, check=True
+  ).stdout
   with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
     tar.extractall(folder, filter="data")
   return folder
 
 
 def run_suite(args, *, platform_name: str, device_counts: list[int], log) -> tuple[str, dict]:
-  specs = [] if args.in_flight_only else grid(
-      args.models, device_counts, cnn_epochs=args.cnn_epochs, mlp_epochs=args.mlp_epochs, batch_size=args.batch_size, platform_name=platform_name
+  specs = (
+    []
+    if args.in_flight_only
+    else grid(
+      args.models,
+      device_counts,
+      cnn_epochs=args.cnn_epochs,
+      mlp_epochs=args.mlp_epochs,
+      batch_size=args.batch_size,
+      platform_name=platform_name,
+    )
   )
   flight_devices = max(device_counts)
   if args.in_flight and "cnn" in args.models and flight_devices > 1:
     specs += in_flight_grid(
-        args.in_flight, modes=args.in_flight_modes, devices=flight_devices, cnn_epochs=args.cnn_epochs,
-        batch_size=args.batch_size, platform_name=platform_name,
+      args.in_flight,
+      modes=args.in_flight_modes,
+      devices=flight_devices,
+      cnn_epochs=args.cnn_epochs,
+      batch_size=args.batch_size,
+      platform_name=platform_name,
     )
   for spec in specs:
     spec.update(code_root=args.code_root, code_commit=args.code_commit)
   # One untimed warm-up run: prepares the dataset in $JAXFLOW_DATA_DIR, fills the page cache.
   for model in sorted({s["model"] for s in specs})[:1]:
-    warm = {"model": model, "config": CONFIGS[model], "mode": "single", "devices": 1, "max_in_flight": 2,
-            "epochs": 1, "batch_size": args.batch_size, "platform": platform_name, "code_root": args.code_root, "code_commit": args.code_commit}
+    warm = {
+      "model": model,
+      "config": CONFIGS[model],
+      "mode": "single",
+      "devices": 1,
+      "max_in_flight": 2,
+      "epochs": 1,
+      "batch_size": args.batch_size,
+      "platform": platform_name,
+      "code_root": args.code_root,
+      "code_commit": args.code_commit,
+    }
     r = run_subprocess(warm, timeout=args.timeout)
-    log(f"warm-up {model}: {r['status']} in {r['process_seconds']:.1f} s" + (f"\n{r.get('stderr_tail', '')}" if r["status"] != "ok" else ""))
+    log(
+      f"warm-up {model}: {r['status']} in {r['process_seconds']:.1f} s"
+      + (f"\n{r.get('stderr_tail', '')}" if r["status"] != "ok" else "")
+    )
   start = time.perf_counter()
   results = measure(specs, repeats=args.repeats, timeout=args.timeout, log=log)
   runtime = time.perf_counter() - start
@@ -399,8 +475,8 @@ def run_suite(args, *, platform_name: str, device_counts: list[int], log) -> tup
   report = render(results, args.models, flight_devices, args.in_flight, args.in_flight_modes)
   if len(code_states) > 1:
     report = (
-        f"**Warning: the code changed during the measurement** ({len(code_states)} git states of jaxflow/ and configs/ "
-        f"across the runs: {', '.join(code_states)}); each run's state is in the JSON.\n\n" + report
+      f"**Warning: the code changed during the measurement** ({len(code_states)} git states of jaxflow/ and configs/ "
+      f"across the runs: {', '.join(code_states)}); each run's state is in the JSON.\n\n" + report
     )
   return report, {"results": results, "measure_seconds": runtime, "code_states": [json.loads(c) for c in code_states]}
 
@@ -411,28 +487,60 @@ def render(results: dict, models, flight_devices: int, limits, modes) -> str:
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   parser.add_argument("--models", nargs="+", default=["cnn", "mlp"], choices=sorted(CONFIGS))
   parser.add_argument("--devices", nargs="+", type=int, default=[1, 2, 4, 8], help="device counts (default 1 2 4 8)")
   parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions per configuration (default 3)")
-  parser.add_argument("--cnn-epochs", type=int, default=4, help="CNN epochs per run (default 4; 22 steps each at batch 64)")
-  parser.add_argument("--mlp-epochs", type=int, default=30, help="MLP epochs per run (default 30, the config's; 11 steps each at batch 128)")
-  parser.add_argument("--batch-size", type=int, default=None, help="global batch for both models (default: each config's, CNN 64, MLP 128)")
-  parser.add_argument("--in-flight", nargs="*", type=int, default=[1, 2, 4], help="CNN max_in_flight values on the largest device count (default 1 2 4)")
   parser.add_argument(
-      "--in-flight-modes", nargs="+", default=["sharded"], choices=MODES,
-      help="modes of the max_in_flight comparison (default sharded, what parallel.mode=auto picks; add pmap for both, ~1.5 min more)",
+    "--cnn-epochs", type=int, default=4, help="CNN epochs per run (default 4; 22 steps each at batch 64)"
   )
-  parser.add_argument("--no-in-flight", dest="in_flight", action="store_const", const=[], help="skip the max_in_flight comparison")
+  parser.add_argument(
+    "--mlp-epochs",
+    type=int,
+    default=30,
+    help="MLP epochs per run (default 30, the config's; 11 steps each at batch 128)",
+  )
+  parser.add_argument(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="global batch for both models (default: each config's, CNN 64, MLP 128)",
+  )
+  parser.add_argument(
+    "--in-flight",
+    nargs="*",
+    type=int,
+    default=[1, 2, 4],
+    help="CNN max_in_flight values on the largest device count (default 1 2 4)",
+  )
+  parser.add_argument(
+    "--in-flight-modes",
+    nargs="+",
+    default=["sharded"],
+    choices=MODES,
+    help="modes of the max_in_flight comparison (default sharded, what parallel.mode=auto picks; add pmap for both, ~1.5 min more)",
+  )
+  parser.add_argument(
+    "--no-in-flight", dest="in_flight", action="store_const", const=[], help="skip the max_in_flight comparison"
+  )
   parser.add_argument("--in-flight-only", action="store_true", help="only the max_in_flight comparison")
-  parser.add_argument("--timeout", type=float, default=120.0, help="seconds per subprocess before SIGKILL (default 120)")
+  parser.add_argument(
+    "--timeout", type=float, default=120.0, help="seconds per subprocess before SIGKILL (default 120)"
+  )
   parser.add_argument("--out", default=DEFAULT_OUT, help="CPU results JSON (default benchmarks/results/scaling.json)")
-  parser.add_argument("--gpu-out", default=GPU_OUT, help="GPU results JSON, written only when jax sees GPUs (default profiling/gpu/scaling.json)")
+  parser.add_argument(
+    "--gpu-out",
+    default=GPU_OUT,
+    help="GPU results JSON, written only when jax sees GPUs (default profiling/gpu/scaling.json)",
+  )
   parser.add_argument("--render", metavar="JSON", help="print the tables of a results JSON this script wrote, and exit")
   parser.add_argument(
-      "--live", action="store_true",
-      help="import jaxflow from the working tree as it is at each run (default: a snapshot of HEAD's jaxflow/ and configs/)",
+    "--live",
+    action="store_true",
+    help="import jaxflow from the working tree as it is at each run (default: a snapshot of HEAD's jaxflow/ and configs/)",
   )
   parser.add_argument("--skip-gpu", action="store_true", help="do not look for GPUs")
   args = parser.parse_args(argv)
@@ -467,15 +575,17 @@ def main(argv=None) -> None:
 def measure_all(args, log) -> None:
   started = time.perf_counter()
   common = {
-      "benchmark": "scaling",
-      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "host": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-      "versions": versions(),
-      "git": git_state(),
-      "args": {k: v for k, v in vars(args).items() if k not in ("worker", "code_root")},
-      "measured_code": (
-          {"source": "snapshot", "commit": args.code_commit} if args.code_commit else {"source": "working tree", "see": "each run's git field"}
-      ),
+    "benchmark": "scaling",
+    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "host": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+    "versions": versions(),
+    "git": git_state(),
+    "args": {k: v for k, v in vars(args).items() if k not in ("worker", "code_root")},
+    "measured_code": (
+      {"source": "snapshot", "commit": args.code_commit}
+      if args.code_commit
+      else {"source": "working tree", "see": "each run's git field"}
+    ),
   }
 
   # CPU: forced host devices.
@@ -483,13 +593,13 @@ def measure_all(args, log) -> None:
   cpu_report, cpu_payload = run_suite(args, platform_name="cpu", device_counts=cpu_counts, log=log)
   runtime = time.perf_counter() - started
   header = (
-      f"## jaxflow data-parallel scaling on forced CPU devices\n\n"
-      f"{os.cpu_count()} CPU cores shared by all N forced devices (XLA_FLAGS=--xla_force_host_platform_device_count=N), "
-      f"jax {common['versions']['jax']}; {datetime.datetime.now().isoformat(timespec='seconds')}; {args.repeats} interleaved repetitions; "
-      f"script runtime {runtime:.0f} s; jaxflow "
-      + (f"as committed at {args.code_commit[:12]} (snapshot)" if args.code_commit else "from the working tree (--live)")
-      + ".\n"
-      "ex/s: the summary's examples_per_second (steady state, compile excluded); vs 1 device: ratio of medians to `single`."
+    f"## jaxflow data-parallel scaling on forced CPU devices\n\n"
+    f"{os.cpu_count()} CPU cores shared by all N forced devices (XLA_FLAGS=--xla_force_host_platform_device_count=N), "
+    f"jax {common['versions']['jax']}; {datetime.datetime.now().isoformat(timespec='seconds')}; {args.repeats} interleaved repetitions; "
+    f"script runtime {runtime:.0f} s; jaxflow "
+    + (f"as committed at {args.code_commit[:12]} (snapshot)" if args.code_commit else "from the working tree (--live)")
+    + ".\n"
+    "ex/s: the summary's examples_per_second (steady state, compile excluded); vs 1 device: ratio of medians to `single`."
   )
   report = header + "\n\n" + cpu_report
   print(report, flush=True)
@@ -503,16 +613,23 @@ def measure_all(args, log) -> None:
     return
   n_gpu, why = gpu_count()
   if n_gpu == 0:
-    print(f"\nGPU: skipped, jax.devices('gpu') found no GPU ({why or 'none'}); nothing written to {os.path.relpath(args.gpu_out, ROOT)}.")
+    print(
+      f"\nGPU: skipped, jax.devices('gpu') found no GPU ({why or 'none'}); nothing written to {os.path.relpath(args.gpu_out, ROOT)}."
+    )
     return
   gpu_counts = [n for n in cpu_counts if n <= n_gpu] or [1]
   gpu_started = time.perf_counter()
   gpu_report, gpu_payload = run_suite(args, platform_name="gpu", device_counts=gpu_counts, log=log)
   gpu_runtime = time.perf_counter() - gpu_started
-  report = f"## jaxflow data-parallel scaling on {n_gpu} GPU(s)\n\ndevice counts {gpu_counts}; script runtime {gpu_runtime:.0f} s.\n\n" + gpu_report
+  report = (
+    f"## jaxflow data-parallel scaling on {n_gpu} GPU(s)\n\ndevice counts {gpu_counts}; script runtime {gpu_runtime:.0f} s.\n\n"
+    + gpu_report
+  )
   print("\n" + report)
   device = {"platform": "gpu", "count": n_gpu, "device_counts": gpu_counts}
-  write_json(args.gpu_out, {**common, "device": device, "runtime_seconds": gpu_runtime, **gpu_payload, "markdown": report})
+  write_json(
+    args.gpu_out, {**common, "device": device, "runtime_seconds": gpu_runtime, **gpu_payload, "markdown": report}
+  )
   log(f"wrote {args.gpu_out}")
 
 

@@ -37,8 +37,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"mlp": "configs/digits_mlp.py", "cnn": "configs/digits_cnn.py"}
 WRAPPER = (
-    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-    "sys.stderr.write(done.stderr[-2000:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)"
+  "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+  "sys.stderr.write(done.stderr[-2000:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)"
 )
 
 
@@ -65,8 +65,19 @@ def run_seeds_mode(config: str, mode: str, seeds: int, root: str, repetition: in
   fresh workdir, with the cache its round's cold auto run filled (what a second study of the config sees)."""
   workdir = os.path.join(root, f"seeds_{mode}_{repetition}")
   cli_mode = "auto" if mode.startswith("auto") else mode
-  cmd = [sys.executable, "-m", "jaxflow.cli", "seeds", f"--config={config}", f"--seeds={seeds}", f"--mode={cli_mode}", f"--workdir={workdir}"]
-  wall, rss = timed(cmd, env={**os.environ, "JAXFLOW_SEEDS_MODE_CACHE": os.path.join(root, f"modes_cache_{repetition}.json")})
+  cmd = [
+    sys.executable,
+    "-m",
+    "jaxflow.cli",
+    "seeds",
+    f"--config={config}",
+    f"--seeds={seeds}",
+    f"--mode={cli_mode}",
+    f"--workdir={workdir}",
+  ]
+  wall, rss = timed(
+    cmd, env={**os.environ, "JAXFLOW_SEEDS_MODE_CACHE": os.path.join(root, f"modes_cache_{repetition}.json")}
+  )
   with open(os.path.join(workdir, "report.json")) as f:
     report = json.load(f)
   sums = summaries_under(workdir)
@@ -77,18 +88,28 @@ def run_seeds_mode(config: str, mode: str, seeds: int, root: str, repetition: in
   if not report["mode"].get("cached"):  # a cached decision's timings were compiled by an earlier study
     compile_s += sum(t["compile_seconds"] for t in (report["mode"].get("timings") or {}).values())
   return {
-      "wall_seconds": wall, "peak_rss_mb": rss, "mode_used": report["mode"]["mode"], "why": report["mode"]["why"],
-      "compile_seconds": compile_s,
-      "examples_per_second": (group[0] if group else sum(per_run) / len(per_run) if per_run else None),
-      "examples_per_second_note": "the group's (all seeds at once)" if group else "per run, mean over seeds (one at a time)",
-      "mean_final": [s_["final"]["mean"] for s_ in report["sweeps"]][0], "loadavg_after": os.getloadavg()[0],
+    "wall_seconds": wall,
+    "peak_rss_mb": rss,
+    "mode_used": report["mode"]["mode"],
+    "why": report["mode"]["why"],
+    "compile_seconds": compile_s,
+    "examples_per_second": (group[0] if group else sum(per_run) / len(per_run) if per_run else None),
+    "examples_per_second_note": "the group's (all seeds at once)"
+    if group
+    else "per run, mean over seeds (one at a time)",
+    "mean_final": [s_["final"]["mean"] for s_ in report["sweeps"]][0],
+    "loadavg_after": os.getloadavg()[0],
   }
 
 
 def median_of(reps: list[dict]) -> dict:
   """The repetition with the median wall time (all of them kept under `repetitions`)."""
   ordered = sorted(reps, key=lambda r: r["wall_seconds"])
-  return {**ordered[(len(ordered) - 1) // 2], "repetitions": reps, "wall_seconds_all": [r["wall_seconds"] for r in reps]}
+  return {
+    **ordered[(len(ordered) - 1) // 2],
+    "repetitions": reps,
+    "wall_seconds_all": [r["wall_seconds"] for r in reps],
+  }
 
 
 def run_processes(config: str, seeds: int, root: str) -> dict:
@@ -97,40 +118,60 @@ def run_processes(config: str, seeds: int, root: str) -> dict:
   pins = lambda i: [f"--config.seeds.{n}={i}" for n in ("init", "data", "dropout", "augment", "noise", "sampler")]  # noqa: E731
   for i in range(seeds):
     workdir = os.path.join(root, "processes", f"seed_{i:03d}")
-    wall, mb = timed([sys.executable, "-m", "jaxflow.cli", "train", f"--config={config}", *pins(i), f"--workdir={workdir}", "--quiet"])
+    wall, mb = timed(
+      [sys.executable, "-m", "jaxflow.cli", "train", f"--config={config}", *pins(i), f"--workdir={workdir}", "--quiet"]
+    )
     walls.append(wall)
     rss.append(mb)
     summary = summaries_under(workdir)[0]
     compiles.append(summary["compile_seconds"])
     rates.append(summary["examples_per_second"])
   return {
-      "wall_seconds": time.perf_counter() - start, "per_process_wall_seconds": walls, "peak_rss_mb": max(rss),
-      "compile_seconds": sum(compiles), "examples_per_second": sum(rates) / len(rates),
-      "examples_per_second_note": "per run, mean over the processes",
+    "wall_seconds": time.perf_counter() - start,
+    "per_process_wall_seconds": walls,
+    "peak_rss_mb": max(rss),
+    "compile_seconds": sum(compiles),
+    "examples_per_second": sum(rates) / len(rates),
+    "examples_per_second_note": "per run, mean over the processes",
   }
 
 
 def markdown(result: dict) -> str:
   lines = []
   for model, r in result["models"].items():
-    lines += [f"### {model} ({CONFIGS[model]}), {result['args']['seeds']} seeds", "",
-              f"| how | wall s, median (each) | vs {result['args']['seeds']} processes | compile s | examples/s | peak RSS MB | mode used |", "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [
+      f"### {model} ({CONFIGS[model]}), {result['args']['seeds']} seeds",
+      "",
+      f"| how | wall s, median (each) | vs {result['args']['seeds']} processes | compile s | examples/s | peak RSS MB | mode used |",
+      "|---|---:|---:|---:|---:|---:|---|",
+    ]
     base = r["processes"]["wall_seconds"]
     for name, row in r["runs"].items():
       walls = "/".join(f"{w:.0f}" for w in row.get("wall_seconds_all", [row["wall_seconds"]]))
       label = "auto (decision cached)" if name == "auto-cached" else name
-      lines.append(f"| jaxflow seeds --mode={label} | {row['wall_seconds']:.1f} ({walls}) | {row['wall_seconds'] / base:.2f}x | {row['compile_seconds']:.1f} | {row['examples_per_second']:,.0f} | {row['peak_rss_mb']} | {row['mode_used']} |")
+      lines.append(
+        f"| jaxflow seeds --mode={label} | {row['wall_seconds']:.1f} ({walls}) | {row['wall_seconds'] / base:.2f}x | {row['compile_seconds']:.1f} | {row['examples_per_second']:,.0f} | {row['peak_rss_mb']} | {row['mode_used']} |"
+      )
     p = r["processes"]
-    lines.append(f"| {result['args']['seeds']} x jaxflow train | {p['wall_seconds']:.1f} | 1.00x | {p['compile_seconds']:.1f} | {p['examples_per_second']:,.0f} | {p['peak_rss_mb']} | - |")
+    lines.append(
+      f"| {result['args']['seeds']} x jaxflow train | {p['wall_seconds']:.1f} | 1.00x | {p['compile_seconds']:.1f} | {p['examples_per_second']:,.0f} | {p['peak_rss_mb']} | - |"
+    )
     best = min((row["wall_seconds"], name) for name, row in r["runs"].items() if not name.startswith("auto"))
     auto = r["runs"]["auto"]["wall_seconds"]
     cached = r["runs"].get("auto-cached", {}).get("wall_seconds")
-    lines += ["", f"auto / {result['args']['seeds']} processes: **{auto / base:.2f}x** (target <= 0.3: {'met' if auto / base <= 0.3 else 'NOT met'}); "
-              f"auto / best mode ({best[1]}): **{auto / best[0]:.2f}x** (target <= 1.10: {'met' if auto / best[0] <= 1.10 else 'NOT met'}). "
-              f"auto chose {r['runs']['auto']['mode_used']}: {r['runs']['auto']['why']}", ""]
+    lines += [
+      "",
+      f"auto / {result['args']['seeds']} processes: **{auto / base:.2f}x** (target <= 0.3: {'met' if auto / base <= 0.3 else 'NOT met'}); "
+      f"auto / best mode ({best[1]}): **{auto / best[0]:.2f}x** (target <= 1.10: {'met' if auto / best[0] <= 1.10 else 'NOT met'}). "
+      f"auto chose {r['runs']['auto']['mode_used']}: {r['runs']['auto']['why']}",
+      "",
+    ]
     if cached is not None:
-      lines += [f"auto with its decision cached (a second study of this config): {cached / base:.2f}x of the processes, "
-                f"**{cached / best[0]:.2f}x** of the best mode (target <= 1.10: {'met' if cached / best[0] <= 1.10 else 'NOT met'}).", ""]
+      lines += [
+        f"auto with its decision cached (a second study of this config): {cached / base:.2f}x of the processes, "
+        f"**{cached / best[0]:.2f}x** of the best mode (target <= 1.10: {'met' if cached / best[0] <= 1.10 else 'NOT met'}).",
+        "",
+      ]
   return "\n".join(lines)
 
 
@@ -139,15 +180,26 @@ def main() -> None:
   parser.add_argument("--models", default="mlp,cnn")
   parser.add_argument("--seeds", type=int, default=16)
   parser.add_argument("--modes", default="auto,vmap,sequential")
-  parser.add_argument("--repeats", type=int, default=3, help="repetitions of each seeds mode, interleaved (the 16 processes run once, after the first round)")
+  parser.add_argument(
+    "--repeats",
+    type=int,
+    default=3,
+    help="repetitions of each seeds mode, interleaved (the 16 processes run once, after the first round)",
+  )
   parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "seeds.json"))
   args = parser.parse_args()
   import jax
 
   modes = args.modes.split(",") + (["devices"] if len(jax.devices()) > 1 else [])
-  result = {"benchmark": "seeds", "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": {"platform": jax.devices()[0].platform, "count": len(jax.devices()), "cpu_count": os.cpu_count()},
-            "jax": jax.__version__, "args": vars(args), "loadavg_start": os.getloadavg(), "models": {}}
+  result = {
+    "benchmark": "seeds",
+    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "device": {"platform": jax.devices()[0].platform, "count": len(jax.devices()), "cpu_count": os.cpu_count()},
+    "jax": jax.__version__,
+    "args": vars(args),
+    "loadavg_start": os.getloadavg(),
+    "models": {},
+  }
   with tempfile.TemporaryDirectory(prefix="jaxflow_seeds_bench_") as root:
     for model in args.models.split(","):
       config = CONFIGS[model]
@@ -155,12 +207,15 @@ def main() -> None:
       reps = {mode: [] for mode in modes + (["auto-cached"] if "auto" in modes else [])}
       for rep in range(args.repeats):
         # Order rotated each round so no mode always runs first (or right after the long processes).
-        order = modes[rep % len(modes):] + modes[:rep % len(modes)]
+        order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
         if "auto" in order:  # the cached run needs its round's cold decision first
           order.insert(order.index("auto") + 1, "auto-cached")
         for mode in order:
           reps[mode].append(run_seeds_mode(config, mode, args.seeds, os.path.join(root, model), rep))
-          print(f"[{model}] round {rep}: seeds --mode={mode}: {reps[mode][-1]['wall_seconds']:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+          print(
+            f"[{model}] round {rep}: seeds --mode={mode}: {reps[mode][-1]['wall_seconds']:.1f} s (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+          )
         if rep == 0:
           entry["processes"] = run_processes(config, args.seeds, os.path.join(root, model))
           print(f"[{model}] {args.seeds} processes: {entry['processes']['wall_seconds']:.1f} s", flush=True)

@@ -70,10 +70,10 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 import jaxflow  # noqa: E402
-from jaxflow.training.summary import package_versions  # noqa: E402
 from jaxflow import data as data_lib  # noqa: E402
 from jaxflow import models, rng  # noqa: E402
 from jaxflow.training import optimizers  # noqa: E402
+from jaxflow.training.summary import package_versions  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "train_overhead.json")
 TARGET_RATIO = 1.1  # the issue's target: jaxflow >= 1.1x the hand-written loop (epoch examples/s)
@@ -108,7 +108,9 @@ def handwritten_run(config, arrays, *, epochs: int) -> dict:
   train_x, train_y, test_x, test_y, num_classes = arrays
   batch_size = config.train.batch_size
   steps_per_epoch = train_x.shape[0] // batch_size
-  lr_fn = optimizers.create_schedule(config.optim, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch)
+  lr_fn = optimizers.create_schedule(
+    config.optim, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch
+  )
   tx = optimizers.create_optimizer(config.optim, lr_fn)
   model = models.create_model(config.model, output_dim=num_classes)
   streams = rng.streams(config)  # same init as jaxflow; dropout keys from its stream too
@@ -163,22 +165,27 @@ def handwritten_run(config, arrays, *, epochs: int) -> dict:
     else:
       test_loss, test_accuracy = eval_step(state.params, test_x, test_y)
     history.append(
-        {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
-         "test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
+      {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+      }
     )
     epoch_ends.append(time.perf_counter())  # the epoch's eval metrics are on the host
   train_s -= compile_train_s
   return {
-      **_throughputs(epoch_ends, train_s, steps_per_epoch * batch_size),
-      # jaxflow's compile_seconds covers its init program too (params + optimizer state), so init is added.
-      "compile_seconds": init_s + compile_train_s + compile_eval_s,
-      "init_seconds": init_s,
-      "first_train_step_seconds": compile_train_s,
-      "first_eval_seconds": compile_eval_s,
-      "steps": int(jax.device_get(state.step)),
-      "final_test_accuracy": history[-1]["test_accuracy"],
-      "final_train_loss": history[-1]["train_loss"],
-      "train_step_compilations": train_step._cache_size(),
+    **_throughputs(epoch_ends, train_s, steps_per_epoch * batch_size),
+    # jaxflow's compile_seconds covers its init program too (params + optimizer state), so init is added.
+    "compile_seconds": init_s + compile_train_s + compile_eval_s,
+    "init_seconds": init_s,
+    "first_train_step_seconds": compile_train_s,
+    "first_eval_seconds": compile_eval_s,
+    "steps": int(jax.device_get(state.step)),
+    "final_test_accuracy": history[-1]["test_accuracy"],
+    "final_train_loss": history[-1]["train_loss"],
+    "train_step_compilations": train_step._cache_size(),
   }
 
 
@@ -188,11 +195,11 @@ def _throughputs(epoch_ends: list[float], train_seconds: float, examples_per_epo
     raise RuntimeError("need at least 2 epochs to time the steady state")
   epoch_seconds = (epoch_ends[-1] - epoch_ends[0]) / (len(epoch_ends) - 1)
   return {
-      "epoch_seconds_median": statistics.median(np.diff(epoch_ends).tolist()),
-      "epoch_seconds_mean": epoch_seconds,
-      "epoch_examples_per_second": examples_per_epoch / epoch_seconds,
-      "train_seconds": train_seconds,
-      "train_examples_per_second": examples_per_epoch * len(epoch_ends) / train_seconds,
+    "epoch_seconds_median": statistics.median(np.diff(epoch_ends).tolist()),
+    "epoch_seconds_mean": epoch_seconds,
+    "epoch_examples_per_second": examples_per_epoch / epoch_seconds,
+    "train_seconds": train_seconds,
+    "train_examples_per_second": examples_per_epoch * len(epoch_ends) / train_seconds,
   }
 
 
@@ -237,22 +244,26 @@ def jaxflow_run(config) -> dict:
     call_s = time.perf_counter() - start
   if sorted(clock.stamps) != list(range(1, epochs + 1)):
     raise RuntimeError(
-        f"expected one eval record per epoch 1..{epochs} from jaxflow's MetricWriter.write, saw epochs "
-        f"{sorted(clock.stamps)}: the instrumentation hook no longer matches jaxflow's loop"
+      f"expected one eval record per epoch 1..{epochs} from jaxflow's MetricWriter.write, saw epochs "
+      f"{sorted(clock.stamps)}: the instrumentation hook no longer matches jaxflow's loop"
     )
   steps_per_epoch = summary["steps"] // epochs
   return {
-      **_throughputs([clock.stamps[e] for e in range(1, epochs + 1)], summary["train_seconds"], steps_per_epoch * config.train.batch_size),
-      "jaxflow_examples_per_second": summary["examples_per_second"],
-      "compile_seconds": summary["compile_seconds"],
-      "steps": summary["steps"],
-      "final_test_accuracy": summary["final"]["eval"]["accuracy"],
-      "final_train_loss": summary["final"]["train"]["loss"],
-      "steps_per_dispatch": summary["steps_per_dispatch"],
-      "call_seconds": call_s,
-      "wall_seconds": summary["wall_seconds"],
-      "until_first_epoch_end_seconds": clock.stamps[1] - start,  # setup + compile + epoch 1
-      "after_last_epoch_end_seconds": start + call_s - clock.stamps[epochs],  # last checkpoint, final eval, summary
+    **_throughputs(
+      [clock.stamps[e] for e in range(1, epochs + 1)],
+      summary["train_seconds"],
+      steps_per_epoch * config.train.batch_size,
+    ),
+    "jaxflow_examples_per_second": summary["examples_per_second"],
+    "compile_seconds": summary["compile_seconds"],
+    "steps": summary["steps"],
+    "final_test_accuracy": summary["final"]["eval"]["accuracy"],
+    "final_train_loss": summary["final"]["train"]["loss"],
+    "steps_per_dispatch": summary["steps_per_dispatch"],
+    "call_seconds": call_s,
+    "wall_seconds": summary["wall_seconds"],
+    "until_first_epoch_end_seconds": clock.stamps[1] - start,  # setup + compile + epoch 1
+    "after_last_epoch_end_seconds": start + call_s - clock.stamps[epochs],  # last checkpoint, final eval, summary
   }
 
 
@@ -267,7 +278,9 @@ def ceiling_run(config) -> dict:
   timestamp it like the other two sides. No loop design can beat this with the same step function, so
   ceiling / hand-written is the most any loop could gain over the hand-written one on this model and machine.
   """
-  from jaxflow.training import programs as programs_lib, state as state_lib, validate as validate_lib
+  from jaxflow.training import programs as programs_lib
+  from jaxflow.training import state as state_lib
+  from jaxflow.training import validate as validate_lib
   from jaxflow.training.device_data import load_device_data
 
   epochs, batch_size = config.train.epochs, config.train.batch_size
@@ -275,10 +288,14 @@ def ceiling_run(config) -> dict:
   streams = rng.streams(config)
   data = load_device_data(config, problem, streams)
   steps_per_epoch = problem.train_size // batch_size
-  lr_fn = optimizers.create_schedule(config.optim, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch)
+  lr_fn = optimizers.create_schedule(
+    config.optim, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch
+  )
   tx = optimizers.create_optimizer(config.optim, lr_fn)
   model = models.create_model(config.model, output_dim=problem.output_dim)
-  progs = programs_lib.Programs(problem=problem, batch_size=batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=1)
+  progs = programs_lib.Programs(
+    problem=problem, batch_size=batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=1
+  )
   state = progs.init_state(state_lib.init_fn(model, tx, problem.input_structure), streams["init"])
   epoch_ends = []
   start, compile_before = time.perf_counter(), progs.compile_seconds
@@ -288,10 +305,12 @@ def ceiling_run(config) -> dict:
     epoch_ends.append(time.perf_counter())
   eval_metrics = progs.evaluate(state, data)
   return {
-      **_throughputs(epoch_ends, epoch_ends[-1] - start - (progs.compile_seconds - compile_before), steps_per_epoch * batch_size),
-      "compile_seconds": progs.compile_seconds,
-      "steps": int(jax.device_get(state.step)),
-      "final_test_accuracy": eval_metrics["accuracy"],
+    **_throughputs(
+      epoch_ends, epoch_ends[-1] - start - (progs.compile_seconds - compile_before), steps_per_epoch * batch_size
+    ),
+    "compile_seconds": progs.compile_seconds,
+    "steps": int(jax.device_get(state.step)),
+    "final_test_accuracy": eval_metrics["accuracy"],
   }
 
 
@@ -300,7 +319,7 @@ def ceiling_run(config) -> dict:
 
 
 def bench_model(
-    name: str, config_file: str, *, epochs: int, repeats: int, batch_size: int | None, overrides, warmup: bool, log
+  name: str, config_file: str, *, epochs: int, repeats: int, batch_size: int | None, overrides, warmup: bool, log
 ) -> dict:
   if epochs < 3:
     raise SystemExit("--epochs must be at least 3: the steady state is timed over epochs 2..E")
@@ -326,19 +345,19 @@ def bench_model(
       if result.get("train_step_compilations", 1) != 1:
         log(f"[{name}] warning: the hand-written train step compiled {result['train_step_compilations']} times")
       log(
-          f"[{name}] rep {rep + 1}/{repeats} {side:12s} epoch {result['epoch_examples_per_second']:9.0f} ex/s  "
-          f"train-phase {result['train_examples_per_second']:9.0f} ex/s  compile {result['compile_seconds']:.2f} s  "
-          f"test acc {result['final_test_accuracy']:.4f}"
+        f"[{name}] rep {rep + 1}/{repeats} {side:12s} epoch {result['epoch_examples_per_second']:9.0f} ex/s  "
+        f"train-phase {result['train_examples_per_second']:9.0f} ex/s  compile {result['compile_seconds']:.2f} s  "
+        f"test acc {result['final_test_accuracy']:.4f}"
       )
   return {
-      "config": config_file,
-      "overrides": list(overrides),
-      "model": config.model.name,
-      "epochs": epochs,
-      "batch_size": config.train.batch_size,
-      "steps_per_epoch": runs["jaxflow"][0]["steps"] // epochs,
-      "runs": runs,
-      "summary": summarize(runs),
+    "config": config_file,
+    "overrides": list(overrides),
+    "model": config.model.name,
+    "epochs": epochs,
+    "batch_size": config.train.batch_size,
+    "steps_per_epoch": runs["jaxflow"][0]["steps"] // epochs,
+    "runs": runs,
+    "summary": summarize(runs),
   }
 
 
@@ -350,11 +369,11 @@ def summarize(runs: dict) -> dict:
   out = {}
   for side, results in runs.items():
     out[side] = {
-        "epoch_examples_per_second": _stats([r["epoch_examples_per_second"] for r in results]),
-        "train_examples_per_second": _stats([r["train_examples_per_second"] for r in results]),
-        "compile_seconds": _stats([r["compile_seconds"] for r in results]),
-        "final_test_accuracy": _stats([r["final_test_accuracy"] for r in results]),
-        "steps": results[0]["steps"],
+      "epoch_examples_per_second": _stats([r["epoch_examples_per_second"] for r in results]),
+      "train_examples_per_second": _stats([r["train_examples_per_second"] for r in results]),
+      "compile_seconds": _stats([r["compile_seconds"] for r in results]),
+      "final_test_accuracy": _stats([r["final_test_accuracy"] for r in results]),
+      "steps": results[0]["steps"],
     }
   for metric in ("epoch_examples_per_second", "train_examples_per_second"):
     jf, hw = out["jaxflow"][metric], out["hand-written"][metric]
@@ -363,7 +382,8 @@ def summarize(runs: dict) -> dict:
   if "ceiling" in out:
     ce, hw = out["ceiling"]["epoch_examples_per_second"], out["hand-written"]["epoch_examples_per_second"]
     out["ratio_ceiling_epoch_examples_per_second"] = {
-        "of_medians": ce["median"] / hw["median"], "per_repetition": [c / h for c, h in zip(ce["values"], hw["values"])]
+      "of_medians": ce["median"] / hw["median"],
+      "per_repetition": [c / h for c, h in zip(ce["values"], hw["values"])],
     }
   return out
 
@@ -371,33 +391,41 @@ def summarize(runs: dict) -> dict:
 def markdown(result: dict) -> str:
   s = result["summary"]
   lines = [
-      f"### {result['model'].upper()} ({result['config']}): {result['epochs']} epochs x {result['steps_per_epoch']} steps, "
-      f"batch {result['batch_size']}, {len(result['runs']['jaxflow'])} repetitions"
-      + (f", overrides {' '.join(result['overrides'])}" if result["overrides"] else ""),
-      "",
-      "| loop | epoch ex/s, median | min-max | train-phase ex/s, median | min-max | compile s | final test acc | steps |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|",
+    f"### {result['model'].upper()} ({result['config']}): {result['epochs']} epochs x {result['steps_per_epoch']} steps, "
+    f"batch {result['batch_size']}, {len(result['runs']['jaxflow'])} repetitions"
+    + (f", overrides {' '.join(result['overrides'])}" if result["overrides"] else ""),
+    "",
+    "| loop | epoch ex/s, median | min-max | train-phase ex/s, median | min-max | compile s | final test acc | steps |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for side in [k for k in ("hand-written", "jaxflow", "ceiling") if k in s]:
     r = s[side]
     e, t = r["epoch_examples_per_second"], r["train_examples_per_second"]
     lines.append(
-        f"| {side} | {e['median']:,.0f} | {e['min']:,.0f}-{e['max']:,.0f} | {t['median']:,.0f} | "
-        f"{t['min']:,.0f}-{t['max']:,.0f} | {r['compile_seconds']['median']:.2f} | "
-        f"{r['final_test_accuracy']['median']:.4f} | {r['steps']} |"
+      f"| {side} | {e['median']:,.0f} | {e['min']:,.0f}-{e['max']:,.0f} | {t['median']:,.0f} | "
+      f"{t['min']:,.0f}-{t['max']:,.0f} | {r['compile_seconds']['median']:.2f} | "
+      f"{r['final_test_accuracy']['median']:.4f} | {r['steps']} |"
     )
-  for metric, label in (("epoch_examples_per_second", "epoch (headline)"), ("train_examples_per_second", "train-phase")):
+  for metric, label in (
+    ("epoch_examples_per_second", "epoch (headline)"),
+    ("train_examples_per_second", "train-phase"),
+  ):
     ratio = s[f"ratio_{metric}"]
     per_rep = ", ".join(f"{v:.2f}" for v in ratio["per_repetition"])
     lines.append("")
     verdict = ""
     if metric == "epoch_examples_per_second":
       verdict = f"; target >= {TARGET_RATIO}x: {'met' if ratio['of_medians'] >= TARGET_RATIO else 'NOT met'}"
-    lines.append(f"jaxflow / hand-written, {label}: **{ratio['of_medians']:.2f}x** (ratio of medians; per repetition: {per_rep}){verdict}")
+    lines.append(
+      f"jaxflow / hand-written, {label}: **{ratio['of_medians']:.2f}x** (ratio of medians; per repetition: {per_rep}){verdict}"
+    )
   if "ratio_ceiling_epoch_examples_per_second" in s:
     ratio = s["ratio_ceiling_epoch_examples_per_second"]
     per_rep = ", ".join(f"{v:.2f}" for v in ratio["per_repetition"])
-    lines += ["", f"ceiling / hand-written, epoch: **{ratio['of_medians']:.2f}x** (the most any loop around this step could gain; per repetition: {per_rep})"]
+    lines += [
+      "",
+      f"ceiling / hand-written, epoch: **{ratio['of_medians']:.2f}x** (the most any loop around this step could gain; per repetition: {per_rep})",
+    ]
   return "\n".join(lines)
 
 
@@ -406,17 +434,24 @@ def versions() -> dict:
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--epochs", type=int, default=40, help="MLP epochs per run (default 40)")
   parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per side (default 5)")
   parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size (MLP 128, CNN 64)")
   parser.add_argument("--cnn-epochs", type=int, default=6, help="CNN epochs per run (default 6)")
   parser.add_argument("--cnn-repeats", type=int, default=3, help="CNN repetitions; 0 skips the CNN row (default 3)")
-  parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path (default benchmarks/results/train_overhead.json)")
   parser.add_argument(
-      "--override", action="append", default=[], metavar="FIELD=VALUE",
-      help="config override for both models and both sides, as --config.FIELD=VALUE would (repeatable); "
-      "e.g. checkpoint.every_epochs=1000 to see what per-epoch checkpoints cost jaxflow",
+    "--out", default=DEFAULT_OUT, help="JSON output path (default benchmarks/results/train_overhead.json)"
+  )
+  parser.add_argument(
+    "--override",
+    action="append",
+    default=[],
+    metavar="FIELD=VALUE",
+    help="config override for both models and both sides, as --config.FIELD=VALUE would (repeatable); "
+    "e.g. checkpoint.every_epochs=1000 to see what per-epoch checkpoints cost jaxflow",
   )
   args = parser.parse_args(argv)
   # orbax logs an absl WARNING for every checkpoint saved without metrics (every non-best epoch):
@@ -427,38 +462,55 @@ def main(argv=None) -> None:
   log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
   device = jax.devices()[0]
   results = {
-      "mlp": bench_model(
-          "mlp", "configs/digits_mlp.py", epochs=args.epochs, repeats=args.repeats, batch_size=args.batch_size,
-          overrides=args.override, warmup=True, log=log,
-      )
+    "mlp": bench_model(
+      "mlp",
+      "configs/digits_mlp.py",
+      epochs=args.epochs,
+      repeats=args.repeats,
+      batch_size=args.batch_size,
+      overrides=args.override,
+      warmup=True,
+      log=log,
+    )
   }
   if args.cnn_repeats > 0:
     results["cnn"] = bench_model(
-        "cnn", "configs/digits_cnn.py", epochs=args.cnn_epochs, repeats=args.cnn_repeats, batch_size=args.batch_size,
-        overrides=args.override, warmup=False, log=log,
+      "cnn",
+      "configs/digits_cnn.py",
+      epochs=args.cnn_epochs,
+      repeats=args.cnn_repeats,
+      batch_size=args.batch_size,
+      overrides=args.override,
+      warmup=False,
+      log=log,
     )
   runtime = time.perf_counter() - start
 
   header = (
-      f"## jaxflow training loop vs hand-written flax+optax loop\n\n"
-      f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores, jax {jax.__version__}; "
-      f"{datetime.datetime.now().isoformat(timespec='seconds')}; script runtime {runtime:.0f} s.\n"
-      f"epoch ex/s: everything per epoch (jaxflow: + JSONL/TensorBoard logs, histograms, orbax checkpoints); "
-      f"train-phase ex/s: training steps + train metrics only. Compile time excluded from both, shown apart."
+    f"## jaxflow training loop vs hand-written flax+optax loop\n\n"
+    f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores, jax {jax.__version__}; "
+    f"{datetime.datetime.now().isoformat(timespec='seconds')}; script runtime {runtime:.0f} s.\n"
+    f"epoch ex/s: everything per epoch (jaxflow: + JSONL/TensorBoard logs, histograms, orbax checkpoints); "
+    f"train-phase ex/s: training steps + train metrics only. Compile time excluded from both, shown apart."
   )
   report = "\n\n".join([header] + [markdown(r) for r in results.values()])
   print(report)
 
   payload = {
-      "benchmark": "train_overhead",
-      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count(), "cpu_count": os.cpu_count()},
-      "versions": versions(),
-      "git": _git_state(),
-      "args": vars(args),
-      "runtime_seconds": runtime,
-      "models": results,
-      "markdown": report,
+    "benchmark": "train_overhead",
+    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "device": {
+      "platform": device.platform,
+      "kind": device.device_kind,
+      "count": jax.device_count(),
+      "cpu_count": os.cpu_count(),
+    },
+    "versions": versions(),
+    "git": _git_state(),
+    "args": vars(args),
+    "runtime_seconds": runtime,
+    "models": results,
+    "markdown": report,
   }
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   tmp = args.out + ".tmp"
@@ -470,11 +522,15 @@ def main(argv=None) -> None:
 
 def _git_state() -> dict | None:
   """HEAD and whether jaxflow/ or configs/ had uncommitted changes (the code measured is then not HEAD's)."""
+
   def git(*args):
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
   try:
-    return {"commit": git("rev-parse", "HEAD"), "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs"))}
+    return {
+      "commit": git("rev-parse", "HEAD"),
+      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
+    }
   except (OSError, subprocess.CalledProcessError):  # not a git checkout, or no git
     return None
 

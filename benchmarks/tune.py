@@ -60,9 +60,17 @@ def branin(p: dict) -> float:
   return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
-_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                      [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_A = np.array(
+  [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+)
+_P = 1e-4 * np.array(
+  [
+    [1312, 1696, 5569, 124, 8283, 5886],
+    [2329, 4135, 8307, 3736, 1004, 9991],
+    [2348, 1451, 3522, 2883, 3047, 6650],
+    [4047, 8828, 8732, 5743, 1091, 381],
+  ]
+)
 _ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 
 
@@ -72,8 +80,8 @@ def hartmann6(p: dict) -> float:
 
 
 FUNCTIONS = {
-    "branin": (S.Space(S.uniform("x1", -5.0, 10.0), S.uniform("x2", 0.0, 15.0)), branin, 0.397887),
-    "hartmann6": (S.Space(*[S.uniform(f"x{i}", 0.0, 1.0) for i in range(6)]), hartmann6, -3.32237),
+  "branin": (S.Space(S.uniform("x1", -5.0, 10.0), S.uniform("x2", 0.0, 15.0)), branin, 0.397887),
+  "hartmann6": (S.Space(*[S.uniform(f"x{i}", 0.0, 1.0) for i in range(6)]), hartmann6, -3.32237),
 }
 
 
@@ -89,7 +97,12 @@ def run_function(name: str, method: str, seed: int, budget: int, batch: int = 1)
     observed += points
     values += [f(p) for p in points]
   regret = np.minimum.accumulate(values) - optimum
-  return {"seed": seed, "regret": regret.tolist(), "seconds": seconds, "gp_phase_from": sg.init_trials if method == "bo" else None}
+  return {
+    "seed": seed,
+    "regret": regret.tolist(),
+    "seconds": seconds,
+    "gp_phase_from": sg.init_trials if method == "bo" else None,
+  }
 
 
 def trials_to_match(bo_median: list[float], target: float) -> int | None:
@@ -99,8 +112,12 @@ def trials_to_match(bo_median: list[float], target: float) -> int | None:
 
 def _match(median: list[float], target: float, budget: int) -> dict:
   n = trials_to_match(median, target)
-  return {"final_regret": median[budget - 1], "trials_to_match": n, "ratio_to_budget": None if n is None else n / budget,
-          "target_met": n is not None and n <= budget / 2}
+  return {
+    "final_regret": median[budget - 1],
+    "trials_to_match": n,
+    "ratio_to_budget": None if n is None else n / budget,
+    "target_met": n is not None and n <= budget / 2,
+  }
 
 
 def summarize_function(name: str, runs: dict, budgets: list[int]) -> dict:
@@ -113,8 +130,12 @@ def summarize_function(name: str, runs: dict, budgets: list[int]) -> dict:
   for budget in budgets:
     target = random_median[budget - 1]
     out["match"][str(budget)] = {
-        "random_final_regret": target,
-        **{label: _match(m["median_regret"][:budget], target, budget) for label, m in out["methods"].items() if label != "random"},
+      "random_final_regret": target,
+      **{
+        label: _match(m["median_regret"][:budget], target, budget)
+        for label, m in out["methods"].items()
+        if label != "random"
+      },
     }
   return out
 
@@ -130,36 +151,64 @@ def suggestion_seconds(runs: list[dict]) -> dict:
       bucket = (n + 15) // 16  # the padded size the GP compiled for (multiples of 16 rows)
       (first if bucket not in seen else times).append(s)
       seen.add(bucket)
-  return {"median": float(np.median(times)) if times else None, "p90": float(np.quantile(times, 0.9)) if times else None,
-          "calls": len(times), "first_at_each_size_total": float(sum(first))}
+  return {
+    "median": float(np.median(times)) if times else None,
+    "p90": float(np.quantile(times, 0.9)) if times else None,
+    "calls": len(times),
+    "first_at_each_size_total": float(sum(first)),
+  }
 
 
 def run_digits(trials: int, reps: int, epochs: int, workroot: str, log) -> dict:
   import jaxflow
   from jaxflow.studies import tune
 
-  config = jaxflow.load_config(os.path.join(ROOT, "configs", "digits_mlp.py"), [
-      f"train.epochs={epochs}", "model.widths=(64,)", "train.histogram_every=1000", "train.class_report_every=1000",
-  ])
-  space = S.Space(S.log_uniform("optim.lr", 1e-4, 1e-1), S.uniform("model.dropout_rate", 0.0, 0.5), S.integer("train.batch_size", 32, 256, log=True))
+  config = jaxflow.load_config(
+    os.path.join(ROOT, "configs", "digits_mlp.py"),
+    [
+      f"train.epochs={epochs}",
+      "model.widths=(64,)",
+      "train.histogram_every=1000",
+      "train.class_report_every=1000",
+    ],
+  )
+  space = S.Space(
+    S.log_uniform("optim.lr", 1e-4, 1e-1),
+    S.uniform("model.dropout_rate", 0.0, 0.5),
+    S.integer("train.batch_size", 32, 256, log=True),
+  )
   runs = {"bo": [], "random": []}
   for rep in range(reps):
     for method in ("bo", "random"):
       start = time.perf_counter()
-      report = tune.run_tune(config, os.path.join(workroot, f"{method}_{rep}"), space=space, method=method, trials=trials, seed=rep)
+      report = tune.run_tune(
+        config, os.path.join(workroot, f"{method}_{rep}"), space=space, method=method, trials=trials, seed=rep
+      )
       values = [t["value"] if t["status"] == "completed" else float("nan") for t in report["trials"]]
       best = np.fmax.accumulate(np.nan_to_num(values, nan=0.0)).tolist()
-      runs[method].append({"seed": rep, "values": values, "best_so_far": best, "seconds": time.perf_counter() - start,
-                           "best_params": report["best"]["params"] if report["best"] else None})
+      runs[method].append(
+        {
+          "seed": rep,
+          "values": values,
+          "best_so_far": best,
+          "seconds": time.perf_counter() - start,
+          "best_params": report["best"]["params"] if report["best"] else None,
+        }
+      )
       log(f"digits {method} rep {rep}: best {best[-1]:.4f} after {trials} trials, {runs[method][-1]['seconds']:.0f} s")
   top = max(max(r["best_so_far"]) for rs in runs.values() for r in rs)
   summary = {"best_accuracy_seen": top, "epochs": epochs, "trials": trials, "reps": reps, "methods": {}}
   for method, rs in runs.items():
     grid = np.array([r["best_so_far"] for r in rs])
-    summary["methods"][method] = {"median_best_so_far": np.median(grid, axis=0).tolist(), "median_regret": (top - np.median(grid, axis=0)).tolist(),
-                                  "median_seconds_per_study": float(np.median([r["seconds"] for r in rs]))}
+    summary["methods"][method] = {
+      "median_best_so_far": np.median(grid, axis=0).tolist(),
+      "median_regret": (top - np.median(grid, axis=0)).tolist(),
+      "median_seconds_per_study": float(np.median([r["seconds"] for r in rs])),
+    }
   rand_final = summary["methods"]["random"]["median_best_so_far"][-1]
-  summary["bo_trials_to_match_random_final"] = next((n + 1 for n, v in enumerate(summary["methods"]["bo"]["median_best_so_far"]) if v >= rand_final), None)
+  summary["bo_trials_to_match_random_final"] = next(
+    (n + 1 for n, v in enumerate(summary["methods"]["bo"]["median_best_so_far"]) if v >= rand_final), None
+  )
   n = summary["bo_trials_to_match_random_final"]
   summary["ratio_to_budget"] = None if n is None else n / trials
   return {"runs": runs, "summary": summary}
@@ -170,35 +219,61 @@ def markdown(results: dict, args) -> str:
   checkpoints = [5, 10, 15, 20, 25, 30, 40, 50]
   for name, res in results["functions"].items():
     shown = [n for n in checkpoints if n <= args.budget]
-    lines += [f"### {name} (optimum {res['optimum']}): median simple regret after n evaluations", "",
-              "| method | " + " | ".join(f"n={n}" for n in shown) + " |", "|---|" + "---:|" * len(shown)]
+    lines += [
+      f"### {name} (optimum {res['optimum']}): median simple regret after n evaluations",
+      "",
+      "| method | " + " | ".join(f"n={n}" for n in shown) + " |",
+      "|---|" + "---:|" * len(shown),
+    ]
     for label, m in res["methods"].items():
       lines.append(f"| {label} | " + " | ".join(f"{m['median_regret'][n - 1]:.3g}" for n in shown) + " |")
-    lines += ["", "| budget | random's final regret | method | its final regret | first n where its median regret <= random's final | n / budget | target (<= 0.5) |",
-              "|---:|---:|---|---:|---:|---:|---|"]
+    lines += [
+      "",
+      "| budget | random's final regret | method | its final regret | first n where its median regret <= random's final | n / budget | target (<= 0.5) |",
+      "|---:|---:|---|---:|---:|---:|---|",
+    ]
     for budget, m in res["match"].items():
       for label, v in m.items():
         if label == "random_final_regret":
           continue
         t = v["trials_to_match"]
         ratio = f"{v['ratio_to_budget']:.2f}" if t is not None else "> 1"
-        lines.append(f"| {budget} | {m['random_final_regret']:.3g} | {label} | {v['final_regret']:.3g} | {t if t is not None else '> ' + budget} | {ratio} | {'met' if v['target_met'] else 'NOT met'} |")
+        lines.append(
+          f"| {budget} | {m['random_final_regret']:.3g} | {label} | {v['final_regret']:.3g} | {t if t is not None else '> ' + budget} | {ratio} | {'met' if v['target_met'] else 'NOT met'} |"
+        )
     lines.append("")
   s = results["seconds_per_suggestion"]
-  lines += ["### Seconds per BO suggestion (GP fit + acquisition)", "", "| function | median s | p90 s | calls | compile-bearing first calls, total s | vizier (PITFALLS.md) |", "|---|---:|---:|---:|---:|---:|"]
+  lines += [
+    "### Seconds per BO suggestion (GP fit + acquisition)",
+    "",
+    "| function | median s | p90 s | calls | compile-bearing first calls, total s | vizier (PITFALLS.md) |",
+    "|---|---:|---:|---:|---:|---:|",
+  ]
   for name, v in s.items():
     med, p90 = (f"{v[k]:.3f}" if v[k] is not None else "-" for k in ("median", "p90"))
     lines.append(f"| {name} | {med} | {p90} | {v['calls']} | {v['first_at_each_size_total']:.1f} | ~{VIZIER_SECONDS} |")
   if results.get("digits"):
     d = results["digits"]["summary"]
     shown = [n for n in (2, 4, 6, 8, 10, 12, 16, 20) if n <= d["trials"]]
-    lines += ["", f"### Digits MLP ({d['epochs']} epochs per trial, lr x dropout x batch size; median over {d['reps']} studies): best final test accuracy after n trials", "",
-              "| method | " + " | ".join(f"n={n}" for n in shown) + " | seconds per study |", "|---|" + "---:|" * (len(shown) + 1)]
+    lines += [
+      "",
+      f"### Digits MLP ({d['epochs']} epochs per trial, lr x dropout x batch size; median over {d['reps']} studies): best final test accuracy after n trials",
+      "",
+      "| method | " + " | ".join(f"n={n}" for n in shown) + " | seconds per study |",
+      "|---|" + "---:|" * (len(shown) + 1),
+    ]
     for method, m in d["methods"].items():
-      lines.append(f"| {method} | " + " | ".join(f"{m['median_best_so_far'][n - 1]:.4f}" for n in shown) + f" | {m['median_seconds_per_study']:.0f} |")
-    lines += ["", f"Best accuracy any trial reached: {d['best_accuracy_seen']:.4f}; BO matches random search's final median after "
-              f"{d['bo_trials_to_match_random_final'] or '>' + str(d['trials'])} trials of {d['trials']}"
-              + (f" ({d['ratio_to_budget']:.2f} of the budget)." if d["ratio_to_budget"] is not None else ".")]
+      lines.append(
+        f"| {method} | "
+        + " | ".join(f"{m['median_best_so_far'][n - 1]:.4f}" for n in shown)
+        + f" | {m['median_seconds_per_study']:.0f} |"
+      )
+    lines += [
+      "",
+      f"Best accuracy any trial reached: {d['best_accuracy_seen']:.4f}; BO matches random search's final median after "
+      f"{d['bo_trials_to_match_random_final'] or '>' + str(d['trials'])} trials of {d['trials']}"
+      + (f" ({d['ratio_to_budget']:.2f} of the budget)." if d["ratio_to_budget"] is not None else "."),
+    ]
   return "\n".join(lines) + "\n"
 
 
@@ -207,7 +282,10 @@ def _git_state() -> dict | None:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
   try:
-    return {"commit": git("rev-parse", "HEAD"), "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs"))}
+    return {
+      "commit": git("rev-parse", "HEAD"),
+      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
+    }
   except (OSError, subprocess.CalledProcessError):
     return None
 
@@ -217,10 +295,24 @@ def versions() -> dict:
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--reps", type=int, default=7, help="repetitions per function and method (default 7, at least 5 for the target)")
-  parser.add_argument("--budget", type=int, default=50, help="evaluations per run; the table also reads budget 30 off the same runs (default 50)")
-  parser.add_argument("--batch", type=int, default=5, help="Branin also with BO batches of this size (kriging believer); 0 skips (default 5)")
+  parser = argparse.ArgumentParser(
+    description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    "--reps", type=int, default=7, help="repetitions per function and method (default 7, at least 5 for the target)"
+  )
+  parser.add_argument(
+    "--budget",
+    type=int,
+    default=50,
+    help="evaluations per run; the table also reads budget 30 off the same runs (default 50)",
+  )
+  parser.add_argument(
+    "--batch",
+    type=int,
+    default=5,
+    help="Branin also with BO batches of this size (kriging believer); 0 skips (default 5)",
+  )
   parser.add_argument("--digits-trials", type=int, default=16, help="trials per digits study (default 16)")
   parser.add_argument("--digits-reps", type=int, default=5, help="digits studies per method; 0 skips (default 5)")
   parser.add_argument("--digits-epochs", type=int, default=5, help="epochs per digits trial (default 5)")
@@ -236,7 +328,9 @@ def main(argv=None) -> None:
     runs = {"random": [run_function(name, "random", s, args.budget) for s in range(args.reps)], "bo": []}
     for s in range(args.reps):
       runs["bo"].append(run_function(name, "bo", s, args.budget))
-      log(f"{name} bo rep {s}: regret {runs['bo'][-1]['regret'][-1]:.3g} after {args.budget}, {sum(runs['bo'][-1]['seconds']):.1f} s")
+      log(
+        f"{name} bo rep {s}: regret {runs['bo'][-1]['regret'][-1]:.3g} after {args.budget}, {sum(runs['bo'][-1]['seconds']):.1f} s"
+      )
     if name == "branin" and args.batch > 1:
       label = f"bo batch={args.batch}"
       runs[label] = [run_function(name, "bo", s, args.budget, batch=args.batch) for s in range(args.reps)]
@@ -253,17 +347,22 @@ def main(argv=None) -> None:
 
   device = jax.devices()[0]
   payload = {
-      "benchmark": "tune",
-      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count(), "cpu_count": os.cpu_count()},
-      "versions": versions(),
-      "git": _git_state(),
-      "args": vars(args),
-      "runtime_seconds": time.perf_counter() - start,
-      "load_average_1_5_15": {"start": list(load_start), "end": list(os.getloadavg())},
-      "results": results,
-      "runs": raw,
-      "markdown": report,
+    "benchmark": "tune",
+    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "device": {
+      "platform": device.platform,
+      "kind": device.device_kind,
+      "count": jax.device_count(),
+      "cpu_count": os.cpu_count(),
+    },
+    "versions": versions(),
+    "git": _git_state(),
+    "args": vars(args),
+    "runtime_seconds": time.perf_counter() - start,
+    "load_average_1_5_15": {"start": list(load_start), "end": list(os.getloadavg())},
+    "results": results,
+    "runs": raw,
+    "markdown": report,
   }
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   tmp = args.out + ".tmp"

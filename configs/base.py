@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Randomness: one root seed; `seeds.<stream>` pins one stream independently of it (see jaxflow/rng.py).
   config.seed = 0
   config.seeds = ml_collections.ConfigDict(
-      {name: config_dict.placeholder(int) for name in ("init", "data", "dropout", "augment", "noise", "sampler")}
+    {name: config_dict.placeholder(int) for name in ("init", "data", "dropout", "augment", "noise", "sampler")}
   )
 
   # Problem definition: what is predicted from what. The head, the default loss and the metrics follow.
@@ -37,7 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.train_examples = config_dict.placeholder(int)  # use the first N training examples (after `classes`)
   # Adapting the dataset to the problem (jaxflow/data/adapt.py), after `classes` / `train_examples`:
   config.data.adapt = ml_collections.ConfigDict()
-  config.data.adapt.relabel = config_dict.placeholder(tuple)  # new label per dataset label (merge; -1 drops), e.g. (0, 1, 0, 1, ...)
+  config.data.adapt.relabel = config_dict.placeholder(
+    tuple
+  )  # new label per dataset label (merge; -1 drops), e.g. (0, 1, 0, 1, ...)
   config.data.adapt.resize = config_dict.placeholder(tuple)  # (height, width) of resized images
   config.data.adapt.grayscale = False  # RGB -> one luminance channel
   config.data.metadata_features = ()  # per-example attributes read along (e.g. ("daylight",)): the audit's bias checks
@@ -45,7 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
   # drawn from the `data` stream; then a remedy: the sampler, class weights (`class_weights`) or `loss="focal"`.
   config.data.class_counts = config_dict.placeholder(tuple)  # training examples kept per dataset class
   config.data.imbalance_ratio = config_dict.placeholder(float)  # or: a long tail, largest class / smallest class
-  config.data.sampler = "uniform"  # uniform: a permutation per epoch | oversample: classes equally likely (`sampler` stream)
+  config.data.sampler = (
+    "uniform"  # uniform: a permutation per epoch | oversample: classes equally likely (`sampler` stream)
+  )
   # Label noise on the training labels (jaxflow/data/label_noise.py), from the `noise` stream; the clean
   # labels and the flips are written to the workdir (label_noise.npz / .json).
   config.data.label_noise = ml_collections.ConfigDict()
@@ -137,7 +141,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Devices and hosts (jaxflow/training/parallel.py). The batch above is global: split over all devices.
   config.parallel = ml_collections.ConfigDict()
-  config.parallel.mode = "auto"  # auto (sharded if >1 device) | single | pmap (shard_map + pmean) | sharded (jit over a Mesh)
+  config.parallel.mode = (
+    "auto"  # auto (sharded if >1 device) | single | pmap (shard_map + pmean) | sharded (jit over a Mesh)
+  )
   config.parallel.num_devices = config_dict.placeholder(int)  # None: every device (of every process)
   config.parallel.max_in_flight = 2  # step programs dispatched ahead of the host on >1 device (see loop.py)
   # Several hosts: jax.distributed.initialize with these (else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,

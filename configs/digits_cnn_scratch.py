@@ -1,6 +1,6 @@
 """Transfer learning, the baseline: the fine-tuning run's 50 examples of digits 5-9, from scratch.
 
-  jaxflow train --config=configs/digits_cnn_scratch.py --workdir=runs/cnn_scratch
+jaxflow train --config=configs/digits_cnn_scratch.py --workdir=runs/cnn_scratch
 """
 
 from configs import digits_cnn_finetune

@@ -35,10 +35,16 @@ Run `jaxflow VERB --help` for a verb's flags."""
 
 def _define_common(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
   config_flags.DEFINE_config_file(
-      "config", None, "experiment config file, e.g. configs/digits_cnn.py (FILE:variant passes a variant)",
-      flag_values=flag_values, lock_config=True, sys_argv=list(argv),
+    "config",
+    None,
+    "experiment config file, e.g. configs/digits_cnn.py (FILE:variant passes a variant)",
+    flag_values=flag_values,
+    lock_config=True,
+    sys_argv=list(argv),
   )
-  flags.DEFINE_string("workdir", None, "directory for config.json, metrics, checkpoints, TensorBoard logs", flag_values=flag_values)
+  flags.DEFINE_string(
+    "workdir", None, "directory for config.json, metrics, checkpoints, TensorBoard logs", flag_values=flag_values
+  )
   flags.DEFINE_boolean("quiet", False, "no progress bar", flag_values=flag_values)
 
 
@@ -52,7 +58,16 @@ def _run_train(fv: flags.FlagValues) -> int:
     return 1
   final = summary["final"]["eval"]
   shown = {k: round(v, 4) for k, v in final.items()}
-  print(json.dumps({"workdir": fv.workdir, "eval": shown, "steps": summary["steps"], "wall_seconds": round(summary["wall_seconds"], 2)}))
+  print(
+    json.dumps(
+      {
+        "workdir": fv.workdir,
+        "eval": shown,
+        "steps": summary["steps"],
+        "wall_seconds": round(summary["wall_seconds"], 2),
+      }
+    )
+  )
   return 0
 
 
@@ -66,21 +81,45 @@ def _run_audit(fv: flags.FlagValues) -> int:
 
 def _define_seeds(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer("seeds", 16, "seeds per sweep", flag_values=fv)
-  flags.DEFINE_string("vary", "all", "PRNG streams that change across seeds: init,data,dropout,augment,noise,sampler | all | none", flag_values=fv)
-  flags.DEFINE_string("mode", "auto", "auto (time the candidates, take the fastest) | vmap | sequential | devices", flag_values=fv)
-  flags.DEFINE_string("study", None, "sources: one sweep per PRNG source plus all and none, and the variance by source", flag_values=fv)
-  flags.DEFINE_boolean("check_determinism", False, "rerun a seed, compare 1 with N devices (and deterministic GPU ops on a GPU)", flag_values=fv)
+  flags.DEFINE_string(
+    "vary",
+    "all",
+    "PRNG streams that change across seeds: init,data,dropout,augment,noise,sampler | all | none",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "mode", "auto", "auto (time the candidates, take the fastest) | vmap | sequential | devices", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "study", None, "sources: one sweep per PRNG source plus all and none, and the variance by source", flag_values=fv
+  )
+  flags.DEFINE_boolean(
+    "check_determinism",
+    False,
+    "rerun a seed, compare 1 with N devices (and deterministic GPU ops on a GPU)",
+    flag_values=fv,
+  )
 
 
 def _run_seeds(fv: flags.FlagValues) -> int:
   from jaxflow.studies.seeds import run_seeds
 
   report = run_seeds(
-      fv.config, fv.workdir, seeds=fv.seeds, vary=fv.vary, mode=fv.mode, study=fv.study,
-      check_determinism=fv.check_determinism, quiet=fv.quiet,
+    fv.config,
+    fv.workdir,
+    seeds=fv.seeds,
+    vary=fv.vary,
+    mode=fv.mode,
+    study=fv.study,
+    check_determinism=fv.check_determinism,
+    quiet=fv.quiet,
   )
-  shown = {s["name"]: {k: round(s["final"][k], 4) for k in ("mean", "std")} if s["final"] else None for s in report["sweeps"]}
-  print(json.dumps({"workdir": fv.workdir, "mode": report["mode"]["mode"], "metric": report["metric"], "sweeps": shown}))
+  shown = {
+    s["name"]: {k: round(s["final"][k], 4) for k in ("mean", "std")} if s["final"] else None for s in report["sweeps"]
+  }
+  print(
+    json.dumps({"workdir": fv.workdir, "mode": report["mode"]["mode"], "metric": report["metric"], "sweeps": shown})
+  )
   return 0
 
 
@@ -88,23 +127,38 @@ def _seeds_compare(paths: Sequence[str]) -> int:
   from jaxflow.studies.seeds_compare import compare_studies
 
   if len(paths) != 2:
-    raise ConfigError(f"jaxflow seeds compare takes two study workdirs, got {len(paths)}: jaxflow seeds compare runs/a runs/b")
+    raise ConfigError(
+      f"jaxflow seeds compare takes two study workdirs, got {len(paths)}: jaxflow seeds compare runs/a runs/b"
+    )
   result = compare_studies(*paths)
   print(result["verdict"])
-  print(json.dumps({k: result[k] for k in ("difference", "difference_ci95", "welch_t_p", "mann_whitney_p", "a_beats_b", "b_beats_a")}))
+  print(
+    json.dumps(
+      {k: result[k] for k in ("difference", "difference_ci95", "welch_t_p", "mann_whitney_p", "a_beats_b", "b_beats_a")}
+    )
+  )
   return 0
 
 
 def _define_profile(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("batch_sizes", "1,32,256", "inference batch sizes to profile, comma-separated", flag_values=fv)
-  flags.DEFINE_string("precisions", "f32,bf16", "precisions to compare: f32, bf16, int8 (comma-separated)", flag_values=fv)
-  flags.DEFINE_boolean("trace", False, "write a jax.profiler trace of one profiled step (TensorBoard profile plugin, XProf, Perfetto)", flag_values=fv)
+  flags.DEFINE_string(
+    "precisions", "f32,bf16", "precisions to compare: f32, bf16, int8 (comma-separated)", flag_values=fv
+  )
+  flags.DEFINE_boolean(
+    "trace",
+    False,
+    "write a jax.profiler trace of one profiled step (TensorBoard profile plugin, XProf, Perfetto)",
+    flag_values=fv,
+  )
 
 
 def _run_profile(fv: flags.FlagValues) -> int:
   from jaxflow.profiler.run import run_profile
 
-  report = run_profile(fv.config, fv.workdir, batch_sizes=fv.batch_sizes, precisions=fv.precisions, trace=fv.trace, quiet=fv.quiet)
+  report = run_profile(
+    fv.config, fv.workdir, batch_sizes=fv.batch_sizes, precisions=fv.precisions, trace=fv.trace, quiet=fv.quiet
+  )
   print(json.dumps({"workdir": fv.workdir, "devices": [d["name"] for d in report.get("devices", [])]}))
   return 0
 
@@ -113,7 +167,9 @@ def _profile_compare(paths: Sequence[str]) -> int:
   from jaxflow.profiler.compare import compare_reports
 
   if len(paths) != 2:
-    raise ConfigError(f"jaxflow profile compare takes two profile workdirs, got {len(paths)}: jaxflow profile compare runs/prof_cpu runs/prof_gpu")
+    raise ConfigError(
+      f"jaxflow profile compare takes two profile workdirs, got {len(paths)}: jaxflow profile compare runs/prof_cpu runs/prof_gpu"
+    )
   print(compare_reports(*paths))
   return 0
 
@@ -121,7 +177,9 @@ def _profile_compare(paths: Sequence[str]) -> int:
 def _define_explain(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer("examples", 16, "examples to explain (saliency, activation maps)", flag_values=fv)
   flags.DEFINE_string("out", None, "output folder (default: WORKDIR/explain)", flag_values=fv)
-  flags.DEFINE_boolean("tb", False, "also write the pictures to the run's TensorBoard as image summaries", flag_values=fv)
+  flags.DEFINE_boolean(
+    "tb", False, "also write the pictures to the run's TensorBoard as image summaries", flag_values=fv
+  )
 
 
 def _run_explain(fv: flags.FlagValues) -> int:
@@ -133,38 +191,92 @@ def _run_explain(fv: flags.FlagValues) -> int:
 
 
 def _define_tune(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("space", None, "search-space file with get_space() (FILE[:variant]), e.g. configs/spaces/digits_mlp.py", flag_values=fv)
+  flags.DEFINE_string(
+    "space",
+    None,
+    "search-space file with get_space() (FILE[:variant]), e.g. configs/spaces/digits_mlp.py",
+    flag_values=fv,
+  )
   flags.DEFINE_string("method", "bo", "grid | random | sobol | halton | bo (Bayesian optimization, GP)", flag_values=fv)
   flags.DEFINE_integer("trials", 30, "trials in the study (a rerun continues up to this many)", flag_values=fv)
-  flags.DEFINE_integer("batch", 1, "proposals per round (trials whose shapes agree train as one vmapped program)", flag_values=fv)
-  flags.DEFINE_string("early_stop", "none", "none | median (median rule on a probe run) | asha (successive halving over rungs)", flag_values=fv)
+  flags.DEFINE_integer(
+    "batch", 1, "proposals per round (trials whose shapes agree train as one vmapped program)", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "early_stop",
+    "none",
+    "none | median (median rule on a probe run) | asha (successive halving over rungs)",
+    flag_values=fv,
+  )
   flags.DEFINE_string("acquisition", "ei", "bo: ei (expected improvement) | ucb", flag_values=fv)
-  flags.DEFINE_string("objective", "final", "final (the last epoch's train.monitor) | best (its best epoch's)", flag_values=fv)
-  flags.DEFINE_integer("init_trials", None, "bo: Sobol trials before the GP (default: 2 per parameter, 5 to 10)", flag_values=fv)
-  flags.DEFINE_integer("study_seed", 0, "seed of the search itself (the trials keep the config's seeds)", flag_values=fv)
+  flags.DEFINE_string(
+    "objective", "final", "final (the last epoch's train.monitor) | best (its best epoch's)", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "init_trials", None, "bo: Sobol trials before the GP (default: 2 per parameter, 5 to 10)", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "study_seed", 0, "seed of the search itself (the trials keep the config's seeds)", flag_values=fv
+  )
 
 
 def _run_tune(fv: flags.FlagValues) -> int:
   from jaxflow.studies.tune import run_tune
 
   report = run_tune(
-      fv.config, fv.workdir, space=fv.space, method=fv.method, trials=fv.trials, batch=fv.batch, early_stop=fv.early_stop,
-      acquisition=fv.acquisition, objective=fv.objective, init_trials=fv.init_trials, seed=fv.study_seed,
-      config_file=config_flags.get_config_filename(fv["config"]), quiet=fv.quiet,
+    fv.config,
+    fv.workdir,
+    space=fv.space,
+    method=fv.method,
+    trials=fv.trials,
+    batch=fv.batch,
+    early_stop=fv.early_stop,
+    acquisition=fv.acquisition,
+    objective=fv.objective,
+    init_trials=fv.init_trials,
+    seed=fv.study_seed,
+    config_file=config_flags.get_config_filename(fv["config"]),
+    quiet=fv.quiet,
   )
   best = report["best"]
   shown = {"trial": best["index"], "value": round(best["value"], 4), "params": best["params"]} if best else None
-  print(json.dumps({"workdir": fv.workdir, "method": fv.method, "metric": report["metric"], "counts": report["counts"], "best": shown}))
+  print(
+    json.dumps(
+      {
+        "workdir": fv.workdir,
+        "method": fv.method,
+        "metric": report["metric"],
+        "counts": report["counts"],
+        "best": shown,
+      }
+    )
+  )
   return 0
 
 
 VERBS: dict[str, tuple] = {
-    "train": ("train and evaluate a model from a config", _run_train, None),
-    "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit, None),
-    "profile": ("profile the config's model on every device: fused vs unfused inference, precisions, roofline, training", _run_profile, _define_profile),
-    "explain": ("pictures of a trained run: kernels, activation maps, saliency (+ sanity checks), layer statistics", _run_explain, _define_explain),
-    "seeds": ("train many seeds of a config (one program when it pays); writes report.md, report.json, plots/ and a run workdir per seed", _run_seeds, _define_seeds),
-    "tune": ("hyperparameter search over --space; writes report.md, report.json, plots/, best_config.py and a run workdir per trial", _run_tune, _define_tune),
+  "train": ("train and evaluate a model from a config", _run_train, None),
+  "audit": ("audit the config's dataset; writes report.md, report.json and plots/ in the workdir", _run_audit, None),
+  "profile": (
+    "profile the config's model on every device: fused vs unfused inference, precisions, roofline, training",
+    _run_profile,
+    _define_profile,
+  ),
+  "explain": (
+    "pictures of a trained run: kernels, activation maps, saliency (+ sanity checks), layer statistics",
+    _run_explain,
+    _define_explain,
+  ),
+  "seeds": (
+    "train many seeds of a config (one program when it pays); writes report.md, report.json, plots/ and a run workdir per seed",
+    _run_seeds,
+    _define_seeds,
+  ),
+  "tune": (
+    "hyperparameter search over --space; writes report.md, report.json, plots/, best_config.py and a run workdir per trial",
+    _run_tune,
+    _define_tune,
+  ),
 }
 
 
@@ -199,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in [n for n in fv if n not in ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")]:
       if not name.startswith("config."):
         print(f"  --{name}: {fv[name].help}")
-    print("  --config.FIELD=VALUE: override one config field, e.g. --config.optim.lr=3e-3 --config.model.widths=(64,64)")
+    print(
+      "  --config.FIELD=VALUE: override one config field, e.g. --config.optim.lr=3e-3 --config.model.widths=(64,64)"
+    )
     return 0
   try:
     unparsed = parse_config_flags(fv, [prog, *args])

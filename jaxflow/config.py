@@ -85,7 +85,7 @@ def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
     warnings.filterwarnings("ignore", message=r"the load_module\(\) method is deprecated", category=DeprecationWarning)
     try:
       unparsed = flag_values(list(argv))
-      flag_values["config"].value  # noqa: B018 -- forces the load, so its errors surface here
+      flag_values["config"].value
       return unparsed
     except flags.Error as e:
       raise ConfigError(one_line(str(e))) from None

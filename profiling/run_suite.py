@@ -55,16 +55,36 @@ def profile_all(args) -> dict:
     start = time.perf_counter()
     device_peaks[run.device_name(d)] = peaks.measure_peaks(d, quick=args.quick)
     print(f"suite: peaks of {run.device_name(d)} measured in {time.perf_counter() - start:.1f} s", flush=True)
-  record = {"machine": kind, "devices": [run.device_name(d) for d in devices], "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "environment": run.environment(), "protocol": protocol.to_dict(), "batch_sizes": args.batch_sizes, "precisions": args.precisions, "runs": []}
+  record = {
+    "machine": kind,
+    "devices": [run.device_name(d) for d in devices],
+    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "environment": run.environment(),
+    "protocol": protocol.to_dict(),
+    "batch_sizes": args.batch_sizes,
+    "precisions": args.precisions,
+    "runs": [],
+  }
   if kind == "cpu":
-    record["skipped"] = ["profiling/gpu/: no GPU visible to JAX on this machine; run this script on a GPU machine to fill it"]
+    record["skipped"] = [
+      "profiling/gpu/: no GPU visible to JAX on this machine; run this script on a GPU machine to fill it"
+    ]
   for name in args.configs.split(","):
     start = time.perf_counter()
     config = jaxflow.load_config(os.path.join(ROOT, "configs", f"{name}.py"))
     scratch = os.path.join(args.scratch, kind, name)
-    report = run.run_profile(config, scratch, batch_sizes=args.batch_sizes, precisions=args.precisions, trace=args.trace, quiet=args.quiet,
-                             protocol=protocol, device_peaks=device_peaks, quick_peaks=args.quick, backends=backends)
+    report = run.run_profile(
+      config,
+      scratch,
+      batch_sizes=args.batch_sizes,
+      precisions=args.precisions,
+      trace=args.trace,
+      quiet=args.quiet,
+      protocol=protocol,
+      device_peaks=device_peaks,
+      quick_peaks=args.quick,
+      backends=backends,
+    )
     kept = os.path.join(HERE, kind, name)
     if os.path.isdir(kept):
       shutil.rmtree(kept)
@@ -73,7 +93,14 @@ def profile_all(args) -> dict:
       source = os.path.join(scratch, item)
       (shutil.copytree if os.path.isdir(source) else shutil.copy2)(source, os.path.join(kept, item))
     seconds = time.perf_counter() - start
-    record["runs"].append({"config": f"configs/{name}.py", "report": os.path.relpath(kept, HERE), "seconds": seconds, "devices": [d["name"] for d in report["devices"]]})
+    record["runs"].append(
+      {
+        "config": f"configs/{name}.py",
+        "report": os.path.relpath(kept, HERE),
+        "seconds": seconds,
+        "devices": [d["name"] for d in report["devices"]],
+      }
+    )
     print(f"suite: {name} done in {seconds:.0f} s -> {os.path.relpath(kept, ROOT)}", flush=True)
   path = os.path.join(HERE, f"suite_{kind}.json")
   if os.path.isfile(path):  # a partial rerun keeps the other configs' entries
@@ -108,24 +135,47 @@ def summary_rows(report: dict, kind: str, name: str) -> list[list]:
     kernel = large["fusion_speedup"].get("nofusion_over_aot")
     t = d["training"]
     ms = d["multistream"][0]
-    rows.append([
-        kind, name, d["name"], f"{report['model']['num_params']:,}",
+    rows.append(
+      [
+        kind,
+        name,
+        d["name"],
+        f"{report['model']['num_params']:,}",
         f"{_ms(small['timings']['aot']['median_s'])} / {_ms(large['timings']['aot']['median_s'])} (b={small['batch_size']} / {large['batch_size']})",
         f"{large['throughput_per_s']['aot']:.3g}",
         f"{small['fusion_speedup']['unfused_over_aot']:.0f}x / {large['fusion_speedup']['unfused_over_aot']:.1f}x",
         f"{kernel:.2f}x" if kernel else "n/a",
         f"{large['compile']['compile_s']:.2f}",
-        f"{large['roofline']['efficiency']:.2f} ({large['roofline']['limited_by']})" if large["roofline"]["efficiency"] is not None else "n/a",
-        f"{speed('bf16')} ({acc('bf16')})", f"{speed('int8')} ({acc('int8')})",
-        f"{_ms(t['step']['median_s'])} ({t['step']['examples_per_s']:.0f}/s)", f"{t['host_fed']['input_share_serial'] * 100:.0f}%",
+        f"{large['roofline']['efficiency']:.2f} ({large['roofline']['limited_by']})"
+        if large["roofline"]["efficiency"] is not None
+        else "n/a",
+        f"{speed('bf16')} ({acc('bf16')})",
+        f"{speed('int8')} ({acc('int8')})",
+        f"{_ms(t['step']['median_s'])} ({t['step']['examples_per_s']:.0f}/s)",
+        f"{t['host_fed']['input_share_serial'] * 100:.0f}%",
         f"{ms['async_dispatch']['gain']:.2f}x",
-    ])
+      ]
+    )
   return rows
 
 
-HEADERS = ["machine", "config", "device", "params", "f32 AOT latency ms", "f32 ex/s (largest batch)", "jit speedup vs op by op (smallest / largest batch)",
-           "fusion-pass speedup, no fusion / AOT (largest)", "compile s (largest)", "roofline efficiency (largest)", "bf16 speed vs f32 (acc. pt)", "int8 speed vs f32 (acc. pt)",
-           "train step ms (ex/s)", "host-fed input share", "async dispatch gain (smallest batch)"]
+HEADERS = [
+  "machine",
+  "config",
+  "device",
+  "params",
+  "f32 AOT latency ms",
+  "f32 ex/s (largest batch)",
+  "jit speedup vs op by op (smallest / largest batch)",
+  "fusion-pass speedup, no fusion / AOT (largest)",
+  "compile s (largest)",
+  "roofline efficiency (largest)",
+  "bf16 speed vs f32 (acc. pt)",
+  "int8 speed vs f32 (acc. pt)",
+  "train step ms (ex/s)",
+  "host-fed input share",
+  "async dispatch gain (smallest batch)",
+]
 
 
 def write_summary() -> str:
@@ -140,7 +190,9 @@ def write_summary() -> str:
       if os.path.isfile(path):
         with open(path) as f:
           rows += summary_rows(json.load(f), kind, name)
-  lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)] + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+  lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)] + [
+    "| " + " | ".join(str(c) for c in r) + " |" for r in rows
+  ]
   table = "\n".join(lines)
   readme = os.path.join(HERE, "README.md")
   if os.path.isfile(readme):
@@ -159,11 +211,21 @@ def main(argv=None) -> int:
   parser.add_argument("--batch-sizes", default="1,32,256,1024")
   parser.add_argument("--precisions", default="f32,bf16,int8")
   parser.add_argument("--backends", default="cpu,gpu,tpu", help="which backends to profile (those present)")
-  parser.add_argument("--scratch", default=os.path.join(ROOT, "runs", "profiling"), help="where the weights are trained and the full workdirs live")
-  parser.add_argument("--trace", action="store_true", help="also write a trace per config (in the scratch workdir; not kept)")
-  parser.add_argument("--quick", action="store_true", help="timing.QUICK and small peak sizes: a smoke run, not numbers to keep")
+  parser.add_argument(
+    "--scratch",
+    default=os.path.join(ROOT, "runs", "profiling"),
+    help="where the weights are trained and the full workdirs live",
+  )
+  parser.add_argument(
+    "--trace", action="store_true", help="also write a trace per config (in the scratch workdir; not kept)"
+  )
+  parser.add_argument(
+    "--quick", action="store_true", help="timing.QUICK and small peak sizes: a smoke run, not numbers to keep"
+  )
   parser.add_argument("--quiet", action="store_true")
-  parser.add_argument("--summary-only", action="store_true", help="only rewrite the README table from the reports present")
+  parser.add_argument(
+    "--summary-only", action="store_true", help="only rewrite the README table from the reports present"
+  )
   args = parser.parse_args(argv)
   if not args.summary_only:
     record = profile_all(args)

@@ -34,7 +34,13 @@ from tests.conftest import latest_params, max_param_diff  # noqa: E402
 
 MLP = os.path.join(ROOT, "configs", "digits_mlp.py")
 CNN = os.path.join(ROOT, "configs", "digits_cnn.py")
-SMALL = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=2", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
+SMALL = [
+  "model.widths=(32,)",
+  "train.batch_size=64",
+  "train.epochs=2",
+  "checkpoint.every_epochs=1",
+  "train.histogram_every=1000",
+]
 
 
 def run(config_file, overrides, workdir=None):
@@ -51,16 +57,32 @@ def equivalence():
   for mode in ("sharded", "pmap"):
     for n in (2, 4, 8):
       summary, params = run(MLP, [*no_dropout, f"parallel.mode={mode}", f"parallel.num_devices={n}"])
-      out[f"{mode}_{n}"] = {"max_diff": max_param_diff(base_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "devices": summary["device"]["used"]}
+      out[f"{mode}_{n}"] = {
+        "max_diff": max_param_diff(base_params, params),
+        "accuracy": summary["final"]["eval"]["accuracy"],
+        "devices": summary["device"]["used"],
+      }
   # With dropout (0.1): sharded draws the global batch's mask, partitioned, so it still matches single.
   dropout_base, dropout_params = run(MLP, [*SMALL, "parallel.mode=single"])
   summary, params = run(MLP, [*SMALL, "parallel.mode=sharded"])
-  out["sharded_dropout"] = {"max_diff": max_param_diff(dropout_params, params), "accuracy": summary["final"]["eval"]["accuracy"], "single_accuracy": dropout_base["final"]["eval"]["accuracy"]}
+  out["sharded_dropout"] = {
+    "max_diff": max_param_diff(dropout_params, params),
+    "accuracy": summary["final"]["eval"]["accuracy"],
+    "single_accuracy": dropout_base["final"]["eval"]["accuracy"],
+  }
   summary, params = run(MLP, [*SMALL, "parallel.mode=pmap"])
   out["pmap_dropout"] = {"max_diff": max_param_diff(dropout_params, params)}
   # The chunked path (a conv model on CPU: one step per dispatch), with augmentation drawn per example.
   augment = "data.augment=('rotate(degrees=10, p=0.5)', 'noise(std=0.02)')"
-  cnn = ["train.batch_size=64", "train.epochs=1", "checkpoint.every_epochs=1", "model.dropout_rate=0.0", "model.conv_features=(8, 16)", "model.widths=(32,)", augment]
+  cnn = [
+    "train.batch_size=64",
+    "train.epochs=1",
+    "checkpoint.every_epochs=1",
+    "model.dropout_rate=0.0",
+    "model.conv_features=(8, 16)",
+    "model.widths=(32,)",
+    augment,
+  ]
   _, cnn_single = run(CNN, [*cnn, "parallel.mode=single"])
   for mode in ("sharded", "pmap"):
     _, cnn_params = run(CNN, [*cnn, f"parallel.mode={mode}"])
@@ -89,7 +111,11 @@ def masks():
       x = layout.local_batch(x)
       return Net().apply({}, x, train=True, rngs={"dropout": layout.dropout_key(key)})
 
-    kept = np.asarray(layout.jit(forward)(layout.place(x), layout.place(jax.random.key(0))) != 0) if mode == "sharded" else None
+    kept = (
+      np.asarray(layout.jit(forward)(layout.place(x), layout.place(jax.random.key(0))) != 0)
+      if mode == "sharded"
+      else None
+    )
     if mode == "pmap":  # each device's rows come back as its own block: gather them with a sharded output
       from jax.sharding import PartitionSpec as P
 
@@ -98,7 +124,12 @@ def masks():
     blocks = kept.reshape(DEVICES, -1)  # device d's rows, flattened
     out[mode] = {"distinct_blocks": len({b.tobytes() for b in blocks}), "keep_rate": float(kept.mean())}
   single = np.asarray(Net().apply({}, x, train=True, rngs={"dropout": jax.random.key(0)}) != 0)
-  sharded = np.asarray(jax.jit(lambda x, k: Net().apply({}, parallel.create_layout("sharded").constrain(x), train=True, rngs={"dropout": k}))(x, jax.random.key(0)) != 0)
+  sharded = np.asarray(
+    jax.jit(
+      lambda x, k: Net().apply({}, parallel.create_layout("sharded").constrain(x), train=True, rngs={"dropout": k})
+    )(x, jax.random.key(0))
+    != 0
+  )
   out["sharded_equals_single"] = bool((single == sharded).all())
   return out
 
@@ -115,7 +146,12 @@ def restore():
     config = jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", f"parallel.mode={second}"])
     summary = jaxflow.train(config, workdir, quiet=True)
     params = latest_params(workdir)
-    out[f"{first}_then_{second}"] = {"resumed_from": summary["resumed_from_step"], "steps": summary["steps"], "max_diff": max_param_diff(straight_params, params), "devices": summary["device"]["used"]}
+    out[f"{first}_then_{second}"] = {
+      "resumed_from": summary["resumed_from_step"],
+      "steps": summary["steps"],
+      "max_diff": max_param_diff(straight_params, params),
+      "devices": summary["device"]["used"],
+    }
   return out
 
 
@@ -125,28 +161,58 @@ def repeat(reps: int):
   for mode in ("pmap", "sharded"):
     for _ in range(reps):
       start = time.perf_counter()
-      run(CNN, ["train.batch_size=16", "train.epochs=1", "train.log_every=1000", "model.conv_features=(8, 16)", f"parallel.mode={mode}", "checkpoint.every_epochs=1"])
+      run(
+        CNN,
+        [
+          "train.batch_size=16",
+          "train.epochs=1",
+          "train.log_every=1000",
+          "model.conv_features=(8, 16)",
+          f"parallel.mode={mode}",
+          "checkpoint.every_epochs=1",
+        ],
+      )
       times.append(time.perf_counter() - start)
   return {"runs": len(times), "seconds": times}
 
 
 def process(process_id: int, num_processes: int, port: int, workdir: str):
-  multi = [f"parallel.coordinator=127.0.0.1:{port}", f"parallel.num_processes={num_processes}", f"parallel.process_id={process_id}", "parallel.init_timeout_seconds=60"]
-  summary = jaxflow.train(jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded", *multi]), workdir, quiet=True)
-  return {"process": process_id, "params_sha256": summary["params_sha256"], "accuracy": summary["final"]["eval"]["accuracy"], "device": summary["device"]}
+  multi = [
+    f"parallel.coordinator=127.0.0.1:{port}",
+    f"parallel.num_processes={num_processes}",
+    f"parallel.process_id={process_id}",
+    "parallel.init_timeout_seconds=60",
+  ]
+  summary = jaxflow.train(
+    jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded", *multi]), workdir, quiet=True
+  )
+  return {
+    "process": process_id,
+    "params_sha256": summary["params_sha256"],
+    "accuracy": summary["final"]["eval"]["accuracy"],
+    "device": summary["device"],
+  }
 
 
 def reference(workdir: str):
-  summary = jaxflow.train(jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded"]), workdir, quiet=True)
-  return {"params_sha256": summary["params_sha256"], "accuracy": summary["final"]["eval"]["accuracy"], "device": summary["device"]}
+  summary = jaxflow.train(
+    jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded"]), workdir, quiet=True
+  )
+  return {
+    "params_sha256": summary["params_sha256"],
+    "accuracy": summary["final"]["eval"]["accuracy"],
+    "device": summary["device"],
+  }
 
 
 if __name__ == "__main__":
   args = sys.argv[3:]
   tasks = {
-      "equivalence": equivalence, "masks": masks, "restore": restore,
-      "repeat": lambda: repeat(int(args[0])),
-      "process": lambda: process(int(args[0]), int(args[1]), int(args[2]), args[3]),
-      "reference": lambda: reference(args[0]),
+    "equivalence": equivalence,
+    "masks": masks,
+    "restore": restore,
+    "repeat": lambda: repeat(int(args[0])),
+    "process": lambda: process(int(args[0]), int(args[1]), int(args[2]), args[3]),
+    "reference": lambda: reference(args[0]),
   }
   print(json.dumps(tasks[TASK]()))

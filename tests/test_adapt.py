@@ -44,13 +44,25 @@ def test_resize_keeps_a_constant_image_constant_and_grayscale_weights():
 
 
 def test_apply_filters_metadata_rows_with_the_examples():
-  split = data.Split(inputs=np.zeros((4, 2, 2, 1), np.float32), labels=np.array([0, 1, 2, 1], np.int32), metadata={"daylight": np.array(["d", "n", "d", "n"])})
+  split = data.Split(
+    inputs=np.zeros((4, 2, 2, 1), np.float32),
+    labels=np.array([0, 1, 2, 1], np.int32),
+    metadata={"daylight": np.array(["d", "n", "d", "n"])},
+  )
   out = adapt.apply(split, adapt.Adaptation(relabel=(0, -1, 1)))
-  assert out.labels.tolist() == [0, 1] and out.metadata["daylight"].tolist() == ["d", "d"] and out.inputs.shape == (2, 2, 2, 1)
+  assert (
+    out.labels.tolist() == [0, 1]
+    and out.metadata["daylight"].tolist() == ["d", "d"]
+    and out.inputs.shape == (2, 2, 2, 1)
+  )
 
 
 def test_adapted_problem_is_checked_against_the_adapted_dataset():
-  problem = validate(digits("data.adapt.resize=(4, 4)", "problem.input_shape=(4, 4, 1)", "data.adapt.relabel=(0, 1, 0, 1, 0, 1, 0, 1, 0, 1)"))
+  problem = validate(
+    digits(
+      "data.adapt.resize=(4, 4)", "problem.input_shape=(4, 4, 1)", "data.adapt.relabel=(0, 1, 0, 1, 0, 1, 0, 1, 0, 1)"
+    )
+  )
   assert problem.input_shape == (4, 4, 1) and problem.num_classes == 2 and problem.output_dim == 2
   assert problem.train_size == 1437  # merged, nothing dropped
   dropped = validate(digits("data.adapt.relabel=(0, 1, 2, 3, 4, -1, -1, -1, -1, -1)"))
@@ -58,15 +70,18 @@ def test_adapted_problem_is_checked_against_the_adapted_dataset():
 
 
 @pytest.mark.parametrize(
-    "overrides, says",
-    [
-        (["data.adapt.relabel=(0, 1)"], "config.data.adapt.relabel has 2 entries; 'digits' has 10 classes"),
-        (["data.adapt.relabel=(0, 2, 0, 2, 0, 2, 0, 2, 0, 2)"], "leaves new label(s) [1] empty"),
-        (["data.adapt.relabel=(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1)"], "drops every class"),
-        (["data.adapt.resize=(0, 4)"], "config.data.adapt.resize=(0, 4) must be (height, width)"),
-        (["problem.input_shape=(8, 8, 1)", "data.adapt.resize=(4, 4)"], "config.problem.input_shape=(8, 8, 1) does not fit"),
-        (["data.name=adding"], "config.data.adapt is set, but 'adding'"),
-    ],
+  "overrides, says",
+  [
+    (["data.adapt.relabel=(0, 1)"], "config.data.adapt.relabel has 2 entries; 'digits' has 10 classes"),
+    (["data.adapt.relabel=(0, 2, 0, 2, 0, 2, 0, 2, 0, 2)"], "leaves new label(s) [1] empty"),
+    (["data.adapt.relabel=(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1)"], "drops every class"),
+    (["data.adapt.resize=(0, 4)"], "config.data.adapt.resize=(0, 4) must be (height, width)"),
+    (
+      ["problem.input_shape=(8, 8, 1)", "data.adapt.resize=(4, 4)"],
+      "config.problem.input_shape=(8, 8, 1) does not fit",
+    ),
+    (["data.name=adding"], "config.data.adapt is set, but 'adding'"),
+  ],
 )
 def test_bad_adaptation_is_a_one_line_error(overrides, says):
   config = digits(*overrides)
@@ -80,7 +95,9 @@ def test_bad_adaptation_is_a_one_line_error(overrides, says):
 def test_training_on_merged_and_resized_digits(tmp_path):
   """Even vs odd digits at 4x4: far above the 0.5 of chance even so."""
   summary = jaxflow.train(
-      digits("data.adapt.resize=(4, 4)", "data.adapt.relabel=(0, 1, 0, 1, 0, 1, 0, 1, 0, 1)", "train.epochs=6"), str(tmp_path), quiet=True
+    digits("data.adapt.resize=(4, 4)", "data.adapt.relabel=(0, 1, 0, 1, 0, 1, 0, 1, 0, 1)", "train.epochs=6"),
+    str(tmp_path),
+    quiet=True,
   )
   assert summary["final"]["confusion"] and np.array(summary["final"]["confusion"]).shape == (2, 2)
   assert summary["final"]["eval"]["accuracy"] > 0.75
@@ -90,7 +107,9 @@ def write_mnist_metadata(data_dir: str, sizes: dict[str, int]) -> None:
   import tensorflow_datasets as tfds
 
   builder = tfds.builder("mnist", data_dir=data_dir, file_format="array_record")
-  infos = [tfds.core.SplitInfo(name=n, shard_lengths=[k], num_bytes=0, filename_template=None) for n, k in sizes.items()]
+  infos = [
+    tfds.core.SplitInfo(name=n, shard_lengths=[k], num_bytes=0, filename_template=None) for n, k in sizes.items()
+  ]
   builder.info.set_splits(tfds.core.SplitDict(infos))
   builder.data_path.mkdir(parents=True)
   builder.info.write_to_directory(builder.data_path)
@@ -103,10 +122,13 @@ def test_mnist_adapted_to_the_digits_problem_trains(tmp_path):
 
   metadata_dir = str(tmp_path / "metadata")
   write_mnist_metadata(metadata_dir, {"train": 64, "test": 64})  # the mock serves 64 per split
-  config = jaxflow.load_config(config_path("mnist_as_digits.py:parity"), ["train.batch_size=32", "train.epochs=1", f"data.data_dir={tmp_path / 'ignored'}"])
+  config = jaxflow.load_config(
+    config_path("mnist_as_digits.py:parity"),
+    ["train.batch_size=32", "train.epochs=1", f"data.data_dir={tmp_path / 'ignored'}"],
+  )
   with (
-      tfds.testing.mock_data(num_examples=64, data_dir=metadata_dir, policy=tfds.testing.MockPolicy.USE_FILES),
-      mock.patch.object(mocking, "_getitems", _fixed_mock_getitems),
+    tfds.testing.mock_data(num_examples=64, data_dir=metadata_dir, policy=tfds.testing.MockPolicy.USE_FILES),
+    mock.patch.object(mocking, "_getitems", _fixed_mock_getitems),
   ):
     problem = validate(config)
     summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)

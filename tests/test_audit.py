@@ -158,7 +158,9 @@ def test_cramers_v_on_a_hand_computed_table():
   table = np.array([[20, 10], [5, 15]])
   # n = 50, expected [[15, 15], [10, 10]]: chi2 = 2 * 25/15 + 2 * 25/10 = 25/3, phi2 = chi2 / n = 1/6.
   assert cramers_v(table, corrected=False) == pytest.approx(math.sqrt(1 / 6))
-  assert cramers_v(table, corrected=False) == pytest.approx(contingency.association(table, method="cramer", correction=False))
+  assert cramers_v(table, corrected=False) == pytest.approx(
+    contingency.association(table, method="cramer", correction=False)
+  )
   # Bergsma: phi2 - (r-1)(k-1)/(n-1) = 1/6 - 1/49, r~ = k~ = 2 - 1/49.
   assert cramers_v(table) == pytest.approx(math.sqrt((1 / 6 - 1 / 49) / (1 - 1 / 49)))
   assert cramers_v(np.array([[5, 0], [7, 0]])) is None  # one label: undefined
@@ -213,15 +215,32 @@ def test_bad_input_is_refused(splits):
 
 def test_write_report_files(report, tmp_path):
   paths = write_report(report, str(tmp_path))
-  assert set(paths) == {"json", "markdown", "class_counts", "mean_intensity", "attribute:daylight", "attribute:exposure", "attribute:camera"}
+  assert set(paths) == {
+    "json",
+    "markdown",
+    "class_counts",
+    "mean_intensity",
+    "attribute:daylight",
+    "attribute:exposure",
+    "attribute:camera",
+  }
   with open(paths["json"]) as f:
     assert json.load(f) == report
   with open(paths["markdown"]) as f:
     md = f.read()
-  assert md == markdown(report, {k: p[len(str(tmp_path)) + 1 :] for k, p in paths.items() if k not in ("json", "markdown")})
+  assert md == markdown(
+    report, {k: p[len(str(tmp_path)) + 1 :] for k, p in paths.items() if k not in ("json", "markdown")}
+  )
   for finding in report["summary"]["findings"]:
     assert f"- {finding}" in md
-  for section in ("## Findings", "## Class balance", "## Duplicates", "## Conflicting labels", "## Train/eval shift", "## Attribute bias"):
+  for section in (
+    "## Findings",
+    "## Class balance",
+    "## Duplicates",
+    "## Conflicting labels",
+    "## Train/eval shift",
+    "## Attribute bias",
+  ):
     assert section in md
   assert "(plots/attribute_daylight.png)" in md
   for key, path in paths.items():

@@ -28,8 +28,14 @@ def write_planted_csv(path: str) -> dict:
     x = rng.normal(size=(n, NUM_FEATURES)) + labels[:, None]
     day = (labels == 0) ^ (np.arange(n) % 8 == 0)
     rows += [
-        {"split": split, "label": int(y), "daylight": "day" if d else "night", "camera": f"cam{rng.integers(3)}", **{f"f{i}": float(v) for i, v in enumerate(x_row)}}
-        for x_row, y, d in zip(x, labels, day)
+      {
+        "split": split,
+        "label": int(y),
+        "daylight": "day" if d else "night",
+        "camera": f"cam{rng.integers(3)}",
+        **{f"f{i}": float(v) for i, v in enumerate(x_row)},
+      }
+      for x_row, y, d in zip(x, labels, day)
     ]
   train, test = rows[:240], rows[240:]
   for i in (5, 6):
@@ -49,8 +55,13 @@ def audited(tmp_path_factory):
   write_planted_csv(source)
   workdir = str(folder / "audit")
   argv = [
-      "jaxflow", "audit", f"--config={config_path('digits_mlp.py')}", f"--config.data.name=csv:{source}",
-      "--config.data.input_feature=features", "--config.data.metadata_features=('daylight', 'camera')", f"--workdir={workdir}",
+    "jaxflow",
+    "audit",
+    f"--config={config_path('digits_mlp.py')}",
+    f"--config.data.name=csv:{source}",
+    "--config.data.input_feature=features",
+    "--config.data.metadata_features=('daylight', 'camera')",
+    f"--workdir={workdir}",
   ]
   assert cli.main(argv) == 0
   with open(os.path.join(workdir, "report.json")) as f:
@@ -80,7 +91,9 @@ def test_planted_duplicates_and_leakage_are_found(audited):
   assert "split 'train' holds 1 group of exact duplicates (2 redundant copies)" in findings
   markdown = open(os.path.join(workdir, "report.md")).read()
   assert "daylight" in markdown
-  assert report["meta"]["splits"]["train"]["num_examples"] == 240 and report["meta"]["splits"]["test"]["num_examples"] == 80
+  assert (
+    report["meta"]["splits"]["train"]["num_examples"] == 240 and report["meta"]["splits"]["test"]["num_examples"] == 80
+  )
 
 
 def test_digits_audit_through_the_python_api(tmp_path):
@@ -91,7 +104,15 @@ def test_digits_audit_through_the_python_api(tmp_path):
 
 def test_bad_audit_config_is_one_line_and_writes_nothing(tmp_path, capsys):
   workdir = str(tmp_path / "never")
-  code = cli.main(["jaxflow", "audit", f"--config={config_path('digits_mlp.py')}", "--config.audit.cramers_v=-1", f"--workdir={workdir}"])
+  code = cli.main(
+    [
+      "jaxflow",
+      "audit",
+      f"--config={config_path('digits_mlp.py')}",
+      "--config.audit.cramers_v=-1",
+      f"--workdir={workdir}",
+    ]
+  )
   err = capsys.readouterr().err.strip()
   assert code == 2 and "config.audit.cramers_v=-1" in err and "\n" not in err
   assert not os.path.exists(workdir)

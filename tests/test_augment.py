@@ -85,7 +85,9 @@ def test_shift_is_whole_pixels_with_zero_fill():
 def test_crop_and_translate_identity_at_zero_and_shifts_otherwise():
   batch = images((64, 8, 8, 1))
   ids = jnp.arange(64)
-  np.testing.assert_array_equal(augment_batch(jax.random.key(0), batch, ops("crop(padding=0)", "translate(0, 0)"), ids), batch)
+  np.testing.assert_array_equal(
+    augment_batch(jax.random.key(0), batch, ops("crop(padding=0)", "translate(0, 0)"), ids), batch
+  )
   out = np.asarray(augment_batch(jax.random.key(0), batch, ops("crop(padding=2)"), ids))
   padded = np.pad(np.asarray(batch), ((0, 0), (2, 2), (2, 2), (0, 0)))
   shifts = {(dx, dy): padded[:, 2 - dy : 10 - dy, 2 - dx : 10 - dx] for dx in range(-2, 3) for dy in range(-2, 3)}
@@ -185,9 +187,13 @@ def test_augment_inputs_leaves_labels_and_mask():
 def test_no_ops_and_no_clipping_unless_asked():
   batch = images((4, 8, 8, 1))
   assert augment.augment_batch(jax.random.key(0), batch, (), jnp.arange(4)) is batch
-  raw = augment.augment_batch(jax.random.key(0), jnp.ones((4, 8, 8, 1)), ops("brightness(0.5)", "noise(0.5)"), jnp.arange(4))
+  raw = augment.augment_batch(
+    jax.random.key(0), jnp.ones((4, 8, 8, 1)), ops("brightness(0.5)", "noise(0.5)"), jnp.arange(4)
+  )
   assert float(raw.max()) > 1.0
-  clipped = augment.augment_batch(jax.random.key(0), jnp.ones((4, 8, 8, 1)), ops("brightness(0.5)", "noise(0.5)", "clip"), jnp.arange(4))
+  clipped = augment.augment_batch(
+    jax.random.key(0), jnp.ones((4, 8, 8, 1)), ops("brightness(0.5)", "noise(0.5)", "clip"), jnp.arange(4)
+  )
   assert float(clipped.max()) <= 1.0 and float(clipped.min()) >= 0.0
 
 
@@ -196,7 +202,9 @@ def test_no_ops_and_no_clipping_unless_asked():
 
 def test_parse_forms_are_equal_and_hashable():
   by_position = augment.parse_augment(("zoom(0.9, 1.1, p=0.5)", "crop(4)", "hflip()", " vflip "))
-  by_keyword = augment.parse_augment(("zoom(min_scale=0.9, max_scale=1.1, p=0.5)", "crop(padding=4.0)", "hflip", "vflip(p=1)"))
+  by_keyword = augment.parse_augment(
+    ("zoom(min_scale=0.9, max_scale=1.1, p=0.5)", "crop(padding=4.0)", "hflip", "vflip(p=1)")
+  )
   assert by_position == by_keyword and hash(by_position) == hash(by_keyword)
   assert by_position[0] == augment.Zoom(min_scale=0.9, max_scale=1.1, p=0.5)
   assert isinstance(by_position[1].padding, int)
@@ -204,30 +212,30 @@ def test_parse_forms_are_equal_and_hashable():
 
 
 @pytest.mark.parametrize(
-    "spec, says",
-    [
-        ("rotat(degrees=15)", "unknown op 'rotat'"),
-        ("rotate(deg=15)", "unknown argument 'deg'"),
-        ("rotate()", "missing degrees"),
-        ("zoom(min_scale=0.9)", "missing max_scale"),
-        ("rotate(degrees=abc)", "not a finite number"),
-        ("noise(std=nan)", "not a finite number"),
-        ("hflip(p=1.5)", "p=1.5 must be in [0, 1]"),
-        ("hflip(p=-0.1)", "must be in [0, 1]"),
-        ("noise(std=-0.1)", "std=-0.1 must be >= 0"),
-        ("crop(padding=-1)", "padding=-1 must be >= 0"),
-        ("crop(padding=1.5)", "not a whole number"),
-        ("translate(max_dx=-1, max_dy=0)", "must be >= 0"),
-        ("zoom(1.2, 1.1)", "min_scale <= max_scale"),
-        ("contrast(lower=1.5, upper=0.5)", "lower <= upper"),
-        ("brightness(max_delta=-0.1)", "must be >= 0"),
-        ("rotate(degrees=200)", "must be in [0, 180]"),
-        ("rotate(15, degrees=15)", "degrees given twice"),
-        ("rotate(p=0.5, 15)", "positional argument"),
-        ("hflip(0.5)", "positional argument"),
-        ("rotate[15]", "does not read"),
-        (3, "must be a string"),
-    ],
+  "spec, says",
+  [
+    ("rotat(degrees=15)", "unknown op 'rotat'"),
+    ("rotate(deg=15)", "unknown argument 'deg'"),
+    ("rotate()", "missing degrees"),
+    ("zoom(min_scale=0.9)", "missing max_scale"),
+    ("rotate(degrees=abc)", "not a finite number"),
+    ("noise(std=nan)", "not a finite number"),
+    ("hflip(p=1.5)", "p=1.5 must be in [0, 1]"),
+    ("hflip(p=-0.1)", "must be in [0, 1]"),
+    ("noise(std=-0.1)", "std=-0.1 must be >= 0"),
+    ("crop(padding=-1)", "padding=-1 must be >= 0"),
+    ("crop(padding=1.5)", "not a whole number"),
+    ("translate(max_dx=-1, max_dy=0)", "must be >= 0"),
+    ("zoom(1.2, 1.1)", "min_scale <= max_scale"),
+    ("contrast(lower=1.5, upper=0.5)", "lower <= upper"),
+    ("brightness(max_delta=-0.1)", "must be >= 0"),
+    ("rotate(degrees=200)", "must be in [0, 180]"),
+    ("rotate(15, degrees=15)", "degrees given twice"),
+    ("rotate(p=0.5, 15)", "positional argument"),
+    ("hflip(0.5)", "positional argument"),
+    ("rotate[15]", "does not read"),
+    (3, "must be a string"),
+  ],
 )
 def test_config_errors_are_one_line_naming_the_field(spec, says):
   with pytest.raises(ConfigError) as info:

@@ -26,14 +26,14 @@ def test_imbalance_ratio_is_a_long_tail_from_the_smallest_class():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(class_counts=(60, 1, 1, 1)), "asks 60 examples of class 0, the split has 50"),
-        (dict(class_counts=(1, 1)), "must be 4 non-negative ints"),
-        (dict(class_counts=(0, 0, 0, 0)), "keeps no example"),
-        (dict(class_counts=(1, 1, 1, 1), imbalance_ratio=2.0), "set one of them"),
-        (dict(imbalance_ratio=0.5), "must be a number >= 1"),
-    ],
+  "kwargs, match",
+  [
+    (dict(class_counts=(60, 1, 1, 1)), "asks 60 examples of class 0, the split has 50"),
+    (dict(class_counts=(1, 1)), "must be 4 non-negative ints"),
+    (dict(class_counts=(0, 0, 0, 0)), "keeps no example"),
+    (dict(class_counts=(1, 1, 1, 1), imbalance_ratio=2.0), "set one of them"),
+    (dict(imbalance_ratio=0.5), "must be a number >= 1"),
+  ],
 )
 def test_impossible_requests_name_the_field(kwargs, match):
   kwargs = {"class_counts": None, "imbalance_ratio": None, **kwargs}
@@ -94,10 +94,10 @@ def test_label_noise_matrix_and_errors():
   assert abs(noisy.noisy[2000:].mean() - 0.5) < 0.05
   assert noisy.summary()["expected_rate"] == pytest.approx(0.25)
   for kwargs, match in [
-      (dict(kind="matrix", rate=0.0, matrix=((0.5, 0.4), (0.0, 1.0))), "rows summing to 1"),
-      (dict(kind="matrix", rate=0.0), "needs data.label_noise.matrix"),
-      (dict(kind="symmetric", rate=1.5), r"rate=1.5 must be in \[0, 1\]"),
-      (dict(kind="bogus", rate=0.1), "allowed: symmetric, pairflip, matrix"),
+    (dict(kind="matrix", rate=0.0, matrix=((0.5, 0.4), (0.0, 1.0))), "rows summing to 1"),
+    (dict(kind="matrix", rate=0.0), "needs data.label_noise.matrix"),
+    (dict(kind="symmetric", rate=1.5), r"rate=1.5 must be in \[0, 1\]"),
+    (dict(kind="bogus", rate=0.1), "allowed: symmetric, pairflip, matrix"),
   ]:
     with pytest.raises(label_noise.LabelNoiseError, match=match):
       label_noise.transition_matrix(2, **kwargs)

@@ -62,7 +62,9 @@ def test_batched_shapes_broadcast_and_match_the_aligned_variant():
   square = random_boxes(2, 5)
   other = random_boxes(2, 5)
   np.testing.assert_allclose(
-    np.asarray(box_iou_aligned(square, other)), np.diagonal(np.asarray(box_iou(square, other)), axis1=-2, axis2=-1), atol=1e-7
+    np.asarray(box_iou_aligned(square, other)),
+    np.diagonal(np.asarray(box_iou(square, other)), axis1=-2, axis2=-1),
+    atol=1e-7,
   )
   assert box_iou(np.zeros((0, 4)), b[0]).shape == (0, 7)
   assert box_iou_aligned(a, a).shape == (2, 3, 5)

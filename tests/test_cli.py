@@ -37,27 +37,45 @@ def test_unknown_verb(capsys):
 
 
 @pytest.mark.parametrize(
-    "override, expected",
-    [
-        ("--config.model.name=transformer", "config.model.name='transformer' is not known; allowed: cnn, gat, gcn, graph_network, mlp, rnn, stack"),
-        ("--config.optim.name=lion", "config.optim.name='lion' is not known; allowed: adagrad, adam, adamw"),
-        ("--config.loss=hinge", "config.loss='hinge' is not known; allowed: bce, cross_entropy, focal, mae, mse"),
-        ("--config.loss=bce", "config.loss='bce' does not fit problem.kind='multiclass'; allowed: cross_entropy, focal, mse, mae"),
-        ("--config.model.activation=softsign", "config.model.activation='softsign' is not known; allowed: gelu"),
-        ("--config.optim.schedule=cyclic", "config.optim.schedule='cyclic' is not known; allowed: constant, cosine"),
-        ("--config.data.name=no_such_dataset", "config.data.name"),
-        ("--config.optim.lr=-0.1", "config.optim.lr=-0.1 must be > 0"),
-        ("--config.train.batch_size=0", "config.train.batch_size=0 must be > 0"),
-        ("--config.train.epochs=0", "config.train.epochs=0 must be > 0"),
-        ("--config.train.batch_size=5000", "config.train.batch_size=5000 is larger than split 'train' of 'digits' (1437 examples); allowed: 1..1437"),
-        ("--config.train.epochs=abc", "config.train.epochs"),
-        ("--config.problem.input_shape=(28,28,1)", "config.problem.input_shape=(28, 28, 1) does not fit dataset 'digits': feature 'image' has shape (8, 8, 1)"),
-        ("--config.problem.num_classes=3", "config.problem.num_classes=3 does not fit dataset 'digits': label 'label' has 10 classes"),
-        ("--config.problem.kind=binary", "set config.problem.positive_labels"),
-        ("--config.problem.kind=ranking", "config.problem.kind='ranking' is not known; allowed: binary, multiclass, regression"),
-        ("--config.data.eval_split=validation", "config.data.eval_split='validation' is not a split of digits; allowed:"),
-        ("--config.no_such_field=1", "no_such_field"),
-    ],
+  "override, expected",
+  [
+    (
+      "--config.model.name=transformer",
+      "config.model.name='transformer' is not known; allowed: cnn, gat, gcn, graph_network, mlp, rnn, stack",
+    ),
+    ("--config.optim.name=lion", "config.optim.name='lion' is not known; allowed: adagrad, adam, adamw"),
+    ("--config.loss=hinge", "config.loss='hinge' is not known; allowed: bce, cross_entropy, focal, mae, mse"),
+    (
+      "--config.loss=bce",
+      "config.loss='bce' does not fit problem.kind='multiclass'; allowed: cross_entropy, focal, mse, mae",
+    ),
+    ("--config.model.activation=softsign", "config.model.activation='softsign' is not known; allowed: gelu"),
+    ("--config.optim.schedule=cyclic", "config.optim.schedule='cyclic' is not known; allowed: constant, cosine"),
+    ("--config.data.name=no_such_dataset", "config.data.name"),
+    ("--config.optim.lr=-0.1", "config.optim.lr=-0.1 must be > 0"),
+    ("--config.train.batch_size=0", "config.train.batch_size=0 must be > 0"),
+    ("--config.train.epochs=0", "config.train.epochs=0 must be > 0"),
+    (
+      "--config.train.batch_size=5000",
+      "config.train.batch_size=5000 is larger than split 'train' of 'digits' (1437 examples); allowed: 1..1437",
+    ),
+    ("--config.train.epochs=abc", "config.train.epochs"),
+    (
+      "--config.problem.input_shape=(28,28,1)",
+      "config.problem.input_shape=(28, 28, 1) does not fit dataset 'digits': feature 'image' has shape (8, 8, 1)",
+    ),
+    (
+      "--config.problem.num_classes=3",
+      "config.problem.num_classes=3 does not fit dataset 'digits': label 'label' has 10 classes",
+    ),
+    ("--config.problem.kind=binary", "set config.problem.positive_labels"),
+    (
+      "--config.problem.kind=ranking",
+      "config.problem.kind='ranking' is not known; allowed: binary, multiclass, regression",
+    ),
+    ("--config.data.eval_split=validation", "config.data.eval_split='validation' is not a split of digits; allowed:"),
+    ("--config.no_such_field=1", "no_such_field"),
+  ],
 )
 def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, override, expected):
   workdir = tmp_path / "run"
@@ -82,7 +100,13 @@ def test_missing_flags(tmp_path, capsys):
 @pytest.mark.slow
 def test_train_subprocess_writes_every_workdir_file(tmp_path):
   workdir = tmp_path / "cnn"
-  proc = run_cli("train", f"--config={CNN}:test", "--config.model.conv_features=(8,)", "--config.model.widths=(16,)", f"--workdir={workdir}")
+  proc = run_cli(
+    "train",
+    f"--config={CNN}:test",
+    "--config.model.conv_features=(8,)",
+    "--config.model.widths=(16,)",
+    f"--workdir={workdir}",
+  )
   assert proc.returncode == 0, proc.stderr
   printed = json.loads(proc.stdout.strip().splitlines()[-1])
   assert set(printed["eval"]) == {"loss", "accuracy", "balanced_accuracy", "macro_f1"}
@@ -100,19 +124,30 @@ def _checkpoint_steps(workdir, which: str = "latest") -> list[int]:
   directory = workdir / "checkpoints" / which
   if not directory.exists():
     return []
-  return sorted(int(s) for s in os.listdir(directory) if s.isdigit() and (directory / s / "commit_success.txt").exists())
+  return sorted(
+    int(s) for s in os.listdir(directory) if s.isdigit() and (directory / s / "commit_success.txt").exists()
+  )
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_params(tmp_path):
   """A real SIGKILL mid-training, then the same command again: the same params_sha256 as no kill."""
-  args = [f"--config={CNN}", "--config.train.epochs=12", "--config.checkpoint.every_epochs=1", "--config.model.conv_features=(16,)", "--config.model.widths=(32,)", "--quiet"]
+  args = [
+    f"--config={CNN}",
+    "--config.train.epochs=12",
+    "--config.checkpoint.every_epochs=1",
+    "--config.model.conv_features=(16,)",
+    "--config.model.widths=(32,)",
+    "--quiet",
+  ]
   straight = run_cli("train", *args, f"--workdir={tmp_path / 'straight'}")
   assert straight.returncode == 0, straight.stderr
   expected = json.loads((tmp_path / "straight" / "summary.json").read_text())
 
   workdir = tmp_path / "killed"
-  proc = subprocess.Popen([JAXFLOW, "train", *args, f"--workdir={workdir}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  proc = subprocess.Popen(
+    [JAXFLOW, "train", *args, f"--workdir={workdir}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  )
   try:
     deadline = time.monotonic() + 120
     while len(_checkpoint_steps(workdir)) < 2 and proc.poll() is None and time.monotonic() < deadline:
@@ -140,10 +175,22 @@ def test_sigkill_then_resume_gives_the_same_params(tmp_path):
 @pytest.mark.slow
 def test_non_finite_loss_exits_1_naming_the_step(tmp_path):
   proc = run_cli(
-      "train", f"--config={MLP}", "--config.model.widths=(16,)", "--config.train.epochs=4", "--config.optim.name=sgd",
-      "--config.optim.lr=0.01", "--config.optim.schedule=exponential", "--config.optim.decay_rate=1e12",
-      "--config.optim.warmup_steps=0", "--config.checkpoint.every_epochs=1", f"--workdir={tmp_path / 'nan'}",
+    "train",
+    f"--config={MLP}",
+    "--config.model.widths=(16,)",
+    "--config.train.epochs=4",
+    "--config.optim.name=sgd",
+    "--config.optim.lr=0.01",
+    "--config.optim.schedule=exponential",
+    "--config.optim.decay_rate=1e12",
+    "--config.optim.warmup_steps=0",
+    "--config.checkpoint.every_epochs=1",
+    f"--workdir={tmp_path / 'nan'}",
   )
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("jaxflow train: error: non-finite training loss") and "at step" in last and "Last good checkpoint: step" in last
+  assert (
+    last.startswith("jaxflow train: error: non-finite training loss")
+    and "at step" in last
+    and "Last good checkpoint: step" in last
+  )

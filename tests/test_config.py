@@ -41,8 +41,8 @@ def test_overrides_apply_with_the_right_types(in_repo_root):
 
 def test_overrides_of_tuples_placeholders_bools_and_prefixed_form(in_repo_root):
   config = load_config(
-      "configs/digits_mlp.py",
-      ["model.widths=(32,16)", "seeds.init=7", "optim.clip_norm=1.5", "train.overwrite=True", "--config.optim.name=sgd"],
+    "configs/digits_mlp.py",
+    ["model.widths=(32,16)", "seeds.init=7", "optim.clip_norm=1.5", "train.overwrite=True", "--config.optim.name=sgd"],
   )
   assert config.model.widths == (32, 16)
   assert config.seeds.init == 7 and type(config.seeds.init) is int
@@ -59,7 +59,7 @@ def test_no_overrides_gives_the_file_config(in_repo_root):
 
 
 @pytest.mark.parametrize(
-    "override, fragment", [("optim.lr=abc", "abc"), ("train.epochs=1.5", "1.5"), ("train.overwrite=maybe", "maybe")]
+  "override, fragment", [("optim.lr=abc", "abc"), ("train.epochs=1.5", "1.5"), ("train.overwrite=maybe", "maybe")]
 )
 def test_wrong_type_is_a_one_line_config_error(in_repo_root, override, fragment):
   with pytest.raises(ConfigError) as error:
@@ -179,7 +179,9 @@ def test_require_positive():
   assert require_positive(ml_collections.ConfigDict({"optim": {"lr": 2}}), "optim.lr", float) == 2
 
 
-@pytest.mark.parametrize("value, fragment", [("nan", "must be > 0"), ("inf", "must be finite"), ("-inf", "must be > 0")])
+@pytest.mark.parametrize(
+  "value, fragment", [("nan", "must be > 0"), ("inf", "must be finite"), ("-inf", "must be > 0")]
+)
 def test_require_positive_rejects_non_finite(in_repo_root, value, fragment):
   """`--config.optim.lr=nan` parses as a float; a positivity check written as `value < 0` let it through."""
   config = load_config("configs/digits_mlp.py", [f"optim.lr={value}", f"optim.weight_decay={value}"])

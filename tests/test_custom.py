@@ -166,9 +166,16 @@ def test_split_subfolders_are_splits(split_folder):
 
 def test_train_on_a_split_folder(split_folder, tmp_path):
   workdir = str(tmp_path / "run")
-  config = jaxflow.load_config(MLP, [
-    *FAST, f"data.name=folder:{split_folder}", "problem.input_shape=(8, 8, 1)", "problem.num_classes=3", "train.epochs=8",
-  ])
+  config = jaxflow.load_config(
+    MLP,
+    [
+      *FAST,
+      f"data.name=folder:{split_folder}",
+      "problem.input_shape=(8, 8, 1)",
+      "problem.num_classes=3",
+      "train.epochs=8",
+    ],
+  )
   summary = jaxflow.train(config, workdir, quiet=True)
   assert read_summary(workdir)["steps"] == summary["steps"] == 8 * (36 // 8)
   assert summary["status"] == "completed"
@@ -177,9 +184,16 @@ def test_train_on_a_split_folder(split_folder, tmp_path):
 
 
 def test_train_on_a_sliced_folder(image_folder, tmp_path):
-  config = jaxflow.load_config(MLP, [
-    *FAST, f"data.name=folder:{image_folder}", "data.train_split=train[:75%]", "data.eval_split=train[75%:]", "train.epochs=8",
-  ])
+  config = jaxflow.load_config(
+    MLP,
+    [
+      *FAST,
+      f"data.name=folder:{image_folder}",
+      "data.train_split=train[:75%]",
+      "data.eval_split=train[75%:]",
+      "train.epochs=8",
+    ],
+  )
   summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)
   assert summary["steps"] == 8 * (27 // 8) and summary["final"]["eval"]["accuracy"] >= 0.9
 
@@ -207,7 +221,9 @@ def test_csv_int_labels_and_shuffled_order_without_split_column(tmp_path):
   path = write_csv(tmp_path / "ints.csv", [(f"{i}.5", str(i % 4 * 2)) for i in range(20)], header=("x", "label"))
   spec = data.dataset_spec(f"csv:{path}", data_dir=None, input_feature="features")
   assert spec.num_classes == 7 and spec.split_sizes == {"train": 20}  # integer labels are classes 0..max
-  split = data.load_split(f"csv:{path}", "train", data_dir=None, input_feature="features", metadata_features=("csv_line",))
+  split = data.load_split(
+    f"csv:{path}", "train", data_dir=None, input_feature="features", metadata_features=("csv_line",)
+  )
   order = np.random.default_rng(custom.SHUFFLE_SEED).permutation(20)
   assert split.metadata["csv_line"].tolist() == (order + 2).tolist()
   assert split.labels.tolist() == (order % 4 * 2).tolist()
@@ -216,11 +232,20 @@ def test_csv_int_labels_and_shuffled_order_without_split_column(tmp_path):
 
 def test_train_on_a_csv(table_csv, tmp_path):
   # No metadata columns: every column but the label and 'split' is an input.
-  path = write_csv(tmp_path / "numeric.csv", [r[:4] + r[6:] for r in table_rows(48)], header=("x1", "x2", "x3", "species", "split"))
+  path = write_csv(
+    tmp_path / "numeric.csv", [r[:4] + r[6:] for r in table_rows(48)], header=("x1", "x2", "x3", "species", "split")
+  )
   workdir = str(tmp_path / "run")
-  config = jaxflow.load_config(MLP, [
-    *FAST, f"data.name=csv:{path}", "data.input_feature=features", "data.label_feature=species", "train.epochs=8",
-  ])
+  config = jaxflow.load_config(
+    MLP,
+    [
+      *FAST,
+      f"data.name=csv:{path}",
+      "data.input_feature=features",
+      "data.label_feature=species",
+      "train.epochs=8",
+    ],
+  )
   summary = jaxflow.train(config, workdir, quiet=True)
   assert read_summary(workdir)["steps"] == summary["steps"] == 8 * (36 // 8)
   assert summary["num_params"] == 3 * 32 + 32 + 32 * 3 + 3
@@ -230,10 +255,17 @@ def test_train_on_a_csv(table_csv, tmp_path):
 def test_train_on_a_csv_with_metadata_columns(table_csv, tmp_path):
   """data.metadata_features shape a CSV's conversion, so training must read with them too: 'site' (text)
   and 'age' (int) are kept out of the inputs, which stay x1, x2, x3."""
-  config = jaxflow.load_config(MLP, [
-    *FAST, f"data.name=csv:{table_csv}", "data.input_feature=features", "data.label_feature=species",
-    "data.metadata_features=('site', 'age')", "train.epochs=8",
-  ])
+  config = jaxflow.load_config(
+    MLP,
+    [
+      *FAST,
+      f"data.name=csv:{table_csv}",
+      "data.input_feature=features",
+      "data.label_feature=species",
+      "data.metadata_features=('site', 'age')",
+      "train.epochs=8",
+    ],
+  )
   summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)
   assert summary["num_params"] == 3 * 32 + 32 + 32 * 3 + 3 and summary["final"]["eval"]["accuracy"] >= 0.9
 
@@ -246,7 +278,9 @@ def test_npz_spec_and_training(arrays_npz, tmp_path):
   spec = data.dataset_spec(name, data_dir=None, input_feature="features", metadata_features=("group",))
   assert spec.input_shape == (4,) and spec.input_dtype == "float32" and spec.num_classes == 2
   assert spec.split_sizes == {"train": 30, "test": 10} and "ignored" not in spec.feature_names
-  test = data.load_split(name, "test", data_dir=None, input_feature="features", metadata_features=("group", "npz_index"))
+  test = data.load_split(
+    name, "test", data_dir=None, input_feature="features", metadata_features=("group", "npz_index")
+  )
   assert test.metadata["npz_index"].tolist() == list(range(30, 40)) and test.metadata["group"].tolist() == [3] * 10
   with np.load(arrays_npz) as f:
     np.testing.assert_allclose(test.inputs, f["x"][30:].astype(np.float32))
@@ -264,10 +298,14 @@ def test_npz_uint8_inputs_are_read_like_images(tmp_path):
   np.savez(path, features=x, label=np.asarray(["b", "a", "b", "a", "c", "c"]))
   spec = data.dataset_spec(f"npz:{path}", data_dir=None, input_feature="features")
   assert spec.input_shape == (2, 2) and spec.input_dtype == "uint8" and spec.num_classes == 3
-  split = data.load_split(f"npz:{path}", "train", data_dir=None, input_feature="features", metadata_features=("npz_index",))
+  split = data.load_split(
+    f"npz:{path}", "train", data_dir=None, input_feature="features", metadata_features=("npz_index",)
+  )
   order = split.metadata["npz_index"]
   np.testing.assert_allclose(split.inputs, x[order] / np.float32(255), rtol=1e-6)
-  assert split.labels.tolist() == [{"a": 0, "b": 1, "c": 2}[v] for v in np.asarray(["b", "a", "b", "a", "c", "c"])[order]]
+  assert split.labels.tolist() == [
+    {"a": 0, "b": 1, "c": 2}[v] for v in np.asarray(["b", "a", "b", "a", "c", "c"])[order]
+  ]
 
 
 # --- Malformed sources ---------------------------------------------------------------------------------------
@@ -339,8 +377,18 @@ def bad_npz_not_npz(root):
 
 
 MALFORMED = [
-  bad_folder_garbage_png, bad_folder_sizes, bad_folder_modes, bad_csv_no_label, bad_csv_text_cell, bad_csv_float_label,
-  bad_csv_empty_label, bad_csv_negative_label, bad_csv_ragged, bad_npz_no_label, bad_npz_float_label, bad_npz_not_npz,
+  bad_folder_garbage_png,
+  bad_folder_sizes,
+  bad_folder_modes,
+  bad_csv_no_label,
+  bad_csv_text_cell,
+  bad_csv_float_label,
+  bad_csv_empty_label,
+  bad_csv_negative_label,
+  bad_csv_ragged,
+  bad_npz_no_label,
+  bad_npz_float_label,
+  bad_npz_not_npz,
 ]
 
 
@@ -359,16 +407,27 @@ def test_malformed_source_is_one_line_naming_file_and_row(tmp_path, make):
   assert not (data_dir / custom.TFDS_NAME).exists()  # checked before tfds writes anything
 
 
-@pytest.mark.parametrize("make", [bad_folder_garbage_png, bad_csv_text_cell, bad_csv_float_label, bad_npz_no_label], ids=lambda f: f.__name__[4:])
+@pytest.mark.parametrize(
+  "make",
+  [bad_folder_garbage_png, bad_csv_text_cell, bad_csv_float_label, bad_npz_no_label],
+  ids=lambda f: f.__name__[4:],
+)
 def test_cli_on_a_malformed_source_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, make):
   source = tmp_path / "source"
   source.mkdir()
   name, where, phrases = make(str(source))
   workdir, data_dir = tmp_path / "run", tmp_path / "data"
-  code = cli.main([
-    "jaxflow", "train", f"--config={MLP}", f"--config.data.name={name}", "--config.data.input_feature=features",
-    f"--config.data.data_dir={data_dir}", f"--workdir={workdir}",
-  ])
+  code = cli.main(
+    [
+      "jaxflow",
+      "train",
+      f"--config={MLP}",
+      f"--config.data.name={name}",
+      "--config.data.input_feature=features",
+      f"--config.data.data_dir={data_dir}",
+      f"--workdir={workdir}",
+    ]
+  )
   err = capsys.readouterr().err
   assert code == 2
   assert err.count("\n") == 1 and err.startswith(f"jaxflow train: error: {where}"), err
@@ -378,7 +437,9 @@ def test_cli_on_a_malformed_source_exits_2_with_one_line_and_writes_nothing(tmp_
 
 def test_cli_on_a_missing_source_names_the_field(tmp_path, capsys):
   workdir = tmp_path / "run"
-  code = cli.main(["jaxflow", "train", f"--config={MLP}", f"--config.data.name=csv:{tmp_path}/nope.csv", f"--workdir={workdir}"])
+  code = cli.main(
+    ["jaxflow", "train", f"--config={MLP}", f"--config.data.name=csv:{tmp_path}/nope.csv", f"--workdir={workdir}"]
+  )
   err = capsys.readouterr().err
   assert code == 2 and err.count("\n") == 1
   assert f"config.data.name='csv:{tmp_path}/nope.csv': {tmp_path}/nope.csv does not exist." in err
@@ -406,7 +467,9 @@ def test_an_edited_csv_is_converted_again(tmp_path, capsys):
   after = data.load_split(f"csv:{path}", "train", **read)
   assert sorted(after.inputs[:, 0].tolist()) == [1.0, 2.0, 5.0, 7.0]
   assert not os.path.exists(first_copy)  # the earlier version's copy is deleted
-  assert [e for e in os.listdir(os.path.join(data_dir, custom.TFDS_NAME)) if not e.startswith(".")] == [os.path.basename(os.path.dirname(custom.prepared_dir(f"csv:{path}", data_dir=data_dir)))]
+  assert [e for e in os.listdir(os.path.join(data_dir, custom.TFDS_NAME)) if not e.startswith(".")] == [
+    os.path.basename(os.path.dirname(custom.prepared_dir(f"csv:{path}", data_dir=data_dir)))
+  ]
 
 
 def test_a_folder_with_a_new_image_is_converted_again(tmp_path):

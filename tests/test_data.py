@@ -141,9 +141,7 @@ def test_unknown_split_error(digits_dir):
 def test_unknown_feature_error(digits_dir, field):
   with pytest.raises(data.DatasetError) as info:
     data.dataset_spec("digits", data_dir=digits_dir, **{field: "pixels"})
-  assert (
-    str(info.value) == f"data.{field}='pixels' is not a feature of dataset 'digits'; it has: image, label."
-  )
+  assert str(info.value) == f"data.{field}='pixels' is not a feature of dataset 'digits'; it has: image, label."
 
 
 def write_mnist_metadata(data_dir: str) -> None:
@@ -157,8 +155,7 @@ def write_mnist_metadata(data_dir: str) -> None:
   builder = tfds.builder("mnist", data_dir=data_dir, file_format="array_record")
   sizes = {"train": 60000, "test": 10000}
   infos = [
-    tfds.core.SplitInfo(name=n, shard_lengths=[k], num_bytes=0, filename_template=None)
-    for n, k in sizes.items()
+    tfds.core.SplitInfo(name=n, shard_lengths=[k], num_bytes=0, filename_template=None) for n, k in sizes.items()
   ]
   builder.info.set_splits(tfds.core.SplitDict(infos))
   builder.data_path.mkdir(parents=True)

@@ -19,7 +19,13 @@ from tests.conftest import config_path
 
 # Class 1 kept at 5 examples, the others at 100: 905 training examples, 7 steps of 128 per epoch.
 SKEW = "data.class_counts=(100, 5, 100, 100, 100, 100, 100, 100, 100, 100)"
-TINY = ["model.widths=(32,)", "train.batch_size=128", "train.epochs=2", "checkpoint.every_epochs=0", "train.class_report_every=1"]
+TINY = [
+  "model.widths=(32,)",
+  "train.batch_size=128",
+  "train.epochs=2",
+  "checkpoint.every_epochs=0",
+  "train.class_report_every=1",
+]
 
 
 def tiny_config(*overrides: str):
@@ -65,14 +71,18 @@ def test_confusion_matrix_is_a_tensorboard_image(skewed_run):
   from tensorboard.backend.event_processing import event_accumulator
 
   workdir, _, _ = skewed_run
-  acc = event_accumulator.EventAccumulator(os.path.join(workdir, "tb"), size_guidance={event_accumulator.IMAGES: 0, event_accumulator.SCALARS: 0})
+  acc = event_accumulator.EventAccumulator(
+    os.path.join(workdir, "tb"), size_guidance={event_accumulator.IMAGES: 0, event_accumulator.SCALARS: 0}
+  )
   acc.Reload()
   assert "eval/confusion_matrix" in acc.Tags()["images"]
   images = acc.Images("eval/confusion_matrix")
   assert [i.step for i in images] == [7, 14]
   picture = Image.open(io.BytesIO(images[-1].encoded_image_string))
   assert picture.size == (images[-1].width, images[-1].height) and picture.width > 200
-  assert {"eval/recall/class_1", "eval/f1/class_9", "eval/balanced_accuracy", "eval/macro_f1"} <= set(acc.Tags()["scalars"])
+  assert {"eval/recall/class_1", "eval/f1/class_9", "eval/balanced_accuracy", "eval/macro_f1"} <= set(
+    acc.Tags()["scalars"]
+  )
 
 
 def test_label_noise_is_recorded_with_the_clean_labels(skewed_run, tmp_path):
@@ -88,7 +98,13 @@ def test_label_noise_is_recorded_with_the_clean_labels(skewed_run, tmp_path):
   assert summary["expected_rate"] == pytest.approx(0.2)
   # a different noise seed flips other examples; the same config flips the same ones
   other = str(tmp_path / "other_noise")
-  jaxflow.train(jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, SKEW, "data.label_noise.rate=0.2", "seeds.noise=7", "train.epochs=1"]), other, quiet=True)
+  jaxflow.train(
+    jaxflow.load_config(
+      config_path("digits_mlp.py"), [*TINY, SKEW, "data.label_noise.rate=0.2", "seeds.noise=7", "train.epochs=1"]
+    ),
+    other,
+    quiet=True,
+  )
   other_record = np.load(os.path.join(other, "label_noise.npz"))
   np.testing.assert_array_equal(other_record["clean_labels"], clean)  # the skew (data stream) is unchanged
   assert not np.array_equal(other_record["flipped"], record["flipped"])
@@ -106,14 +122,14 @@ def test_oversampling_draws_classes_evenly():
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [
-        (SKEW, "data.sampler=oversample"),
-        (SKEW, "class_weights=inverse_frequency"),
-        (SKEW, "class_weights=effective_number", "class_weights_beta=0.99"),
-        (SKEW, "loss=focal", "focal_gamma=2.0"),
-        ("data.imbalance_ratio=10.0", "data.label_noise.kind=pairflip", "data.label_noise.rate=0.1"),
-    ],
+  "overrides",
+  [
+    (SKEW, "data.sampler=oversample"),
+    (SKEW, "class_weights=inverse_frequency"),
+    (SKEW, "class_weights=effective_number", "class_weights_beta=0.99"),
+    (SKEW, "loss=focal", "focal_gamma=2.0"),
+    ("data.imbalance_ratio=10.0", "data.label_noise.kind=pairflip", "data.label_noise.rate=0.1"),
+  ],
 )
 def test_imbalance_remedies_train(tmp_path, overrides):
   summary = jaxflow.train(tiny_config(*overrides), str(tmp_path), quiet=True)
@@ -123,28 +139,31 @@ def test_imbalance_remedies_train(tmp_path, overrides):
 
 def test_class_weights_follow_the_training_labels():
   """The step's weights are the inverse frequencies of the (skewed) training labels."""
-  from jaxflow.training import device_data, validate as validate_lib
+  from jaxflow.training import device_data
+  from jaxflow.training import validate as validate_lib
 
   config = tiny_config(SKEW, "class_weights=inverse_frequency")
   problem = validate_lib.validate(config)
   data = device_data.load_device_data(config, problem, jaxflow.rng.streams(config))
   labels = np.asarray(data.train_labels)
-  np.testing.assert_allclose(data.class_weights, jaxflow.data.balance.class_weights(labels, 10, "inverse_frequency"), rtol=1e-6)
+  np.testing.assert_allclose(
+    data.class_weights, jaxflow.data.balance.class_weights(labels, 10, "inverse_frequency"), rtol=1e-6
+  )
   assert data.class_weights[1] / data.class_weights[0] == pytest.approx(100 / 5, rel=1e-5)
 
 
 @pytest.mark.parametrize(
-    "overrides, field",
-    [
-        (("data.class_counts=(1, 2)",), "config.data.class_counts"),
-        (("data.class_counts=(500, 5, 5, 5, 5, 5, 5, 5, 5, 5)",), "config.data.class_counts"),
-        (("data.imbalance_ratio=0.5",), "config.data.imbalance_ratio"),
-        (("data.sampler=bogus",), "config.data.sampler"),
-        (("class_weights=bogus",), "config.class_weights"),
-        (("data.label_noise.rate=1.5",), "config.data.label_noise.rate"),
-        (("data.label_noise.kind=matrix",), "data.label_noise.matrix"),
-        (("train.monitor=eval/bogus",), "config.train.monitor"),
-    ],
+  "overrides, field",
+  [
+    (("data.class_counts=(1, 2)",), "config.data.class_counts"),
+    (("data.class_counts=(500, 5, 5, 5, 5, 5, 5, 5, 5, 5)",), "config.data.class_counts"),
+    (("data.imbalance_ratio=0.5",), "config.data.imbalance_ratio"),
+    (("data.sampler=bogus",), "config.data.sampler"),
+    (("class_weights=bogus",), "config.class_weights"),
+    (("data.label_noise.rate=1.5",), "config.data.label_noise.rate"),
+    (("data.label_noise.kind=matrix",), "data.label_noise.matrix"),
+    (("train.monitor=eval/bogus",), "config.train.monitor"),
+  ],
 )
 def test_bad_data_preparation_settings_are_one_line_errors(tmp_path, overrides, field):
   workdir = tmp_path / "never_written"

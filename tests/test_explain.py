@@ -25,14 +25,34 @@ from jaxflow.training.state import params_sha256
 from tests.conftest import ROOT, config_path
 
 PNG = b"\x89PNG\r\n\x1a\n"
-SMALL_CNN = ["model.conv_features=(8,16)", "model.widths=(32,)", "model.dropout_rate=0.0", "optim.schedule=constant",
-             "optim.warmup_steps=0", "train.epochs=3"]
+SMALL_CNN = [
+  "model.conv_features=(8,16)",
+  "model.widths=(32,)",
+  "model.dropout_rate=0.0",
+  "optim.schedule=constant",
+  "optim.warmup_steps=0",
+  "train.epochs=3",
+]
 # A sigmoid stack with tiny weights and plain SGD: every layer back multiplies the gradient by
 # ~0.02 * sqrt(32) * 1/4, so the first layers' gradient norms sit below 1e-5 for the whole run.
-VANISHING_MLP = ["model.activation=sigmoid", "model.widths=(32,32,32,32)", "model.kernel_init=normal(stddev=0.02)",
-                 "model.dropout_rate=0.0", "optim.name=sgd", "optim.lr=0.1", "train.epochs=2", "train.layer_stats_every=1"]
-SMALL_RNN = ["model.rnn_hidden=(16,)", "model.dropout_rate=0.0", "optim.schedule=constant", "optim.warmup_steps=0",
-             "optim.lr=0.01", "train.epochs=1"]
+VANISHING_MLP = [
+  "model.activation=sigmoid",
+  "model.widths=(32,32,32,32)",
+  "model.kernel_init=normal(stddev=0.02)",
+  "model.dropout_rate=0.0",
+  "optim.name=sgd",
+  "optim.lr=0.1",
+  "train.epochs=2",
+  "train.layer_stats_every=1",
+]
+SMALL_RNN = [
+  "model.rnn_hidden=(16,)",
+  "model.dropout_rate=0.0",
+  "optim.schedule=constant",
+  "optim.warmup_steps=0",
+  "optim.lr=0.01",
+  "train.epochs=1",
+]
 PARALLEL_MLP = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=1", "train.histogram_every=1000"]
 PARALLEL_MODES = ("sharded", "pmap")
 
@@ -58,8 +78,20 @@ def parallel_job(data_dir, tmp_path_factory):
   root = str(tmp_path_factory.mktemp("explain_parallel"))
   log = open(root + ".log", "w")
   process = subprocess.Popen(
-      [sys.executable, "-c", PARALLEL_WORKER, ROOT, config_path("digits_mlp.py"), root, ",".join(PARALLEL_MODES), *PARALLEL_MLP],
-      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "JAXFLOW_DATA_DIR": data_dir},
+    [
+      sys.executable,
+      "-c",
+      PARALLEL_WORKER,
+      ROOT,
+      config_path("digits_mlp.py"),
+      root,
+      ",".join(PARALLEL_MODES),
+      *PARALLEL_MLP,
+    ],
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    cwd=ROOT,
+    env={**os.environ, "JAXFLOW_DATA_DIR": data_dir},
   )
   yield {"process": process, "root": root, "log": root + ".log"}
   if process.poll() is None:
@@ -114,9 +146,15 @@ def linear():
 def test_linear_model_gradient_and_gradient_x_input(linear):
   """The gradient of w_t . x is w_t; gradient x input is w_t * x."""
   params, x, target, w = linear
-  np.testing.assert_allclose(jax.jit(functools.partial(saliency.vanilla_gradient, _linear))(params, x, target), w, rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.jit(functools.partial(saliency.vanilla_gradient, _linear))(params, x, target), w, rtol=1e-6
+  )
   np.testing.assert_allclose(saliency.gradient_x_input(_linear, params, x, target), w * np.asarray(x), rtol=1e-6)
-  np.testing.assert_allclose(saliency.scores(_linear, params, x, target), [np.asarray(_linear(params, x))[i, t] for i, t in enumerate(np.asarray(target))], rtol=1e-6)
+  np.testing.assert_allclose(
+    saliency.scores(_linear, params, x, target),
+    [np.asarray(_linear(params, x))[i, t] for i, t in enumerate(np.asarray(target))],
+    rtol=1e-6,
+  )
 
 
 def test_linear_model_integrated_gradients_are_exact(linear):
@@ -126,7 +164,9 @@ def test_linear_model_integrated_gradients_are_exact(linear):
   baseline = jnp.full_like(x, 0.25)
   delta = saliency.scores(_linear, params, x, target) - saliency.scores(_linear, params, baseline, target)
   for rule, steps in [(rule, 3) for rule in saliency.RULES] + [("trapezoid", 1), ("left", 1), ("trapezoid", 64)]:
-    ig = jax.jit(functools.partial(saliency.integrated_gradients, _linear, steps=steps, rule=rule))(params, x, target, baseline=baseline)
+    ig = jax.jit(functools.partial(saliency.integrated_gradients, _linear, steps=steps, rule=rule))(
+      params, x, target, baseline=baseline
+    )
     np.testing.assert_allclose(ig, (np.asarray(x) - 0.25) * w, rtol=1e-5, atol=1e-6, err_msg=f"{rule} {steps}")
     assert sanity.completeness_gap(ig, delta, np.zeros(3))["max_abs_error"] < 1e-5
 
@@ -156,7 +196,9 @@ def test_rank_correlation_matches_scipy():
   rng = np.random.default_rng(0)
   a, b = rng.normal(size=(4, 8, 8)), rng.normal(size=(4, 8, 8))
   rho = sanity.rank_correlations(a, b)
-  np.testing.assert_allclose(rho, [stats.spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel()).statistic for i in range(4)])
+  np.testing.assert_allclose(
+    rho, [stats.spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel()).statistic for i in range(4)]
+  )
   np.testing.assert_allclose(sanity.rank_correlations(a, 2 * a), 1.0)
   assert np.isnan(sanity.rank_correlations(np.zeros((1, 3)), a[:1, 0, :3]))[0]  # a constant map has no ranking
 
@@ -230,9 +272,15 @@ def test_explain_cnn_writes_pictures_page_and_tensorboard(cnn_run, cnn_explained
 
   assert cnn_explained["status"] == 0
   printed, report = cnn_explained["printed"], cnn_explained["report"]
-  assert printed["out"] == os.path.join(cnn_run, "explain") and printed["page"] == os.path.join(cnn_run, "explain", "index.html")
+  assert printed["out"] == os.path.join(cnn_run, "explain") and printed["page"] == os.path.join(
+    cnn_run, "explain", "index.html"
+  )
   assert report["checkpoint"]["which"] == "best" and report["family"] == "image"
-  _check_pictures(printed["out"], report, {"kernels", "activations_conv_0", "activations_conv_1", "saliency", "saliency_randomized", "sanity"})
+  _check_pictures(
+    printed["out"],
+    report,
+    {"kernels", "activations_conv_0", "activations_conv_1", "saliency", "saliency_randomized", "sanity"},
+  )
   tb = os.path.join(cnn_run, "tb")
   own = [f for f in os.listdir(tb) if ".explain." not in f]
   assert own and len(os.listdir(tb)) == len(own) + 1  # one file of its own beside the run's
@@ -314,7 +362,10 @@ def test_explain_without_checkpoints_is_a_one_line_error(tmp_path, capsys):
   (workdir / "config.json").write_text(json.dumps({"hash": "x", "config": json.loads(config.to_json_best_effort())}))
   assert cli.main(["jaxflow", "explain", f"--workdir={workdir}"]) == 2
   err = capsys.readouterr().err.strip()
-  assert err == f"jaxflow explain: error: workdir {workdir} has no checkpoints: train it first (jaxflow train --workdir={workdir} ...)"
+  assert (
+    err
+    == f"jaxflow explain: error: workdir {workdir} has no checkpoints: train it first (jaxflow train --workdir={workdir} ...)"
+  )
   assert not (workdir / "checkpoints").exists() and not (workdir / "explain").exists()  # nothing written
   assert cli.main(["jaxflow", "explain", f"--workdir={tmp_path / 'missing'}"]) == 2
   assert "does not exist" in capsys.readouterr().err and len(err.splitlines()) == 1

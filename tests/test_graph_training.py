@@ -31,8 +31,16 @@ def test_cycles_compile_once_per_budget(tmp_path, caplog):
   model = "gcn"
   config = jaxflow.load_config(config_path("graph_cycles_gcn.py:test"), ["model.widths=(16,16)"])
   budgets = graph_lib.budgets_for(
-      sum((graph_lib.load_graph_split("graph_cycles", s, seed=jaxflow.rng.dataset_seed(jaxflow.rng.streams(config)["data"]))[0] for s in ("train", "test")), []),
-      config.train.batch_size,
+    sum(
+      (
+        graph_lib.load_graph_split(
+          "graph_cycles", s, seed=jaxflow.rng.dataset_seed(jaxflow.rng.streams(config)["data"])
+        )[0]
+        for s in ("train", "test")
+      ),
+      [],
+    ),
+    config.train.batch_size,
   )
   jax.config.update("jax_log_compiles", True)
   try:

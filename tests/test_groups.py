@@ -12,9 +12,9 @@ from tests.conftest import config_path, latest_params, max_param_diff
 
 BASE = ["train.epochs=2", "model.widths=(32,)", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
 TRIALS = [
-    ["optim.lr=0.003", "model.dropout_rate=0.1", "optim.weight_decay=0.0", "seeds.init=1"],
-    ["optim.lr=0.01", "model.dropout_rate=0.3", "optim.weight_decay=0.001", "seeds.init=2"],
-    ["optim.lr=0.001", "model.dropout_rate=0.0", "optim.weight_decay=0.01", "seeds.init=3"],
+  ["optim.lr=0.003", "model.dropout_rate=0.1", "optim.weight_decay=0.0", "seeds.init=1"],
+  ["optim.lr=0.01", "model.dropout_rate=0.3", "optim.weight_decay=0.001", "seeds.init=2"],
+  ["optim.lr=0.001", "model.dropout_rate=0.0", "optim.weight_decay=0.01", "seeds.init=3"],
 ]
 
 

@@ -13,7 +13,8 @@ import pytest
 
 import jaxflow
 from jaxflow import models, rng
-from jaxflow.training import checkpoints, device_data, optimizers, state as state_lib, steps, validate
+from jaxflow.training import checkpoints, device_data, optimizers, steps, validate
+from jaxflow.training import state as state_lib
 from tests.conftest import config_path
 
 SIGMOID_STACK = ["model.activation=sigmoid", "model.widths=(64,64,64,64)", "model.dropout_rate=0.0"]
@@ -24,11 +25,15 @@ def stats_at_init(*overrides: str) -> dict[str, float]:
   config = jaxflow.load_config(config_path("digits_mlp.py"), list(overrides))
   problem = validate.validate(config)
   data = device_data.load_device_data(config, problem, rng.streams(config))
-  tx = optimizers.create_optimizer(config.optim, optimizers.create_schedule(config.optim, total_steps=1, steps_per_epoch=1))
+  tx = optimizers.create_optimizer(
+    config.optim, optimizers.create_schedule(config.optim, total_steps=1, steps_per_epoch=1)
+  )
   model = models.create_model(config.model, output_dim=problem.output_dim)
   state = jax.jit(state_lib.init_fn(model, tx, problem.input_structure))(rng.streams(config)["init"])
   probe = {"inputs": data.train_inputs[:128], "labels": data.train_labels[:128], "mask": jnp.ones(128)}
-  stats = jax.jit(steps.layer_stats, static_argnames=("loss_name", "kind"))(state, probe, loss_name="cross_entropy", kind="multiclass")
+  stats = jax.jit(steps.layer_stats, static_argnames=("loss_name", "kind"))(
+    state, probe, loss_name="cross_entropy", kind="multiclass"
+  )
   return {k: float(v) for k, v in jax.device_get(stats).items()}
 
 
@@ -63,8 +68,14 @@ def test_constant_init_never_breaks_symmetry(tmp_path):
   after training the units are still identical (dropout, which would break the tie, is off)."""
   workdir = str(tmp_path / "constant")
   config = jaxflow.load_config(
-      config_path("digits_mlp.py"),
-      ["model.widths=(16,16)", "model.dropout_rate=0.0", "model.kernel_init=constant(0.05)", "train.epochs=2", "checkpoint.every_epochs=1"],
+    config_path("digits_mlp.py"),
+    [
+      "model.widths=(16,16)",
+      "model.dropout_rate=0.0",
+      "model.kernel_init=constant(0.05)",
+      "train.epochs=2",
+      "checkpoint.every_epochs=1",
+    ],
   )
   summary = jaxflow.train(config, workdir, quiet=True)
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
@@ -86,7 +97,9 @@ def test_layer_stats_logged_at_cadence(tmp_path):
   from tensorboard.backend.event_processing import event_accumulator
 
   workdir = tmp_path / "stats"
-  config = jaxflow.load_config(config_path("digits_mlp.py"), ["model.widths=(16,)", "train.epochs=4", "train.layer_stats_every=2"])
+  config = jaxflow.load_config(
+    config_path("digits_mlp.py"), ["model.widths=(16,)", "train.epochs=4", "train.layer_stats_every=2"]
+  )
   jaxflow.train(config, str(workdir), quiet=True)
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   layers = [r for r in records if r["split"] == "layers"]
@@ -99,19 +112,21 @@ def test_layer_stats_logged_at_cadence(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "spec, check",
-    [
-        ("zeros", lambda k: np.all(k == 0)),
-        ("constant(0.25)", lambda k: np.all(k == 0.25)),
-        ("normal(stddev=2)", lambda k: abs(k.std() - 2) < 0.1),
-        ("uniform(scale=0.5)", lambda k: k.min() >= -0.5 and k.max() <= 0.5 and k.min() < -0.45 and k.max() > 0.45),
-        ("xavier_uniform", lambda k: abs(k.max()) <= np.sqrt(6 / (64 + 256)) + 1e-6),
-        ("he_normal", lambda k: abs(k.std() - np.sqrt(2 / 64)) < 0.02),
-    ],
+  "spec, check",
+  [
+    ("zeros", lambda k: np.all(k == 0)),
+    ("constant(0.25)", lambda k: np.all(k == 0.25)),
+    ("normal(stddev=2)", lambda k: abs(k.std() - 2) < 0.1),
+    ("uniform(scale=0.5)", lambda k: k.min() >= -0.5 and k.max() <= 0.5 and k.min() < -0.45 and k.max() > 0.45),
+    ("xavier_uniform", lambda k: abs(k.max()) <= np.sqrt(6 / (64 + 256)) + 1e-6),
+    ("he_normal", lambda k: abs(k.std() - np.sqrt(2 / 64)) < 0.02),
+  ],
 )
 def test_per_layer_initializers(spec, check):
   """`LAYER.PARAM=SPEC` overrides reach exactly that layer; the others keep the default."""
-  config = jaxflow.load_config(config_path("digits_mlp.py"), [f"model.layer_inits=('dense_0.kernel={spec}', 'head.bias=constant(0.1)')"])
+  config = jaxflow.load_config(
+    config_path("digits_mlp.py"), [f"model.layer_inits=('dense_0.kernel={spec}', 'head.bias=constant(0.1)')"]
+  )
   model = models.create_model(config.model, output_dim=10)
   params = jax.jit(model.init)(rng.streams(config)["init"], jnp.zeros((1, 8, 8, 1)))["params"]
   assert check(np.asarray(params["dense_0"]["kernel"]))

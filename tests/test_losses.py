@@ -82,10 +82,16 @@ def test_masked_mean_loss_values():
 
 
 CASES = {
-    # kind: (loss, outputs, labels, padding outputs, padding labels) -- padding chosen to disagree loudly
-    "multiclass": ("cross_entropy", MC_LOGITS, MC_LABELS, np.array([[-30.0, 30.0, 0.0], [0.0, 0.0, 0.0]]), np.array([0, 1])),
-    "binary": ("bce", BIN_LOGITS, BIN_LABELS, np.array([[-40.0], [0.0]]), np.array([1, 1])),
-    "regression": ("mse", REG_OUTPUTS, REG_LABELS, np.array([[100.0], [0.0]]), np.array([-100.0, 7.0])),
+  # kind: (loss, outputs, labels, padding outputs, padding labels) -- padding chosen to disagree loudly
+  "multiclass": (
+    "cross_entropy",
+    MC_LOGITS,
+    MC_LABELS,
+    np.array([[-30.0, 30.0, 0.0], [0.0, 0.0, 0.0]]),
+    np.array([0, 1]),
+  ),
+  "binary": ("bce", BIN_LOGITS, BIN_LABELS, np.array([[-40.0], [0.0]]), np.array([1, 1])),
+  "regression": ("mse", REG_OUTPUTS, REG_LABELS, np.array([[100.0], [0.0]]), np.array([-100.0, 7.0])),
 }
 
 
@@ -117,7 +123,7 @@ def test_padding_does_not_change_mean_or_sums(kind):
 
 def test_multiclass_metrics():
   sums = losses.metric_sums(
-      "cross_entropy", "multiclass", outputs=jnp.asarray(MC_LOGITS), labels=jnp.asarray(MC_LABELS), mask=jnp.ones(3)
+    "cross_entropy", "multiclass", outputs=jnp.asarray(MC_LOGITS), labels=jnp.asarray(MC_LABELS), mask=jnp.ones(3)
   )
   # argmax per row: 0, 2, 1 against labels 0, 2, 0 -> 2 correct.
   assert set(sums) == {"loss", "count", "correct"}
@@ -132,19 +138,21 @@ def test_multiclass_metrics():
 
 def test_binary_metrics_threshold_at_zero_logit():
   sums = losses.metric_sums(
-      "bce", "binary", outputs=jnp.asarray(BIN_LOGITS), labels=jnp.asarray(BIN_LABELS), mask=jnp.ones(4)
+    "bce", "binary", outputs=jnp.asarray(BIN_LOGITS), labels=jnp.asarray(BIN_LABELS), mask=jnp.ones(4)
   )
   # logit > 0 predicts 1: predictions 1, 0, 0 (logit 0 is not > 0), 1 against labels 1, 0, 1, 0 -> 2 correct.
   assert float(sums["correct"]) == 2.0
   metrics = losses.finalize_metrics(sums)
   assert metrics["accuracy"] == pytest.approx(0.5)
   z, y = BIN_LOGITS[:, 0], BIN_LABELS
-  assert metrics["loss"] == pytest.approx(np.mean(np.where(y == 1, np.log1p(np.exp(-z)), np.log1p(np.exp(z)))), rel=1e-6)
+  assert metrics["loss"] == pytest.approx(
+    np.mean(np.where(y == 1, np.log1p(np.exp(-z)), np.log1p(np.exp(z)))), rel=1e-6
+  )
 
 
 def test_regression_metrics_mae():
   sums = losses.metric_sums(
-      "mse", "regression", outputs=jnp.asarray(REG_OUTPUTS), labels=jnp.asarray(REG_LABELS), mask=jnp.ones(3)
+    "mse", "regression", outputs=jnp.asarray(REG_OUTPUTS), labels=jnp.asarray(REG_LABELS), mask=jnp.ones(3)
   )
   assert set(sums) == {"loss", "count", "abs_error"}
   metrics = losses.finalize_metrics(sums)
@@ -183,12 +191,14 @@ def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
   got = losses.per_example_loss("focal", "multiclass", outputs=logits, labels=labels, focal_gamma=2.0)
   np.testing.assert_allclose(got, expected, rtol=1e-5)
   ce = losses.per_example_loss("cross_entropy", "multiclass", outputs=logits, labels=labels)
-  np.testing.assert_allclose(losses.per_example_loss("focal", "multiclass", outputs=logits, labels=labels, focal_gamma=0.0), ce, rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.per_example_loss("focal", "multiclass", outputs=logits, labels=labels, focal_gamma=0.0), ce, rtol=1e-6
+  )
   # binary: one logit, p = sigmoid
   z, y = jnp.array([[1.5], [-0.5]]), jnp.array([1, 1])
   q = 1 / (1 + np.exp(-np.array([1.5, -0.5])))
   np.testing.assert_allclose(
-      losses.per_example_loss("focal", "binary", outputs=z, labels=y, focal_gamma=1.0), -(1 - q) * np.log(q), rtol=1e-5
+    losses.per_example_loss("focal", "binary", outputs=z, labels=y, focal_gamma=1.0), -(1 - q) * np.log(q), rtol=1e-5
   )
 
 
@@ -199,12 +209,18 @@ def test_confusion_and_class_report_match_sklearn():
   labels = rng.integers(0, 4, 200)
   logits = rng.normal(size=(200, 4)) + 2.0 * np.eye(4)[labels] * (rng.random(200) < 0.6)[:, None]
   mask = (rng.random(200) < 0.9).astype(np.float32)
-  confusion = np.asarray(losses.confusion_sums("multiclass", outputs=jnp.asarray(logits), labels=jnp.asarray(labels), mask=jnp.asarray(mask), num_classes=4))
+  confusion = np.asarray(
+    losses.confusion_sums(
+      "multiclass", outputs=jnp.asarray(logits), labels=jnp.asarray(labels), mask=jnp.asarray(mask), num_classes=4
+    )
+  )
   kept = mask > 0
   predicted = logits.argmax(-1)
   np.testing.assert_array_equal(confusion, confusion_matrix(labels[kept], predicted[kept], labels=range(4)))
   report = losses.class_report(confusion)
-  precision, recall, f1, support = precision_recall_fscore_support(labels[kept], predicted[kept], labels=range(4), zero_division=0)
+  precision, recall, f1, support = precision_recall_fscore_support(
+    labels[kept], predicted[kept], labels=range(4), zero_division=0
+  )
   np.testing.assert_allclose(report["precision"], precision)
   np.testing.assert_allclose(report["recall"], recall)
   np.testing.assert_allclose(report["f1"], f1)

@@ -110,7 +110,9 @@ def test_dropout_only_in_train_mode(make_config):
   params = init(model)
   x = random_inputs(8)
 
-  run = jax.jit(lambda key, train: model.apply({"params": params}, x, train=train, rngs={"dropout": key}), static_argnums=1)
+  run = jax.jit(
+    lambda key, train: model.apply({"params": params}, x, train=train, rngs={"dropout": key}), static_argnums=1
+  )
 
   def apply(train, seed):
     return np.asarray(run(jax.random.key(seed), train))
@@ -142,14 +144,14 @@ def _sigmoid(x):
 
 
 REFERENCE = {
-    "relu": np.maximum(X, 0.0),
-    "sigmoid": _sigmoid(X),
-    "tanh": np.tanh(X),
-    "leaky_relu": np.where(X > 0, X, 0.01 * X),
-    # flax's gelu defaults to the tanh approximation.
-    "gelu": 0.5 * X * (1 + np.tanh(math.sqrt(2 / math.pi) * (X + 0.044715 * X**3))),
-    "swish": X * _sigmoid(X),
-    "step": (X > 0).astype(float),
+  "relu": np.maximum(X, 0.0),
+  "sigmoid": _sigmoid(X),
+  "tanh": np.tanh(X),
+  "leaky_relu": np.where(X > 0, X, 0.01 * X),
+  # flax's gelu defaults to the tanh approximation.
+  "gelu": 0.5 * X * (1 + np.tanh(math.sqrt(2 / math.pi) * (X + 0.044715 * X**3))),
+  "swish": X * _sigmoid(X),
+  "step": (X > 0).astype(float),
 }
 
 
@@ -173,7 +175,7 @@ def test_every_activation_runs_in_mlp(name):
   # The hidden layer really uses the activation: its output equals act(x @ W + b).
   pre = random_inputs(4).reshape(4, -1) @ params["dense_0"]["kernel"] + params["dense_0"]["bias"]
   np.testing.assert_allclose(
-      out, get_activation(name)(pre) @ params["head"]["kernel"] + params["head"]["bias"], rtol=1e-5, atol=1e-5
+    out, get_activation(name)(pre) @ params["head"]["kernel"] + params["head"]["bias"], rtol=1e-5, atol=1e-5
   )
 
 

@@ -32,7 +32,11 @@ pytestmark = pytest.mark.slow
 def worker(task: str, devices: int, *args, timeout: float = 300) -> dict:
   """Runs a worker task to completion (killed with SIGKILL past `timeout`); its last stdout line."""
   done = subprocess.run(
-      [sys.executable, WORKER, task, str(devices), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    [sys.executable, WORKER, task, str(devices), *map(str, args)],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=ROOT,
   )
   assert done.returncode == 0, done.stderr[-3000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -96,25 +100,46 @@ def test_batch_must_divide_by_the_devices(tmp_path):
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
   workdir = tmp_path / "never"
   done = subprocess.run(
-      [sys.executable, "-m", "jaxflow.cli", "train", f"--config={config_path('digits_mlp.py')}", "--config.train.batch_size=100",
-       "--config.parallel.mode=pmap", f"--workdir={workdir}"],
-      capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
+    [
+      sys.executable,
+      "-m",
+      "jaxflow.cli",
+      "train",
+      f"--config={config_path('digits_mlp.py')}",
+      "--config.train.batch_size=100",
+      "--config.parallel.mode=pmap",
+      f"--workdir={workdir}",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    cwd=ROOT,
+    env=env,
   )
   message = done.stderr.strip().splitlines()[-1]
   assert done.returncode == 2 and not workdir.exists()
-  assert "config.train.batch_size=100 must divide by the 8 devices of parallel.mode='pmap'" in message and "a multiple of 8" in message
+  assert (
+    "config.train.batch_size=100 must divide by the 8 devices of parallel.mode='pmap'" in message
+    and "a multiple of 8" in message
+  )
 
 
 @pytest.mark.parametrize(
-    "overrides, says",
-    [
-        (["parallel.mode=tpu"], "config.parallel.mode='tpu' is not known; allowed: auto, pmap, sharded, single"),
-        (["parallel.num_devices=3"], "config.parallel.num_devices=3 but 1 device(s) are present"),
-        (["parallel.coordinator=localhost"], "must be HOST:PORT"),
-        (["parallel.coordinator=127.0.0.1:1234"], "config.parallel.num_processes and config.parallel.process_id must be set too"),
-        (["parallel.coordinator=127.0.0.1:1234", "parallel.num_processes=2", "parallel.process_id=2"], "config.parallel.process_id=2 must be in 0..1"),
-        (["data.name=karate", "model.name=gcn", "parallel.mode=sharded"], "not supported for graph datasets"),
-    ],
+  "overrides, says",
+  [
+    (["parallel.mode=tpu"], "config.parallel.mode='tpu' is not known; allowed: auto, pmap, sharded, single"),
+    (["parallel.num_devices=3"], "config.parallel.num_devices=3 but 1 device(s) are present"),
+    (["parallel.coordinator=localhost"], "must be HOST:PORT"),
+    (
+      ["parallel.coordinator=127.0.0.1:1234"],
+      "config.parallel.num_processes and config.parallel.process_id must be set too",
+    ),
+    (
+      ["parallel.coordinator=127.0.0.1:1234", "parallel.num_processes=2", "parallel.process_id=2"],
+      "config.parallel.process_id=2 must be in 0..1",
+    ),
+    (["data.name=karate", "model.name=gcn", "parallel.mode=sharded"], "not supported for graph datasets"),
+  ],
 )
 def test_bad_parallel_settings_are_one_line_errors(overrides, says):
   from jaxflow.training.validate import check_layout
@@ -140,8 +165,14 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
   # peer at the next collective.
   logs = [(open(tmp_path / f"out{i}.txt", "w+"), open(tmp_path / f"err{i}.txt", "w+")) for i in range(2)]
   procs = [
-      subprocess.Popen([sys.executable, WORKER, "process", "2", str(i), "2", str(port), multi_dir], stdout=out, stderr=err, text=True, cwd=ROOT)
-      for i, (out, err) in enumerate(logs)
+    subprocess.Popen(
+      [sys.executable, WORKER, "process", "2", str(i), "2", str(port), multi_dir],
+      stdout=out,
+      stderr=err,
+      text=True,
+      cwd=ROOT,
+    )
+    for i, (out, err) in enumerate(logs)
   ]
   try:
     for p in procs:
@@ -158,7 +189,14 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
     assert p.returncode == 0, err.read()[-3000:]
   results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
   assert results[0]["params_sha256"] == results[1]["params_sha256"]
-  assert results[0]["device"] == {"platform": "cpu", "kind": "cpu", "count": 4, "used": 4, "mode": "sharded", "process_count": 2}
+  assert results[0]["device"] == {
+    "platform": "cpu",
+    "kind": "cpu",
+    "count": 4,
+    "used": 4,
+    "mode": "sharded",
+    "process_count": 2,
+  }
   assert {"metrics.jsonl", "summary.json", "tb", "config.json", "checkpoints"} <= set(os.listdir(multi_dir))
   with open(os.path.join(multi_dir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]

@@ -111,7 +111,11 @@ def test_timer_times_the_work_not_the_dispatch(heavy):
 
 def test_timing_statistics_and_protocol():
   t = timing.Timing([0.001 * i for i in range(1, 11)], rotations=3).to_dict()
-  assert t["median_s"] == pytest.approx(0.0055) and t["p10_s"] == pytest.approx(0.0019) and t["p90_s"] == pytest.approx(0.0091)
+  assert (
+    t["median_s"] == pytest.approx(0.0055)
+    and t["p10_s"] == pytest.approx(0.0019)
+    and t["p90_s"] == pytest.approx(0.0091)
+  )
   assert t["n"] == 10 and t["rotations"] == 3 and t["min_s"] == pytest.approx(0.001)
   with pytest.raises(ValueError, match="warmup"):
     timing.Protocol(warmup=0)
@@ -168,7 +172,13 @@ def test_hlo_stats_of_a_handwritten_module():
   s = hlo.hlo_stats(HANDWRITTEN_HLO)
   # kernels: while, reduce (ENTRY); fusion, dot (body); compare (cond). The reduce's `add` is not one.
   assert s["opcodes"] == {"while": 1, "reduce": 1, "fusion": 1, "dot": 1, "compare": 1}
-  assert s["ops"] == 5 and s["fusions"] == 1 and s["multi_op_fusions"] == 1 and s["fusion_kinds"] == {"kLoop": 1} and s["while_loops"] == 1
+  assert (
+    s["ops"] == 5
+    and s["fusions"] == 1
+    and s["multi_op_fusions"] == 1
+    and s["fusion_kinds"] == {"kLoop": 1}
+    and s["while_loops"] == 1
+  )
   assert s["fused_instructions"] == 2  # exponential, multiply
   assert s["matmuls"] == {"dot f32,f32->f32": 1}
 
@@ -176,15 +186,22 @@ def test_hlo_stats_of_a_handwritten_module():
 def test_hlo_stats_of_a_known_jitted_function():
   compiled = jax.jit(lambda x: jnp.sin(x) * 2.0 + 1.0).lower(jnp.ones((128,))).compile()
   s = hlo.hlo_stats(compiled.as_text())
-  assert s["fusions"] == s["multi_op_fusions"] == 1 and s["ops"] == 1 and s["matmuls"] == {}  # XLA fuses the elementwise chain into one kernel
+  assert (
+    s["fusions"] == s["multi_op_fusions"] == 1 and s["ops"] == 1 and s["matmuls"] == {}
+  )  # XLA fuses the elementwise chain into one kernel
   assert s["fused_instructions"] >= 3  # sin, multiply, add (and their broadcast constants)
   c = hlo.cost(compiled)
-  assert c["flops"] == pytest.approx(256) and c["bytes_accessed"] == pytest.approx(1024)  # 2 flops/elem; 128 f32 in + out
+  assert c["flops"] == pytest.approx(256) and c["bytes_accessed"] == pytest.approx(
+    1024
+  )  # 2 flops/elem; 128 f32 in + out
   assert c["arithmetic_intensity"] == pytest.approx(0.25)
   m = hlo.memory(compiled)
   assert m["argument_bytes"] == 512 and m["output_bytes"] == 512
   closed = jax.make_jaxpr(lambda w, x: jnp.tanh(x @ w))(jnp.ones((4, 4), jnp.bfloat16), jnp.ones((2, 4), jnp.bfloat16))
-  assert hlo.jaxpr_matmul_dtypes(closed) == {"dot_general bfloat16,bfloat16->bfloat16": 1} and hlo.count_jaxpr_eqns(closed) == 2
+  assert (
+    hlo.jaxpr_matmul_dtypes(closed) == {"dot_general bfloat16,bfloat16->bfloat16": 1}
+    and hlo.count_jaxpr_eqns(closed) == 2
+  )
 
 
 def test_op_by_op_runs_every_primitive_of_a_scan():
@@ -207,12 +224,22 @@ def test_roofline_against_hand_values():
   assert r["efficiency"] == pytest.approx(0.5) and r["limited_by"] == "compute"
   # intensity 1 below the ridge: memory bound, roof = 20 GB/s x 1 = 20 GFLOP/s; 1e9 / 1.0 s = 1 GFLOP/s = 5% ... just at the overhead line
   r = roofline.roofline(flops=1e9, bytes_accessed=1e9, seconds=2.0, peak_flops=1e11, bandwidth=2e10)
-  assert r["bound"] == "memory" and r["attainable_flops_per_s"] == pytest.approx(2e10) and r["efficiency"] == pytest.approx(0.025)
+  assert (
+    r["bound"] == "memory"
+    and r["attainable_flops_per_s"] == pytest.approx(2e10)
+    and r["efficiency"] == pytest.approx(0.025)
+  )
   assert r["limited_by"] == "overhead" and r["above_roof"] is False
   # faster than the roof allows: said, not clipped (the roof did not fit this program)
   r = roofline.roofline(flops=1e9, bytes_accessed=1e9, seconds=0.01, peak_flops=1e11, bandwidth=2e10)
-  assert r["efficiency"] == pytest.approx(5.0) and r["above_roof"] is True and r["limited_by"] == "memory (above the measured roof)"
-  assert roofline.roofline(flops=None, bytes_accessed=1.0, seconds=1.0, peak_flops=1.0, bandwidth=1.0)["efficiency"] is None
+  assert (
+    r["efficiency"] == pytest.approx(5.0)
+    and r["above_roof"] is True
+    and r["limited_by"] == "memory (above the measured roof)"
+  )
+  assert (
+    roofline.roofline(flops=None, bytes_accessed=1.0, seconds=1.0, peak_flops=1.0, bandwidth=1.0)["efficiency"] is None
+  )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,21 +257,35 @@ def _model(name: str):
 @pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn", "digits_rnn"])
 def test_variants_compute_in_their_precision_and_fused_equals_unfused(name):
   model, params, x = _model(name)
-  variants, calibration = precision.build_variants(model, params, ["f32", "bf16", "int8"], calibration_inputs=[x[:8], x[8:]])
+  variants, calibration = precision.build_variants(
+    model, params, ["f32", "bf16", "int8"], calibration_inputs=[x[:8], x[8:]]
+  )
   by_name = {v.name: v for v in variants}
   assert set(by_name) == {"f32", "bf16", "int8", "int8_weights"}
-  expected = {"f32": "float32,float32->float32", "bf16": "bfloat16,bfloat16->bfloat16", "int8": "int8,int8->int32", "int8_weights": "float32,float32->float32"}
+  expected = {
+    "f32": "float32,float32->float32",
+    "bf16": "bfloat16,bfloat16->bfloat16",
+    "int8": "int8,int8->int32",
+    "int8_weights": "float32,float32->float32",
+  }
   reference = np.asarray(jax.jit(by_name["f32"].forward)(params, x))
   for v in variants:
     inputs = v.prepare(x)
     closed = jax.make_jaxpr(v.forward)(v.weights, inputs)
     kinds = {k.split(" ", 1)[1] for k in hlo.jaxpr_matmul_dtypes(closed)}
-    assert kinds == {expected[v.name]}, (v.name, kinds)  # every matmul: no silent upcast (PITFALLS: bf16 params under f32 modules)
+    assert kinds == {expected[v.name]}, (
+      v.name,
+      kinds,
+    )  # every matmul: no silent upcast (PITFALLS: bf16 params under f32 modules)
     fused = np.asarray(jax.jit(v.forward)(v.weights, inputs), np.float32)
     assert np.abs(fused - reference).max() <= INT8_OUTPUT_RTOL * np.abs(reference).max(), v.name
     unfused = np.asarray(opbyop.OpByOp(v.forward, v.weights, inputs[:4])(v.weights, inputs[:4]), np.float32)
     assert np.abs(fused[:4] - unfused).max() <= inference.FUSION_RTOL[v.name] * np.abs(unfused).max(), v.name
-  assert {layer["kind"] for layer in calibration.values()} == {"mlp": {"dense"}, "cnn": {"conv", "dense"}, "rnn": {"lstm", "dense"}}[model.__class__.__name__.lower()]
+  assert {layer["kind"] for layer in calibration.values()} == {
+    "mlp": {"dense"},
+    "cnn": {"conv", "dense"},
+    "rnn": {"lstm", "dense"},
+  }[model.__class__.__name__.lower()]
 
 
 def test_quantize_kernel_and_activation_scales():
@@ -252,10 +293,17 @@ def test_quantize_kernel_and_activation_scales():
   q, scale = quantize.quantize_kernel(w)
   assert q.dtype == np.int8 and scale == pytest.approx([0.5 / 127, 2.0 / 127])
   assert np.abs(q * scale - w).max() <= scale.max() / 2 + 1e-7  # round to nearest: at most half a step
-  stats = {"max": 2.54, "percentile": 1.27, "channel_max": np.array([2.54, 0.0, 1.27]), "channel_percentile": np.array([1.27, 0.0, 0.635])}
+  stats = {
+    "max": 2.54,
+    "percentile": 1.27,
+    "channel_max": np.array([2.54, 0.0, 1.27]),
+    "channel_percentile": np.array([1.27, 0.0, 0.635]),
+  }
   assert quantize.activation_scale(stats, method="max", granularity="tensor") == pytest.approx([0.02] * 3)
   # a channel never active in calibration takes the tensor's scale instead of 0 (no division by zero)
-  assert quantize.activation_scale(stats, method="percentile", granularity="channel") == pytest.approx([0.01, 0.01, 0.005])
+  assert quantize.activation_scale(stats, method="percentile", granularity="channel") == pytest.approx(
+    [0.01, 0.01, 0.005]
+  )
   with pytest.raises(ValueError):
     quantize.activation_scale(stats, method="entropy", granularity="tensor")
 
@@ -279,19 +327,36 @@ def test_int8_dense_matches_the_integer_arithmetic_by_hand():
 def test_bad_flags_are_one_line_config_errors(tmp_path):
   config = jaxflow.load_config(config_path("digits_mlp.py"))
   workdir = tmp_path / "never"
-  for kw, flag in (({"batch_sizes": "1,x"}, "--batch-sizes"), ({"batch_sizes": "0"}, "--batch-sizes"), ({"batch_sizes": ""}, "--batch-sizes"),
-                   ({"precisions": "f32,fp8"}, "--precisions"), ({"precisions": ","}, "--precisions")):
+  for kw, flag in (
+    ({"batch_sizes": "1,x"}, "--batch-sizes"),
+    ({"batch_sizes": "0"}, "--batch-sizes"),
+    ({"batch_sizes": ""}, "--batch-sizes"),
+    ({"precisions": "f32,fp8"}, "--precisions"),
+    ({"precisions": ","}, "--precisions"),
+  ):
     with pytest.raises(ConfigError) as e:
       run_profile(config, str(workdir), **kw)
     assert flag in str(e.value) and "allowed" in str(e.value) and "\n" not in str(e.value)
   assert not workdir.exists()
-  assert parse_batch_sizes("256, 1,32,1") == [1, 32, 256] and precision.parse_precisions("int8,bf16") == ["f32", "int8", "bf16"]
+  assert parse_batch_sizes("256, 1,32,1") == [1, 32, 256] and precision.parse_precisions("int8,bf16") == [
+    "f32",
+    "int8",
+    "bf16",
+  ]
 
 
 def test_cli_bad_flag_exits_2(tmp_path, capsys):
   from jaxflow import cli
 
-  code = cli.main(["jaxflow", "profile", f"--config={config_path('digits_mlp.py')}", f"--workdir={tmp_path / 'w'}", "--precisions=f64"])
+  code = cli.main(
+    [
+      "jaxflow",
+      "profile",
+      f"--config={config_path('digits_mlp.py')}",
+      f"--workdir={tmp_path / 'w'}",
+      "--precisions=f64",
+    ]
+  )
   err = capsys.readouterr().err.strip()
   assert code == 2 and len(err.splitlines()) == 1 and "--precisions" in err and "f32, bf16, int8" in err
   assert not (tmp_path / "w").exists()
@@ -310,7 +375,16 @@ def test_compare_refuses_a_folder_without_a_report(tmp_path):
 def profiled(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("profile") / "mlp")
   config = jaxflow.load_config(config_path("digits_mlp.py"), ["train.epochs=3"])
-  report = run_profile(config, workdir, batch_sizes="1,8", precisions="f32,bf16,int8", trace=True, quiet=True, protocol=timing.QUICK, quick_peaks=True)
+  report = run_profile(
+    config,
+    workdir,
+    batch_sizes="1,8",
+    precisions="f32,bf16,int8",
+    trace=True,
+    quiet=True,
+    protocol=timing.QUICK,
+    quick_peaks=True,
+  )
   return workdir, report
 
 
@@ -319,19 +393,40 @@ def test_report_files_and_schema(profiled):
   workdir, report = profiled
   on_disk = json.load(open(os.path.join(workdir, "report.json")))
   assert on_disk["schema"] == "jaxflow.profile" and on_disk["schema_version"] == 1
-  for key in ("config", "config_hash", "model", "problem", "weights", "protocol", "environment", "devices", "not_applicable", "trace"):
+  for key in (
+    "config",
+    "config_hash",
+    "model",
+    "problem",
+    "weights",
+    "protocol",
+    "environment",
+    "devices",
+    "not_applicable",
+    "trace",
+  ):
     assert key in on_disk, key
   assert on_disk["environment"]["versions"]["jax"] == jax.__version__ and "xla_flags" in on_disk["environment"]
   assert on_disk["weights"]["source"] == "trained" and os.path.isdir(os.path.join(workdir, "train", "checkpoints"))
   device = on_disk["devices"][0]
   assert device["name"].startswith("cpu:0") and report["devices"][0]["name"] == device["name"]
-  assert {(r["precision"], r["batch_size"]) for r in device["inference"]} == {(p, b) for p in ("f32", "bf16", "int8", "int8_weights") for b in (1, 8)}
+  assert {(r["precision"], r["batch_size"]) for r in device["inference"]} == {
+    (p, b) for p in ("f32", "bf16", "int8", "int8_weights") for b in (1, 8)
+  }
   for row in device["inference"]:
     assert row["fused_vs_unfused"]["within_tolerance"], row["fused_vs_unfused"]  # the honesty check, on every row
-    assert row["fused_vs_eager"]["within_tolerance"] and row["jaxpr"]["dispatched_per_call"] >= row["jaxpr"]["primitives"]
-    assert set(row["timings"]) == {"eager", "unfused", "nofusion", "jit", "aot"} and all(t["p10_s"] <= t["median_s"] <= t["p90_s"] for t in row["timings"].values())
-    assert row["nofusion"]["hlo"]["multi_op_fusions"] == 0 and row["nofusion"]["vs_fused"]["within_tolerance"]  # really unfused, same result
-    assert row["cost"]["flops"] > 0 and row["hlo"]["ops"] >= row["hlo"]["fusions"] >= 1 and row["compile"]["compile_s"] > 0
+    assert (
+      row["fused_vs_eager"]["within_tolerance"] and row["jaxpr"]["dispatched_per_call"] >= row["jaxpr"]["primitives"]
+    )
+    assert set(row["timings"]) == {"eager", "unfused", "nofusion", "jit", "aot"} and all(
+      t["p10_s"] <= t["median_s"] <= t["p90_s"] for t in row["timings"].values()
+    )
+    assert (
+      row["nofusion"]["hlo"]["multi_op_fusions"] == 0 and row["nofusion"]["vs_fused"]["within_tolerance"]
+    )  # really unfused, same result
+    assert (
+      row["cost"]["flops"] > 0 and row["hlo"]["ops"] >= row["hlo"]["fusions"] >= 1 and row["compile"]["compile_s"] > 0
+    )
     assert row["fusion_speedup"]["unfused_over_aot"] > 1  # op by op is slower than the fused program
     assert row["memory"]["argument_bytes"] > 0 and row["roofline"]["intensity"] > 0
   assert device["autotune"]["applicable"] is False and "XLA:CPU has no kernel autotuner" in device["autotune"]["reason"]
@@ -339,7 +434,9 @@ def test_report_files_and_schema(profiled):
   assert 0 <= training["host_fed"]["input_share_serial"] <= 1
   step = training["step"]  # examples/s is the batch over the reported (median) step time
   assert step["median_s"] * step["examples_per_s"] == pytest.approx(training["batch_size"], rel=0.01)
-  timed = [step, *training["host_fed"]["timings"].values()] + [training[k]["timing"] for k in ("async", "dispatch_k") if "timing" in training.get(k, {})]
+  timed = [step, *training["host_fed"]["timings"].values()] + [
+    training[k]["timing"] for k in ("async", "dispatch_k") if "timing" in training.get(k, {})
+  ]
   for t in timed:  # every timed row: ordered quantiles over its repeats
     assert 0 < t["min_s"] <= t["p10_s"] <= t["median_s"] <= t["p90_s"] and t["n"] >= timing.QUICK.min_repeats, t
   # Multi-stream: one entry per batch size measured (the smallest and largest), each gain the ratio of
@@ -347,19 +444,35 @@ def test_report_files_and_schema(profiled):
   assert sorted(m["batch_size"] for m in device["multistream"]) == [1, 8]
   for m in device["multistream"]:
     a = m["async_dispatch"]
-    assert a["gain"] == pytest.approx(a["synced_per_batch_s"] / a["dispatched_per_batch_s"], rel=1e-9) and a["synced_per_batch_s"] > 0
+    assert (
+      a["gain"] == pytest.approx(a["synced_per_batch_s"] / a["dispatched_per_batch_s"], rel=1e-9)
+      and a["synced_per_batch_s"] > 0
+    )
     assert a["synced_per_batch_s"] * m["k"] == pytest.approx(m["timings"]["synced"]["median_s"], rel=1e-9)
     assert all(0 < t["p10_s"] <= t["median_s"] <= t["p90_s"] for t in m["timings"].values())
   md = open(os.path.join(workdir, "report.md")).read()
-  for heading in ("## Findings", "### Inference latency", "### Cost, roofline and memory", "### Training", "### Multi-stream", "## Not applicable here", "## Trace"):
+  for heading in (
+    "## Findings",
+    "### Inference latency",
+    "### Cost, roofline and memory",
+    "### Training",
+    "### Multi-stream",
+    "## Not applicable here",
+    "## Trace",
+  ):
     assert heading in md, heading
-  assert "| precision | batch | eager model code (no jit) | unfused (op by op) | compiled, no fusion | jit | AOT compiled |" in md
+  assert (
+    "| precision | batch | eager model code (no jit) | unfused (op by op) | compiled, no fusion | jit | AOT compiled |"
+    in md
+  )
   for name, rel in on_disk["plots"].items():
     path = os.path.join(workdir, rel)
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
     with Image.open(path) as image:
-      assert image.size[0] >= 400 and image.size[1] >= 300 and len(np.unique(np.asarray(image.convert("L")))) > 20, name  # drawn, not blank
+      assert image.size[0] >= 400 and image.size[1] >= 300 and len(np.unique(np.asarray(image.convert("L")))) > 20, (
+        name
+      )  # drawn, not blank
 
 
 @pytest.mark.slow
@@ -369,9 +482,14 @@ def test_int8_and_bf16_accuracy_within_stated_tolerance(profiled):
   assert acc["f32"]["value"] > 0.8  # trained weights on the real test split (360 digits)
   for name in ("int8", "int8_weights", "bf16"):
     assert abs(acc[name]["change_vs_f32"]) <= INT8_ACCURACY_POINTS, (name, acc[name])
-    assert acc[name]["max_abs_output_diff"] <= INT8_OUTPUT_RTOL * acc[name]["max_abs_reference_output"], (name, acc[name])
+    assert acc[name]["max_abs_output_diff"] <= INT8_OUTPUT_RTOL * acc[name]["max_abs_reference_output"], (
+      name,
+      acc[name],
+    )
   choices = report["devices"][0]["calibration"]["choices"]
-  assert {(c["granularity"], c["method"]) for c in choices} == {(g, m) for g in ("tensor", "channel") for m in ("max", "percentile")}
+  assert {(c["granularity"], c["method"]) for c in choices} == {
+    (g, m) for g in ("tensor", "channel") for m in ("max", "percentile")
+  }
 
 
 @pytest.mark.slow
@@ -409,12 +527,21 @@ def test_compare_two_reports(profiled, tmp_path, capsys):
   md = compare.compare_reports(workdir, str(other))
   assert "A cpu:0" in md and "B gpu:0 Pretend GPU" in md and "Same config" in md
   assert "(4.00x)" in md  # B's AOT time relative to A's first column
-  for heading in ("## Peaks", "## Inference latency", "## Test metric by precision", "## Training", "## Multi-stream", "## Kernel auto-tuning"):
+  for heading in (
+    "## Peaks",
+    "## Inference latency",
+    "## Test metric by precision",
+    "## Training",
+    "## Multi-stream",
+    "## Kernel auto-tuning",
+  ):
     assert heading in md
   fake["config_hash"] = "0" * 64
   fake["config"]["optim"]["lr"] = 0.5
   json.dump(fake, open(other / "report.json", "w"))
-  assert "different configs" in compare.compare_reports(workdir, str(other)) and "optim.lr" in compare.compare_reports(workdir, str(other))
+  assert "different configs" in compare.compare_reports(workdir, str(other)) and "optim.lr" in compare.compare_reports(
+    workdir, str(other)
+  )
   from jaxflow import (
     cli,  # the verb: `jaxflow profile compare A B` prints the same Markdown
   )

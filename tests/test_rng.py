@@ -106,4 +106,3 @@ def test_step_key_equals_fold_in_eager_and_traced():
   keys = [key_bits(rng.step_key(stream, s)) for s in range(4)]
   assert all(a != b for a, b in itertools.combinations(keys, 2))
   assert jax.dtypes.issubdtype(rng.step_key(stream, 0).dtype, jax.dtypes.prng_key)
-

@@ -161,13 +161,18 @@ def test_padding_values_do_not_change_outputs(cell, bidirectional, head):
   pad = np.arange(TIME)[None, :] >= LENGTHS[:, None]  # [batch, time]
   garbage = jnp.where(pad[..., None], 100.0 * sequences(3, seed=7), x)
   assert not np.array_equal(garbage, x)
-  (out, final), (out_garbage, final_garbage) = run_final(model, variables, padded(x)), run_final(model, variables, padded(garbage))
+  (out, final), (out_garbage, final_garbage) = (
+    run_final(model, variables, padded(x)),
+    run_final(model, variables, padded(garbage)),
+  )
   valid = slice(None) if head == "many_to_one" else ~pad
   np.testing.assert_allclose(np.asarray(out)[valid], np.asarray(out_garbage)[valid], rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(final, final_garbage, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell, bidirectional", [("lstm", True), ("gru", False), ("simple", False)], ids=["lstm-bi", "gru-uni", "simple-uni"])
+@pytest.mark.parametrize(
+  "cell, bidirectional", [("lstm", True), ("gru", False), ("simple", False)], ids=["lstm-bi", "gru-uni", "simple-uni"]
+)
 def test_gradients_match_finite_differences(cell, bidirectional):
   """Reverse-mode gradients through the length masking (and both directions, for the LSTM), in float64."""
   with jax.enable_x64(True):
@@ -222,7 +227,12 @@ def test_registry_builds_digits_rnn():
   config = digits_rnn.get_config()
   model = create_model(config.model, output_dim=10)
   assert isinstance(model, RNN)
-  assert (model.cell, tuple(model.hidden_sizes), model.bidirectional, model.head) == ("lstm", (128,), False, "many_to_one")
+  assert (model.cell, tuple(model.hidden_sizes), model.bidirectional, model.head) == (
+    "lstm",
+    (128,),
+    False,
+    "many_to_one",
+  )
   assert model.dropout_rate == config.model.dropout_rate > 0
   params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
   assert set(params) == {"rnn_0", "head"}
@@ -232,10 +242,10 @@ def test_registry_builds_digits_rnn():
 
 def test_registry_rejects_bad_rnn_fields():
   for field, value, says in (
-      ("rnn_cell", "transformer", "allowed: lstm, gru, simple"),
-      ("rnn_head", "one_to_many", "allowed: many_to_one, many_to_many"),
-      ("rnn_hidden", (), "non-empty tuple of positive ints"),
-      ("rnn_hidden", (64, 0), "non-empty tuple of positive ints"),
+    ("rnn_cell", "transformer", "allowed: lstm, gru, simple"),
+    ("rnn_head", "one_to_many", "allowed: many_to_one, many_to_many"),
+    ("rnn_hidden", (), "non-empty tuple of positive ints"),
+    ("rnn_hidden", (64, 0), "non-empty tuple of positive ints"),
   ):
     config = digits_rnn.get_config().model
     config[field] = value

@@ -89,7 +89,9 @@ def test_unknown_stream_is_refused(vary, says):
 
 def test_cli_bad_seeds_input_is_one_line_and_writes_nothing(tmp_path, capsys):
   workdir = tmp_path / "never"
-  code = cli.main(["jaxflow", "seeds", f"--config={config_path('digits_mlp.py')}", "--vary=wind", f"--workdir={workdir}"])
+  code = cli.main(
+    ["jaxflow", "seeds", f"--config={config_path('digits_mlp.py')}", "--vary=wind", f"--workdir={workdir}"]
+  )
   err = capsys.readouterr().err.strip()
   assert code == 2 and "--vary=wind" in err and "\n" not in err and not workdir.exists()
 
@@ -103,7 +105,10 @@ def two_modes(tmp_path_factory):
   config = tiny()
   out = {}
   for mode in ("vmap", "sequential"):
-    out[mode] = (str(root / mode), seeds_lib.run_seeds(config, str(root / mode), seeds=3, vary="init,dropout", mode=mode))
+    out[mode] = (
+      str(root / mode),
+      seeds_lib.run_seeds(config, str(root / mode), seeds=3, vary="init,dropout", mode=mode),
+    )
   return out
 
 
@@ -113,7 +118,9 @@ def test_vmap_and_sequential_give_the_same_seeds(two_modes):
   for v, s in zip(vmapped["sweeps"][0]["seeds"], sequential["sweeps"][0]["seeds"]):
     assert v["status"] == s["status"] == "completed"
     assert round(v["final"], 3) == round(s["final"], 3)
-    assert max_param_diff(latest_params(v["workdir"]), latest_params(s["workdir"])) <= 1e-5  # the same math, other rounding (batched matmuls)
+    assert (
+      max_param_diff(latest_params(v["workdir"]), latest_params(s["workdir"])) <= 1e-5
+    )  # the same math, other rounding (batched matmuls)
   assert len({r["final"] for r in vmapped["sweeps"][0]["seeds"]}) > 1  # the seeds do differ
 
 
@@ -125,7 +132,9 @@ def test_report_a_reader_opens(two_modes):
     assert open(os.path.join(workdir, "plots", png), "rb").read(8) == PNG
   sweep = report["sweeps"][0]
   finals = [r["final"] for r in sweep["seeds"]]
-  assert sweep["final"]["mean"] == pytest.approx(np.mean(finals)) and sweep["final"]["std"] == pytest.approx(np.std(finals, ddof=1))
+  assert sweep["final"]["mean"] == pytest.approx(np.mean(finals)) and sweep["final"]["std"] == pytest.approx(
+    np.std(finals, ddof=1)
+  )
   assert sweep["curves"]["epochs"] == [1, 2] and len(sweep["curves"]["per_seed"]) == 3
   assert sweep["seeds_needed"]["n"] == stats.seeds_needed(sweep["final"]["std"], 0.005)
   assert report["mode"]["mode"] == "vmap"
@@ -141,10 +150,15 @@ def test_each_seed_is_a_normal_run_and_a_rerun_skips_finished_seeds(two_modes):
   stamp = os.path.getmtime(os.path.join(first, "summary.json"))
   again = seeds_lib.run_seeds(tiny(), workdir, seeds=3, vary="init,dropout", mode="sequential")
   assert os.path.getmtime(os.path.join(first, "summary.json")) == stamp  # not trained again
-  assert [r["params_sha256"] for r in again["sweeps"][0]["seeds"]] == [r["params_sha256"] for r in report["sweeps"][0]["seeds"]]
+  assert [r["params_sha256"] for r in again["sweeps"][0]["seeds"]] == [
+    r["params_sha256"] for r in report["sweeps"][0]["seeds"]
+  ]
   # A seed's run resumes like any run: `jaxflow.train` on its config finds it finished.
   summary = jaxflow.train(seeds_lib.seed_config(tiny(), 0, ("init", "dropout")), first, quiet=True)
-  assert summary["resumed_from_step"] == summary["steps"] and summary["params_sha256"] == report["sweeps"][0]["seeds"][0]["params_sha256"]
+  assert (
+    summary["resumed_from_step"] == summary["steps"]
+    and summary["params_sha256"] == report["sweeps"][0]["seeds"][0]["params_sha256"]
+  )
 
 
 @pytest.mark.slow
@@ -160,7 +174,9 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
   assert "sequential" in choice["why"] and "vmap" in choice["why"]
   # The winner ran the timed programs; its seeds are bitwise those of the same mode chosen by hand.
   _, by_hand = two_modes[choice["mode"]]
-  assert [r["params_sha256"] for r in report["sweeps"][0]["seeds"]] == [r["params_sha256"] for r in by_hand["sweeps"][0]["seeds"]]
+  assert [r["params_sha256"] for r in report["sweeps"][0]["seeds"]] == [
+    r["params_sha256"] for r in by_hand["sweeps"][0]["seeds"]
+  ]
   again = seeds_lib.run_seeds(tiny(), str(tmp_path / "a"), seeds=3, vary="init,dropout", mode="auto")
   assert "finished" in again["mode"]["why"] and "nothing was trained or timed" in again["mode"]["why"]
   assert again["mode"]["mode"] == choice["mode"] and again["mode"]["timings"] == timings  # how they were trained
@@ -169,7 +185,9 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
   other = seeds_lib.run_seeds(tiny(), str(tmp_path / "b"), seeds=3, vary="data", mode="auto")
   assert other["mode"]["cached"] is True and other["mode"]["timings"] == timings
   # From the cache nothing is compiled yet: each candidate costs its compile plus its steps.
-  predicted = {m: t["compile_seconds"] + t["seconds_per_step_all_seeds"] * t["steps_per_epoch"] * 2 for m, t in timings.items()}
+  predicted = {
+    m: t["compile_seconds"] + t["seconds_per_step_all_seeds"] * t["steps_per_epoch"] * 2 for m, t in timings.items()
+  }
   assert other["mode"]["mode"] == min(predicted, key=predicted.get)
   assert str(cache) in other["mode"]["why"]
   monkeypatch.setenv("JAXFLOW_SEEDS_MODE_CACHE", "off")
@@ -181,7 +199,9 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
 def test_auto_on_a_one_step_model_checks_the_evaluation_pass_first():
   """A conv model on CPU runs one step per dispatch: auto times each candidate's evaluation pass first and
   steps only the candidates whose forward pass is not already a clear loser."""
-  config = jaxflow.load_config(config_path("digits_cnn.py"), ["train.epochs=1", "model.conv_features=(8,)", "model.widths=(16,)"])
+  config = jaxflow.load_config(
+    config_path("digits_cnn.py"), ["train.epochs=1", "model.conv_features=(8,)", "model.widths=(16,)"]
+  )
   choice = seeds_lib.seeds_timing.choose_mode(config, 4, loop.Compiled())
   timings = choice["timings"]
   fastest_eval = min(t["eval_seconds_all_seeds"] for t in timings.values())
@@ -191,7 +211,9 @@ def test_auto_on_a_one_step_model_checks_the_evaluation_pass_first():
       assert f"{name} not stepped" in choice["why"] and name != choice["mode"]
     else:
       assert t["timed_calls"] >= 1 and t["seconds_per_step_all_seeds"] > 0
-  assert timings[choice["mode"]]["seconds_per_step_all_seeds"] == min(t["seconds_per_step_all_seeds"] for t in timings.values() if not t.get("pruned"))
+  assert timings[choice["mode"]]["seconds_per_step_all_seeds"] == min(
+    t["seconds_per_step_all_seeds"] for t in timings.values() if not t.get("pruned")
+  )
 
 
 @pytest.mark.slow

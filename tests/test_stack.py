@@ -53,6 +53,8 @@ def test_bad_stages(stages):
 
 
 def test_hybrid_trains_end_to_end(tmp_path):
-  summary = jaxflow.train(jaxflow.load_config(config_path("digits_conv_lstm.py:test")), str(tmp_path / "hybrid"), quiet=True)
+  summary = jaxflow.train(
+    jaxflow.load_config(config_path("digits_conv_lstm.py:test")), str(tmp_path / "hybrid"), quiet=True
+  )
   assert summary["steps_per_dispatch"] == 1  # a stack with a conv stage follows the CPU conv rule
   assert summary["final"]["eval"]["accuracy"] > 0.5

@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 
 import jaxflow
-from jaxflow.training import checkpoints, state as state_lib
+from jaxflow.training import checkpoints
+from jaxflow.training import state as state_lib
 from jaxflow.training.loop import NonFiniteLossError
 from tests.conftest import config_path
 
-TINY = ["model.widths=(32,)", "train.batch_size=128", "train.log_every=5", "checkpoint.every_epochs=1", "train.histogram_every=1"]
+TINY = [
+  "model.widths=(32,)",
+  "train.batch_size=128",
+  "train.log_every=5",
+  "checkpoint.every_epochs=1",
+  "train.histogram_every=1",
+]
 
 
 def tiny_config(*overrides: str):
@@ -77,10 +84,14 @@ def test_tensorboard_reads_back(mlp_run):
   from tensorboard.backend.event_processing import event_accumulator
 
   workdir, _, _ = mlp_run
-  acc = event_accumulator.EventAccumulator(os.path.join(workdir, "tb"), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0})
+  acc = event_accumulator.EventAccumulator(
+    os.path.join(workdir, "tb"), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0}
+  )
   acc.Reload()
   tags = acc.Tags()
-  assert {"train/loss", "train/accuracy", "train/lr", "train/grad_norm", "eval/loss", "eval/accuracy"} <= set(tags["scalars"])
+  assert {"train/loss", "train/accuracy", "train/lr", "train/grad_norm", "eval/loss", "eval/accuracy"} <= set(
+    tags["scalars"]
+  )
   assert {"params/dense_0/kernel", "params/head/bias"} <= set(tags["histograms"])
   records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   eval_acc = [r["accuracy"] for r in records if r["split"] == "eval"]
@@ -152,8 +163,13 @@ def test_seed_streams_change_results(mlp_run, tmp_path):
 def test_early_stopping_restores_best(tmp_path):
   """A learning rate too small to move accuracy: stop after `patience` flat epochs, end on the best."""
   config = tiny_config(
-      "train.epochs=20", "optim.lr=1e-9", "optim.schedule=constant", "optim.warmup_steps=0",
-      "train.early_stopping.enabled=True", "train.early_stopping.patience=2", "train.early_stopping.min_delta=0.01",
+    "train.epochs=20",
+    "optim.lr=1e-9",
+    "optim.schedule=constant",
+    "optim.warmup_steps=0",
+    "train.early_stopping.enabled=True",
+    "train.early_stopping.patience=2",
+    "train.early_stopping.min_delta=0.01",
   )
   workdir = str(tmp_path / "es")
   summary = jaxflow.train(config, workdir, quiet=True)
@@ -176,11 +192,17 @@ def test_early_stopping_restores_best(tmp_path):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   """An lr that grows 1e12x per epoch: epoch 1 is fine and checkpointed, then the loss blows up."""
   config = tiny_config(
-      "train.epochs=5", "optim.name=sgd", "optim.lr=0.01", "optim.schedule=exponential",
-      "optim.decay_rate=1e12", "optim.warmup_steps=0",
+    "train.epochs=5",
+    "optim.name=sgd",
+    "optim.lr=0.01",
+    "optim.schedule=exponential",
+    "optim.decay_rate=1e12",
+    "optim.warmup_steps=0",
   )
   workdir = str(tmp_path / "nan")
-  with pytest.raises(NonFiniteLossError, match=r"non-finite training loss (nan|inf) at step \d+ \(epoch [2-5]\)") as info:
+  with pytest.raises(
+    NonFiniteLossError, match=r"non-finite training loss (nan|inf) at step \d+ \(epoch [2-5]\)"
+  ) as info:
     jaxflow.train(config, workdir, quiet=True)
   assert "Last good checkpoint: step" in str(info.value)
   assert not os.path.exists(os.path.join(workdir, "summary.json"))
@@ -195,13 +217,16 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "overrides, expected",
-    [
-        # A whole epoch per dispatch: one fused program, plus the final evaluation.
-        ((), {"init": 1, "train_epoch": 1, "eval_chunk": 1, "train_chunk": 0, "epoch_indices": 0}),
-        # 4 steps per dispatch over 11-step epochs: chunks of 4, 4, 3 -> two train_chunk programs.
-        (("train.steps_per_dispatch=4",), {"init": 1, "train_epoch": 0, "eval_chunk": 1, "train_chunk": 2, "epoch_indices": 1}),
-    ],
+  "overrides, expected",
+  [
+    # A whole epoch per dispatch: one fused program, plus the final evaluation.
+    ((), {"init": 1, "train_epoch": 1, "eval_chunk": 1, "train_chunk": 0, "epoch_indices": 0}),
+    # 4 steps per dispatch over 11-step epochs: chunks of 4, 4, 3 -> two train_chunk programs.
+    (
+      ("train.steps_per_dispatch=4",),
+      {"init": 1, "train_epoch": 0, "eval_chunk": 1, "train_chunk": 2, "epoch_indices": 1},
+    ),
+  ],
 )
 def test_each_program_compiles_once(tmp_path, caplog, overrides, expected):
   """Three epochs: nothing recompiles between epochs."""
@@ -220,20 +245,22 @@ def test_each_program_compiles_once(tmp_path, caplog, overrides, expected):
 
 
 @pytest.mark.parametrize(
-    "overrides, metric",
-    [
-        (("problem.kind=binary", "problem.positive_labels=(0,1,2,3,4)"), "accuracy"),
-        (("problem.kind=binary", "problem.positive_labels=(0,1,2,3,4)", "loss=mse"), "accuracy"),
-        (("problem.kind=regression", "train.monitor=eval/mae", "train.monitor_mode=min"), "mae"),
-        (("problem.kind=regression", "loss=mae", "train.monitor=eval/loss", "train.monitor_mode=min"), "mae"),
-    ],
+  "overrides, metric",
+  [
+    (("problem.kind=binary", "problem.positive_labels=(0,1,2,3,4)"), "accuracy"),
+    (("problem.kind=binary", "problem.positive_labels=(0,1,2,3,4)", "loss=mse"), "accuracy"),
+    (("problem.kind=regression", "train.monitor=eval/mae", "train.monitor_mode=min"), "mae"),
+    (("problem.kind=regression", "loss=mae", "train.monitor=eval/loss", "train.monitor_mode=min"), "mae"),
+  ],
 )
 def test_problem_kinds_train(tmp_path, overrides, metric):
   """The head, loss and metrics follow problem.kind; each kind learns something in 10 epochs."""
   config = tiny_config("train.epochs=10", "optim.warmup_steps=0", "optim.schedule=constant", *overrides)
   summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)
   final = summary["final"]["eval"]
-  assert set(final) == ({"loss", "accuracy", "balanced_accuracy", "macro_f1"} if metric == "accuracy" else {"loss", "mae"})
+  assert set(final) == (
+    {"loss", "accuracy", "balanced_accuracy", "macro_f1"} if metric == "accuracy" else {"loss", "mae"}
+  )
   if metric == "accuracy":  # binary: a 2 x 2 confusion matrix over the whole test split
     assert np.array(summary["final"]["confusion"]).shape == (2, 2) and np.sum(summary["final"]["confusion"]) == 360
   assert summary["num_params"] == 64 * 32 + 32 + 32 * 1 + 1  # a one-unit head

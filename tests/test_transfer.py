@@ -56,7 +56,9 @@ def test_frozen_layers_unchanged_others_trained(pretrained, tmp_path):
 def test_reinit_head_starts_from_fresh_initialization(pretrained, tmp_path):
   """With every layer frozen but the head, dense layers equal the source and the head differs."""
   workdir = str(tmp_path / "head_only")
-  jaxflow.train(finetune_config(pretrained, "freeze=('dense',)", "reinit=('head',)", "optim.lr=1e-9"), workdir, quiet=True)
+  jaxflow.train(
+    finetune_config(pretrained, "freeze=('dense',)", "reinit=('head',)", "optim.lr=1e-9"), workdir, quiet=True
+  )
   source, tuned = params_of(pretrained, checkpoints.BEST), params_of(workdir)
   np.testing.assert_array_equal(tuned["dense_1"]["kernel"], source["dense_1"]["kernel"])
   # lr 1e-9: the head barely moves, so a difference from the source means it was re-initialized.
@@ -64,13 +66,13 @@ def test_reinit_head_starts_from_fresh_initialization(pretrained, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (("model.widths=(64,16)",), r"config.init_from: layers do not match \(dense_0: shapes .*\(64,\)"),
-        (("freeze=('conv',)",), r"config.freeze names no layer of the model \(conv\); its layers: dense_0, dense_1, head"),
-        (("reinit=('lstm',)",), r"config.reinit names no layer"),
-        (("data.classes=(5,12)",), r"config.data.classes=\(5, 12\) must be dataset labels in 0..9"),
-    ],
+  "overrides, message",
+  [
+    (("model.widths=(64,16)",), r"config.init_from: layers do not match \(dense_0: shapes .*\(64,\)"),
+    (("freeze=('conv',)",), r"config.freeze names no layer of the model \(conv\); its layers: dense_0, dense_1, head"),
+    (("reinit=('lstm',)",), r"config.reinit names no layer"),
+    (("data.classes=(5,12)",), r"config.data.classes=\(5, 12\) must be dataset labels in 0..9"),
+  ],
 )
 def test_transfer_errors(pretrained, tmp_path, overrides, message):
   with pytest.raises(jaxflow.ConfigError, match=message):

@@ -88,14 +88,19 @@ def test_closed_form_gradient_equals_autodiff_through_the_cholesky():
   with jax.enable_x64(True):
     raw = {"lengthscales": jnp.asarray(rng.normal(size=8)), "amplitude": jnp.asarray(0.3), "noise": jnp.asarray(-1.0)}
     for prior in (None, gp.LENGTHSCALE_PRIOR):
+
       def loss(r, prior=prior):
         p = gp.constrain(r)
-        return gp.neg_log_marginal_likelihood(p, x, y, mask) + (0.0 if prior is None else gp.log_prior_penalty(p, dims, prior))
+        return gp.neg_log_marginal_likelihood(p, x, y, mask) + (
+          0.0 if prior is None else gp.log_prior_penalty(p, dims, prior)
+        )
 
       value, grads, nll = gp.loss_and_grad(raw, x, y, mask, dims, prior)
       auto = jax.grad(loss)(raw)
       assert float(value) == pytest.approx(float(loss(raw)), rel=1e-12)
-      assert float(nll) == pytest.approx(float(gp.neg_log_marginal_likelihood(gp.constrain(raw), x, y, mask)), rel=1e-12)
+      assert float(nll) == pytest.approx(
+        float(gp.neg_log_marginal_likelihood(gp.constrain(raw), x, y, mask)), rel=1e-12
+      )
       for k in raw:
         np.testing.assert_allclose(np.asarray(grads[k]), np.asarray(auto[k]), rtol=1e-8, atol=1e-10)
 
@@ -128,7 +133,9 @@ def test_expected_improvement_and_ucb_closed_forms():
   z = (best - mean) / std
   expected = (best - mean) * scipy_stats.norm.cdf(z) + std * scipy_stats.norm.pdf(z)
   np.testing.assert_allclose(ei, expected, rtol=1e-10)
-  assert acquisition.score("ei", np.array([0.0]), np.array([1.0]), best=0.0, xi=0.0)[0] == pytest.approx(1 / math.sqrt(2 * math.pi))
+  assert acquisition.score("ei", np.array([0.0]), np.array([1.0]), best=0.0, xi=0.0)[0] == pytest.approx(
+    1 / math.sqrt(2 * math.pi)
+  )
   np.testing.assert_allclose(acquisition.score("ucb", mean, std, best=best, beta=2.0), -(mean - 2 * std))
 
 
@@ -149,8 +156,12 @@ def test_a_batch_of_proposals_is_distinct_kriging_believer():
 
 def test_space_sampling_ranges_scales_integers_categoricals_conditionals():
   sp = S.Space(
-      S.log_uniform("lr", 1e-4, 1e-1), S.uniform("drop", 0.0, 0.5), S.integer("bs", 32, 256, log=True), S.integer("layers", 1, 3),
-      S.categorical("opt", ["adam", "momentum", "sgd"]), S.uniform("mom", 0.5, 0.99, when={"opt": "momentum"}),
+    S.log_uniform("lr", 1e-4, 1e-1),
+    S.uniform("drop", 0.0, 0.5),
+    S.integer("bs", 32, 256, log=True),
+    S.integer("layers", 1, 3),
+    S.categorical("opt", ["adam", "momentum", "sgd"]),
+    S.uniform("mom", 0.5, 0.99, when={"opt": "momentum"}),
   )
   points = sp.assignments(sp.sample_unit("random", 0, 3000, seed=0))
   lr = np.array([p["lr"] for p in points])
@@ -158,9 +169,13 @@ def test_space_sampling_ranges_scales_integers_categoricals_conditionals():
   assert np.median(np.log10(lr)) == pytest.approx(-2.5, abs=0.1)  # log-uniform: the median is the geometric mean
   assert all(0 <= p["drop"] <= 0.5 for p in points)
   bs = [p["bs"] for p in points]
-  assert all(isinstance(b, int) and 32 <= b <= 256 for b in bs) and np.median(bs) == pytest.approx(math.sqrt(32 * 256), rel=0.1)
+  assert all(isinstance(b, int) and 32 <= b <= 256 for b in bs) and np.median(bs) == pytest.approx(
+    math.sqrt(32 * 256), rel=0.1
+  )
   counts = np.bincount([p["layers"] for p in points])[1:]
-  assert set(p["layers"] for p in points) == {1, 2, 3} and counts.min() > 0.28 * len(points)  # each integer equally likely
+  assert set(p["layers"] for p in points) == {1, 2, 3} and counts.min() > 0.28 * len(
+    points
+  )  # each integer equally likely
   opts = {o: sum(p["opt"] == o for p in points) for o in ("adam", "momentum", "sgd")}
   assert min(opts.values()) > 0.28 * len(points)
   assert all(("mom" in p) == (p["opt"] == "momentum") for p in points)  # momentum only for its optimizer
@@ -184,22 +199,30 @@ def test_grid_sobol_halton_cover_the_space():
     u = sp.sample_unit(method, 0, 64, seed=3)
     cells = {(int(a * 8), int(b * 8)) for a, b in u[:, :2]}
     assert len(cells) >= 0.6 * 64, method  # low discrepancy: far more 8x8 cells hit than random's ~63%
-    np.testing.assert_array_equal(sp.sample_unit(method, 10, 5, seed=3), u[10:15])  # index-stable: resumes draw the same
+    np.testing.assert_array_equal(
+      sp.sample_unit(method, 10, 5, seed=3), u[10:15]
+    )  # index-stable: resumes draw the same
   conditional = S.Space(S.categorical("o", ["adam", "momentum"]), S.uniform("m", 0.5, 0.9, when={"o": "momentum"}))
   points, _ = conditional.grid(10)
   assert {"o": "adam"} in points and sum(p["o"] == "adam" for p in points) == 1  # inactive values collapse
 
 
 @pytest.mark.parametrize(
-    "build, says",
-    [
-        (lambda: S.log_uniform("optim.lr", 0.0, 1.0), "'optim.lr': a log scale needs low > 0"),
-        (lambda: S.uniform("x", 2.0, 1.0), "'x': low=2.0 must be below high=1.0"),
-        (lambda: S.integer("n", 1.5, 4), "'n': low=1.5 must be a finite integer"),
-        (lambda: S.categorical("c", []), "'c': values must be a non-empty list"),
-        (lambda: S.Space(S.uniform("m", 0.1, 0.9, when={"o": "sgd"})), "'m': its condition names 'o', which is not a parameter defined before it"),
-        (lambda: S.Space(S.categorical("o", ["adam"]), S.uniform("m", 0.1, 0.9, when={"o": "sgd"})), "condition o='sgd' is not one of ['adam']"),
-    ],
+  "build, says",
+  [
+    (lambda: S.log_uniform("optim.lr", 0.0, 1.0), "'optim.lr': a log scale needs low > 0"),
+    (lambda: S.uniform("x", 2.0, 1.0), "'x': low=2.0 must be below high=1.0"),
+    (lambda: S.integer("n", 1.5, 4), "'n': low=1.5 must be a finite integer"),
+    (lambda: S.categorical("c", []), "'c': values must be a non-empty list"),
+    (
+      lambda: S.Space(S.uniform("m", 0.1, 0.9, when={"o": "sgd"})),
+      "'m': its condition names 'o', which is not a parameter defined before it",
+    ),
+    (
+      lambda: S.Space(S.categorical("o", ["adam"]), S.uniform("m", 0.1, 0.9, when={"o": "sgd"})),
+      "condition o='sgd' is not one of ['adam']",
+    ),
+  ],
 )
 def test_space_errors_name_the_parameter(build, says):
   with pytest.raises(ConfigError) as e:
@@ -217,7 +240,16 @@ def test_space_check_against_the_config():
     S.Space(S.integer("w", 8, 16), derive=lambda p: {"model.widthz": (p["w"],)}).check(config)
   full = S.load_space(SPACE)
   full.check(config)
-  p = {"optim.lr": 0.01, "optim.name": "momentum", "optim.momentum": 0.9, "model.dropout_rate": 0.1, "train.batch_size": 64, "train.epochs": 5, "layers": 2, "width": 64}
+  p = {
+    "optim.lr": 0.01,
+    "optim.name": "momentum",
+    "optim.momentum": 0.9,
+    "model.dropout_rate": 0.1,
+    "train.batch_size": 64,
+    "train.epochs": 5,
+    "layers": 2,
+    "width": 64,
+  }
   trial = tune.trial_config(config, full, p)
   assert trial.model.widths == (64, 64) and trial.optim.name == "momentum" and trial.train.batch_size == 64
   assert config.model.widths == (32,)  # the base is untouched
@@ -293,8 +325,17 @@ class FakeLoop:
     v = self.value(cfg)
     with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:  # a learning curve ending at v
       for e in range(1, cfg.train.epochs + 1):
-        f.write(json.dumps({"step": e, "epoch": e, "split": "eval", "accuracy": v - 0.05 * (cfg.train.epochs - e) / cfg.train.epochs}) + "\n")
-    summary = {"status": "completed", "final": {"eval": {"accuracy": v, "loss": 1 - v}}, "best": {"value": v, "epoch": cfg.train.epochs}}
+        f.write(
+          json.dumps(
+            {"step": e, "epoch": e, "split": "eval", "accuracy": v - 0.05 * (cfg.train.epochs - e) / cfg.train.epochs}
+          )
+          + "\n"
+        )
+    summary = {
+      "status": "completed",
+      "final": {"eval": {"accuracy": v, "loss": 1 - v}},
+      "best": {"value": v, "epoch": cfg.train.epochs},
+    }
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f)
     return summary
@@ -321,7 +362,9 @@ def test_study_resumes_after_finished_trials(tmp_path, fake):
   assert report["counts"]["completed"] == 4 and len(fake.runs) == 4
   again = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="sobol", trials=4)
   assert len(fake.runs) == 4 and again["resumed_trials"] == 4  # nothing retrained
-  more = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="bo", trials=6)  # continue, even with another method
+  more = jaxflow.tune(
+    config, str(tmp_path), space=LR_SPACE, method="bo", trials=6
+  )  # continue, even with another method
   assert len(fake.runs) == 6 and more["counts"]["completed"] == 6
   assert [t["params"] for t in more["trials"][:4]] == [t["params"] for t in report["trials"]]
   # An interrupted trial (proposed, never finished) is trained on the rerun with its recorded params.
@@ -341,12 +384,20 @@ def test_a_crashed_trial_is_recorded_and_the_study_goes_on(tmp_path, fake):
   space = S.Space(S.categorical("optim.lr", [0.003, 0.05, 0.001]), S.categorical("data.train_examples", [None, 100]))
   report = jaxflow.tune(tiny(), str(tmp_path), space=space, method="grid", trials=6)
   by = {(t["params"]["optim.lr"], t["params"]["data.train_examples"]): t for t in report["trials"]}
-  assert by[(0.05, None)]["status"] == "failed" and "NonFiniteLossError: non-finite training loss" in by[(0.05, None)]["error"]
-  assert by[(0.003, 100)]["status"] == "failed" and "config.train.batch_size=128 is larger than split" in by[(0.003, 100)]["error"]
+  assert (
+    by[(0.05, None)]["status"] == "failed"
+    and "NonFiniteLossError: non-finite training loss" in by[(0.05, None)]["error"]
+  )
+  assert (
+    by[(0.003, 100)]["status"] == "failed"
+    and "config.train.batch_size=128 is larger than split" in by[(0.003, 100)]["error"]
+  )
   assert by[(0.003, None)]["status"] == by[(0.001, None)]["status"] == "completed"
   assert report["counts"] == {"completed": 2, "failed": 4, "stopped": 0, "pending": 0}
   assert report["best"]["params"] == {"optim.lr": 0.003, "data.train_examples": None}
-  record = json.load(open(tmp_path / "trials" / "trial_0002" / "trial.json"))  # the error is in trial.json, not a summary.json
+  record = json.load(
+    open(tmp_path / "trials" / "trial_0002" / "trial.json")
+  )  # the error is in trial.json, not a summary.json
   assert record["status"] == "failed" and "NonFiniteLossError" in record["error"]
   assert not os.path.exists(tmp_path / "trials" / "trial_0002" / "summary.json")
   # The failures are kept on a rerun (not retried).
@@ -380,7 +431,9 @@ def test_a_completed_trial_whose_run_is_gone_trains_again(tmp_path, fake):
   assert os.path.exists(trial / "summary.json")
   again = json.load(open(trial / "trial.json"))
   expected = fake.value(tune.trial_config(config, LR_SPACE, again["params"]))
-  assert again["status"] == "completed" and again["value"] == expected == report["trials"][1]["value"] != 0.123  # ... and its value recomputed
+  assert (
+    again["status"] == "completed" and again["value"] == expected == report["trials"][1]["value"] != 0.123
+  )  # ... and its value recomputed
   assert again["rungs"][-1]["value"] == expected and len(again["rungs"]) == 1
 
 
@@ -392,25 +445,32 @@ def test_early_stopped_rungs_of_a_trial_whose_final_run_is_gone_are_kept(tmp_pat
   n = len(fake.runs)
   again = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="sobol", trials=4, early_stop="median")
   assert fake.runs[n:] == [(str(tmp_path / done["workdir"]), 8)]  # only the last rung retrained
-  assert again["trials"][done["index"]]["value"] == done["value"] and again["trials"][done["index"]]["status"] == "completed"
+  assert (
+    again["trials"][done["index"]]["value"] == done["value"] and again["trials"][done["index"]]["status"] == "completed"
+  )
 
 
 def test_tuple_categoricals_round_trip_and_resume(tmp_path, fake):
   space = S.Space(
-      S.log_uniform("optim.lr", 1e-4, 1e-1),
-      S.categorical("model.widths", [(32,), (64,)]),  # equal-length tuples: np.array would make them 2-D
-      S.categorical("shape", [(16, 16), (32, 8)]),
-      derive=lambda p: {"model.widths": p["model.widths"] + p["shape"]},
+    S.log_uniform("optim.lr", 1e-4, 1e-1),
+    S.categorical("model.widths", [(32,), (64,)]),  # equal-length tuples: np.array would make them 2-D
+    S.categorical("shape", [(16, 16), (32, 8)]),
+    derive=lambda p: {"model.widths": p["model.widths"] + p["shape"]},
   )
   values, _ = space.decode(np.array([[0.1, 0.2, 0.7], [0.9, 0.9, 0.1]]))
   assert values["model.widths"].shape == (2,) and list(values["model.widths"]) == [(32,), (64,)]
   assert list(values["shape"]) == [(32, 8), (16, 16)]
-  assert space.features_of([{"optim.lr": 0.01, "model.widths": [64], "shape": [32, 8]}]).shape == (1, 5)  # lists, as JSON gives back
+  assert space.features_of([{"optim.lr": 0.01, "model.widths": [64], "shape": [32, 8]}]).shape == (
+    1,
+    5,
+  )  # lists, as JSON gives back
   assert space.to_unit({"optim.lr": 0.01, "model.widths": [64], "shape": (16, 16)})[1:].tolist() == [0.75, 0.25]
   config = tiny("train.epochs=4")
   first = jaxflow.tune(config, str(tmp_path), space=space, method="bo", trials=6, init_trials=3)
   assert first["counts"]["completed"] == 6
-  again = jaxflow.tune(config, str(tmp_path), space=space, method="bo", trials=8, init_trials=3)  # resumes: the study.json check passes
+  again = jaxflow.tune(
+    config, str(tmp_path), space=space, method="bo", trials=8, init_trials=3
+  )  # resumes: the study.json check passes
   assert again["resumed_trials"] == 6 and again["counts"]["completed"] == 8 and len(fake.runs) == 8
   assert [t["params"] for t in again["trials"][:6]] == [t["params"] for t in first["trials"]]
   for t in again["trials"]:
@@ -425,11 +485,15 @@ def test_a_grid_resumed_with_more_trials_keeps_its_points(tmp_path, fake):
   first = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="grid", trials=3)
   assert first["settings"]["grid_levels"] == 3
   lrs = [t["params"]["optim.lr"] for t in first["trials"]]
-  more = jaxflow.tune(config, str(tmp_path), space=LR_SPACE, method="grid", trials=5)  # a 5-level grid would repeat 1e-1
+  more = jaxflow.tune(
+    config, str(tmp_path), space=LR_SPACE, method="grid", trials=5
+  )  # a 5-level grid would repeat 1e-1
   assert [t["params"]["optim.lr"] for t in more["trials"]] == lrs and len(fake.runs) == 3
   assert more["settings"]["grid_levels"] == 3
   # Two parameters, the smallest grid bigger than the budget: a larger budget continues the same shuffle.
-  space = S.Space(S.uniform("model.dropout_rate", 0.0, 0.5), S.categorical("optim.lr", [0.001, 0.002, 0.003, 0.004, 0.005]))
+  space = S.Space(
+    S.uniform("model.dropout_rate", 0.0, 0.5), S.categorical("optim.lr", [0.001, 0.002, 0.003, 0.004, 0.005])
+  )
   a = jaxflow.tune(config, str(tmp_path / "b"), space=space, method="grid", trials=4)
   b = jaxflow.tune(config, str(tmp_path / "b"), space=space, method="grid", trials=10)
   whole = suggest.Suggester(space, method="grid", budget=4).grid_points()
@@ -453,12 +517,21 @@ def test_grid_sizes_are_counted_lazily():
   # Conditionals: inactive parameters are not branched on, and the order is that of itertools.product.
   cond = S.Space(S.categorical("a", ["x", "y"]), S.uniform("b", 0.0, 1.0, when={"a": "y"}), S.integer("c", 1, 3))
   assert list(cond.iter_grid(2)) == [
-      {"a": "x", "c": 1}, {"a": "x", "c": 3}, {"a": "y", "b": 0.0, "c": 1}, {"a": "y", "b": 0.0, "c": 3}, {"a": "y", "b": 1.0, "c": 1}, {"a": "y", "b": 1.0, "c": 3}]
+    {"a": "x", "c": 1},
+    {"a": "x", "c": 3},
+    {"a": "y", "b": 0.0, "c": 1},
+    {"a": "y", "b": 0.0, "c": 3},
+    {"a": "y", "b": 1.0, "c": 1},
+    {"a": "y", "b": 1.0, "c": 3},
+  ]
 
 
 def test_early_stopping_refuses_epochs_from_derive(tmp_path):
   # train.epochs only for one category, not the one at the centre of the cube
-  space = S.Space(S.categorical("length", ["short", "medium", "long"]), derive=lambda p: {"train.epochs": 9} if p["length"] == "long" else {})
+  space = S.Space(
+    S.categorical("length", ["short", "medium", "long"]),
+    derive=lambda p: {"train.epochs": 9} if p["length"] == "long" else {},
+  )
   with pytest.raises(ConfigError, match="may not tune train.epochs"):
     jaxflow.tune(tiny("train.epochs=8"), str(tmp_path), space=space, early_stop="median")
   assert not os.path.exists(tmp_path / "study.json")
@@ -487,7 +560,11 @@ def test_early_stopping_stops_poor_trials_on_separate_short_runs(tmp_path, fake,
     earlier = [u["rungs"][r]["value"] for u in report["trials"] if u["index"] < t["index"] and len(u["rungs"]) > r]
     assert not early_stop.keep_going(t["rungs"][r]["value"], earlier, rungs=rungs, mode="max")
     assert r < len(epochs) - 1 and not os.path.exists(tmp_path / t["workdir"] / "summary.json")
-  assert report["epochs_trained"]["total"] == sum(e for _, e in fake.runs) == sum(r["epochs"] for t in report["trials"] for r in t["rungs"])
+  assert (
+    report["epochs_trained"]["total"]
+    == sum(e for _, e in fake.runs)
+    == sum(r["epochs"] for t in report["trials"] for r in t["rungs"])
+  )
   with pytest.raises(ConfigError, match="may not tune train.epochs"):
     jaxflow.tune(config, str(tmp_path / "other"), space=S.Space(S.integer("train.epochs", 2, 9)), early_stop=rule)
 
@@ -509,15 +586,30 @@ def test_a_group_error_falls_back_to_one_by_one(tmp_path, fake, monkeypatch):
 
 
 def test_bo_study_report_on_the_fake_trainer(tmp_path, fake):
-  space = S.Space(S.log_uniform("optim.lr", 1e-4, 1e-1), S.integer("train.epochs", 2, 20), S.uniform("model.dropout_rate", 0.0, 0.5), S.integer("train.batch_size", 32, 256))
+  space = S.Space(
+    S.log_uniform("optim.lr", 1e-4, 1e-1),
+    S.integer("train.epochs", 2, 20),
+    S.uniform("model.dropout_rate", 0.0, 0.5),
+    S.integer("train.batch_size", 32, 256),
+  )
   report = jaxflow.tune(tiny(), str(tmp_path), space=space, method="bo", trials=10, batch=2)
   assert report["counts"]["completed"] == 10
   assert set(report["importance"]) == {"optim.lr", "train.epochs", "model.dropout_rate", "train.batch_size"}
   assert report["importance"]["optim.lr"] + report["importance"]["train.epochs"] > 0.5  # what the fake depends on
-  assert [(s["x"], s["y"]) for s in report["slices"]] == [("optim.lr", "train.epochs"), ("model.dropout_rate", "train.batch_size")]
+  assert [(s["x"], s["y"]) for s in report["slices"]] == [
+    ("optim.lr", "train.epochs"),
+    ("model.dropout_rate", "train.batch_size"),
+  ]
   so_far = report["convergence"]
   assert all(b >= a for a, b in zip(so_far, so_far[1:]))
-  for name in ("report.json", "report.md", "best_config.py", "plots/convergence.png", "plots/importance.png", "plots/slice_optim_lr_train_epochs.png"):
+  for name in (
+    "report.json",
+    "report.md",
+    "best_config.py",
+    "plots/convergence.png",
+    "plots/importance.png",
+    "plots/slice_optim_lr_train_epochs.png",
+  ):
     assert os.path.getsize(tmp_path / name) > 0, name
 
 
@@ -553,11 +645,19 @@ def test_tune_end_to_end_on_the_digits_mlp(tmp_path, capsys):
   assert config_hash(best) == json.load(open(best_trial / "trial.json"))["config_hash"]
   # ... and `jaxflow train` on it reproduces the trial's parameters bitwise (--batch=1: each trial trained alone).
   assert report["best"]["group"] == 1 and "reproduced bitwise" in open(workdir / "best_config.py").read()
-  assert cli.main(["jaxflow", "train", f"--config={workdir / 'best_config.py'}", f"--workdir={tmp_path / 'rerun'}", "--quiet"]) == 0
+  assert (
+    cli.main(
+      ["jaxflow", "train", f"--config={workdir / 'best_config.py'}", f"--workdir={tmp_path / 'rerun'}", "--quiet"]
+    )
+    == 0
+  )
   capsys.readouterr()
   rerun = json.load(open(tmp_path / "rerun" / "summary.json"))
   trial_summary = json.load(open(best_trial / "summary.json"))
-  assert rerun["params_sha256"] == trial_summary["params_sha256"] and rerun["final"]["eval"] == trial_summary["final"]["eval"]
+  assert (
+    rerun["params_sha256"] == trial_summary["params_sha256"]
+    and rerun["final"]["eval"] == trial_summary["final"]["eval"]
+  )
   # A rerun finds every trial finished and trains nothing.
   mtimes = [os.path.getmtime(workdir / "trials" / f"trial_{i:04d}" / "summary.json") for i in range(4)]
   assert _cli(*args) == 0
@@ -578,13 +678,13 @@ def test_real_failures_are_recorded_and_the_study_goes_on(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flag, says",
-    [
-        ("--method=annealing", "--method='annealing' is not known; allowed: grid, random, sobol, halton, bo"),
-        ("--space=configs/spaces/nope.py", "--space='configs/spaces/nope.py': file not found"),
-        ("--early_stop=sometimes", "--early_stop='sometimes' is not known"),
-        ("--trials=0", "--trials=0 must be a positive integer"),
-    ],
+  "flag, says",
+  [
+    ("--method=annealing", "--method='annealing' is not known; allowed: grid, random, sobol, halton, bo"),
+    ("--space=configs/spaces/nope.py", "--space='configs/spaces/nope.py': file not found"),
+    ("--early_stop=sometimes", "--early_stop='sometimes' is not known"),
+    ("--trials=0", "--trials=0 must be a positive integer"),
+  ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, flag, says):
   workdir = tmp_path / "tune"
@@ -604,16 +704,23 @@ def test_cli_unknown_space_variant(tmp_path, capsys):
 
 def test_cli_space_with_a_category_the_config_refuses(tmp_path, capsys):
   path = tmp_path / "space.py"
-  path.write_text("from jaxflow.studies import space\n\ndef get_space():\n  return space.Space(space.categorical('optim.name', ['adam', 'lion']))\n")
+  path.write_text(
+    "from jaxflow.studies import space\n\ndef get_space():\n  return space.Space(space.categorical('optim.name', ['adam', 'lion']))\n"
+  )
   assert _cli(f"--space={path}", f"--workdir={tmp_path / 'tune'}") == 2
   err = capsys.readouterr().err
-  assert "space parameter 'optim.name': value 'lion' is refused by the config: config.optim.name='lion' is not known; allowed: " in err
+  assert (
+    "space parameter 'optim.name': value 'lion' is refused by the config: config.optim.name='lion' is not known; allowed: "
+    in err
+  )
   assert err.count("\n") == 1 and not (tmp_path / "tune").exists()
 
 
 def test_cli_space_naming_an_unknown_field(tmp_path, capsys):
   path = tmp_path / "space.py"
-  path.write_text("from jaxflow.studies import space\n\ndef get_space():\n  return space.Space(space.log_uniform('optim.lrr', 1e-4, 1e-1))\n")
+  path.write_text(
+    "from jaxflow.studies import space\n\ndef get_space():\n  return space.Space(space.log_uniform('optim.lrr', 1e-4, 1e-1))\n"
+  )
   assert _cli(f"--space={path}", f"--workdir={tmp_path / 'tune'}") == 2
   err = capsys.readouterr().err
   assert "space parameter 'optim.lrr' is not a config field" in err and err.count("\n") == 1
@@ -628,7 +735,9 @@ def test_real_grouped_trials_with_early_stopping_on_the_digits_mlp(tmp_path):
   give what the same config trained alone gives; probes' values come from their metrics.jsonl."""
   space = S.Space(S.log_uniform("optim.lr", 1e-3, 3e-2), S.uniform("model.dropout_rate", 0.0, 0.3))
   config = tiny("train.epochs=4")
-  report = jaxflow.tune(config, str(tmp_path / "tune"), space=space, method="sobol", trials=6, batch=2, early_stop="median")
+  report = jaxflow.tune(
+    config, str(tmp_path / "tune"), space=space, method="sobol", trials=6, batch=2, early_stop="median"
+  )
   assert report["settings"]["rungs"] == [1, 4]
   for pair in (report["trials"][i : i + 2] for i in range(0, 6, 2)):  # each round of two trains as one program ...
     both = len({t["status"] for t in pair}) == 1
@@ -637,7 +746,9 @@ def test_real_grouped_trials_with_early_stopping_on_the_digits_mlp(tmp_path):
   assert report["counts"]["completed"] + report["counts"]["stopped"] == 6 and report["counts"]["completed"] >= 3
   for t in report["trials"]:
     probe = tmp_path / "tune" / t["rungs"][0]["workdir"]
-    eval_accuracy = [json.loads(line)["accuracy"] for line in open(probe / "metrics.jsonl") if json.loads(line)["split"] == "eval"]
+    eval_accuracy = [
+      json.loads(line)["accuracy"] for line in open(probe / "metrics.jsonl") if json.loads(line)["split"] == "eval"
+    ]
     assert len(eval_accuracy) == 1 and t["rungs"][0]["value"] == eval_accuracy[-1]
     assert json.load(open(probe / "config.json"))["config"]["train"]["epochs"] == 1
   # A grouped trial equals its config trained alone.

@@ -12,20 +12,20 @@ from jaxflow.training import images, writers
 
 def _accumulator(workdir):
   acc = event_accumulator.EventAccumulator(
-      os.path.join(workdir, "tb"),
-      size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0, event_accumulator.IMAGES: 0},
+    os.path.join(workdir, "tb"),
+    size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0, event_accumulator.IMAGES: 0},
   )
   acc.Reload()
   return acc
 
 
 @pytest.mark.parametrize(
-    "values",
-    [
-        np.random.RandomState(0).randn(5000).astype(np.float32),
-        np.full(7, 3.0, np.float32),  # constant: np.histogram's range value +- 0.5
-        np.array([1.0, np.nan, 3.0, np.inf, -2.0], np.float32),
-    ],
+  "values",
+  [
+    np.random.RandomState(0).randn(5000).astype(np.float32),
+    np.full(7, 3.0, np.float32),  # constant: np.histogram's range value +- 0.5
+    np.array([1.0, np.nan, 3.0, np.inf, -2.0], np.float32),
+  ],
 )
 def test_histogram_matches_numpy(values):
   finite = values[np.isfinite(values)]
@@ -50,7 +50,14 @@ def test_records_reach_jsonl_and_tensorboard(tmp_path):
   writer.write_histograms(10, {"dense": {"kernel": np.arange(12.0).reshape(3, 4)}})
   writer.close()
   records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
-  assert records[1] == {"step": 10, "epoch": 2, "split": "eval", "loss": 0.4, "accuracy": 0.75, "confusion": [[1, 0], [2, 3]]}
+  assert records[1] == {
+    "step": 10,
+    "epoch": 2,
+    "split": "eval",
+    "loss": 0.4,
+    "accuracy": 0.75,
+    "confusion": [[1, 0], [2, 3]],
+  }
   acc = _accumulator(workdir)
   assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(5, 0.5)]
   assert [(e.step, e.value) for e in acc.Scalars("eval/accuracy")] == [(10, 0.75)]

@@ -19,18 +19,18 @@ def get_space(variant: str = ""):
     raise ConfigError(f"unknown space variant {variant!r}; allowed: small (or none for the full space)")
   if variant == "small":
     return space.Space(
-        space.log_uniform("optim.lr", 1e-3, 3e-2),
-        space.uniform("model.dropout_rate", 0.0, 0.3),
-        space.integer("train.batch_size", 64, 256, log=True),
+      space.log_uniform("optim.lr", 1e-3, 3e-2),
+      space.uniform("model.dropout_rate", 0.0, 0.3),
+      space.integer("train.batch_size", 64, 256, log=True),
     )
   return space.Space(
-      space.log_uniform("optim.lr", 1e-4, 1e-1),
-      space.categorical("optim.name", ["adam", "momentum"]),
-      space.uniform("optim.momentum", 0.5, 0.99, when={"optim.name": "momentum"}),
-      space.uniform("model.dropout_rate", 0.0, 0.5),
-      space.integer("train.batch_size", 32, 256, log=True),
-      space.integer("train.epochs", 5, 30),
-      space.integer("layers", 1, 3),
-      space.categorical("width", [64, 128, 256]),
-      derive=lambda p: {"model.widths": (p["width"],) * p["layers"]},
+    space.log_uniform("optim.lr", 1e-4, 1e-1),
+    space.categorical("optim.name", ["adam", "momentum"]),
+    space.uniform("optim.momentum", 0.5, 0.99, when={"optim.name": "momentum"}),
+    space.uniform("model.dropout_rate", 0.0, 0.5),
+    space.integer("train.batch_size", 32, 256, log=True),
+    space.integer("train.epochs", 5, 30),
+    space.integer("layers", 1, 3),
+    space.categorical("width", [64, 128, 256]),
+    derive=lambda p: {"model.widths": (p["width"],) * p["layers"]},
   )

@@ -35,7 +35,12 @@ import jaxflow  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "digits_cnn.py")
 STEP_BUDGET = 600
-AUGMENT = ("rotate(degrees=12, p=0.5)", "translate(max_dx=1, max_dy=1, p=0.5)", "zoom(0.9, 1.1, p=0.5)", "noise(std=0.03, p=0.5)")
+AUGMENT = (
+  "rotate(degrees=12, p=0.5)",
+  "translate(max_dx=1, max_dy=1, p=0.5)",
+  "zoom(0.9, 1.1, p=0.5)",
+  "noise(std=0.03, p=0.5)",
+)
 HFLIP = ("hflip(p=0.5)",)
 ARMS = (("off", ()), ("on", AUGMENT), ("hflip (wrong for digits)", HFLIP))
 
@@ -64,21 +69,21 @@ def run_one(size: int, arm: str, ops: tuple[str, ...], seed: int, workdir: str) 
   summary = jaxflow.train(jaxflow.load_config(CONFIG, overrides), workdir, quiet=True)
   curve = eval_curve(workdir)
   return {
-      "examples": size,
-      "arm": arm,
-      "seed": seed,
-      "overrides": overrides,
-      "accuracy": summary["final"]["eval"]["accuracy"],
-      "eval_loss": summary["final"]["eval"]["loss"],
-      "best_accuracy": summary["best"]["value"],
-      "best_epoch": summary["best"]["epoch"],
-      "train_accuracy": summary["final"]["train"]["accuracy"],
-      "train_loss": summary["final"]["train"]["loss"],
-      "steps": summary["steps"],
-      "epochs": epochs,
-      "batch_size": batch,
-      "eval_accuracy_by_epoch": curve,
-      "wall_seconds": summary["wall_seconds"],
+    "examples": size,
+    "arm": arm,
+    "seed": seed,
+    "overrides": overrides,
+    "accuracy": summary["final"]["eval"]["accuracy"],
+    "eval_loss": summary["final"]["eval"]["loss"],
+    "best_accuracy": summary["best"]["value"],
+    "best_epoch": summary["best"]["epoch"],
+    "train_accuracy": summary["final"]["train"]["accuracy"],
+    "train_loss": summary["final"]["train"]["loss"],
+    "steps": summary["steps"],
+    "epochs": epochs,
+    "batch_size": batch,
+    "eval_accuracy_by_epoch": curve,
+    "wall_seconds": summary["wall_seconds"],
   }
 
 
@@ -104,54 +109,62 @@ def report(results: dict) -> str:
     return [r["accuracy"] - off[r["seed"]] for r in sorted(cell(size, arm), key=lambda r: r["seed"])]
 
   lines = [
-      "# Augmentation on digits: does it help when data is scarce?",
-      "",
-      "**Question.** The digits CNN (configs/digits_cnn.py) trained on the first N training examples "
-      f"(N = {', '.join(map(str, sizes))}; the test split is always the full 360): does on-device augmentation raise "
-      "test accuracy, and more so when N is small?",
-      "",
-      "**Command.** `python experiments/augmentation/run.py`; each run is "
-      "`jaxflow.train(jaxflow.load_config('configs/digits_cnn.py', ['data.train_examples=N', 'train.batch_size=B', "
-      "'train.epochs=E', 'seed=S', AUGMENT]), workdir, quiet=True)` with",
-      "",
-      f"- on: `{tuple_override(AUGMENT)}`",
-      f"- hflip: `{tuple_override(HFLIP)}` (a control: the wrong augmentation for digits)",
-      "",
-      "| N | batch | epochs | steps |",
-      "|---|---|---|---|",
+    "# Augmentation on digits: does it help when data is scarce?",
+    "",
+    "**Question.** The digits CNN (configs/digits_cnn.py) trained on the first N training examples "
+    f"(N = {', '.join(map(str, sizes))}; the test split is always the full 360): does on-device augmentation raise "
+    "test accuracy, and more so when N is small?",
+    "",
+    "**Command.** `python experiments/augmentation/run.py`; each run is "
+    "`jaxflow.train(jaxflow.load_config('configs/digits_cnn.py', ['data.train_examples=N', 'train.batch_size=B', "
+    "'train.epochs=E', 'seed=S', AUGMENT]), workdir, quiet=True)` with",
+    "",
+    f"- on: `{tuple_override(AUGMENT)}`",
+    f"- hflip: `{tuple_override(HFLIP)}` (a control: the wrong augmentation for digits)",
+    "",
+    "| N | batch | epochs | steps |",
+    "|---|---|---|---|",
   ]
   for size in sizes:
     batch, epochs = schedule(size)
     lines.append(f"| {size} | {batch} | {epochs} | {epochs * (size // batch)} |")
   lines += [
-      "",
-      f"**Result.** Final-epoch test accuracy, mean (min-max) over {seeds} seeds, and the paired difference from "
-      "`off` at the same seed (same initial parameters, same batch order; only the `augment` stream is added).",
-      "",
-      "| N | " + " | ".join(arms) + " | on − off, per seed | hflip − off, per seed |",
-      "|---|" + "---|" * len(arms) + "---|---|",
+    "",
+    f"**Result.** Final-epoch test accuracy, mean (min-max) over {seeds} seeds, and the paired difference from "
+    "`off` at the same seed (same initial parameters, same batch order; only the `augment` stream is added).",
+    "",
+    "| N | " + " | ".join(arms) + " | on − off, per seed | hflip − off, per seed |",
+    "|---|" + "---|" * len(arms) + "---|---|",
   ]
   for size in sizes:
     cells = [mean_range([r["accuracy"] for r in cell(size, arm)]) for arm in arms]
     diffs = [", ".join(f"{d:+.3f}" for d in paired(size, arm)) for arm in arms[1:]]
     lines.append(f"| {size} | " + " | ".join(cells) + " | " + " | ".join(diffs) + " |")
   lines += [
-      "",
-      "**Is it trained long enough?** Mean test accuracy at 25 / 50 / 75 / 100% of the epochs, and the training "
-      "accuracy of the last logged steps (on augmented images when augmentation is on):",
-      "",
-      "| N | arm | 25% | 50% | 75% | 100% | final train accuracy |",
-      "|---|---|---|---|---|---|---|",
+    "",
+    "**Is it trained long enough?** Mean test accuracy at 25 / 50 / 75 / 100% of the epochs, and the training "
+    "accuracy of the last logged steps (on augmented images when augmentation is on):",
+    "",
+    "| N | arm | 25% | 50% | 75% | 100% | final train accuracy |",
+    "|---|---|---|---|---|---|---|",
   ]
   for size in sizes:
     for arm in arms:
       rs = cell(size, arm)
-      points = [statistics.mean(at_fraction(r["eval_accuracy_by_epoch"], f) for r in rs) for f in (0.25, 0.5, 0.75, 1.0)]
+      points = [
+        statistics.mean(at_fraction(r["eval_accuracy_by_epoch"], f) for r in rs) for f in (0.25, 0.5, 0.75, 1.0)
+      ]
       train = statistics.mean(r["train_accuracy"] for r in rs)
       lines.append(f"| {size} | {arm} | " + " | ".join(f"{p:.4f}" for p in points) + f" | {train:.4f} |")
-  lines += ["", "@@DISCUSSION@@", "", f"**Runtime.** {results['runtime_seconds']:.0f} s for {len(runs)} runs "
-            f"({results['device']}; a JAX persistent compilation cache in the temporary workdir lets later seeds reuse "
-            "the compiled programs; it does not change any number). jaxflow tree: " + results["tree"] + ".", ""]
+  lines += [
+    "",
+    "@@DISCUSSION@@",
+    "",
+    f"**Runtime.** {results['runtime_seconds']:.0f} s for {len(runs)} runs "
+    f"({results['device']}; a JAX persistent compilation cache in the temporary workdir lets later seeds reuse "
+    "the compiled programs; it does not change any number). jaxflow tree: " + results["tree"] + ".",
+    "",
+  ]
   return "\n".join(lines)
 
 
@@ -167,10 +180,24 @@ def plot_accuracy(results: dict, path: str) -> None:
   for arm, _ in ARMS:
     colour, marker, shift = styles[arm]
     runs = [r for r in results["runs"] if r["arm"] == arm]
-    ax.scatter([r["examples"] * shift for r in runs], [r["accuracy"] for r in runs], color=colour, marker=marker, alpha=0.35, s=18)
+    ax.scatter(
+      [r["examples"] * shift for r in runs],
+      [r["accuracy"] for r in runs],
+      color=colour,
+      marker=marker,
+      alpha=0.35,
+      s=18,
+    )
     means = [statistics.mean(r["accuracy"] for r in runs if r["examples"] == s) for s in sizes]
     label = {"off": "augmentation off", "on": "augmentation on"}.get(arm, "hflip(p=0.5) (wrong for digits)")
-    ax.plot([s * shift for s in sizes], means, color=colour, marker=marker, label=f"{label} (mean)", ls="--" if arm.startswith("hflip") else "-")
+    ax.plot(
+      [s * shift for s in sizes],
+      means,
+      color=colour,
+      marker=marker,
+      label=f"{label} (mean)",
+      ls="--" if arm.startswith("hflip") else "-",
+    )
   ax.set_xscale("log")
   ax.set_xticks(sizes, [str(s) for s in sizes])
   ax.minorticks_off()
@@ -201,7 +228,12 @@ def plot_examples(path: str, data_dir: str | None) -> None:
   for name, ops in (("on", AUGMENT), ("hflip(p=1)", ("hflip(p=1.0)",))):  # p=1: the mirror image always
     parsed = augment.parse_augment(ops)
     for k in range(columns if name == "on" else 1):
-      rows.append((f"{name} #{k}" if name == "on" else name, augment.augment_batch(jax.random.key(100 + k), images, parsed, jnp.arange(len(picks)))))
+      rows.append(
+        (
+          f"{name} #{k}" if name == "on" else name,
+          augment.augment_batch(jax.random.key(100 + k), images, parsed, jnp.arange(len(picks))),
+        )
+      )
   fig, axes = plt.subplots(len(picks), len(rows), figsize=(1.1 * len(rows), 1.15 * len(picks)))
   for j, (name, batch) in enumerate(rows):
     for i in range(len(picks)):
@@ -221,8 +253,12 @@ def plot_examples(path: str, data_dir: str | None) -> None:
 def tree_state() -> str:
   """The commit and whether jaxflow/ or configs/ had uncommitted changes (others edit them concurrently)."""
   try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+      ["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     return f"commit {head}" + (" + uncommitted changes in jaxflow/ or configs/" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
@@ -234,7 +270,9 @@ def main() -> None:
   parser.add_argument("--workdir", default=None, help="keep the runs here (default: a temporary folder, deleted)")
   parser.add_argument("--sizes", default="100,300,1437")
   parser.add_argument("--seeds", type=int, default=3)
-  parser.add_argument("--replot", action="store_true", help="rewrite results.md and the plots from --out/results.json, train nothing")
+  parser.add_argument(
+    "--replot", action="store_true", help="rewrite results.md and the plots from --out/results.json, train nothing"
+  )
   args = parser.parse_args()
   if args.replot:
     with open(os.path.join(args.out, "results.json")) as f:
@@ -246,7 +284,14 @@ def main() -> None:
   jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   sizes = [int(s) for s in args.sizes.split(",")]
-  results = {"config": "configs/digits_cnn.py", "sizes": sizes, "seeds": args.seeds, "tree": tree_state(), "augment": list(AUGMENT), "runs": []}
+  results = {
+    "config": "configs/digits_cnn.py",
+    "sizes": sizes,
+    "seeds": args.seeds,
+    "tree": tree_state(),
+    "augment": list(AUGMENT),
+    "runs": [],
+  }
   try:
     for size in sizes:
       for arm, ops in ARMS:
@@ -254,8 +299,11 @@ def main() -> None:
           slug = "".join(ch if ch.isalnum() else "_" for ch in arm)[:12]
           r = run_one(size, arm, ops, seed, os.path.join(root, f"n{size}_{slug}_s{seed}"))
           results["runs"].append(r)
-          print(f"n={size:5d} {arm:26s} seed={seed}: test {r['accuracy']:.4f} (best {r['best_accuracy']:.4f} "
-                f"@ epoch {r['best_epoch']}/{r['epochs']}), {r['wall_seconds']:.1f} s", flush=True)
+          print(
+            f"n={size:5d} {arm:26s} seed={seed}: test {r['accuracy']:.4f} (best {r['best_accuracy']:.4f} "
+            f"@ epoch {r['best_epoch']}/{r['epochs']}), {r['wall_seconds']:.1f} s",
+            flush=True,
+          )
     results["runtime_seconds"] = time.perf_counter() - start
     results["device"] = f"{jax.devices()[0].platform}, {os.cpu_count()} CPU cores"
     write_outputs(results, args.out)  # inside: the example plot runs jax ops, and the cache dir must still exist

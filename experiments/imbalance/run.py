@@ -39,20 +39,20 @@ SKEW = "data.class_counts=(" + ", ".join(str(RARE_COUNT if c == RARE else OTHER_
 BALANCED = "data.class_counts=(" + ", ".join([str(OTHER_COUNT)] * 10) + ")"
 # (name, overrides); the first row is a reference (no skew), not a remedy.
 ARMS = (
-    ("reference: no skew (135 of every class)", [BALANCED]),
-    ("none", [SKEW]),
-    ("oversample", [SKEW, "data.sampler=oversample"]),
-    ("inverse_frequency", [SKEW, "class_weights=inverse_frequency"]),
-    ("effective_number (beta=0.999)", [SKEW, "class_weights=effective_number", "class_weights_beta=0.999"]),
-    ("effective_number (beta=0.99)", [SKEW, "class_weights=effective_number", "class_weights_beta=0.99"]),
-    ("focal (gamma=2)", [SKEW, "loss=focal", "focal_gamma=2.0"]),
+  ("reference: no skew (135 of every class)", [BALANCED]),
+  ("none", [SKEW]),
+  ("oversample", [SKEW, "data.sampler=oversample"]),
+  ("inverse_frequency", [SKEW, "class_weights=inverse_frequency"]),
+  ("effective_number (beta=0.999)", [SKEW, "class_weights=effective_number", "class_weights_beta=0.999"]),
+  ("effective_number (beta=0.99)", [SKEW, "class_weights=effective_number", "class_weights_beta=0.99"]),
+  ("focal (gamma=2)", [SKEW, "loss=focal", "focal_gamma=2.0"]),
 )
 METRICS = (
-    ("accuracy", "test accuracy"),
-    ("balanced_accuracy", "balanced accuracy"),
-    ("macro_f1", "macro F1"),
-    ("rare_recall", f"recall of class {RARE}"),
-    ("rare_precision", f"precision of class {RARE}"),
+  ("accuracy", "test accuracy"),
+  ("balanced_accuracy", "balanced accuracy"),
+  ("macro_f1", "macro F1"),
+  ("rare_recall", f"recall of class {RARE}"),
+  ("rare_precision", f"precision of class {RARE}"),
 )
 
 
@@ -60,20 +60,20 @@ def run_one(arm: str, overrides: list[str], seed: int, workdir: str) -> dict:
   summary = jaxflow.train(jaxflow.load_config(CONFIG, [*overrides, f"seed={seed}"]), workdir, quiet=True)
   final = summary["final"]
   return {
-      "arm": arm,
-      "seed": seed,
-      "overrides": [*overrides, f"seed={seed}"],
-      "accuracy": final["eval"]["accuracy"],
-      "balanced_accuracy": final["eval"]["balanced_accuracy"],
-      "macro_f1": final["eval"]["macro_f1"],
-      "rare_recall": final["per_class"]["recall"][RARE],
-      "rare_precision": final["per_class"]["precision"][RARE],
-      "rare_support": final["per_class"]["support"][RARE],
-      "recall_per_class": final["per_class"]["recall"],
-      "confusion_rare_row": final["confusion"][RARE],
-      "train_accuracy": final["train"]["accuracy"],
-      "steps": summary["steps"],
-      "wall_seconds": summary["wall_seconds"],
+    "arm": arm,
+    "seed": seed,
+    "overrides": [*overrides, f"seed={seed}"],
+    "accuracy": final["eval"]["accuracy"],
+    "balanced_accuracy": final["eval"]["balanced_accuracy"],
+    "macro_f1": final["eval"]["macro_f1"],
+    "rare_recall": final["per_class"]["recall"][RARE],
+    "rare_precision": final["per_class"]["precision"][RARE],
+    "rare_support": final["per_class"]["support"][RARE],
+    "recall_per_class": final["per_class"]["recall"],
+    "confusion_rare_row": final["confusion"][RARE],
+    "train_accuracy": final["train"]["accuracy"],
+    "steps": summary["steps"],
+    "wall_seconds": summary["wall_seconds"],
   }
 
 
@@ -87,34 +87,36 @@ def report(results: dict, seeds: int) -> str:
   by_arm = {arm: [r for r in runs if r["arm"] == arm] for arm, _ in ARMS}
   none = {r["seed"]: r for r in by_arm["none"]}
   lines = [
-      "# Class imbalance on digits: which remedy helps the rare class?",
-      "",
-      f"**Question.** The digits MLP (configs/digits_mlp.py, 30 epochs) is trained on a skewed training set: class {RARE} "
-      f"kept at {RARE_COUNT} examples, every other class at {OTHER_COUNT} ({RARE_COUNT + 9 * OTHER_COUNT} examples, ratio "
-      f"{OTHER_COUNT / RARE_COUNT:.1f}:1). The test split is untouched (360 examples, {by_arm['none'][0]['rare_support']} of class {RARE}). "
-      "Does oversampling, a class-weighted loss or the focal loss bring the rare class back?",
-      "",
-      "**Command.** `python experiments/imbalance/run.py` (each run: "
-      f"`jaxflow.train(jaxflow.load_config('configs/digits_mlp.py', ['{SKEW}', REMEDY..., 'seed=S']), workdir, quiet=True)`, "
-      f"seeds {', '.join(str(s) for s in range(seeds))}).",
-      "",
-      f"**Result.** Final-epoch test metrics, mean ± standard deviation over {seeds} seeds "
-      "(from summary.json: `final.eval` and `final.per_class`).",
-      "",
-      "| remedy | overrides | " + " | ".join(label for _, label in METRICS) + " |",
-      "|---|---|" + "---|" * len(METRICS),
+    "# Class imbalance on digits: which remedy helps the rare class?",
+    "",
+    f"**Question.** The digits MLP (configs/digits_mlp.py, 30 epochs) is trained on a skewed training set: class {RARE} "
+    f"kept at {RARE_COUNT} examples, every other class at {OTHER_COUNT} ({RARE_COUNT + 9 * OTHER_COUNT} examples, ratio "
+    f"{OTHER_COUNT / RARE_COUNT:.1f}:1). The test split is untouched (360 examples, {by_arm['none'][0]['rare_support']} of class {RARE}). "
+    "Does oversampling, a class-weighted loss or the focal loss bring the rare class back?",
+    "",
+    "**Command.** `python experiments/imbalance/run.py` (each run: "
+    f"`jaxflow.train(jaxflow.load_config('configs/digits_mlp.py', ['{SKEW}', REMEDY..., 'seed=S']), workdir, quiet=True)`, "
+    f"seeds {', '.join(str(s) for s in range(seeds))}).",
+    "",
+    f"**Result.** Final-epoch test metrics, mean ± standard deviation over {seeds} seeds "
+    "(from summary.json: `final.eval` and `final.per_class`).",
+    "",
+    "| remedy | overrides | " + " | ".join(label for _, label in METRICS) + " |",
+    "|---|---|" + "---|" * len(METRICS),
   ]
   for arm, overrides in ARMS:
-    shown = " ".join(f"`{o}`" for o in overrides if o not in (SKEW, BALANCED)) or ("`" + BALANCED + "`" if BALANCED in overrides else "-")
+    shown = " ".join(f"`{o}`" for o in overrides if o not in (SKEW, BALANCED)) or (
+      "`" + BALANCED + "`" if BALANCED in overrides else "-"
+    )
     cells = [mean_sd([r[key] for r in by_arm[arm]]) for key, _ in METRICS]
     lines.append(f"| {arm} | {shown} | " + " | ".join(cells) + " |")
   lines += [
-      "",
-      f"Per seed: recall of class {RARE} (of {by_arm['none'][0]['rare_support']} test examples; one example = "
-      f"{1 / by_arm['none'][0]['rare_support']:.3f}) and balanced accuracy, with the difference from `none` at the same seed.",
-      "",
-      "| remedy | " + " | ".join(f"seed {s}: recall (Δ) | seed {s}: bal. acc. (Δ)" for s in range(seeds)) + " |",
-      "|---|" + "---|---|" * seeds,
+    "",
+    f"Per seed: recall of class {RARE} (of {by_arm['none'][0]['rare_support']} test examples; one example = "
+    f"{1 / by_arm['none'][0]['rare_support']:.3f}) and balanced accuracy, with the difference from `none` at the same seed.",
+    "",
+    "| remedy | " + " | ".join(f"seed {s}: recall (Δ) | seed {s}: bal. acc. (Δ)" for s in range(seeds)) + " |",
+    "|---|" + "---|---|" * seeds,
   ]
   for arm, _ in ARMS:
     cells = []
@@ -123,9 +125,15 @@ def report(results: dict, seeds: int) -> str:
       cells.append(f"{r['rare_recall']:.3f} ({r['rare_recall'] - base['rare_recall']:+.3f})")
       cells.append(f"{r['balanced_accuracy']:.3f} ({r['balanced_accuracy'] - base['balanced_accuracy']:+.3f})")
     lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-  lines += ["", "@@DISCUSSION@@", "", f"**Runtime.** {results['runtime_seconds']:.0f} s for {len(runs)} runs "
-            f"({results['device']}; a JAX persistent compilation cache in the temporary workdir lets later seeds reuse "
-            "the compiled programs; it does not change any number). jaxflow tree: " + results["tree"] + ".", ""]
+  lines += [
+    "",
+    "@@DISCUSSION@@",
+    "",
+    f"**Runtime.** {results['runtime_seconds']:.0f} s for {len(runs)} runs "
+    f"({results['device']}; a JAX persistent compilation cache in the temporary workdir lets later seeds reuse "
+    "the compiled programs; it does not change any number). jaxflow tree: " + results["tree"] + ".",
+    "",
+  ]
   return "\n".join(lines)
 
 
@@ -136,9 +144,19 @@ def plot(results: dict, path: str) -> None:
   import matplotlib.pyplot as plt
 
   arms = [arm for arm, _ in ARMS]
-  labels = ["no skew\n(reference)", "none", "oversample", "inverse\nfrequency", "effective\nnumber\nβ=0.999", "effective\nnumber\nβ=0.99", "focal\nγ=2"]
+  labels = [
+    "no skew\n(reference)",
+    "none",
+    "oversample",
+    "inverse\nfrequency",
+    "effective\nnumber\nβ=0.999",
+    "effective\nnumber\nβ=0.99",
+    "focal\nγ=2",
+  ]
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-  for ax, (key, title) in zip(axes, (("rare_recall", f"recall of rare class {RARE} (test)"), ("balanced_accuracy", "balanced accuracy (test)"))):
+  for ax, (key, title) in zip(
+    axes, (("rare_recall", f"recall of rare class {RARE} (test)"), ("balanced_accuracy", "balanced accuracy (test)"))
+  ):
     for i, arm in enumerate(arms):
       runs = sorted((r for r in results["runs"] if r["arm"] == arm), key=lambda r: r["seed"])
       values = [r[key] for r in runs]
@@ -165,8 +183,12 @@ def plot(results: dict, path: str) -> None:
 def tree_state() -> str:
   """The commit and whether jaxflow/ or configs/ had uncommitted changes (others edit them concurrently)."""
   try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+      ["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     return f"commit {head}" + (" + uncommitted changes in jaxflow/ or configs/" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
@@ -177,7 +199,9 @@ def main() -> None:
   parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
   parser.add_argument("--workdir", default=None, help="keep the runs here (default: a temporary folder, deleted)")
   parser.add_argument("--seeds", type=int, default=3)
-  parser.add_argument("--replot", action="store_true", help="rewrite results.md and the plot from --out/results.json, train nothing")
+  parser.add_argument(
+    "--replot", action="store_true", help="rewrite results.md and the plot from --out/results.json, train nothing"
+  )
   args = parser.parse_args()
   if args.replot:
     with open(os.path.join(args.out, "results.json")) as f:
@@ -196,8 +220,11 @@ def main() -> None:
         slug = "".join(ch if ch.isalnum() else "_" for ch in arm)[:40]
         r = run_one(arm, overrides, seed, os.path.join(root, f"{slug}_s{seed}"))
         results["runs"].append(r)
-        print(f"{arm:42s} seed={seed}: acc {r['accuracy']:.4f}  bal {r['balanced_accuracy']:.4f}  "
-              f"F1 {r['macro_f1']:.4f}  recall[{RARE}] {r['rare_recall']:.4f}", flush=True)
+        print(
+          f"{arm:42s} seed={seed}: acc {r['accuracy']:.4f}  bal {r['balanced_accuracy']:.4f}  "
+          f"F1 {r['macro_f1']:.4f}  recall[{RARE}] {r['rare_recall']:.4f}",
+          flush=True,
+        )
     results["runtime_seconds"] = time.perf_counter() - start
     results["device"] = f"{jax.devices()[0].platform}, {os.cpu_count()} CPU cores"
     write_outputs(results, args.out, args.seeds)

@@ -39,23 +39,25 @@ def main() -> None:
     batch = min(25, size)
     for seed in range(args.seeds):
       for method, name, extra in (
-          ("fine-tune (conv frozen)", "digits_cnn_finetune", [f"init_from={pretrain_dir}"]),
-          ("scratch", "digits_cnn_scratch", []),
+        ("fine-tune (conv frozen)", "digits_cnn_finetune", [f"init_from={pretrain_dir}"]),
+        ("scratch", "digits_cnn_scratch", []),
       ):
         workdir = os.path.join(args.workdir, f"{name}_n{size}_s{seed}")
         overrides = [f"data.train_examples={size}", f"train.batch_size={batch}", f"seed={seed}", *extra]
         summary = jaxflow.train(config(name, *overrides), workdir, quiet=True)
-        results["runs"].append({"method": method, "examples": size, "seed": seed, "accuracy": summary["final"]["eval"]["accuracy"]})
+        results["runs"].append(
+          {"method": method, "examples": size, "seed": seed, "accuracy": summary["final"]["eval"]["accuracy"]}
+        )
         print(f"{method:24s} n={size:4d} seed={seed}: {summary['final']['eval']['accuracy']:.4f}", flush=True)
 
   lines = [
-      "# Transfer learning on digits: pretrained on 0-4, evaluated on the 5-9 test examples",
-      "",
-      f"Pretrained CNN, test accuracy on digits 0-4: {results['pretrain_accuracy_0_4']:.4f}. "
-      f"Each cell: median test accuracy on 5-9 over {args.seeds} seeds (min-max).",
-      "",
-      "| training examples of 5-9 | fine-tune (conv frozen, new head) | scratch | difference |",
-      "|---|---|---|---|",
+    "# Transfer learning on digits: pretrained on 0-4, evaluated on the 5-9 test examples",
+    "",
+    f"Pretrained CNN, test accuracy on digits 0-4: {results['pretrain_accuracy_0_4']:.4f}. "
+    f"Each cell: median test accuracy on 5-9 over {args.seeds} seeds (min-max).",
+    "",
+    "| training examples of 5-9 | fine-tune (conv frozen, new head) | scratch | difference |",
+    "|---|---|---|---|",
   ]
   medians = {}
   for size in sizes:

@@ -89,34 +89,42 @@ def from_config(data_config, *, num_classes: int | None, input_shape: tuple[int,
     raise ConfigError(f"config.data.adapt.grayscale={grayscale!r} must be True or False")
   is_image = len(input_shape) == 3
   if resize is not None:
-    if not (isinstance(resize, (tuple, list)) and len(resize) == 2 and all(isinstance(v, int) and v > 0 for v in resize)):
+    if not (
+      isinstance(resize, (tuple, list)) and len(resize) == 2 and all(isinstance(v, int) and v > 0 for v in resize)
+    ):
       raise ConfigError(f"config.data.adapt.resize={resize!r} must be (height, width), two positive integers")
     resize = tuple(resize)
   if (resize is not None or grayscale) and not is_image:
     field = "resize" if resize is not None else "grayscale"
     raise ConfigError(
-        f"config.data.adapt.{field} needs image inputs [height, width, channels]; {dataset!r} feature "
-        f"{data_config.input_feature!r} has shape {tuple(input_shape)}"
+      f"config.data.adapt.{field} needs image inputs [height, width, channels]; {dataset!r} feature "
+      f"{data_config.input_feature!r} has shape {tuple(input_shape)}"
     )
   if grayscale and input_shape[2] not in (1, 3, 4):
     raise ConfigError(f"config.data.adapt.grayscale needs 1, 3 or 4 channels; {dataset!r} has {input_shape[2]}")
   if relabel is not None:
     if num_classes is None:
-      raise ConfigError(f"config.data.adapt.relabel needs class labels; {dataset!r} feature {data_config.label_feature!r} has none")
+      raise ConfigError(
+        f"config.data.adapt.relabel needs class labels; {dataset!r} feature {data_config.label_feature!r} has none"
+      )
     if not (isinstance(relabel, (tuple, list)) and all(isinstance(v, int) and v >= -1 for v in relabel)):
-      raise ConfigError(f"config.data.adapt.relabel={relabel!r} must be a tuple of integers >= -1 (the new label of each dataset label; -1 drops it)")
+      raise ConfigError(
+        f"config.data.adapt.relabel={relabel!r} must be a tuple of integers >= -1 (the new label of each dataset label; -1 drops it)"
+      )
     relabel = tuple(relabel)
     if len(relabel) != num_classes:
       raise ConfigError(
-          f"config.data.adapt.relabel has {len(relabel)} entries; {dataset!r} has {num_classes} classes, one entry each "
-          f"(e.g. {tuple(i % 2 for i in range(num_classes))})"
+        f"config.data.adapt.relabel has {len(relabel)} entries; {dataset!r} has {num_classes} classes, one entry each "
+        f"(e.g. {tuple(i % 2 for i in range(num_classes))})"
       )
     kept = sorted(set(relabel) - {-1})
     if not kept:
       raise ConfigError(f"config.data.adapt.relabel={relabel} drops every class")
     if kept != list(range(len(kept))):
       missing = sorted(set(range(max(kept) + 1)) - set(kept))
-      raise ConfigError(f"config.data.adapt.relabel={relabel} leaves new label(s) {missing} empty; new labels must be 0..K-1")
+      raise ConfigError(
+        f"config.data.adapt.relabel={relabel} leaves new label(s) {missing} empty; new labels must be 0..K-1"
+      )
   return Adaptation(resize=resize, grayscale=grayscale, relabel=relabel)
 
 

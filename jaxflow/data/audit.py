@@ -62,13 +62,13 @@ class AuditThresholds:
 
 
 def audit(
-    splits: dict[str, AuditSplit],
-    *,
-    num_classes: int,
-    class_names: list[str] | None = None,
-    train_split: str = "train",
-    eval_split: str | None = "test",
-    thresholds: AuditThresholds = AuditThresholds(),
+  splits: dict[str, AuditSplit],
+  *,
+  num_classes: int,
+  class_names: list[str] | None = None,
+  train_split: str = "train",
+  eval_split: str | None = "test",
+  thresholds: AuditThresholds = AuditThresholds(),
 ) -> dict:
   """The audit report of `splits` (see the module docstring); `eval_split` None skips the shift test.
 
@@ -113,10 +113,14 @@ def _check_inputs(splits, num_classes, class_names, train_split, eval_split) -> 
   for s, sp in splits.items():
     n = sp.inputs.shape[0]
     if n == 0 or np.ndim(sp.labels) != 1 or len(sp.labels) != n:
-      raise ValueError(f"split {s!r}: need n > 0 inputs and labels of shape [n], got {sp.inputs.shape} and {np.shape(sp.labels)}")
+      raise ValueError(
+        f"split {s!r}: need n > 0 inputs and labels of shape [n], got {sp.inputs.shape} and {np.shape(sp.labels)}"
+      )
     for key, values in sp.metadata.items():
       if np.shape(values) != (n,):
-        raise ValueError(f"split {s!r}: metadata {key!r} has shape {np.shape(values)}, need one value per example: ({n},)")
+        raise ValueError(
+          f"split {s!r}: metadata {key!r} has shape {np.shape(values)}, need one value per example: ({n},)"
+        )
   return list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
 
 
@@ -150,7 +154,11 @@ def _meta(splits, names, train_split, eval_split, t) -> dict:
     "train_split": train_split,
     "eval_split": eval_split,
     "splits": {
-      s: {"num_examples": int(sp.inputs.shape[0]), "example_shape": list(sp.inputs.shape[1:]), "metadata": sorted(sp.metadata)}
+      s: {
+        "num_examples": int(sp.inputs.shape[0]),
+        "example_shape": list(sp.inputs.shape[1:]),
+        "metadata": sorted(sp.metadata),
+      }
       for s, sp in splits.items()
     },
     "thresholds": dataclasses.asdict(t),
@@ -214,7 +222,8 @@ def _duplicates(flats, labels, ids, t: AuditThresholds) -> dict:
           f"Candidates: pairs within 2x that radius after a Gaussian random projection to "
           f"{t.projection_dims} dims (misses a given true pair with probability {stats.chi2.sf(4.0 * t.projection_dims, t.projection_dims):.1g}), "
           "each then checked exactly."
-          if projected else "Searched exactly (inputs have few dimensions)."
+          if projected
+          else "Searched exactly (inputs have few dimensions)."
         )
       ),
     },
@@ -337,7 +346,9 @@ def _search_coords(flats, dims: int | None, seed: int) -> dict[str, np.ndarray]:
   return {s: (x @ proj - shift).astype(np.float64) for s, x in flats.items()}
 
 
-def _candidate_pairs(ca: np.ndarray, cb: np.ndarray, radius: float, same: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _candidate_pairs(
+  ca: np.ndarray, cb: np.ndarray, radius: float, same: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """Index pairs (i in a, j in b) closer than `radius` in search coordinates; i < j when a is b."""
   b_sq = np.einsum("ij,ij->i", cb, cb)
   step = max(1, _BLOCK_BYTES // (8 * max(len(cb), 1)))
@@ -375,7 +386,9 @@ def _near_duplicates(flats, coords, labels, ids, a: str, b: str, radius: float, 
       if checked > _MAX_CANDIDATES:
         truncated = True
         break
-  i, j, dist = (np.concatenate(parts) for parts in zip(*found)) if found else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+  i, j, dist = (
+    (np.concatenate(parts) for parts in zip(*found)) if found else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+  )
   order = np.lexsort((j, i))
   i, j, dist = i[order], j[order], dist[order]
   ya, yb = labels[a][i], labels[b][j]
@@ -419,7 +432,9 @@ def _conflicts_within(ids: np.ndarray, y: np.ndarray, max_examples: int) -> dict
 
 def _conflicts_across(ids, labels, a: str, b: str, max_examples: int) -> dict:
   ya, yb = labels[a], labels[b]
-  groups = [(ia, ib) for ia, ib in _shared(ids[a], ids[b]).values() if len(np.unique(np.concatenate([ya[ia], yb[ib]]))) > 1]
+  groups = [
+    (ia, ib) for ia, ib in _shared(ids[a], ids[b]).values() if len(np.unique(np.concatenate([ya[ia], yb[ib]]))) > 1
+  ]
   return {
     "split_a": a,
     "split_b": b,
@@ -646,7 +661,9 @@ def _attribute(key: str, splits, labels, num_classes: int, t: AuditThresholds) -
   }
 
 
-def _encode(values: dict[str, np.ndarray], t: AuditThresholds) -> tuple[str, list[str], dict[str, np.ndarray], list[float] | None]:
+def _encode(
+  values: dict[str, np.ndarray], t: AuditThresholds
+) -> tuple[str, list[str], dict[str, np.ndarray], list[float] | None]:
   """(kind, row labels, per-split row codes, bin edges or None), with rows shared by all splits."""
   pooled = np.concatenate(list(values.values()))
   numeric = np.issubdtype(pooled.dtype, np.number) and not np.issubdtype(pooled.dtype, np.bool_)
@@ -660,7 +677,9 @@ def _encode_bins(values, pooled: np.ndarray, bins: int):
   finite = np.isfinite(pooled)
   edges = np.unique(np.quantile(pooled[finite], np.linspace(0, 1, bins + 1)))
   codes = np.searchsorted(edges[1:-1], pooled, side="right")
-  rows = [f"[{lo:.3g}, {hi:.3g}{']' if k == len(edges) - 2 else ')'}" for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+  rows = [
+    f"[{lo:.3g}, {hi:.3g}{']' if k == len(edges) - 2 else ')'}" for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
+  ]
   if not finite.all():
     codes[~finite] = len(rows)
     rows.append("non-finite")
@@ -718,22 +737,26 @@ def _leak_findings(report: dict) -> list[str]:
 def _conflict_findings(conflicts: dict) -> list[str]:
   out = [
     f"split '{s}': {_count(c['num_groups'], 'group')} of identical inputs with different labels: label noise"
-    for s, c in conflicts["within"].items() if c["num_groups"]
+    for s, c in conflicts["within"].items()
+    if c["num_groups"]
   ]
   return out + [
     f"{_count(c['num_groups'], 'input')} in both '{c['split_a']}' and '{c['split_b']}' with different labels: label noise"
-    for c in conflicts["across"].values() if c["num_groups"]
+    for c in conflicts["across"].values()
+    if c["num_groups"]
   ]
 
 
 def _within_duplicate_findings(dup: dict) -> list[str]:
   out = [
     f"split '{s}' holds {_count(e['num_groups'], 'group')} of exact duplicates ({_count(e['num_redundant_copies'], 'redundant copy', 'redundant copies')})"
-    for s, e in dup["exact"]["within"].items() if e["num_groups"]
+    for s, e in dup["exact"]["within"].items()
+    if e["num_groups"]
   ]
   return out + [
     f"split '{s}' holds {_count(n['num_pairs'], 'near-duplicate pair')} (L2 distance <= {dup['near_radius']:.3g})"
-    for s, n in dup["near"]["within"].items() if n["num_pairs"]
+    for s, n in dup["near"]["within"].items()
+    if n["num_pairs"]
   ]
 
 
@@ -774,7 +797,8 @@ def _attribute_findings(bias: dict) -> list[str]:
     if a["flagged"]:
       where = ", ".join(
         f"{p['cramers_v']:.2f} {'over all splits' if s == 'all' else 'in ' + s}"
-        for s, p in a["splits"].items() if p["cramers_v"] is not None
+        for s, p in a["splits"].items()
+        if p["cramers_v"] is not None
       )
       out.append(f"attribute '{key}' predicts the label (Cramér's V {where}): sample bias")
   return out

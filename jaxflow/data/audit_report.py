@@ -71,7 +71,10 @@ def _more(total: int, shown: int) -> str:
 
 def _intro(report: dict) -> str:
   meta = report["meta"]
-  rows = [[s, m["num_examples"], "x".join(map(str, m["example_shape"])), ", ".join(m["metadata"]) or "–"] for s, m in meta["splits"].items()]
+  rows = [
+    [s, m["num_examples"], "x".join(map(str, m["example_shape"])), ", ".join(m["metadata"]) or "–"]
+    for s, m in meta["splits"].items()
+  ]
   return (
     f"# Dataset audit\n\n{meta['num_classes']} classes; train split `{meta['train_split']}`, eval split "
     f"`{meta['eval_split']}`.\n\n" + _table(["split", "examples", "example shape", "metadata"], rows)
@@ -87,10 +90,14 @@ def _findings_md(summary: dict) -> str:
 def _balance_md(balance: dict, meta: dict, plots: dict) -> str:
   splits = balance["splits"]
   names = meta["class_names"]
-  rows = [[names[c]] + [f"{b['counts'][c]} ({b['fractions'][c]:.1%})" for b in splits.values()] for c in range(len(names))]
+  rows = [
+    [names[c]] + [f"{b['counts'][c]} ({b['fractions'][c]:.1%})" for b in splits.values()] for c in range(len(names))
+  ]
   rows.append(["**imbalance ratio**"] + [b["imbalance_ratio"] for b in splits.values()])
   rows.append(["flagged"] + [b["flagged"] for b in splits.values()])
-  empty = [f"`{s}`: " + ", ".join(names[c] for c in b["empty_classes"]) for s, b in splits.items() if b["empty_classes"]]
+  empty = [
+    f"`{s}`: " + ", ".join(names[c] for c in b["empty_classes"]) for s, b in splits.items() if b["empty_classes"]
+  ]
   text = f"## Class balance\n\n{balance['definition']}\n\n" + _table(["class"] + list(splits), rows)
   if empty:
     text += "\n\nClasses with no examples: " + "; ".join(empty) + "."
@@ -103,15 +110,36 @@ def _image(plots: dict, name: str, alt: str) -> str:
 
 def _duplicates_md(dup: dict) -> str:
   exact, near = dup["exact"], dup["near"]
-  within = [[s, e["num_groups"], e["num_examples_in_groups"], e["num_redundant_copies"], near["within"][s]["num_pairs"],
-             near["within"][s]["num_examples"]] for s, e in exact["within"].items()]
-  across = [[k, e["num_pairs"], e["num_b_in_a"], f"{e['fraction_b_in_a']:.2%}", near["across"][k]["num_pairs"],
-             near["across"][k]["num_b_near_a"]] for k, e in exact["across"].items()]
+  within = [
+    [
+      s,
+      e["num_groups"],
+      e["num_examples_in_groups"],
+      e["num_redundant_copies"],
+      near["within"][s]["num_pairs"],
+      near["within"][s]["num_examples"],
+    ]
+    for s, e in exact["within"].items()
+  ]
+  across = [
+    [
+      k,
+      e["num_pairs"],
+      e["num_b_in_a"],
+      f"{e['fraction_b_in_a']:.2%}",
+      near["across"][k]["num_pairs"],
+      near["across"][k]["num_b_near_a"],
+    ]
+    for k, e in exact["across"].items()
+  ]
   text = (
     f"## Duplicates\n\n**Exact**: {dup['definition']['exact']}\n\n**Near**: {dup['definition']['near']}\n\n"
     f"Typical nearest-neighbour distance {_fmt(dup['typical_nn_distance'])}; near-duplicate radius "
     f"{_fmt(dup['near_radius'])}.\n\n### Within each split\n\n"
-    + _table(["split", "exact groups", "examples in groups", "redundant copies", "near pairs", "examples in near pairs"], within)
+    + _table(
+      ["split", "exact groups", "examples in groups", "redundant copies", "near pairs", "examples in near pairs"],
+      within,
+    )
   )
   if across:
     text += "\n\n### Across splits (leakage)\n\n" + _table(
@@ -121,20 +149,40 @@ def _duplicates_md(dup: dict) -> str:
 
 
 def _exact_examples_md(exact: dict) -> str:
-  rows = [[s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))] for s, e in exact["within"].items() for g in e["groups"]]
-  rows += [[k, f"{p['index_a']} / {p['index_b']}", f"{p['label_a']} / {p['label_b']}"] for k, e in exact["across"].items() for p in e["pairs"]]
+  rows = [
+    [s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))]
+    for s, e in exact["within"].items()
+    for g in e["groups"]
+  ]
+  rows += [
+    [k, f"{p['index_a']} / {p['index_b']}", f"{p['label_a']} / {p['label_b']}"]
+    for k, e in exact["across"].items()
+    for p in e["pairs"]
+  ]
   if not rows:
     return ""
-  return "\n\n### Exact duplicates (examples)\n\n" + _table(["split(s)", "indices", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+  return (
+    "\n\n### Exact duplicates (examples)\n\n"
+    + _table(["split(s)", "indices", "labels"], rows[:_MAX_ROWS])
+    + _more(len(rows), min(len(rows), _MAX_ROWS))
+  )
 
 
 def _near_examples_md(near: dict) -> str:
   comparisons = list(near["within"].values()) + list(near["across"].values())
-  rows = [[c["split_a"], p["index_a"], c["split_b"], p["index_b"], p["distance"], f"{p['label_a']} / {p['label_b']}"]
-          for c in comparisons for p in c["pairs"]]
+  rows = [
+    [c["split_a"], p["index_a"], c["split_b"], p["index_b"], p["distance"], f"{p['label_a']} / {p['label_b']}"]
+    for c in comparisons
+    for p in c["pairs"]
+  ]
   truncated = [f"{c['split_a']}/{c['split_b']}" for c in comparisons if c["truncated"]]
-  text = "" if not rows else "\n\n### Near duplicates (examples)\n\n" + _table(
-    ["split a", "index a", "split b", "index b", "L2 distance", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+  text = (
+    ""
+    if not rows
+    else "\n\n### Near duplicates (examples)\n\n"
+    + _table(["split a", "index a", "split b", "index b", "L2 distance", "labels"], rows[:_MAX_ROWS])
+    + _more(len(rows), min(len(rows), _MAX_ROWS))
+  )
   if truncated:
     text += "\n\nSearch stopped early (too many candidates), counts are lower bounds for: " + ", ".join(truncated) + "."
   return text
@@ -143,24 +191,40 @@ def _near_examples_md(near: dict) -> str:
 def _conflicts_md(conflicts: dict) -> str:
   counts = [[s, c["num_groups"], c["num_examples"]] for s, c in conflicts["within"].items()]
   counts += [[k, c["num_groups"], "–"] for k, c in conflicts["across"].items()]
-  rows = [[s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))] for s, c in conflicts["within"].items() for g in c["groups"]]
-  rows += [[k, f"{g['indices_a']} / {g['indices_b']}", f"{g['labels_a']} / {g['labels_b']}"] for k, c in conflicts["across"].items() for g in c["groups"]]
+  rows = [
+    [s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))]
+    for s, c in conflicts["within"].items()
+    for g in c["groups"]
+  ]
+  rows += [
+    [k, f"{g['indices_a']} / {g['indices_b']}", f"{g['labels_a']} / {g['labels_b']}"]
+    for k, c in conflicts["across"].items()
+    for g in c["groups"]
+  ]
   text = f"## Conflicting labels\n\n{conflicts['definition']}\n\n" + _table(["split(s)", "groups", "examples"], counts)
   if rows:
-    text += "\n\n" + _table(["split(s)", "indices", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+    text += (
+      "\n\n" + _table(["split(s)", "indices", "labels"], rows[:_MAX_ROWS]) + _more(len(rows), min(len(rows), _MAX_ROWS))
+    )
   return text
 
 
 def _shift_md(shift: dict, plots: dict) -> str:
   per = shift["splits"]
   axis = next(iter(per.values()))["axis"]
-  rows = [[s, p["mean"], p["std"], p["example_mean"]["p05"], p["example_mean"]["median"], p["example_mean"]["p95"]] for s, p in per.items()]
+  rows = [
+    [s, p["mean"], p["std"], p["example_mean"]["p05"], p["example_mean"]["median"], p["example_mean"]["p95"]]
+    for s, p in per.items()
+  ]
   text = f"## Train/eval shift\n\n{shift['definition']}\n\n" + _table(
-    ["split", "mean", "std", "example mean p05", "example mean median", "example mean p95"], rows)
+    ["split", "mean", "std", "example mean p05", "example mean median", "example mean p95"], rows
+  )
   width = len(next(iter(per.values()))[f"{axis}_mean"])
   if width <= 16:
-    text += "\n\n" + _table(["split"] + [f"{axis} {k} mean / std" for k in range(width)],
-                            [[s] + [f"{m:.3g} / {d:.3g}" for m, d in zip(p[f"{axis}_mean"], p[f"{axis}_std"])] for s, p in per.items()])
+    text += "\n\n" + _table(
+      ["split"] + [f"{axis} {k} mean / std" for k in range(width)],
+      [[s] + [f"{m:.3g} / {d:.3g}" for m, d in zip(p[f"{axis}_mean"], p[f"{axis}_std"])] for s, p in per.items()],
+    )
   text += _input_shift_md(shift["input_shift"]) + _label_shift_md(shift["label_shift"])
   return text + _image(plots, "mean_intensity", "per-example mean histogram")
 
@@ -170,27 +234,60 @@ def _input_shift_md(x: dict | None) -> str:
     return "\n\nNo eval split to compare with."
   text = f"\n\n### Input shift: `{x['split_a']}` vs `{x['split_b']}`\n\n" + _table(
     ["KS D", "KS p-value", "Cohen's d", "mean difference", "flagged"],
-    [[x["ks_statistic"], x["ks_p_value"], x["cohens_d"], x["mean_difference"], x["flagged"]]])
+    [[x["ks_statistic"], x["ks_p_value"], x["cohens_d"], x["mean_difference"], x["flagged"]]],
+  )
   top = [[t["index"], t["mean_a"], t["mean_b"], t["smd"]] for t in x["top_shifted"]]
-  return text + f"\n\nLargest standardized mean differences per {x['axis']}:\n\n" + _table(
-    [x["axis"], f"mean {x['split_a']}", f"mean {x['split_b']}", "standardized difference"], top)
+  return (
+    text
+    + f"\n\nLargest standardized mean differences per {x['axis']}:\n\n"
+    + _table([x["axis"], f"mean {x['split_a']}", f"mean {x['split_b']}", "standardized difference"], top)
+  )
 
 
 def _label_shift_md(y: dict | None) -> str:
   if y is None:
     return ""
   return "\n\n### Label shift\n\n" + _table(
-    ["chi-square", "dof", "p-value", "total variation", "flagged"], [[y["chi2"], y["dof"], y["p_value"], y["total_variation"], y["flagged"]]])
+    ["chi-square", "dof", "p-value", "total variation", "flagged"],
+    [[y["chi2"], y["dof"], y["p_value"], y["total_variation"], y["flagged"]]],
+  )
 
 
 def _attributes_md(bias: dict, meta: dict, plots: dict) -> str:
   attrs = bias["attributes"]
   if not attrs:
     return f"## Attribute bias\n\n{bias['definition']}\n\nNo metadata attributes given."
-  rows = [[k, a["kind"], s, p["n"], p["cramers_v"], p["cramers_v_plain"], p["mutual_info_bits"], p["mutual_info_fraction"], p["p_value"], p["flagged"]]
-          for k, a in attrs.items() for s, p in a["splits"].items()]
+  rows = [
+    [
+      k,
+      a["kind"],
+      s,
+      p["n"],
+      p["cramers_v"],
+      p["cramers_v_plain"],
+      p["mutual_info_bits"],
+      p["mutual_info_fraction"],
+      p["p_value"],
+      p["flagged"],
+    ]
+    for k, a in attrs.items()
+    for s, p in a["splits"].items()
+  ]
   text = f"## Attribute bias\n\n{bias['definition']}\n\n" + _table(
-    ["attribute", "kind", "split", "n", "Cramér's V", "V plain", "MI (bits)", "MI / H(label)", "chi-square p", "flagged"], rows)
+    [
+      "attribute",
+      "kind",
+      "split",
+      "n",
+      "Cramér's V",
+      "V plain",
+      "MI (bits)",
+      "MI / H(label)",
+      "chi-square p",
+      "flagged",
+    ],
+    rows,
+  )
   for key, a in attrs.items():
     split, table = _shown_table(a)
     names = meta["class_names"]
@@ -245,8 +342,15 @@ def _class_counts_figure(balance: dict, names: list[str]):
   x = np.arange(len(names))
   width = 0.8 / len(splits)
   for k, (s, b) in enumerate(splits.items()):
-    ax.bar(x + (k - (len(splits) - 1) / 2) * width, b["counts"], width, label=f"{s} (ratio {_fmt(b['imbalance_ratio'])})")
-  ax.set_xticks(x, names if len(names) <= 40 else [""] * len(names), rotation=45 if len(names) > 10 else 0, ha="right" if len(names) > 10 else "center")
+    ax.bar(
+      x + (k - (len(splits) - 1) / 2) * width, b["counts"], width, label=f"{s} (ratio {_fmt(b['imbalance_ratio'])})"
+    )
+  ax.set_xticks(
+    x,
+    names if len(names) <= 40 else [""] * len(names),
+    rotation=45 if len(names) > 10 else 0,
+    ha="right" if len(names) > 10 else "center",
+  )
   ax.set(xlabel="class", ylabel="examples", title="Class counts per split")
   fig.legend(loc="outside lower center", ncols=min(len(splits), 4))  # outside: never covers a bar
   return fig
@@ -262,7 +366,14 @@ def _histogram_figure(shift: dict, meta: dict):
   for s in shown:
     counts = np.asarray(hist["counts"][s], np.float64)
     density = counts / max(counts.sum(), 1.0) / np.diff(edges)
-    ax.stairs(density, edges, label=f"{s} (n={int(counts.sum())})", fill=s == meta["train_split"], alpha=0.45 if s == meta["train_split"] else 1.0, linewidth=2)
+    ax.stairs(
+      density,
+      edges,
+      label=f"{s} (n={int(counts.sum())})",
+      fill=s == meta["train_split"],
+      alpha=0.45 if s == meta["train_split"] else 1.0,
+      linewidth=2,
+    )
   title = "Per-example mean intensity"
   x = shift["input_shift"]
   if x:
@@ -284,7 +395,9 @@ def _heatmap_figure(key: str, attribute: dict, names: list[str]):
   if counts.size <= 400:
     for (r, c), n in np.ndenumerate(counts):
       ax.text(c, r, f"{int(n)}", ha="center", va="center", color="white" if rows[r, c] < 0.5 else "black", fontsize=8)
-  ax.set_xticks(np.arange(len(names)), names if len(names) <= 40 else [""] * len(names), rotation=45 if len(names) > 10 else 0)
+  ax.set_xticks(
+    np.arange(len(names)), names if len(names) <= 40 else [""] * len(names), rotation=45 if len(names) > 10 else 0
+  )
   ax.set_yticks(np.arange(len(attribute["values"])), attribute["values"])
   v = attribute["splits"][split]["cramers_v"]
   ax.set(xlabel="label", ylabel=key, title=f"'{key}' vs label ({split}): Cramér's V {_fmt(v)}")

@@ -300,7 +300,7 @@ class Clip(AugmentOp):
 
 
 OPS: Mapping[str, type[AugmentOp]] = {
-    op.name: op for op in (HFlip, VFlip, Rotate, Zoom, Crop, Translate, Noise, Brightness, Contrast, Clip)
+  op.name: op for op in (HFlip, VFlip, Rotate, Zoom, Crop, Translate, Noise, Brightness, Contrast, Clip)
 }
 OP_NAMES = tuple(OPS)
 
@@ -439,6 +439,8 @@ def augment_batch(key: jax.Array, images: jax.Array, ops: tuple[AugmentOp, ...],
   return jax.vmap(one)(example_ids, images)
 
 
-def augment_inputs(key: jax.Array, batch: Mapping[str, jax.Array], ops: tuple[AugmentOp, ...], example_ids: jax.Array) -> dict:
+def augment_inputs(
+  key: jax.Array, batch: Mapping[str, jax.Array], ops: tuple[AugmentOp, ...], example_ids: jax.Array
+) -> dict:
   """A {"inputs", "labels", ...} batch with only its images augmented; labels and mask pass through."""
   return {**batch, "inputs": augment_batch(key, batch["inputs"], ops, example_ids)}

@@ -34,25 +34,35 @@ def long_tail_counts(available: np.ndarray, ratio: float) -> np.ndarray:
   return np.maximum(np.floor(n_max * ratio ** (-exponents)).astype(np.int64), 1)
 
 
-def requested_counts(labels: np.ndarray, num_classes: int, *, class_counts: Sequence[int] | None, imbalance_ratio: float | None) -> np.ndarray | None:
+def requested_counts(
+  labels: np.ndarray, num_classes: int, *, class_counts: Sequence[int] | None, imbalance_ratio: float | None
+) -> np.ndarray | None:
   """The per-class counts a config asks for, checked against what the split has; None: no skew asked."""
   available = np.bincount(labels, minlength=num_classes)
   if class_counts is not None and imbalance_ratio is not None:
     raise ImbalanceError("data.class_counts and data.imbalance_ratio are both set; set one of them")
   if class_counts is not None:
     counts = np.asarray(class_counts)
-    if counts.shape != (num_classes,) or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0 for c in class_counts):
-      raise ImbalanceError(f"data.class_counts={tuple(class_counts)} must be {num_classes} non-negative ints, one per class")
+    if counts.shape != (num_classes,) or not all(
+      isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0 for c in class_counts
+    ):
+      raise ImbalanceError(
+        f"data.class_counts={tuple(class_counts)} must be {num_classes} non-negative ints, one per class"
+      )
     short = [(c, int(counts[c]), int(available[c])) for c in range(num_classes) if counts[c] > available[c]]
     if short:
       c, asked, have = short[0]
-      raise ImbalanceError(f"data.class_counts asks {asked} examples of class {c}, the split has {have}; allowed: 0..{have}")
+      raise ImbalanceError(
+        f"data.class_counts asks {asked} examples of class {c}, the split has {have}; allowed: 0..{have}"
+      )
     if counts.sum() == 0:
       raise ImbalanceError("data.class_counts keeps no example at all")
     return counts
   if imbalance_ratio is not None:
     if isinstance(imbalance_ratio, bool) or not isinstance(imbalance_ratio, (int, float)) or not imbalance_ratio >= 1:
-      raise ImbalanceError(f"data.imbalance_ratio={imbalance_ratio!r} must be a number >= 1 (largest class / smallest class)")
+      raise ImbalanceError(
+        f"data.imbalance_ratio={imbalance_ratio!r} must be a number >= 1 (largest class / smallest class)"
+      )
     if available.min() == 0:
       raise ImbalanceError("data.imbalance_ratio needs every class present in the training split")
     return long_tail_counts(available, float(imbalance_ratio))

@@ -15,9 +15,8 @@ threshold in exact arithmetic may land a rounding error either side of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -241,7 +240,9 @@ def annotator_agreement(
     _image_result(iou, la, lb, iou_threshold)
     for iou, la, lb in zip(_iou_matrices(boxes_a, boxes_b), labels_a, labels_b)
   ]
-  total = {key: sum(r[key] for r in per_image) for key in ("n_a", "n_b", "n_assigned", "n_matched", "n_below_threshold")}
+  total = {
+    key: sum(r[key] for r in per_image) for key in ("n_a", "n_b", "n_assigned", "n_matched", "n_below_threshold")
+  }
   matched_ious = np.concatenate([np.zeros(0, np.float32)] + [r["ious"][r["matched"]] for r in per_image])
   return {
     "n_images": len(per_image),

@@ -336,9 +336,7 @@ def _describe(kind: str, path: str, extra: str) -> str:
 
 def _images_in(folder: str) -> list[str]:
   with os.scandir(folder) as it:
-    return [
-      e.path for e in _visible(list(it)) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
-    ]
+    return [e.path for e in _visible(list(it)) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)]
 
 
 def _subfolders(folder: str) -> list[str]:
@@ -547,7 +545,9 @@ def _check_header(path: str, header: list[str], label: str, metadata: tuple[str,
     raise DatasetError(f"{path}: no label column {label!r} (data.label_feature); columns: {columns}.")
   missing = [m for m in metadata if m not in header]
   if missing:
-    raise DatasetError(f"{path}: data.metadata_features names {missing[0]!r}, which is not a column; columns: {columns}.")
+    raise DatasetError(
+      f"{path}: data.metadata_features names {missing[0]!r}, which is not a column; columns: {columns}."
+    )
 
 
 def _read_csv(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
@@ -558,7 +558,9 @@ def _read_csv(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
   column = {c: i for i, c in enumerate(header)}
   feature_columns = [c for c in header if c != label and c != SPLIT_COLUMN and c not in metadata]
   if not feature_columns:
-    raise DatasetError(f"{path}: no feature columns left besides the label, {SPLIT_COLUMN!r} and data.metadata_features.")
+    raise DatasetError(
+      f"{path}: no feature columns left besides the label, {SPLIT_COLUMN!r} and data.metadata_features."
+    )
 
   def line(i: int) -> str:
     return f"{path} line {lines[i]}"
@@ -605,7 +607,9 @@ def _read_csv(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
   columns = {INPUT_FEATURE: inputs, label: labels}
   for name in metadata:
     if name in features or name == PROVENANCE_FEATURE["csv"]:
-      raise DatasetError(f"{path}: metadata column {name!r} has the name of a feature jaxflow stores; rename the column.")
+      raise DatasetError(
+        f"{path}: metadata column {name!r} has the name of a feature jaxflow stores; rename the column."
+      )
     features[name], columns[name] = _metadata_column([row[column[name]] for row in rows])
   features[PROVENANCE_FEATURE["csv"]] = ("array", np.int64, ())
   columns[PROVENANCE_FEATURE["csv"]] = np.asarray(lines, np.int64)
@@ -614,8 +618,11 @@ def _read_csv(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
     "csv",
     path,
     f"features = columns {', '.join(feature_columns)}; label column {label!r}, classes {', '.join(class_names)}; "
-    + ("splits from the 'split' column, in file order." if split_of_row else
-       f"all rows 'train' in the order np.random.default_rng({SHUFFLE_SEED}).permutation(n)."),
+    + (
+      "splits from the 'split' column, in file order."
+      if split_of_row
+      else f"all rows 'train' in the order np.random.default_rng({SHUFFLE_SEED}).permutation(n)."
+    ),
   )
   return _Table(features, {s: _select(columns, rows_) for s, rows_ in order.items()}, description)
 
@@ -627,7 +634,9 @@ def _npz_array(archive: Any, path: str, key: str) -> np.ndarray:
   try:
     return archive[key]
   except ValueError as e:  # object arrays need pickle, which is never loaded from a user's file
-    raise DatasetError(f"{path}: array {key!r} cannot be read without pickle ({e}); store numbers or strings.") from None
+    raise DatasetError(
+      f"{path}: array {key!r} cannot be read without pickle ({e}); store numbers or strings."
+    ) from None
 
 
 def _read_npz(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
@@ -650,7 +659,9 @@ def _read_npz(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
       raise DatasetError(f"{path}: no label array {label!r} (data.label_feature; or 'y', 'label'); arrays: {listing}.")
     missing = [m for m in metadata if m not in names]
     if missing:
-      raise DatasetError(f"{path}: data.metadata_features names {missing[0]!r}, which is not an array; arrays: {listing}.")
+      raise DatasetError(
+        f"{path}: data.metadata_features names {missing[0]!r}, which is not an array; arrays: {listing}."
+      )
     x = _npz_array(archive, path, x_key)
     y = _npz_array(archive, path, y_key)
     split = _npz_array(archive, path, SPLIT_COLUMN) if SPLIT_COLUMN in names else None
@@ -723,7 +734,10 @@ def _read_npz(path: str, label: str, metadata: tuple[str, ...]) -> _Table:
     "npz",
     path,
     f"features = array {x_key!r}, label array {y_key!r}, classes {', '.join(class_names)}; "
-    + ("splits from the 'split' array, in array order." if split_of_row else
-       f"all rows 'train' in the order np.random.default_rng({SHUFFLE_SEED}).permutation(n)."),
+    + (
+      "splits from the 'split' array, in array order."
+      if split_of_row
+      else f"all rows 'train' in the order np.random.default_rng({SHUFFLE_SEED}).permutation(n)."
+    ),
   )
   return _Table(features, {s: _select(columns, rows_) for s, rows_ in order.items()}, description)

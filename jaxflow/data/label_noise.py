@@ -25,7 +25,9 @@ class LabelNoiseError(ValueError):
   """A label-noise setting that cannot be applied; one line naming the field."""
 
 
-def transition_matrix(num_classes: int, *, kind: str, rate: float, matrix: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+def transition_matrix(
+  num_classes: int, *, kind: str, rate: float, matrix: Sequence[Sequence[float]] | None = None
+) -> np.ndarray:
   """T[i, j] = P(noisy label j | clean label i), checked."""
   if kind not in NOISE_KINDS:
     raise LabelNoiseError(f"data.label_noise.kind={kind!r} is not known; allowed: {', '.join(NOISE_KINDS)}")
@@ -35,7 +37,7 @@ def transition_matrix(num_classes: int, *, kind: str, rate: float, matrix: Seque
     t = np.asarray(matrix, np.float64)
     if t.shape != (num_classes, num_classes) or (t < 0).any() or not np.allclose(t.sum(axis=1), 1.0, atol=1e-6):
       raise LabelNoiseError(
-          f"data.label_noise.matrix must be {num_classes} x {num_classes} with non-negative rows summing to 1; got shape {t.shape}"
+        f"data.label_noise.matrix must be {num_classes} x {num_classes} with non-negative rows summing to 1; got shape {t.shape}"
       )
     return t
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
@@ -66,13 +68,13 @@ class NoisyLabels:
     clean_counts = np.bincount(self.clean, minlength=num_classes)
     flipped_counts = np.bincount(self.clean[self.flipped], minlength=num_classes)
     return {
-        "examples": int(self.clean.size),
-        "flipped": int(self.flipped.size),
-        "realized_rate": float(self.flipped.size / max(self.clean.size, 1)),
-        "expected_rate": float(np.dot(clean_counts, 1.0 - np.diag(self.transition)) / max(self.clean.size, 1)),
-        "flipped_per_class": flipped_counts.tolist(),
-        "examples_per_class": clean_counts.tolist(),
-        "transition": self.transition.tolist(),
+      "examples": int(self.clean.size),
+      "flipped": int(self.flipped.size),
+      "realized_rate": float(self.flipped.size / max(self.clean.size, 1)),
+      "expected_rate": float(np.dot(clean_counts, 1.0 - np.diag(self.transition)) / max(self.clean.size, 1)),
+      "flipped_per_class": flipped_counts.tolist(),
+      "examples_per_class": clean_counts.tolist(),
+      "transition": self.transition.tolist(),
     }
 
 
@@ -87,4 +89,6 @@ def corrupt(labels: np.ndarray, transition: np.ndarray, seed: int) -> NoisyLabel
 
 
 def save(noisy: NoisyLabels, npz_path: str) -> None:
-  np.savez(npz_path, clean_labels=noisy.clean, noisy_labels=noisy.noisy, flipped=noisy.flipped, transition=noisy.transition)
+  np.savez(
+    npz_path, clean_labels=noisy.clean, noisy_labels=noisy.noisy, flipped=noisy.flipped, transition=noisy.transition
+  )

@@ -115,9 +115,7 @@ def _prepared_builder(
   from jaxflow.data import custom
 
   if custom.is_custom(name):
-    return custom.prepared_builder(
-      name, data_dir, label_feature=label_feature, metadata_features=metadata_features
-    )
+    return custom.prepared_builder(name, data_dir, label_feature=label_feature, metadata_features=metadata_features)
   base = _base_name(name)
   if base in SHIPPED_DATASETS:
     __import__(SHIPPED_DATASETS[base])  # Registers the builder with tfds.
@@ -163,9 +161,7 @@ def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str = "firs
 
 def _check_feature(field: str, feature: str, name: str, feature_names: tuple[str, ...]) -> None:
   if feature not in feature_names:
-    raise DatasetError(
-      f"{field}={feature!r} is not a feature of dataset {name!r}; it has: {', '.join(feature_names)}."
-    )
+    raise DatasetError(f"{field}={feature!r} is not a feature of dataset {name!r}; it has: {', '.join(feature_names)}.")
 
 
 def dataset_spec(

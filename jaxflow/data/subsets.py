@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def select_examples(labels: np.ndarray, *, classes: Sequence[int] | None = None, limit: int | None = None) -> np.ndarray:
+def select_examples(
+  labels: np.ndarray, *, classes: Sequence[int] | None = None, limit: int | None = None
+) -> np.ndarray:
   """Indices of the examples whose label is in `classes` (all when None), the first `limit` of them.
 
   The first, not a random draw: stored order is already shuffled (digits: a stratified split), and a

@@ -29,14 +29,14 @@ class AddingProblem:
 
   def spec(self, name: str) -> FeatureSpec:
     return FeatureSpec(
-        name=name,
-        input_feature="sequence",
-        label_feature="target",
-        input_shape=(self.max_len, 2),
-        input_dtype="float32",
-        num_classes=None,
-        split_sizes={"train": self.train_size, "test": self.test_size},
-        feature_names=("sequence", "lengths", "target"),
+      name=name,
+      input_feature="sequence",
+      label_feature="target",
+      input_shape=(self.max_len, 2),
+      input_dtype="float32",
+      num_classes=None,
+      split_sizes={"train": self.train_size, "test": self.test_size},
+      feature_names=("sequence", "lengths", "target"),
     )
 
   def input_structure(self):
@@ -44,7 +44,10 @@ class AddingProblem:
     import jax
     import jax.numpy as jnp
 
-    return {"sequence": jax.ShapeDtypeStruct((1, self.max_len, 2), jnp.float32), "lengths": jax.ShapeDtypeStruct((1,), jnp.int32)}
+    return {
+      "sequence": jax.ShapeDtypeStruct((1, self.max_len, 2), jnp.float32),
+      "lengths": jax.ShapeDtypeStruct((1,), jnp.int32),
+    }
 
   def generate(self, seed: int) -> dict[str, Split]:
     """{'train': Split, 'test': Split}; inputs are dicts (sequence, lengths), labels float32 targets."""

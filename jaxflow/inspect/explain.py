@@ -45,8 +45,18 @@ SMOOTHGRAD_SAMPLES = 16
 NOISE_LEVEL = 0.15
 
 
-def analyse(apply_fn, params, x, target, key, *, path_steps: int = PATH_STEPS, ig_steps: int = IG_STEPS,
-            samples: int = SMOOTHGRAD_SAMPLES, noise_level: float = NOISE_LEVEL) -> dict:
+def analyse(
+  apply_fn,
+  params,
+  x,
+  target,
+  key,
+  *,
+  path_steps: int = PATH_STEPS,
+  ig_steps: int = IG_STEPS,
+  samples: int = SMOOTHGRAD_SAMPLES,
+  noise_level: float = NOISE_LEVEL,
+) -> dict:
   """Everything explain computes for one parameter set, as one traceable function.
 
   One vmapped value-and-gradient over all the points the methods need: the trapezoid path from the
@@ -55,18 +65,23 @@ def analyse(apply_fn, params, x, target, key, *, path_steps: int = PATH_STEPS, i
   copies. One backward pass to compile instead of one per method (the compile dominates here).
   """
   alphas, _ = saliency.path_points(path_steps, "trapezoid")
-  points = jnp.concatenate([saliency.path_points_between(x, alphas), saliency.noisy_copies(x, key=key, samples=samples, noise_level=noise_level)])
+  points = jnp.concatenate(
+    [
+      saliency.path_points_between(x, alphas),
+      saliency.noisy_copies(x, key=key, samples=samples, noise_level=noise_level),
+    ]
+  )
   values, grads = saliency.gradients_at(apply_fn, params, points, target)
   path = grads[: path_steps + 1]
   _, weights = saliency.path_points(ig_steps, "trapezoid")
   return {
-      "vanilla_gradient": path[-1],
-      "gradient_x_input": x * path[-1],
-      "smoothgrad": jnp.mean(grads[path_steps + 1 :], axis=0),
-      "integrated_gradients": saliency.combine_path(path[:: path_steps // ig_steps], weights, x),
-      "path": path,
-      "score": values[path_steps],
-      "score_baseline": values[0],
+    "vanilla_gradient": path[-1],
+    "gradient_x_input": x * path[-1],
+    "smoothgrad": jnp.mean(grads[path_steps + 1 :], axis=0),
+    "integrated_gradients": saliency.combine_path(path[:: path_steps // ig_steps], weights, x),
+    "path": path,
+    "score": values[path_steps],
+    "score_baseline": values[0],
   }
 
 
@@ -84,12 +99,18 @@ def sanity_checks(run, chosen, trained: dict, maps: dict, random_maps: dict) -> 
     randomization = sanity.model_randomization(trained_nodes, random_nodes, support=field)
   else:
     randomization = sanity.model_randomization(maps, random_maps, support=chosen.x != 0)
-  completeness = sanity.completeness_by_steps(trained["path"], chosen.x, trained["score"], trained["score_baseline"], steps=COMPLETENESS_STEPS)
+  completeness = sanity.completeness_by_steps(
+    trained["path"], chosen.x, trained["score"], trained["score_baseline"], steps=COMPLETENESS_STEPS
+  )
   shown_gap = sanity.completeness_gap(maps["integrated_gradients"], trained["score"], trained["score_baseline"])
   tolerance = COMPLETENESS_TOLERANCE * max(float(np.max(np.abs(trained["score"] - trained["score_baseline"]))), 1e-6)
   ig_check = {
-      "steps": IG_STEPS, "rule": "trapezoid", "baseline": "zeros", "max_abs_error": shown_gap["max_abs_error"],
-      "tolerance": tolerance, "passed": bool(shown_gap["max_abs_error"] <= tolerance),
+    "steps": IG_STEPS,
+    "rule": "trapezoid",
+    "baseline": "zeros",
+    "max_abs_error": shown_gap["max_abs_error"],
+    "tolerance": tolerance,
+    "passed": bool(shown_gap["max_abs_error"] <= tolerance),
   }
   return randomization, completeness, ig_check
 
@@ -114,15 +135,35 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
   randomization, completeness, ig_check = sanity_checks(run, chosen, trained, maps, random_maps)
 
   records = layer_plots.read_layer_records(workdir)
-  layers = {"records": len(records), "vanishing": [], "exploding": [], "thresholds": {"vanishing": layer_plots.VANISHING, "exploding": layer_plots.EXPLODING}}
+  layers = {
+    "records": len(records),
+    "vanishing": [],
+    "exploding": [],
+    "thresholds": {"vanishing": layer_plots.VANISHING, "exploding": layer_plots.EXPLODING},
+  }
   series = layer_plots.layer_series(records) if records else None
   if series:
     layers.update(layer_plots.flag_layers(series))
-  settings = {"smoothgrad_samples": SMOOTHGRAD_SAMPLES, "noise_level": NOISE_LEVEL, "ig_steps": IG_STEPS, "path_steps": PATH_STEPS,
-              "baseline": "zeros", "target": "the predicted class (a single output: that output)",
-              "randomization": "every layer re-initialized by model.init with explain_key(seed, 'randomization')"}
-  figures = gallery.gallery(run, chosen, maps, random_maps, randomization=randomization, completeness=completeness,
-                            layer_series=series, layer_flags=layers, settings=settings)
+  settings = {
+    "smoothgrad_samples": SMOOTHGRAD_SAMPLES,
+    "noise_level": NOISE_LEVEL,
+    "ig_steps": IG_STEPS,
+    "path_steps": PATH_STEPS,
+    "baseline": "zeros",
+    "target": "the predicted class (a single output: that output)",
+    "randomization": "every layer re-initialized by model.init with explain_key(seed, 'randomization')",
+  }
+  figures = gallery.gallery(
+    run,
+    chosen,
+    maps,
+    random_maps,
+    randomization=randomization,
+    completeness=completeness,
+    layer_series=series,
+    layer_flags=layers,
+    settings=settings,
+  )
 
   images = {}
   entries = []
@@ -133,21 +174,23 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
     entries.append({"file": f"{picture.stem}.png", "title": picture.title, "text": picture.text})
 
   report = {
-      "workdir": workdir,
-      "checkpoint": {"which": run.which, "step": run.step},
-      "model": run.config.model.name,
-      "family": run.family,
-      "problem": run.problem.kind,
-      "examples": [{"index": i, "label": _jsonable(y), "prediction": _jsonable(p), "target": int(t), "score": float(s)}
-                   for i, y, p, t, s in zip(chosen.indices, chosen.labels, chosen.predictions, chosen.target, trained["score"])],
-      "settings": settings,
-      "sanity": {
-          "model_randomization": randomization,
-          "ig_completeness": {"by_steps": {str(k): v for k, v in completeness.items()}, "shown": ig_check},
-      },
-      "layers": layers,
-      "images": [e["file"] for e in entries],
-      "seconds": None,
+    "workdir": workdir,
+    "checkpoint": {"which": run.which, "step": run.step},
+    "model": run.config.model.name,
+    "family": run.family,
+    "problem": run.problem.kind,
+    "examples": [
+      {"index": i, "label": _jsonable(y), "prediction": _jsonable(p), "target": int(t), "score": float(s)}
+      for i, y, p, t, s in zip(chosen.indices, chosen.labels, chosen.predictions, chosen.target, trained["score"])
+    ],
+    "settings": settings,
+    "sanity": {
+      "model_randomization": randomization,
+      "ig_completeness": {"by_steps": {str(k): v for k, v in completeness.items()}, "shown": ig_check},
+    },
+    "layers": layers,
+    "images": [e["file"] for e in entries],
+    "seconds": None,
   }
   if tensorboard:
     report["tensorboard"] = page.write_tensorboard(os.path.join(workdir, "tb"), run.step, images)
@@ -157,8 +200,14 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
     json.dump(report, f, indent=2)
   page_path = os.path.join(out, "index.html")
   page.write_page(page_path, report, entries)
-  return {"out": out, "page": page_path, "report": report_path, "images": [os.path.join(out, e["file"]) for e in entries],
-          "sanity": report["sanity"], "layers": layers}
+  return {
+    "out": out,
+    "page": page_path,
+    "report": report_path,
+    "images": [os.path.join(out, e["file"]) for e in entries],
+    "sanity": report["sanity"],
+    "layers": layers,
+  }
 
 
 def _jsonable(value):

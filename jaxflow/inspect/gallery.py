@@ -38,12 +38,18 @@ def first_layer_kernels(run: Run, examples: Examples) -> list[tuple[str, np.ndar
   order; of those, the ones that read the input itself when the layer has others (an LSTM's input
   kernels ii/if/ig/io, not its hidden ones)."""
   stack = run.config.model.name == "stack"
-  layers = [p for p in run.layer_order if p and (len(p) >= 2 or not stack) and isinstance(_subtree(run.params, p), dict)]
+  layers = [
+    p for p in run.layer_order if p and (len(p) >= 2 or not stack) and isinstance(_subtree(run.params, p), dict)
+  ]
   has_kernel = lambda p: "kernel" in _subtree(run.params, p)  # noqa: E731
   first = next((p for p in layers if any(q[: len(p)] == p and has_kernel(q) for q in layers)), None)
   if first is None:
     return []
-  kernels = [("/".join(q), np.asarray(_subtree(run.params, q)["kernel"])) for q in layers if q[: len(first)] == first and has_kernel(q)]
+  kernels = [
+    ("/".join(q), np.asarray(_subtree(run.params, q)["kernel"]))
+    for q in layers
+    if q[: len(first)] == first and has_kernel(q)
+  ]
   x = examples.x
   features = {x.shape[-1], int(np.prod(x.shape[1:])), int(np.prod(x.shape[2:])) if x.ndim > 2 else -1}
   reading = [(n, k) for n, k in kernels if k.ndim == 4 or k.shape[0] in features]
@@ -62,69 +68,153 @@ def node_importance(attributions: np.ndarray, examples: Examples) -> list[np.nda
   return [a[i, rows] for i, rows in enumerate(examples.node_rows)]
 
 
-def gallery(run: Run, chosen: Examples, maps: dict, random_maps: dict, *, randomization: dict, completeness: dict,
-            layer_series: dict | None, layer_flags: dict, settings: dict) -> list[Picture]:
+def gallery(
+  run: Run,
+  chosen: Examples,
+  maps: dict,
+  random_maps: dict,
+  *,
+  randomization: dict,
+  completeness: dict,
+  layer_series: dict | None,
+  layer_flags: dict,
+  settings: dict,
+) -> list[Picture]:
   """The pictures for this run, in page order."""
   shown = slice(0, MAX_ROWS)
   captions = chosen.captions[shown]
   out = []
   kernels = first_layer_kernels(run, chosen)
   if kernels:
-    out.append(Picture("kernels", "First-layer weights",
+    out.append(
+      Picture(
+        "kernels",
+        "First-layer weights",
         "The first layer's kernels: conv filters as image tiles, Dense units on a flattened image as images, other kernels "
         "(RNN input gates, GNN feature maps) as matrices. Blue negative, red positive, each tile scaled to its own largest |weight|.",
-        pictures.kernel_grid(kernels, image_shape=tuple(chosen.x.shape[1:]) if run.family == "image" else None)))
+        pictures.kernel_grid(kernels, image_shape=tuple(chosen.x.shape[1:]) if run.family == "image" else None),
+      )
+    )
   if run.family == "image":
     for name, value in chosen.sown.items():
       if np.ndim(value) == 4:
-        out.append(Picture(f"activations_{name.replace('/', '_')}", f"Activation maps: {name}",
+        out.append(
+          Picture(
+            f"activations_{name.replace('/', '_')}",
+            f"Activation maps: {name}",
             f"Post-activation output of conv layer {name} for each example (one tile per channel, each scaled to its own range).",
-            pictures.activation_maps(name, chosen.x[shown], value[shown], captions)))
+            pictures.activation_maps(name, chosen.x[shown], value[shown], captions),
+          )
+        )
   hidden = _hidden_features(run, chosen)
   if hidden:
-    out.append(Picture("hidden_activations", "Hidden activations",
+    out.append(
+      Picture(
+        "hidden_activations",
+        "Hidden activations",
         "Each non-convolutional layer's sown output (post-activation features; an RNN layer's final state; a GNN layer's "
         "embedding of the explained node), one row per example.",
-        pictures.dense_activations({n: v[shown] for n, v in hidden.items()}, captions)))
+        pictures.dense_activations({n: v[shown] for n, v in hidden.items()}, captions),
+      )
+    )
   if run.family == "image":
-    out.append(Picture("saliency", "Saliency (trained model)",
+    out.append(
+      Picture(
+        "saliency",
+        "Saliency (trained model)",
         f"Per example (rows), |attribution| of each method over the input, scaled per map to its 99th percentile. SmoothGrad: "
         f"{settings['smoothgrad_samples']} samples, noise {settings['noise_level']:g} x the input range; integrated gradients: "
         f"{settings['ig_steps']} trapezoid steps from a zero baseline. Target: the predicted class.",
-        pictures.saliency_grid(chosen.x[shown], {m: v[shown] for m, v in maps.items()}, captions, title="saliency of the trained model (predicted class)")))
-    out.append(Picture("saliency_randomized", "Saliency (re-initialized model)",
+        pictures.saliency_grid(
+          chosen.x[shown],
+          {m: v[shown] for m, v in maps.items()},
+          captions,
+          title="saliency of the trained model (predicted class)",
+        ),
+      )
+    )
+    out.append(
+      Picture(
+        "saliency_randomized",
+        "Saliency (re-initialized model)",
         "The same maps for the model with freshly initialized weights (same examples and target class). A method whose maps "
         "look alike here explains the input, not the model.",
-        pictures.saliency_grid(chosen.x[shown], {m: v[shown] for m, v in random_maps.items()}, captions, title="saliency of a re-initialized model (model randomization check)")))
+        pictures.saliency_grid(
+          chosen.x[shown],
+          {m: v[shown] for m, v in random_maps.items()},
+          captions,
+          title="saliency of a re-initialized model (model randomization check)",
+        ),
+      )
+    )
   if reads_sequences(run.config):
     steps_in = chosen.x if run.family != "image" else chosen.x.reshape(*chosen.x.shape[:2], -1)
-    out.append(Picture("saliency_time_steps", "Saliency per time step",
+    out.append(
+      Picture(
+        "saliency_time_steps",
+        "Saliency per time step",
         "For each example, the sum of |attribution| over each time step's features (an image read row by row: per row), "
         "scaled to the example's largest step; padded steps grey.",
-        pictures.time_step_bars(steps_in[shown], {m: per_step(v)[shown] for m, v in maps.items()}, captions,
-                                lengths=None if chosen.lengths is None else chosen.lengths[shown], title="saliency per time step (trained model)")))
+        pictures.time_step_bars(
+          steps_in[shown],
+          {m: per_step(v)[shown] for m, v in maps.items()},
+          captions,
+          lengths=None if chosen.lengths is None else chosen.lengths[shown],
+          title="saliency per time step (trained model)",
+        ),
+      )
+    )
   if run.family == "array":  # flat feature vectors (e.g. a CSV's columns): one bar per feature
     flat = chosen.x.reshape(chosen.x.shape[0], -1)
-    out.append(Picture("saliency_features", "Saliency per input feature",
+    out.append(
+      Picture(
+        "saliency_features",
+        "Saliency per input feature",
         "For each example, |attribution| of each input feature (top to bottom), scaled to the example's largest.",
-        pictures.time_step_bars(flat[shown, :, None], {m: per_step(v.reshape(v.shape[0], -1, 1))[shown] for m, v in maps.items()},
-                                captions, title="saliency per input feature (trained model)", input_title="input (features down)")))
+        pictures.time_step_bars(
+          flat[shown, :, None],
+          {m: per_step(v.reshape(v.shape[0], -1, 1))[shown] for m, v in maps.items()},
+          captions,
+          title="saliency per input feature (trained model)",
+          input_title="input (features down)",
+        ),
+      )
+    )
   if run.family == "graph":
     rows = slice(0, GRAPH_ROWS)
-    out.append(Picture("node_importance", "Node importance",
+    out.append(
+      Picture(
+        "node_importance",
+        "Node importance",
         "Per explained node (ringed) or graph, each node's importance: the sum over its features of |attribution| of the "
         "explained output, on a networkx spring layout. Colour and size grow with importance, scaled per panel.",
-        pictures.graph_importance(chosen.drawings[rows], {m: node_importance(v, chosen)[rows] for m, v in maps.items()},
-                                  chosen.captions[rows], title="node importance (trained model)")))
-  out.append(Picture("sanity", "Sanity checks",
+        pictures.graph_importance(
+          chosen.drawings[rows],
+          {m: node_importance(v, chosen)[rows] for m, v in maps.items()},
+          chosen.captions[rows],
+          title="node importance (trained model)",
+        ),
+      )
+    )
+  out.append(
+    Picture(
+      "sanity",
+      "Sanity checks",
       "Left: Spearman rank correlation of |saliency| between the trained and a re-initialized model, per method (mean over "
       "examples, min-max bars). Right: integrated gradients' completeness error vs the number of trapezoid steps.",
-      pictures.sanity_summary(randomization, completeness)))
+      pictures.sanity_summary(randomization, completeness),
+    )
+  )
   if layer_series:
-    out.append(Picture("layer_stats", "Layer statistics",
+    out.append(
+      Picture(
+        "layer_stats",
+        "Layer statistics",
         f"Activation std and gradient norm per layer vs step (train.layer_stats_every), log scale; below {layer_plots.VANISHING:g} "
         f"(vanishing, v) and above {layer_plots.EXPLODING:g} (exploding, ^) shaded and marked.",
-        layer_plots.plot_layer_stats(layer_series, layer_flags)))
+        layer_plots.plot_layer_stats(layer_series, layer_flags),
+      )
+    )
   return out
 
 

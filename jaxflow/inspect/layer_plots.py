@@ -40,7 +40,9 @@ def layer_series(records: list[dict]) -> dict[str, dict[str, tuple[np.ndarray, n
         steps, values = series.setdefault(layer, {}).setdefault(stat, ([], []))
         steps.append(record["step"])
         values.append(float(value))
-  return {layer: {stat: (np.asarray(s), np.asarray(v)) for stat, (s, v) in stats.items()} for layer, stats in series.items()}
+  return {
+    layer: {stat: (np.asarray(s), np.asarray(v)) for stat, (s, v) in stats.items()} for layer, stats in series.items()
+  }
 
 
 def flag_layers(series: dict, *, vanishing: float = VANISHING, exploding: float = EXPLODING) -> dict:
@@ -51,14 +53,21 @@ def flag_layers(series: dict, *, vanishing: float = VANISHING, exploding: float 
     for stat, (steps, values) in stats.items():
       low, high = values < vanishing, values > exploding
       if low.any():
-        flags["vanishing"].append({"layer": layer, "statistic": stat, "steps": steps[low].tolist(), "min": float(values.min())})
+        flags["vanishing"].append(
+          {"layer": layer, "statistic": stat, "steps": steps[low].tolist(), "min": float(values.min())}
+        )
       if high.any() or not np.isfinite(values).all():
         bad = high | ~np.isfinite(values)
         finite = values[np.isfinite(values)]
-        flags["exploding"].append({
-            "layer": layer, "statistic": stat, "steps": steps[bad].tolist(),
-            "max": float(finite.max()) if finite.size else None, "non_finite": bool(not np.isfinite(values).all()),
-        })
+        flags["exploding"].append(
+          {
+            "layer": layer,
+            "statistic": stat,
+            "steps": steps[bad].tolist(),
+            "max": float(finite.max()) if finite.size else None,
+            "non_finite": bool(not np.isfinite(values).all()),
+          }
+        )
   return flags
 
 
@@ -87,7 +96,9 @@ def plot_layer_stats(series: dict, flags: dict) -> Figure:
       (line,) = ax.plot(steps, shown, marker=".", linewidth=1.2, label=layer + mark)
       for where, marker in ((values < low, "v"), ((values > high) | ~np.isfinite(values), "^")):
         if where.any():
-          ax.scatter(steps[where], shown[where], marker=marker, s=60, color=line.get_color(), edgecolors="black", zorder=3)
+          ax.scatter(
+            steps[where], shown[where], marker=marker, s=60, color=line.get_color(), edgecolors="black", zorder=3
+          )
     ax.set_yscale("log")
     ax.set_ylim(floor, ceiling)
     ax.set_xlabel("step", fontsize=8)

@@ -21,10 +21,10 @@ from matplotlib.figure import Figure
 from jaxflow.plotting import new_figure
 
 TITLES = {
-    "vanilla_gradient": "gradient",
-    "gradient_x_input": "gradient x input",
-    "smoothgrad": "SmoothGrad",
-    "integrated_gradients": "integrated gradients",
+  "vanilla_gradient": "gradient",
+  "gradient_x_input": "gradient x input",
+  "smoothgrad": "SmoothGrad",
+  "integrated_gradients": "integrated gradients",
 }
 
 
@@ -115,7 +115,9 @@ def _tile_size(shape: tuple[int, int], at_least: int = 32) -> tuple[int, int]:
   return shape[0] * factor, shape[1] * factor
 
 
-def _grid_figure(tiles, *, tile, col_labels=(), row_labels=(), title="", pad=2, width_per_col=1.0, min_width=4.0) -> Figure:
+def _grid_figure(
+  tiles, *, tile, col_labels=(), row_labels=(), title="", pad=2, width_per_col=1.0, min_width=4.0
+) -> Figure:
   """A mosaic of tiles in one Axes, the figure sized to the mosaic's aspect (no blank bands);
   column labels on top, row labels on the left (margins in inches)."""
   image = mosaic(tiles, tile=tile, pad=pad)
@@ -144,7 +146,9 @@ def _grid_figure(tiles, *, tile, col_labels=(), row_labels=(), title="", pad=2, 
 # --- the pictures ---------------------------------------------------------------------------------------
 
 
-def kernel_grid(kernels: Sequence[tuple[str, np.ndarray]], *, image_shape: tuple[int, ...] | None = None, max_tiles: int = 64) -> Figure:
+def kernel_grid(
+  kernels: Sequence[tuple[str, np.ndarray]], *, image_shape: tuple[int, ...] | None = None, max_tiles: int = 64
+) -> Figure:
   """The first layer's weights as pictures.
 
   A conv kernel [kh, kw, c_in, c_out] is one tile per output channel (colour when c_in == 3, else the
@@ -159,16 +163,28 @@ def kernel_grid(kernels: Sequence[tuple[str, np.ndarray]], *, image_shape: tuple
     if kernel.ndim == 4:
       tiles = [kernel[..., o] for o in range(kernel.shape[-1])]
       tiled.append((name, kernel, [gray_rgb(t) if t.shape[-1] == 3 else signed_rgb(t.mean(axis=-1)) for t in tiles]))
-    elif kernel.ndim == 2 and image_shape is not None and len(image_shape) == 3 and kernel.shape[0] == int(np.prod(image_shape)):
-      tiled.append((name, kernel, [signed_rgb(kernel[:, u].reshape(image_shape).mean(axis=-1)) for u in range(kernel.shape[1])]))
+    elif (
+      kernel.ndim == 2
+      and image_shape is not None
+      and len(image_shape) == 3
+      and kernel.shape[0] == int(np.prod(image_shape))
+    ):
+      tiled.append(
+        (name, kernel, [signed_rgb(kernel[:, u].reshape(image_shape).mean(axis=-1)) for u in range(kernel.shape[1])])
+      )
   if len(tiled) == len(kernels) == 1:
     name, kernel, tiles = tiled[0]
     tiles = tiles[:max_tiles]
     cols = min(len(tiles), 16)
     grid = [tiles[r * cols : (r + 1) * cols] for r in range(-(-len(tiles) // cols))]
     shown = f"{len(tiles)} of {kernel.shape[-1]}" if len(tiles) < kernel.shape[-1] else f"{len(tiles)}"
-    return _grid_figure(grid, tile=_tile_size(tiles[0].shape[:2]), width_per_col=0.5, min_width=6.0,
-                        title=f"{name} {list(kernel.shape)}: {shown} filters, each scaled to its own max |w| (blue < 0 < red)")
+    return _grid_figure(
+      grid,
+      tile=_tile_size(tiles[0].shape[:2]),
+      width_per_col=0.5,
+      min_width=6.0,
+      title=f"{name} {list(kernel.shape)}: {shown} filters, each scaled to its own max |w| (blue < 0 < red)",
+    )
   fig = new_figure(8.0, 0.4 + 2.2 * len(kernels))
   for p, (name, kernel) in enumerate(kernels):
     ax = fig.add_subplot(len(kernels), 1, p + 1)
@@ -179,11 +195,15 @@ def kernel_grid(kernels: Sequence[tuple[str, np.ndarray]], *, image_shape: tuple
     ax.tick_params(labelsize=7)
     fig.colorbar(shown, ax=ax, fraction=0.03, pad=0.01)
     ax.set_title(f"{name} {list(kernel.shape)}: rows input features, columns units", fontsize=9)
-  fig.subplots_adjust(left=0.08, right=0.92, top=1 - 0.35 / fig.get_figheight(), bottom=0.3 / fig.get_figheight(), hspace=0.55)
+  fig.subplots_adjust(
+    left=0.08, right=0.92, top=1 - 0.35 / fig.get_figheight(), bottom=0.3 / fig.get_figheight(), hspace=0.55
+  )
   return fig
 
 
-def activation_maps(name: str, images: np.ndarray, maps: np.ndarray, captions: Sequence[str], *, max_channels: int = 16) -> Figure:
+def activation_maps(
+  name: str, images: np.ndarray, maps: np.ndarray, captions: Sequence[str], *, max_channels: int = 16
+) -> Figure:
   """One conv layer's post-activation maps [b, h, w, c] for the examples [b, H, W, C]: per row the
   input, then the first `max_channels` channels (each map min-max scaled; viridis)."""
   maps = np.asarray(maps)
@@ -192,9 +212,12 @@ def activation_maps(name: str, images: np.ndarray, maps: np.ndarray, captions: S
   rows = [[gray_rgb(img)] + [heat_rgb(m[..., ch]) for ch in range(channels)] for img, m in zip(images, maps)]
   shown = f"first {channels} of {maps.shape[-1]}" if channels < maps.shape[-1] else f"{channels}"
   return _grid_figure(
-      rows, tile=tile, col_labels=["input"] + [str(ch) for ch in range(channels)], row_labels=list(captions),
-      title=f"{name}: post-activation maps {list(maps.shape[1:])} ({shown} channels; each map scaled to its range)",
-      width_per_col=0.55,
+    rows,
+    tile=tile,
+    col_labels=["input"] + [str(ch) for ch in range(channels)],
+    row_labels=list(captions),
+    title=f"{name}: post-activation maps {list(maps.shape[1:])} ({shown} channels; each map scaled to its range)",
+    width_per_col=0.55,
   )
 
 
@@ -208,7 +231,9 @@ def dense_activations(layers: Mapping[str, np.ndarray], captions: Sequence[str])
     ax.set_yticks(range(len(captions)), captions, fontsize=6)
     ax.set_title(f"{name}: {acts.shape[1]} units", fontsize=9)
     fig.colorbar(shown, ax=ax, fraction=0.03, pad=0.01)
-  fig.subplots_adjust(left=0.16, right=0.92, top=1 - 0.3 / fig.get_figheight(), bottom=0.3 / fig.get_figheight(), hspace=0.6)
+  fig.subplots_adjust(
+    left=0.16, right=0.92, top=1 - 0.3 / fig.get_figheight(), bottom=0.3 / fig.get_figheight(), hspace=0.6
+  )
   return fig
 
 
@@ -222,11 +247,25 @@ def saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray], captions: 
       attribution = np.asarray(values[i])
       row.append(overlay_rgb(image, attribution.sum(axis=-1) if attribution.ndim == 3 else attribution))
     rows.append(row)
-  return _grid_figure(rows, tile=tile, col_labels=["input"] + [TITLES.get(m, m) for m in maps], row_labels=list(captions), title=title, width_per_col=1.35)
+  return _grid_figure(
+    rows,
+    tile=tile,
+    col_labels=["input"] + [TITLES.get(m, m) for m in maps],
+    row_labels=list(captions),
+    title=title,
+    width_per_col=1.35,
+  )
 
 
-def time_step_bars(inputs: np.ndarray, per_step: Mapping[str, np.ndarray], captions: Sequence[str], *, lengths: np.ndarray | None = None, title: str,
-                   input_title: str = "input (time down)") -> Figure:
+def time_step_bars(
+  inputs: np.ndarray,
+  per_step: Mapping[str, np.ndarray],
+  captions: Sequence[str],
+  *,
+  lengths: np.ndarray | None = None,
+  title: str,
+  input_title: str = "input (time down)",
+) -> Figure:
   """Saliency per time step: per band an example, its input as [T, F] (time downwards: an image read
   row by row is the image itself), then one bar per step and method (sum of |attribution| over the
   step's features, scaled to the example's largest step). Padded steps (t >= length) are grey.
@@ -246,10 +285,20 @@ def time_step_bars(inputs: np.ndarray, per_step: Mapping[str, np.ndarray], capti
     lo, hi = flat[i].min(), flat[i].max()
     stacked[i * band : i * band + steps] = (flat[i] - lo) / (hi - lo) if hi > lo else 0.0
   fig = new_figure(1.6 + 1.8 * (len(methods) + 1), 0.9 + 1.15 * rows)
-  grid = fig.add_gridspec(1, len(methods) + 1, left=0.12, right=0.98, top=1 - 0.6 / fig.get_figheight(), bottom=0.35 / fig.get_figheight(), wspace=0.08)
+  grid = fig.add_gridspec(
+    1,
+    len(methods) + 1,
+    left=0.12,
+    right=0.98,
+    top=1 - 0.6 / fig.get_figheight(),
+    bottom=0.35 / fig.get_figheight(),
+    wspace=0.08,
+  )
   ax = fig.add_subplot(grid[0, 0])
   cmap = _colormap("gray").with_extremes(bad="white")
-  ax.imshow(stacked, cmap=cmap, aspect="auto", interpolation="nearest", extent=(-0.5, flat.shape[-1] - 0.5, total - 0.5, -0.5))
+  ax.imshow(
+    stacked, cmap=cmap, aspect="auto", interpolation="nearest", extent=(-0.5, flat.shape[-1] - 0.5, total - 0.5, -0.5)
+  )
   ax.set_yticks(centres, list(captions), fontsize=7)
   ax.set_xticks([])
   ax.set_title(input_title, fontsize=8)
@@ -278,7 +327,7 @@ def time_step_bars(inputs: np.ndarray, per_step: Mapping[str, np.ndarray], capti
 
 
 def graph_importance(
-    drawings: Sequence[dict], importance: Mapping[str, np.ndarray], captions: Sequence[str], *, title: str
+  drawings: Sequence[dict], importance: Mapping[str, np.ndarray], captions: Sequence[str], *, title: str
 ) -> Figure:
   """Node importance on the drawn graph: per row an explained node or graph, per column a method.
 
@@ -293,13 +342,19 @@ def graph_importance(
   cmap = _colormap("viridis")
   for i, drawing in enumerate(drawings):
     pos = np.asarray(drawing["positions"])
-    segments = np.stack([pos[np.asarray(drawing["senders"])], pos[np.asarray(drawing["receivers"])]], axis=1) if len(drawing["senders"]) else np.zeros((0, 2, 2))
+    segments = (
+      np.stack([pos[np.asarray(drawing["senders"])], pos[np.asarray(drawing["receivers"])]], axis=1)
+      if len(drawing["senders"])
+      else np.zeros((0, 2, 2))
+    )
     for j, method in enumerate(methods):
       ax = fig.add_subplot(rows, len(methods), i * len(methods) + j + 1)
       ax.add_collection(LineCollection(segments, colors="#999999", linewidths=0.6, zorder=1))
       values = np.asarray(importance[method][i], np.float64)
       scaled = values / values.max() if values.max() > 0 else np.zeros_like(values)
-      ax.scatter(pos[:, 0], pos[:, 1], c=cmap(scaled), s=12 + 70 * scaled, edgecolors="#333333", linewidths=0.3, zorder=2)
+      ax.scatter(
+        pos[:, 0], pos[:, 1], c=cmap(scaled), s=12 + 70 * scaled, edgecolors="#333333", linewidths=0.3, zorder=2
+      )
       if drawing.get("focus") is not None:
         f = drawing["focus"]
         ax.scatter([pos[f, 0]], [pos[f, 1]], s=150, facecolors="none", edgecolors="black", linewidths=1.5, zorder=3)

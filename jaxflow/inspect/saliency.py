@@ -55,6 +55,7 @@ def gradients_at(apply_fn: ApplyFn, params, points: jax.Array, target: jax.Array
   Every method is gradients at some points (the input, noisy copies, a path from the baseline): put
   them in one call and XLA compiles the model's backward pass once, not once per method.
   """
+
   def total(inputs):
     per_example = scores(apply_fn, params, inputs, target)
     return jnp.sum(per_example), per_example
@@ -92,7 +93,14 @@ def _per_example(values: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def smoothgrad(
-    apply_fn: ApplyFn, params, x: jax.Array, target: jax.Array, *, key: jax.Array, samples: int = 16, noise_level: float = 0.15
+  apply_fn: ApplyFn,
+  params,
+  x: jax.Array,
+  target: jax.Array,
+  *,
+  key: jax.Array,
+  samples: int = 16,
+  noise_level: float = 0.15,
 ) -> jax.Array:
   """Mean vanilla gradient over `samples` copies of x with Gaussian noise drawn from `key`.
 
@@ -129,19 +137,30 @@ def path_points_between(x: jax.Array, alphas, baseline: jax.Array | None = None)
   return baseline[None] + alphas * (x - baseline)[None]
 
 
-def path_gradients(apply_fn: ApplyFn, params, x: jax.Array, target: jax.Array, alphas, *, baseline: jax.Array | None = None) -> jax.Array:
+def path_gradients(
+  apply_fn: ApplyFn, params, x: jax.Array, target: jax.Array, alphas, *, baseline: jax.Array | None = None
+) -> jax.Array:
   """[m, *x.shape]: d score / d x at x' + alpha (x - x') for each alpha (vmapped: one program)."""
   return gradients_at(apply_fn, params, path_points_between(x, alphas, baseline), target)[1]
 
 
-def combine_path(gradients: jax.Array, weights: jax.Array, x: jax.Array, baseline: jax.Array | None = None) -> jax.Array:
+def combine_path(
+  gradients: jax.Array, weights: jax.Array, x: jax.Array, baseline: jax.Array | None = None
+) -> jax.Array:
   """Integrated gradients from path gradients [m, *x.shape] and quadrature weights [m]."""
   baseline = jnp.zeros_like(x) if baseline is None else jnp.broadcast_to(baseline, x.shape)
   return (x - baseline) * jnp.tensordot(weights, gradients, axes=1)
 
 
 def integrated_gradients(
-    apply_fn: ApplyFn, params, x: jax.Array, target: jax.Array, *, baseline: jax.Array | None = None, steps: int = 64, rule: str = "trapezoid"
+  apply_fn: ApplyFn,
+  params,
+  x: jax.Array,
+  target: jax.Array,
+  *,
+  baseline: jax.Array | None = None,
+  steps: int = 64,
+  rule: str = "trapezoid",
 ) -> jax.Array:
   """(x - x') * integral_0^1 d score / d x (x' + a (x - x')) da, shaped like x; x' = `baseline`
   (zeros when None, e.g. a black image), by `rule` with `steps` intervals."""
@@ -150,13 +169,21 @@ def integrated_gradients(
 
 
 def all_methods(
-    apply_fn: ApplyFn, params, x: jax.Array, target: jax.Array, *, key: jax.Array, baseline: jax.Array | None = None,
-    ig_steps: int = 64, smoothgrad_samples: int = 16, noise_level: float = 0.15,
+  apply_fn: ApplyFn,
+  params,
+  x: jax.Array,
+  target: jax.Array,
+  *,
+  key: jax.Array,
+  baseline: jax.Array | None = None,
+  ig_steps: int = 64,
+  smoothgrad_samples: int = 16,
+  noise_level: float = 0.15,
 ) -> dict[str, jax.Array]:
   """{method: attributions shaped like x} for the four METHODS, in one traceable function."""
   return {
-      "vanilla_gradient": vanilla_gradient(apply_fn, params, x, target),
-      "gradient_x_input": gradient_x_input(apply_fn, params, x, target),
-      "smoothgrad": smoothgrad(apply_fn, params, x, target, key=key, samples=smoothgrad_samples, noise_level=noise_level),
-      "integrated_gradients": integrated_gradients(apply_fn, params, x, target, baseline=baseline, steps=ig_steps),
+    "vanilla_gradient": vanilla_gradient(apply_fn, params, x, target),
+    "gradient_x_input": gradient_x_input(apply_fn, params, x, target),
+    "smoothgrad": smoothgrad(apply_fn, params, x, target, key=key, samples=smoothgrad_samples, noise_level=noise_level),
+    "integrated_gradients": integrated_gradients(apply_fn, params, x, target, baseline=baseline, steps=ig_steps),
   }

@@ -41,7 +41,13 @@ def summarize(values: np.ndarray) -> dict:
   finite = finite[np.isfinite(finite)]
   if finite.size == 0:
     return {"mean": None, "median": None, "min": None, "max": None, "count": 0}
-  return {"mean": float(finite.mean()), "median": float(np.median(finite)), "min": float(finite.min()), "max": float(finite.max()), "count": int(finite.size)}
+  return {
+    "mean": float(finite.mean()),
+    "median": float(np.median(finite)),
+    "min": float(finite.min()),
+    "max": float(finite.max()),
+    "count": int(finite.size),
+  }
 
 
 def model_randomization(trained: dict, randomized: dict, *, support=None) -> dict[str, dict]:
@@ -58,7 +64,9 @@ def model_randomization(trained: dict, randomized: dict, *, support=None) -> dic
     rho = rank_correlations(trained[method], randomized[method])
     report[method] = {**summarize(rho), "per_example": [None if not np.isfinite(r) else float(r) for r in rho]}
     if support is not None:
-      report[method]["support_mean"] = summarize(rank_correlations(trained[method], randomized[method], support))["mean"]
+      report[method]["support_mean"] = summarize(rank_correlations(trained[method], randomized[method], support))[
+        "mean"
+      ]
   return report
 
 
@@ -74,12 +82,19 @@ def completeness_gap(attributions: np.ndarray, score_x: np.ndarray, score_baseli
   error = np.abs(total - delta)
   relative = error / np.maximum(np.abs(delta), 1e-6)
   return {
-      "max_abs_error": float(error.max()), "mean_abs_error": float(error.mean()), "max_rel_error": float(relative.max()),
-      "mean_abs_delta": float(np.abs(delta).mean()), "sum": total.tolist(), "delta": delta.tolist(), "error": error.tolist(),
+    "max_abs_error": float(error.max()),
+    "mean_abs_error": float(error.mean()),
+    "max_rel_error": float(relative.max()),
+    "mean_abs_delta": float(np.abs(delta).mean()),
+    "sum": total.tolist(),
+    "delta": delta.tolist(),
+    "error": error.tolist(),
   }
 
 
-def completeness_by_steps(path_grads: np.ndarray, x: np.ndarray, score_x, score_baseline, *, steps: tuple[int, ...], baseline=None) -> dict[int, dict]:
+def completeness_by_steps(
+  path_grads: np.ndarray, x: np.ndarray, score_x, score_baseline, *, steps: tuple[int, ...], baseline=None
+) -> dict[int, dict]:
   """IG completeness at several step counts from ONE set of trapezoid path gradients.
 
   `path_grads` [N + 1, *x.shape] are the gradients at alphas k/N (N = max(steps)); every count in

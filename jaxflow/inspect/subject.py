@@ -93,7 +93,9 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     what = "does not exist" if not os.path.isdir(workdir) else "has no config.json"
-    raise ConfigError(f"workdir {workdir} {what}: not a trained jaxflow run (jaxflow train --config=FILE --workdir={workdir})")
+    raise ConfigError(
+      f"workdir {workdir} {what}: not a trained jaxflow run (jaxflow train --config=FILE --workdir={workdir})"
+    )
   try:
     with open(path) as f:
       saved = json.load(f)
@@ -228,8 +230,17 @@ def choose_examples(run: Run, n: int) -> Examples:
   target, predictions = _targets(outputs, problem)
   labels = labels_all[chosen]
   captions = [f"#{i} " + _caption(y, p, problem.kind) for i, y, p in zip(chosen, labels, predictions)]
-  return Examples(x=x, target=target, labels=labels, predictions=predictions, captions=captions, indices=chosen,
-                  apply_fn=apply_fn, sown=sown, lengths=lengths)
+  return Examples(
+    x=x,
+    target=target,
+    labels=labels,
+    predictions=predictions,
+    captions=captions,
+    indices=chosen,
+    apply_fn=apply_fn,
+    sown=sown,
+    lengths=lengths,
+  )
 
 
 def forward(model, params, inputs) -> tuple[jax.Array, dict]:
@@ -237,7 +248,9 @@ def forward(model, params, inputs) -> tuple[jax.Array, dict]:
   (`LAYER_act`, the first sow of each), in eval mode."""
   outputs, captured = model.apply({"params": params}, inputs, train=False, mutable=["intermediates"])
   sown = {}
-  for path, value in jax.tree_util.tree_flatten_with_path(captured.get("intermediates", {}), is_leaf=lambda v: isinstance(v, tuple))[0]:
+  for path, value in jax.tree_util.tree_flatten_with_path(
+    captured.get("intermediates", {}), is_leaf=lambda v: isinstance(v, tuple)
+  )[0]:
     name = "/".join(str(p.key) for p in path if isinstance(p, jax.tree_util.DictKey)).removesuffix("_act")
     sown[name] = value[0] if isinstance(value, tuple) else value
   return outputs, sown
@@ -290,7 +303,11 @@ def _graph_examples(run: Run, n: int) -> Examples:
     g.add_nodes_from(range(real))
     g.add_edges_from(zip(senders[keep].tolist(), receivers[keep].tolist()))
     positions = nx.spring_layout(g, seed=layout_seed)
-    drawn = {"positions": np.array([positions[i] for i in range(real)]), "senders": senders[keep], "receivers": receivers[keep]}
+    drawn = {
+      "positions": np.array([positions[i] for i in range(real)]),
+      "senders": senders[keep],
+      "receivers": receivers[keep],
+    }
     for row in rows:
       drawings.append({**drawn, "focus": int(row)})
       node_rows.append(np.arange(real))
@@ -304,8 +321,25 @@ def _graph_examples(run: Run, n: int) -> Examples:
       g.add_nodes_from(range(hi - lo))
       g.add_edges_from(zip((senders[keep] - lo).tolist(), (receivers[keep] - lo).tolist()))
       positions = nx.spring_layout(g, seed=layout_seed)
-      drawings.append({"positions": np.array([positions[i] for i in range(hi - lo)]), "senders": senders[keep] - lo, "receivers": receivers[keep] - lo, "focus": None})
+      drawings.append(
+        {
+          "positions": np.array([positions[i] for i in range(hi - lo)]),
+          "senders": senders[keep] - lo,
+          "receivers": receivers[keep] - lo,
+          "focus": None,
+        }
+      )
       node_rows.append(np.arange(lo, hi))
     captions = [f"graph {r} " + _caption(y, p, problem.kind) for r, y, p in zip(rows, labels, predictions)]
-  return Examples(x=x, target=target, labels=labels, predictions=predictions, captions=captions, indices=[int(r) for r in rows],
-                  apply_fn=apply_fn, sown=sown, drawings=drawings, node_rows=node_rows)
+  return Examples(
+    x=x,
+    target=target,
+    labels=labels,
+    predictions=predictions,
+    captions=captions,
+    indices=[int(r) for r in rows],
+    apply_fn=apply_fn,
+    sown=sown,
+    drawings=drawings,
+    node_rows=node_rows,
+  )

@@ -4,4 +4,15 @@ from jaxflow.models.activations import ACTIVATIONS, get_activation
 from jaxflow.models.initializers import INITIALIZER_NAMES, LayerInits
 from jaxflow.models.registry import CONV_MODELS, GRAPH_MODELS, MODELS, create_model, has_conv, layer_inits
 
-__all__ = ["ACTIVATIONS", "CONV_MODELS", "GRAPH_MODELS", "INITIALIZER_NAMES", "MODELS", "LayerInits", "create_model", "get_activation", "has_conv", "layer_inits"]
+__all__ = [
+  "ACTIVATIONS",
+  "CONV_MODELS",
+  "GRAPH_MODELS",
+  "INITIALIZER_NAMES",
+  "MODELS",
+  "LayerInits",
+  "create_model",
+  "get_activation",
+  "has_conv",
+  "layer_inits",
+]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 
 
 def step(x: jax.Array) -> jax.Array:
@@ -21,13 +21,13 @@ def step(x: jax.Array) -> jax.Array:
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu,
-    "sigmoid": nn.sigmoid,
-    "tanh": jnp.tanh,
-    "leaky_relu": nn.leaky_relu,
-    "gelu": nn.gelu,
-    "swish": nn.swish,
-    "step": step,
+  "relu": nn.relu,
+  "sigmoid": nn.sigmoid,
+  "tanh": jnp.tanh,
+  "leaky_relu": nn.leaky_relu,
+  "gelu": nn.gelu,
+  "swish": nn.swish,
+  "step": step,
 }
 
 

@@ -36,7 +36,16 @@ class CNN(nn.Module):
     k, inits = self.kernel_size, self.inits
     for i, features in enumerate(self.conv_features):
       name = f"conv_{i}"
-      x = act(nn.Conv(features, (k, k), padding="SAME", name=name, kernel_init=inits.kernel_init(name), bias_init=inits.bias_init(name))(x))
+      x = act(
+        nn.Conv(
+          features,
+          (k, k),
+          padding="SAME",
+          name=name,
+          kernel_init=inits.kernel_init(name),
+          bias_init=inits.bias_init(name),
+        )(x)
+      )
       self.sow("intermediates", f"{name}_act", x)
       if self.pool and min(x.shape[1:3]) >= 2:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))

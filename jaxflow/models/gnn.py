@@ -69,7 +69,9 @@ def _readout(
     if extra is not None:
       nodes = jnp.concatenate([nodes, extra], axis=-1)
   inits = module.inits
-  return nn.Dense(module.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head"))(nodes)
+  return nn.Dense(
+    module.output_dim, name="head", kernel_init=inits.kernel_init("head"), bias_init=inits.bias_init("head")
+  )(nodes)
 
 
 class GCN(nn.Module):
@@ -130,7 +132,9 @@ class GATLayer(nn.Module):
       senders=jnp.concatenate([graphs.senders, loops]), receivers=jnp.concatenate([graphs.receivers, loops])
     )
     attention = self.param("attention", nn.initializers.lecun_normal(), (self.heads, 2 * head_dim))
-    query = nn.Dense(self.width, name="query", kernel_init=self.inits.kernel_init(self.name), bias_init=self.inits.bias_init(self.name))
+    query = nn.Dense(
+      self.width, name="query", kernel_init=self.inits.kernel_init(self.name), bias_init=self.inits.bias_init(self.name)
+    )
 
     def query_fn(nodes: jax.Array) -> jax.Array:  # [n, features] -> [n, heads, head_dim]
       return jnp.reshape(query(nodes), (nodes.shape[0], self.heads, head_dim))
@@ -168,7 +172,9 @@ class GAT(nn.Module):
     x = graphs.nodes
     for i, width in enumerate(self.widths):
       x = Dropout(self.dropout_rate, deterministic=not train)(x)
-      x = GATLayer(width, self.attention_heads, self.activation, inits=self.inits, name=f"gat_{i}")(graphs._replace(nodes=x))
+      x = GATLayer(width, self.attention_heads, self.activation, inits=self.inits, name=f"gat_{i}")(
+        graphs._replace(nodes=x)
+      )
       self.sow("intermediates", f"gat_{i}_act", x)
     return _readout(self, x, graphs)
 
@@ -205,7 +211,9 @@ class GraphNetwork(nn.Module):
 
   def _mlp(self, name: str) -> Callable[[jax.Array], jax.Array]:
     default = LayerInits(kernel=self.inits.kernel, bias=self.inits.bias)
-    mlp = MLP(widths=tuple(self.widths[:-1]), output_dim=self.widths[-1], activation=self.activation, inits=default, name=name)
+    mlp = MLP(
+      widths=tuple(self.widths[:-1]), output_dim=self.widths[-1], activation=self.activation, inits=default, name=name
+    )
     act = get_activation(self.activation)
     return lambda x: act(mlp(x))
 
@@ -216,9 +224,24 @@ class GraphNetwork(nn.Module):
     edges = _constant_features(graphs.edges, graphs.senders.shape[0], nodes)
     globals_ = _constant_features(graphs.globals, graphs.n_node.shape[0], nodes)
     state = graphs._replace(
-      nodes=nn.Dense(latent, name="embed_nodes", kernel_init=self.inits.kernel_init("embed_nodes"), bias_init=self.inits.bias_init("embed_nodes"))(nodes),
-      edges=nn.Dense(latent, name="embed_edges", kernel_init=self.inits.kernel_init("embed_edges"), bias_init=self.inits.bias_init("embed_edges"))(edges),
-      globals=nn.Dense(latent, name="embed_globals", kernel_init=self.inits.kernel_init("embed_globals"), bias_init=self.inits.bias_init("embed_globals"))(globals_),
+      nodes=nn.Dense(
+        latent,
+        name="embed_nodes",
+        kernel_init=self.inits.kernel_init("embed_nodes"),
+        bias_init=self.inits.bias_init("embed_nodes"),
+      )(nodes),
+      edges=nn.Dense(
+        latent,
+        name="embed_edges",
+        kernel_init=self.inits.kernel_init("embed_edges"),
+        bias_init=self.inits.bias_init("embed_edges"),
+      )(edges),
+      globals=nn.Dense(
+        latent,
+        name="embed_globals",
+        kernel_init=self.inits.kernel_init("embed_globals"),
+        bias_init=self.inits.bias_init("embed_globals"),
+      )(globals_),
     )
     for step in range(self.message_steps):
       edge_mlp, node_mlp, global_mlp = (self._mlp(f"{part}_{step}") for part in ("edge", "node", "global"))
@@ -236,7 +259,9 @@ class GraphNetwork(nn.Module):
     return _readout(self, state.nodes, graphs, extra=state.globals if self.head == "graph" else None)
 
 
-def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int, inits: LayerInits = LayerInits()) -> nn.Module:
+def create_gnn(
+  model_config: ml_collections.ConfigDict, *, output_dim: int, inits: LayerInits = LayerInits()
+) -> nn.Module:
   """The GNN that `model_config.name` names, for `output_dim` outputs; the registry calls this.
 
   Fields read (optional ones with their defaults):
@@ -253,7 +278,10 @@ def create_gnn(model_config: ml_collections.ConfigDict, *, output_dim: int, init
   """
   name = model_config.name
   common = dict(
-    widths=tuple(model_config.widths), output_dim=output_dim, dropout_rate=model_config.get("dropout_rate", 0.0), inits=inits
+    widths=tuple(model_config.widths),
+    output_dim=output_dim,
+    dropout_rate=model_config.get("dropout_rate", 0.0),
+    inits=inits,
   )
   if name == "gcn":
     return GCN(activation=model_config.get("activation", "relu"), head=model_config.get("gnn_head") or "node", **common)

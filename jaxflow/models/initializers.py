@@ -31,21 +31,21 @@ def _symmetric_uniform(scale: float = 0.05) -> Initializer:
 
 # name -> (factory, its positional argument name or None)
 _FACTORIES: dict[str, tuple[Callable[..., Initializer], str | None]] = {
-    "zeros": (lambda: init.zeros, None),
-    "ones": (lambda: init.ones, None),
-    "constant": (lambda value=0.0: init.constant(value), "value"),
-    "normal": (lambda stddev=0.01: init.normal(stddev), "stddev"),
-    "uniform": (_symmetric_uniform, "scale"),
-    "xavier_normal": (init.xavier_normal, None),
-    "xavier_uniform": (init.xavier_uniform, None),
-    "glorot_normal": (init.glorot_normal, None),
-    "glorot_uniform": (init.glorot_uniform, None),
-    "he_normal": (init.he_normal, None),
-    "he_uniform": (init.he_uniform, None),
-    "kaiming_normal": (init.kaiming_normal, None),
-    "kaiming_uniform": (init.kaiming_uniform, None),
-    "lecun_normal": (init.lecun_normal, None),
-    "lecun_uniform": (init.lecun_uniform, None),
+  "zeros": (lambda: init.zeros, None),
+  "ones": (lambda: init.ones, None),
+  "constant": (lambda value=0.0: init.constant(value), "value"),
+  "normal": (lambda stddev=0.01: init.normal(stddev), "stddev"),
+  "uniform": (_symmetric_uniform, "scale"),
+  "xavier_normal": (init.xavier_normal, None),
+  "xavier_uniform": (init.xavier_uniform, None),
+  "glorot_normal": (init.glorot_normal, None),
+  "glorot_uniform": (init.glorot_uniform, None),
+  "he_normal": (init.he_normal, None),
+  "he_uniform": (init.he_uniform, None),
+  "kaiming_normal": (init.kaiming_normal, None),
+  "kaiming_uniform": (init.kaiming_uniform, None),
+  "lecun_normal": (init.lecun_normal, None),
+  "lecun_uniform": (init.lecun_uniform, None),
 }
 INITIALIZER_NAMES = tuple(_FACTORIES)
 
@@ -106,7 +106,9 @@ class LayerInits:
       target, sep, spec = item.partition("=")
       layer, dot, param = target.strip().partition(".")
       if not sep or not dot or param not in ("kernel", "bias"):
-        raise InitializerError(f"{item!r} must read LAYER.kernel=SPEC or LAYER.bias=SPEC, e.g. dense_0.kernel=normal(stddev=10)")
+        raise InitializerError(
+          f"{item!r} must read LAYER.kernel=SPEC or LAYER.bias=SPEC, e.g. dense_0.kernel=normal(stddev=10)"
+        )
       parse(spec.strip())
 
   def override_layers(self) -> set[str]:

@@ -33,7 +33,9 @@ class MLP(nn.Module):
     return dense_tail(self, x, self.widths, self.output_dim, train=train)
 
 
-def dense_tail(module: nn.Module, x: jax.Array, widths: Sequence[int], output_dim: int | None, *, train: bool) -> jax.Array:
+def dense_tail(
+  module: nn.Module, x: jax.Array, widths: Sequence[int], output_dim: int | None, *, train: bool
+) -> jax.Array:
   """Dense -> activation (sown as `dense_i_act`) -> dropout per width, then the `head` (unless headless).
 
   Called from inside a module's compact method (the MLP's, the CNN's after its conv layers), so the layers

@@ -20,21 +20,24 @@ def layer_inits(cfg: ml_collections.ConfigDict) -> LayerInits:
 
 def _mlp(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
   return MLP(
-      widths=tuple(cfg.widths), output_dim=output_dim, activation=cfg.activation, dropout_rate=cfg.dropout_rate,
-      inits=layer_inits(cfg),
+    widths=tuple(cfg.widths),
+    output_dim=output_dim,
+    activation=cfg.activation,
+    dropout_rate=cfg.dropout_rate,
+    inits=layer_inits(cfg),
   )
 
 
 def _cnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
   return CNN(
-      conv_features=tuple(cfg.conv_features),
-      widths=tuple(cfg.widths),
-      output_dim=output_dim,
-      kernel_size=cfg.kernel_size,
-      pool=cfg.pool,
-      activation=cfg.activation,
-      dropout_rate=cfg.dropout_rate,
-      inits=layer_inits(cfg),
+    conv_features=tuple(cfg.conv_features),
+    widths=tuple(cfg.widths),
+    output_dim=output_dim,
+    kernel_size=cfg.kernel_size,
+    pool=cfg.pool,
+    activation=cfg.activation,
+    dropout_rate=cfg.dropout_rate,
+    inits=layer_inits(cfg),
   )
 
 
@@ -45,17 +48,21 @@ def _rnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
     if cfg[field] not in allowed:
       raise ConfigError(f"config.model.{field}={cfg[field]!r} is not known; allowed: {', '.join(allowed)}")
   hidden = cfg.rnn_hidden
-  if not isinstance(hidden, (tuple, list)) or not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+  if (
+    not isinstance(hidden, (tuple, list))
+    or not hidden
+    or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)
+  ):
     raise ConfigError(f"config.model.rnn_hidden={hidden!r} must be a non-empty tuple of positive ints, e.g. (64,)")
   return rnn.RNN(
-      cell=cfg.rnn_cell,
-      hidden_sizes=tuple(hidden),
-      output_dim=output_dim,
-      bidirectional=cfg.rnn_bidirectional,
-      head=cfg.rnn_head,
-      activation=cfg.activation,
-      dropout_rate=cfg.dropout_rate,
-      inits=layer_inits(cfg),
+    cell=cfg.rnn_cell,
+    hidden_sizes=tuple(hidden),
+    output_dim=output_dim,
+    bidirectional=cfg.rnn_bidirectional,
+    head=cfg.rnn_head,
+    activation=cfg.activation,
+    dropout_rate=cfg.dropout_rate,
+    inits=layer_inits(cfg),
   )
 
 
@@ -76,7 +83,13 @@ def _gnn(cfg: ml_collections.ConfigDict, output_dim: int | None) -> nn.Module:
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict, int | None], nn.Module]] = {
-    "mlp": _mlp, "cnn": _cnn, "rnn": _rnn, "stack": _stack, "gcn": _gnn, "gat": _gnn, "graph_network": _gnn,
+  "mlp": _mlp,
+  "cnn": _cnn,
+  "rnn": _rnn,
+  "stack": _stack,
+  "gcn": _gnn,
+  "gat": _gnn,
+  "graph_network": _gnn,
 }
 # Models that take a jraph.GraphsTuple, so only the graph datasets feed them (and they no other model).
 GRAPH_MODELS = frozenset({"gcn", "gat", "graph_network"})

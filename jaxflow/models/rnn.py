@@ -36,7 +36,9 @@ def as_sequence(inputs: Inputs) -> tuple[jax.Array, jax.Array | None]:
   if inputs.ndim == 4:
     inputs = jnp.reshape(inputs, (*inputs.shape[:2], -1))
   if inputs.ndim != 3:
-    raise ValueError(f"RNN inputs must be [batch, time, features] or [batch, height, width, channels]; got shape {inputs.shape}")
+    raise ValueError(
+      f"RNN inputs must be [batch, time, features] or [batch, height, width, channels]; got shape {inputs.shape}"
+    )
   return inputs, lengths
 
 
@@ -84,7 +86,12 @@ class RNN(nn.Module):
   def _make_cell(self, name: str, features: int) -> nn.RNNCellBase:
     # parent=None: built here but owned by the nn.RNN it is handed to, so parameters nest under the layer
     # (rnn_i/cell/..., rnn_i/forward_rnn/cell/...) instead of becoming siblings of it.
-    kw = dict(kernel_init=self.inits.kernel_init(name), bias_init=self.inits.bias_init(name), param_dtype=self.param_dtype, parent=None)
+    kw = dict(
+      kernel_init=self.inits.kernel_init(name),
+      bias_init=self.inits.bias_init(name),
+      param_dtype=self.param_dtype,
+      parent=None,
+    )
     if self.cell == "simple":
       kw["activation_fn"] = get_activation(self.activation)
     # OptimizedLSTMCell: the same parameters as LSTMCell, but one fused matmul per step instead of eight.

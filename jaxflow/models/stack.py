@@ -33,7 +33,9 @@ class Stack(nn.Module):
       x = stage.clone(name=name, parent=self)(x, train=train)
     if x.ndim > 3:  # feature maps into a head: flatten all but the batch axis
       x = jnp.reshape(x, (x.shape[0], -1))
-    return nn.Dense(self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head"))(x)
+    return nn.Dense(
+      self.output_dim, name="head", kernel_init=self.inits.kernel_init("head"), bias_init=self.inits.bias_init("head")
+    )(x)
 
 
 def stage_names(kinds: Sequence[str]) -> list[str]:

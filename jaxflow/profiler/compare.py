@@ -23,14 +23,18 @@ SUPPORTED_VERSIONS = (1,)
 def load_report(workdir: str) -> dict:
   path = os.path.join(workdir, "report.json")
   if not os.path.isfile(path):
-    raise ConfigError(f"{workdir} holds no profile report (no {path}); run `jaxflow profile --config=... --workdir={workdir}` first")
+    raise ConfigError(
+      f"{workdir} holds no profile report (no {path}); run `jaxflow profile --config=... --workdir={workdir}` first"
+    )
   with open(path) as f:
     try:
       report = json.load(f)
     except json.JSONDecodeError as e:
       raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
   if report.get("schema") != SCHEMA or report.get("schema_version") not in SUPPORTED_VERSIONS:
-    raise ConfigError(f"{path} is not a jaxflow profile report of a known version (schema {report.get('schema')!r} version {report.get('schema_version')!r}; this jaxflow reads {SCHEMA!r} {SUPPORTED_VERSIONS})")
+    raise ConfigError(
+      f"{path} is not a jaxflow profile report of a known version (schema {report.get('schema')!r} version {report.get('schema_version')!r}; this jaxflow reads {SCHEMA!r} {SUPPORTED_VERSIONS})"
+    )
   return report
 
 
@@ -43,7 +47,10 @@ def _ratio(value, first) -> str:
 
 
 def _inference_rows(columns) -> list[list]:
-  keys = sorted({(r["precision"], r["batch_size"]) for _, _, d in columns for r in d["inference"]}, key=lambda k: (k[0] != "f32", k[0], k[1]))
+  keys = sorted(
+    {(r["precision"], r["batch_size"]) for _, _, d in columns for r in d["inference"]},
+    key=lambda k: (k[0] != "f32", k[0], k[1]),
+  )
   rows = []
   for precision, batch in keys:
     cells, first = [], None
@@ -66,7 +73,13 @@ def _precision_rows(columns) -> list[list]:
     cells = []
     for _, _, d in columns:
       p = d["precision"].get(name)
-      cells.append("-" if p is None else f"{p['value']:.4f} ({p['change_vs_f32'] * 100:+.1f} pt)" if p["metric"] == "accuracy" else f"{p['value']:.4g}")
+      cells.append(
+        "-"
+        if p is None
+        else f"{p['value']:.4f} ({p['change_vs_f32'] * 100:+.1f} pt)"
+        if p["metric"] == "accuracy"
+        else f"{p['value']:.4g}"
+      )
     rows.append([name, *cells])
   return rows
 
@@ -80,19 +93,32 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
   lines = [f"# Profile comparison: A = {a_dir}, B = {b_dir}\n"]
   for label, r in reports.items():
     env = r["environment"]
-    lines.append(f"- {label}: {r['model']['name']} ({r['model']['family']}, {r['model']['num_params']:,} parameters) on {', '.join(d['name'] for d in r['devices'])}; "
-                 f"jax {env['versions'].get('jax')}, jaxlib {env['versions'].get('jaxlib')}, CPU {env.get('cpu')} x{env.get('cpu_count')}, XLA_FLAGS={env.get('xla_flags') or '(none)'}, created {r['created']}")
+    lines.append(
+      f"- {label}: {r['model']['name']} ({r['model']['family']}, {r['model']['num_params']:,} parameters) on {', '.join(d['name'] for d in r['devices'])}; "
+      f"jax {env['versions'].get('jax')}, jaxlib {env['versions'].get('jaxlib')}, CPU {env.get('cpu')} x{env.get('cpu_count')}, XLA_FLAGS={env.get('xla_flags') or '(none)'}, created {r['created']}"
+    )
   if a["config_hash"] != b["config_hash"]:
     diffs = config_differences(a.get("config", {}), b.get("config", {}))
     shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
-    lines.append(f"\n**The two reports profile different configs** ({shown or 'hashes differ'}): differences are not only the hardware's.\n")
+    lines.append(
+      f"\n**The two reports profile different configs** ({shown or 'hashes differ'}): differences are not only the hardware's.\n"
+    )
   else:
-    lines.append("\nSame config (hash " + a["config_hash"][:12] + "): differences are the hardware's and the software stack's.\n")
+    lines.append(
+      "\nSame config (hash " + a["config_hash"][:12] + "): differences are the hardware's and the software stack's.\n"
+    )
   lines.append("## Peaks (measured)\n")
   peak_rows = []
   for dtype in ("f32", "bf16", "int8"):
-    peak_rows.append([f"matmul {dtype} G(FL)OP/s", *[_giga(d["peaks"]["matmul"].get(dtype, {}).get("flops_per_s")) for _, _, d in columns]])
-  peak_rows.append(["copy bandwidth GB/s (device memory)", *[_giga(d["peaks"]["copy"]["bytes_per_s"]) for _, _, d in columns]])
+    peak_rows.append(
+      [
+        f"matmul {dtype} G(FL)OP/s",
+        *[_giga(d["peaks"]["matmul"].get(dtype, {}).get("flops_per_s")) for _, _, d in columns],
+      ]
+    )
+  peak_rows.append(
+    ["copy bandwidth GB/s (device memory)", *[_giga(d["peaks"]["copy"]["bytes_per_s"]) for _, _, d in columns]]
+  )
   lines.append(table(["", *headers], peak_rows))
   lines.append("## Inference latency, AOT, ms (median; speed vs the first column); fusion = unfused / AOT\n")
   lines.append(table(["precision", "batch", *headers], _inference_rows(columns)))
@@ -100,10 +126,10 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
   lines.append(table(["precision", *headers], _precision_rows(columns)))
   lines.append("## Training (jaxflow's programs)\n")
   train_rows = [
-      ["batch size", *[str(d["training"]["batch_size"]) for _, _, d in columns]],
-      ["step ms (synced)", *[ms(d["training"]["step"]["median_s"]) for _, _, d in columns]],
-      ["examples/s", *[f"{d['training']['step']['examples_per_s']:.0f}" for _, _, d in columns]],
-      ["host-fed input share", *[f"{d['training']['host_fed']['input_share_serial'] * 100:.0f}%" for _, _, d in columns]],
+    ["batch size", *[str(d["training"]["batch_size"]) for _, _, d in columns]],
+    ["step ms (synced)", *[ms(d["training"]["step"]["median_s"]) for _, _, d in columns]],
+    ["examples/s", *[f"{d['training']['step']['examples_per_s']:.0f}" for _, _, d in columns]],
+    ["host-fed input share", *[f"{d['training']['host_fed']['input_share_serial'] * 100:.0f}%" for _, _, d in columns]],
   ]
   lines.append(table(["", *headers], train_rows))
   lines.append("## Multi-stream (f32): async-dispatch gain; two models interleaved / threads vs sequential\n")
@@ -113,7 +139,11 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
     cells = []
     for _, _, d in columns:
       m = next((m for m in d["multistream"] if m["batch_size"] == batch), None)
-      cells.append("-" if m is None else f"{m['async_dispatch']['gain']:.2f}x; {m['two_models']['gain_interleaved']:.2f}x / {m['two_models']['gain_threads']:.2f}x")
+      cells.append(
+        "-"
+        if m is None
+        else f"{m['async_dispatch']['gain']:.2f}x; {m['two_models']['gain_interleaved']:.2f}x / {m['two_models']['gain_threads']:.2f}x"
+      )
     ms_rows.append([batch, *cells])
   lines.append(table(["batch", *headers], ms_rows))
   lines.append("## Kernel auto-tuning\n")
@@ -122,7 +152,12 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
     if not at.get("applicable", True):
       lines.append(f"- {label}: not applicable ({at['reason'].split(';')[0]})")
     else:
-      levels = ", ".join(f"level {k}: compile {v['compile_s']:.2f} s, run {ms(v['timing']['median_s'])} ms" if "timing" in v else f"level {k}: {v.get('error')}" for k, v in at["levels"].items())
+      levels = ", ".join(
+        f"level {k}: compile {v['compile_s']:.2f} s, run {ms(v['timing']['median_s'])} ms"
+        if "timing" in v
+        else f"level {k}: {v.get('error')}"
+        for k, v in at["levels"].items()
+      )
       lines.append(f"- {label}: {levels}")
   return "\n".join(lines) + "\n"
 

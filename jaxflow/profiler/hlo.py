@@ -27,7 +27,19 @@ from __future__ import annotations
 import collections
 import re
 
-BOOKKEEPING = frozenset({"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "after-all", "opt-barrier", "partition-id", "replica-id"})
+BOOKKEEPING = frozenset(
+  {
+    "parameter",
+    "constant",
+    "tuple",
+    "get-tuple-element",
+    "bitcast",
+    "after-all",
+    "opt-barrier",
+    "partition-id",
+    "replica-id",
+  }
+)
 CONTROL_ATTRS = ("body", "condition", "branch_computations", "true_computation", "false_computation")
 
 _COMPUTATION = re.compile(r"^(ENTRY\s+)?%([\w.\-]+)\s*\(.*\)\s*->\s*.*\{\s*$")
@@ -148,16 +160,18 @@ def hlo_stats(text: str) -> dict:
         kinds = ",".join(_dtype(shapes.get(o, "?")) for o in operands)
         matmuls[f"{inst['opcode']} {kinds}->{_dtype(inst['type'])}"] += 1
   return {
-      "ops": int(sum(opcodes.values())),
-      "fusions": int(opcodes.get("fusion", 0)),
-      "multi_op_fusions": int(multi_op),
-      "fusion_kinds": dict(sorted(fusion_kinds.items())),
-      "fused_instructions": int(sum(sum(i["opcode"] not in BOOKKEEPING for i in computations[c]) for c in fused if c in computations)),
-      "instructions": int(sum(len(v) for v in computations.values())),
-      "computations": len(computations),
-      "while_loops": int(opcodes.get("while", 0)),
-      "opcodes": dict(opcodes.most_common()),
-      "matmuls": dict(sorted(matmuls.items())),
+    "ops": int(sum(opcodes.values())),
+    "fusions": int(opcodes.get("fusion", 0)),
+    "multi_op_fusions": int(multi_op),
+    "fusion_kinds": dict(sorted(fusion_kinds.items())),
+    "fused_instructions": int(
+      sum(sum(i["opcode"] not in BOOKKEEPING for i in computations[c]) for c in fused if c in computations)
+    ),
+    "instructions": int(sum(len(v) for v in computations.values())),
+    "computations": len(computations),
+    "while_loops": int(opcodes.get("while", 0)),
+    "opcodes": dict(opcodes.most_common()),
+    "matmuls": dict(sorted(matmuls.items())),
   }
 
 
@@ -169,21 +183,28 @@ def cost(compiled) -> dict:
   analysis = analysis or {}
   flops, accessed = analysis.get("flops"), analysis.get("bytes accessed")
   return {
-      "flops": None if flops is None else float(flops),
-      "bytes_accessed": None if accessed is None else float(accessed),
-      "transcendentals": None if analysis.get("transcendentals") is None else float(analysis["transcendentals"]),
-      "arithmetic_intensity": float(flops) / float(accessed) if flops and accessed else None,
+    "flops": None if flops is None else float(flops),
+    "bytes_accessed": None if accessed is None else float(accessed),
+    "transcendentals": None if analysis.get("transcendentals") is None else float(analysis["transcendentals"]),
+    "arithmetic_intensity": float(flops) / float(accessed) if flops and accessed else None,
   }
 
 
-MEMORY_FIELDS = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes", "peak_memory_in_bytes")
+MEMORY_FIELDS = (
+  "argument_size_in_bytes",
+  "output_size_in_bytes",
+  "alias_size_in_bytes",
+  "temp_size_in_bytes",
+  "generated_code_size_in_bytes",
+  "peak_memory_in_bytes",
+)
 
 
 def memory(compiled) -> dict:
   """memory_analysis(): argument / output / alias / temp (the dynamic tensor memory) / peak bytes."""
   try:
     analysis = compiled.memory_analysis()
-  except Exception as e:  # noqa: BLE001 - some backends do not implement it
+  except Exception as e:
     return {"error": f"{type(e).__name__}: {e}"}
   if analysis is None:
     return {"error": "memory_analysis() returned None on this backend"}

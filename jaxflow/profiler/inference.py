@@ -42,9 +42,9 @@ from jaxflow.profiler import hlo, opbyop, peaks, roofline, timing
 from jaxflow.profiler.precision import Variant
 
 NO_FUSION_PASSES = {
-    "cpu": "fusion,dot-library-rewriter",  # loop fusion, and the library (YNNPACK/oneDNN) dot+epilogue fusions
-    "gpu": "priority-fusion,fusion,multi_output_fusion,horizontal-loop-fusion,horizontal-input-fusion,fusion-merger,"
-           "gemm-fusion,triton-gemm-rewriter,cudnn-fusion-compiler,custom-kernel-fusion-rewriter",
+  "cpu": "fusion,dot-library-rewriter",  # loop fusion, and the library (YNNPACK/oneDNN) dot+epilogue fusions
+  "gpu": "priority-fusion,fusion,multi_output_fusion,horizontal-loop-fusion,horizontal-input-fusion,fusion-merger,"
+  "gemm-fusion,triton-gemm-rewriter,cudnn-fusion-compiler,custom-kernel-fusion-rewriter",
 }
 FUSION_RTOL = {"f32": 1e-4, "bf16": 2.0**-6, "int8": 1e-3, "int8_weights": 1e-4}
 
@@ -79,22 +79,37 @@ def _max_abs(a) -> float:
 def _agreement(fused, unfused, rtol: float) -> dict:
   diff, scale = _max_diff(fused, unfused), _max_abs(unfused)
   tolerance = rtol * max(scale, 1e-6)
-  return {"max_abs_diff": diff, "max_abs_output": scale, "rtol": rtol, "tolerance": tolerance, "within_tolerance": bool(diff <= tolerance)}
+  return {
+    "max_abs_diff": diff,
+    "max_abs_output": scale,
+    "rtol": rtol,
+    "tolerance": tolerance,
+    "within_tolerance": bool(diff <= tolerance),
+  }
 
 
 def _efficiency(cost: dict, seconds: float, device_peaks: dict, dtype: str) -> float | None:
   """Efficiency against the device-memory bandwidth roof (the classic roofline's)."""
-  return roofline.roofline(flops=cost["flops"], bytes_accessed=cost["bytes_accessed"], seconds=seconds, peak_flops=peaks.peak_flops(device_peaks, dtype),
-                           bandwidth=device_peaks.get("copy", {}).get("bytes_per_s"))["efficiency"]
+  return roofline.roofline(
+    flops=cost["flops"],
+    bytes_accessed=cost["bytes_accessed"],
+    seconds=seconds,
+    peak_flops=peaks.peak_flops(device_peaks, dtype),
+    bandwidth=device_peaks.get("copy", {}).get("bytes_per_s"),
+  )["efficiency"]
 
 
-def profile_batch(variant: Variant, device, host_batches: list, batch_size: int, protocol: timing.Protocol, device_peaks: dict) -> dict:
+def profile_batch(
+  variant: Variant, device, host_batches: list, batch_size: int, protocol: timing.Protocol, device_peaks: dict
+) -> dict:
   """One (variant, batch size) row of the report (module docstring)."""
   weights = jax.device_put(variant.weights, device)
   xs = [jax.device_put(variant.prepare(b), device) for b in host_batches]
   forward = variant.forward
   jitted = jax.jit(forward)
-  fresh = jax.jit(lambda w, x: forward(w, x))  # a new function: traced, lowered and compiled from scratch (jit caches by function)
+  fresh = jax.jit(
+    lambda w, x: forward(w, x)
+  )  # a new function: traced, lowered and compiled from scratch (jit caches by function)
   start = time.perf_counter()
   lowered = fresh.lower(weights, xs[0])
   lowered_at = time.perf_counter()
@@ -112,9 +127,9 @@ def profile_batch(variant: Variant, device, host_batches: list, batch_size: int,
       return forward(weights, x)
 
   cases = {
-      "unfused": (unfused, [(x,) for x in xs]),
-      "jit": (lambda x: jitted(weights, x), [(x,) for x in xs]),
-      "aot": (lambda x: compiled(weights, x), [(x,) for x in xs]),
+    "unfused": (unfused, [(x,) for x in xs]),
+    "jit": (lambda x: jitted(weights, x), [(x,) for x in xs]),
+    "aot": (lambda x: compiled(weights, x), [(x,) for x in xs]),
   }
   nofusion = _nofusion(forward, weights, xs, device)
   unfused_compiled = nofusion.pop("compiled", None)
@@ -122,7 +137,13 @@ def profile_batch(variant: Variant, device, host_batches: list, batch_size: int,
     cases["nofusion"] = (lambda x: unfused_compiled(weights, x), [(x,) for x in xs])
   timings = timing.time_interleaved(cases, protocol)
   # The framework's eager Python can take a second a call (the digits LSTM): a diagnostic, timed lighter.
-  light = dataclasses.replace(protocol, warmup=1, min_repeats=min(3, protocol.min_repeats), repeats=min(10, protocol.repeats), max_seconds=protocol.max_seconds / 2)
+  light = dataclasses.replace(
+    protocol,
+    warmup=1,
+    min_repeats=min(3, protocol.min_repeats),
+    repeats=min(10, protocol.repeats),
+    max_seconds=protocol.max_seconds / 2,
+  )
   timings["eager"] = timing.time_calls(eager, [(x,) for x in xs], light, name="eager")
   fused_out, unfused_out = compiled(weights, xs[0]), unfused(xs[0])
   if unfused_compiled is not None:
@@ -133,30 +154,47 @@ def profile_batch(variant: Variant, device, host_batches: list, batch_size: int,
   aot = timings["aot"].median
   # The working set that picks the bandwidth roof: the memory the program touches (arguments, outputs,
   # temporaries), not `bytes accessed` (which counts every re-read of data that stays in cache).
-  footprint = sum(memory.get(k) or 0 for k in ("argument_bytes", "output_bytes", "temp_bytes")) or cost["bytes_accessed"]
+  footprint = (
+    sum(memory.get(k) or 0 for k in ("argument_bytes", "output_bytes", "temp_bytes")) or cost["bytes_accessed"]
+  )
   row = {
-      "precision": variant.name,
-      "batch_size": batch_size,
-      "batch_bytes": timing.tree_bytes(xs[0]),
-      "weights_bytes": timing.tree_bytes(weights),
-      "timings": {name: t.to_dict() for name, t in timings.items()},
-      "throughput_per_s": {name: batch_size / t.median for name, t in timings.items()},
-      "fusion_speedup": {"unfused_over_jit": timings["unfused"].median / timings["jit"].median, "unfused_over_aot": timings["unfused"].median / aot,
-                         "jit_over_aot": timings["jit"].median / aot, "nofusion_over_aot": timings["nofusion"].median / aot if "nofusion" in timings else None,
-                         "eager_over_aot": timings["eager"].median / aot},
-      "nofusion": nofusion,
-      "compile": {"lower_s": lowered_at - start, "compile_s": compiled_at - lowered_at},
-      "hlo": hlo.hlo_stats(compiled.as_text()),
-      "jaxpr": {"primitives": hlo.count_jaxpr_eqns(closed), "dispatched_per_call": program.dispatches, "matmuls": hlo.jaxpr_matmul_dtypes(closed)},
-      "cost": cost,
-      "memory": memory,
-      "roofline": roofline.roofline(
-          flops=cost["flops"], bytes_accessed=cost["bytes_accessed"], seconds=aot,
-          peak_flops=peaks.peak_flops(device_peaks, variant.compute_dtype), bandwidth=peaks.bandwidth_for(device_peaks, footprint),
-      ) | {"compute_roof": variant.compute_dtype, "working_set_bytes": footprint,
-           "efficiency_vs_device_memory": _efficiency(cost, aot, device_peaks, variant.compute_dtype)},
-      "fused_vs_unfused": _agreement(fused_out, unfused_out, FUSION_RTOL[variant.name]),
-      "fused_vs_eager": eager_agreement,
+    "precision": variant.name,
+    "batch_size": batch_size,
+    "batch_bytes": timing.tree_bytes(xs[0]),
+    "weights_bytes": timing.tree_bytes(weights),
+    "timings": {name: t.to_dict() for name, t in timings.items()},
+    "throughput_per_s": {name: batch_size / t.median for name, t in timings.items()},
+    "fusion_speedup": {
+      "unfused_over_jit": timings["unfused"].median / timings["jit"].median,
+      "unfused_over_aot": timings["unfused"].median / aot,
+      "jit_over_aot": timings["jit"].median / aot,
+      "nofusion_over_aot": timings["nofusion"].median / aot if "nofusion" in timings else None,
+      "eager_over_aot": timings["eager"].median / aot,
+    },
+    "nofusion": nofusion,
+    "compile": {"lower_s": lowered_at - start, "compile_s": compiled_at - lowered_at},
+    "hlo": hlo.hlo_stats(compiled.as_text()),
+    "jaxpr": {
+      "primitives": hlo.count_jaxpr_eqns(closed),
+      "dispatched_per_call": program.dispatches,
+      "matmuls": hlo.jaxpr_matmul_dtypes(closed),
+    },
+    "cost": cost,
+    "memory": memory,
+    "roofline": roofline.roofline(
+      flops=cost["flops"],
+      bytes_accessed=cost["bytes_accessed"],
+      seconds=aot,
+      peak_flops=peaks.peak_flops(device_peaks, variant.compute_dtype),
+      bandwidth=peaks.bandwidth_for(device_peaks, footprint),
+    )
+    | {
+      "compute_roof": variant.compute_dtype,
+      "working_set_bytes": footprint,
+      "efficiency_vs_device_memory": _efficiency(cost, aot, device_peaks, variant.compute_dtype),
+    },
+    "fused_vs_unfused": _agreement(fused_out, unfused_out, FUSION_RTOL[variant.name]),
+    "fused_vs_eager": eager_agreement,
   }
   return row
 
@@ -165,18 +203,39 @@ def _nofusion(forward, weights, xs, device) -> dict:
   """The forward compiled with fusion disabled: {'compiled', 'hlo', 'passes', 'compile_s'} or why not."""
   passes = NO_FUSION_PASSES.get(device.platform)
   if passes is None:
-    return {"applicable": False, "reason": f"the names of XLA:{device.platform.upper()}'s fusion passes are not known here"}
+    return {
+      "applicable": False,
+      "reason": f"the names of XLA:{device.platform.upper()}'s fusion passes are not known here",
+    }
   start = time.perf_counter()
   try:
-    compiled = jax.jit(lambda w, x: forward(w, x)).lower(weights, xs[0]).compile(compiler_options={"xla_disable_hlo_passes": passes})
-  except Exception as e:  # noqa: BLE001 - a backend that needs its fusion passes to generate code
+    compiled = (
+      jax.jit(lambda w, x: forward(w, x))
+      .lower(weights, xs[0])
+      .compile(compiler_options={"xla_disable_hlo_passes": passes})
+    )
+  except Exception as e:
     return {"applicable": False, "reason": f"compiling without {passes} failed: {_short(e)}"}
   stats = hlo.hlo_stats(compiled.as_text())
-  return {"applicable": True, "compiled": compiled, "passes": passes, "compile_s": time.perf_counter() - start,
-          "hlo": {k: stats[k] for k in ("ops", "fusions", "multi_op_fusions", "matmuls")}}
+  return {
+    "applicable": True,
+    "compiled": compiled,
+    "passes": passes,
+    "compile_s": time.perf_counter() - start,
+    "hlo": {k: stats[k] for k in ("ops", "fusions", "multi_op_fusions", "matmuls")},
+  }
 
 
-def profile_inference(variants: list[Variant], workload, device, batch_sizes: list[int], protocol: timing.Protocol, device_peaks: dict, *, log=None) -> list[dict]:
+def profile_inference(
+  variants: list[Variant],
+  workload,
+  device,
+  batch_sizes: list[int],
+  protocol: timing.Protocol,
+  device_peaks: dict,
+  *,
+  log=None,
+) -> list[dict]:
   """Rows for every batch size x variant on `device`."""
   rows = []
   for batch_size in batch_sizes:

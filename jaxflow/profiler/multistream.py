@@ -71,27 +71,44 @@ def profile_multistream(variant, workload, device, batch_size: int, protocol: ti
       t.join()
     return results[0] + results[1]
 
-  cases = {name: (fn, [()]) for name, fn in (("synced", synced), ("dispatched", dispatched), ("two_sequential", two_sequential),
-                                               ("two_interleaved", two_interleaved), ("two_threads", two_threads))}
+  cases = {
+    name: (fn, [()])
+    for name, fn in (
+      ("synced", synced),
+      ("dispatched", dispatched),
+      ("two_sequential", two_sequential),
+      ("two_interleaved", two_interleaved),
+      ("two_threads", two_threads),
+    )
+  }
   t = timing.time_interleaved(cases, protocol)
   med = {name: v.median for name, v in t.items()}
   return {
-      "precision": variant.name, "batch_size": batch_size, "k": k,
-      "async_dispatch": {"synced_per_batch_s": med["synced"] / k, "dispatched_per_batch_s": med["dispatched"] / k, "gain": med["synced"] / med["dispatched"]},
-      "two_models": {
-          "sequential_per_pair_s": med["two_sequential"] / k, "interleaved_per_pair_s": med["two_interleaved"] / k, "threads_per_pair_s": med["two_threads"] / k,
-          "gain_interleaved": med["two_sequential"] / med["two_interleaved"], "gain_threads": med["two_sequential"] / med["two_threads"],
-      },
-      "timings": {name: v.to_dict() for name, v in t.items()},
+    "precision": variant.name,
+    "batch_size": batch_size,
+    "k": k,
+    "async_dispatch": {
+      "synced_per_batch_s": med["synced"] / k,
+      "dispatched_per_batch_s": med["dispatched"] / k,
+      "gain": med["synced"] / med["dispatched"],
+    },
+    "two_models": {
+      "sequential_per_pair_s": med["two_sequential"] / k,
+      "interleaved_per_pair_s": med["two_interleaved"] / k,
+      "threads_per_pair_s": med["two_threads"] / k,
+      "gain_interleaved": med["two_sequential"] / med["two_interleaved"],
+      "gain_threads": med["two_sequential"] / med["two_threads"],
+    },
+    "timings": {name: v.to_dict() for name, v in t.items()},
   }
 
 
 def profile_autotune(variant, workload, device, batch_size: int, protocol: timing.Protocol) -> dict:
   if device.platform != "gpu":
     return {
-        "applicable": False,
-        "reason": f"--xla_gpu_autotune_level is an XLA:GPU flag (it times candidate GEMM/convolution kernels on the GPU and keeps the "
-                  f"fastest); XLA:{device.platform.upper()} has no kernel autotuner, so there is nothing to compare and no number is reported",
+      "applicable": False,
+      "reason": f"--xla_gpu_autotune_level is an XLA:GPU flag (it times candidate GEMM/convolution kernels on the GPU and keeps the "
+      f"fastest); XLA:{device.platform.upper()} has no kernel autotuner, so there is nothing to compare and no number is reported",
     }
   weights = jax.device_put(variant.weights, device)
   xs = [(jax.device_put(variant.prepare(b), device),) for b in workload.batches(batch_size, 4)]
@@ -104,7 +121,12 @@ def profile_autotune(variant, workload, device, batch_size: int, protocol: timin
       compile_s = time.perf_counter() - start
       t = timing.time_calls(lambda x, c=compiled: c(weights, x), xs, protocol, name=f"autotune level {level}")
       levels[str(level)] = {"compile_s": compile_s, "timing": t.to_dict()}
-    except Exception as e:  # noqa: BLE001 - an XLA that rejects the option: say so
+    except Exception as e:
       levels[str(level)] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
-  return {"applicable": True, "precision": variant.name, "batch_size": batch_size, "levels": levels,
-          "note": "compile_s includes autotuning; XLA keeps autotune results per process, so levels 1 and 2 (compiled after 4) may reuse its results and understate their compile time"}
+  return {
+    "applicable": True,
+    "precision": variant.name,
+    "batch_size": batch_size,
+    "levels": levels,
+    "note": "compile_s includes autotuning; XLA keeps autotune results per process, so levels 1 and 2 (compiled after 4) may reuse its results and understate their compile time",
+  }

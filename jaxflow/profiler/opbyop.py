@@ -17,7 +17,17 @@ import jax
 import jax.numpy as jnp
 from jax.extend import core
 
-CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
+CALLS = (
+  "pjit",
+  "jit",
+  "closed_call",
+  "core_call",
+  "remat",
+  "checkpoint",
+  "custom_jvp_call",
+  "custom_vjp_call",
+  "custom_vjp_call_jaxpr",
+)
 
 
 def _closed(jaxpr):

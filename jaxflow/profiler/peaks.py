@@ -49,7 +49,11 @@ def _matmul(dtype):
 
 def _operands(n: int, dtype, device, count: int = 2):
   rng = np.random.default_rng(n)
-  make = (lambda: rng.integers(-100, 100, (n, n), dtype=np.int8)) if dtype == jnp.int8 else (lambda: rng.standard_normal((n, n), dtype=np.float32))
+  make = (
+    (lambda: rng.integers(-100, 100, (n, n), dtype=np.int8))
+    if dtype == jnp.int8
+    else (lambda: rng.standard_normal((n, n), dtype=np.float32))
+  )
   return [tuple(jax.device_put(jnp.asarray(make(), dtype), device) for _ in range(2)) for _ in range(count)]
 
 
@@ -77,12 +81,19 @@ def copy_bandwidth(device, nbytes: int, protocol: timing.Protocol = PEAK_PROTOCO
   passes = max(4, MOVED_PER_MEASUREMENT // (2 * n * 4))
   arrays = [(jax.device_put(jnp.full((n,), float(i), jnp.float32), device),) for i in range(2)]
   one_pass = jax.jit(lambda x: x * 0.999 + 0.001).lower(*arrays[0]).compile()
-  stream = jax.jit(lambda x: jax.lax.fori_loop(0, passes, lambda _, y: jax.lax.optimization_barrier(y * 0.999 + 0.001), x))
+  stream = jax.jit(
+    lambda x: jax.lax.fori_loop(0, passes, lambda _, y: jax.lax.optimization_barrier(y * 0.999 + 0.001), x)
+  )
   compiled = stream.lower(*arrays[0]).compile()
   t = timing.time_calls(compiled, arrays, protocol, name=f"copy bandwidth {nbytes} B")
   moved = 2 * n * 4 * passes
-  return {"bytes_per_s": moved / min(t.seconds), "median_bytes_per_s": moved / t.median, "array_bytes": n * 4, "passes": passes,
-          "xla_bytes_accessed_per_pass": hlo.cost(one_pass)["bytes_accessed"]}
+  return {
+    "bytes_per_s": moved / min(t.seconds),
+    "median_bytes_per_s": moved / t.median,
+    "array_bytes": n * 4,
+    "passes": passes,
+    "xla_bytes_accessed_per_pass": hlo.cost(one_pass)["bytes_accessed"],
+  }
 
 
 def bandwidth_for(peaks: dict, working_set: float | None) -> float | None:
@@ -107,18 +118,18 @@ def measure_peaks(device, *, quick: bool = False) -> dict:
   for name in DTYPES:
     try:
       matmul[name] = matmul_peak(device, name, sizes, protocol)
-    except Exception as e:  # noqa: BLE001 - a backend without that dtype's dot: say so, measure the rest
+    except Exception as e:
       matmul[name] = {"flops_per_s": None, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
   sizes = (256 << 10, 16 << 20) if quick else COPY_LADDER.get(device.platform, COPY_LADDER["cpu"])
   ladder = [copy_bandwidth(device, nbytes, protocol) for nbytes in sizes]
   return {
-      "matmul": matmul,
-      "copy": ladder[-1],  # device memory
-      "copy_ladder": ladder,
-      "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
-      "quick": quick,
-      "seconds": time.perf_counter() - start,
-      "load_average": timing.load_average(),
+    "matmul": matmul,
+    "copy": ladder[-1],  # device memory
+    "copy_ladder": ladder,
+    "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
+    "quick": quick,
+    "seconds": time.perf_counter() - start,
+    "load_average": timing.load_average(),
   }
 
 

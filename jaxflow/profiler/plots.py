@@ -17,7 +17,13 @@ import numpy as np
 
 from jaxflow.plotting import new_figure
 
-VARIANTS = (("eager", "eager model code", "#8c564b"), ("unfused", "unfused (op by op)", "#d62728"), ("nofusion", "compiled, no fusion", "#ff7f0e"), ("jit", "jit (fused)", "#1f77b4"), ("aot", "AOT compiled", "#2ca02c"))
+VARIANTS = (
+  ("eager", "eager model code", "#8c564b"),
+  ("unfused", "unfused (op by op)", "#d62728"),
+  ("nofusion", "compiled, no fusion", "#ff7f0e"),
+  ("jit", "jit (fused)", "#1f77b4"),
+  ("aot", "AOT compiled", "#2ca02c"),
+)
 PRECISION_COLOURS = {"f32": "#1f77b4", "bf16": "#ff7f0e", "int8": "#2ca02c", "int8_weights": "#9467bd"}
 
 
@@ -38,7 +44,9 @@ def latency_plot(device: dict, path: str) -> None:
       med = np.array([r["timings"][key]["median_s"] for r in rows]) * 1e3
       lo = med - np.array([r["timings"][key]["p10_s"] for r in rows]) * 1e3
       hi = np.array([r["timings"][key]["p90_s"] for r in rows]) * 1e3 - med
-      ax.errorbar(sizes, med, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], marker="o", ms=4, capsize=3, color=colour, label=label)
+      ax.errorbar(
+        sizes, med, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], marker="o", ms=4, capsize=3, color=colour, label=label
+      )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
@@ -62,18 +70,32 @@ def roofline_plot(device: dict, path: str) -> None:
   x = np.geomspace(lo, hi, 200)
   for name, peak in roofs.items():
     colour = PRECISION_COLOURS.get(name, "grey")
-    ax.plot(x, np.minimum(peak, bandwidth * x), color=colour, lw=1.5, ls="-" if name == "f32" else "--",
-            label=f"roof {name}: {peak / 1e9:.3g} G(FL)OP/s, device memory {bandwidth / 1e9:.3g} GB/s")
+    ax.plot(
+      x,
+      np.minimum(peak, bandwidth * x),
+      color=colour,
+      lw=1.5,
+      ls="-" if name == "f32" else "--",
+      label=f"roof {name}: {peak / 1e9:.3g} G(FL)OP/s, device memory {bandwidth / 1e9:.3g} GB/s",
+    )
   top = max(roofs.values()) if roofs else None
   for level in peaks.get("copy_ladder", [])[:-1]:  # cache-resident working sets: their own, higher diagonals
     bw = level["bytes_per_s"]
-    ax.plot(x, np.minimum(top, bw * x) if top else bw * x, color="grey", lw=0.8, ls=":",
-            label=f"bandwidth, working set <= {2 * level['array_bytes'] / 2**20:.3g} MiB: {bw / 1e9:.3g} GB/s")
+    ax.plot(
+      x,
+      np.minimum(top, bw * x) if top else bw * x,
+      color="grey",
+      lw=0.8,
+      ls=":",
+      label=f"bandwidth, working set <= {2 * level['array_bytes'] / 2**20:.3g} MiB: {bw / 1e9:.3g} GB/s",
+    )
   for name in dict.fromkeys(r["precision"] for r in rows):
     mine = sorted((r for r in rows if r["precision"] == name), key=lambda r: r["batch_size"])
     xs = [r["roofline"]["intensity"] for r in mine]
     ys = [r["roofline"]["achieved_flops_per_s"] for r in mine]
-    ax.scatter(xs, ys, color=PRECISION_COLOURS.get(name, "black"), marker="o", zorder=3, label=f"{name} (AOT), label = batch")
+    ax.scatter(
+      xs, ys, color=PRECISION_COLOURS.get(name, "black"), marker="o", zorder=3, label=f"{name} (AOT), label = batch"
+    )
     for r, xi, yi in zip(mine, xs, ys):
       ax.annotate(str(r["batch_size"]), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
   ax.set_xscale("log")
@@ -91,7 +113,13 @@ def throughput_plot(device: dict, path: str) -> None:
   ax = fig.subplots()
   for name in dict.fromkeys(r["precision"] for r in device["inference"]):
     rows = sorted((r for r in device["inference"] if r["precision"] == name), key=lambda r: r["batch_size"])
-    ax.plot([r["batch_size"] for r in rows], [r["throughput_per_s"]["aot"] for r in rows], marker="o", color=PRECISION_COLOURS.get(name), label=name)
+    ax.plot(
+      [r["batch_size"] for r in rows],
+      [r["throughput_per_s"]["aot"] for r in rows],
+      marker="o",
+      color=PRECISION_COLOURS.get(name),
+      label=name,
+    )
   ax.set_xscale("log", base=2)
   ax.set_yscale("log")
   ax.set_xlabel("batch size")

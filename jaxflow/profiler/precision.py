@@ -51,16 +51,20 @@ def parse_precisions(text: str) -> list[str]:
   names = [p.strip() for p in str(text).split(",") if p.strip()]
   bad = [p for p in names if p not in PRECISIONS]
   if not names or bad:
-    raise ConfigError(f"--precisions={text!r}: {'no precision given' if not names else f'{bad[0]!r} is not known'}; allowed: {', '.join(PRECISIONS)} (comma-separated)")
+    raise ConfigError(
+      f"--precisions={text!r}: {'no precision given' if not names else f'{bad[0]!r} is not known'}; allowed: {', '.join(PRECISIONS)} (comma-separated)"
+    )
   # f32 first, always: the reference every other precision's accuracy and speed is compared with.
   return ["f32", *dict.fromkeys(n for n in names if n != "f32")]
 
 
 def cast_floats(tree, dtype):
   """Float leaves of a host pytree to `dtype` (numpy, ml_dtypes' bfloat16); other leaves unchanged."""
+
   def cast(leaf):
     a = np.asarray(leaf)
     return a.astype(dtype) if np.issubdtype(a.dtype, np.floating) or a.dtype == jnp.bfloat16 else a
+
   return jax.tree.map(cast, tree)
 
 
@@ -74,7 +78,15 @@ def bf16_model(model):
   return model.clone(param_dtype=jnp.bfloat16) if "param_dtype" in fields else model
 
 
-def build_variants(model, params, precisions: list[str], *, calibration_inputs: list | None = None, method: str = "max", granularity: str = "tensor") -> tuple[list[Variant], dict | None]:
+def build_variants(
+  model,
+  params,
+  precisions: list[str],
+  *,
+  calibration_inputs: list | None = None,
+  method: str = "max",
+  granularity: str = "tensor",
+) -> tuple[list[Variant], dict | None]:
   """The variants of `precisions` (int8 adds `int8_weights`), and the int8 calibration (or None)."""
   variants = []
   calibration = None
@@ -84,13 +96,38 @@ def build_variants(model, params, precisions: list[str], *, calibration_inputs: 
     elif name == "bf16":
       rebuilt = bf16_model(model)
       notes = ["rebuilt with param_dtype=bfloat16"] if rebuilt is not model else []
-      variants.append(Variant("bf16", _apply(rebuilt), cast_floats(params, jnp.bfloat16), prepare=lambda x: cast_floats(x, jnp.bfloat16), notes=notes))
+      variants.append(
+        Variant(
+          "bf16",
+          _apply(rebuilt),
+          cast_floats(params, jnp.bfloat16),
+          prepare=lambda x: cast_floats(x, jnp.bfloat16),
+          notes=notes,
+        )
+      )
     elif name == "int8":
       calibration = quantize.calibrate(model, params, calibration_inputs)
-      notes = [f"activation scales: {granularity}, {method} over {len(calibration_inputs)} calibration batches of the training split"]
+      notes = [
+        f"activation scales: {granularity}, {method} over {len(calibration_inputs)} calibration batches of the training split"
+      ]
       emulated = quantize.make_forward(model, emulate=True)
-      variants.append(Variant("int8", quantize.make_forward(model), quantize.quantize(params, calibration, method=method, granularity=granularity), notes=notes, fallback=emulated))
-      variants.append(Variant("int8_weights", quantize.make_forward(model), quantize.quantize(params, calibration, weights_only=True), notes=["int8 weights dequantized in the program; float32 matmuls"]))
+      variants.append(
+        Variant(
+          "int8",
+          quantize.make_forward(model),
+          quantize.quantize(params, calibration, method=method, granularity=granularity),
+          notes=notes,
+          fallback=emulated,
+        )
+      )
+      variants.append(
+        Variant(
+          "int8_weights",
+          quantize.make_forward(model),
+          quantize.quantize(params, calibration, weights_only=True),
+          notes=["int8 weights dequantized in the program; float32 matmuls"],
+        )
+      )
   return variants, calibration
 
 
@@ -127,6 +164,8 @@ def evaluate(variant: Variant, eval_set: list, problem, device, *, reference: li
     result["max_abs_output_diff"] = float(max(d.max() for d in diffs))
     result["max_abs_reference_output"] = scale
     if problem.kind == "multiclass":
-      same = sum(float(((o.argmax(-1) == r.argmax(-1)) * m).sum()) for o, r, (_, _, m) in zip(outputs, reference, eval_set))
+      same = sum(
+        float(((o.argmax(-1) == r.argmax(-1)) * m).sum()) for o, r, (_, _, m) in zip(outputs, reference, eval_set)
+      )
       result["same_prediction_share"] = same / max(count, 1.0)
   return result, outputs

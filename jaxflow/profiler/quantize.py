@@ -51,7 +51,12 @@ def _key(module) -> str:
 
 def _conv_supported(mod: nn.Conv) -> bool:
   size = mod.kernel_size if isinstance(mod.kernel_size, (tuple, list)) else (mod.kernel_size,)
-  return len(size) == 2 and mod.feature_group_count == 1 and mod.mask is None and (isinstance(mod.padding, str) and mod.padding in ("SAME", "VALID"))
+  return (
+    len(size) == 2
+    and mod.feature_group_count == 1
+    and mod.mask is None
+    and (isinstance(mod.padding, str) and mod.padding in ("SAME", "VALID"))
+  )
 
 
 def _kind(mod) -> str | None:
@@ -99,9 +104,11 @@ def calibrate(model, params, samples, *, percentile: float = PERCENTILE) -> dict
   for (key, name), parts in collected.items():
     values = np.concatenate(parts)
     layers.setdefault(key, {"kind": kinds[key], "inputs": {}})["inputs"][name] = {
-        "max": float(values.max()), "percentile": float(np.percentile(values, percentile)),
-        "channel_max": values.max(axis=0), "channel_percentile": np.percentile(values, percentile, axis=0),
-        "samples": int(values.shape[0]),
+      "max": float(values.max()),
+      "percentile": float(np.percentile(values, percentile)),
+      "channel_max": values.max(axis=0),
+      "channel_percentile": np.percentile(values, percentile, axis=0),
+      "samples": int(values.shape[0]),
     }
   return layers
 
@@ -159,12 +166,18 @@ def _matmul_entry(kernel: np.ndarray, scale_x: np.ndarray | None, in_axis: int) 
   return {"kernel_q": q, "out_scale": scale, "x_inv_scale": (1.0 / scale_x).astype(np.float32)}
 
 
-def quantize(params, calibration: dict, *, method: str = "max", granularity: str = "tensor", weights_only: bool = False) -> dict:
+def quantize(
+  params, calibration: dict, *, method: str = "max", granularity: str = "tensor", weights_only: bool = False
+) -> dict:
   """The int8 variant's weights: {'float': params without the quantized layers, 'int8': {layer: entry}}."""
   int8 = {}
   for key, layer in calibration.items():
     p, inputs = _subtree(params, key), layer["inputs"]
-    scale = (lambda name: None) if weights_only else (lambda name: activation_scale(inputs[name], method=method, granularity=granularity))
+    scale = (
+      (lambda name: None)
+      if weights_only
+      else (lambda name: activation_scale(inputs[name], method=method, granularity=granularity))
+    )
     if layer["kind"] in ("dense", "conv"):
       kernel = np.asarray(p["kernel"], np.float32)
       entry = _matmul_entry(kernel, scale("x"), kernel.ndim - 2)
@@ -173,8 +186,11 @@ def quantize(params, calibration: dict, *, method: str = "max", granularity: str
       gates = ("i", "f", "g", "o")
       wi = np.concatenate([np.asarray(p[f"i{g}"]["kernel"], np.float32) for g in gates], axis=-1)
       wh = np.concatenate([np.asarray(p[f"h{g}"]["kernel"], np.float32) for g in gates], axis=-1)
-      entry = {"x": _matmul_entry(wi, scale("x"), 0), "h": _matmul_entry(wh, scale("h"), 0),
-               "bias": np.concatenate([np.asarray(p[f"h{g}"]["bias"], np.float32) for g in gates])}
+      entry = {
+        "x": _matmul_entry(wi, scale("x"), 0),
+        "h": _matmul_entry(wh, scale("h"), 0),
+        "bias": np.concatenate([np.asarray(p[f"h{g}"]["bias"], np.float32) for g in gates]),
+      }
     int8[key] = entry
   return {"float": _without(params, list(int8)), "int8": int8}
 
@@ -209,8 +225,14 @@ def _conv_contract(mod: nn.Conv):
   def contract(x, kernel, out_dtype):
     numbers = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, ("NHWC", "HWIO", "NHWC"))
     return jax.lax.conv_general_dilated(
-        x, kernel, strides, mod.padding, lhs_dilation=lhs_dilation, rhs_dilation=dilation, dimension_numbers=numbers,
-        preferred_element_type=out_dtype,
+      x,
+      kernel,
+      strides,
+      mod.padding,
+      lhs_dilation=lhs_dilation,
+      rhs_dilation=dilation,
+      dimension_numbers=numbers,
+      preferred_element_type=out_dtype,
     )
 
   return contract
@@ -233,7 +255,11 @@ def make_forward(model, *, emulate: bool = False):
       if kind == "conv":
         return _quantized_matmul(args[0], entry, _conv_contract(mod), emulate=emulate) + entry["bias"]
       (c, h), x = args[0], args[1]
-      z = _quantized_matmul(x, entry["x"], _dense_contract, emulate=emulate) + _quantized_matmul(h, entry["h"], _dense_contract, emulate=emulate) + entry["bias"]
+      z = (
+        _quantized_matmul(x, entry["x"], _dense_contract, emulate=emulate)
+        + _quantized_matmul(h, entry["h"], _dense_contract, emulate=emulate)
+        + entry["bias"]
+      )
       i, f, g, o = jnp.split(z, 4, axis=-1)
       new_c = mod.gate_fn(f) * c + mod.gate_fn(i) * mod.activation_fn(g)
       new_h = mod.gate_fn(o) * mod.activation_fn(new_c)
@@ -248,6 +274,12 @@ def make_forward(model, *, emulate: bool = False):
 def describe(calibration: dict) -> list[dict]:
   """The calibrated layers for the report (no arrays): path, kind, per input the max and percentile."""
   return [
-      {"layer": key, "kind": layer["kind"], "inputs": {n: {"max": s["max"], "percentile": s["percentile"], "samples": s["samples"]} for n, s in layer["inputs"].items()}}
-      for key, layer in sorted(calibration.items())
+    {
+      "layer": key,
+      "kind": layer["kind"],
+      "inputs": {
+        n: {"max": s["max"], "percentile": s["percentile"], "samples": s["samples"]} for n, s in layer["inputs"].items()
+      },
+    }
+    for key, layer in sorted(calibration.items())
   ]

@@ -22,12 +22,26 @@ from __future__ import annotations
 OVERHEAD_EFFICIENCY = 0.05
 
 
-def roofline(*, flops: float | None, bytes_accessed: float | None, seconds: float | None, peak_flops: float | None, bandwidth: float | None) -> dict:
+def roofline(
+  *,
+  flops: float | None,
+  bytes_accessed: float | None,
+  seconds: float | None,
+  peak_flops: float | None,
+  bandwidth: float | None,
+) -> dict:
   """The roofline placement of one measured program (module docstring); None where an input is missing."""
   if not flops or not bytes_accessed or not peak_flops or not bandwidth:
-    return {"intensity": flops / bytes_accessed if flops and bytes_accessed else None, "ridge": peak_flops / bandwidth if peak_flops and bandwidth else None,
-            "attainable_flops_per_s": None, "achieved_flops_per_s": flops / seconds if flops and seconds else None, "efficiency": None, "bound": None, "limited_by": None,
-            "above_roof": None}
+    return {
+      "intensity": flops / bytes_accessed if flops and bytes_accessed else None,
+      "ridge": peak_flops / bandwidth if peak_flops and bandwidth else None,
+      "attainable_flops_per_s": None,
+      "achieved_flops_per_s": flops / seconds if flops and seconds else None,
+      "efficiency": None,
+      "bound": None,
+      "limited_by": None,
+      "above_roof": None,
+    }
   intensity = flops / bytes_accessed
   ridge = peak_flops / bandwidth
   attainable = min(peak_flops, bandwidth * intensity)
@@ -37,6 +51,12 @@ def roofline(*, flops: float | None, bytes_accessed: float | None, seconds: floa
   limited_by = bound if efficiency is None or efficiency >= OVERHEAD_EFFICIENCY else "overhead"
   above = efficiency is not None and efficiency > 1.0
   return {
-      "intensity": intensity, "ridge": ridge, "attainable_flops_per_s": attainable, "achieved_flops_per_s": achieved,
-      "efficiency": efficiency, "bound": bound, "limited_by": f"{bound} (above the measured roof)" if above else limited_by, "above_roof": above,
+    "intensity": intensity,
+    "ridge": ridge,
+    "attainable_flops_per_s": attainable,
+    "achieved_flops_per_s": achieved,
+    "efficiency": efficiency,
+    "bound": bound,
+    "limited_by": f"{bound} (above the measured roof)" if above else limited_by,
+    "above_roof": above,
   }

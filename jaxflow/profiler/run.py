@@ -48,7 +48,9 @@ def parse_batch_sizes(text: str) -> list[int]:
   parts = [p.strip() for p in str(text).split(",") if p.strip()]
   bad = next((p for p in parts if not p.isdigit() or int(p) < 1), None)
   if not parts or bad is not None:
-    raise ConfigError(f"--batch-sizes={text!r}: {'no batch size given' if not parts else f'{bad!r} is not a positive integer'}; allowed: positive integers, comma-separated, e.g. 1,32,256")
+    raise ConfigError(
+      f"--batch-sizes={text!r}: {'no batch size given' if not parts else f'{bad!r} is not a positive integer'}; allowed: positive integers, comma-separated, e.g. 1,32,256"
+    )
   return sorted({int(p) for p in parts})
 
 
@@ -87,18 +89,36 @@ def _cpu_caches() -> dict:
 
 
 def environment() -> dict:
-  versions = {name: v for name, v in summary.package_versions(PACKAGES).items() if v is not None}  # only what is installed
+  versions = {
+    name: v for name, v in summary.package_versions(PACKAGES).items() if v is not None
+  }  # only what is installed
   return {
-      "versions": versions, "platform": platform.platform(), "cpu": summary.cpu_model(), "cpu_count": os.cpu_count(), "cpu_caches": _cpu_caches(),
-      "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_platforms": os.environ.get("JAX_PLATFORMS", ""),
-      "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision), "jax_enable_x64": bool(jax.config.jax_enable_x64),
-      "backends": {d.platform: {"platform_version": getattr(d.client, "platform_version", None), "count": len(jax.devices(d.platform))} for d in profiled_devices()},
+    "versions": versions,
+    "platform": platform.platform(),
+    "cpu": summary.cpu_model(),
+    "cpu_count": os.cpu_count(),
+    "cpu_caches": _cpu_caches(),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "jax_platforms": os.environ.get("JAX_PLATFORMS", ""),
+    "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+    "jax_enable_x64": bool(jax.config.jax_enable_x64),
+    "backends": {
+      d.platform: {
+        "platform_version": getattr(d.client, "platform_version", None),
+        "count": len(jax.devices(d.platform)),
+      }
+      for d in profiled_devices()
+    },
   }
 
 
 def _log(quiet: bool):
   start = time.perf_counter()
-  return (lambda msg: None) if quiet else (lambda msg: print(f"[profile {time.perf_counter() - start:6.1f}s] {msg}", flush=True))
+  return (
+    (lambda msg: None)
+    if quiet
+    else (lambda msg: print(f"[profile {time.perf_counter() - start:6.1f}s] {msg}", flush=True))
+  )
 
 
 def _accuracy(variants, work, device, problem) -> dict:
@@ -123,36 +143,63 @@ def _calibration_study(work, calibration, device, problem, reference_value: floa
     weights = quantize.quantize(work.params, calibration, method=method, granularity=granularity)
     v = precision.Variant("int8", forward, weights)
     result, _ = precision.evaluate(v, work.eval_set, problem, device)
-    rows.append({"granularity": granularity, "method": method, "value": result["value"], "change_vs_f32": result["value"] - reference_value})
+    rows.append(
+      {
+        "granularity": granularity,
+        "method": method,
+        "value": result["value"],
+        "change_vs_f32": result["value"] - reference_value,
+      }
+    )
   return rows
 
 
-def profile_device(device, work, problem, config, *, batch_sizes, precisions, protocol, device_peaks, log) -> tuple[dict, list, object]:
+def profile_device(
+  device, work, problem, config, *, batch_sizes, precisions, protocol, device_peaks, log
+) -> tuple[dict, list, object]:
   load_start = timing.load_average()
-  entry: dict = {"name": device_name(device), "platform": device.platform, "device_kind": device.device_kind, "id": device.id,
-                 "platform_version": getattr(device.client, "platform_version", None), "peaks": device_peaks, "notes": []}
-  variants, calibration = precision.build_variants(work.model, work.params, precisions, calibration_inputs=work.calibration)
+  entry: dict = {
+    "name": device_name(device),
+    "platform": device.platform,
+    "device_kind": device.device_kind,
+    "id": device.id,
+    "platform_version": getattr(device.client, "platform_version", None),
+    "peaks": device_peaks,
+    "notes": [],
+  }
+  variants, calibration = precision.build_variants(
+    work.model, work.params, precisions, calibration_inputs=work.calibration
+  )
   sample = work.batches(batch_sizes[0], 1)[0]
   variants = [inference.usable_variant(v, device, sample) for v in variants]
   log(f"{entry['name']}: accuracy of {', '.join(v.name for v in variants)}")
   entry["precision"] = _accuracy(variants, work, device, problem)
   if calibration is not None:
-    entry["calibration"] = {"layers": quantize.describe(calibration),
-                            "choices": _calibration_study(work, calibration, device, problem, entry["precision"]["f32"]["value"]),
-                            "timed": "tensor, max", "percentile": quantize.PERCENTILE}
+    entry["calibration"] = {
+      "layers": quantize.describe(calibration),
+      "choices": _calibration_study(work, calibration, device, problem, entry["precision"]["f32"]["value"]),
+      "timed": "tensor, max",
+      "percentile": quantize.PERCENTILE,
+    }
   sizes = [work.fixed_batch] if work.fixed_batch else batch_sizes
   entry["inference"] = inference.profile_inference(variants, work, device, sizes, protocol, device_peaks, log=log)
   log(f"{entry['name']}: training")
   same_device = device == jax.devices()[0]  # the training run's programs were compiled for the default device
-  entry["training"], train_step = training.profile_training(config, problem, device, protocol, compiled=work.compiled if same_device else None)
+  entry["training"], train_step = training.profile_training(
+    config, problem, device, protocol, compiled=work.compiled if same_device else None
+  )
   f32 = variants[0]
   log(f"{entry['name']}: multi-stream")
-  entry["multistream"] = [multistream.profile_multistream(f32, work, device, b, protocol) for b in sorted({sizes[0], sizes[-1]})]
+  entry["multistream"] = [
+    multistream.profile_multistream(f32, work, device, b, protocol) for b in sorted({sizes[0], sizes[-1]})
+  ]
   entry["autotune"] = multistream.profile_autotune(f32, work, device, sizes[-1], protocol)
   stats = device.memory_stats()
   entry["memory_stats"] = {k: int(v) for k, v in stats.items() if isinstance(v, (int, float))} if stats else None
   if not stats:
-    entry["notes"].append(f"device.memory_stats() is not reported by the {device.platform} backend: no peak device memory (memory_analysis gives each program's planned bytes)")
+    entry["notes"].append(
+      f"device.memory_stats() is not reported by the {device.platform} backend: no peak device memory (memory_analysis gives each program's planned bytes)"
+    )
   entry["load_average"] = {"start": load_start, "end": timing.load_average()}
   return entry, variants, train_step
 
@@ -160,23 +207,37 @@ def profile_device(device, work, problem, config, *, batch_sizes, precisions, pr
 def _not_applicable(work, devices: list[dict]) -> list[str]:
   notes = []
   if work.fixed_batch:
-    notes.append(f"batch sizes: {work.config.data.name} is one fixed {work.batch_unit}; it was profiled at that one batch")
+    notes.append(
+      f"batch sizes: {work.config.data.name} is one fixed {work.batch_unit}; it was profiled at that one batch"
+    )
   for d in devices:
     if not d["autotune"].get("applicable", True):
       notes.append(f"{d['name']}: kernel auto-tuning: {d['autotune']['reason']}")
     if d["training"].get("device_resident", {}).get("applicable") is False:
-      notes.append(f"{d['name']}: training input share on device-resident data: {d['training']['device_resident']['reason']}")
+      notes.append(
+        f"{d['name']}: training input share on device-resident data: {d['training']['device_resident']['reason']}"
+      )
     if d.get("memory_stats") is None:
       notes.append(f"{d['name']}: peak device memory: not reported by the {d['platform']} backend")
   if not any(d["platform"] in ("gpu", "tpu") for d in devices):
-    notes.append("gpu / tpu: none visible to JAX here; run the same command on such a machine and `jaxflow profile compare` the two reports")
+    notes.append(
+      "gpu / tpu: none visible to JAX here; run the same command on such a machine and `jaxflow profile compare` the two reports"
+    )
   return notes
 
 
 def run_profile(
-    config: ml_collections.ConfigDict, workdir: str, *, batch_sizes: str = "1,32,256", precisions: str = "f32,bf16", trace: bool = False,
-    quiet: bool = False, protocol: timing.Protocol | None = None, device_peaks: dict | None = None, quick_peaks: bool = False,
-    backends: tuple[str, ...] = BACKENDS,
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_sizes: str = "1,32,256",
+  precisions: str = "f32,bf16",
+  trace: bool = False,
+  quiet: bool = False,
+  protocol: timing.Protocol | None = None,
+  device_peaks: dict | None = None,
+  quick_peaks: bool = False,
+  backends: tuple[str, ...] = BACKENDS,
 ) -> dict:
   """Profiles `config`'s model into `workdir`; returns the report (also in report.json).
 
@@ -188,7 +249,9 @@ def run_profile(
   problem = validate(config)  # one-line ConfigError before anything is written
   devices = profiled_devices(backends)
   if not devices:
-    raise ConfigError(f"no device of backends {', '.join(backends)} is visible to JAX; it sees: {', '.join(sorted({d.platform for d in jax.devices()}))}")
+    raise ConfigError(
+      f"no device of backends {', '.join(backends)} is visible to JAX; it sees: {', '.join(sorted({d.platform for d in jax.devices()}))}"
+    )
   protocol = protocol or timing.Protocol()
   log = _log(quiet)
   wall = time.perf_counter()
@@ -196,7 +259,10 @@ def run_profile(
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump({"hash": config_hash(config), "config": to_dict(config)}, f, indent=2, sort_keys=True, default=str)
-  log("weights: " + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}"))
+  log(
+    "weights: "
+    + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}")
+  )
   work = workload.load_workload(config, problem, workdir, quiet=True)
   device_entries, traced = [], None
   for device in devices:
@@ -205,20 +271,42 @@ def run_profile(
     if known is None:
       log(f"{name}: measuring peak matmul FLOP/s and copy bandwidth")
       known = peaks.measure_peaks(device, quick=quick_peaks)
-    entry, variants, train_step = profile_device(device, work, problem, config, batch_sizes=sizes, precisions=names, protocol=protocol, device_peaks=known, log=log)
+    entry, variants, train_step = profile_device(
+      device, work, problem, config, batch_sizes=sizes, precisions=names, protocol=protocol, device_peaks=known, log=log
+    )
     device_entries.append(entry)
     if trace and traced is None:
       traced = _trace(workdir, variants, work, device, sizes, train_step, log)
   result = {
-      "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "workdir": workdir, "config_hash": config_hash(config), "config": to_dict(config),
-      "model": {"name": config.model.name, "family": work.family, "num_params": num_params(work.params), "output_dim": problem.output_dim},
-      "problem": {"kind": problem.kind, "input_shape": list(problem.input_shape), "num_classes": problem.num_classes, "train_size": problem.train_size, "eval_size": problem.eval_size,
-                  "dataset": config.data.name, "batch_unit": work.batch_unit},
-      "weights": work.weights, "request": {"batch_sizes": sizes, "precisions": names, "trace": trace},
-      "protocol": protocol.to_dict(), "environment": environment() | {"load_average_start": load_start, "load_average_end": timing.load_average()},
-      "devices": device_entries, "not_applicable": _not_applicable(work, device_entries), "trace": traced,
-      "seconds": time.perf_counter() - wall,
+    "schema": SCHEMA,
+    "schema_version": SCHEMA_VERSION,
+    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "workdir": workdir,
+    "config_hash": config_hash(config),
+    "config": to_dict(config),
+    "model": {
+      "name": config.model.name,
+      "family": work.family,
+      "num_params": num_params(work.params),
+      "output_dim": problem.output_dim,
+    },
+    "problem": {
+      "kind": problem.kind,
+      "input_shape": list(problem.input_shape),
+      "num_classes": problem.num_classes,
+      "train_size": problem.train_size,
+      "eval_size": problem.eval_size,
+      "dataset": config.data.name,
+      "batch_unit": work.batch_unit,
+    },
+    "weights": work.weights,
+    "request": {"batch_sizes": sizes, "precisions": names, "trace": trace},
+    "protocol": protocol.to_dict(),
+    "environment": environment() | {"load_average_start": load_start, "load_average_end": timing.load_average()},
+    "devices": device_entries,
+    "not_applicable": _not_applicable(work, device_entries),
+    "trace": traced,
+    "seconds": time.perf_counter() - wall,
   }
   report.write(result, workdir)
   log(f"wrote {os.path.join(workdir, 'report.md')}")

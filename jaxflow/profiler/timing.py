@@ -57,9 +57,9 @@ class Protocol:
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self) | {
-        "statistic": "median with p10/p90 over the timed calls",
-        "clock": "time.perf_counter",
-        "sync": "jax.block_until_ready on the callable's returned arrays, inside the timed interval",
+      "statistic": "median with p10/p90 over the timed calls",
+      "clock": "time.perf_counter",
+      "sync": "jax.block_until_ready on the callable's returned arrays, inside the timed interval",
     }
 
 
@@ -83,8 +83,13 @@ class Timing:
   def to_dict(self) -> dict:
     s = np.asarray(self.seconds)
     return {
-        "median_s": float(np.median(s)), "p10_s": float(np.percentile(s, 10)), "p90_s": float(np.percentile(s, 90)),
-        "min_s": float(s.min()), "mean_s": float(s.mean()), "n": int(s.size), "rotations": self.rotations,
+      "median_s": float(np.median(s)),
+      "p10_s": float(np.percentile(s, 10)),
+      "p90_s": float(np.percentile(s, 90)),
+      "min_s": float(s.min()),
+      "mean_s": float(s.mean()),
+      "n": int(s.size),
+      "rotations": self.rotations,
     }
 
 
@@ -92,7 +97,9 @@ def rotations(batch_bytes: int, protocol: Protocol) -> int:
   """How many distinct input batches to rotate through (at least 2, so no call reuses the last one's)."""
   if batch_bytes <= 0:
     return min(2, protocol.max_rotations)
-  return int(max(min(2, protocol.max_rotations), min(protocol.max_rotations, math.ceil(protocol.rotate_bytes / batch_bytes))))
+  return int(
+    max(min(2, protocol.max_rotations), min(protocol.max_rotations, math.ceil(protocol.rotate_bytes / batch_bytes)))
+  )
 
 
 def tree_bytes(tree) -> int:
@@ -129,20 +136,22 @@ def timed_call(fn: Callable, args: tuple, *, check: bool, name: str = "the timed
   arrays = _jax_arrays(outputs)
   if not arrays:
     raise UnsynchronizedError(
-        f"{name} returned no jax.Array ({type(outputs).__name__}): there is nothing to synchronize on, so its "
-        "device work may still be running; return the arrays the work produces"
+      f"{name} returned no jax.Array ({type(outputs).__name__}): there is nothing to synchronize on, so its "
+      "device work may still be running; return the arrays the work produces"
     )
   jax.block_until_ready(arrays)
   elapsed = time.perf_counter() - start
   if check:
     given = {id(a) for a in _jax_arrays(args)}
     if all(id(a) in given for a in arrays):
-      raise UnsynchronizedError(f"{name} returned only arrays it was given: its own work is not among its outputs, so the timer cannot wait for it")
+      raise UnsynchronizedError(
+        f"{name} returned only arrays it was given: its own work is not among its outputs, so the timer cannot wait for it"
+      )
     leaked = _unready_new(before, {id(a) for a in arrays})
     if leaked:
       raise UnsynchronizedError(
-          f"{name} left {leaked} array(s) it created still computing after its returned arrays were ready: "
-          "that work is not synchronized; return it"
+        f"{name} left {leaked} array(s) it created still computing after its returned arrays were ready: "
+        "that work is not synchronized; return it"
       )
   return elapsed, outputs
 
@@ -152,7 +161,9 @@ def warm_up(fn: Callable, inputs: Sequence[tuple], protocol: Protocol, name: str
     timed_call(fn, inputs[i % len(inputs)], check=True, name=name)
 
 
-def time_calls(fn: Callable, inputs: Sequence[tuple], protocol: Protocol, *, name: str = "the timed function", warm: bool = True) -> Timing:
+def time_calls(
+  fn: Callable, inputs: Sequence[tuple], protocol: Protocol, *, name: str = "the timed function", warm: bool = True
+) -> Timing:
   """Times `fn(*inputs[i % len(inputs)])` by the protocol. `inputs`: distinct argument tuples."""
   if not inputs:
     raise ValueError("time_calls needs at least one argument tuple")
@@ -182,7 +193,9 @@ def time_interleaved(cases: dict[str, tuple[Callable, Sequence[tuple]]], protoco
   for r in range(protocol.rounds):
     for name in names if r % 2 == 0 else names[::-1]:
       fn, inputs = cases[name]
-      round_protocol = dataclasses.replace(protocol, repeats=per_round, min_repeats=min(min_round, per_round), max_seconds=budget)
+      round_protocol = dataclasses.replace(
+        protocol, repeats=per_round, min_repeats=min(min_round, per_round), max_seconds=budget
+      )
       pooled[name] += time_calls(fn, inputs, round_protocol, name=name, warm=False).seconds
   return {n: Timing(pooled[n], rotations=len(cases[n][1])) for n in names}
 

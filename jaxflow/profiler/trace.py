@@ -23,8 +23,8 @@ from collections.abc import Callable
 import jax
 
 HOW_TO_OPEN = (
-    'pip install -e ".[profile]" && tensorboard --logdir {logdir}  (PROFILE tab); '
-    "or open {logdir}/plugins/profile/<timestamp>/*.trace.json.gz in https://ui.perfetto.dev"
+  'pip install -e ".[profile]" && tensorboard --logdir {logdir}  (PROFILE tab); '
+  "or open {logdir}/plugins/profile/<timestamp>/*.trace.json.gz in https://ui.perfetto.dev"
 )
 
 
@@ -40,8 +40,13 @@ def write_trace(logdir: str, steps: list[tuple[str, Callable]]) -> dict:
         jax.block_until_ready(fn())
   runs = sorted(set(glob.glob(os.path.join(logdir, "plugins", "profile", "*"))) - before)
   files = sorted(p for run in runs for p in glob.glob(os.path.join(run, "*")))
-  return {"logdir": logdir, "steps": [label for label, _ in steps], "files": [os.path.relpath(p, logdir) for p in files],
-          "events": trace_events(files), "open": HOW_TO_OPEN.format(logdir=logdir)}
+  return {
+    "logdir": logdir,
+    "steps": [label for label, _ in steps],
+    "files": [os.path.relpath(p, logdir) for p in files],
+    "events": trace_events(files),
+    "open": HOW_TO_OPEN.format(logdir=logdir),
+  }
 
 
 def trace_events(files: list[str]) -> int | None:

@@ -78,7 +78,10 @@ def _profile(config, problem, device, protocol, compiled) -> dict:
     host_batches = [epoch_batches[i % len(epoch_batches)] for i in range(min(16, max(2, len(epoch_batches))))]
     build_s = _host_seconds(lambda: list(data.train_batches(1)), 3) / max(1, steps_per_epoch)
     out["path"] = "host batches (graphs padded on the host), one step per dispatch: jaxflow's path for graph datasets"
-    out["device_resident"] = {"applicable": False, "reason": "graph batches are built and padded on the host; there is no device-resident gather"}
+    out["device_resident"] = {
+      "applicable": False,
+      "reason": "graph batches are built and padded on the host; there is no device-resident gather",
+    }
     plan_k = 1
   else:
     indices = programs.indices(data, streams, 0)
@@ -87,13 +90,19 @@ def _profile(config, problem, device, protocol, compiled) -> dict:
 
     def host_batch(i):
       rows = host_indices[i % steps_per_epoch]
-      return {"inputs": jax.tree.map(lambda a: a[rows], host_inputs), "labels": host_labels[rows], "mask": np.ones(rows.shape, np.float32)}
+      return {
+        "inputs": jax.tree.map(lambda a: a[rows], host_inputs),
+        "labels": host_labels[rows],
+        "mask": np.ones(rows.shape, np.float32),
+      }
 
     host_batches = [host_batch(i) for i in range(min(16, steps_per_epoch))]
     build_s = 0.0  # the host gather is inside the timed `input` below
 
     def step(offset):
-      holder["state"], metrics = programs.chunk(holder["state"], data=data, epoch_indices=indices, offset=offset, num_steps=1, streams=streams)
+      holder["state"], metrics = programs.chunk(
+        holder["state"], data=data, epoch_indices=indices, offset=offset, num_steps=1, streams=streams
+      )
       return holder["state"], metrics
 
     offsets = [(i,) for i in range(min(16, steps_per_epoch))]
@@ -109,25 +118,49 @@ def _profile(config, problem, device, protocol, compiled) -> dict:
       k = min(plan_k, MAX_K, steps_per_epoch)
 
       def chunk_k():
-        holder["state"], metrics = programs.chunk(holder["state"], data=data, epoch_indices=indices, offset=0, num_steps=k, streams=streams)
+        holder["state"], metrics = programs.chunk(
+          holder["state"], data=data, epoch_indices=indices, offset=0, num_steps=k, streams=streams
+        )
         return holder["state"], metrics
 
       cases["dispatch_k"] = (chunk_k, [()])
     gather = jax.jit(lambda inputs, labels, idx: (jax.tree.map(lambda a: a[idx], inputs), labels[idx]))
-    cases["gather"] = (lambda i: gather(data.train_inputs, data.train_labels, indices[i]), [(i,) for i in range(min(16, steps_per_epoch))])
+    cases["gather"] = (
+      lambda i: gather(data.train_inputs, data.train_labels, indices[i]),
+      [(i,) for i in range(min(16, steps_per_epoch))],
+    )
     timings = timing.time_interleaved(cases, protocol)
     step_s = timings["step"].median
     out["path"] = "device-resident data, batch gathered by index inside the step (jaxflow's path for array datasets)"
     out["step"] = timings["step"].to_dict() | {"examples_per_s": batch_size / step_s}
-    out["async"] = {"k": k_async, "per_step_s": timings["async"].median / k_async, "examples_per_s": batch_size * k_async / timings["async"].median,
-                    "gain_over_step": step_s * k_async / timings["async"].median, "timing": timings["async"].to_dict()}
+    out["async"] = {
+      "k": k_async,
+      "per_step_s": timings["async"].median / k_async,
+      "examples_per_s": batch_size * k_async / timings["async"].median,
+      "gain_over_step": step_s * k_async / timings["async"].median,
+      "timing": timings["async"].to_dict(),
+    }
     if "dispatch_k" in timings:
       k_s = timings["dispatch_k"].median
-      out["dispatch_k"] = {"k": k, "per_step_s": k_s / k, "examples_per_s": batch_size * k / k_s, "gain_over_step": step_s * k / k_s, "timing": timings["dispatch_k"].to_dict()}
+      out["dispatch_k"] = {
+        "k": k,
+        "per_step_s": k_s / k,
+        "examples_per_s": batch_size * k / k_s,
+        "gain_over_step": step_s * k / k_s,
+        "timing": timings["dispatch_k"].to_dict(),
+      }
     else:
-      out["dispatch_k"] = {"k": 1, "note": "jaxflow's plan here is one step per dispatch" + (" (convolutional model on CPU: jax-ml/jax#12868)" if plan_k == 1 and models.has_conv(config.model) else "")}
-    out["device_resident"] = {"applicable": True, "gather_s": timings["gather"].median, "input_share_estimate": timings["gather"].median / step_s,
-                              "note": "the gather timed as its own program; inside the step XLA may fuse it"}
+      out["dispatch_k"] = {
+        "k": 1,
+        "note": "jaxflow's plan here is one step per dispatch"
+        + (" (convolutional model on CPU: jax-ml/jax#12868)" if plan_k == 1 and models.has_conv(config.model) else ""),
+      }
+    out["device_resident"] = {
+      "applicable": True,
+      "gather_s": timings["gather"].median,
+      "input_share_estimate": timings["gather"].median / step_s,
+      "note": "the gather timed as its own program; inside the step XLA may fuse it",
+    }
   out["jaxflow_steps_per_dispatch"] = plan_k
   out.update(_host_fed(host_step, host_batches, device, protocol, build_s, batch_size))
   if on_host:
@@ -135,7 +168,9 @@ def _profile(config, problem, device, protocol, compiled) -> dict:
     out["step"] = out["host_fed"]["timings"]["step"] | {"examples_per_s": batch_size / step_s}
     skipped = {"applicable": False, "reason": "graph datasets train one host batch per dispatch; see host_fed"}
     out["async"], out["dispatch_k"] = skipped, skipped
-  out["compile_s"] = programs.compile_seconds - compile_start  # jaxflow programs compiled for these measurements (not reused)
+  out["compile_s"] = (
+    programs.compile_seconds - compile_start
+  )  # jaxflow programs compiled for these measurements (not reused)
   one_step = (lambda: host_step(jax.device_put(host_batches[0], device))) if on_host else (lambda: step(0))
   return out, one_step
 
@@ -159,13 +194,24 @@ def _host_fed(host_step, host_batches, device, protocol, build_s: float, batch_s
     return state, metrics, ready["batch"]
 
   index = [(i,) for i in range(n)]
-  t = timing.time_interleaved({"input": (feed, index), "step": (step_only, index), "serial": (serial, index), "prefetched": (prefetched, index)}, protocol)
+  t = timing.time_interleaved(
+    {"input": (feed, index), "step": (step_only, index), "serial": (serial, index), "prefetched": (prefetched, index)},
+    protocol,
+  )
   input_s, step_s = t["input"].median + build_s, t["step"].median
   serial_s, prefetched_s = t["serial"].median + build_s, t["prefetched"].median + build_s
-  return {"host_fed": {
-      "host_build_s": build_s, "input_s": input_s, "step_s": step_s, "serial_s": serial_s, "prefetched_s": prefetched_s,
-      "input_share_serial": input_s / serial_s, "step_share_serial": step_s / serial_s,
+  return {
+    "host_fed": {
+      "host_build_s": build_s,
+      "input_s": input_s,
+      "step_s": step_s,
+      "serial_s": serial_s,
+      "prefetched_s": prefetched_s,
+      "input_share_serial": input_s / serial_s,
+      "step_share_serial": step_s / serial_s,
       "device_idle_share_prefetched": max(0.0, 1.0 - step_s / prefetched_s),
-      "examples_per_s_serial": batch_size / serial_s, "examples_per_s_prefetched": batch_size / prefetched_s,
+      "examples_per_s_serial": batch_size / serial_s,
+      "examples_per_s_prefetched": batch_size / prefetched_s,
       "timings": {k: v.to_dict() for k, v in t.items()},
-  }}
+    }
+  }

@@ -24,7 +24,15 @@ from jaxflow.data import graphs as graph_lib
 from jaxflow.training import device_data, graph_data, transfer
 from jaxflow.training.validate import Problem
 
-FAMILIES = {"mlp": "mlp", "cnn": "cnn", "rnn": "rnn", "stack": "stack", "gcn": "gnn", "gat": "gnn", "graph_network": "gnn"}
+FAMILIES = {
+  "mlp": "mlp",
+  "cnn": "cnn",
+  "rnn": "rnn",
+  "stack": "stack",
+  "gcn": "gnn",
+  "gat": "gnn",
+  "graph_network": "gnn",
+}
 CALIBRATION_EXAMPLES = 512
 
 
@@ -51,15 +59,21 @@ class Workload:
 def trained_params(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool, compiled=None) -> tuple[dict, dict]:
   """(host params, provenance): from `config.init_from`, else trained into WORKDIR/train."""
   if config.init_from is not None:
-    return jax.device_get(transfer.source_params(config.init_from)), {"source": "init_from", "workdir": config.init_from}
+    return jax.device_get(transfer.source_params(config.init_from)), {
+      "source": "init_from",
+      "workdir": config.init_from,
+    }
   from jaxflow.training.loop import train_and_evaluate
 
   run_dir = os.path.join(workdir, "train")
   summary = train_and_evaluate(config, run_dir, quiet=quiet, compiled=compiled)
   params = jax.device_get(transfer.source_params(run_dir))
   return params, {
-      "source": "trained", "workdir": run_dir, "steps": summary.get("steps"), "final_eval": summary.get("final", {}).get("eval"),
-      "wall_seconds": summary.get("wall_seconds"),
+    "source": "trained",
+    "workdir": run_dir,
+    "steps": summary.get("steps"),
+    "final_eval": summary.get("final", {}).get("eval"),
+    "wall_seconds": summary.get("wall_seconds"),
   }
 
 
@@ -83,7 +97,9 @@ def load_workload(config: ml_collections.ConfigDict, problem: Problem, workdir: 
   params, provenance = trained_params(config, workdir, quiet=quiet, compiled=compiled)
   model = models.create_model(config.model, output_dim=problem.output_dim)
   family = FAMILIES.get(config.model.name, config.model.name)
-  common = dict(config=config, problem=problem, model=model, params=params, family=family, weights=provenance, compiled=compiled)
+  common = dict(
+    config=config, problem=problem, model=model, params=params, family=family, weights=provenance, compiled=compiled
+  )
   if config.data.name in graph_data.GRAPH_DATASETS:
     return _graph_workload(config, streams, common)
   train, evaluation = device_data.load_splits(config, streams["data"], problem.adaptation)
@@ -96,7 +112,12 @@ def load_workload(config: ml_collections.ConfigDict, problem: Problem, workdir: 
 
   sample = jax.tree.map(lambda a: a[:CALIBRATION_EXAMPLES], train.inputs)
   calibration = [b[0] for b in _array_batches(sample, np.zeros(jax.tree.leaves(sample)[0].shape[0]), 256)]
-  return Workload(**common, eval_set=_array_batches(evaluation.inputs, eval_labels, min(512, n)), calibration=calibration, _make_batch=make_batch)
+  return Workload(
+    **common,
+    eval_set=_array_batches(evaluation.inputs, eval_labels, min(512, n)),
+    calibration=calibration,
+    _make_batch=make_batch,
+  )
 
 
 def _graph_workload(config, streams, common) -> Workload:
@@ -107,15 +128,32 @@ def _graph_workload(config, streams, common) -> Workload:
     as_int32 = {f: np.asarray(getattr(graph, f), np.int32) for f in ("senders", "receivers", "n_node", "n_edge")}
     graph = graph._replace(nodes=np.asarray(graph.nodes, np.float32), **as_int32)
     return Workload(
-        **common, eval_set=[(graph, np.asarray(club["labels"], np.int32), np.asarray(club["eval_mask"], np.float32))],
-        calibration=[graph], _make_batch=lambda batch_size, k: graph, fixed_batch=1, batch_unit="graph (the whole club, 34 nodes)",
+      **common,
+      eval_set=[(graph, np.asarray(club["labels"], np.int32), np.asarray(club["eval_mask"], np.float32))],
+      calibration=[graph],
+      _make_batch=lambda batch_size, k: graph,
+      fixed_batch=1,
+      batch_unit="graph (the whole club, 34 nodes)",
     )
   seed = rng.dataset_seed(streams["data"])
   train_graphs, _ = graph_lib.load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
   eval_graphs, eval_labels = graph_lib.load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
   eval_budget = graph_lib.budgets_for(train_graphs + eval_graphs, config.train.batch_size)[-1:]
-  eval_set = [(g, y, m.astype(np.float32)) for g, y, m in graph_lib.graph_batches(eval_graphs, eval_labels, config.train.batch_size, order=np.arange(len(eval_graphs)), budgets=eval_budget)]
-  calibration = [g for g, _, _ in graph_lib.graph_batches(train_graphs[:CALIBRATION_EXAMPLES], np.zeros(min(CALIBRATION_EXAMPLES, len(train_graphs)), np.int32), 128, order=np.arange(min(CALIBRATION_EXAMPLES, len(train_graphs))))]
+  eval_set = [
+    (g, y, m.astype(np.float32))
+    for g, y, m in graph_lib.graph_batches(
+      eval_graphs, eval_labels, config.train.batch_size, order=np.arange(len(eval_graphs)), budgets=eval_budget
+    )
+  ]
+  calibration = [
+    g
+    for g, _, _ in graph_lib.graph_batches(
+      train_graphs[:CALIBRATION_EXAMPLES],
+      np.zeros(min(CALIBRATION_EXAMPLES, len(train_graphs)), np.int32),
+      128,
+      order=np.arange(min(CALIBRATION_EXAMPLES, len(train_graphs))),
+    )
+  ]
   budgets: dict[int, list] = {}
 
   def make_batch(batch_size: int, k: int):
@@ -126,4 +164,10 @@ def _graph_workload(config, streams, common) -> Workload:
     padded, _ = graph_lib.pad_batch([eval_graphs[i] for i in order], budgets[batch_size])
     return padded
 
-  return Workload(**common, eval_set=eval_set, calibration=calibration, _make_batch=make_batch, batch_unit="graphs (padded to one budget per size)")
+  return Workload(
+    **common,
+    eval_set=eval_set,
+    calibration=calibration,
+    _make_batch=make_batch,
+    batch_unit="graphs (padded to one budget per size)",
+  )

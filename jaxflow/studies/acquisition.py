@@ -61,18 +61,18 @@ def _sobol(dims: int, count: int, seed: int) -> np.ndarray:
 
 
 def propose(
-    model: gp_lib.GP,
-    space: Space,
-    *,
-    count: int,
-    observed: list[dict],
-    pending: list[dict] = (),
-    kind: str = "ei",
-    liar: str = "mean",
-    seed: int = 0,
-    candidates: int = 2048,
-    xi: float = 0.0,
-    beta: float = 2.0,
+  model: gp_lib.GP,
+  space: Space,
+  *,
+  count: int,
+  observed: list[dict],
+  pending: list[dict] = (),
+  kind: str = "ei",
+  liar: str = "mean",
+  seed: int = 0,
+  candidates: int = 2048,
+  xi: float = 0.0,
+  beta: float = 2.0,
 ) -> list[dict]:
   """`count` new assignments maximizing the acquisition under `model` (fit on `observed`, whose values
   are model.y). `pending`: points already running (no value yet): fantasies, like a batch's own."""
@@ -86,7 +86,9 @@ def propose(
   def add_fantasy(params: dict) -> None:
     f = space.features_of([params])
     if liar == "mean":
-      value = float(model.predict(f, extra_x=np.array(fantasy_x).reshape(-1, space.dims), extra_y=np.array(fantasy_y))[0][0])
+      value = float(
+        model.predict(f, extra_x=np.array(fantasy_x).reshape(-1, space.dims), extra_y=np.array(fantasy_y))[0][0]
+      )
     else:
       value = float(observed_y.min() if liar == "min" else observed_y.max())
     fantasy_x.append(f[0])

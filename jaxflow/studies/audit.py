@@ -36,8 +36,15 @@ def thresholds(config: ml_collections.ConfigDict) -> audit_lib.AuditThresholds:
   values = {}
   for name, value in given.items():
     default = getattr(audit_lib.AuditThresholds(), name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(default, int) and not isinstance(value, int)) or value < 0:
-      raise ConfigError(f"config.audit.{name}={value!r} must be a non-negative {type(default).__name__} (default {default})")
+    if (
+      isinstance(value, bool)
+      or not isinstance(value, (int, float))
+      or (isinstance(default, int) and not isinstance(value, int))
+      or value < 0
+    ):
+      raise ConfigError(
+        f"config.audit.{name}={value!r} must be a non-negative {type(default).__name__} (default {default})"
+      )
     values[name] = value
   return audit_lib.AuditThresholds(**values)
 
@@ -53,8 +60,10 @@ def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[
     labels = noise.noisy
   d = config.data
   return {
-      d.train_split: audit_lib.AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
-      d.eval_split: audit_lib.AuditSplit(np.asarray(evaluation.inputs), np.asarray(evaluation.labels), dict(evaluation.metadata)),
+    d.train_split: audit_lib.AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
+    d.eval_split: audit_lib.AuditSplit(
+      np.asarray(evaluation.inputs), np.asarray(evaluation.labels), dict(evaluation.metadata)
+    ),
   }
 
 
@@ -62,21 +71,40 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Audits the configured dataset into `workdir`; returns the report (also in report.json)."""
   d = config.data
   if d.name in synthetic.GENERATED or d.name in graph_data.GRAPH_DATASETS:
-    raise ConfigError(f"config.data.name={d.name!r}: the audit reads labelled array datasets (tfds, digits, folder:/csv:/npz:), not generated or graph data")
+    raise ConfigError(
+      f"config.data.name={d.name!r}: the audit reads labelled array datasets (tfds, digits, folder:/csv:/npz:), not generated or graph data"
+    )
   limits = thresholds(config)
   problem = validate(config)
   if problem.kind == "regression":
-    raise ConfigError("config.problem.kind='regression': the audit needs class labels (problem.kind multiclass or binary)")
+    raise ConfigError(
+      "config.problem.kind='regression': the audit needs class labels (problem.kind multiclass or binary)"
+    )
   if d.train_split == d.eval_split:
-    raise ConfigError(f"config.data.eval_split={d.eval_split!r} is the training split; the audit compares two different splits")
+    raise ConfigError(
+      f"config.data.eval_split={d.eval_split!r} is the training split; the audit compares two different splits"
+    )
   splits = audited_splits(config, problem)
   num_classes = problem.adaptation.num_classes(problem.dataset_classes)
   spec_names = _class_names(config, problem, num_classes)
-  report = audit_lib.audit(splits, num_classes=num_classes, class_names=spec_names, train_split=d.train_split, eval_split=d.eval_split, thresholds=limits)
+  report = audit_lib.audit(
+    splits,
+    num_classes=num_classes,
+    class_names=spec_names,
+    train_split=d.train_split,
+    eval_split=d.eval_split,
+    thresholds=limits,
+  )
   report["dataset"] = {
-      "name": d.name, "input_feature": d.input_feature, "label_feature": d.label_feature,
-      "metadata_features": list(d.metadata_features), "adapt": to_dict(d.adapt), "classes": d.classes,
-      "class_counts": d.class_counts, "imbalance_ratio": d.imbalance_ratio, "label_noise": to_dict(d.label_noise),
+    "name": d.name,
+    "input_feature": d.input_feature,
+    "label_feature": d.label_feature,
+    "metadata_features": list(d.metadata_features),
+    "adapt": to_dict(d.adapt),
+    "classes": d.classes,
+    "class_counts": d.class_counts,
+    "imbalance_ratio": d.imbalance_ratio,
+    "label_noise": to_dict(d.label_noise),
   }
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -92,6 +120,12 @@ def _class_names(config, problem: Problem, num_classes: int) -> list[str] | None
   from jaxflow import data as data_lib
 
   d = config.data
-  spec = data_lib.dataset_spec(d.name, data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature, metadata_features=tuple(d.metadata_features))
+  spec = data_lib.dataset_spec(
+    d.name,
+    data_dir=d.data_dir,
+    input_feature=d.input_feature,
+    label_feature=d.label_feature,
+    metadata_features=tuple(d.metadata_features),
+  )
   names = spec.class_names
   return list(names) if names and len(names) == num_classes else None

@@ -22,14 +22,14 @@ import numpy as np
 from jaxflow.training import checkpoints, loop
 
 FLAGS = {
-    "XLA_FLAGS=--xla_gpu_deterministic_ops=true": "GPU: deterministic reductions and scatters (atomics off); slower. "
-    "Without it, two identical GPU runs may differ in the last bits.",
-    "XLA_FLAGS=--xla_gpu_autotune_level=0": "GPU: no autotuning; autotuning may pick another algorithm (other rounding) per run.",
-    "jax_threefry_partitionable (jax.config, default True)": "random bits independent of sharding: a sharded run draws the single-device run's dropout masks.",
-    "jax_default_prng_impl (jax.config)": "which PRNG (threefry, rbg, unsafe_rbg) turns keys into bits; rbg bits may differ across backends and shardings.",
-    "parallel.mode / device count": "an all-reduce adds partial gradients in another order: equal to rounding, not bitwise.",
-    "XLA_FLAGS=--xla_cpu_enable_fast_math": "CPU fast math (off by default) reassociates floating-point arithmetic.",
-    "jax_enable_x64": "float64: a different computation altogether, not a more exact copy of the float32 one.",
+  "XLA_FLAGS=--xla_gpu_deterministic_ops=true": "GPU: deterministic reductions and scatters (atomics off); slower. "
+  "Without it, two identical GPU runs may differ in the last bits.",
+  "XLA_FLAGS=--xla_gpu_autotune_level=0": "GPU: no autotuning; autotuning may pick another algorithm (other rounding) per run.",
+  "jax_threefry_partitionable (jax.config, default True)": "random bits independent of sharding: a sharded run draws the single-device run's dropout masks.",
+  "jax_default_prng_impl (jax.config)": "which PRNG (threefry, rbg, unsafe_rbg) turns keys into bits; rbg bits may differ across backends and shardings.",
+  "parallel.mode / device count": "an all-reduce adds partial gradients in another order: equal to rounding, not bitwise.",
+  "XLA_FLAGS=--xla_cpu_enable_fast_math": "CPU fast math (off by default) reassociates floating-point arithmetic.",
+  "jax_enable_x64": "float64: a different computation altogether, not a more exact copy of the float32 one.",
 }
 
 
@@ -39,7 +39,10 @@ def _params(workdir: str):
 
 def _max_diff(a_dir: str, b_dir: str) -> float:
   a, b = _params(a_dir), _params(b_dir)
-  return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return max(
+    float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
 
 
 def _pair(what: str, a_sha: str, b_sha: str, a_dir: str, b_dir: str) -> dict:
@@ -56,13 +59,17 @@ def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 
   with open(path, "wb") as f:
     pickle.dump(config, f)
   code = (
-      "import json, pickle, sys, jaxflow; config = pickle.load(open(sys.argv[1], 'rb')); "
-      "print(json.dumps(jaxflow.train(config, sys.argv[2], quiet=True)))"
+    "import json, pickle, sys, jaxflow; config = pickle.load(open(sys.argv[1], 'rb')); "
+    "print(json.dumps(jaxflow.train(config, sys.argv[2], quiet=True)))"
   )
   env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + xla_flags).strip()}
-  done = subprocess.run([sys.executable, "-c", code, path, workdir], capture_output=True, text=True, timeout=timeout, env=env)
+  done = subprocess.run(
+    [sys.executable, "-c", code, path, workdir], capture_output=True, text=True, timeout=timeout, env=env
+  )
   if done.returncode != 0:
-    raise RuntimeError(f"determinism check subprocess failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    raise RuntimeError(
+      f"determinism check subprocess failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+    )
   import json
 
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -79,10 +86,26 @@ def check(config, sweep, workdir: str) -> dict:
   runs = {}
   for name in ("first", "second"):
     runs[name] = (loop.train_and_evaluate(seed0, os.path.join(base, name), quiet=True), os.path.join(base, name))
-  checks.append(_pair("the same seed trained twice in one process", runs["first"][0]["params_sha256"], runs["second"][0]["params_sha256"], runs["first"][1], runs["second"][1]))
+  checks.append(
+    _pair(
+      "the same seed trained twice in one process",
+      runs["first"][0]["params_sha256"],
+      runs["second"][0]["params_sha256"],
+      runs["first"][1],
+      runs["second"][1],
+    )
+  )
   study_summary = sweep.summaries[0]
   if study_summary.get("status") == "completed":
-    checks.append(_pair(f"that run against the study's own seed 0 (trained in mode {sweep.mode!r})", runs["first"][0]["params_sha256"], study_summary["params_sha256"], runs["first"][1], sweep.workdirs[0]))
+    checks.append(
+      _pair(
+        f"that run against the study's own seed 0 (trained in mode {sweep.mode!r})",
+        runs["first"][0]["params_sha256"],
+        study_summary["params_sha256"],
+        runs["first"][1],
+        sweep.workdirs[0],
+      )
+    )
   many = os.path.join(base, "devices")
   sharded = seed0.copy_and_resolve_references()
   sharded.parallel.mode = "sharded"
@@ -103,13 +126,32 @@ def check(config, sweep, workdir: str) -> dict:
     if summary is not None:
       checks.append(_pair(label, runs["first"][0]["params_sha256"], summary["params_sha256"], runs["first"][1], many))
   except (RuntimeError, subprocess.TimeoutExpired) as e:
-    checks.append({"check": "1 device against N", "bitwise_equal": None, "statement": f"1 device against N devices: not compared ({e})."})
+    checks.append(
+      {
+        "check": "1 device against N",
+        "bitwise_equal": None,
+        "statement": f"1 device against N devices: not compared ({e}).",
+      }
+    )
   if jax.default_backend() == "gpu":
     for flags, tag in (("", "default"), ("--xla_gpu_deterministic_ops=true", "deterministic_ops")):
       a = _subprocess_train(seed0, os.path.join(base, f"gpu_{tag}_a"), xla_flags=flags)
       b = _subprocess_train(seed0, os.path.join(base, f"gpu_{tag}_b"), xla_flags=flags)
-      checks.append(_pair(f"two identical GPU runs, XLA_FLAGS={flags or '(none)'}", a["params_sha256"], b["params_sha256"], os.path.join(base, f"gpu_{tag}_a"), os.path.join(base, f"gpu_{tag}_b")))
+      checks.append(
+        _pair(
+          f"two identical GPU runs, XLA_FLAGS={flags or '(none)'}",
+          a["params_sha256"],
+          b["params_sha256"],
+          os.path.join(base, f"gpu_{tag}_a"),
+          os.path.join(base, f"gpu_{tag}_b"),
+        )
+      )
   else:
-    checks.append({"check": "gpu deterministic ops", "bitwise_equal": None,
-                   "statement": f"--xla_gpu_deterministic_ops: does not apply on the {jax.default_backend()} backend (no GPU here); not measured."})
+    checks.append(
+      {
+        "check": "gpu deterministic ops",
+        "bitwise_equal": None,
+        "statement": f"--xla_gpu_deterministic_ops: does not apply on the {jax.default_backend()} backend (no GPU here); not measured.",
+      }
+    )
   return {"checks": checks, "flags": FLAGS}

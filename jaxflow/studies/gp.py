@@ -59,17 +59,17 @@ def _unbounded(value, bounds):
 def constrain(raw: dict) -> dict:
   """Unconstrained optimizer variables -> {"lengthscales": [D], "amplitude": (), "noise": ()}."""
   return {
-      "lengthscales": _bounded(raw["lengthscales"], LENGTHSCALE_BOUNDS),
-      "amplitude": _bounded(raw["amplitude"], AMPLITUDE_BOUNDS),
-      "noise": _bounded(raw["noise"], NOISE_BOUNDS),
+    "lengthscales": _bounded(raw["lengthscales"], LENGTHSCALE_BOUNDS),
+    "amplitude": _bounded(raw["amplitude"], AMPLITUDE_BOUNDS),
+    "noise": _bounded(raw["noise"], NOISE_BOUNDS),
   }
 
 
 def unconstrain(params: dict) -> dict:
   return {
-      "lengthscales": _unbounded(params["lengthscales"], LENGTHSCALE_BOUNDS),
-      "amplitude": _unbounded(params["amplitude"], AMPLITUDE_BOUNDS),
-      "noise": _unbounded(params["noise"], NOISE_BOUNDS),
+    "lengthscales": _unbounded(params["lengthscales"], LENGTHSCALE_BOUNDS),
+    "amplitude": _unbounded(params["amplitude"], AMPLITUDE_BOUNDS),
+    "noise": _unbounded(params["noise"], NOISE_BOUNDS),
   }
 
 
@@ -106,7 +106,10 @@ def _starts(key, dims: int, restarts: int, init: dict | None) -> dict:
   amp0 = jnp.exp(jax.random.uniform(k_amp, (restarts,), minval=math.log(0.5), maxval=math.log(2.0)))
   starts = {"lengthscales": ls0, "amplitude": amp0, "noise": jnp.full((restarts,), 1e-3)}
   if init is not None:
-    starts = {k: v.at[0].set(jnp.clip(jnp.asarray(init[k]), *bounds)) for (k, v), bounds in zip(starts.items(), (LENGTHSCALE_BOUNDS, AMPLITUDE_BOUNDS, NOISE_BOUNDS))}
+    starts = {
+      k: v.at[0].set(jnp.clip(jnp.asarray(init[k]), *bounds))
+      for (k, v), bounds in zip(starts.items(), (LENGTHSCALE_BOUNDS, AMPLITUDE_BOUNDS, NOISE_BOUNDS))
+    }
   return jax.vmap(unconstrain)(starts)
 
 
@@ -146,7 +149,9 @@ def loss_and_grad(raw: dict, x, y, mask, dims, prior) -> tuple[jax.Array, dict, 
   k_inv = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(x.shape[0]))
   w = jnp.outer(alpha, alpha) - k_inv
   nll = 0.5 * ym @ alpha + jnp.sum(jnp.log(jnp.diag(chol)) * mask) + 0.5 * jnp.sum(mask) * math.log(2 * math.pi)
-  g_ls = -0.5 * jnp.sum((w * amp * (5.0 / 3.0) * (1.0 + SQRT5 * r) * e * both)[:, :, None] * d2, axis=(0, 1))  # a fused reduction, not a dot
+  g_ls = -0.5 * jnp.sum(
+    (w * amp * (5.0 / 3.0) * (1.0 + SQRT5 * r) * e * both)[:, :, None] * d2, axis=(0, 1)
+  )  # a fused reduction, not a dot
   g_amp = -0.5 * jnp.sum(w * kf)
   g_noise = -0.5 * jnp.sum(jnp.diag(w) * mask) * noise
   loss = nll
@@ -155,9 +160,9 @@ def loss_and_grad(raw: dict, x, y, mask, dims, prior) -> tuple[jax.Array, dict, 
     loss = nll + 0.5 * jnp.sum(z * z * dims)
     g_ls = g_ls + z / prior[1] * dims
   grads = {
-      "lengthscales": _chain(g_ls, raw["lengthscales"], LENGTHSCALE_BOUNDS),
-      "amplitude": _chain(g_amp, raw["amplitude"], AMPLITUDE_BOUNDS),
-      "noise": _chain(g_noise, raw["noise"], NOISE_BOUNDS),
+    "lengthscales": _chain(g_ls, raw["lengthscales"], LENGTHSCALE_BOUNDS),
+    "amplitude": _chain(g_amp, raw["amplitude"], AMPLITUDE_BOUNDS),
+    "noise": _chain(g_noise, raw["noise"], NOISE_BOUNDS),
   }
   return loss, grads, nll
 
@@ -218,7 +223,11 @@ def _pad(x: np.ndarray, y: np.ndarray, size: int):
 def _padded(params: dict, width: int) -> dict:
   ls = np.ones(width)
   ls[: len(params["lengthscales"])] = params["lengthscales"]
-  return {"lengthscales": jnp.asarray(ls), "amplitude": jnp.asarray(params["amplitude"]), "noise": jnp.asarray(params["noise"])}
+  return {
+    "lengthscales": jnp.asarray(ls),
+    "amplitude": jnp.asarray(params["amplitude"]),
+    "noise": jnp.asarray(params["noise"]),
+  }
 
 
 @dataclasses.dataclass
@@ -236,7 +245,14 @@ class GP:
   def standardize(self, y):
     return (np.asarray(y, np.float64) - self.y_mean) / self.y_std
 
-  def predict(self, xs: np.ndarray, *, extra_x: np.ndarray | None = None, extra_y: np.ndarray | None = None, standardized: bool = False):
+  def predict(
+    self,
+    xs: np.ndarray,
+    *,
+    extra_x: np.ndarray | None = None,
+    extra_y: np.ndarray | None = None,
+    standardized: bool = False,
+  ):
     """Posterior mean and std of the latent function at xs [m, D] (original units unless `standardized`).
 
     `extra_x`/`extra_y` condition on more points with the same hyperparameters (no refit): the
@@ -270,8 +286,15 @@ class GP:
 
 
 def fit(
-    x: np.ndarray, y: np.ndarray, *, seed: int = 0, restarts: int = 4, steps: int = 150, lr: float = 0.05, init: dict | None = None,
-    lengthscale_prior: tuple[float, float] | None = LENGTHSCALE_PRIOR,
+  x: np.ndarray,
+  y: np.ndarray,
+  *,
+  seed: int = 0,
+  restarts: int = 4,
+  steps: int = 150,
+  lr: float = 0.05,
+  init: dict | None = None,
+  lengthscale_prior: tuple[float, float] | None = LENGTHSCALE_PRIOR,
 ) -> GP:
   """Fits the hyperparameters of a GP to x [n, D] in [0, 1]^D and y [n] (finite values).
 

@@ -63,7 +63,9 @@ def parse_vary(vary: str | tuple) -> tuple[str, ...]:
     return ()
   unknown = [n for n in names if n not in SOURCES]
   if unknown:
-    raise ConfigError(f"--vary={','.join(names)}: {unknown[0]!r} is not a PRNG stream; allowed: {', '.join(SOURCES)}, all, none")
+    raise ConfigError(
+      f"--vary={','.join(names)}: {unknown[0]!r} is not a PRNG stream; allowed: {', '.join(SOURCES)}, all, none"
+    )
   return names
 
 
@@ -71,12 +73,12 @@ def active_sources(config: ml_collections.ConfigDict) -> dict[str, bool]:
   """Which streams this config actually draws from (a stream it never reads cannot vary anything)."""
   d = config.data
   return {
-      "init": True,
-      "data": True,
-      "dropout": bool(config.model.dropout_rate),
-      "augment": bool(d.augment),
-      "noise": d.label_noise.kind == "matrix" or d.label_noise.rate > 0,
-      "sampler": d.sampler == "oversample",
+    "init": True,
+    "data": True,
+    "dropout": bool(config.model.dropout_rate),
+    "augment": bool(d.augment),
+    "noise": d.label_noise.kind == "matrix" or d.label_noise.rate > 0,
+    "sampler": d.sampler == "oversample",
   }
 
 
@@ -117,7 +119,9 @@ def _previous_choice(workdir: str) -> dict | None:
   return mode if isinstance(mode, dict) and mode.get("mode") in MODES else None
 
 
-def run_sweep(config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: int, mode: str, compiled: loop.Compiled, quiet: bool) -> SweepResult:
+def run_sweep(
+  config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: int, mode: str, compiled: loop.Compiled, quiet: bool
+) -> SweepResult:
   start = time.perf_counter()
   configs = [seed_config(config, i, vary) for i in range(seeds)]
   workdirs = [os.path.join(workdir, name, f"seed_{i:03d}") for i in range(seeds)]
@@ -127,19 +131,21 @@ def run_sweep(config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: 
     trained = _train(mode, [configs[i] for i in todo], [workdirs[i] for i in todo], compiled, quiet)
     for i, summary in zip(todo, trained):
       summaries[i] = summary
-  return SweepResult(name=name, vary=vary, workdirs=workdirs, summaries=summaries, mode=mode, seconds=time.perf_counter() - start)
+  return SweepResult(
+    name=name, vary=vary, workdirs=workdirs, summaries=summaries, mode=mode, seconds=time.perf_counter() - start
+  )
 
 
 def run_seeds(
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    *,
-    seeds: int = 16,
-    vary: str | tuple = "all",
-    mode: str = "auto",
-    study: str | None = None,
-    check_determinism: bool = False,
-    quiet: bool = True,
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  seeds: int = 16,
+  vary: str | tuple = "all",
+  mode: str = "auto",
+  study: str | None = None,
+  check_determinism: bool = False,
+  quiet: bool = True,
 ) -> dict:
   """Runs the study into `workdir` and returns its report (also report.json / report.md / plots)."""
   start = time.perf_counter()
@@ -162,15 +168,25 @@ def run_seeds(
     sweeps, skipped = [(name, varied)], []
   os.makedirs(workdir, exist_ok=True)
   compiled = loop.Compiled()
-  finished = all(completed_summary(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds))
+  finished = all(
+    completed_summary(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v))
+    for n, v in sweeps
+    for i in range(seeds)
+  )
   if mode != "auto":
     choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
   elif finished:  # a rerun of a finished study: nothing to train, nothing to time; say how they were trained
     choice = _previous_choice(workdir) or {"mode": "sequential", "why": "", "timings": None}
-    choice = {**choice, "why": f"every seed had finished already: nothing was trained or timed now; they were trained: {choice['why'] or 'in an unrecorded mode'}"}
+    choice = {
+      **choice,
+      "why": f"every seed had finished already: nothing was trained or timed now; they were trained: {choice['why'] or 'in an unrecorded mode'}",
+    }
   else:
     choice = seeds_timing.choose_mode(config, seeds, compiled, sweeps=len(sweeps))
-  results = [run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet) for n, v in sweeps]
+  results = [
+    run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet)
+    for n, v in sweeps
+  ]
   report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
   if check_determinism:
     report["determinism"] = determinism.check(config, results[0], workdir)

@@ -25,7 +25,9 @@ def _values(study_dir: str) -> tuple[str, str, list[float]]:
   sweep = sweeps.get("all") or report["sweeps"][0]
   values = [r["final"] for r in sweep["seeds"] if r["final"] is not None]
   if len(values) < 2:
-    raise ConfigError(f"{study_dir}: sweep {sweep['name']!r} has {len(values)} finished seed(s); a comparison needs at least 2 per side")
+    raise ConfigError(
+      f"{study_dir}: sweep {sweep['name']!r} has {len(values)} finished seed(s); a comparison needs at least 2 per side"
+    )
   return report["metric"], sweep["name"], values
 
 
@@ -44,7 +46,7 @@ def compare_studies(a_dir: str, b_dir: str) -> dict:
     verdict = "no difference shown: the interval contains 0 or a test does not reject at 5%"
   lo, hi = result["difference_ci95"]
   result["verdict"] = (
-      f"{verdict} (mean A {result['mean_a']:.4f} over {result['n_a']} seeds, B {result['mean_b']:.4f} over {result['n_b']}; "
-      f"difference 95% CI [{lo:.4f}, {hi:.4f}], Welch p={result['welch_t_p']:.3g}, Mann-Whitney p={result['mann_whitney_p']:.3g})"
+    f"{verdict} (mean A {result['mean_a']:.4f} over {result['n_a']} seeds, B {result['mean_b']:.4f} over {result['n_b']}; "
+    f"difference 95% CI [{lo:.4f}, {hi:.4f}], Welch p={result['welch_t_p']:.3g}, Mann-Whitney p={result['mann_whitney_p']:.3g})"
   )
   return result

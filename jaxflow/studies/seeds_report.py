@@ -47,12 +47,12 @@ def _curves(workdirs: list[str], metric: str) -> dict:
     grid[i, : len(c)] = c
   with np.errstate(all="ignore"):
     return {
-        "epochs": list(range(1, length + 1)),
-        "per_seed": [[None if math.isnan(v) else v for v in row] for row in grid.tolist()],
-        "mean": np.nanmean(grid, axis=0).tolist() if length else [],
-        "std": np.nanstd(grid, axis=0, ddof=1).tolist() if length and len(curves) > 1 else [0.0] * length,
-        "min": np.nanmin(grid, axis=0).tolist() if length else [],
-        "max": np.nanmax(grid, axis=0).tolist() if length else [],
+      "epochs": list(range(1, length + 1)),
+      "per_seed": [[None if math.isnan(v) else v for v in row] for row in grid.tolist()],
+      "mean": np.nanmean(grid, axis=0).tolist() if length else [],
+      "std": np.nanstd(grid, axis=0, ddof=1).tolist() if length and len(curves) > 1 else [0.0] * length,
+      "min": np.nanmin(grid, axis=0).tolist() if length else [],
+      "max": np.nanmax(grid, axis=0).tolist() if length else [],
     }
 
 
@@ -62,11 +62,18 @@ def _sweep(result, metric: str) -> dict:
     ok = summary.get("status") == "completed"
     final = summary["final"]["eval"].get(metric) if ok else None
     best = summary["best"]["value"] if ok else None
-    rows.append({
-        "seed_index": i, "workdir": workdir, "status": summary.get("status"), "final": final, "best": best,
-        "best_epoch": summary["best"]["epoch"] if ok else None, "params_sha256": summary.get("params_sha256"),
+    rows.append(
+      {
+        "seed_index": i,
+        "workdir": workdir,
+        "status": summary.get("status"),
+        "final": final,
+        "best": best,
+        "best_epoch": summary["best"]["epoch"] if ok else None,
+        "params_sha256": summary.get("params_sha256"),
         "error": summary.get("error"),
-    })
+      }
+    )
     if ok:
       finals.append(final)
       bests.append(best)
@@ -74,12 +81,21 @@ def _sweep(result, metric: str) -> dict:
   half = HALF_WIDTH_POINTS if metric in ACCURACY_LIKE else (0.01 * abs(final_stats["mean"]) if final_stats else None)
   needed = stats.seeds_needed(final_stats["std"], half) if final_stats and half else None
   return {
-      "name": result.name, "vary": list(result.vary), "mode": result.mode, "seconds": result.seconds,
-      "seeds": rows, "final": final_stats, "best": stats.describe(bests) if bests else None,
-      "seeds_needed": {"half_width": half, "confidence": 0.95, "n": needed,
-                       "note": "from the std of this study's seeds; with few seeds that std is itself uncertain"},
-      "failed": sum(r["status"] != "completed" for r in rows),
-      "curves": _curves(result.workdirs, metric),
+    "name": result.name,
+    "vary": list(result.vary),
+    "mode": result.mode,
+    "seconds": result.seconds,
+    "seeds": rows,
+    "final": final_stats,
+    "best": stats.describe(bests) if bests else None,
+    "seeds_needed": {
+      "half_width": half,
+      "confidence": 0.95,
+      "n": needed,
+      "note": "from the std of this study's seeds; with few seeds that std is itself uncertain",
+    },
+    "failed": sum(r["status"] != "completed" for r in rows),
+    "curves": _curves(result.workdirs, metric),
   }
 
 
@@ -87,13 +103,15 @@ def build(config, results, *, choice: dict, skipped_sources: list[str], active: 
   metric = _metric(config)
   sweeps = [_sweep(r, metric) for r in results]
   report = {
-      "schema": 1,
-      "metric": config.train.monitor,
-      "study": study,
-      "mode": choice,
-      "sweeps": sweeps,
-      "sources_not_drawn": {s: "the config never draws from this stream: its variance is 0 by construction" for s in skipped_sources},
-      "active_sources": active,
+    "schema": 1,
+    "metric": config.train.monitor,
+    "study": study,
+    "mode": choice,
+    "sweeps": sweeps,
+    "sources_not_drawn": {
+      s: "the config never draws from this stream: its variance is 0 by construction" for s in skipped_sources
+    },
+    "active_sources": active,
   }
   if study == "sources":
     values = {s["name"]: [r["final"] for r in s["seeds"] if r["final"] is not None] for s in sweeps}
@@ -106,8 +124,10 @@ def build(config, results, *, choice: dict, skipped_sources: list[str], active: 
 
 def write(report: dict, workdir: str) -> None:
   os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-  plots = {"curves": _plot_curves(report, os.path.join(workdir, "plots", "curves.png")),
-           "finals": _plot_finals(report, os.path.join(workdir, "plots", "finals.png"))}
+  plots = {
+    "curves": _plot_curves(report, os.path.join(workdir, "plots", "curves.png")),
+    "finals": _plot_finals(report, os.path.join(workdir, "plots", "finals.png")),
+  }
   report["plots"] = {k: os.path.relpath(v, workdir) for k, v in plots.items()}
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(report, f, indent=1, default=_json_default)
@@ -134,30 +154,58 @@ def markdown(report: dict) -> str:
   lines = [f"# Multi-seed study: {metric}", ""]
   mode = report["mode"]
   lines += [f"**Mode**: `{mode['mode']}` ({mode['why']}).", ""]
-  lines += ["| sweep | varies | seeds | mean | std | 95% CI of the mean | min | median | max | seeds for +-" + ("0.5 points" if metric.split("/")[1] in ACCURACY_LIKE else "1% of the mean") + " | failed | seconds |",
-            "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+  lines += [
+    "| sweep | varies | seeds | mean | std | 95% CI of the mean | min | median | max | seeds for +-"
+    + ("0.5 points" if metric.split("/")[1] in ACCURACY_LIKE else "1% of the mean")
+    + " | failed | seconds |",
+    "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+  ]
   for s in report["sweeps"]:
     f = s["final"] or {}
     ci = f.get("ci95_mean")
     lines.append(
-        f"| {s['name']} | {', '.join(s['vary']) or '-'} | {len(s['seeds'])} | {_fmt(f.get('mean'))} | {_fmt(f.get('std'))} | "
-        f"{'[' + ', '.join(_fmt(v) for v in ci) + ']' if ci else '-'} | {_fmt(f.get('min'))} | {_fmt(f.get('median'))} | {_fmt(f.get('max'))} | "
-        f"{_fmt(s['seeds_needed']['n'])} | {s['failed']} | {s['seconds']:.1f} |"
+      f"| {s['name']} | {', '.join(s['vary']) or '-'} | {len(s['seeds'])} | {_fmt(f.get('mean'))} | {_fmt(f.get('std'))} | "
+      f"{'[' + ', '.join(_fmt(v) for v in ci) + ']' if ci else '-'} | {_fmt(f.get('min'))} | {_fmt(f.get('median'))} | {_fmt(f.get('max'))} | "
+      f"{_fmt(s['seeds_needed']['n'])} | {s['failed']} | {s['seconds']:.1f} |"
     )
   lines += ["", "Values are the final epoch's; the best epoch's are in report.json (`sweeps[].best`)."]
   if report.get("sources_not_drawn"):
-    lines += ["", "Not run, because this config never draws from them (variance 0 by construction): " + ", ".join(report["sources_not_drawn"]) + "."]
+    lines += [
+      "",
+      "Not run, because this config never draws from them (variance 0 by construction): "
+      + ", ".join(report["sources_not_drawn"])
+      + ".",
+    ]
   if "variance_by_source" in report:
-    lines += ["", "## Variance by source", "", "| source | variance | std | share of the single-source sum |", "|---|---:|---:|---:|"]
+    lines += [
+      "",
+      "## Variance by source",
+      "",
+      "| source | variance | std | share of the single-source sum |",
+      "|---|---:|---:|---:|",
+    ]
     for name, v in report["variance_by_source"].items():
       if isinstance(v, dict):
-        lines.append(f"| {name} | {v['variance']:.3g} | {_fmt(v['std'])} | {_fmt(v['share'], 3) if v['share'] is not None else '-'} |")
+        lines.append(
+          f"| {name} | {v['variance']:.3g} | {_fmt(v['std'])} | {_fmt(v['share'], 3) if v['share'] is not None else '-'} |"
+        )
     if "sum_of_sources_over_all" in report["variance_by_source"]:
-      lines += ["", f"Sum of the single-source variances / variance with every source varying: {report['variance_by_source']['sum_of_sources_over_all']:.2f} (1 if they add up independently)."]
+      lines += [
+        "",
+        f"Sum of the single-source variances / variance with every source varying: {report['variance_by_source']['sum_of_sources_over_all']:.2f} (1 if they add up independently).",
+      ]
   for s in report["sweeps"]:
-    lines += ["", f"## Sweep `{s['name']}`: per seed", "", "| seed | final | best | best epoch | params_sha256 | status |", "|---:|---:|---:|---:|---|---|"]
+    lines += [
+      "",
+      f"## Sweep `{s['name']}`: per seed",
+      "",
+      "| seed | final | best | best epoch | params_sha256 | status |",
+      "|---:|---:|---:|---:|---|---|",
+    ]
     for r in s["seeds"]:
-      lines.append(f"| {r['seed_index']} | {_fmt(r['final'])} | {_fmt(r['best'])} | {_fmt(r['best_epoch'])} | `{(r['params_sha256'] or '-')[:16]}` | {r['status']}{': ' + r['error'] if r.get('error') else ''} |")
+      lines.append(
+        f"| {r['seed_index']} | {_fmt(r['final'])} | {_fmt(r['best'])} | {_fmt(r['best_epoch'])} | `{(r['params_sha256'] or '-')[:16]}` | {r['status']}{': ' + r['error'] if r.get('error') else ''} |"
+      )
   if "determinism" in report:
     d = report["determinism"]
     lines += ["", "## Determinism", ""] + [f"- {c['statement']}" for c in d["checks"]]

@@ -57,7 +57,9 @@ def cache_path() -> str | None:
     return None
   if path:
     return path
-  return os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")), "jaxflow", "seeds_modes.json")
+  return os.path.join(
+    os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")), "jaxflow", "seeds_modes.json"
+  )
 
 
 def _cache_key(config, seeds: int) -> str:
@@ -116,7 +118,19 @@ def _time_calls(fn, calls: int, scale: float, best_so_far: float | None) -> list
   return times
 
 
-def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding, compiled: loop.Compiled, per_step_scale: float, best_so_far: float | None, eval_best_so_far: float | None) -> dict:
+def _time_candidate(
+  config,
+  problem,
+  data,
+  stream_list,
+  *,
+  stack: int,
+  sharding,
+  compiled: loop.Compiled,
+  per_step_scale: float,
+  best_so_far: float | None,
+  eval_best_so_far: float | None,
+) -> dict:
   """Times the candidate's real programs (kept in `compiled`, so the chosen mode does not compile
   them again): a fused epoch when the model runs whole epochs per dispatch, else one-step chunks.
   A clear loser (CLEAR_LOSS x slower than `best_so_far`, in seconds per step of all seeds, after its
@@ -127,7 +141,12 @@ def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding,
   forward pass is already a clear loser (a vmapped convolution that XLA:CPU turns into a grouped one)
   is pruned there, without compiling its train step (~7 s for the digits CNN's 16 stacked seeds)."""
   model, tx, programs, steps_per_epoch, per_dispatch = loop.build_programs(
-      config, problem, size=stack, class_weights=data.class_weights, stack_sharding=sharding, compiled=compiled,
+    config,
+    problem,
+    size=stack,
+    class_weights=data.class_weights,
+    stack_sharding=sharding,
+    compiled=compiled,
   )
   streams = stream_list[0] if stack == 1 else loop._stack(stream_list[:stack])
   if sharding is not None:
@@ -138,11 +157,19 @@ def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding,
   compile_before = programs.compile_seconds
   result = {"steps_per_epoch": steps_per_epoch}
   if not fused:
-    eval_times = _time_calls(lambda _: jax.block_until_ready(programs.eval_sums(state, data)), 2, per_step_scale, eval_best_so_far)
+    eval_times = _time_calls(
+      lambda _: jax.block_until_ready(programs.eval_sums(state, data)), 2, per_step_scale, eval_best_so_far
+    )
     result["eval_seconds_all_seeds"] = statistics.median(eval_times) * per_step_scale
     if eval_best_so_far is not None and result["eval_seconds_all_seeds"] > CLEAR_LOSS * eval_best_so_far:
-      return {**result, "pruned": f"its evaluation pass was {result['eval_seconds_all_seeds'] / eval_best_so_far:.2f}x slower", "seconds_per_call": None,
-              "steps_per_call": 1, "timed_calls": 0, "compile_seconds": programs.compile_seconds - compile_before}
+      return {
+        **result,
+        "pruned": f"its evaluation pass was {result['eval_seconds_all_seeds'] / eval_best_so_far:.2f}x slower",
+        "seconds_per_call": None,
+        "steps_per_call": 1,
+        "timed_calls": 0,
+        "compile_seconds": programs.compile_seconds - compile_before,
+      }
   indices = None if fused else programs.indices(data, streams, 0)
   box = {"state": state}
 
@@ -151,23 +178,35 @@ def _time_candidate(config, problem, data, stream_list, *, stack: int, sharding,
       box["state"], packed = programs.epoch(box["state"], data, streams, call)
       jax.block_until_ready(packed)
     else:
-      box["state"], metrics = programs.chunk(box["state"], data=data, epoch_indices=indices, offset=0, num_steps=1, streams=streams)
+      box["state"], metrics = programs.chunk(
+        box["state"], data=data, epoch_indices=indices, offset=0, num_steps=1, streams=streams
+      )
       jax.block_until_ready(metrics)
 
   times = _time_calls(one_call, calls, per_step_scale / (steps_per_epoch if fused else 1), best_so_far)
   steps = steps_per_epoch if fused else 1
-  return {**result, "seconds_per_call": statistics.median(times), "steps_per_call": steps, "timed_calls": len(times), "compile_seconds": programs.compile_seconds - compile_before}
+  return {
+    **result,
+    "seconds_per_call": statistics.median(times),
+    "steps_per_call": steps,
+    "timed_calls": len(times),
+    "compile_seconds": programs.compile_seconds - compile_before,
+  }
 
 
 def _from_cache(known: dict, config, sweeps: int) -> tuple[str, str]:
   """(mode, how) from cached timings. Timed now, the candidates' compiles are sunk and only the steps
   count; from the cache nothing is compiled yet, so each candidate costs its compile plus its steps
   (a small study can be faster in the mode that compiles quicker although it steps slower)."""
-  timings = {m: t for m, t in (known.get("timings") or {}).items() if t.get("seconds_per_step_all_seeds") is not None}  # pruned ones lost
+  timings = {
+    m: t for m, t in (known.get("timings") or {}).items() if t.get("seconds_per_step_all_seeds") is not None
+  }  # pruned ones lost
   if not timings or not all("steps_per_epoch" in t for t in timings.values()):
     return known["mode"], "its timings' choice"
   steps = config.train.epochs * sweeps
-  predicted = {m: t["compile_seconds"] + t["seconds_per_step_all_seeds"] * t["steps_per_epoch"] * steps for m, t in timings.items()}
+  predicted = {
+    m: t["compile_seconds"] + t["seconds_per_step_all_seeds"] * t["steps_per_epoch"] * steps for m, t in timings.items()
+  }
   mode = min(predicted, key=predicted.get)
   shown = ", ".join(f"{m} {predicted[m]:.1f} s" for m in sorted(predicted, key=predicted.get))
   return mode, f"predicted compile + training seconds for {config.train.epochs} epoch(s) x {sweeps} sweep(s): {shown}"
@@ -183,14 +222,20 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1)
   if seeds == 1:
     return {"mode": "sequential", "why": "one seed: nothing to stack", "timings": None}
   if config.data.name in graph_data.GRAPH_DATASETS:
-    return {"mode": "sequential", "why": "graph datasets batch on the host: their seeds run one after another", "timings": None}
+    return {
+      "mode": "sequential",
+      "why": "graph datasets batch on the host: their seeds run one after another",
+      "timings": None,
+    }
   path = cache_path()
   cache_key = _cache_key(config, seeds)
   known = _read_cache(path).get(cache_key)
   if isinstance(known, dict) and known.get("mode") in ("sequential", "vmap", "devices"):
     mode, how = _from_cache(known, config, sweeps)
-    why = (f"{how}, from candidates timed on this machine at {known.get('decided')} and kept in {path} (same config but "
-           f"its seeds, {seeds} seeds, devices and jax; {CACHE_ENV}=off retimes); then: {known.get('why')}")
+    why = (
+      f"{how}, from candidates timed on this machine at {known.get('decided')} and kept in {path} (same config but "
+      f"its seeds, {seeds} seeds, devices and jax; {CACHE_ENV}=off retimes); then: {known.get('why')}"
+    )
     return {"mode": mode, "why": why, "timings": known.get("timings"), "cached": True}
   key = loop.static_key(config)
   problem = validate(config)
@@ -210,10 +255,24 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1)
     scale = seeds if stack == 1 else 1
     timed = [t for t in timings.values() if t["seconds_per_call"] is not None]
     best_so_far = min((t["seconds_per_step_all_seeds"] for t in timed), default=None)
-    eval_best = min((t["eval_seconds_all_seeds"] for t in timings.values() if "eval_seconds_all_seeds" in t), default=None)
-    t = _time_candidate(config, problem, data, stream_list, stack=stack, sharding=shard, compiled=compiled, per_step_scale=scale,
-                        best_so_far=best_so_far, eval_best_so_far=eval_best)
-    t["seconds_per_step_all_seeds"] = None if t["seconds_per_call"] is None else t["seconds_per_call"] / t["steps_per_call"] * scale
+    eval_best = min(
+      (t["eval_seconds_all_seeds"] for t in timings.values() if "eval_seconds_all_seeds" in t), default=None
+    )
+    t = _time_candidate(
+      config,
+      problem,
+      data,
+      stream_list,
+      stack=stack,
+      sharding=shard,
+      compiled=compiled,
+      per_step_scale=scale,
+      best_so_far=best_so_far,
+      eval_best_so_far=eval_best,
+    )
+    t["seconds_per_step_all_seeds"] = (
+      None if t["seconds_per_call"] is None else t["seconds_per_call"] / t["steps_per_call"] * scale
+    )
     timings[name] = t
   stepped = {k: t for k, t in timings.items() if t["seconds_per_step_all_seeds"] is not None}
   ranked = sorted(stepped, key=lambda k: stepped[k]["seconds_per_step_all_seeds"])
@@ -228,8 +287,8 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1)
   unit = "epoch(s)" if stepped[best]["steps_per_call"] > 1 else "one-step dispatch(es) (after its evaluation pass)"
   calls = FUSED_CALLS if stepped[best]["steps_per_call"] > 1 else TIMED_CALLS
   why = (
-      f"timed up to {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
-      f"one step of all {seeds} seeds: {shown}; {verdict}" + (f"; {pruned}" if pruned else "")
+    f"timed up to {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
+    f"one step of all {seeds} seeds: {shown}; {verdict}" + (f"; {pruned}" if pruned else "")
   )
   choice = {"mode": best, "why": why, "timings": timings}
   _remember(path, cache_key, choice)

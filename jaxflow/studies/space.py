@@ -175,7 +175,9 @@ def categorical(name: str, values: Sequence, *, when: Mapping | None = None) -> 
     raise ConfigError(f"space parameter {name!r}: values must be a non-empty list, e.g. ['adam', 'sgd']")
   for v in values:
     if not isinstance(v, _SCALARS) and not (isinstance(v, tuple) and all(isinstance(x, _SCALARS) for x in v)):
-      raise ConfigError(f"space parameter {name!r}: value {v!r} is not a string, number, boolean, None or tuple of them")
+      raise ConfigError(
+        f"space parameter {name!r}: value {v!r} is not a string, number, boolean, None or tuple of them"
+      )
   if len(set(values)) != len(values):
     raise ConfigError(f"space parameter {name!r}: values {list(values)!r} repeat")
   return Param(name, "categorical", values=values, when=_when(when))
@@ -199,17 +201,23 @@ class Space:
     seen: dict[str, Param] = {}
     for p in flat:
       if not isinstance(p, Param):
-        raise ConfigError(f"search space entry {p!r} is not a parameter; build one with space.uniform / log_uniform / integer / categorical")
+        raise ConfigError(
+          f"search space entry {p!r} is not a parameter; build one with space.uniform / log_uniform / integer / categorical"
+        )
       if p.name in seen:
         raise ConfigError(f"space parameter {p.name!r} is defined twice")
       for parent, allowed in p.when:
         if parent not in seen:
-          raise ConfigError(f"space parameter {p.name!r}: its condition names {parent!r}, which is not a parameter defined before it")
+          raise ConfigError(
+            f"space parameter {p.name!r}: its condition names {parent!r}, which is not a parameter defined before it"
+          )
         if seen[parent].kind != "categorical":
           raise ConfigError(f"space parameter {p.name!r}: its condition's parent {parent!r} must be categorical")
         bad = [v for v in allowed if v not in seen[parent].values]
         if bad:
-          raise ConfigError(f"space parameter {p.name!r}: condition {parent}={bad[0]!r} is not one of {list(seen[parent].values)!r}")
+          raise ConfigError(
+            f"space parameter {p.name!r}: condition {parent}={bad[0]!r} is not one of {list(seen[parent].values)!r}"
+          )
       seen[p.name] = p
     self.params: tuple[Param, ...] = tuple(flat)
     self.derive = derive
@@ -246,7 +254,10 @@ class Space:
   def assignments(self, unit: np.ndarray) -> list[dict]:
     """[n, P] unit points -> n dicts of the active parameters' values (plain Python types)."""
     values, active = self.decode(unit)
-    return [{p.name: _plain(values[p.name][i]) for p in self.params if active[p.name][i]} for i in range(len(np.atleast_2d(unit)))]
+    return [
+      {p.name: _plain(values[p.name][i]) for p in self.params if active[p.name][i]}
+      for i in range(len(np.atleast_2d(unit)))
+    ]
 
   def to_unit(self, params: dict) -> np.ndarray:
     """[P] unit point of an assignment; an inactive parameter sits mid-range."""
@@ -259,8 +270,12 @@ class Space:
   def features_of(self, assignments: Sequence[dict]) -> np.ndarray:
     """Assignments (dicts, as trials record them) -> [n, D] GP features."""
     n = len(assignments)
-    values = {p.name: _objects([_hashable(a.get(p.name, p.values[0])) for a in assignments]) if p.kind == "categorical"
-              else np.array([a.get(p.name, p.low) for a in assignments], np.float64) for p in self.params}
+    values = {
+      p.name: _objects([_hashable(a.get(p.name, p.values[0])) for a in assignments])
+      if p.kind == "categorical"
+      else np.array([a.get(p.name, p.low) for a in assignments], np.float64)
+      for p in self.params
+    }
     active = {p.name: np.array([p.name in a for a in assignments], bool) for p in self.params}
     if n == 0:
       return np.zeros((0, self.dims))
@@ -290,7 +305,11 @@ class Space:
     same points on every call (a resumed study draws what the first one would have)."""
     d = len(self.params)
     if method == "random":
-      return np.stack([np.random.default_rng([seed, i]).random(d) for i in range(start, start + count)]) if count else np.zeros((0, d))
+      return (
+        np.stack([np.random.default_rng([seed, i]).random(d) for i in range(start, start + count)])
+        if count
+        else np.zeros((0, d))
+      )
     from scipy.stats import qmc
 
     total = start + count
@@ -320,8 +339,10 @@ class Space:
           break
         levels += 1
     if self.grid_size(levels, cap=MAX_GRID + 1) > MAX_GRID:
-      raise ConfigError(f"the search space's grid at {levels} levels per numeric parameter has more than {MAX_GRID:,} points; "
-                        "use --method=random, sobol, halton or bo for a space this big")
+      raise ConfigError(
+        f"the search space's grid at {levels} levels per numeric parameter has more than {MAX_GRID:,} points; "
+        "use --method=random, sobol, halton or bo for a space this big"
+      )
     return list(self.iter_grid(levels)), levels
 
   def grid_size(self, levels: int, *, cap: int) -> int:
@@ -360,7 +381,9 @@ class Space:
     if self.derive is not None:
       derived = self.derive(dict(params))
       if not isinstance(derived, Mapping):
-        raise ConfigError(f"the space's derive() returned {type(derived).__name__}; it must return a dict of config overrides")
+        raise ConfigError(
+          f"the space's derive() returned {type(derived).__name__}; it must return a dict of config overrides"
+        )
       out.update(derived)
     return out
 
@@ -371,7 +394,9 @@ class Space:
     for p in self.params:
       if not _has_field(config, p.name):
         if self.derive is None:
-          raise ConfigError(f"space parameter {p.name!r} is not a config field (and the space has no derive() to use it)")
+          raise ConfigError(
+            f"space parameter {p.name!r} is not a config field (and the space has no derive() to use it)"
+          )
         self._virtual.add(p.name)
     corners = np.array([[0.0] * len(self.params), [1.0] * len(self.params), [0.5] * len(self.params)])
     for point in [*self.assignments(corners), *itertools.islice(self.iter_grid(2), 16)]:
@@ -384,7 +409,9 @@ class Space:
       self.override_fields.update(overrides)
       for name in overrides:
         if not _has_field(config, name):
-          raise ConfigError(f"space override {name!r} (from {'a parameter' if name in point else 'derive()'}) is not a config field")
+          raise ConfigError(
+            f"space override {name!r} (from {'a parameter' if name in point else 'derive()'}) is not a config field"
+          )
       try:
         apply(config.copy_and_resolve_references(), overrides)
       except ConfigError as e:
@@ -459,7 +486,9 @@ def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.
     try:
       node[leaf] = value
     except (TypeError, ValueError) as e:
-      raise ConfigError(f"config.{name}={value!r} does not fit the field ({type(current).__name__}): {one_line(str(e))}") from None
+      raise ConfigError(
+        f"config.{name}={value!r} does not fit the field ({type(current).__name__}): {one_line(str(e))}"
+      ) from None
   return config
 
 
@@ -471,7 +500,9 @@ def load_space(path_or_space) -> Space:
     return Space(*path_or_space)
   path, _, variant = str(path_or_space or "").partition(":")
   if not path:
-    raise ConfigError("--space is required: a search-space file with get_space(), e.g. --space=configs/spaces/digits_mlp.py")
+    raise ConfigError(
+      "--space is required: a search-space file with get_space(), e.g. --space=configs/spaces/digits_mlp.py"
+    )
   if not os.path.isfile(path):
     raise ConfigError(f"--space={path!r}: file not found")
   with importable_config_dir(path):
@@ -494,5 +525,7 @@ def load_space(path_or_space) -> Space:
   if isinstance(result, (list, tuple)):
     result = Space(*result)
   if not isinstance(result, Space):
-    raise ConfigError(f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.studies.space.Space")
+    raise ConfigError(
+      f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.studies.space.Space"
+    )
   return result

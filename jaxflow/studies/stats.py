@@ -17,9 +17,14 @@ CONFIDENCE = 0.95
 def describe(values) -> dict:
   """n, mean, std (ddof=1), min, max, median and a 95% bootstrap CI of the mean (percentile method)."""
   x = np.asarray(values, np.float64)
-  out = {"n": int(x.size), "mean": float(x.mean()) if x.size else None, "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
-         "min": float(x.min()) if x.size else None, "max": float(x.max()) if x.size else None,
-         "median": float(np.median(x)) if x.size else None}
+  out = {
+    "n": int(x.size),
+    "mean": float(x.mean()) if x.size else None,
+    "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+    "min": float(x.min()) if x.size else None,
+    "max": float(x.max()) if x.size else None,
+    "median": float(np.median(x)) if x.size else None,
+  }
   out["ci95_mean"] = bootstrap_ci(x) if x.size > 1 else None
   return out
 
@@ -35,7 +40,9 @@ def bootstrap_ci(values, *, resamples: int = 10_000, seed: int = 0, confidence: 
   return [float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))]
 
 
-def seeds_needed(std: float, half_width: float, *, confidence: float = CONFIDENCE, max_seeds: int = 100_000) -> int | None:
+def seeds_needed(
+  std: float, half_width: float, *, confidence: float = CONFIDENCE, max_seeds: int = 100_000
+) -> int | None:
   """The smallest n whose t-interval of the mean, mean +- t(n-1) * std / sqrt(n), is within +-half_width.
 
   `std` is the per-seed standard deviation measured by the study (itself uncertain with few seeds, which
@@ -69,10 +76,18 @@ def compare(a, b, *, confidence: float = CONFIDENCE) -> dict:
   mwu = stats.mannwhitneyu(a, b, alternative="two-sided")
   significant = (interval[0] > 0 or interval[1] < 0) and welch_p < 0.05 and mwu.pvalue < 0.05
   return {
-      "n_a": int(a.size), "n_b": int(b.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-      "difference": diff, "difference_ci95": [float(v) for v in interval], "welch_dof": float(dof),
-      "welch_t_p": welch_p, "mann_whitney_u": float(mwu.statistic), "mann_whitney_p": float(mwu.pvalue),
-      "a_beats_b": bool(significant and diff > 0), "b_beats_a": bool(significant and diff < 0),
+    "n_a": int(a.size),
+    "n_b": int(b.size),
+    "mean_a": float(a.mean()),
+    "mean_b": float(b.mean()),
+    "difference": diff,
+    "difference_ci95": [float(v) for v in interval],
+    "welch_dof": float(dof),
+    "welch_t_p": welch_p,
+    "mann_whitney_u": float(mwu.statistic),
+    "mann_whitney_p": float(mwu.pvalue),
+    "a_beats_b": bool(significant and diff > 0),
+    "b_beats_a": bool(significant and diff < 0),
   }
 
 
@@ -82,11 +97,17 @@ def variance_by_source(values_by_source: dict[str, list[float]]) -> dict:
   every source varies at once (about 1 if the sources add up independently)."""
   single = {k: v for k, v in values_by_source.items() if k not in ("all", "none")}
   # Identical values have variance exactly 0 (np.var's mean of equal floats can be off by an ulp).
-  variances = {k: float(np.var(v, ddof=1)) if len(v) > 1 and len(set(v)) > 1 else 0.0 for k, v in values_by_source.items()}
+  variances = {
+    k: float(np.var(v, ddof=1)) if len(v) > 1 and len(set(v)) > 1 else 0.0 for k, v in values_by_source.items()
+  }
   total = sum(variances[k] for k in single)
   out = {
-      k: {"variance": variances[k], "std": math.sqrt(variances[k]), "share": (variances[k] / total if total > 0 else None) if k in single else None}
-      for k in values_by_source
+    k: {
+      "variance": variances[k],
+      "std": math.sqrt(variances[k]),
+      "share": (variances[k] / total if total > 0 else None) if k in single else None,
+    }
+    for k in values_by_source
   }
   if "all" in variances and variances["all"] > 0:
     out["sum_of_sources_over_all"] = total / variances["all"]

@@ -66,7 +66,9 @@ class Suggester:
       self._grid = points
     return self._grid
 
-  def suggest(self, start: int, count: int, observed: list[dict] = (), values=(), pending: list[dict] = ()) -> list[dict]:
+  def suggest(
+    self, start: int, count: int, observed: list[dict] = (), values=(), pending: list[dict] = ()
+  ) -> list[dict]:
     if self.method == "grid":  # from point `start` on, skipping any already tried (e.g. by another method)
       tried = {self.space.key(p) for p in [*observed, *pending]}
       return [p for p in self.grid_points()[start:] if self.space.key(p) not in tried][:count]
@@ -81,10 +83,21 @@ class Suggester:
     out = self.space.assignments(self.space.sample_unit("sobol", start, n_init, self.seed)) if n_init else []
     if n_init == count:
       return out
-    model = gp_lib.fit(self.space.features_of(observed), values, seed=self.seed * 100_003 + start, init=None if self.last_fit is None else self.last_fit.params)
+    model = gp_lib.fit(
+      self.space.features_of(observed),
+      values,
+      seed=self.seed * 100_003 + start,
+      init=None if self.last_fit is None else self.last_fit.params,
+    )
     self.last_fit = model
     out += acquisition.propose(
-        model, self.space, count=count - n_init, observed=observed, pending=[*pending, *out], kind=self.kind,
-        liar=self.liar, seed=self.seed * 100_003 + start,
+      model,
+      self.space,
+      count=count - n_init,
+      observed=observed,
+      pending=[*pending, *out],
+      kind=self.kind,
+      liar=self.liar,
+      seed=self.seed * 100_003 + start,
     )
     return out

@@ -89,7 +89,9 @@ def _json_default(value):
   raise TypeError(type(value).__name__)
 
 
-def trial_config(config: ml_collections.ConfigDict, space: space_lib.Space, params: dict, *, epochs: int | None = None) -> ml_collections.ConfigDict:
+def trial_config(
+  config: ml_collections.ConfigDict, space: space_lib.Space, params: dict, *, epochs: int | None = None
+) -> ml_collections.ConfigDict:
   """The base config with one trial's overrides (and a rung's epoch budget)."""
   trial = config.copy_and_resolve_references()
   space_lib.apply(trial, space.overrides(params))
@@ -169,17 +171,24 @@ class Study:
       expected = self._hash(trial.params)
       if trial.config_hash is not None and expected is not None and trial.config_hash != expected:
         raise ConfigError(
-            f"{trial.workdir} was run with another base config or space (its config hash differs); "
-            "use another --workdir, or rerun with the config and space that study used"
+          f"{trial.workdir} was run with another base config or space (its config hash differs); "
+          "use another --workdir, or rerun with the config and space that study used"
         )
-      if trial.status == "completed" and completed_summary(trial.workdir, trial_config(self.config, self.space, trial.params)) is None:
+      if (
+        trial.status == "completed"
+        and completed_summary(trial.workdir, trial_config(self.config, self.space, trial.params)) is None
+      ):
         trial.status, trial.value = "pending", None  # its run is gone or unfinished: train it again
       if trial.status == "pending":
-        trial.rungs = trial.rungs[: self._finished_rungs(trial)]  # run_round skips recorded rungs: only finished ones stay
+        trial.rungs = trial.rungs[
+          : self._finished_rungs(trial)
+        ]  # run_round skips recorded rungs: only finished ones stay
       self.trials.append(trial)
     self.trials.sort(key=lambda t: t.index)
     if [t.index for t in self.trials] != list(range(len(self.trials))):
-      raise ConfigError(f"{root} holds trials {[t.index for t in self.trials]}: not numbered 0..n-1; use another --workdir")
+      raise ConfigError(
+        f"{root} holds trials {[t.index for t in self.trials]}: not numbered 0..n-1; use another --workdir"
+      )
 
   def _finished_rungs(self, trial: Trial) -> int:
     """How many of a trial's recorded rungs, from the first, still have their run finished in its workdir."""
@@ -188,7 +197,7 @@ class Study:
       last = r == len(self.rungs.epochs) - 1
       try:
         cfg = trial_config(self.config, self.space, trial.params, epochs=None if last else self.rungs.epochs[r])
-      except Exception:  # noqa: BLE001 -- no config, no finished run
+      except Exception:
         break
       if completed_summary(self.rung_dir(trial, r), cfg) is None:
         break
@@ -198,7 +207,7 @@ class Study:
   def _hash(self, params: dict) -> str | None:
     try:
       return config_hash(trial_config(self.config, self.space, params))
-    except Exception:  # noqa: BLE001 -- an invalid assignment has no config to hash
+    except Exception:
       return None
 
   # --- the loop ----------------------------------------------------------------------------------------
@@ -267,7 +276,7 @@ class Study:
           from jaxflow.training.validate import validate
 
           validate(cfg)
-        except Exception as e:  # noqa: BLE001 -- a config error (or a derive() failure) fails this trial only
+        except Exception as e:
           self.fail(t, e)
           continue
         runs.append((t, cfg, self.rung_dir(t, r)))
@@ -277,25 +286,39 @@ class Study:
         curve = eval_curve(wd, metric) if ok else []
         # The last rung is the trial's result (summary.json: what rerunning its config gives); a probe's
         # value, which only decides who goes on, is read from the probe run's metrics.jsonl.
-        value = (_objective(summary, cfg, self.objective) if last else _probe_value(curve, self.objective, self.mode)) if ok else None
+        value = (
+          (_objective(summary, cfg, self.objective) if last else _probe_value(curve, self.objective, self.mode))
+          if ok
+          else None
+        )
         if value is None:
           where = "summary.json" if last else "metrics.jsonl"
-          self.fail(t, error or (summary or {}).get("error") or f"no finite {self.config.train.monitor} in {wd}/{where}")
+          self.fail(
+            t, error or (summary or {}).get("error") or f"no finite {self.config.train.monitor} in {wd}/{where}"
+          )
           continue
-        t.rungs.append({"epochs": cfg.train.epochs, "value": value, "workdir": os.path.relpath(wd, self.workdir), "curve": curve})
+        t.rungs.append(
+          {"epochs": cfg.train.epochs, "value": value, "workdir": os.path.relpath(wd, self.workdir), "curve": curve}
+        )
         t.group = group
       active = [t for t in active if t.status == "pending" and len(t.rungs) > r]
       if not last:
         going = []
         for t in active:
-          earlier = [u.rungs[r]["value"] for u in self.trials if u.index < t.index and len(u.rungs) > r and u.rungs[r].get("value") is not None]
+          earlier = [
+            u.rungs[r]["value"]
+            for u in self.trials
+            if u.index < t.index and len(u.rungs) > r and u.rungs[r].get("value") is not None
+          ]
           on = early_stop_lib.keep_going(t.rungs[r]["value"], earlier, rungs=self.rungs, mode=self.mode)
           t.rungs[r]["went_on"] = on
           if on:
             going.append(t)
           else:
             t.status = "stopped"
-            self.say(f"trial {t.index} stopped after {epochs} epochs: {t.rungs[r]['value']:.4g} ranks below the rule's cut")
+            self.say(
+              f"trial {t.index} stopped after {epochs} epochs: {t.rungs[r]['value']:.4g} ranks below the rule's cut"
+            )
           t.seconds += time.perf_counter() - starts[t.index]
           starts[t.index] = time.perf_counter()
           t.save()
@@ -327,14 +350,20 @@ class Study:
       members = [i for i in members if done[i] is None]
       if len(members) > 1:
         try:
-          summaries = self.loop.train_group([runs[i][1] for i in members], [runs[i][2] for i in members], quiet=True, compiled=self.compiled)
+          summaries = self.loop.train_group(
+            [runs[i][1] for i in members], [runs[i][2] for i in members], quiet=True, compiled=self.compiled
+          )
           for i, summary in zip(members, summaries):
             out[i] = (summary, summary.get("error"), len(members))
           continue
         except self.loop.GroupError as e:
-          self.say(f"trials {[runs[i][0].index for i in members]} cannot train as one program ({one_line(str(e))}); one after another")
-        except Exception as e:  # noqa: BLE001 -- retried one by one, so each trial's error is its own
-          self.say(f"the group of trials {[runs[i][0].index for i in members]} failed ({type(e).__name__}); one after another")
+          self.say(
+            f"trials {[runs[i][0].index for i in members]} cannot train as one program ({one_line(str(e))}); one after another"
+          )
+        except Exception as e:
+          self.say(
+            f"the group of trials {[runs[i][0].index for i in members]} failed ({type(e).__name__}); one after another"
+          )
       for i in members:
         out[i] = self._train_one(runs[i][1], runs[i][2])
     return [out[i] for i in range(len(runs))]
@@ -342,7 +371,7 @@ class Study:
   def _train_one(self, cfg, workdir: str) -> tuple[dict | None, str | None, int]:
     try:
       return self.loop.train_and_evaluate(cfg, workdir, quiet=True, compiled=self.compiled), None, 1
-    except Exception as e:  # noqa: BLE001 -- NonFiniteLossError, a refused workdir, a crash: this trial fails
+    except Exception as e:
       # The error goes to trial.json (Study.fail) only: the workdir may be one the loop refused, holding
       # another run whose summary.json is not ours to overwrite.
       return None, one_line(f"{type(e).__name__}: {e}"), 1
@@ -365,27 +394,34 @@ def _check_settings(workdir: str, settings: dict) -> dict:
     return {}
   with open(path) as f:
     previous = json.load(f)
-  for key, what in (("base_config_hash", "base config"), ("space", "search space"), ("early_stop", "early stopping"), ("objective", "objective")):
+  for key, what in (
+    ("base_config_hash", "base config"),
+    ("space", "search space"),
+    ("early_stop", "early stopping"),
+    ("objective", "objective"),
+  ):
     if previous.get(key) != _as_json(settings[key]):
-      raise ConfigError(f"{workdir} holds a study with another {what}; use another --workdir, or rerun with the settings in {path}")
+      raise ConfigError(
+        f"{workdir} holds a study with another {what}; use another --workdir, or rerun with the settings in {path}"
+      )
   return previous
 
 
 def run_tune(
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    *,
-    space,
-    method: str = "bo",
-    trials: int = 30,
-    batch: int = 1,
-    early_stop: str = "none",
-    acquisition: str = "ei",
-    objective: str = "final",
-    init_trials: int | None = None,
-    seed: int = 0,
-    config_file: str | None = None,
-    quiet: bool = True,
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  space,
+  method: str = "bo",
+  trials: int = 30,
+  batch: int = 1,
+  early_stop: str = "none",
+  acquisition: str = "ei",
+  objective: str = "final",
+  init_trials: int | None = None,
+  seed: int = 0,
+  config_file: str | None = None,
+  quiet: bool = True,
 ) -> dict:
   """Runs (or continues) the study in `workdir`; returns its report (also report.json / report.md /
   plots / best_config.py). Every argument is checked before anything is written."""
@@ -398,32 +434,79 @@ def run_tune(
   if objective not in OBJECTIVES:
     raise ConfigError(f"--objective={objective!r} is not known; allowed: {', '.join(OBJECTIVES)}")
   space = space_lib.load_space(space)
-  suggester = suggest.Suggester(space, method=method, seed=seed, kind=acquisition, init_trials=init_trials, budget=trials)
+  suggester = suggest.Suggester(
+    space, method=method, seed=seed, kind=acquisition, init_trials=init_trials, budget=trials
+  )
   rungs = early_stop_lib.make_rungs(early_stop, config.train.epochs)
   from jaxflow.training.validate import validate
 
   validate(config)
   space.check(config)
   if early_stop != "none" and "train.epochs" in space.override_fields:
-    raise ConfigError("--early_stop uses train.epochs as its budget, so the space may not tune train.epochs; remove it or use --early_stop=none")
+    raise ConfigError(
+      "--early_stop uses train.epochs as its budget, so the space may not tune train.epochs; remove it or use --early_stop=none"
+    )
   settings = {
-      "base_config_hash": config_hash(config), "space": space.describe(), "early_stop": early_stop, "objective": objective,
-      "method": method, "acquisition": acquisition, "seed": seed, "config_file": config_file,
+    "base_config_hash": config_hash(config),
+    "space": space.describe(),
+    "early_stop": early_stop,
+    "objective": objective,
+    "method": method,
+    "acquisition": acquisition,
+    "seed": seed,
+    "config_file": config_file,
   }
   previous = _check_settings(workdir, settings)
   if method == "grid":  # built (and a too-big grid refused) before anything is written; a resumed grid keeps its levels
     if previous.get("method") == "grid" and previous.get("grid_levels") is not None:
-      suggester.grid_levels, suggester.grid_budget = int(previous["grid_levels"]), int(previous.get("grid_budget") or previous["trials"])
+      suggester.grid_levels, suggester.grid_budget = (
+        int(previous["grid_levels"]),
+        int(previous.get("grid_budget") or previous["trials"]),
+      )
     suggester.grid_points()
-  study = Study(config, workdir, space=space, method=method, trials=trials, batch=batch, rungs=rungs, objective=objective, quiet=quiet, suggester=suggester)
+  study = Study(
+    config,
+    workdir,
+    space=space,
+    method=method,
+    trials=trials,
+    batch=batch,
+    rungs=rungs,
+    objective=objective,
+    quiet=quiet,
+    suggester=suggester,
+  )
   study.load()
   os.makedirs(os.path.join(workdir, "trials"), exist_ok=True)
   with open(os.path.join(workdir, "study.json"), "w") as f:
-    json.dump({**settings, "trials": trials, "batch": batch, "rungs": list(rungs.epochs), "metric": config.train.monitor, "mode": config.train.monitor_mode,
-               "grid_levels": suggester.grid_levels, "grid_budget": suggester.grid_budget}, f, indent=2, default=_json_default)
+    json.dump(
+      {
+        **settings,
+        "trials": trials,
+        "batch": batch,
+        "rungs": list(rungs.epochs),
+        "metric": config.train.monitor,
+        "mode": config.train.monitor_mode,
+        "grid_levels": suggester.grid_levels,
+        "grid_budget": suggester.grid_budget,
+      },
+      f,
+      indent=2,
+      default=_json_default,
+    )
   resumed = sum(t.status != "pending" for t in study.trials)
   study.run()
-  report = tune_report.build(study, settings=settings | {"trials": trials, "batch": batch, "rungs": list(rungs.epochs), "grid_levels": suggester.grid_levels, "init_trials": suggester.init_trials if method == "bo" else None})
+  report = tune_report.build(
+    study,
+    settings=settings
+    | {
+      "trials": trials,
+      "batch": batch,
+      "rungs": list(rungs.epochs),
+      "grid_levels": suggester.grid_levels,
+      "init_trials": suggester.init_trials if method == "bo" else None,
+    },
+  )
   report["resumed_trials"] = resumed
   report["wall_seconds"] = time.perf_counter() - start
   report["config"] = to_dict(config)

@@ -35,8 +35,11 @@ def _manager(directory: str, keep: int, name: str, *, read_only: bool = False) -
   # read_only: a reader (explain, init_from, a test) must neither create folders nor clean up the
   # temporary folders of a run that may be saving right now.
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, create=not read_only, cleanup_tmp_directories=not read_only,
-      multiprocessing_options=multiprocessing, read_only=read_only,
+    max_to_keep=keep,
+    create=not read_only,
+    cleanup_tmp_directories=not read_only,
+    multiprocessing_options=multiprocessing,
+    read_only=read_only,
   )
   handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
@@ -48,9 +51,9 @@ class Checkpointer:
   def __init__(self, directory: str, *, keep: int, read_only: bool = False):
     self.directory = directory
     self._managers = {
-        which: _manager(os.path.join(directory, which), keep if which == LATEST else 1, which, read_only=read_only)
-        for which in (LATEST, BEST)
-        if not read_only or os.path.isdir(os.path.join(directory, which))
+      which: _manager(os.path.join(directory, which), keep if which == LATEST else 1, which, read_only=read_only)
+      for which in (LATEST, BEST)
+      if not read_only or os.path.isdir(os.path.join(directory, which))
     }
 
   def latest_step(self) -> int | None:
@@ -75,7 +78,7 @@ class Checkpointer:
     """Restores into `template`'s structure, dtypes and shardings (a freshly created state)."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_tree(template))
     restored = self._managers[which].restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
     )
     tree = restored["state"]
     return template.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"]), restored["meta"]

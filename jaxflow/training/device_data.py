@@ -54,7 +54,11 @@ def pad_and_batch(inputs, labels: np.ndarray, batch_size: int) -> dict:
     return a.reshape(num_batches, batch_size, *a.shape[1:])
 
   mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-  return {"inputs": jax.tree.map(batched, inputs), "labels": batched(labels), "mask": mask.reshape(num_batches, batch_size)}
+  return {
+    "inputs": jax.tree.map(batched, inputs),
+    "labels": batched(labels),
+    "mask": mask.reshape(num_batches, batch_size),
+  }
 
 
 def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
@@ -62,11 +66,13 @@ def subset(split: data_lib.Split, classes, limit) -> data_lib.Split:
     return split
   keep = data_lib.select_examples(split.labels, classes=classes, limit=limit)
   metadata = {name: values[keep] for name, values in split.metadata.items()}
-  return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep], metadata=metadata)
+  return data_lib.Split(
+    inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep], metadata=metadata
+  )
 
 
 def load_splits(
-    config: ml_collections.ConfigDict, data_stream: jax.Array, adaptation: adapt.Adaptation = adapt.Adaptation()
+  config: ml_collections.ConfigDict, data_stream: jax.Array, adaptation: adapt.Adaptation = adapt.Adaptation()
 ) -> tuple[data_lib.Split, data_lib.Split]:
   """(train, eval) on the host: a tfds dataset read from disk, or a generated one drawn from `data_stream`;
   `data.classes` / `data.train_examples`, then `adaptation` (`Problem.adaptation`, i.e. `data.adapt`) applied."""
@@ -75,18 +81,30 @@ def load_splits(
     splits = synthetic.GENERATED[d.name].generate(rng.dataset_seed(data_stream))
     train, evaluation = splits[d.train_split], splits[d.eval_split]
   else:
-    read = dict(data_dir=d.data_dir, input_feature=d.input_feature, label_feature=d.label_feature, metadata_features=tuple(d.metadata_features))
-    train, evaluation = data_lib.load_split(d.name, d.train_split, **read), data_lib.load_split(d.name, d.eval_split, **read)
+    read = dict(
+      data_dir=d.data_dir,
+      input_feature=d.input_feature,
+      label_feature=d.label_feature,
+      metadata_features=tuple(d.metadata_features),
+    )
+    train, evaluation = (
+      data_lib.load_split(d.name, d.train_split, **read),
+      data_lib.load_split(d.name, d.eval_split, **read),
+    )
   train, evaluation = subset(train, d.classes, d.train_examples), subset(evaluation, d.classes, None)
   return adapt.apply(train, adaptation), adapt.apply(evaluation, adaptation)
 
 
-def skew(split: data_lib.Split, config: ml_collections.ConfigDict, num_classes: int | None, data_stream: jax.Array) -> data_lib.Split:
+def skew(
+  split: data_lib.Split, config: ml_collections.ConfigDict, num_classes: int | None, data_stream: jax.Array
+) -> data_lib.Split:
   """The training split with `data.class_counts` / `data.imbalance_ratio` applied (dataset classes)."""
   d = config.data
   if d.class_counts is None and d.imbalance_ratio is None:
     return split
-  counts = balance.requested_counts(split.labels, num_classes, class_counts=d.class_counts, imbalance_ratio=d.imbalance_ratio)
+  counts = balance.requested_counts(
+    split.labels, num_classes, class_counts=d.class_counts, imbalance_ratio=d.imbalance_ratio
+  )
   keep = balance.skewed_subset(split.labels, counts, rng.derived_seed(data_stream, "class_counts"))
   return data_lib.Split(inputs=jax.tree.map(lambda a: a[keep], split.inputs), labels=split.labels[keep])
 
@@ -96,12 +114,19 @@ def noisy_labels(config: ml_collections.ConfigDict, problem: Problem, labels: np
   noise = config.data.label_noise
   if noise.kind != "matrix" and noise.rate == 0:
     return None
-  transition = label_noise_lib.transition_matrix(problem.num_classes, kind=noise.kind, rate=noise.rate, matrix=noise.matrix)
+  transition = label_noise_lib.transition_matrix(
+    problem.num_classes, kind=noise.kind, rate=noise.rate, matrix=noise.matrix
+  )
   return label_noise_lib.corrupt(labels, transition, rng.derived_seed(noise_stream, "label_noise"))
 
 
 def load_device_data(
-    config: ml_collections.ConfigDict, problem: Problem, streams: dict[str, jax.Array], *, num_devices: int = 1, place=None
+  config: ml_collections.ConfigDict,
+  problem: Problem,
+  streams: dict[str, jax.Array],
+  *,
+  num_devices: int = 1,
+  place=None,
 ) -> DeviceData:
   """Both splits on the device; the training split skewed, noised and weighted as the config says.
 
@@ -122,15 +147,20 @@ def load_device_data(
     noise = noisy_labels(config, problem, train_labels, streams["noise"])
     train_labels = train_labels if noise is None else noise.noisy
     if config.class_weights != "none":
-      weights = tuple(float(w) for w in balance.class_weights(train_labels, problem.num_classes, config.class_weights, beta=config.class_weights_beta))
+      weights = tuple(
+        float(w)
+        for w in balance.class_weights(
+          train_labels, problem.num_classes, config.class_weights, beta=config.class_weights_beta
+        )
+      )
     if config.data.sampler == "oversample":
       probabilities = jnp.asarray(balance.oversample_probabilities(train_labels, problem.num_classes))
   place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
   return DeviceData(
-      train_inputs=place(train.inputs),
-      train_labels=place(train_labels),
-      eval_batches=place(eval_batches),
-      sample_probabilities=None if probabilities is None else place(probabilities),
-      class_weights=weights,
-      label_noise=noise,
+    train_inputs=place(train.inputs),
+    train_labels=place(train_labels),
+    eval_batches=place(eval_batches),
+    sample_probabilities=None if probabilities is None else place(probabilities),
+    class_weights=weights,
+    label_noise=noise,
   )

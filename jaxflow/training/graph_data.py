@@ -46,8 +46,14 @@ def spec(name: str) -> FeatureSpec:
   else:
     sizes, width = dict(graph_lib.CYCLES_SPLIT_SIZES), graph_lib.DEGREE_FEATURES
   return FeatureSpec(
-      name=name, input_feature="graph", label_feature="label", input_shape=(width,), input_dtype="float32",
-      num_classes=2, split_sizes=sizes, feature_names=("graph", "label"),
+    name=name,
+    input_feature="graph",
+    label_feature="label",
+    input_shape=(width,),
+    input_dtype="float32",
+    num_classes=2,
+    split_sizes=sizes,
+    feature_names=("graph", "label"),
   )
 
 
@@ -56,8 +62,13 @@ def input_structure(name: str) -> jraph.GraphsTuple:
   width = spec(name).input_shape[0]
   shape = lambda s, d: jax.ShapeDtypeStruct(s, d)
   return jraph.GraphsTuple(
-      nodes=shape((2, width), jnp.float32), edges=None, senders=shape((1,), jnp.int32), receivers=shape((1,), jnp.int32),
-      n_node=shape((1,), jnp.int32), n_edge=shape((1,), jnp.int32), globals=None,
+    nodes=shape((2, width), jnp.float32),
+    edges=None,
+    senders=shape((1,), jnp.int32),
+    receivers=shape((1,), jnp.int32),
+    n_node=shape((1,), jnp.int32),
+    n_edge=shape((1,), jnp.int32),
+    globals=None,
   )
 
 
@@ -68,7 +79,12 @@ def _batch(graph, labels, mask) -> Batch:
 def _karate() -> HostData:
   club = graph_lib.karate_club()
   train = _batch(club["graph"], club["labels"], club["train_mask"])
-  return HostData(steps_per_epoch=1, train_batches=lambda epoch: iter([train]), eval_batches=[_batch(club["graph"], club["labels"], club["eval_mask"])], probe=train)
+  return HostData(
+    steps_per_epoch=1,
+    train_batches=lambda epoch: iter([train]),
+    eval_batches=[_batch(club["graph"], club["labels"], club["eval_mask"])],
+    probe=train,
+  )
 
 
 def _cycles(config: ml_collections.ConfigDict, data_stream: jax.Array) -> HostData:
@@ -77,14 +93,18 @@ def _cycles(config: ml_collections.ConfigDict, data_stream: jax.Array) -> HostDa
   train_graphs, train_labels = graph_lib.load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
   eval_graphs, eval_labels = graph_lib.load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
   budgets = graph_lib.budgets_for(train_graphs + eval_graphs, batch_size)  # shared: eval compiles no new shape
-  batches = lambda graphs, labels, order: [_batch(*b) for b in graph_lib.graph_batches(graphs, labels, batch_size, order=order, budgets=budgets)]
+  batches = lambda graphs, labels, order: [
+    _batch(*b) for b in graph_lib.graph_batches(graphs, labels, batch_size, order=order, budgets=budgets)
+  ]
 
   def train_batches(epoch: int) -> Iterator[Batch]:
     order = np.asarray(jax.random.permutation(rng.step_key(data_stream, epoch), len(train_graphs)))
     yield from batches(train_graphs, train_labels, order)
 
   eval_batches = batches(eval_graphs, eval_labels, np.arange(len(eval_graphs)))
-  probe = batches(train_graphs[:batch_size], train_labels[:batch_size], np.arange(min(batch_size, len(train_graphs))))[0]
+  probe = batches(train_graphs[:batch_size], train_labels[:batch_size], np.arange(min(batch_size, len(train_graphs))))[
+    0
+  ]
   return HostData(math.ceil(len(train_graphs) / batch_size), train_batches, eval_batches, probe)
 
 

@@ -15,16 +15,16 @@ import numpy as np
 
 # 3x5 bitmaps of the digits 0-9, one string per row ("#" = ink).
 _GLYPHS = {
-    "0": ("###", "#.#", "#.#", "#.#", "###"),
-    "1": (".#.", "##.", ".#.", ".#.", "###"),
-    "2": ("###", "..#", "###", "#..", "###"),
-    "3": ("###", "..#", "###", "..#", "###"),
-    "4": ("#.#", "#.#", "###", "..#", "..#"),
-    "5": ("###", "#..", "###", "..#", "###"),
-    "6": ("###", "#..", "###", "#.#", "###"),
-    "7": ("###", "..#", "..#", "..#", "..#"),
-    "8": ("###", "#.#", "###", "#.#", "###"),
-    "9": ("###", "#.#", "###", "..#", "###"),
+  "0": ("###", "#.#", "#.#", "#.#", "###"),
+  "1": (".#.", "##.", ".#.", ".#.", "###"),
+  "2": ("###", "..#", "###", "#..", "###"),
+  "3": ("###", "..#", "###", "..#", "###"),
+  "4": ("#.#", "#.#", "###", "..#", "..#"),
+  "5": ("###", "#..", "###", "..#", "###"),
+  "6": ("###", "#..", "###", "#.#", "###"),
+  "7": ("###", "..#", "..#", "..#", "..#"),
+  "8": ("###", "#.#", "###", "#.#", "###"),
+  "9": ("###", "#.#", "###", "..#", "###"),
 }
 _FONT = {c: np.array([[ch == "#" for ch in row] for row in rows]) for c, rows in _GLYPHS.items()}
 _BLUE_LIGHT, _BLUE_DARK = np.array([247, 251, 255], np.float64), np.array([8, 48, 107], np.float64)
@@ -72,7 +72,7 @@ def confusion_image(confusion: np.ndarray, *, cell: int | None = None) -> np.nda
   colours = _BLUE_LIGHT + share[..., None] * (_BLUE_DARK - _BLUE_LIGHT)
   grid = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
   image[margin:, margin:] = grid.astype(np.uint8)
-  image[margin:, margin :: cell] = image[margin :: cell, margin:] = 200  # cell borders
+  image[margin:, margin::cell] = image[margin::cell, margin:] = 200  # cell borders
   for c in range(num_classes):
     middle = margin + c * cell + cell // 2
     _stamp(image, str(c), (margin // 2, middle), (0, 0, 0), scale)

@@ -131,7 +131,9 @@ class Compiled:
   A fresh optax optimizer would not do: TrainState's `tx` is a static field, so a new object is a new
   jit cache entry (PITFALLS.md)."""
 
-  parts: dict = dataclasses.field(default_factory=dict)  # build key -> (model, tx, programs, steps_per_epoch, per_dispatch)
+  parts: dict = dataclasses.field(
+    default_factory=dict
+  )  # build key -> (model, tx, programs, steps_per_epoch, per_dispatch)
   problem: tuple | None = None  # (static key, the validated Problem): validation depends on no seed
   data: dict = dataclasses.field(default_factory=dict)  # (static key, host data key) -> DeviceData
 
@@ -163,12 +165,32 @@ def _host_data_key(config, streams) -> tuple:
   return (key(streams["data"]) if uses_data else None, key(streams["noise"]) if uses_noise else None)
 
 
-def build_programs(config, problem, *, steps_per_epoch=None, size=1, data_stacked=False, class_weights=None, layout=parallel.Layout("single"), stack_sharding=None, compiled=None, runtime=None):
+def build_programs(
+  config,
+  problem,
+  *,
+  steps_per_epoch=None,
+  size=1,
+  data_stacked=False,
+  class_weights=None,
+  layout=parallel.Layout("single"),
+  stack_sharding=None,
+  compiled=None,
+  runtime=None,
+):
   """(model, tx, programs, steps per epoch, steps per dispatch) for `config`, from `compiled` when an
   earlier run built the same ones (then their executables are reused: nothing compiles again).
   `runtime`: the group's lr / weight decay / dropout come from the state (the optimizer is built for
   lr 1, without clipping and decay)."""
-  build_key = (group_key(config) if runtime else static_key(config), size, data_stacked, class_weights, str(stack_sharding), str(layout), runtime)
+  build_key = (
+    group_key(config) if runtime else static_key(config),
+    size,
+    data_stacked,
+    class_weights,
+    str(stack_sharding),
+    str(layout),
+    runtime,
+  )
   if compiled is not None and build_key in compiled.parts:
     return compiled.parts[build_key]
   if steps_per_epoch is not None:  # graphs: batches built on the host, one step each
@@ -187,17 +209,31 @@ def build_programs(config, problem, *, steps_per_epoch=None, size=1, data_stacke
     if runtime is not None:
       optim = ml_collections.ConfigDict(optim.to_dict())
       optim.lr = 1.0  # the schedule's shape; each run's lr multiplies it in the step
-    lr_fn = optimizers.create_schedule(optim, total_steps=steps_per_epoch * config.train.epochs, steps_per_epoch=steps_per_epoch)
-    tx = transfer.with_frozen(optimizers.create_optimizer(optim, lr_fn, runtime=runtime is not None), tuple(config.freeze))
+    lr_fn = optimizers.create_schedule(
+      optim, total_steps=steps_per_epoch * config.train.epochs, steps_per_epoch=steps_per_epoch
+    )
+    tx = transfer.with_frozen(
+      optimizers.create_optimizer(optim, lr_fn, runtime=runtime is not None), tuple(config.freeze)
+    )
     model = models.create_model(config.model, output_dim=problem.output_dim)
     shared = {}
     if compiled is not None:
       compiled.parts[shared_key] = (lr_fn, tx, model, shared)
   programs = Programs(
-      problem=problem, batch_size=config.train.batch_size, lr_fn=lr_fn, steps_per_epoch=steps_per_epoch, unroll=unroll,
-      focal_gamma=config.focal_gamma, class_weights=class_weights,
-      augment_ops=augment.parse_augment(tuple(config.data.augment), "config.data.augment"), layout=layout,
-      stack=size, data_stacked=data_stacked, stack_sharding=stack_sharding, runtime=runtime, shared=shared,
+    problem=problem,
+    batch_size=config.train.batch_size,
+    lr_fn=lr_fn,
+    steps_per_epoch=steps_per_epoch,
+    unroll=unroll,
+    focal_gamma=config.focal_gamma,
+    class_weights=class_weights,
+    augment_ops=augment.parse_augment(tuple(config.data.augment), "config.data.augment"),
+    layout=layout,
+    stack=size,
+    data_stacked=data_stacked,
+    stack_sharding=stack_sharding,
+    runtime=runtime,
+    shared=shared,
   )
   parts = (model, tx, programs, steps_per_epoch, per_dispatch)
   if compiled is not None:
@@ -219,18 +255,20 @@ def init_states(programs, model, tx, problem, streams, *, size: int, stack_shard
   return jax.device_put(state, stack_sharding) if stack_sharding is not None else state
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, compiled: Compiled | None = None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, compiled: Compiled | None = None
+) -> dict:
   """Trains `config` in `workdir` (resuming what is there) and returns the summary written to summary.json."""
   return train_group([config], [workdir], quiet=quiet, compiled=compiled)[0]
 
 
 def train_group(
-    configs: list[ml_collections.ConfigDict],
-    workdirs: list[str],
-    *,
-    quiet: bool = False,
-    compiled: Compiled | None = None,
-    stack_sharding=None,
+  configs: list[ml_collections.ConfigDict],
+  workdirs: list[str],
+  *,
+  quiet: bool = False,
+  compiled: Compiled | None = None,
+  stack_sharding=None,
 ) -> list[dict]:
   """Trains runs that differ only in their seeds; more than one as a single vmapped program.
 
@@ -259,9 +297,13 @@ def train_group(
       if not 0 <= c.model.dropout_rate < 1:
         raise ConfigError(f"config.model.dropout_rate={c.model.dropout_rate!r} must be in [0, 1)")
     if config.data.name in graph_data.GRAPH_DATASETS:
-      raise GroupError(f"config.data.name={config.data.name!r}: graph datasets batch on the host; their seeds run one after another")
+      raise GroupError(
+        f"config.data.name={config.data.name!r}: graph datasets batch on the host; their seeds run one after another"
+      )
     if config.parallel.mode not in ("auto", "single") or jax.process_count() > 1:
-      raise GroupError(f"config.parallel.mode={config.parallel.mode!r}: a group of runs uses the devices for its runs, not for data parallelism; use single")
+      raise GroupError(
+        f"config.parallel.mode={config.parallel.mode!r}: a group of runs uses the devices for its runs, not for data parallelism; use single"
+      )
     layout = parallel.Layout("single")
   else:
     layout = check_layout(config, problem)
@@ -287,7 +329,9 @@ def train_group(
         if (key, data_key) not in cache:
           if len(cache) >= 8:  # runs whose data all differ (varied data stream + skew) gain nothing from it
             cache.clear()
-          cache[(key, data_key)] = load_device_data(cfg, problem, run_streams, num_devices=layout.num_devices, place=place_replicated)
+          cache[(key, data_key)] = load_device_data(
+            cfg, problem, run_streams, num_devices=layout.num_devices, place=place_replicated
+          )
         by_key[data_key] = cache[(key, data_key)]
       datas.append(by_key[data_key])
     for workdir, run_data in zip(workdirs, datas):
@@ -295,12 +339,22 @@ def train_group(
         record_label_noise(workdir, run_data.label_noise)
     class_weights = datas[0].class_weights
     if any(d.class_weights != class_weights for d in datas):
-      raise GroupError("the runs' class weights differ (their label noise differs): train these seeds one after another")
+      raise GroupError(
+        "the runs' class weights differ (their label noise differs): train these seeds one after another"
+      )
     data_stacked = len(by_key) > 1
-    data = datas[0] if not data_stacked else dataclasses.replace(
-        datas[0], train_inputs=_stack([d.train_inputs for d in datas]), train_labels=_stack([d.train_labels for d in datas]),
+    data = (
+      datas[0]
+      if not data_stacked
+      else dataclasses.replace(
+        datas[0],
+        train_inputs=_stack([d.train_inputs for d in datas]),
+        train_labels=_stack([d.train_labels for d in datas]),
         eval_batches=_stack([d.eval_batches for d in datas]),
-        sample_probabilities=None if datas[0].sample_probabilities is None else _stack([d.sample_probabilities for d in datas]),
+        sample_probabilities=None
+        if datas[0].sample_probabilities is None
+        else _stack([d.sample_probabilities for d in datas]),
+      )
     )
     streams = layout.place(streams_each[0]) if size == 1 else _stack(streams_each)
   if size > 1 and stack_sharding is not None:
@@ -308,8 +362,16 @@ def train_group(
 
   runtime, hparams = runtime_hparams(configs)
   model, tx, programs, steps_per_epoch, per_dispatch = build_programs(
-      config, problem, steps_per_epoch=data.steps_per_epoch if on_host else None, size=size, data_stacked=data_stacked,
-      class_weights=class_weights, layout=layout, stack_sharding=stack_sharding, compiled=compiled, runtime=runtime,
+    config,
+    problem,
+    steps_per_epoch=data.steps_per_epoch if on_host else None,
+    size=size,
+    data_stacked=data_stacked,
+    class_weights=class_weights,
+    layout=layout,
+    stack_sharding=stack_sharding,
+    compiled=compiled,
+    runtime=runtime,
   )
   compile_before_run = programs.compile_seconds
   total_steps = steps_per_epoch * cfg_train.epochs
@@ -320,7 +382,9 @@ def train_group(
   books = [RunBook(c, w, total_steps=total_steps, is_main=is_main, quiet=quiet) for c, w in zip(configs, workdirs)]
   try:
     if len({b.resumed_from for b in books}) > 1:
-      raise GroupError(f"the runs of this group stopped at different steps ({sorted({b.resumed_from for b in books}, key=str)}): resume them one after another")
+      raise GroupError(
+        f"the runs of this group stopped at different steps ({sorted({b.resumed_from for b in books}, key=str)}): resume them one after another"
+      )
     if size == 1:
       state = books[0].resume(state)
       if books[0].resumed_from is None and config.init_from is not None:
@@ -335,9 +399,18 @@ def train_group(
       if stack_sharding is not None:
         state = jax.device_put(state, stack_sharding)
     summaries = _train_epochs(
-        config=config, books=books, state=state, data=data, streams=streams, programs=programs, layout=layout,
-        on_host=on_host, steps_per_epoch=steps_per_epoch, per_dispatch=per_dispatch, wall_start=wall_start,
-        compile_before_run=compile_before_run,
+      config=config,
+      books=books,
+      state=state,
+      data=data,
+      streams=streams,
+      programs=programs,
+      layout=layout,
+      on_host=on_host,
+      steps_per_epoch=steps_per_epoch,
+      per_dispatch=per_dispatch,
+      wall_start=wall_start,
+      compile_before_run=compile_before_run,
     )
   finally:
     for book in books:
@@ -346,7 +419,21 @@ def train_group(
   return summaries
 
 
-def _train_epochs(*, config, books, state, data, streams, programs, layout, on_host, steps_per_epoch, per_dispatch, wall_start, compile_before_run):
+def _train_epochs(
+  *,
+  config,
+  books,
+  state,
+  data,
+  streams,
+  programs,
+  layout,
+  on_host,
+  steps_per_epoch,
+  per_dispatch,
+  wall_start,
+  compile_before_run,
+):
   """The epoch loop of a run or a group, then each run's final state, evaluation and summary."""
   cfg_train, size = config.train, len(books)
   step = books[0].step
@@ -376,7 +463,12 @@ def _train_epochs(*, config, books, state, data, streams, programs, layout, on_h
         book.fail(e, _extra(0.0))
 
   def _extra(train_s: float) -> dict:
-    return {"wall_seconds": time.perf_counter() - wall_start, "compile_seconds": programs.compile_seconds - compile_before_run, "train_seconds": train_s, **environment(mode=layout.mode, used=layout.num_devices)}
+    return {
+      "wall_seconds": time.perf_counter() - wall_start,
+      "compile_seconds": programs.compile_seconds - compile_before_run,
+      "train_seconds": train_s,
+      **environment(mode=layout.mode, used=layout.num_devices),
+    }
 
   ahead = programs.epoch(state, data, streams, start_epoch) if fused and start_epoch < last_epoch else None
   for epoch in range(start_epoch, last_epoch):
@@ -388,16 +480,32 @@ def _train_epochs(*, config, books, state, data, streams, programs, layout, on_h
       results = programs.unpack_epoch(packed)
       results = [results] if size == 1 else results
       step += steps_per_epoch
-      for_each_active(lambda i, book: (book.progress.update(steps_per_epoch), book.log_train([results[i][0]], first_step=first_step, step=step, epoch=epoch + 1)))
+      for_each_active(
+        lambda i, book: (
+          book.progress.update(steps_per_epoch),
+          book.log_train([results[i][0]], first_step=first_step, step=step, epoch=epoch + 1),
+        )
+      )
       eval_each = [r[1] for r in results]
     else:  # one dispatch per unit: a chunk of on-device steps, or one host batch (graphs)
       if on_host:
-        units = [(1, functools.partial(programs.host_step, batch=b, dropout_stream=streams["dropout"])) for b in data.train_batches(epoch)]
-      else:
-        indices, offsets = programs.indices(data, streams, epoch), np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)])
         units = [
-            (int(b - a), functools.partial(programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), streams=streams))
-            for a, b in zip(offsets[:-1], offsets[1:])
+          (1, functools.partial(programs.host_step, batch=b, dropout_stream=streams["dropout"]))
+          for b in data.train_batches(epoch)
+        ]
+      else:
+        indices, offsets = (
+          programs.indices(data, streams, epoch),
+          np.cumsum([0, *chunk_sizes(steps_per_epoch, per_dispatch)]),
+        )
+        units = [
+          (
+            int(b - a),
+            functools.partial(
+              programs.chunk, data=data, epoch_indices=indices, offset=int(a), num_steps=int(b - a), streams=streams
+            ),
+          )
+          for a, b in zip(offsets[:-1], offsets[1:])
         ]
       next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
       pending, pending_first = [], step
@@ -410,7 +518,12 @@ def _train_epochs(*, config, books, state, data, streams, programs, layout, on_h
           host = jax.device_get(pending)
           per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
           log_at, log_first = step, pending_first
-          for_each_active(lambda i, book: (book.progress.update(log_at - log_first), book.log_train(per_run[i], first_step=log_first, step=log_at, epoch=epoch + 1)))
+          for_each_active(
+            lambda i, book: (
+              book.progress.update(log_at - log_first),
+              book.log_train(per_run[i], first_step=log_first, step=log_at, epoch=epoch + 1),
+            )
+          )
           pending, pending_first = [], step
           next_log = (step // cfg_train.log_every + 1) * cfg_train.log_every
       sums = jax.device_get(programs.eval_sums(state, data))
@@ -422,10 +535,16 @@ def _train_epochs(*, config, books, state, data, streams, programs, layout, on_h
       stats = programs.layer_stats(state, data)
       layer_stats = [stats] if size == 1 else stats
     run_state = (lambda i, s=state: s) if size == 1 else (lambda i, s=state: _take(s, i))
-    for_each_active(lambda i, book: book.end_epoch(
-        step=step, epoch=epoch + 1, eval_sums=eval_each[i], state_fn=functools.partial(run_state, i),
-        layer_stats_fn=None if layer_stats is None else (lambda: layer_stats[i]), keep_best=keep,
-    ))
+    for_each_active(
+      lambda i, book: book.end_epoch(
+        step=step,
+        epoch=epoch + 1,
+        eval_sums=eval_each[i],
+        state_fn=functools.partial(run_state, i),
+        layer_stats_fn=None if layer_stats is None else (lambda: layer_stats[i]),
+        keep_best=keep,
+      )
+    )
     if all(b.done for b in books):
       break
 
@@ -458,12 +577,22 @@ def _train_epochs(*, config, books, state, data, streams, programs, layout, on_h
       summaries.append(book.failed_summary)
       continue
     extra = _extra(train_seconds) | {
-        "examples_per_second": trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None,
-        "steps_per_dispatch": per_dispatch,
-        "num_params": num_params(finals[i].params),
-        "params_sha256": params_sha256(finals[i].params),
+      "examples_per_second": trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None,
+      "steps_per_dispatch": per_dispatch,
+      "num_params": num_params(finals[i].params),
+      "params_sha256": params_sha256(finals[i].params),
     }
     if size > 1:
-      extra["group"] = {"runs": size, "examples_per_second": size * trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None}
-    summaries.append(book.finish(final_eval=losses.finalize_metrics(final_each[i]), final_sums=final_each[i], trained=trained_steps > 0, extra=extra))
+      extra["group"] = {
+        "runs": size,
+        "examples_per_second": size * trained_steps * cfg_train.batch_size / train_seconds if train_seconds else None,
+      }
+    summaries.append(
+      book.finish(
+        final_eval=losses.finalize_metrics(final_each[i]),
+        final_sums=final_each[i],
+        trained=trained_steps > 0,
+        extra=extra,
+      )
+    )
   return summaries

@@ -16,9 +16,9 @@ DEFAULT_LOSS = {"multiclass": "cross_entropy", "binary": "bce", "regression": "m
 # L1/L2 on a classification problem compare predicted probabilities with the one-hot target (the
 # classic "MSE for classification"); cross-entropy has no meaning for a real-valued target.
 COMPATIBLE_LOSSES = {
-    "multiclass": ("cross_entropy", "focal", "mse", "mae"),
-    "binary": ("bce", "focal", "mse", "mae"),
-    "regression": ("mse", "mae"),
+  "multiclass": ("cross_entropy", "focal", "mse", "mae"),
+  "binary": ("bce", "focal", "mse", "mae"),
+  "regression": ("mse", "mae"),
 }
 LOSS_NAMES = ("cross_entropy", "bce", "focal", "mse", "mae")
 
@@ -50,7 +50,9 @@ def focal_loss(kind: str, outputs: jax.Array, labels: jax.Array, gamma: float) -
   return -((1.0 - jnp.exp(log_p)) ** gamma) * log_p
 
 
-def per_example_loss(name: str, kind: str, *, outputs: jax.Array, labels: jax.Array, focal_gamma: float = 2.0) -> jax.Array:
+def per_example_loss(
+  name: str, kind: str, *, outputs: jax.Array, labels: jax.Array, focal_gamma: float = 2.0
+) -> jax.Array:
   """Loss of each example, [batch]."""
   if name == "cross_entropy":
     return optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
@@ -65,21 +67,21 @@ def per_example_loss(name: str, kind: str, *, outputs: jax.Array, labels: jax.Ar
 
 
 def masked_mean_loss(
-    name: str, kind: str, *, outputs: jax.Array, labels: jax.Array, mask: jax.Array, focal_gamma: float = 2.0
+  name: str, kind: str, *, outputs: jax.Array, labels: jax.Array, mask: jax.Array, focal_gamma: float = 2.0
 ) -> jax.Array:
   losses = per_example_loss(name, kind, outputs=outputs, labels=labels, focal_gamma=focal_gamma)
   return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def metric_sums(
-    name: str,
-    kind: str,
-    *,
-    outputs: jax.Array,
-    labels: jax.Array,
-    mask: jax.Array,
-    losses: jax.Array | None = None,
-    focal_gamma: float = 2.0,
+  name: str,
+  kind: str,
+  *,
+  outputs: jax.Array,
+  labels: jax.Array,
+  mask: jax.Array,
+  losses: jax.Array | None = None,
+  focal_gamma: float = 2.0,
 ) -> dict[str, jax.Array]:
   """Sums over the batch: `loss`, `count`, and `correct` (classification) or `abs_error` (regression).
 
@@ -124,12 +126,12 @@ def class_report(confusion: np.ndarray) -> dict[str, list[float] | float]:
   f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
   present = support > 0
   return {
-      "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-      "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-      "precision": precision.tolist(),
-      "recall": recall.tolist(),
-      "f1": f1.tolist(),
-      "support": support.astype(int).tolist(),
+    "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+    "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+    "precision": precision.tolist(),
+    "recall": recall.tolist(),
+    "f1": f1.tolist(),
+    "support": support.astype(int).tolist(),
   }
 
 

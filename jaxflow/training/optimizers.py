@@ -26,7 +26,9 @@ def create_schedule(optim: ml_collections.ConfigDict, *, total_steps: int, steps
   elif optim.schedule == "linear":
     main = optax.linear_schedule(lr, end, transition_steps=decay_steps)
   else:  # exponential: lr * decay_rate ** (step / decay_steps), decay_steps defaulting to one epoch
-    main = optax.exponential_decay(lr, transition_steps=optim.decay_steps or steps_per_epoch, decay_rate=optim.decay_rate)
+    main = optax.exponential_decay(
+      lr, transition_steps=optim.decay_steps or steps_per_epoch, decay_rate=optim.decay_rate
+    )
   if warmup == 0:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], boundaries=[warmup])
@@ -37,7 +39,9 @@ def _is_kernel(params) -> object:
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def create_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule, *, runtime: bool = False) -> optax.GradientTransformation:
+def create_optimizer(
+  optim: ml_collections.ConfigDict, schedule: optax.Schedule, *, runtime: bool = False
+) -> optax.GradientTransformation:
   """The named optimizer on `schedule`. `runtime`: the bare update rule, without clipping or weight
   decay, for a group whose runs bring their own lr and decay as data (steps.RuntimeHparams; the
   schedule is then the lr-1 one)."""

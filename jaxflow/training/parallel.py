@@ -32,7 +32,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 MODES = ("auto", "single", "pmap", "sharded")
 DATA_AXIS = "data"
@@ -150,7 +151,9 @@ def distributed_settings(parallel_config) -> dict | None:
   coordinator = parallel_config.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
   if not coordinator:
     return None
-  num = parallel_config.num_processes if parallel_config.num_processes is not None else os.environ.get("JAX_NUM_PROCESSES")
+  num = (
+    parallel_config.num_processes if parallel_config.num_processes is not None else os.environ.get("JAX_NUM_PROCESSES")
+  )
   pid = parallel_config.process_id if parallel_config.process_id is not None else os.environ.get("JAX_PROCESS_ID")
   return {"coordinator_address": coordinator, "num_processes": int(num), "process_id": int(pid)}
 

@@ -56,22 +56,22 @@ def _shapes(tree) -> tuple:
 
 class Programs:
   def __init__(
-      self,
-      *,
-      problem: Problem,
-      batch_size: int,
-      lr_fn,
-      steps_per_epoch: int,
-      unroll,
-      focal_gamma: float = 2.0,
-      class_weights: tuple[float, ...] | None = None,
-      augment_ops: tuple = (),
-      layout: Layout = steps.SINGLE,
-      stack: int = 1,
-      data_stacked: bool = False,
-      stack_sharding=None,
-      runtime: steps.RuntimeHparams | None = None,
-      shared: dict | None = None,
+    self,
+    *,
+    problem: Problem,
+    batch_size: int,
+    lr_fn,
+    steps_per_epoch: int,
+    unroll,
+    focal_gamma: float = 2.0,
+    class_weights: tuple[float, ...] | None = None,
+    augment_ops: tuple = (),
+    layout: Layout = steps.SINGLE,
+    stack: int = 1,
+    data_stacked: bool = False,
+    stack_sharding=None,
+    runtime: steps.RuntimeHparams | None = None,
+    shared: dict | None = None,
   ):
     """`stack` > 1: a group of runs that differ only in their PRNG keys (the multi-seed runner) trained
     as one program, every array of the state and every stream with a leading run axis of that size
@@ -84,7 +84,9 @@ class Programs:
     d = 0 if data_stacked else None
     vmapped = (lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes)) if stack > 1 else (lambda fn, in_axes: fn)
     loss = dict(loss_name=problem.loss, kind=problem.kind, focal_gamma=focal_gamma)
-    step_fn = functools.partial(steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights, layout=layout, runtime=runtime)
+    step_fn = functools.partial(
+      steps.train_step, **loss, lr_fn=lr_fn, class_weights=class_weights, layout=layout, runtime=runtime
+    )
     eval_fn = functools.partial(steps.eval_step, **loss, num_classes=problem.num_classes, layout=layout)
     order = dict(num_examples=problem.train_size, steps=steps_per_epoch, batch_size=batch_size)
     train = dict(step_fn=step_fn, augment_ops=augment_ops, unroll=unroll, layout=layout)
@@ -97,7 +99,9 @@ class Programs:
       state, train_metrics, eval_sums = epoch_fn(*args)
       # Runs once, while tracing: the layout is a by-product of the one trace (no second trace for it).
       # Under vmap the shapes seen here are one run's.
-      self._epoch_packing = PackedLayout(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (train_metrics, eval_sums)))
+      self._epoch_packing = PackedLayout(
+        jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (train_metrics, eval_sums))
+      )
       return state, PackedLayout.pack((train_metrics, eval_sums))
 
     epoch_core = vmapped(packed_epoch, (0, d, d, d, 0, d, None))
@@ -107,7 +111,9 @@ class Programs:
 
     def train_chunk(state, inputs, labels, epoch_indices, offset, dropout_stream, augment_stream, *, num_steps):
       chunk = functools.partial(steps.train_chunk, **train, num_steps=num_steps)
-      return vmapped(chunk, (0, d, d, 0, None, 0, 0))(state, inputs, labels, epoch_indices, offset, dropout_stream, augment_stream)
+      return vmapped(chunk, (0, d, d, 0, None, 0, 0))(
+        state, inputs, labels, epoch_indices, offset, dropout_stream, augment_stream
+      )
 
     self._epoch = layout.jit(train_epoch)
     self._chunk = layout.jit(train_chunk, static_argnames="num_steps", donate_argnums=0)
@@ -115,6 +121,7 @@ class Programs:
     self._indices = jax.jit(vmapped(functools.partial(steps.epoch_indices, **order), (0, None, 0, d)))
     self._layer_stats = jax.jit(vmapped(functools.partial(steps.layer_stats, **loss), (0, d)))
     self._probe_size = batch_size
+
     # Host batches (graphs): one step per batch, compiled once per padded shape (budget).
     def host_train_step(state, batch, dropout_stream):
       return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
@@ -136,6 +143,7 @@ class Programs:
   def init_single(self, init):
     """One run's init program (compiled once, shared by the Programs of the same model and optimizer),
     for a group to call per run and a one-device run to call once."""
+
     def call(key):
       return self._run("init_one", jax.jit(init), key, cache=self._shared)
 
@@ -151,7 +159,15 @@ class Programs:
   def epoch(self, state, data: DeviceData, streams, epoch: int):
     """Dispatches one fused epoch: (state, packed results on the device). `unpack_epoch` of the packed
     vector, once fetched, gives (train metrics [steps] per name, eval sums) as numpy."""
-    args = (state, data.train_inputs, data.train_labels, data.eval_batches, dict(streams), data.sample_probabilities, np.int32(epoch))
+    args = (
+      state,
+      data.train_inputs,
+      data.train_labels,
+      data.eval_batches,
+      dict(streams),
+      data.sample_probabilities,
+      np.int32(epoch),
+    )
     return self._run("epoch", self._epoch, *args)
 
   def unpack_epoch(self, packed) -> tuple[dict, dict] | list[tuple[dict, dict]]:
@@ -162,10 +178,20 @@ class Programs:
     return self._epoch_packing.unpack(host)
 
   def indices(self, data: DeviceData, streams, epoch: int):
-    return self._run("indices", self._indices, streams["data"], np.int32(epoch), streams["sampler"], data.sample_probabilities)
+    return self._run(
+      "indices", self._indices, streams["data"], np.int32(epoch), streams["sampler"], data.sample_probabilities
+    )
 
   def chunk(self, state, *, data: DeviceData, epoch_indices, offset: int, num_steps: int, streams):
-    args = (state, data.train_inputs, data.train_labels, epoch_indices, np.int32(offset), streams["dropout"], streams["augment"])
+    args = (
+      state,
+      data.train_inputs,
+      data.train_labels,
+      epoch_indices,
+      np.int32(offset),
+      streams["dropout"],
+      streams["augment"],
+    )
     return self._run(("chunk", num_steps), self._chunk, *args, num_steps=num_steps)
 
   def eval_sums(self, state, data: DeviceData | HostData):
@@ -182,7 +208,11 @@ class Programs:
     else:
       n = self._probe_size
       rows = (slice(None), slice(0, n)) if self.data_stacked else slice(0, n)  # stacked data: [runs, n, ...]
-      probe = {"inputs": jax.tree.map(lambda a: a[rows], data.train_inputs), "labels": data.train_labels[rows], "mask": jax.numpy.ones(data.train_labels[rows].shape, jax.numpy.float32)}
+      probe = {
+        "inputs": jax.tree.map(lambda a: a[rows], data.train_inputs),
+        "labels": data.train_labels[rows],
+        "mask": jax.numpy.ones(data.train_labels[rows].shape, jax.numpy.float32),
+      }
     stats = jax.device_get(self._run("layer_stats", self._layer_stats, state, probe))
     if self.stack > 1:
       return [{k: float(v[i]) for k, v in stats.items()} for i in range(self.stack)]

@@ -79,8 +79,8 @@ def class_details(eval_sums: dict, report: dict | None = None) -> dict:
     return {}
   report = report or losses.class_report(eval_sums["confusion"])
   return {
-      "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
-      "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
+    "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
+    "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
   }
 
 
@@ -95,7 +95,9 @@ class RunBook:
   """One run's record. `resume(template)` first; then per epoch `log_train` (at log points) and
   `end_epoch`; `finish` writes summary.json. `done` once the run stopped early or failed."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, *, total_steps: int, is_main: bool = True, quiet: bool = True):
+  def __init__(
+    self, config: ml_collections.ConfigDict, workdir: str, *, total_steps: int, is_main: bool = True, quiet: bool = True
+  ):
     self.config, self.workdir, self.is_main = config, workdir, is_main
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
     self.monitor = Monitor(config.train.monitor_mode, config.train.early_stopping.min_delta)
@@ -109,8 +111,12 @@ class RunBook:
     self._last_save = time.monotonic()
     self.writer = None
     self.progress = tqdm(
-        total=total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-        disable=quiet or not is_main or not _isatty(), desc=os.path.basename(os.path.normpath(workdir)),
+      total=total_steps,
+      initial=self.step,
+      unit="step",
+      dynamic_ncols=True,
+      disable=quiet or not is_main or not _isatty(),
+      desc=os.path.basename(os.path.normpath(workdir)),
     )
 
   @property
@@ -132,8 +138,8 @@ class RunBook:
     bad = first_non_finite(host_metrics)
     if bad is not None:
       raise NonFiniteLossError(
-          f"non-finite training loss {bad[1]} at step {first_step + bad[0] + 1} (epoch {epoch}); stopped. "
-          f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
+        f"non-finite training loss {bad[1]} at step {first_step + bad[0] + 1} (epoch {epoch}); stopped. "
+        f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
       )
     self.train_last = aggregate_train(host_metrics)
     self.writer.write(step, epoch, "train", self.train_last)
@@ -152,8 +158,8 @@ class RunBook:
     eval_metrics = losses.finalize_metrics(eval_sums, report)
     if not np.isfinite(eval_metrics["loss"]):
       raise NonFiniteLossError(
-          f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
-          f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
+        f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
+        f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
       )
     writer = self.writer
     writer.write(step, epoch, "eval", eval_metrics, details=class_details(eval_sums, report))
@@ -164,15 +170,17 @@ class RunBook:
     if layer_stats_fn is not None and cfg_train.layer_stats_every and epoch % cfg_train.layer_stats_every == 0:
       writer.write(step, epoch, "layers", layer_stats_fn())
     is_best = self.monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch, step=step)
-    self.stopped_early = cfg_train.early_stopping.enabled and self.monitor.bad_epochs >= cfg_train.early_stopping.patience
+    self.stopped_early = (
+      cfg_train.early_stopping.enabled and self.monitor.bad_epochs >= cfg_train.early_stopping.patience
+    )
     meta = {"epoch": epoch, "stopped_early": self.stopped_early, "monitor": dataclasses.asdict(self.monitor)}
     if is_best:
       self.best_state, self.best_meta = (keep_best or (lambda s: s))(state_fn()), meta
     save_now = (
-        self.stopped_early
-        or epoch == cfg_train.epochs
-        or (cfg_ckpt.every_epochs and epoch % cfg_ckpt.every_epochs == 0)
-        or (cfg_ckpt.every_seconds is not None and time.monotonic() - self._last_save >= cfg_ckpt.every_seconds)
+      self.stopped_early
+      or epoch == cfg_train.epochs
+      or (cfg_ckpt.every_epochs and epoch % cfg_ckpt.every_epochs == 0)
+      or (cfg_ckpt.every_seconds is not None and time.monotonic() - self._last_save >= cfg_ckpt.every_seconds)
     )
     writer.flush(force=save_now)
     if save_now:
@@ -204,15 +212,20 @@ class RunBook:
     """summary.json (on the main process) and the summary."""
     cfg_train = self.config.train
     summary = {
-        "status": "completed",
-        "final": {"eval": final_eval, "train": self.train_last, **class_details(final_sums)},
-        "best": {"metric": cfg_train.monitor, "value": self.monitor.best_value, "epoch": self.monitor.best_epoch, "step": self.monitor.best_step},
-        "steps": self.step,  # steps trained; the final parameters are from `restored_best_step` when set
-        "restored_best_step": getattr(self, "restored_best", None),
-        "epochs_completed": self.epoch if trained else self.start_epoch,
-        "stopped_early": bool(self.stopped_early),
-        "resumed_from_step": self.resumed_from,
-        **extra,
+      "status": "completed",
+      "final": {"eval": final_eval, "train": self.train_last, **class_details(final_sums)},
+      "best": {
+        "metric": cfg_train.monitor,
+        "value": self.monitor.best_value,
+        "epoch": self.monitor.best_epoch,
+        "step": self.monitor.best_step,
+      },
+      "steps": self.step,  # steps trained; the final parameters are from `restored_best_step` when set
+      "restored_best_step": getattr(self, "restored_best", None),
+      "epochs_completed": self.epoch if trained else self.start_epoch,
+      "stopped_early": bool(self.stopped_early),
+      "resumed_from_step": self.resumed_from,
+      **extra,
     }
     if self.is_main:
       with open(os.path.join(self.workdir, "summary.json"), "w") as f:
@@ -222,7 +235,13 @@ class RunBook:
   def fail(self, error: Exception, extra: dict) -> dict:
     """A run of a group that failed (non-finite loss): summary.json says so; its last checkpoint stays."""
     self.failed = str(error)
-    self.failed_summary = {"status": "failed", "error": self.failed, "steps": self.step, "epochs_completed": self.epoch, **extra}
+    self.failed_summary = {
+      "status": "failed",
+      "error": self.failed,
+      "steps": self.step,
+      "epochs_completed": self.epoch,
+      **extra,
+    }
     if self.is_main:
       with open(os.path.join(self.workdir, "summary.json"), "w") as f:
         json.dump(self.failed_summary, f, indent=2)

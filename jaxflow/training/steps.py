@@ -35,21 +35,22 @@ class RuntimeHparams:
   decoupled_weight_decay: bool  # adamw
   clip_norm: float | None
 
+
 Batch = dict[str, jax.Array]  # inputs [b, ...], labels [b], mask [b]
 
 
 def train_step(
-    state: TrainState,
-    batch: Batch,
-    dropout_key: jax.Array,
-    *,
-    loss_name: str,
-    kind: str,
-    lr_fn: optax.Schedule,
-    focal_gamma: float = 2.0,
-    class_weights: tuple[float, ...] | None = None,
-    layout: Layout = SINGLE,
-    runtime: RuntimeHparams | None = None,
+  state: TrainState,
+  batch: Batch,
+  dropout_key: jax.Array,
+  *,
+  loss_name: str,
+  kind: str,
+  lr_fn: optax.Schedule,
+  focal_gamma: float = 2.0,
+  class_weights: tuple[float, ...] | None = None,
+  layout: Layout = SINGLE,
+  runtime: RuntimeHparams | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One step. Returns the new state and this step's metric sums plus `grad_norm` and `lr`.
 
@@ -64,10 +65,14 @@ def train_step(
   def loss_fn(params):
     with rate_override(hp.get("dropout_rate")):
       outputs = state.apply_fn({"params": params}, batch["inputs"], train=True, rngs={"dropout": dropout_key})
-    per_example = losses.per_example_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], focal_gamma=focal_gamma)
+    per_example = losses.per_example_loss(
+      loss_name, kind, outputs=outputs, labels=batch["labels"], focal_gamma=focal_gamma
+    )
     if class_weights is not None:
       per_example = per_example * jnp.asarray(class_weights, jnp.float32)[batch["labels"]]
-    sums = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], losses=per_example)
+    sums = losses.metric_sums(
+      loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], losses=per_example
+    )
     return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums  # the masked mean; sums ride along as aux
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -91,20 +96,22 @@ def _apply_runtime_hparams(state: TrainState, grads, hp: dict, unit_lr, runtime:
     grads = decay(grads)
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   if runtime.decoupled_weight_decay:  # adamw: -lr * unit(step) * (adam direction + wd * p)
-    updates = jax.tree.map(lambda u, p, k: u - unit_lr * hp["weight_decay"] * p if k else u, updates, state.params, kernels)
+    updates = jax.tree.map(
+      lambda u, p, k: u - unit_lr * hp["weight_decay"] * p if k else u, updates, state.params, kernels
+    )
   updates = jax.tree.map(lambda u: hp["lr"] * u, updates)
   return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state)
 
 
 def epoch_indices(
-    data_stream: jax.Array,
-    epoch: jax.Array,
-    sampler_stream: jax.Array | None = None,
-    probabilities: jax.Array | None = None,
-    *,
-    num_examples: int,
-    steps: int,
-    batch_size: int,
+  data_stream: jax.Array,
+  epoch: jax.Array,
+  sampler_stream: jax.Array | None = None,
+  probabilities: jax.Array | None = None,
+  *,
+  num_examples: int,
+  steps: int,
+  batch_size: int,
 ):
   """[steps, batch_size] example indices of one epoch.
 
@@ -122,19 +129,19 @@ def epoch_indices(
 
 
 def train_chunk(
-    state: TrainState,
-    inputs: jax.Array,
-    labels: jax.Array,
-    epoch_indices: jax.Array,
-    offset: jax.Array,
-    dropout_stream: jax.Array,
-    augment_stream: jax.Array | None = None,
-    *,
-    num_steps: int,
-    step_fn: Callable,
-    augment_ops: tuple = (),
-    unroll: int | bool = 1,
-    layout: Layout = SINGLE,
+  state: TrainState,
+  inputs: jax.Array,
+  labels: jax.Array,
+  epoch_indices: jax.Array,
+  offset: jax.Array,
+  dropout_stream: jax.Array,
+  augment_stream: jax.Array | None = None,
+  *,
+  num_steps: int,
+  step_fn: Callable,
+  augment_ops: tuple = (),
+  unroll: int | bool = 1,
+  layout: Layout = SINGLE,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Steps `offset .. offset + num_steps` of an epoch, on data that stays on the device.
 
@@ -150,7 +157,11 @@ def train_chunk(
 
   def body(state, idx):
     rows, positions = layout.local_rows(idx)  # pmap: this device's rows; else the whole global batch
-    batch = {"inputs": jax.tree.map(lambda a: a[rows], inputs), "labels": labels[rows], "mask": jnp.ones(rows.shape, jnp.float32)}
+    batch = {
+      "inputs": jax.tree.map(lambda a: a[rows], inputs),
+      "labels": labels[rows],
+      "mask": jnp.ones(rows.shape, jnp.float32),
+    }
     batch = layout.constrain(batch)
     if augment_ops:
       key = rng.step_key(augment_stream, state.step)
@@ -166,25 +177,31 @@ def train_chunk(
 
 
 def eval_step(
-    state: TrainState,
-    batch: Batch,
-    *,
-    loss_name: str,
-    kind: str,
-    focal_gamma: float = 2.0,
-    num_classes: int | None = None,
-    layout: Layout = SINGLE,
+  state: TrainState,
+  batch: Batch,
+  *,
+  loss_name: str,
+  kind: str,
+  focal_gamma: float = 2.0,
+  num_classes: int | None = None,
+  layout: Layout = SINGLE,
 ) -> dict[str, jax.Array]:
   """Metric sums of one padded, masked batch (this device's rows under pmap, summed over devices);
   with `num_classes`, also its confusion matrix [C, C]."""
   outputs = state.apply_fn({"params": state.params}, batch["inputs"], train=False)
-  sums = losses.metric_sums(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma)
+  sums = losses.metric_sums(
+    loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma
+  )
   if num_classes is not None:
-    sums["confusion"] = losses.confusion_sums(kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], num_classes=num_classes)
+    sums["confusion"] = losses.confusion_sums(
+      kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], num_classes=num_classes
+    )
   return layout.sum(sums)
 
 
-def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable, layout: Layout = SINGLE) -> dict[str, jax.Array]:
+def eval_chunk(
+  state: TrainState, batches: Batch, *, eval_fn: Callable, layout: Layout = SINGLE
+) -> dict[str, jax.Array]:
   """Sums over pre-batched eval data ([num_batches, batch, ...], padding masked out)."""
 
   def body(total, batch):
@@ -198,22 +215,22 @@ def eval_chunk(state: TrainState, batches: Batch, *, eval_fn: Callable, layout: 
 
 
 def train_epoch(
-    state: TrainState,
-    inputs: jax.Array,
-    labels: jax.Array,
-    eval_batches: Batch,
-    streams: dict[str, jax.Array],
-    probabilities: jax.Array | None,
-    epoch: jax.Array,
-    *,
-    num_examples: int,
-    steps: int,
-    batch_size: int,
-    step_fn: Callable,
-    eval_fn: Callable,
-    augment_ops: tuple = (),
-    unroll: int | bool = 1,
-    layout: Layout = SINGLE,
+  state: TrainState,
+  inputs: jax.Array,
+  labels: jax.Array,
+  eval_batches: Batch,
+  streams: dict[str, jax.Array],
+  probabilities: jax.Array | None,
+  epoch: jax.Array,
+  *,
+  num_examples: int,
+  steps: int,
+  batch_size: int,
+  step_fn: Callable,
+  eval_fn: Callable,
+  augment_ops: tuple = (),
+  unroll: int | bool = 1,
+  layout: Layout = SINGLE,
 ):
   """A whole epoch as one program: shuffle (or oversample), `steps` train steps (scan), evaluation.
 
@@ -221,16 +238,34 @@ def train_epoch(
   `streams`: the run's PRNG streams by name. Returns (state, train metrics stacked [steps], eval metric sums).
   """
   indices = epoch_indices(
-      streams["data"], epoch, streams["sampler"], probabilities, num_examples=num_examples, steps=steps, batch_size=batch_size
+    streams["data"],
+    epoch,
+    streams["sampler"],
+    probabilities,
+    num_examples=num_examples,
+    steps=steps,
+    batch_size=batch_size,
   )
   state, train_metrics = train_chunk(
-      state, inputs, labels, indices, jnp.int32(0), streams["dropout"], streams["augment"],
-      num_steps=steps, step_fn=step_fn, augment_ops=augment_ops, unroll=unroll, layout=layout,
+    state,
+    inputs,
+    labels,
+    indices,
+    jnp.int32(0),
+    streams["dropout"],
+    streams["augment"],
+    num_steps=steps,
+    step_fn=step_fn,
+    augment_ops=augment_ops,
+    unroll=unroll,
+    layout=layout,
   )
   return state, train_metrics, eval_chunk(state, eval_batches, eval_fn=eval_fn, layout=layout)
 
 
-def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str, focal_gamma: float = 2.0) -> dict[str, jax.Array]:
+def layer_stats(
+  state: TrainState, batch: Batch, *, loss_name: str, kind: str, focal_gamma: float = 2.0
+) -> dict[str, jax.Array]:
   """Per-layer activation mean/std and gradient norm on one batch, in eval mode (no dropout).
 
   Activations are what the modules sow into `intermediates` (post-activation outputs, keyed by layer
@@ -241,7 +276,9 @@ def layer_stats(state: TrainState, batch: Batch, *, loss_name: str, kind: str, f
 
   def loss_fn(params):
     outputs, captured = state.apply_fn({"params": params}, batch["inputs"], train=False, mutable=["intermediates"])
-    loss = losses.masked_mean_loss(loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma)
+    loss = losses.masked_mean_loss(
+      loss_name, kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], focal_gamma=focal_gamma
+    )
     return loss, captured.get("intermediates", {})
 
   (_, captured), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

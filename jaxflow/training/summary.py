@@ -38,7 +38,13 @@ def environment(*, mode: str = "single", used: int = 1) -> dict:
   devices = jax.devices()
   versions = package_versions(PACKAGES)
   return {
-      "device": {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices), "used": used, "mode": mode,
-                 "process_count": jax.process_count()},
-      "versions": versions,
+    "device": {
+      "platform": devices[0].platform,
+      "kind": devices[0].device_kind,
+      "count": len(devices),
+      "used": used,
+      "mode": mode,
+      "process_count": jax.process_count(),
+    },
+    "versions": versions,
   }

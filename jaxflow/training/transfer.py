@@ -29,7 +29,9 @@ def check_patterns(field: str, patterns: Sequence[str], layers: Iterable[str]) -
   layers = sorted(layers)
   unknown = [p for p in patterns if not any(matches(layer, [p]) for layer in layers)]
   if unknown:
-    raise ConfigError(f"config.{field} names no layer of the model ({', '.join(unknown)}); its layers: {', '.join(layers)}")
+    raise ConfigError(
+      f"config.{field} names no layer of the model ({', '.join(unknown)}); its layers: {', '.join(layers)}"
+    )
 
 
 def source_params(workdir: str):
@@ -57,14 +59,18 @@ def check_compatible(source: Mapping, target_shapes: Mapping, reinit: Sequence[s
     if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
       problems.append(f"{layer}: shapes {have} in the source, {want} here")
   if problems:
-    raise ConfigError(f"config.init_from: layers do not match ({'; '.join(problems)}); add them to config.reinit to start them fresh")
+    raise ConfigError(
+      f"config.init_from: layers do not match ({'; '.join(problems)}); add them to config.reinit to start them fresh"
+    )
 
 
 def transfer(fresh: Mapping, source: Mapping, reinit: Sequence[str]) -> dict:
   """Fresh parameters with every non-reinit layer replaced by the source's (same dtypes as fresh)."""
   return {
-      layer: params if matches(layer, reinit) else jax.tree.map(lambda f, s: np.asarray(s, dtype=f.dtype), params, source[layer])
-      for layer, params in fresh.items()
+    layer: params
+    if matches(layer, reinit)
+    else jax.tree.map(lambda f, s: np.asarray(s, dtype=f.dtype), params, source[layer])
+    for layer, params in fresh.items()
   }
 
 
@@ -74,6 +80,9 @@ def with_frozen(tx: optax.GradientTransformation, freeze: Sequence[str]) -> opta
     return tx
 
   def labels(params):
-    return {layer: jax.tree.map(lambda _: "frozen" if matches(layer, freeze) else "trainable", p) for layer, p in params.items()}
+    return {
+      layer: jax.tree.map(lambda _: "frozen" if matches(layer, freeze) else "trainable", p)
+      for layer, p in params.items()
+    }
 
   return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)

@@ -46,8 +46,8 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
       diffs = [d for d in diffs if not d.startswith("train.overwrite")]
       shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
       raise ConfigError(
-          f"workdir {workdir} holds a run of a different config ({shown}); "
-          "use another --workdir, or --config.train.overwrite=True to discard that run"
+        f"workdir {workdir} holds a run of a different config ({shown}); "
+        "use another --workdir, or --config.train.overwrite=True to discard that run"
       )
   if not write:
     return

@@ -55,7 +55,9 @@ class MetricWriter:
     self._flush_secs, self._last_flush = flush_secs, time.monotonic()
     if resume_step is not None:
       # What SummaryWriter(purge_step=...) writes: TensorBoard drops the earlier events at later steps.
-      self._events.write_event(Event(wall_time=time.time(), step=resume_step + 1, session_log=SessionLog(status=SessionLog.START)))
+      self._events.write_event(
+        Event(wall_time=time.time(), step=resume_step + 1, session_log=SessionLog(status=SessionLog.START))
+      )
 
   def _add(self, step: int, summary: Summary) -> None:
     self._events.write_event(Event(wall_time=time.time(), step=int(step), summary=summary))
@@ -74,7 +76,13 @@ class MetricWriter:
   def write(self, step: int, epoch: int, split: str, metrics: dict[str, float], *, details: dict | None = None) -> None:
     """`metrics`: scalars, to both. `details`: JSON-able structures (per-class lists, a confusion matrix)
     for metrics.jsonl only, under their own keys."""
-    record = {"step": int(step), "epoch": int(epoch), "split": split, **{k: float(v) for k, v in metrics.items()}, **(details or {})}
+    record = {
+      "step": int(step),
+      "epoch": int(epoch),
+      "split": split,
+      **{k: float(v) for k, v in metrics.items()},
+      **(details or {}),
+    }
     self._jsonl.write(json.dumps(record) + "\n")
     self._add_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
 
@@ -85,7 +93,9 @@ class MetricWriter:
     what `tensorboardX.summary.scalar` builds too), and one event is one serialization and one record
     instead of one per tag.
     """
-    self._add(step, Summary(value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in scalars.items()]))
+    self._add(
+      step, Summary(value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in scalars.items()])
+    )
 
   def write_histograms(self, step: int, params, *, bins: int = 64) -> None:
     """One histogram per parameter array, named by its path (e.g. `params/dense_0/kernel`), as one event.
@@ -98,20 +108,24 @@ class MetricWriter:
     for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
       stats = histogram(np.asarray(leaf).ravel(), bins)
       if stats is not None:
-        summaries.append(tb_summary.histogram_raw(f"params/{'/'.join(str(getattr(k, 'key', k)) for k in path)}", **stats))
+        summaries.append(
+          tb_summary.histogram_raw(f"params/{'/'.join(str(getattr(k, 'key', k)) for k in path)}", **stats)
+        )
     if summaries:
       self._add(step, Summary(value=[v for summary in summaries for v in summary.value]))
 
   def write_class_report(self, step: int, confusion: np.ndarray, report: dict, *, split: str = "eval") -> None:
     """Per-class precision/recall/F1 as TensorBoard scalars (`eval/recall/class_3`) and the confusion
     matrix as an image (`eval/confusion_matrix`): the view where a rare class's collapse shows."""
-    self._add_scalars(step, {f"{split}/{name}/class_{c}": v for name in ("precision", "recall", "f1") for c, v in enumerate(report[name])})
+    self._add_scalars(
+      step,
+      {f"{split}/{name}/class_{c}": v for name in ("precision", "recall", "f1") for c, v in enumerate(report[name])},
+    )
     self._add(step, tb_summary.image(f"{split}/confusion_matrix", confusion_image(confusion), dataformats="HWC"))
 
   def close(self) -> None:
     self._jsonl.close()
     self._events.close()
-
 
 
 def histogram(values: np.ndarray, bins: int) -> dict | None:
@@ -131,8 +145,13 @@ def histogram(values: np.ndarray, bins: int) -> dict | None:
   counts = np.bincount(np.clip(index, 0, bins - 1), minlength=bins)
   wide = values.astype(np.float64)
   return {
-      "min": lo, "max": hi, "num": int(values.size), "sum": float(wide.sum()), "sum_squares": float(wide @ wide),
-      "bucket_limits": np.linspace(first, last, bins + 1)[1:].tolist(), "bucket_counts": counts.tolist(),
+    "min": lo,
+    "max": hi,
+    "num": int(values.size),
+    "sum": float(wide.sum()),
+    "sum_squares": float(wide @ wide),
+    "bucket_limits": np.linspace(first, last, bins + 1)[1:].tolist(),
+    "bucket_counts": counts.tolist(),
   }
 
 
