@@ -72,7 +72,7 @@ from jaxflow.training import loop, optimizers, steps  # noqa: E402
 from jaxflow.training import programs as programs_lib  # noqa: E402
 from jaxflow.training import state as state_lib  # noqa: E402
 from jaxflow.training.device_data import load_device_data  # noqa: E402
-from jaxflow.training.summary import package_versions  # noqa: E402
+from jaxflow.run.environment import package_versions  # noqa: E402
 from jaxflow.training.validate import validate  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "input_pipeline.json")

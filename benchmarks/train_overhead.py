@@ -73,7 +73,7 @@ import jaxflow  # noqa: E402
 from jaxflow import data as data_lib  # noqa: E402
 from jaxflow import models, rng  # noqa: E402
 from jaxflow.training import optimizers  # noqa: E402
-from jaxflow.training.summary import package_versions  # noqa: E402
+from jaxflow.run.environment import package_versions  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "train_overhead.json")
 TARGET_RATIO = 1.1  # the target: jaxflow >= 1.1x the hand-written loop (epoch examples/s)

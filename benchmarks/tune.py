@@ -48,7 +48,7 @@ sys.path.insert(0, ROOT)
 
 from jaxflow.studies import space as S  # noqa: E402
 from jaxflow.studies import suggest  # noqa: E402
-from jaxflow.training.summary import package_versions  # noqa: E402
+from jaxflow.run.environment import package_versions  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "tune.json")
 VIZIER_SECONDS = 3.5

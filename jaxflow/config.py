@@ -111,6 +111,36 @@ def to_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
 
+def _tuples(value):
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def from_dict(data: dict) -> ml_collections.ConfigDict:
+  """The inverse of `to_dict`: JSON stores tuples as lists, a config holds tuples (`model.widths`)."""
+  return ml_collections.ConfigDict(_tuples(data))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def differences(old: dict, new: dict) -> list[str]:
+  """`field: old -> new` for every leaf that differs between two `to_dict` trees, sorted by field."""
+  old_flat, new_flat = _flatten(old), _flatten(new)
+  keys = sorted(set(old_flat) | set(new_flat))
+  return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in keys if old_flat.get(k) != new_flat.get(k)]
+
+
 def config_hash(config: ml_collections.ConfigDict) -> str:
   """sha256 of the canonical JSON of the config, without the resume-neutral fields."""
   data = to_dict(config)

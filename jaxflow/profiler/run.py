@@ -34,7 +34,7 @@ from jaxflow.profiler import (
   workload,
 )
 from jaxflow.profiler import trace as trace_lib
-from jaxflow.training import summary
+from jaxflow.run import environment as summary
 from jaxflow.training.state import num_params
 from jaxflow.training.validate import validate
 

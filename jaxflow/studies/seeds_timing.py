@@ -31,7 +31,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxflow import rng
-from jaxflow.training import loop, summary
+from jaxflow.run import environment as summary
+from jaxflow.training import loop
 from jaxflow.training.device_data import load_device_data
 
 TIMED_CALLS = 5  # one-step dispatches (a conv model on CPU)

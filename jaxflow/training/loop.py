@@ -36,7 +36,7 @@ from jaxflow.training.device_data import load_device_data
 from jaxflow.training.programs import Programs
 from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
 from jaxflow.training.state import init_fn, num_params, params_sha256
-from jaxflow.training.summary import environment
+from jaxflow.run.environment import environment
 from jaxflow.training.validate import check_layout, check_parallel_fields, validate
 from jaxflow.training.workdir import prepare_workdir
 

@@ -1,0 +1,100 @@
+"""config.json, summary.json and report.json/.md: what every workdir holds, in one place.
+
+- config.json: `{"hash": sha256 of the canonical config, "config": the resolved config}`, written when a
+  run (or a study, a profile, an audit) starts; a workdir is resumed only under the config that wrote it.
+- summary.json: a run's final record (status, metrics, steps, params_sha256, environment).
+- report.json + report.md: a study's or a report's result, machine- and human-readable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import ml_collections
+
+from jaxflow.config import ConfigError, config_hash, differences, from_dict, to_dict
+from jaxflow.workdir.files import read_json, write_json, write_text
+
+RUN_OUTPUTS = ("checkpoints", "tb", "metrics.jsonl", "summary.json", "config.json")
+CONFIG_FILE, SUMMARY_FILE = "config.json", "summary.json"
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
+  """workdir/config.json: the resolved config and its hash."""
+  return write_json(os.path.join(workdir, CONFIG_FILE), {"hash": config_hash(config), "config": to_dict(config)}, sort_keys=True)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was written with (tuples restored). ConfigError (one line) when there is none."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    what = "does not exist" if not os.path.isdir(workdir) else "has no config.json"
+    raise ConfigError(f"workdir {workdir} {what}: not a jaxflow run (jaxflow train --config=FILE --workdir={workdir})")
+  try:
+    return from_dict(read_json(path)["config"])
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise ConfigError(f"{path} is not a jaxflow config.json ({type(e).__name__}: {e})") from None
+
+
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: bool = True) -> None:
+  """Creates the workdir and writes config.json, or checks that an existing run has the same config.
+
+  A run's checkpoints are only resumed under the config that wrote them; `train.overwrite=True`
+  discards the previous run's outputs instead. `write=False` (every process but the first of a
+  multi-host job) only checks.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path) and not config.train.overwrite:
+    previous = read_json(path)
+    if previous.get("hash") != config_hash(config):
+      diffs = differences(previous.get("config", {}), to_dict(config))
+      diffs = [d for d in diffs if not d.startswith("train.overwrite")]
+      shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+      raise ConfigError(
+        f"workdir {workdir} holds a run of a different config ({shown}); "
+        "use another --workdir, or --config.train.overwrite=True to discard that run"
+      )
+  if not write:
+    return
+  if config.train.overwrite:
+    for name in RUN_OUTPUTS:
+      target = os.path.join(workdir, name)
+      if os.path.isdir(target):
+        shutil.rmtree(target)
+      elif os.path.exists(target):
+        os.remove(target)
+  os.makedirs(workdir, exist_ok=True)
+  write_config(workdir, config)
+
+
+def write_summary(workdir: str, summary: dict) -> str:
+  return write_json(os.path.join(workdir, SUMMARY_FILE), summary)
+
+
+def read_summary(workdir: str) -> dict | None:
+  """summary.json, or None when the run has none (yet) or it cannot be read."""
+  try:
+    summary = read_json(os.path.join(workdir, SUMMARY_FILE))
+  except (OSError, ValueError):
+    return None
+  return summary if isinstance(summary, dict) else None
+
+
+def completed_summary(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The summary.json of a run that completed in `workdir` under this very config, else None: what lets a
+  study's rerun skip a seed or a trial that is done (a different config, or an unfinished run, is not)."""
+  try:
+    same = read_json(os.path.join(workdir, CONFIG_FILE)).get("hash") == config_hash(config)
+  except (OSError, ValueError, AttributeError):
+    return None
+  summary = read_summary(workdir)
+  return summary if same and summary is not None and summary.get("status") == "completed" else None
+
+
+def write_report(workdir: str, report: dict, markdown: str, *, indent: int = 1) -> dict[str, str]:
+  """report.json (everything) and report.md (for people) in `workdir`; returns both paths."""
+  return {
+    "json": write_json(os.path.join(workdir, "report.json"), report, indent=indent),
+    "md": write_text(os.path.join(workdir, "report.md"), markdown),
+  }
