@@ -19,7 +19,7 @@ from jaxflow.config import ConfigError, config_hash
 from jaxflow.studies import acquisition, early_stop, gp, suggest, tune
 from jaxflow.studies import space as S
 from jaxflow.training import loop
-from jaxflow.training.workdir import prepare_workdir
+from jaxflow.workdir import prepare_workdir
 from tests.conftest import config_path
 
 MLP = config_path("digits_mlp.py")

@@ -37,7 +37,7 @@ import ml_collections
 from jaxflow.config import ConfigError, to_dict
 from jaxflow.studies import determinism, seeds_report, seeds_timing
 from jaxflow.training import loop
-from jaxflow.training.workdir import completed_summary
+from jaxflow.workdir import completed_summary
 
 SOURCES = ("init", "data", "dropout", "augment", "noise", "sampler")
 STUDY_SOURCES = ("init", "data", "dropout", "augment", "noise")  # what --study=sources sweeps one by one

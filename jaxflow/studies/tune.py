@@ -47,7 +47,7 @@ from jaxflow.config import ConfigError, config_hash, one_line, to_dict
 from jaxflow.studies import early_stop as early_stop_lib
 from jaxflow.studies import space as space_lib
 from jaxflow.studies import suggest, tune_report
-from jaxflow.training.workdir import completed_summary
+from jaxflow.workdir import completed_summary
 
 OBJECTIVES = ("final", "best")
 STATUSES = ("pending", "completed", "failed", "stopped")

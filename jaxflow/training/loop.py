@@ -38,7 +38,7 @@ from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_n
 from jaxflow.training.state import init_fn, num_params, params_sha256
 from jaxflow.run.environment import environment
 from jaxflow.training.validate import check_layout, check_parallel_fields, validate
-from jaxflow.training.workdir import prepare_workdir
+from jaxflow.workdir import prepare_workdir
 
 __all__ = ["Compiled", "NonFiniteLossError", "train_and_evaluate", "train_group"]
 
