@@ -14,7 +14,7 @@ import os
 
 from jaxflow.config import ConfigError
 from jaxflow.profiler.report import ms, table
-from jaxflow.workdir import config_differences
+from jaxflow.config import differences as config_differences
 
 SCHEMA = "jaxflow.profile"
 SUPPORTED_VERSIONS = (1,)
