@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def train(config, workdir: str, *, quiet: bool = False) -> dict:
   """Trains `config` (a ConfigDict) in `workdir`, resuming a previous run there; returns the summary."""
-  from jaxflow.training.loop import train_and_evaluate
+  from jaxflow.run.train import train_and_evaluate
 
   return train_and_evaluate(config, workdir, quiet=quiet)
 

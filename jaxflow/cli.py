@@ -49,7 +49,7 @@ def _define_common(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
 
 
 def _run_train(fv: flags.FlagValues) -> int:
-  from jaxflow.training.loop import NonFiniteLossError, train_and_evaluate
+  from jaxflow.run.train import NonFiniteLossError, train_and_evaluate
 
   try:
     summary = train_and_evaluate(fv.config, fv.workdir, quiet=fv.quiet)

@@ -13,7 +13,7 @@ import pytest
 import jaxflow
 from jaxflow.training import checkpoints
 from jaxflow.training import state as state_lib
-from jaxflow.training.loop import NonFiniteLossError
+from jaxflow.run.train import NonFiniteLossError
 from tests.conftest import config_path
 
 TINY = [

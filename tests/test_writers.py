@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from jaxflow.training import images, writers
+from jaxflow.training import confusion_image as images
+from jaxflow.training import writers
 
 
 def _accumulator(workdir):

@@ -2,7 +2,16 @@
 
 from jaxflow.models.activations import ACTIVATIONS, get_activation
 from jaxflow.models.initializers import INITIALIZER_NAMES, LayerInits
-from jaxflow.models.registry import CONV_MODELS, GRAPH_MODELS, MODELS, create_model, has_conv, layer_inits
+from jaxflow.models.registry import (
+  CONV_MODELS,
+  GRAPH_MODELS,
+  MODELS,
+  create_model,
+  has_conv,
+  layer_inits,
+  param_shapes,
+  reads_sequences,
+)
 
 __all__ = [
   "ACTIVATIONS",
@@ -15,4 +24,6 @@ __all__ = [
   "get_activation",
   "has_conv",
   "layer_inits",
+  "param_shapes",
+  "reads_sequences",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import flax.linen as nn
+import jax
 import ml_collections
 
 from jaxflow.config import ConfigError
@@ -107,3 +108,16 @@ def has_conv(model_config: ml_collections.ConfigDict) -> bool:
 
 def create_model(model_config: ml_collections.ConfigDict, *, output_dim: int) -> nn.Module:
   return MODELS[model_config.name](model_config, output_dim)
+
+
+def param_shapes(model_config: ml_collections.ConfigDict, output_dim: int, input_structure):
+  """The model's parameter tree as shapes only (jax.eval_shape: nothing is computed or drawn)."""
+  model = create_model(model_config, output_dim=output_dim)
+  key = jax.eval_shape(jax.random.key, 0)
+  return jax.eval_shape(model.init, key, input_structure)["params"]
+
+
+def reads_sequences(model_config: ml_collections.ConfigDict) -> bool:
+  """Whether the model reads its input as a sequence (an RNN, or a stack with an RNN stage)."""
+  kinds = tuple(model_config.stages) if model_config.name == "stack" else (model_config.name,)
+  return "rnn" in kinds

@@ -53,7 +53,9 @@ def git_state(root: str = CHECKOUT, paths=("jaxflow", "configs")) -> dict | None
   when `root` is not a git checkout (an installed wheel) or git is missing."""
 
   def git(*args):
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    return subprocess.run(
+      ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
 
   try:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", *paths))}

@@ -125,6 +125,9 @@ class Layout:
     return jax.tree.map(global_array, tree)
 
 
+SINGLE = Layout("single")  # one device, no mesh: the default layout
+
+
 def create_layout(mode: str, *, num_devices: int | None = None) -> Layout:
   """`mode` resolved against the devices present (all processes' devices, after jax.distributed)."""
   devices = jax.devices()

@@ -18,11 +18,11 @@ import numpy as np
 
 from jaxflow import rng
 from jaxflow.training import losses, steps
-from jaxflow.training.device_data import DeviceData
-from jaxflow.training.graph_data import HostData
-from jaxflow.training.parallel import Layout
+from jaxflow.data.device import DeviceData
+from jaxflow.data.graph_batches import HostData
+from jaxflow.training.parallel import SINGLE, Layout
 from jaxflow.training.state import TrainState
-from jaxflow.training.validate import Problem
+from jaxflow.data.problem import Problem
 
 
 class PackedLayout:
@@ -66,7 +66,7 @@ class Programs:
     focal_gamma: float = 2.0,
     class_weights: tuple[float, ...] | None = None,
     augment_ops: tuple = (),
-    layout: Layout = steps.SINGLE,
+    layout: Layout = SINGLE,
     stack: int = 1,
     data_stacked: bool = False,
     stack_sharding=None,

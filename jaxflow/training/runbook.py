@@ -9,52 +9,24 @@ state on demand, so the loop decides when anything is fetched from the device.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import sys
 import time
 
+import jax
 import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from jaxflow import workdir as workdir_files
 from jaxflow.data import label_noise
 from jaxflow.training import checkpoints, losses
+from jaxflow.training.early_stopping import Monitor, should_stop
 from jaxflow.training.writers import MetricWriter, NullWriter
 
 
 class NonFiniteLossError(RuntimeError):
   """Training produced a NaN or infinite loss; the last good checkpoint is left as it was."""
-
-
-@dataclasses.dataclass
-class Monitor:
-  """Tracks `train.monitor` across epochs: the best value (strict) and early stopping's patience.
-
-  Early stopping counts an epoch as progress only when it beats the reference by more than
-  `min_delta`; the best checkpoint is simply the best value seen.
-  """
-
-  mode: str
-  min_delta: float
-  best_value: float | None = None
-  best_epoch: int = 0
-  best_step: int = 0
-  reference: float | None = None
-  bad_epochs: int = 0
-
-  def _gain(self, value: float, than: float) -> float:
-    return value - than if self.mode == "max" else than - value
-
-  def update(self, value: float, *, epoch: int, step: int) -> bool:
-    """Records one epoch's value; returns whether it is a new best."""
-    is_best = self.best_value is None or self._gain(value, self.best_value) > 0
-    if is_best:
-      self.best_value, self.best_epoch, self.best_step = value, epoch, step
-    if self.reference is None or self._gain(value, self.reference) > self.min_delta:
-      self.reference, self.bad_epochs = value, 0
-    else:
-      self.bad_epochs += 1
-    return is_best
 
 
 def aggregate_train(host_metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -87,8 +59,7 @@ def class_details(eval_sums: dict, report: dict | None = None) -> dict:
 def record_label_noise(workdir: str, noisy) -> None:
   """The clean labels stay known: both label vectors and the flips (npz), the realized rates (json)."""
   label_noise.save(noisy, os.path.join(workdir, "label_noise.npz"))
-  with open(os.path.join(workdir, "label_noise.json"), "w") as f:
-    json.dump(noisy.summary(), f, indent=2)
+  workdir_files.write_json(os.path.join(workdir, "label_noise.json"), noisy.summary())
 
 
 class RunBook:
@@ -170,9 +141,8 @@ class RunBook:
     if layer_stats_fn is not None and cfg_train.layer_stats_every and epoch % cfg_train.layer_stats_every == 0:
       writer.write(step, epoch, "layers", layer_stats_fn())
     is_best = self.monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch, step=step)
-    self.stopped_early = (
-      cfg_train.early_stopping.enabled and self.monitor.bad_epochs >= cfg_train.early_stopping.patience
-    )
+    es = cfg_train.early_stopping
+    self.stopped_early = should_stop(self.monitor, enabled=es.enabled, patience=es.patience)
     meta = {"epoch": epoch, "stopped_early": self.stopped_early, "monitor": dataclasses.asdict(self.monitor)}
     if is_best:
       self.best_state, self.best_meta = (keep_best or (lambda s: s))(state_fn()), meta
@@ -201,8 +171,6 @@ class RunBook:
     self.restored_best = None
     if es.enabled and es.restore_best and self.monitor.best_value is not None:
       self.restored_best = self.monitor.best_step
-      import jax
-
       if self.best_state is not None and int(jax.device_get(self.best_state.step)) == self.restored_best:
         return place(self.best_state)
       return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST)[0]  # the best came before a resume
@@ -228,8 +196,7 @@ class RunBook:
       **extra,
     }
     if self.is_main:
-      with open(os.path.join(self.workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+      workdir_files.write_summary(self.workdir, summary)
     return summary
 
   def fail(self, error: Exception, extra: dict) -> dict:
@@ -243,8 +210,7 @@ class RunBook:
       **extra,
     }
     if self.is_main:
-      with open(os.path.join(self.workdir, "summary.json"), "w") as f:
-        json.dump(self.failed_summary, f, indent=2)
+      workdir_files.write_summary(self.workdir, self.failed_summary)
     return self.failed_summary
 
   def close(self) -> None:
@@ -256,6 +222,4 @@ class RunBook:
 
 
 def _isatty() -> bool:
-  import sys
-
   return sys.stdout.isatty()

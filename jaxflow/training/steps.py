@@ -1,4 +1,4 @@
-"""Pure step functions. They are wrapped (jit, or a parallel wrapper) in exactly one place: loop.py.
+"""Pure step functions. They are wrapped (jit, or a parallel wrapper) in exactly one place: programs.py.
 
 `train_step` is one optimizer step on one batch; `train_chunk` runs K steps over on-device data with
 `lax.scan`, so one dispatch does K steps (the host loop's overhead is paid once per chunk, not per
@@ -18,11 +18,8 @@ from jaxflow import rng
 from jaxflow.data import augment
 from jaxflow.models.dropout import rate_override
 from jaxflow.training import losses
-from jaxflow.training.parallel import Layout
+from jaxflow.training.parallel import SINGLE, Layout
 from jaxflow.training.state import TrainState
-
-SINGLE = Layout("single")
-
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeHparams:

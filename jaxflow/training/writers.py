@@ -21,7 +21,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.proto.summary_pb2 import Summary
 
-from jaxflow.training.images import confusion_image
+from jaxflow.training.confusion_image import confusion_image
 
 
 def _truncate_jsonl(path: str, last_step: int) -> None:

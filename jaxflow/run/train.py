@@ -1,0 +1,133 @@
+"""`train(config, workdir)`: a run assembled, its workdir prepared and resumed, then the epoch loop.
+
+Shape of a run: validate (nothing written yet) -> workdir/config.json -> data on device -> state
+(restored from the latest checkpoint if there is one) -> the epoch loop (`jaxflow.training.loop`) ->
+summary.json. The host-side record of each run (logs, monitor, checkpoints, summary) is a `RunBook`.
+
+`train_group(configs, workdirs)` trains several runs that differ only in their seeds (and the
+`RUNTIME_FIELDS` a search varies) as ONE program: the state and the streams carry a leading run axis and
+the same step functions are vmapped over it (the multi-seed runner's `vmap` and `devices` modes). Each run
+keeps its own RunBook, so each workdir is a normal run's.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import ml_collections
+
+from jaxflow.run import assemble as assembly
+from jaxflow.run.environment import environment
+from jaxflow.run.fields import check_parallel_fields
+from jaxflow.run.validate import GroupError, check_group, check_layout
+from jaxflow.training import dispatch, loop, parallel, transfer
+from jaxflow.training.run_axis import stack, take
+from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
+from jaxflow.workdir import prepare_workdir
+
+__all__ = ["GroupError", "NonFiniteLossError", "train_and_evaluate", "train_group"]
+
+
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, compiled: assembly.Compiled | None = None
+) -> dict:
+  """Trains `config` in `workdir` (resuming what is there) and returns the summary written to summary.json."""
+  return train_group([config], [workdir], quiet=quiet, compiled=compiled)[0]
+
+
+def train_group(
+  configs: list[ml_collections.ConfigDict],
+  workdirs: list[str],
+  *,
+  quiet: bool = False,
+  compiled: assembly.Compiled | None = None,
+  stack_sharding=None,
+) -> list[dict]:
+  """Trains runs of one static config; more than one as a single vmapped program.
+
+  One run raises NonFiniteLossError on a NaN/inf loss; in a group, that run's summary says "failed" and
+  the others go on. `stack_sharding`: a NamedSharding for the run axis (the runs spread over devices).
+  """
+  wall_start = time.perf_counter()
+  config, size = configs[0], len(configs)
+  check_parallel_fields(config)
+  parallel.initialize_distributed(config.parallel)  # before anything touches a device
+  problem = assembly.problem_of(config, compiled)  # raises ConfigError before anything is written
+  if size > 1:
+    check_group(configs, assembly.group_key)
+    layout = parallel.Layout("single")
+  else:
+    layout = check_layout(config, problem)
+  is_main = jax.process_index() == 0  # the one process that writes logs and the summary
+  for cfg, workdir in zip(configs, workdirs, strict=True):
+    parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
+  run = assembly.assemble(configs, problem=problem, layout=layout, stack_sharding=stack_sharding, compiled=compiled)
+  if is_main and not run.on_host:
+    _record_label_noise(run, workdirs)
+  programs, compile_before_run = run.parts.programs, run.parts.programs.compile_seconds
+  total_steps = run.parts.steps_per_epoch * config.train.epochs
+  books = [RunBook(c, w, total_steps=total_steps, is_main=is_main, quiet=quiet) for c, w in zip(configs, workdirs)]
+  env = environment(mode=layout.mode, used=layout.num_devices)
+
+  def extra(train_seconds: float) -> dict:
+    return {
+      "wall_seconds": time.perf_counter() - wall_start,
+      "compile_seconds": programs.compile_seconds - compile_before_run,
+      "train_seconds": train_seconds,
+      **env,
+    }
+
+  try:
+    state = _resumed_state(run, books)
+    inputs = loop.LoopInputs(
+      config=config,
+      books=books,
+      state=state,
+      data=run.data,
+      streams=run.streams,
+      programs=programs,
+      steps_per_epoch=run.parts.steps_per_epoch,
+      per_dispatch=run.parts.per_dispatch,
+      on_host=run.on_host,
+      in_flight=dispatch.InFlight(dispatch.in_flight_limit(config, layout)),
+      extra=extra,
+    )
+    summaries = loop.train_epochs(inputs, place=functools.partial(assembly.place, layout))
+  finally:
+    for book in books:
+      book.close()
+  parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
+  return summaries
+
+
+def _record_label_noise(run: assembly.Assembled, workdirs: list[str]) -> None:
+  """Each run's clean and noisy labels in its workdir (runs sharing data share the record)."""
+  for workdir, run_data in zip(workdirs, run.per_run_data, strict=True):
+    if run_data.label_noise is not None:
+      record_label_noise(workdir, run_data.label_noise)
+
+
+def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
+  """The state to start from: each run's latest checkpoint, else the initial state (with `init_from`'s
+  layers transferred in when the run starts fresh)."""
+  config, state = run.configs[0], run.state
+  if len({b.resumed_from for b in books}) > 1:
+    steps = sorted({b.resumed_from for b in books}, key=str)
+    raise GroupError(f"the runs of this group stopped at different steps ({steps}): resume them one after another")
+  fresh = books[0].resumed_from is None
+  if run.size == 1:
+    state = books[0].resume(state)
+    if fresh and config.init_from is not None:
+      source = transfer.source_params(config.init_from)
+      params = transfer.transfer(state.params, source, tuple(config.reinit))
+      state = state.replace(params=assembly.place(run.layout, params))
+    return state
+  runs = [book.resume(take(state, i)) for i, book in enumerate(books)]
+  if config.init_from is not None and fresh:
+    source = transfer.source_params(config.init_from)
+    runs = [r.replace(params=transfer.transfer(r.params, source, tuple(config.reinit))) for r in runs]
+  if not fresh or config.init_from is not None:
+    state = stack(runs)
+  return jax.device_put(state, run.stack_sharding) if run.stack_sharding is not None else state
