@@ -102,7 +102,7 @@ def _define_seeds(fv: flags.FlagValues) -> None:
 
 
 def _run_seeds(fv: flags.FlagValues) -> int:
-  from jaxflow.studies.seeds import run_seeds
+  from jaxflow.seeds.study import run_seeds
 
   report = run_seeds(
     fv.config,
@@ -124,7 +124,7 @@ def _run_seeds(fv: flags.FlagValues) -> int:
 
 
 def _seeds_compare(paths: Sequence[str]) -> int:
-  from jaxflow.studies.seeds_compare import compare_studies
+  from jaxflow.seeds.compare import compare_studies
 
   if len(paths) != 2:
     raise ConfigError(

@@ -20,6 +20,8 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 # Fields that change how a run is carried out but not what it computes: a workdir may be resumed with
 # different values of these.
@@ -53,9 +55,6 @@ def load_config(config_file: str, overrides: Sequence[str] = ()) -> ml_collectio
   The Python-API twin of the CLI's `--config=FILE --config.a.b=v`: both go through ml_collections'
   config_flags so that parsing (types, tuples, None) is identical.
   """
-  from absl import flags
-  from ml_collections import config_flags
-
   argv = ["jaxflow", f"--config={config_file}"] + [f"--config.{o.removeprefix('--config.')}" for o in overrides]
   flag_values = flags.FlagValues()
   # sys_argv: config_flags finds the override flags by scanning argv; by default it scans sys.argv.
@@ -71,8 +70,6 @@ def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
   of a field the config lacks), OSError (a missing file, deferred to the first attribute access) and
   whatever the config file itself raises; all of them become one-line ConfigErrors here.
   """
-  from absl import flags
-
   config_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   if config_file is None:
     raise ConfigError("--config is required, e.g. --config=configs/digits_cnn.py")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 def new_figure(width: float, height: float, *, dpi: int = 100, layout: str | None = None):
   """A `matplotlib.figure.Figure` of `width` x `height` inches with an Agg canvas attached."""
+  # matplotlib costs ~0.3 s to import: only commands that draw a picture pay it.
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
 

@@ -11,7 +11,7 @@ import jaxflow
 from jaxflow import data
 from jaxflow.config import ConfigError
 from jaxflow.data import adapt
-from jaxflow.training.validate import validate
+from jaxflow.run.validate import validate
 from tests.conftest import config_path
 from tests.test_data import _fixed_mock_getitems
 

@@ -139,12 +139,12 @@ def test_imbalance_remedies_train(tmp_path, overrides):
 
 def test_class_weights_follow_the_training_labels():
   """The step's weights are the inverse frequencies of the (skewed) training labels."""
-  from jaxflow.training import device_data
-  from jaxflow.training import validate as validate_lib
+  from jaxflow.run import assemble
+  from jaxflow.run.validate import validate
 
   config = tiny_config(SKEW, "class_weights=inverse_frequency")
-  problem = validate_lib.validate(config)
-  data = device_data.load_device_data(config, problem, jaxflow.rng.streams(config))
+  problem = validate(config)
+  data = assemble.device_data(config, problem, jaxflow.rng.streams(config))
   labels = np.asarray(data.train_labels)
   np.testing.assert_allclose(
     data.class_weights, jaxflow.data.balance.class_weights(labels, 10, "inverse_frequency"), rtol=1e-6

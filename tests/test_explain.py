@@ -20,7 +20,8 @@ import pytest
 
 import jaxflow
 from jaxflow import cli
-from jaxflow.inspect import saliency, sanity, subject
+from jaxflow.inspect import saliency, sanity
+from jaxflow.inspect import trained_run as subject
 from jaxflow.training.state import params_sha256
 from tests.conftest import ROOT, config_path
 

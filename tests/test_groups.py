@@ -1,4 +1,4 @@
-"""loop.train_group: runs that differ in seeds, lr, weight decay or dropout rate, trained as one
+"""run.train.train_group: runs that differ in seeds, lr, weight decay or dropout rate, trained as one
 vmapped program, give each run what training it alone gives (to float rounding)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import pytest
 
 import jaxflow
 from jaxflow.config import ConfigError
-from jaxflow.training import loop
+from jaxflow.run import assemble as keys
+from jaxflow.run import train as loop
 from tests.conftest import config_path, latest_params, max_param_diff
 
 BASE = ["train.epochs=2", "model.widths=(32,)", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
@@ -22,8 +23,8 @@ def test_group_key_ignores_seeds_and_runtime_hyperparameters():
   a = jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, *TRIALS[0]])
   b = jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, *TRIALS[1]])
   wider = jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, "model.widths=(64,)"])
-  assert loop.group_key(a) == loop.group_key(b) != loop.group_key(wider)
-  assert loop.static_key(a) != loop.static_key(b)  # their programs alone would differ
+  assert keys.group_key(a) == keys.group_key(b) != keys.group_key(wider)
+  assert keys.static_key(a) != keys.static_key(b)  # their programs alone would differ
 
 
 @pytest.mark.slow

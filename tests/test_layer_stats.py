@@ -13,7 +13,9 @@ import pytest
 
 import jaxflow
 from jaxflow import models, rng
-from jaxflow.training import checkpoints, device_data, optimizers, steps, validate
+from jaxflow.run import assemble
+from jaxflow.run.validate import validate
+from jaxflow.training import checkpoints, optimizers, steps
 from jaxflow.training import state as state_lib
 from tests.conftest import config_path
 
@@ -23,8 +25,8 @@ SIGMOID_STACK = ["model.activation=sigmoid", "model.widths=(64,64,64,64)", "mode
 def stats_at_init(*overrides: str) -> dict[str, float]:
   """Layer statistics of a freshly initialized digits MLP on the first 128 training examples."""
   config = jaxflow.load_config(config_path("digits_mlp.py"), list(overrides))
-  problem = validate.validate(config)
-  data = device_data.load_device_data(config, problem, rng.streams(config))
+  problem = validate(config)
+  data = assemble.device_data(config, problem, rng.streams(config))
   tx = optimizers.create_optimizer(
     config.optim, optimizers.create_schedule(config.optim, total_steps=1, steps_per_epoch=1)
   )

@@ -21,7 +21,7 @@ import pytest
 
 import jaxflow
 from jaxflow.config import ConfigError
-from jaxflow.training.validate import validate
+from jaxflow.run.validate import validate
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 
 WORKER = os.path.join(ROOT, "tests", "parallel_worker.py")
@@ -142,7 +142,7 @@ def test_batch_must_divide_by_the_devices(tmp_path):
   ],
 )
 def test_bad_parallel_settings_are_one_line_errors(overrides, says):
-  from jaxflow.training.validate import check_layout
+  from jaxflow.run.validate import check_layout
 
   config = jaxflow.load_config(config_path("digits_mlp.py"), overrides)
   with pytest.raises(ConfigError) as info:

@@ -14,9 +14,9 @@ from scipy import stats as scipy_stats
 import jaxflow
 from jaxflow import cli, rng
 from jaxflow.config import ConfigError
-from jaxflow.studies import seeds as seeds_lib
-from jaxflow.studies import stats
-from jaxflow.training import loop
+from jaxflow.seeds import mode_choice, stats, sweeps
+from jaxflow.seeds import study as seeds_lib
+from jaxflow.run.assemble import Compiled
 from tests.conftest import config_path, latest_params, max_param_diff
 
 TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]
@@ -72,19 +72,19 @@ def test_variance_by_source():
 
 def test_vary_changes_only_the_named_streams():
   config = tiny()
-  a, b = (rng.streams(seeds_lib.seed_config(config, i, ("init",))) for i in (0, 1))
+  a, b = (rng.streams(sweeps.seed_config(config, i, ("init",))) for i in (0, 1))
   key = lambda k: tuple(np.asarray(jax.random.key_data(k)).tolist())  # noqa: E731
   assert key(a["init"]) != key(b["init"])
   for name in ("data", "dropout", "augment", "noise", "sampler"):
     assert key(a[name]) == key(b[name])
-  everything = [rng.streams(seeds_lib.seed_config(config, i, seeds_lib.SOURCES)) for i in (0, 1)]
+  everything = [rng.streams(sweeps.seed_config(config, i, sweeps.SOURCES)) for i in (0, 1)]
   assert all(key(everything[0][n]) != key(everything[1][n]) for n in rng.STREAM_NAMES)
 
 
 @pytest.mark.parametrize("vary, says", [("init,wind", "'wind' is not a PRNG stream"), ("bias", "allowed: init, data")])
 def test_unknown_stream_is_refused(vary, says):
   with pytest.raises(ConfigError, match=says):
-    seeds_lib.parse_vary(vary)
+    sweeps.parse_vary(vary)
 
 
 def test_cli_bad_seeds_input_is_one_line_and_writes_nothing(tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_each_seed_is_a_normal_run_and_a_rerun_skips_finished_seeds(two_modes):
     r["params_sha256"] for r in report["sweeps"][0]["seeds"]
   ]
   # A seed's run resumes like any run: `jaxflow.train` on its config finds it finished.
-  summary = jaxflow.train(seeds_lib.seed_config(tiny(), 0, ("init", "dropout")), first, quiet=True)
+  summary = jaxflow.train(sweeps.seed_config(tiny(), 0, ("init", "dropout")), first, quiet=True)
   assert (
     summary["resumed_from_step"] == summary["steps"]
     and summary["params_sha256"] == report["sweeps"][0]["seeds"][0]["params_sha256"]
@@ -191,7 +191,7 @@ def test_auto_times_both_candidates_keeps_the_faster_and_trains_what_that_mode_t
   assert other["mode"]["mode"] == min(predicted, key=predicted.get)
   assert str(cache) in other["mode"]["why"]
   monkeypatch.setenv("JAXFLOW_SEEDS_MODE_CACHE", "off")
-  assert seeds_lib.seeds_timing.choose_mode(tiny(), 3, loop.Compiled())["cached"] is False
+  assert mode_choice.choose_mode(tiny(), 3, Compiled(), vary=sweeps.SOURCES)["cached"] is False
   assert list(json.loads(cache.read_text())) and len(json.loads(cache.read_text())) == 1
 
 
@@ -202,12 +202,12 @@ def test_auto_on_a_one_step_model_checks_the_evaluation_pass_first():
   config = jaxflow.load_config(
     config_path("digits_cnn.py"), ["train.epochs=1", "model.conv_features=(8,)", "model.widths=(16,)"]
   )
-  choice = seeds_lib.seeds_timing.choose_mode(config, 4, loop.Compiled())
+  choice = mode_choice.choose_mode(config, 4, Compiled(), vary=sweeps.SOURCES)
   timings = choice["timings"]
   fastest_eval = min(t["eval_seconds_all_seeds"] for t in timings.values())
   for name, t in timings.items():
     if t.get("pruned"):
-      assert t["eval_seconds_all_seeds"] > seeds_lib.seeds_timing.CLEAR_LOSS * fastest_eval and t["timed_calls"] == 0
+      assert t["eval_seconds_all_seeds"] > mode_choice.CLEAR_LOSS * fastest_eval and t["timed_calls"] == 0
       assert f"{name} not stepped" in choice["why"] and name != choice["mode"]
     else:
       assert t["timed_calls"] >= 1 and t["seconds_per_step_all_seeds"] > 0

@@ -1,6 +1,6 @@
 """`jaxflow explain --workdir=RUN`: pictures of what a trained run learned, and sanity checks of them.
 
-run_explain(workdir) loads the run's best checkpoint (jaxflow/inspect/subject.py), computes on the
+run_explain(workdir) loads the run's best checkpoint (jaxflow/inspect/trained_run.py), computes on the
 device, with one jitted program run once per parameter set, the saliency of the chosen examples
 (vanilla gradient, gradient x input, SmoothGrad, integrated gradients) for the trained model and for a
 re-initialized one, checks them (jaxflow/inspect/sanity.py) and draws on the host (gallery.py picks
@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxflow.config import ConfigError
 from jaxflow.inspect import gallery, layer_plots, page, pictures, saliency, sanity
-from jaxflow.inspect.subject import choose_examples, explain_key, load_run
+from jaxflow.inspect.trained_run import choose_examples, explain_key, load_run
 
 PATH_STEPS = 128
 IG_STEPS = 64

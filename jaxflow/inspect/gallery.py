@@ -11,7 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from jaxflow.inspect import layer_plots, pictures
-from jaxflow.inspect.subject import Examples, Run, reads_sequences
+from jaxflow.inspect.trained_run import Examples, Run
+from jaxflow.models import reads_sequences
 
 MAX_ROWS = 8  # examples drawn per picture (all the examples enter the numbers)
 GRAPH_ROWS = 4
@@ -147,7 +148,7 @@ def gallery(
         ),
       )
     )
-  if reads_sequences(run.config):
+  if reads_sequences(run.config.model):
     steps_in = chosen.x if run.family != "image" else chosen.x.reshape(*chosen.x.shape[:2], -1)
     out.append(
       Picture(

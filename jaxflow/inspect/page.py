@@ -17,6 +17,7 @@ import numpy as np
 
 def write_tensorboard(tb_dir: str, step: int, images: dict[str, np.ndarray]) -> dict:
   """Writes every picture as an image summary `explain/<name>` at `step`; returns {file, tags}."""
+  # tensorboardX (protobuf) loads only when explain writes into TensorBoard (`--tb`).
   from tensorboardX import summary as tb_summary
   from tensorboardX.event_file_writer import EventsWriter
   from tensorboardX.proto.event_pb2 import Event

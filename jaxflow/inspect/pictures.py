@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from PIL import Image
 
 from jaxflow.plotting import new_figure
 
@@ -36,8 +37,6 @@ def render(fig: Figure) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: str) -> None:
-  from PIL import Image
-
   Image.fromarray(np.asarray(image, np.uint8)).save(path, format="png")
 
 

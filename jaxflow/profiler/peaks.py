@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxflow.profiler import hlo, timing
+from jaxflow.run.environment import load_average
 
 SIZES = {"cpu": (512, 1024, 2048), "gpu": (2048, 4096, 8192), "tpu": (2048, 4096, 8192)}
 # Streaming bandwidth by working set (one array; a pass reads and writes it: 2x these bytes), smallest
@@ -129,7 +130,7 @@ def measure_peaks(device, *, quick: bool = False) -> dict:
     "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
     "quick": quick,
     "seconds": time.perf_counter() - start,
-    "load_average": timing.load_average(),
+    "load_average": load_average(),
   }
 
 

@@ -13,7 +13,6 @@ autotune -> optional trace -> WORKDIR/report.json, report.md, plots/*.png.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import time
@@ -30,13 +29,14 @@ from jaxflow.profiler import (
   quantize,
   report,
   timing,
-  training,
+  train_speed,
   workload,
 )
 from jaxflow.profiler import trace as trace_lib
-from jaxflow.run import environment as summary
+from jaxflow.run import environment as run_environment
+from jaxflow.run.assemble import problem_of
 from jaxflow.training.state import num_params
-from jaxflow.training.validate import validate
+from jaxflow.workdir import write_config
 
 SCHEMA, SCHEMA_VERSION = "jaxflow.profile", 1
 BACKENDS = ("cpu", "gpu", "tpu")
@@ -90,12 +90,12 @@ def _cpu_caches() -> dict:
 
 def environment() -> dict:
   versions = {
-    name: v for name, v in summary.package_versions(PACKAGES).items() if v is not None
+    name: v for name, v in run_environment.package_versions(PACKAGES).items() if v is not None
   }  # only what is installed
   return {
     "versions": versions,
     "platform": platform.platform(),
-    "cpu": summary.cpu_model(),
+    "cpu": run_environment.cpu_model(),
     "cpu_count": os.cpu_count(),
     "cpu_caches": _cpu_caches(),
     "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -157,7 +157,7 @@ def _calibration_study(work, calibration, device, problem, reference_value: floa
 def profile_device(
   device, work, problem, config, *, batch_sizes, precisions, protocol, device_peaks, log
 ) -> tuple[dict, list, object]:
-  load_start = timing.load_average()
+  load_start = run_environment.load_average()
   entry: dict = {
     "name": device_name(device),
     "platform": device.platform,
@@ -185,7 +185,7 @@ def profile_device(
   entry["inference"] = inference.profile_inference(variants, work, device, sizes, protocol, device_peaks, log=log)
   log(f"{entry['name']}: training")
   same_device = device == jax.devices()[0]  # the training run's programs were compiled for the default device
-  entry["training"], train_step = training.profile_training(
+  entry["training"], train_step = train_speed.profile_training(
     config, problem, device, protocol, compiled=work.compiled if same_device else None
   )
   f32 = variants[0]
@@ -200,7 +200,7 @@ def profile_device(
     entry["notes"].append(
       f"device.memory_stats() is not reported by the {device.platform} backend: no peak device memory (memory_analysis gives each program's planned bytes)"
     )
-  entry["load_average"] = {"start": load_start, "end": timing.load_average()}
+  entry["load_average"] = {"start": load_start, "end": run_environment.load_average()}
   return entry, variants, train_step
 
 
@@ -246,7 +246,7 @@ def run_profile(
   `quick_peaks`: small peak sizes (tests). `backends`: which of cpu / gpu / tpu to profile (those present).
   """
   sizes, names = parse_batch_sizes(batch_sizes), precision.parse_precisions(precisions)
-  problem = validate(config)  # one-line ConfigError before anything is written
+  problem = problem_of(config)  # one-line ConfigError before anything is written
   devices = profiled_devices(backends)
   if not devices:
     raise ConfigError(
@@ -255,10 +255,9 @@ def run_profile(
   protocol = protocol or timing.Protocol()
   log = _log(quiet)
   wall = time.perf_counter()
-  load_start = timing.load_average()
+  load_start = run_environment.load_average()
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump({"hash": config_hash(config), "config": to_dict(config)}, f, indent=2, sort_keys=True, default=str)
+  write_config(workdir, config)
   log(
     "weights: "
     + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}")
@@ -302,7 +301,7 @@ def run_profile(
     "weights": work.weights,
     "request": {"batch_sizes": sizes, "precisions": names, "trace": trace},
     "protocol": protocol.to_dict(),
-    "environment": environment() | {"load_average_start": load_start, "load_average_end": timing.load_average()},
+    "environment": environment() | {"load_average_start": load_start, "load_average_end": run_environment.load_average()},
     "devices": device_entries,
     "not_applicable": _not_applicable(work, device_entries),
     "trace": traced,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -198,10 +197,3 @@ def time_interleaved(cases: dict[str, tuple[Callable, Sequence[tuple]]], protoco
       )
       pooled[name] += time_calls(fn, inputs, round_protocol, name=name, warm=False).seconds
   return {n: Timing(pooled[n], rotations=len(cases[n][1])) for n in names}
-
-
-def load_average() -> list[float] | None:
-  try:
-    return [round(v, 2) for v in os.getloadavg()]
-  except OSError:
-    return None

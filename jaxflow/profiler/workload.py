@@ -20,9 +20,12 @@ import ml_collections
 import numpy as np
 
 from jaxflow import models, rng
+from jaxflow.data import graph_batches, registry
 from jaxflow.data import graphs as graph_lib
-from jaxflow.training import device_data, graph_data, transfer
-from jaxflow.training.validate import Problem
+from jaxflow.data.problem import Problem
+from jaxflow.run.assemble import Compiled, host_data
+from jaxflow.run.train import train_and_evaluate
+from jaxflow.training import transfer
 
 FAMILIES = {
   "mlp": "mlp",
@@ -47,7 +50,7 @@ class Workload:
   eval_set: list  # [(inputs, labels, mask)] covering the evaluation split, host arrays
   calibration: list  # [inputs] from the training split, host arrays
   _make_batch: object = None  # (batch_size, index) -> inputs
-  compiled: object = None  # loop.Compiled of the training run: its programs, reused by the training profile
+  compiled: object = None  # the training run's run.assemble.Compiled: its programs, reused by the training profile
   fixed_batch: int | None = None  # graphs like karate: the only batch size there is
   batch_unit: str = "examples"
 
@@ -63,8 +66,6 @@ def trained_params(config: ml_collections.ConfigDict, workdir: str, *, quiet: bo
       "source": "init_from",
       "workdir": config.init_from,
     }
-  from jaxflow.training.loop import train_and_evaluate
-
   run_dir = os.path.join(workdir, "train")
   summary = train_and_evaluate(config, run_dir, quiet=quiet, compiled=compiled)
   params = jax.device_get(transfer.source_params(run_dir))
@@ -90,8 +91,6 @@ def _array_batches(inputs, labels: np.ndarray, batch_size: int) -> list:
 
 
 def load_workload(config: ml_collections.ConfigDict, problem: Problem, workdir: str, *, quiet: bool) -> Workload:
-  from jaxflow.training.loop import Compiled
-
   streams = rng.streams(config)
   compiled = Compiled()
   params, provenance = trained_params(config, workdir, quiet=quiet, compiled=compiled)
@@ -100,10 +99,11 @@ def load_workload(config: ml_collections.ConfigDict, problem: Problem, workdir: 
   common = dict(
     config=config, problem=problem, model=model, params=params, family=family, weights=provenance, compiled=compiled
   )
-  if config.data.name in graph_data.GRAPH_DATASETS:
-    return _graph_workload(config, streams, common)
-  train, evaluation = device_data.load_splits(config, streams["data"], problem.adaptation)
-  eval_labels = device_data.problem_labels(problem, evaluation.labels)
+  kind = registry.dataset_kind(config.data.name)
+  if kind.graphs:
+    return _graph_workload(config, streams, common, kind)
+  prepared = host_data(config, problem, streams)  # the data as training sees it
+  train, evaluation, eval_labels = prepared.train, prepared.eval, prepared.eval_targets
   n = eval_labels.shape[0]
 
   def make_batch(batch_size: int, k: int):
@@ -120,9 +120,8 @@ def load_workload(config: ml_collections.ConfigDict, problem: Problem, workdir: 
   )
 
 
-def _graph_workload(config, streams, common) -> Workload:
-  d = config.data
-  if d.name == "karate":
+def _graph_workload(config, streams, common, kind: registry.DatasetKind) -> Workload:
+  if kind.whole_graph:
     club = graph_lib.karate_club()
     graph = club["graph"]
     as_int32 = {f: np.asarray(getattr(graph, f), np.int32) for f in ("senders", "receivers", "n_node", "n_edge")}
@@ -135,9 +134,7 @@ def _graph_workload(config, streams, common) -> Workload:
       fixed_batch=1,
       batch_unit="graph (the whole club, 34 nodes)",
     )
-  seed = rng.dataset_seed(streams["data"])
-  train_graphs, _ = graph_lib.load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
-  eval_graphs, eval_labels = graph_lib.load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
+  (train_graphs, _), (eval_graphs, eval_labels) = graph_batches.cycles_splits(config, streams["data"])
   eval_budget = graph_lib.budgets_for(train_graphs + eval_graphs, config.train.batch_size)[-1:]
   eval_set = [
     (g, y, m.astype(np.float32))

@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from jaxflow.config import ConfigError
 
 MODES = ("auto", "single", "pmap", "sharded")
 DATA_AXIS = "data"
@@ -147,8 +151,6 @@ def distributed_settings(parallel_config) -> dict | None:
   """jax.distributed.initialize's arguments from `config.parallel` (else the JAX_COORDINATOR_ADDRESS /
   JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables), {} to let jax detect a managed cluster
   (SLURM, Open MPI, TPU pods: `parallel.detect_cluster=True`), or None for a single process."""
-  import os
-
   if parallel_config.detect_cluster:
     return {}
   coordinator = parallel_config.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
@@ -173,8 +175,6 @@ def initialize_distributed(parallel_config) -> None:
 def barrier(name: str) -> None:
   """All processes of a multi-host job meet here (a no-op for one process)."""
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-
     multihost_utils.sync_global_devices(name)
 
 
@@ -184,10 +184,6 @@ def run_on_main(fn, *, what: str):
   at the next collective. A single process just calls `fn`."""
   if jax.process_count() == 1:
     return fn()
-  from jax.experimental import multihost_utils
-
-  from jaxflow.config import ConfigError
-
   error = None
   if jax.process_index() == 0:
     try:

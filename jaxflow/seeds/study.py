@@ -15,9 +15,9 @@ checkpoints and summary.json): it can be inspected, or resumed with the same com
 seeds that finished.
 
 How the seeds are trained (`mode`):
-- `sequential`: one run after another in this process, compiled once (`loop.Compiled`).
+- `sequential`: one run after another in this process, compiled once (`run.assemble.Compiled`).
 - `vmap`: every seed of a sweep in one program, the states stacked on a leading seed axis
-  (`loop.train_group`).
+  (`run.train.train_group`).
 - `devices`: like vmap, the seed axis spread over the local devices.
 - `auto` (default): times a few steps of each candidate on this model and hardware, takes the fastest,
   and writes the timings and the choice into the report. Measured on 2 CPU cores: vmapping 8 seeds of
@@ -28,19 +28,19 @@ How the seeds are trained (`mode`):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
 import ml_collections
 
 from jaxflow.config import ConfigError, to_dict
-from jaxflow.studies import determinism, seeds_report, seeds_timing
-from jaxflow.training import loop
-from jaxflow.workdir import completed_summary
+from jaxflow.run.assemble import Compiled, problem_of
+from jaxflow.run.train import GroupError, NonFiniteLossError, train_and_evaluate, train_group
+from jaxflow.seeds import determinism, mode_choice
+from jaxflow.seeds import report as seeds_report
+from jaxflow.seeds.sweeps import SOURCES, STUDY_SOURCES, active_sources, parse_vary, seed_config, seed_workdir
+from jaxflow.workdir import completed_summary, read_json, write_summary
 
-SOURCES = ("init", "data", "dropout", "augment", "noise", "sampler")
-STUDY_SOURCES = ("init", "data", "dropout", "augment", "noise")  # what --study=sources sweeps one by one
 MODES = ("auto", "vmap", "sequential", "devices")
 
 
@@ -54,78 +54,40 @@ class SweepResult:
   seconds: float
 
 
-def parse_vary(vary: str | tuple) -> tuple[str, ...]:
-  """'init,data' / ('init', 'data') / 'all' / 'none' -> the streams varied; ConfigError otherwise."""
-  names = tuple(v.strip() for v in (vary.split(",") if isinstance(vary, str) else vary) if v.strip())
-  if names in (("all",), ()):
-    return SOURCES
-  if names == ("none",):
-    return ()
-  unknown = [n for n in names if n not in SOURCES]
-  if unknown:
-    raise ConfigError(
-      f"--vary={','.join(names)}: {unknown[0]!r} is not a PRNG stream; allowed: {', '.join(SOURCES)}, all, none"
-    )
-  return names
-
-
-def active_sources(config: ml_collections.ConfigDict) -> dict[str, bool]:
-  """Which streams this config actually draws from (a stream it never reads cannot vary anything)."""
-  d = config.data
-  return {
-    "init": True,
-    "data": True,
-    "dropout": bool(config.model.dropout_rate),
-    "augment": bool(d.augment),
-    "noise": d.label_noise.kind == "matrix" or d.label_noise.rate > 0,
-    "sampler": d.sampler == "oversample",
-  }
-
-
-def seed_config(config: ml_collections.ConfigDict, index: int, vary: tuple[str, ...]) -> ml_collections.ConfigDict:
-  """Run `index` of a sweep: the varied streams pinned to config.seed + index, the others as given."""
-  run = config.copy_and_resolve_references()
-  for name in vary:
-    run.seeds[name] = config.seed + index
-  return run
-
-
-def _train(mode: str, configs: list, workdirs: list[str], compiled: loop.Compiled, quiet: bool) -> list[dict]:
+def _train(mode: str, configs: list, workdirs: list[str], compiled: Compiled, quiet: bool) -> list[dict]:
   """Trains the given seeds in `mode`; a group that cannot run stacked falls back to one by one."""
   if mode in ("vmap", "devices") and len(configs) > 1:
     try:
-      sharding = seeds_timing.seed_sharding(len(configs)) if mode == "devices" else None
-      return loop.train_group(configs, workdirs, quiet=quiet, compiled=compiled, stack_sharding=sharding)
-    except loop.GroupError as e:
+      sharding = mode_choice.seed_sharding(len(configs)) if mode == "devices" else None
+      return train_group(configs, workdirs, quiet=quiet, compiled=compiled, stack_sharding=sharding)
+    except GroupError as e:
       print(f"jaxflow seeds: {e}; training them one after another", flush=True)
   summaries = []
-  for config, workdir in zip(configs, workdirs):
+  for config, workdir in zip(configs, workdirs, strict=True):
     try:
-      summaries.append(loop.train_and_evaluate(config, workdir, quiet=quiet, compiled=compiled))
-    except loop.NonFiniteLossError as e:  # this seed failed; the study goes on
+      summaries.append(train_and_evaluate(config, workdir, quiet=quiet, compiled=compiled))
+    except NonFiniteLossError as e:  # this seed failed; the study goes on
       summaries.append({"status": "failed", "error": str(e)})
-      with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summaries[-1], f, indent=2)
+      write_summary(workdir, summaries[-1])
   return summaries
 
 
 def _previous_choice(workdir: str) -> dict | None:
   """The mode block of the study's last report.json, if any."""
   try:
-    with open(os.path.join(workdir, "report.json")) as f:
-      mode = json.load(f).get("mode")
-  except (OSError, ValueError):
+    mode = read_json(os.path.join(workdir, "report.json")).get("mode")
+  except (OSError, ValueError, AttributeError):
     return None
   return mode if isinstance(mode, dict) and mode.get("mode") in MODES else None
 
 
 def run_sweep(
-  config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: int, mode: str, compiled: loop.Compiled, quiet: bool
+  config, workdir: str, *, name: str, vary: tuple[str, ...], seeds: int, mode: str, compiled: Compiled, quiet: bool
 ) -> SweepResult:
   start = time.perf_counter()
   configs = [seed_config(config, i, vary) for i in range(seeds)]
-  workdirs = [os.path.join(workdir, name, f"seed_{i:03d}") for i in range(seeds)]
-  summaries: list[dict | None] = [completed_summary(w, c) for c, w in zip(configs, workdirs)]
+  workdirs = [seed_workdir(workdir, name, i) for i in range(seeds)]
+  summaries: list[dict | None] = [completed_summary(w, c) for c, w in zip(configs, workdirs, strict=True)]
   todo = [i for i, s in enumerate(summaries) if s is None]
   if todo:
     trained = _train(mode, [configs[i] for i in todo], [workdirs[i] for i in todo], compiled, quiet)
@@ -156,9 +118,8 @@ def run_seeds(
   if study not in (None, "sources"):
     raise ConfigError(f"--study={study!r} is not known; allowed: sources")
   varied = parse_vary(vary)
-  from jaxflow.training.validate import validate
-
-  validate(config)  # every seed's config differs only in its seeds: one check before anything is written
+  compiled = Compiled()
+  problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before anything is written
   active = active_sources(config)
   if study == "sources":
     sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]] + [("all", SOURCES), ("none", ())]
@@ -167,9 +128,8 @@ def run_seeds(
     name = "all" if varied == SOURCES else ("+".join(varied) if varied else "none")
     sweeps, skipped = [(name, varied)], []
   os.makedirs(workdir, exist_ok=True)
-  compiled = loop.Compiled()
   finished = all(
-    completed_summary(os.path.join(workdir, n, f"seed_{i:03d}"), seed_config(config, i, v))
+    completed_summary(seed_workdir(workdir, n, i), seed_config(config, i, v))
     for n, v in sweeps
     for i in range(seeds)
   )
@@ -182,7 +142,7 @@ def run_seeds(
       "why": f"every seed had finished already: nothing was trained or timed now; they were trained: {choice['why'] or 'in an unrecorded mode'}",
     }
   else:
-    choice = seeds_timing.choose_mode(config, seeds, compiled, sweeps=len(sweeps))
+    choice = mode_choice.choose_mode(config, seeds, compiled, vary=sweeps[0][1], sweeps=len(sweeps))
   results = [
     run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet)
     for n, v in sweeps

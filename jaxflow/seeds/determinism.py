@@ -11,15 +11,18 @@
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import subprocess
 import sys
 
 import jax
 import numpy as np
 
-from jaxflow.training import checkpoints, loop
+from jaxflow.run.train import train_and_evaluate
+from jaxflow.seeds.sweeps import seed_config
+from jaxflow.training import checkpoints
+from jaxflow.workdir import write_config
 
 FLAGS = {
   "XLA_FLAGS=--xla_gpu_deterministic_ops=true": "GPU: deterministic reductions and scatters (atomics off); slower. "
@@ -53,39 +56,33 @@ def _pair(what: str, a_sha: str, b_sha: str, a_dir: str, b_dir: str) -> dict:
 
 
 def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 600) -> dict:
-  """Trains `config` in a fresh process with XLA_FLAGS set before jax starts; returns its summary."""
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "config.pickle")
-  with open(path, "wb") as f:
-    pickle.dump(config, f)
+  """Trains `config` in a fresh process with XLA_FLAGS set before jax starts; returns its summary. The config
+  travels as the workdir's own config.json (data, not pickle)."""
+  write_config(workdir, config)
   code = (
-    "import json, pickle, sys, jaxflow; config = pickle.load(open(sys.argv[1], 'rb')); "
+    "import json, sys, jaxflow, jaxflow.workdir; config = jaxflow.workdir.read_config(sys.argv[1]); "
     "print(json.dumps(jaxflow.train(config, sys.argv[2], quiet=True)))"
   )
   env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + xla_flags).strip()}
   done = subprocess.run(
-    [sys.executable, "-c", code, path, workdir], capture_output=True, text=True, timeout=timeout, env=env
+    [sys.executable, "-c", code, workdir, workdir], capture_output=True, text=True, timeout=timeout, env=env
   )
   if done.returncode != 0:
     raise RuntimeError(
       f"determinism check subprocess failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
     )
-  import json
-
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def check(config, sweep, workdir: str) -> dict:
   """The checks above on seed 0 of `sweep` (the first sweep of the study)."""
-  from jaxflow.studies.seeds import seed_config
-
   base = os.path.join(workdir, "determinism")
   seed0 = seed_config(config, 0, sweep.vary)
   seed0.train.overwrite = True
   checks = []
   runs = {}
   for name in ("first", "second"):
-    runs[name] = (loop.train_and_evaluate(seed0, os.path.join(base, name), quiet=True), os.path.join(base, name))
+    runs[name] = (train_and_evaluate(seed0, os.path.join(base, name), quiet=True), os.path.join(base, name))
   checks.append(
     _pair(
       "the same seed trained twice in one process",
@@ -114,7 +111,7 @@ def check(config, sweep, workdir: str) -> dict:
     if n > 1:
       if sharded.train.batch_size % n:
         raise RuntimeError(f"batch {sharded.train.batch_size} does not divide by {n} devices")
-      summary = loop.train_and_evaluate(sharded, many, quiet=True)
+      summary = train_and_evaluate(sharded, many, quiet=True)
       label = f"1 device against {n} devices (sharded)"
     elif jax.default_backend() == "cpu":
       sharded.parallel.num_devices = 2

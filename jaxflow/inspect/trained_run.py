@@ -19,21 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
-import os
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import networkx as nx
 import numpy as np
 
 from jaxflow import models, rng
+from jaxflow import workdir as workdir_files
 from jaxflow.config import ConfigError
-from jaxflow.training import checkpoints, graph_data
-from jaxflow.training.device_data import load_splits, problem_labels
-from jaxflow.training.validate import Problem, validate
+from jaxflow.data.problem import Problem
+from jaxflow.run.assemble import host_data, problem_of
+from jaxflow.training import checkpoints
 
 
 @dataclasses.dataclass
@@ -67,48 +67,22 @@ class Examples:
 
 def explain_key(config: ml_collections.ConfigDict, purpose: str) -> jax.Array:
   """A key of its own for each of explain's random draws (SmoothGrad's noise, the re-initialization),
-  from the run's root seed and the purpose's name: the same run explained twice draws the same numbers,
-  and no draw shares a key with training's streams.
-
-  An "rbg" key (XLA's RngBitGenerator), not threefry: these draws happen once per explain, where
-  compiling is what costs. Measured here on a loaded 2-core CPU: the digits CNN's `model.init`
-  compiled in 1.3 s with an rbg key vs 7.2 s with threefry (a truncated normal per kernel), a
-  [16, 16, 8, 8, 1] normal draw in 0.3 s vs 2.0 s. The seed is mixed on the host (sha256), so
-  deriving it compiles nothing either.
-  """
-  digest = hashlib.sha256(f"{config.seed}/explain/{purpose}".encode()).digest()
-  return jax.random.key(int.from_bytes(digest[:4], "little") & 0x7FFFFFFF, impl="rbg")
-
-
-def _tuples(value):
-  """config.json stores tuples as lists; the config had tuples."""
-  if isinstance(value, dict):
-    return {k: _tuples(v) for k, v in value.items()}
-  if isinstance(value, list):
-    return tuple(_tuples(v) for v in value)
-  return value
+  from the run's `explain` stream (`jaxflow.rng.analysis_key`): the same run explained twice draws the
+  same numbers, and no draw shares a key with training's streams. An "rbg" key: these draws happen once
+  per explain, where compiling is what costs (a truncated normal per kernel compiles 5x slower with
+  threefry on XLA:CPU)."""
+  return rng.analysis_key(config, f"explain/{purpose}", impl="rbg")
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    what = "does not exist" if not os.path.isdir(workdir) else "has no config.json"
-    raise ConfigError(
-      f"workdir {workdir} {what}: not a trained jaxflow run (jaxflow train --config=FILE --workdir={workdir})"
-    )
-  try:
-    with open(path) as f:
-      saved = json.load(f)
-    config = ml_collections.ConfigDict(_tuples(saved["config"]))
-    # Explaining runs on this process's devices, whatever the run was trained on; transfer settings
-    # only decided where training started, and their source run need not exist any more.
-    config.parallel.mode = "single"
-    for field in ("num_devices", "coordinator", "num_processes", "process_id"):
-      config.parallel[field] = None
-    config.parallel.detect_cluster = False
-    config.init_from, config.freeze, config.reinit = None, (), ()
-  except (ValueError, KeyError, TypeError, AttributeError) as e:
-    raise ConfigError(f"{path} is not a jaxflow config.json ({type(e).__name__}: {e})") from None
+  """The run's config, set up to be explained on this process's devices whatever it was trained on;
+  transfer settings only decided where training started, and their source run need not exist any more."""
+  config = workdir_files.read_config(workdir)
+  config.parallel.mode = "single"
+  for field in ("num_devices", "coordinator", "num_processes", "process_id"):
+    config.parallel[field] = None
+  config.parallel.detect_cluster = False
+  config.init_from, config.freeze, config.reinit = None, (), ()
   return config
 
 
@@ -131,7 +105,7 @@ def load_run(workdir: str, *, randomize: bool = True) -> Run:
   """The run in `workdir`, with a re-initialized copy of its model's parameters (`randomize=False`:
   none, `random_params` is None). ConfigError when the workdir holds no run or no checkpoint."""
   config = read_config(workdir)
-  problem = validate(config)
+  problem = problem_of(config)
   model = models.create_model(config.model, output_dim=problem.output_dim)
   params, step, which = _first_device_params(workdir, config.checkpoint.keep)
   random_params = None
@@ -156,8 +130,6 @@ def layer_order(model, input_structure, key: jax.Array) -> list[tuple[str, ...]]
   Parameter trees cannot say which layer comes first: every tree that passes through jit or a
   checkpoint comes back with its keys sorted (`head` before `rnn_0`).
   """
-  import flax.linen as nn
-
   order: list[tuple[str, ...]] = []
 
   def record(next_fun, args, kwargs, context):
@@ -170,12 +142,6 @@ def layer_order(model, input_structure, key: jax.Array) -> list[tuple[str, ...]]
   with nn.intercept_methods(record):
     jax.eval_shape(model.init, key, input_structure)
   return order
-
-
-def reads_sequences(config: ml_collections.ConfigDict) -> bool:
-  """Whether the model reads its input as a sequence (an RNN, or a stack with an RNN stage)."""
-  kinds = tuple(config.model.stages) if config.model.name == "stack" else (config.model.name,)
-  return "rnn" in kinds
 
 
 def _round_robin(labels: np.ndarray, n: int, classified: bool) -> list[int]:
@@ -212,8 +178,8 @@ def choose_examples(run: Run, n: int) -> Examples:
   if run.family == "graph":
     return _graph_examples(run, n)
   config, problem, model = run.config, run.problem, run.model
-  _, evaluation = load_splits(config, rng.streams(config)["data"], problem.adaptation)
-  labels_all = problem_labels(problem, evaluation.labels)
+  prepared = host_data(config, problem, rng.streams(config))  # the data as training sees it
+  evaluation, labels_all = prepared.eval, prepared.eval_targets
   chosen = _round_robin(labels_all, n, problem.kind != "regression")
   lengths = None
   if run.family == "sequence":
@@ -278,10 +244,8 @@ def _apply_graph(model, graph, rows, params, tiled_nodes):
 
 
 def _graph_examples(run: Run, n: int) -> Examples:
-  import networkx as nx
-
   config, problem, model = run.config, run.problem, run.model
-  host = graph_data.load_graph_data(config, rng.streams(config)["data"])
+  host = host_data(config, problem, rng.streams(config))
   batch = host.eval_batches[0]
   graph = jax.tree.map(np.asarray, batch["inputs"])
   nodes = np.asarray(graph.nodes, np.float32)
@@ -293,7 +257,7 @@ def _graph_examples(run: Run, n: int) -> Examples:
   sown = _in_call_order(sown, run.layer_order)
   target, predictions = _targets(np.asarray(outputs)[rows], problem)
   labels = np.asarray(batch["labels"])[rows]
-  layout_seed = int.from_bytes(hashlib.sha256(f"{config.seed}/explain/layout".encode()).digest()[:4], "little")
+  layout_seed = rng.derived_seed(rng.stream_key(config.seed, "explain"), "explain/layout")
   senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
   drawings, node_rows = [], []
   if head == "node":  # one graph (e.g. the karate club): one layout, each row rings its node

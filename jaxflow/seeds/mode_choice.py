@@ -1,6 +1,6 @@
 """How the seeds runner picks its mode: a few real training steps of each candidate, timed.
 
-The candidates run the very programs training will run (built by `loop.build_programs` into the
+The candidates run the very programs training will run (assembled by `jaxflow.run.assemble` into the
 study's `Compiled`, so the chosen one is not compiled again): a whole fused epoch when the model runs
 an epoch per dispatch, else one-step dispatches (a convolutional model on CPU). `sequential` is timed
 with one seed and counted `seeds` times; `vmap` and `devices` with all seeds stacked. Each program is
@@ -18,7 +18,6 @@ times every study afresh.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -30,10 +29,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxflow import rng
-from jaxflow.run import environment as summary
-from jaxflow.training import loop
-from jaxflow.training.device_data import load_device_data
+from jaxflow.data import registry
+from jaxflow.run import environment
+from jaxflow.run.assemble import Compiled, assemble, problem_of, static_key
+from jaxflow.seeds.sweeps import seed_config
+from jaxflow.workdir import read_json, write_json
 
 TIMED_CALLS = 5  # one-step dispatches (a conv model on CPU)
 FUSED_CALLS = 2  # whole epochs
@@ -71,16 +71,15 @@ def _cache_key(config, seeds: int) -> str:
     version = metadata.version("jaxflow")
   except metadata.PackageNotFoundError:
     version = "?"
-  host = f"{platform.node()}|{summary.cpu_model() or platform.machine()} x{os.cpu_count()}"
-  return f"{loop.static_key(config)}|seeds={seeds}|{host}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}|jaxflow {version}"
+  host = f"{platform.node()}|{environment.cpu_model() or platform.machine()} x{os.cpu_count()}"
+  return f"{static_key(config)}|seeds={seeds}|{host}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}|jaxflow {version}"
 
 
 def _read_cache(path: str | None) -> dict:
   if path is None:
     return {}
   try:
-    with open(path) as f:
-      cache = json.load(f)
+    cache = read_json(path)
     return cache if isinstance(cache, dict) else {}
   except (OSError, ValueError):
     return {}
@@ -93,11 +92,7 @@ def _remember(path: str | None, key: str, choice: dict) -> None:
   cache = _read_cache(path)
   cache[key] = {**choice, "decided": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
   try:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-      json.dump(cache, f, indent=1)
-    os.replace(tmp, path)
+    write_json(path, cache, indent=1)
   except OSError:
     pass
 
@@ -120,14 +115,11 @@ def _time_calls(fn, calls: int, scale: float, best_so_far: float | None) -> list
 
 
 def _time_candidate(
-  config,
+  configs,
   problem,
-  data,
-  stream_list,
   *,
-  stack: int,
   sharding,
-  compiled: loop.Compiled,
+  compiled: Compiled,
   per_step_scale: float,
   best_so_far: float | None,
   eval_best_so_far: float | None,
@@ -141,18 +133,9 @@ def _time_candidate(
   runs every epoch anyway and which compiles in a fraction of the train step's time: a candidate whose
   forward pass is already a clear loser (a vmapped convolution that XLA:CPU turns into a grouped one)
   is pruned there, without compiling its train step (~7 s for the digits CNN's 16 stacked seeds)."""
-  model, tx, programs, steps_per_epoch, per_dispatch = loop.build_programs(
-    config,
-    problem,
-    size=stack,
-    class_weights=data.class_weights,
-    stack_sharding=sharding,
-    compiled=compiled,
-  )
-  streams = stream_list[0] if stack == 1 else loop._stack(stream_list[:stack])
-  if sharding is not None:
-    streams = jax.device_put(streams, sharding)
-  state = loop.init_states(programs, model, tx, problem, streams, size=stack, stack_sharding=sharding)
+  run = assemble(configs, problem=problem, stack_sharding=sharding, compiled=compiled)
+  programs, data, streams, state = run.parts.programs, run.data, run.streams, run.state
+  steps_per_epoch, per_dispatch = run.parts.steps_per_epoch, run.parts.per_dispatch
   fused = per_dispatch == steps_per_epoch
   calls = FUSED_CALLS if fused else TIMED_CALLS
   compile_before = programs.compile_seconds
@@ -213,16 +196,12 @@ def _from_cache(known: dict, config, sweeps: int) -> tuple[str, str]:
   return mode, f"predicted compile + training seconds for {config.train.epochs} epoch(s) x {sweeps} sweep(s): {shown}"
 
 
-def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1) -> dict:
-  """{"mode", "why", "timings", "cached"}: the fastest candidate for `seeds` runs of `config` (in each of
-  `sweeps` sweeps) on this machine."""
-  from jaxflow.studies.seeds import SOURCES, seed_config
-  from jaxflow.training import graph_data
-  from jaxflow.training.validate import validate
-
+def choose_mode(config, seeds: int, compiled: Compiled, *, vary: tuple[str, ...], sweeps: int = 1) -> dict:
+  """{"mode", "why", "timings", "cached"}: the fastest candidate for `seeds` runs of `config` varying `vary`
+  (in each of `sweeps` sweeps) on this machine."""
   if seeds == 1:
     return {"mode": "sequential", "why": "one seed: nothing to stack", "timings": None}
-  if config.data.name in graph_data.GRAPH_DATASETS:
+  if not registry.dataset_kind(config.data.name).on_device:
     return {
       "mode": "sequential",
       "why": "graph datasets batch on the host: their seeds run one after another",
@@ -238,43 +217,45 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1)
       f"its seeds, {seeds} seeds, devices and jax; {CACHE_ENV}=off retimes); then: {known.get('why')}"
     )
     return {"mode": mode, "why": why, "timings": known.get("timings"), "cached": True}
-  key = loop.static_key(config)
-  problem = validate(config)
-  compiled.problem = (key, problem)  # the runs that follow validate nothing again
-  stream_list = [rng.streams(seed_config(config, i, SOURCES)) for i in range(seeds)]
-  data_key = (key, loop._host_data_key(config, stream_list[0]))
-  if data_key not in compiled.data:
-    compiled.data[data_key] = load_device_data(config, problem, stream_list[0])
-  data = compiled.data[data_key]
+  configs = [seed_config(config, i, vary) for i in range(seeds)]  # the first sweep's very runs
+  timings = _time_candidates(configs, problem_of(config, compiled), compiled)
+  choice = {"mode": None, "why": None, "timings": timings}
+  choice["mode"], choice["why"] = _verdict(timings, seeds)
+  _remember(path, cache_key, choice)
+  return {**choice, "cached": False}
+
+
+def _time_candidates(configs: list, problem, compiled: Compiled) -> dict:
+  """{candidate: its timing}: sequential (one seed, counted `seeds` times), vmap and, with several
+  devices, the seed axis spread over them; each after the best so far, so a clear loser stops early."""
+  seeds = len(configs)
   candidates = {"sequential": (1, None), "vmap": (seeds, None)}
   sharding = seed_sharding(seeds)
   if sharding is not None:
     candidates["devices"] = (seeds, sharding)
   timings = {}
   for name, (stack, shard) in candidates.items():
-    # Seconds for one step of every seed: sequential runs the seeds one after another.
-    scale = seeds if stack == 1 else 1
+    scale = seeds if stack == 1 else 1  # seconds for one step of every seed: sequential runs them in turn
     timed = [t for t in timings.values() if t["seconds_per_call"] is not None]
     best_so_far = min((t["seconds_per_step_all_seeds"] for t in timed), default=None)
-    eval_best = min(
-      (t["eval_seconds_all_seeds"] for t in timings.values() if "eval_seconds_all_seeds" in t), default=None
-    )
+    evals = [t["eval_seconds_all_seeds"] for t in timings.values() if "eval_seconds_all_seeds" in t]
     t = _time_candidate(
-      config,
+      configs[:stack],
       problem,
-      data,
-      stream_list,
-      stack=stack,
       sharding=shard,
       compiled=compiled,
       per_step_scale=scale,
       best_so_far=best_so_far,
-      eval_best_so_far=eval_best,
+      eval_best_so_far=min(evals, default=None),
     )
-    t["seconds_per_step_all_seeds"] = (
-      None if t["seconds_per_call"] is None else t["seconds_per_call"] / t["steps_per_call"] * scale
-    )
+    per_step = None if t["seconds_per_call"] is None else t["seconds_per_call"] / t["steps_per_call"] * scale
+    t["seconds_per_step_all_seeds"] = per_step
     timings[name] = t
+  return timings
+
+
+def _verdict(timings: dict, seeds: int) -> tuple[str, str]:
+  """(the fastest stepped candidate, why, in one paragraph with every candidate's time)."""
   stepped = {k: t for k, t in timings.items() if t["seconds_per_step_all_seeds"] is not None}
   ranked = sorted(stepped, key=lambda k: stepped[k]["seconds_per_step_all_seeds"])
   best = ranked[0]
@@ -288,9 +269,8 @@ def choose_mode(config, seeds: int, compiled: loop.Compiled, *, sweeps: int = 1)
   unit = "epoch(s)" if stepped[best]["steps_per_call"] > 1 else "one-step dispatch(es) (after its evaluation pass)"
   calls = FUSED_CALLS if stepped[best]["steps_per_call"] > 1 else TIMED_CALLS
   why = (
-    f"timed up to {calls} {unit} of each candidate's own program on this model and device ({jax.devices()[0].device_kind}); "
-    f"one step of all {seeds} seeds: {shown}; {verdict}" + (f"; {pruned}" if pruned else "")
+    f"timed up to {calls} {unit} of each candidate's own program on this model and device "
+    f"({jax.devices()[0].device_kind}); one step of all {seeds} seeds: {shown}; {verdict}"
+    + (f"; {pruned}" if pruned else "")
   )
-  choice = {"mode": best, "why": why, "timings": timings}
-  _remember(path, cache_key, choice)
-  return {**choice, "cached": False}
+  return best, why

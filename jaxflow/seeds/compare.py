@@ -11,7 +11,7 @@ import json
 import os
 
 from jaxflow.config import ConfigError
-from jaxflow.studies import stats
+from jaxflow.seeds import stats
 
 
 def _values(study_dir: str) -> tuple[str, str, list[float]]:

@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 from jaxflow.plotting import new_figure
-from jaxflow.studies import stats
+from jaxflow.seeds import stats
+from jaxflow.workdir import write_report
 
 ACCURACY_LIKE = ("accuracy", "balanced_accuracy", "macro_f1")
 HALF_WIDTH_POINTS = 0.005  # +-0.5 accuracy points
@@ -129,16 +130,7 @@ def write(report: dict, workdir: str) -> None:
     "finals": _plot_finals(report, os.path.join(workdir, "plots", "finals.png")),
   }
   report["plots"] = {k: os.path.relpath(v, workdir) for k, v in plots.items()}
-  with open(os.path.join(workdir, "report.json"), "w") as f:
-    json.dump(report, f, indent=1, default=_json_default)
-  with open(os.path.join(workdir, "report.md"), "w") as f:
-    f.write(markdown(report))
-
-
-def _json_default(value):
-  if isinstance(value, (np.floating, np.integer)):
-    return value.item()
-  raise TypeError(type(value).__name__)
+  write_report(workdir, report, markdown(report))
 
 
 def _fmt(v, digits: int = 4) -> str:
