@@ -1,4 +1,4 @@
-"""jaxflow.data.audit: every planted defect of a small synthetic dataset is found, and only those.
+"""jaxflow.audit: every planted defect of a small synthetic dataset is found, and only those.
 
 The dataset (built once per module): 6x6x3 images, uniform noise, 4 classes with class 3 never used.
 Train labels follow the 8-cycle 0,0,0,0,0,1,1,2 (150/60/30 examples: imbalance ratio 5 by hand count),
@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 from scipy.stats import contingency
 
-from jaxflow.data.audit import AuditSplit, AuditThresholds, audit, cramers_v
-from jaxflow.data.audit_report import markdown, write_report
+from jaxflow.audit import AuditSplit, AuditThresholds, audit, cramers_v, markdown, write_report
 
 SHAPE = (6, 6, 3)
 CLASS_NAMES = ["tank", "truck", "car", "bike"]

@@ -5,37 +5,39 @@ them: `data.classes` / `data.train_examples`, then `data.adapt`, then (training 
 configured class skew and label noise, because those are part of the data the model is given. The
 metadata features named in `data.metadata_features` (a CSV column, a tfds feature) are what the
 sample-bias check associates with the label. `config.audit.*` sets the thresholds
-(`jaxflow.data.audit.AuditThresholds`). Writes report.json, report.md, plots/*.png and config.json;
+(`jaxflow.audit.AuditThresholds`). Writes report.json, report.md, plots/*.png and config.json;
 a config that fails validation writes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import ml_collections
 import numpy as np
 
+from jaxflow import data as data_lib
 from jaxflow import rng
+from jaxflow.audit.checks import audit
+from jaxflow.audit.report import write_report
+from jaxflow.audit.splits import AuditSplit, AuditThresholds
 from jaxflow.config import ConfigError, to_dict
-from jaxflow.data import audit as audit_lib
-from jaxflow.data import audit_report, synthetic
+from jaxflow.data import synthetic
 from jaxflow.training import device_data, graph_data
 from jaxflow.training.validate import Problem, validate
+from jaxflow.workdir import write_config
 
 
-def thresholds(config: ml_collections.ConfigDict) -> audit_lib.AuditThresholds:
+def thresholds(config: ml_collections.ConfigDict) -> AuditThresholds:
   """`config.audit` (fields of AuditThresholds; absent ones keep their defaults)."""
   given = to_dict(config.audit) if "audit" in config else {}
-  fields = {f.name: f for f in dataclasses.fields(audit_lib.AuditThresholds)}
+  fields = {f.name: f for f in dataclasses.fields(AuditThresholds)}
   unknown = sorted(set(given) - set(fields))
   if unknown:
     raise ConfigError(f"config.audit.{unknown[0]} is not an audit threshold; allowed: {', '.join(fields)}")
   values = {}
   for name, value in given.items():
-    default = getattr(audit_lib.AuditThresholds(), name)
+    default = getattr(AuditThresholds(), name)
     if (
       isinstance(value, bool)
       or not isinstance(value, (int, float))
@@ -46,10 +48,10 @@ def thresholds(config: ml_collections.ConfigDict) -> audit_lib.AuditThresholds:
         f"config.audit.{name}={value!r} must be a non-negative {type(default).__name__} (default {default})"
       )
     values[name] = value
-  return audit_lib.AuditThresholds(**values)
+  return AuditThresholds(**values)
 
 
-def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[str, audit_lib.AuditSplit]:
+def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[str, AuditSplit]:
   """{split name: AuditSplit} of the train and eval splits, as the training loop would see them."""
   streams = rng.streams(config)
   train, evaluation = device_data.load_splits(config, streams["data"], problem.adaptation)
@@ -60,10 +62,8 @@ def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[
     labels = noise.noisy
   d = config.data
   return {
-    d.train_split: audit_lib.AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
-    d.eval_split: audit_lib.AuditSplit(
-      np.asarray(evaluation.inputs), np.asarray(evaluation.labels), dict(evaluation.metadata)
-    ),
+    d.train_split: AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
+    d.eval_split: AuditSplit(np.asarray(evaluation.inputs), np.asarray(evaluation.labels), dict(evaluation.metadata)),
   }
 
 
@@ -72,7 +72,8 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
   d = config.data
   if d.name in synthetic.GENERATED or d.name in graph_data.GRAPH_DATASETS:
     raise ConfigError(
-      f"config.data.name={d.name!r}: the audit reads labelled array datasets (tfds, digits, folder:/csv:/npz:), not generated or graph data"
+      f"config.data.name={d.name!r}: the audit reads labelled array datasets (tfds, digits, folder:/csv:/npz:), "
+      "not generated or graph data"
     )
   limits = thresholds(config)
   problem = validate(config)
@@ -87,7 +88,7 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
   splits = audited_splits(config, problem)
   num_classes = problem.adaptation.num_classes(problem.dataset_classes)
   spec_names = _class_names(config, problem, num_classes)
-  report = audit_lib.audit(
+  report = audit(
     splits,
     num_classes=num_classes,
     class_names=spec_names,
@@ -106,10 +107,8 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
     "imbalance_ratio": d.imbalance_ratio,
     "label_noise": to_dict(d.label_noise),
   }
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(to_dict(config), f, indent=2, default=str)
-  audit_report.write_report(report, workdir)
+  write_config(workdir, config)
+  write_report(report, workdir)
   return report
 
 
@@ -117,8 +116,6 @@ def _class_names(config, problem: Problem, num_classes: int) -> list[str] | None
   """The dataset's class names when the labels are still the dataset's own (no relabel)."""
   if problem.adaptation.relabel is not None:
     return None
-  from jaxflow import data as data_lib
-
   d = config.data
   spec = data_lib.dataset_spec(
     d.name,

@@ -1,41 +1,16 @@
-"""Writes an audit report (`jaxflow.data.audit.audit`) as report.json, report.md and plots/*.png.
+"""The audit report as Markdown (report.md): every section's definition, its numbers as tables, its plots.
 
-Everything is drawn from the report dict alone (the histogram is stored in it as counts), so a report
-read back from report.json can be rendered again without the data. Plots use matplotlib's Agg canvas
-on a bare `Figure`: no pyplot, so nothing global (backend, open figures) changes in the caller.
+Drawn from the report dict alone, so a report read back from report.json renders the same. Long
+listings are cut at `_MAX_ROWS` rows; report.json keeps all it has.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-
-import numpy as np
-
-from jaxflow.plotting import new_figure
-
 _MAX_ROWS = 20  # table rows per listing in report.md; report.json keeps all it has
 
 
-def write_report(report: dict, workdir: str) -> dict[str, str]:
-  """Writes the report under `workdir`; returns {"json", "markdown", plot name: path} (absolute paths)."""
-  workdir = os.path.abspath(workdir)
-  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-  paths = {"json": os.path.join(workdir, "report.json"), "markdown": os.path.join(workdir, "report.md")}
-  plots = _write_plots(report, os.path.join(workdir, "plots"))
-  with open(paths["json"], "w") as f:
-    json.dump(report, f, indent=1, allow_nan=False)  # strict JSON: any NaN is a bug to surface here
-  with open(paths["markdown"], "w") as f:
-    f.write(markdown(report, {k: os.path.relpath(p, workdir) for k, p in plots.items()}))
-  return {**paths, **plots}
-
-
-# ------------------------------------------------------------------------------------------ markdown
-
-
 def markdown(report: dict, plots: dict[str, str] | None = None) -> str:
-  """The report as Markdown; `plots` maps plot names (as `write_report` returns them) to relative paths."""
+  """The report as Markdown; `plots` maps plot names (as `report.write_report` returns them) to relative paths."""
   plots = plots or {}
   parts = [
     _intro(report),
@@ -50,12 +25,15 @@ def markdown(report: dict, plots: dict[str, str] | None = None) -> str:
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
-  cell = lambda v: _fmt(v).replace("|", "\\|")
+  def cell(v) -> str:
+    return fmt(v).replace("|", "\\|")
+
   lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
   return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
+  """One table cell or number as text: – for None, **yes**/no for flags, 3 significant digits for floats."""
   if v is None:
     return "–"
   if isinstance(v, bool):
@@ -134,8 +112,8 @@ def _duplicates_md(dup: dict) -> str:
   ]
   text = (
     f"## Duplicates\n\n**Exact**: {dup['definition']['exact']}\n\n**Near**: {dup['definition']['near']}\n\n"
-    f"Typical nearest-neighbour distance {_fmt(dup['typical_nn_distance'])}; near-duplicate radius "
-    f"{_fmt(dup['near_radius'])}.\n\n### Within each split\n\n"
+    f"Typical nearest-neighbour distance {fmt(dup['typical_nn_distance'])}; near-duplicate radius "
+    f"{fmt(dup['near_radius'])}.\n\n### Within each split\n\n"
     + _table(
       ["split", "exact groups", "examples in groups", "redundant copies", "near pairs", "examples in near pairs"],
       within,
@@ -289,7 +267,7 @@ def _attributes_md(bias: dict, meta: dict, plots: dict) -> str:
     rows,
   )
   for key, a in attrs.items():
-    split, table = _shown_table(a)
+    split, table = shown_table(a)
     names = meta["class_names"]
     text += f"\n\n### `{key}` x label ({split})"
     if len(names) <= 20:  # wider tables don't read in Markdown; the heatmap and report.json have them
@@ -298,107 +276,7 @@ def _attributes_md(bias: dict, meta: dict, plots: dict) -> str:
   return text
 
 
-def _shown_table(attribute: dict) -> tuple[str, list[list[int]]]:
+def shown_table(attribute: dict) -> tuple[str, list[list[int]]]:
   """The pooled table when there is one, else the only split's."""
   split = "all" if "all" in attribute["splits"] else next(iter(attribute["splits"]))
   return split, attribute["splits"][split]["table"]
-
-
-# --------------------------------------------------------------------------------------------- plots
-
-
-def _write_plots(report: dict, folder: str) -> dict[str, str]:
-  names = report["meta"]["class_names"]
-  paths = {
-    "class_counts": _save(_class_counts_figure(report["class_balance"], names), folder, "class_counts"),
-    "mean_intensity": _save(_histogram_figure(report["shift"], report["meta"]), folder, "mean_intensity"),
-  }
-  taken = set()
-  for key, a in report["attribute_bias"]["attributes"].items():
-    stem = _unique_stem("attribute_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", key), taken)
-    paths[f"attribute:{key}"] = _save(_heatmap_figure(key, a, names), folder, stem)
-  return paths
-
-
-def _unique_stem(stem: str, taken: set[str]) -> str:
-  out, k = stem, 1
-  while out in taken:
-    k += 1
-    out = f"{stem}_{k}"
-  taken.add(out)
-  return out
-
-
-def _save(fig, folder: str, stem: str) -> str:
-  path = os.path.join(folder, f"{stem}.png")
-  fig.savefig(path, format="png")
-  return path
-
-
-def _class_counts_figure(balance: dict, names: list[str]):
-  splits = balance["splits"]
-  fig = new_figure(max(6.0, 0.35 * len(names) * len(splits) + 2), 4.0, layout="constrained")
-  ax = fig.add_subplot()
-  x = np.arange(len(names))
-  width = 0.8 / len(splits)
-  for k, (s, b) in enumerate(splits.items()):
-    ax.bar(
-      x + (k - (len(splits) - 1) / 2) * width, b["counts"], width, label=f"{s} (ratio {_fmt(b['imbalance_ratio'])})"
-    )
-  ax.set_xticks(
-    x,
-    names if len(names) <= 40 else [""] * len(names),
-    rotation=45 if len(names) > 10 else 0,
-    ha="right" if len(names) > 10 else "center",
-  )
-  ax.set(xlabel="class", ylabel="examples", title="Class counts per split")
-  fig.legend(loc="outside lower center", ncols=min(len(splits), 4))  # outside: never covers a bar
-  return fig
-
-
-def _histogram_figure(shift: dict, meta: dict):
-  """Per-example mean densities of train and eval (all splits when there is no eval split)."""
-  hist = shift["histogram"]
-  edges = np.asarray(hist["edges"])
-  shown = [meta["train_split"], meta["eval_split"]] if shift["input_shift"] else list(hist["counts"])
-  fig = new_figure(6.5, 4.0, layout="constrained")
-  ax = fig.add_subplot()
-  for s in shown:
-    counts = np.asarray(hist["counts"][s], np.float64)
-    density = counts / max(counts.sum(), 1.0) / np.diff(edges)
-    ax.stairs(
-      density,
-      edges,
-      label=f"{s} (n={int(counts.sum())})",
-      fill=s == meta["train_split"],
-      alpha=0.45 if s == meta["train_split"] else 1.0,
-      linewidth=2,
-    )
-  title = "Per-example mean intensity"
-  x = shift["input_shift"]
-  if x:
-    title += f"\nKS D {x['ks_statistic']:.3f}, p {x['ks_p_value']:.2g}" + (" (flagged)" if x["flagged"] else "")
-  ax.set(xlabel="per-example mean", ylabel="density", title=title)
-  ax.legend()
-  return fig
-
-
-def _heatmap_figure(key: str, attribute: dict, names: list[str]):
-  """P(label | attribute value) as colour, counts as text: a biased attribute shows as a bright diagonal-ish block."""
-  split, table = _shown_table(attribute)
-  counts = np.asarray(table, np.float64)
-  rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-  fig = new_figure(max(5.0, 0.6 * len(names) + 3), max(3.0, 0.45 * len(attribute["values"]) + 2), layout="constrained")
-  ax = fig.add_subplot()
-  image = ax.imshow(rows, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-  fig.colorbar(image, ax=ax, label="P(label | value)")
-  if counts.size <= 400:
-    for (r, c), n in np.ndenumerate(counts):
-      ax.text(c, r, f"{int(n)}", ha="center", va="center", color="white" if rows[r, c] < 0.5 else "black", fontsize=8)
-  ax.set_xticks(
-    np.arange(len(names)), names if len(names) <= 40 else [""] * len(names), rotation=45 if len(names) > 10 else 0
-  )
-  ax.set_yticks(np.arange(len(attribute["values"])), attribute["values"])
-  v = attribute["splits"][split]["cramers_v"]
-  ax.set(xlabel="label", ylabel=key, title=f"'{key}' vs label ({split}): Cramér's V {_fmt(v)}")
-  return fig
