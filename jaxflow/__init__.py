@@ -18,7 +18,7 @@ def train(config, workdir: str, *, quiet: bool = False) -> dict:
 
 def audit(config, workdir: str) -> dict:
   """Audits the dataset `config` describes (as training would see it) into `workdir`; returns the report."""
-  from jaxflow.audit import run_audit
+  from jaxflow.auditing import run_audit
 
   return run_audit(config, workdir)
 

@@ -72,7 +72,7 @@ def _run_train(fv: flags.FlagValues) -> int:
 
 
 def _run_audit(fv: flags.FlagValues) -> int:
-  from jaxflow.audit import run_audit
+  from jaxflow.auditing import run_audit
 
   report = run_audit(fv.config, fv.workdir)
   print(json.dumps({"workdir": fv.workdir, "findings": report["summary"]["findings"]}))

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy.stats import contingency
 
-from jaxflow.audit import AuditSplit, AuditThresholds, audit, cramers_v, markdown, write_report
+from jaxflow.auditing import AuditSplit, AuditThresholds, audit, cramers_v, markdown, write_report
 
 SHAPE = (6, 6, 3)
 CLASS_NAMES = ["tank", "truck", "car", "bike"]

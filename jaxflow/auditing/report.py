@@ -1,4 +1,4 @@
-"""Writes an audit report (`jaxflow.audit.checks.audit`) as report.json, report.md and plots/*.png.
+"""Writes an audit report (`jaxflow.auditing.checks.audit`) as report.json, report.md and plots/*.png.
 
 The two report files go through `jaxflow.workdir.write_report` (atomic: a kill leaves no half-written
 file); the Markdown (`markdown`) and the plots (`plots`) are drawn from the report dict alone, so a report
@@ -11,8 +11,8 @@ import json
 import os
 
 from jaxflow import workdir as workdir_lib
-from jaxflow.audit.markdown import markdown
-from jaxflow.audit.plots import write_plots
+from jaxflow.auditing.markdown import markdown
+from jaxflow.auditing.plots import write_plots
 
 
 def write_report(report: dict, workdir: str) -> dict[str, str]:

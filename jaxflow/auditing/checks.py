@@ -6,20 +6,20 @@ duplicates (within a split, and across splits = leakage) and identical inputs wi
 (measurement bias, `shift`); association of per-example metadata with the label (sample bias: the
 tanks that were all photographed by day, `bias`). Every section states its own definition, so a reader
 of report.json or report.md never has to read this code to know what a number means. `summary.findings`
-holds one sentence per flagged problem (`findings`). `jaxflow.audit.report.write_report` writes it out.
+holds one sentence per flagged problem (`findings`). `jaxflow.auditing.report.write_report` writes it out.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from jaxflow.audit import splits as splits_lib
-from jaxflow.audit.balance import class_balance
-from jaxflow.audit.bias import attribute_bias
-from jaxflow.audit.duplicates import conflicting_labels, duplicates
-from jaxflow.audit.findings import summary
-from jaxflow.audit.shift import shift
-from jaxflow.audit.splits import AuditSplit, AuditThresholds
+from jaxflow.auditing import splits as splits_lib
+from jaxflow.auditing.balance import class_balance
+from jaxflow.auditing.bias import attribute_bias
+from jaxflow.auditing.duplicates import conflicting_labels, duplicates
+from jaxflow.auditing.findings import summary
+from jaxflow.auditing.shift import shift
+from jaxflow.auditing.splits import AuditSplit, AuditThresholds
 
 
 def audit(

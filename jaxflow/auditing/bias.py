@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxflow.audit.splits import AuditThresholds
-from jaxflow.audit.statistics import association
+from jaxflow.auditing.splits import AuditThresholds
+from jaxflow.auditing.statistics import association
 
 
 def attribute_bias(splits, labels, num_classes: int, t: AuditThresholds) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jaxflow.audit.splits import AuditThresholds
+from jaxflow.auditing.splits import AuditThresholds
 
 
 def summary(report: dict, names: list[str], t: AuditThresholds) -> dict:

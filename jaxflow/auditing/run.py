@@ -5,7 +5,7 @@ them: `data.classes` / `data.train_examples`, then `data.adapt`, then (training 
 configured class skew and label noise, because those are part of the data the model is given. The
 metadata features named in `data.metadata_features` (a CSV column, a tfds feature) are what the
 sample-bias check associates with the label. `config.audit.*` sets the thresholds
-(`jaxflow.audit.AuditThresholds`). Writes report.json, report.md, plots/*.png and config.json;
+(`jaxflow.auditing.AuditThresholds`). Writes report.json, report.md, plots/*.png and config.json;
 a config that fails validation writes nothing.
 """
 
@@ -16,15 +16,14 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from jaxflow import data as data_lib
 from jaxflow import rng
-from jaxflow.audit.checks import audit
-from jaxflow.audit.report import write_report
-from jaxflow.audit.splits import AuditSplit, AuditThresholds
+from jaxflow.auditing.checks import audit
+from jaxflow.auditing.report import write_report
+from jaxflow.auditing.splits import AuditSplit, AuditThresholds
 from jaxflow.config import ConfigError, to_dict
-from jaxflow.data import synthetic
-from jaxflow.training import device_data, graph_data
-from jaxflow.training.validate import Problem, validate
+from jaxflow.data import registry
+from jaxflow.data.problem import Problem, read_spec
+from jaxflow.run.assemble import host_data, problem_of
 from jaxflow.workdir import write_config
 
 
@@ -52,14 +51,12 @@ def thresholds(config: ml_collections.ConfigDict) -> AuditThresholds:
 
 
 def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[str, AuditSplit]:
-  """{split name: AuditSplit} of the train and eval splits, as the training loop would see them."""
-  streams = rng.streams(config)
-  train, evaluation = device_data.load_splits(config, streams["data"], problem.adaptation)
-  train = device_data.skew(train, config, problem.dataset_classes, streams["data"])
-  labels = train.labels
-  noise = device_data.noisy_labels(config, problem, labels, streams["noise"]) if problem.kind == "multiclass" else None
-  if noise is not None:
-    labels = noise.noisy
+  """{split name: AuditSplit} of the train and eval splits, as the training loop would see them. The audit
+  reads the dataset's classes: a multiclass problem's targets are those classes (label noise included); a
+  binary problem's are not, so its audit reads the dataset labels, without the noise drawn on the targets."""
+  prepared = host_data(config, problem, rng.streams(config))
+  train, evaluation = prepared.train, prepared.eval
+  labels = prepared.train_targets if problem.kind == "multiclass" else train.labels
   d = config.data
   return {
     d.train_split: AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
@@ -70,13 +67,13 @@ def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[
 def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Audits the configured dataset into `workdir`; returns the report (also in report.json)."""
   d = config.data
-  if d.name in synthetic.GENERATED or d.name in graph_data.GRAPH_DATASETS:
+  if not registry.dataset_kind(d.name).stored:
     raise ConfigError(
       f"config.data.name={d.name!r}: the audit reads labelled array datasets (tfds, digits, folder:/csv:/npz:), "
       "not generated or graph data"
     )
   limits = thresholds(config)
-  problem = validate(config)
+  problem = problem_of(config)
   if problem.kind == "regression":
     raise ConfigError(
       "config.problem.kind='regression': the audit needs class labels (problem.kind multiclass or binary)"
@@ -116,13 +113,5 @@ def _class_names(config, problem: Problem, num_classes: int) -> list[str] | None
   """The dataset's class names when the labels are still the dataset's own (no relabel)."""
   if problem.adaptation.relabel is not None:
     return None
-  d = config.data
-  spec = data_lib.dataset_spec(
-    d.name,
-    data_dir=d.data_dir,
-    input_feature=d.input_feature,
-    label_feature=d.label_feature,
-    metadata_features=tuple(d.metadata_features),
-  )
-  names = spec.class_names
+  names = read_spec(config).class_names
   return list(names) if names and len(names) == num_classes else None

@@ -11,8 +11,8 @@ import functools
 import numpy as np
 from scipy import stats
 
-from jaxflow.audit.near_duplicates import near_duplicates, search_coords, typical_nn_distance
-from jaxflow.audit.splits import AuditThresholds, split_pairs
+from jaxflow.auditing.near_duplicates import near_duplicates, search_coords, typical_nn_distance
+from jaxflow.auditing.splits import AuditThresholds, split_pairs
 
 
 def duplicates(flats, labels, ids, t: AuditThresholds) -> dict:

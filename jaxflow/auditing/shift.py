@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from jaxflow.audit.splits import AuditThresholds
+from jaxflow.auditing.splits import AuditThresholds
 
 _HIST_BINS = 30
 _TOP_SHIFTED = 10

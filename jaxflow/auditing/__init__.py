@@ -10,20 +10,16 @@ This package owns the whole audit, from the checks to the verb:
 - `run.run_audit`: `jaxflow audit`, the configured dataset loaded as training would see it, audited and
   written into a workdir.
 
-`jaxflow.audit` is also the API function `jaxflow.audit(config, workdir)` (jaxflow/__init__.py), and
-importing this package rebinds the attribute `jaxflow.audit` to the package; so the package itself is
-callable as that function (`_CallablePackage`), and `jaxflow.audit(config, workdir)` works before and after.
+The package is `auditing` and the verb's function `jaxflow.audit(config, workdir)`: a package named
+`audit` would replace that function as an attribute of `jaxflow` once imported (as `training` and `train`).
 """
 
-import sys
-import types
-
-from jaxflow.audit.checks import audit
-from jaxflow.audit.markdown import markdown
-from jaxflow.audit.report import write_report
-from jaxflow.audit.run import run_audit
-from jaxflow.audit.splits import AuditSplit, AuditThresholds
-from jaxflow.audit.statistics import association, cramers_v
+from jaxflow.auditing.checks import audit
+from jaxflow.auditing.markdown import markdown
+from jaxflow.auditing.report import write_report
+from jaxflow.auditing.run import run_audit
+from jaxflow.auditing.splits import AuditSplit, AuditThresholds
+from jaxflow.auditing.statistics import association, cramers_v
 
 __all__ = [
   "AuditSplit",
@@ -35,14 +31,3 @@ __all__ = [
   "run_audit",
   "write_report",
 ]
-
-
-class _CallablePackage(types.ModuleType):
-  """This package, callable as `jaxflow.audit(config, workdir)` (see the module docstring)."""
-
-  def __call__(self, config, workdir: str) -> dict:
-    """Audits the dataset `config` describes (as training would see it) into `workdir`; returns the report."""
-    return run_audit(config, workdir)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from jaxflow.audit.markdown import fmt, shown_table
+from jaxflow.auditing.markdown import fmt, shown_table
 from jaxflow.plotting import new_figure
 
 
