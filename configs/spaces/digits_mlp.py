@@ -9,7 +9,7 @@ size (log scale), epochs, and the network's depth and width, which are not confi
 """
 
 from jaxflow.config import ConfigError
-from jaxflow.studies import space
+from jaxflow.tune import space
 
 VARIANTS = ("", "small")  # "" (no `:variant`): the full space
 

@@ -2,7 +2,7 @@
 
 A search-space file (`configs/spaces/digits_mlp.py`) defines `get_space()`:
 
-  from jaxflow.studies import space
+  from jaxflow.tune import space
 
   def get_space():
     return space.Space(
@@ -526,6 +526,6 @@ def load_space(path_or_space) -> Space:
     result = Space(*result)
   if not isinstance(result, Space):
     raise ConfigError(
-      f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.studies.space.Space"
+      f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.tune.space.Space"
     )
   return result

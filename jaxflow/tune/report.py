@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxflow.config import get_field, load_config, to_dict
 from jaxflow.plotting import new_figure
-from jaxflow.studies import gp as gp_lib
+from jaxflow.tune import gp as gp_lib
 
 PAIRS = (("optim.lr", "train.epochs"), ("model.dropout_rate", "train.batch_size"))
 SLICE_POINTS = 40
@@ -224,7 +224,7 @@ def write_best_config(path: str, study, best: dict, *, config_file: str | None) 
       "import os",
       "",
       "from jaxflow.config import load_config",
-      "from jaxflow.studies.space import apply",
+      "from jaxflow.tune.space import apply",
       "",
       f"BASE = {base!r}",
       "OVERRIDES = {",
@@ -237,7 +237,7 @@ def write_best_config(path: str, study, best: dict, *, config_file: str | None) 
       "  return apply(config, OVERRIDES)",
     ]
   else:  # the Python API without a file: the whole resolved config, inline
-    from jaxflow.studies.tune import trial_config
+    from jaxflow.tune.study import trial_config
 
     full = to_dict(trial_config(study.config, study.space, best["params"]))
     body = [

@@ -44,9 +44,10 @@ import ml_collections
 import numpy as np
 
 from jaxflow.config import ConfigError, config_hash, one_line, to_dict
-from jaxflow.studies import early_stop as early_stop_lib
-from jaxflow.studies import space as space_lib
-from jaxflow.studies import suggest, tune_report
+from jaxflow.tune import pruning as early_stop_lib
+from jaxflow.tune import space as space_lib
+from jaxflow.tune import report as tune_report
+from jaxflow.tune import suggest
 from jaxflow.workdir import completed_summary
 
 OBJECTIVES = ("final", "best")
