@@ -35,7 +35,7 @@ def explain(workdir: str, **kw) -> dict:
 
 
 def tune(config, workdir: str, **kw) -> dict:
-  """Hyperparameter search over `space=` (a file or a Space) in `workdir`; returns the report (see jaxflow.tune.study)."""
+  """Hyperparameter search over `space=` (a file or a Space) in `workdir`; returns the report (jaxflow.tune.study)."""
   from jaxflow.tune.study import run_tune
 
   return run_tune(config, workdir, **kw)

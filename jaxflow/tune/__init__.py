@@ -8,7 +8,7 @@ pruning of poor trials, the study loop and its report.
 - `trials` (a trial's record and config), `study_loop` (proposing, training and pruning rounds of
   trials), `study` (`run_tune`: arguments, study.json, resuming), `report`, `report_plots`, `best_config`.
 
-May import jaxflow.config, jaxflow.plotting, jaxflow.workdir and jaxflow.training; nothing imports it but
-jaxflow.cli and jaxflow/__init__.py. This __init__ imports nothing: `import jaxflow` imports this package
-(so that the function `jaxflow.tune` keeps its name) and must stay quick.
+Imports jaxflow.config, jaxflow.plotting, jaxflow.workdir and jaxflow.training; within jaxflow only
+jaxflow.cli and jaxflow/__init__.py import it. This __init__ imports nothing: `import jaxflow` imports
+this package (so that the function `jaxflow.tune` keeps its name) and must stay quick.
 """
