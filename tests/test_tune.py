@@ -16,9 +16,9 @@ from scipy import stats as scipy_stats
 import jaxflow
 from jaxflow import cli
 from jaxflow.config import ConfigError, config_hash
-from jaxflow.studies import acquisition, early_stop, gp, suggest, tune
-from jaxflow.studies import space as S
 from jaxflow.training import loop
+from jaxflow.tune import acquisition, gp, pruning, space_file, suggest, trials
+from jaxflow.tune import space as S
 from jaxflow.workdir import prepare_workdir
 from tests.conftest import config_path
 
@@ -238,7 +238,7 @@ def test_space_check_against_the_config():
     S.Space(S.uniform("train.batch_size", 32.0, 64.0)).check(config)
   with pytest.raises(ConfigError, match="'model.widthz' .*from derive"):
     S.Space(S.integer("w", 8, 16), derive=lambda p: {"model.widthz": (p["w"],)}).check(config)
-  full = S.load_space(SPACE)
+  full = space_file.load_space(SPACE)
   full.check(config)
   p = {
     "optim.lr": 0.01,
@@ -250,7 +250,7 @@ def test_space_check_against_the_config():
     "layers": 2,
     "width": 64,
   }
-  trial = tune.trial_config(config, full, p)
+  trial = trials.trial_config(config, full, p)
   assert trial.model.widths == (64, 64) and trial.optim.name == "momentum" and trial.train.batch_size == 64
   assert config.model.widths == (32,)  # the base is untouched
 
@@ -288,20 +288,20 @@ def test_grid_and_quasi_random_suggesters_are_index_stable():
 
 
 def test_rungs_and_the_rules():
-  assert early_stop.make_rungs("median", 20).epochs == (5, 20)
-  assert early_stop.make_rungs("asha", 27).epochs == (3, 9, 27)
-  assert early_stop.make_rungs("asha", 2).epochs == (1, 2)
-  assert early_stop.make_rungs("none", 7).epochs == (7,)
-  median = early_stop.make_rungs("median", 20)
-  assert early_stop.keep_going(0.1, [0.9, 0.8], rungs=median, mode="max")  # too few earlier trials to judge
-  assert not early_stop.keep_going(0.75, [0.9, 0.8, 0.7], rungs=median, mode="max")  # below the median
-  assert early_stop.keep_going(0.8, [0.9, 0.8, 0.7], rungs=median, mode="max")  # at the median
-  assert early_stop.keep_going(0.75, [0.9, 0.8, 0.7], rungs=median, mode="min")
-  asha = early_stop.make_rungs("asha", 27)
-  assert early_stop.keep_going(0.85, [0.9, 0.8, 0.7], rungs=asha, mode="max")  # top third of 4
-  assert not early_stop.keep_going(0.75, [0.9, 0.8, 0.7], rungs=asha, mode="max")
+  assert pruning.make_rungs("median", 20).epochs == (5, 20)
+  assert pruning.make_rungs("asha", 27).epochs == (3, 9, 27)
+  assert pruning.make_rungs("asha", 2).epochs == (1, 2)
+  assert pruning.make_rungs("none", 7).epochs == (7,)
+  median = pruning.make_rungs("median", 20)
+  assert pruning.keep_going(0.1, [0.9, 0.8], rungs=median, mode="max")  # too few earlier trials to judge
+  assert not pruning.keep_going(0.75, [0.9, 0.8, 0.7], rungs=median, mode="max")  # below the median
+  assert pruning.keep_going(0.8, [0.9, 0.8, 0.7], rungs=median, mode="max")  # at the median
+  assert pruning.keep_going(0.75, [0.9, 0.8, 0.7], rungs=median, mode="min")
+  asha = pruning.make_rungs("asha", 27)
+  assert pruning.keep_going(0.85, [0.9, 0.8, 0.7], rungs=asha, mode="max")  # top third of 4
+  assert not pruning.keep_going(0.75, [0.9, 0.8, 0.7], rungs=asha, mode="max")
   with pytest.raises(ConfigError, match="--early_stop='sometimes' is not known; allowed: none, median, asha"):
-    early_stop.make_rungs("sometimes", 5)
+    pruning.make_rungs("sometimes", 5)
 
 
 # -- the study loop on a fake trainer (fast: no training) ---------------------------------------------
@@ -430,7 +430,7 @@ def test_a_completed_trial_whose_run_is_gone_trains_again(tmp_path, fake):
   assert len(fake.runs) == 3 and fake.runs[-1][0] == str(trial)  # trained again ...
   assert os.path.exists(trial / "summary.json")
   again = json.load(open(trial / "trial.json"))
-  expected = fake.value(tune.trial_config(config, LR_SPACE, again["params"]))
+  expected = fake.value(trials.trial_config(config, LR_SPACE, again["params"]))
   assert (
     again["status"] == "completed" and again["value"] == expected == report["trials"][1]["value"] != 0.123
   )  # ... and its value recomputed
@@ -554,11 +554,11 @@ def test_early_stopping_stops_poor_trials_on_separate_short_runs(tmp_path, fake,
       records = [json.loads(line) for line in open(tmp_path / r["workdir"] / "metrics.jsonl")]
       assert r["value"] == records[-1]["accuracy"] and r["curve"] == [x["accuracy"] for x in records]
   # A stopped trial ranked poorly at its last rung against the earlier trials there, and trained no more.
-  rungs = early_stop.make_rungs(rule, 8)
+  rungs = pruning.make_rungs(rule, 8)
   for t in stopped:
     r = len(t["rungs"]) - 1
     earlier = [u["rungs"][r]["value"] for u in report["trials"] if u["index"] < t["index"] and len(u["rungs"]) > r]
-    assert not early_stop.keep_going(t["rungs"][r]["value"], earlier, rungs=rungs, mode="max")
+    assert not pruning.keep_going(t["rungs"][r]["value"], earlier, rungs=rungs, mode="max")
     assert r < len(epochs) - 1 and not os.path.exists(tmp_path / t["workdir"] / "summary.json")
   assert (
     report["epochs_trained"]["total"]
@@ -705,13 +705,14 @@ def test_cli_unknown_space_variant(tmp_path, capsys):
 def test_cli_space_with_a_category_the_config_refuses(tmp_path, capsys):
   path = tmp_path / "space.py"
   path.write_text(
-    "from jaxflow.studies import space\n\ndef get_space():\n  return space.Space(space.categorical('optim.name', ['adam', 'lion']))\n"
+    "from jaxflow.tune import space\n\n"
+    "def get_space():\n  return space.Space(space.categorical('optim.name', ['adam', 'lion']))\n"
   )
   assert _cli(f"--space={path}", f"--workdir={tmp_path / 'tune'}") == 2
   err = capsys.readouterr().err
   assert (
-    "space parameter 'optim.name': value 'lion' is refused by the config: config.optim.name='lion' is not known; allowed: "
-    in err
+    "space parameter 'optim.name': value 'lion' is refused by the config: "
+    "config.optim.name='lion' is not known; allowed: " in err
   )
   assert err.count("\n") == 1 and not (tmp_path / "tune").exists()
 
@@ -719,7 +720,8 @@ def test_cli_space_with_a_category_the_config_refuses(tmp_path, capsys):
 def test_cli_space_naming_an_unknown_field(tmp_path, capsys):
   path = tmp_path / "space.py"
   path.write_text(
-    "from jaxflow.studies import space\n\ndef get_space():\n  return space.Space(space.log_uniform('optim.lrr', 1e-4, 1e-1))\n"
+    "from jaxflow.tune import space\n\n"
+    "def get_space():\n  return space.Space(space.log_uniform('optim.lrr', 1e-4, 1e-1))\n"
   )
   assert _cli(f"--space={path}", f"--workdir={tmp_path / 'tune'}") == 2
   err = capsys.readouterr().err
@@ -753,7 +755,7 @@ def test_real_grouped_trials_with_early_stopping_on_the_digits_mlp(tmp_path):
     assert json.load(open(probe / "config.json"))["config"]["train"]["epochs"] == 1
   # A grouped trial equals its config trained alone.
   t = next(t for t in report["trials"] if t["status"] == "completed")
-  alone = loop.train_and_evaluate(tune.trial_config(config, space, t["params"]), str(tmp_path / "alone"), quiet=True)
+  alone = loop.train_and_evaluate(trials.trial_config(config, space, t["params"]), str(tmp_path / "alone"), quiet=True)
   grouped = json.load(open(tmp_path / "tune" / t["workdir"] / "summary.json"))
   assert alone["final"]["eval"]["loss"] == pytest.approx(grouped["final"]["eval"]["loss"], rel=1e-4)
   assert alone["final"]["eval"]["accuracy"] == t["value"]

@@ -11,9 +11,10 @@ inside bounds by a sigmoid on the log scale (lengthscales in [0.01, 20], signal 
 noise variance in [1e-6, 0.5]) and fit by maximizing the log marginal likelihood plus a weak log-normal
 prior on the lengthscales (`LENGTHSCALE_PRIOR`; `lengthscale_prior=None` gives plain maximum likelihood).
 
-Static shapes: the training set is padded to a multiple of 16 rows (and 8 feature columns) with masked rows (the padded block
-of K is the identity and the padded targets are 0, which leaves the likelihood and the posterior of the
-real rows exactly unchanged), so a study of 50 trials compiles the fit a handful of times, not 50.
+Static shapes: the training set is padded to a multiple of 16 rows (and 8 feature columns) with masked
+rows (the padded block of K is the identity and the padded targets are 0, which leaves the likelihood and
+the posterior of the real rows exactly unchanged), so a study of 50 trials compiles the fit a handful of
+times, not 50.
 Computed in float64 (`jax.enable_x64` around every call, scoped: training in the same process stays
 float32): a Cholesky of a near-noiseless kernel on rounded integer inputs is not safe in float32.
 """

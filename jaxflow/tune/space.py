@@ -2,7 +2,7 @@
 
 A search-space file (`configs/spaces/digits_mlp.py`) defines `get_space()`:
 
-  from jaxflow.studies import space
+  from jaxflow.tune import space
 
   def get_space():
     return space.Space(
@@ -24,15 +24,16 @@ Two views of a point:
 - GP features `[0, 1]^D`, computed from the decoded values: numeric parameters on their (log) scale,
   categoricals one-hot; an inactive conditional parameter takes the fixed value 0.5. The GP sees the
   rounded integer, never the continuous coordinate behind it.
+
+Checking a space against its config: `space_checks` (run by `Space.check`); loading a space file:
+`space_file.load_space`; assigning a point's overrides to a config: `overrides.apply`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import math
-import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -40,7 +41,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxflow.config import ConfigError, get_field, importable_config_dir, one_line
+from jaxflow.config import ConfigError
+from jaxflow.tune import space_checks
 
 INACTIVE = 0.5  # the GP feature of a parameter its parent switched off
 MAX_GRID = 100_000  # points of a grid built whole (see Space.grid)
@@ -202,7 +204,8 @@ class Space:
     for p in flat:
       if not isinstance(p, Param):
         raise ConfigError(
-          f"search space entry {p!r} is not a parameter; build one with space.uniform / log_uniform / integer / categorical"
+          f"search space entry {p!r} is not a parameter; "
+          "build one with space.uniform / log_uniform / integer / categorical"
         )
       if p.name in seen:
         raise ConfigError(f"space parameter {p.name!r} is defined twice")
@@ -310,7 +313,7 @@ class Space:
         if count
         else np.zeros((0, d))
       )
-    from scipy.stats import qmc
+    from scipy.stats import qmc  # deferred: scipy.stats is heavy, and random sampling does not need it
 
     total = start + count
     with warnings.catch_warnings():
@@ -370,9 +373,6 @@ class Space:
 
     return walk(0, {})
 
-  def _grid(self, levels: int) -> list[dict]:
-    return list(self.iter_grid(levels))
-
   # --- configs -----------------------------------------------------------------------------------------
 
   def overrides(self, params: dict) -> dict:
@@ -389,63 +389,11 @@ class Space:
 
   def check(self, config: ml_collections.ConfigDict) -> None:
     """Every parameter is a config field (or consumed by derive); the ends of every range assign to
-    the config without a type error. One-line ConfigErrors naming the parameter."""
-    self._virtual = set()
-    for p in self.params:
-      if not _has_field(config, p.name):
-        if self.derive is None:
-          raise ConfigError(
-            f"space parameter {p.name!r} is not a config field (and the space has no derive() to use it)"
-          )
-        self._virtual.add(p.name)
-    corners = np.array([[0.0] * len(self.params), [1.0] * len(self.params), [0.5] * len(self.params)])
-    for point in [*self.assignments(corners), *itertools.islice(self.iter_grid(2), 16)]:
-      try:
-        overrides = self.overrides(point)
-      except ConfigError:
-        raise
-      except Exception as e:
-        raise ConfigError(f"the space's derive() failed on {point!r}: {type(e).__name__}: {one_line(str(e))}") from None
-      self.override_fields.update(overrides)
-      for name in overrides:
-        if not _has_field(config, name):
-          raise ConfigError(
-            f"space override {name!r} (from {'a parameter' if name in point else 'derive()'}) is not a config field"
-          )
-      try:
-        apply(config.copy_and_resolve_references(), overrides)
-      except ConfigError as e:
-        raise ConfigError(f"search space: {e}") from None
-    self._check_categories(config)
-
-  def _check_categories(self, config: ml_collections.ConfigDict) -> None:
-    """A category the config refuses by itself (optim.name='lion') is bad input, not a failed trial:
-    each categorical config field's values are validated one at a time on the base config, and only an
-    error naming that very field counts (a value invalid only with others, e.g. data.train_examples
-    below the batch size, is left to fail its trials)."""
-    from jaxflow.training.validate import validate
-
-    for p in self.params:
-      if p.kind != "categorical" or p.name in self._virtual:
-        continue
-      bad = []
-      for value in p.values:
-        try:
-          validate(apply(config.copy_and_resolve_references(), {p.name: value}))
-        except ConfigError as e:
-          if f"config.{p.name}=" in str(e):
-            bad.append((value, e))
-      if bad:
-        value, e = bad[0]
-        raise ConfigError(f"space parameter {p.name!r}: value {value!r} is refused by the config: {one_line(str(e))}")
-
-
-def _has_field(config, name: str) -> bool:
-  try:
-    get_field(config, name)
-    return True
-  except (KeyError, AttributeError, TypeError):
-    return False
+    the config without a type error; no category is refused by the config itself (`space_checks`).
+    One-line ConfigErrors naming the parameter."""
+    self._virtual = space_checks.virtual_params(self.params, self.derive, config)
+    self.override_fields.update(space_checks.checked_overrides(self, config))
+    space_checks.check_categories(self.params, self._virtual, config)
 
 
 def _objects(values) -> np.ndarray:
@@ -469,63 +417,3 @@ def _plain(v):
   if isinstance(v, np.bool_):
     return bool(v)
   return v
-
-
-def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
-  """Assigns `a.b.c -> value` overrides in place (type-checked by ml_collections); returns config."""
-  for name, value in overrides.items():
-    *parents, leaf = name.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    current = node[leaf]
-    if isinstance(current, tuple) and isinstance(value, list):
-      value = tuple(value)
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-      value = float(value)
-    try:
-      node[leaf] = value
-    except (TypeError, ValueError) as e:
-      raise ConfigError(
-        f"config.{name}={value!r} does not fit the field ({type(current).__name__}): {one_line(str(e))}"
-      ) from None
-  return config
-
-
-def load_space(path_or_space) -> Space:
-  """A Space, or `FILE[:variant]` whose `get_space([variant])` returns one (a list of parameters is wrapped)."""
-  if isinstance(path_or_space, Space):
-    return path_or_space
-  if isinstance(path_or_space, (list, tuple)):
-    return Space(*path_or_space)
-  path, _, variant = str(path_or_space or "").partition(":")
-  if not path:
-    raise ConfigError(
-      "--space is required: a search-space file with get_space(), e.g. --space=configs/spaces/digits_mlp.py"
-    )
-  if not os.path.isfile(path):
-    raise ConfigError(f"--space={path!r}: file not found")
-  with importable_config_dir(path):
-    try:
-      spec = importlib.util.spec_from_file_location(f"jaxflow_space_{abs(hash(os.path.abspath(path)))}", path)
-      module = importlib.util.module_from_spec(spec)
-      spec.loader.exec_module(module)
-    except ConfigError as e:
-      raise ConfigError(f"--space={path!r}: {e}") from None
-    except Exception as e:
-      raise ConfigError(f"--space={path!r} could not be loaded: {type(e).__name__}: {one_line(str(e))}") from None
-    if not callable(getattr(module, "get_space", None)):
-      raise ConfigError(f"--space={path!r} defines no get_space()")
-    try:
-      result = module.get_space(variant) if variant else module.get_space()
-    except ConfigError as e:
-      raise ConfigError(f"--space={path!r}: {e}") from None
-    except Exception as e:
-      raise ConfigError(f"--space={path!r}: get_space() failed: {type(e).__name__}: {one_line(str(e))}") from None
-  if isinstance(result, (list, tuple)):
-    result = Space(*result)
-  if not isinstance(result, Space):
-    raise ConfigError(
-      f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.studies.space.Space"
-    )
-  return result

@@ -24,8 +24,8 @@ import jax
 import numpy as np
 from jax.scipy.stats import norm
 
-from jaxflow.studies import gp as gp_lib
-from jaxflow.studies.space import Space
+from jaxflow.tune import gp as gp_lib
+from jaxflow.tune.space import Space
 
 KINDS = ("ei", "ucb")
 LIARS = ("mean", "min", "max")
@@ -53,11 +53,32 @@ def score(kind: str, mean, std, *, best: float, xi: float = 0.01, beta: float = 
 
 
 def _sobol(dims: int, count: int, seed: int) -> np.ndarray:
-  from scipy.stats import qmc
+  from scipy.stats import qmc  # deferred: scipy.stats is heavy
 
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     return qmc.Sobol(dims, scramble=True, seed=seed).random_base2(int(math.log2(count)))
+
+
+def _refine(pool: np.ndarray, evaluate, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """The pool and its scores, grown by Gaussian perturbations (shrinking scale) around the current top 8."""
+  scores = evaluate(pool)
+  d = pool.shape[1]
+  for scale in (0.1, 0.03, 0.01):
+    top = pool[np.argsort(-scores)[:8]]
+    moved = np.clip(np.repeat(top, 64, axis=0) + rng.normal(0, scale, (len(top) * 64, d)), 0, 1)
+    pool, scores = np.concatenate([pool, moved]), np.concatenate([scores, evaluate(moved)])
+  return pool, scores
+
+
+def _best_unseen(space: Space, pool: np.ndarray, scores: np.ndarray, seen: set, rng: np.random.Generator) -> dict:
+  """The best-scoring point of the pool whose assignment is not in `seen` (after rounding)."""
+  for i in np.argsort(-scores, kind="stable"):
+    params = space.assignments(pool[i : i + 1])[0]
+    if space.key(params) not in seen:
+      return params
+  # every candidate was seen before (a tiny discrete space): a fresh random point
+  return space.assignments(rng.random((1, pool.shape[1])))[0]
 
 
 def propose(
@@ -112,20 +133,8 @@ def propose(
       mean, std = model.predict(space.features(values, active), extra_x=extra_x, extra_y=extra_y, standardized=True)
       return score(kind, mean, std, best=best, xi=xi, beta=beta)
 
-    pool = np.concatenate([base, local])
-    scores = evaluate(pool)
-    for scale in (0.1, 0.03, 0.01):  # local refinement around the current top 8
-      top = pool[np.argsort(-scores)[:8]]
-      moved = np.clip(np.repeat(top, 64, axis=0) + rng.normal(0, scale, (len(top) * 64, d)), 0, 1)
-      pool, scores = np.concatenate([pool, moved]), np.concatenate([scores, evaluate(moved)])
-    pick = None
-    for i in np.argsort(-scores, kind="stable"):
-      params = space.assignments(pool[i : i + 1])[0]
-      if space.key(params) not in seen:
-        pick = params
-        break
-    if pick is None:  # every candidate was seen before (a tiny discrete space): a fresh random point
-      pick = space.assignments(rng.random((1, d)))[0]
+    pool, scores = _refine(np.concatenate([base, local]), evaluate, rng)
+    pick = _best_unseen(space, pool, scores, seen, rng)
     seen.add(space.key(pick))
     chosen.append(pick)
     add_fantasy(pick)

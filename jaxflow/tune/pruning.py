@@ -1,4 +1,5 @@
-"""Early stopping of poor trials: a median rule or successive halving (ASHA-style) over rungs.
+"""Pruning poor tuning trials (`jaxflow tune --early_stop=median|asha`): a median rule or successive
+halving (ASHA-style) over rungs. Not training's early stopping of one run (train.early_stopping, runbook.Monitor).
 
 Why rungs of *separate* runs. The training loop trains a whole run per call and has no per-epoch hook
 (see the README's tuning section for the hook that would allow stopping a run in flight), and a run

@@ -18,9 +18,9 @@ import dataclasses
 import numpy as np
 
 from jaxflow.config import ConfigError
-from jaxflow.studies import acquisition
-from jaxflow.studies import gp as gp_lib
-from jaxflow.studies.space import Space
+from jaxflow.tune import acquisition
+from jaxflow.tune import gp as gp_lib
+from jaxflow.tune.space import Space
 
 METHODS = ("grid", "random", "sobol", "halton", "bo")
 

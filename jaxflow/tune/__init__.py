@@ -1,0 +1,14 @@
+"""Hyperparameter tuning (`jaxflow tune`): search spaces, the GP and its acquisition, what to try next,
+pruning of poor trials, the study loop and its report.
+
+- `space` (parameters and the Space), `space_checks` (a space against a config), `space_file` (loading a
+  get_space() file), `overrides` (a trial's values assigned to a config);
+- `gp`, `acquisition`, `suggest`: grid, random, quasi-random and Bayesian proposals;
+- `pruning`: the median rule and ASHA over rungs of separate runs (not training's early stopping);
+- `trials` (a trial's record and config), `study_loop` (proposing, training and pruning rounds of
+  trials), `study` (`run_tune`: arguments, study.json, resuming), `report`, `report_plots`, `best_config`.
+
+Imports jaxflow.config, jaxflow.plotting, jaxflow.workdir and jaxflow.training; within jaxflow only
+jaxflow.cli and jaxflow/__init__.py import it. This __init__ imports nothing: `import jaxflow` imports
+this package (so that the function `jaxflow.tune` keeps its name) and must stay quick.
+"""

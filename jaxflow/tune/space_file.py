@@ -1,0 +1,59 @@
+"""Loading a search space: a Space as given, a list of parameters, or a file whose `get_space()` returns one.
+
+  --space=configs/spaces/digits_mlp.py          get_space()
+  --space=configs/spaces/digits_mlp.py:wide     get_space("wide")
+
+The file is imported like a config file (its directory importable, so it may import its neighbours);
+every failure is a one-line ConfigError naming the file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from jaxflow.config import ConfigError, importable_config_dir, one_line
+from jaxflow.tune.space import Space
+
+
+def load_space(path_or_space) -> Space:
+  """A Space, or `FILE[:variant]` whose `get_space([variant])` returns one (a list of parameters is wrapped)."""
+  if isinstance(path_or_space, Space):
+    return path_or_space
+  if isinstance(path_or_space, (list, tuple)):
+    return Space(*path_or_space)
+  path, _, variant = str(path_or_space or "").partition(":")
+  if not path:
+    raise ConfigError(
+      "--space is required: a search-space file with get_space(), e.g. --space=configs/spaces/digits_mlp.py"
+    )
+  if not os.path.isfile(path):
+    raise ConfigError(f"--space={path!r}: file not found")
+  with importable_config_dir(path):
+    module = _import_file(path)
+    if not callable(getattr(module, "get_space", None)):
+      raise ConfigError(f"--space={path!r} defines no get_space()")
+    try:
+      result = module.get_space(variant) if variant else module.get_space()
+    except ConfigError as e:
+      raise ConfigError(f"--space={path!r}: {e}") from None
+    except Exception as e:
+      raise ConfigError(f"--space={path!r}: get_space() failed: {type(e).__name__}: {one_line(str(e))}") from None
+  if isinstance(result, (list, tuple)):
+    result = Space(*result)
+  if not isinstance(result, Space):
+    raise ConfigError(f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.tune.space.Space")
+  return result
+
+
+def _import_file(path: str):
+  """The space file run as a module of its own (a name unique to its absolute path)."""
+  try:
+    spec = importlib.util.spec_from_file_location(f"jaxflow_space_{abs(hash(os.path.abspath(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+  except ConfigError as e:
+    raise ConfigError(f"--space={path!r}: {e}") from None
+  except Exception as e:
+    raise ConfigError(f"--space={path!r} could not be loaded: {type(e).__name__}: {one_line(str(e))}") from None
+  return module
