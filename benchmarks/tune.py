@@ -8,7 +8,7 @@ Target (the issue): BO reaches random search's final regret in at most half its 
 Hartmann-6, at budgets of 30 and 50 evaluations.
 
 - Functions with known optima: Branin on [-5, 10] x [0, 15] (min 0.397887) and Hartmann-6 on [0, 1]^6
-  (min -3.32237). Each repetition runs `jaxflow.tune.suggest.Suggester` (the study loop's own
+  (min -3.32237). Each repetition runs `jaxflow.tuning.suggest.Suggester` (the study loop's own
   suggester: the same Sobol initial design, GP fit and acquisition) one evaluation at a time up to the
   largest budget, with a repetition's own study seed; random search uses the same seeds. Simple regret
   after n evaluations = best value among the first n - the optimum. Neither method knows the budget,
@@ -47,8 +47,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from jaxflow.run.environment import package_versions  # noqa: E402
-from jaxflow.tune import space as S  # noqa: E402
-from jaxflow.tune import suggest  # noqa: E402
+from jaxflow.tuning import space as S  # noqa: E402
+from jaxflow.tuning import suggest  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "tune.json")
 VIZIER_SECONDS = 3.5
@@ -161,7 +161,7 @@ def suggestion_seconds(runs: list[dict]) -> dict:
 
 def run_digits(trials: int, reps: int, epochs: int, workroot: str, log) -> dict:
   import jaxflow
-  from jaxflow.tune import study as tune
+  from jaxflow.tuning import study as tune
 
   config = jaxflow.load_config(
     os.path.join(ROOT, "configs", "digits_mlp.py"),

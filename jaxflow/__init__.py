@@ -4,10 +4,6 @@ The Python API is the CLI's twin: `jaxflow train --config=F --workdir=W` calls `
 Heavy imports (jax, flax, tfds) happen on first use, so `import jaxflow` and `jaxflow --help` stay quick.
 """
 
-# The packages named like the API's functions are imported before those functions are defined: importing a
-# submodule later (`from jaxflow.tune import space`) then finds the package in sys.modules and leaves the
-# function `jaxflow.tune` in place (a first import of the package would rebind the name to the package).
-from jaxflow import tune as _tune_package  # noqa: F401  (its __init__ imports nothing: cheap)
 from jaxflow.config import ConfigError, load_config
 
 __version__ = "0.1.0"
@@ -35,8 +31,8 @@ def explain(workdir: str, **kw) -> dict:
 
 
 def tune(config, workdir: str, **kw) -> dict:
-  """Hyperparameter search over `space=` (a file or a Space) in `workdir`; returns the report (jaxflow.tune.study)."""
-  from jaxflow.tune.study import run_tune
+  """Hyperparameter search over `space=` (a file or a Space) in `workdir`; returns the report (jaxflow.tuning.study)."""
+  from jaxflow.tuning.study import run_tune
 
   return run_tune(config, workdir, **kw)
 

@@ -221,7 +221,7 @@ def _define_tune(fv: flags.FlagValues) -> None:
 
 
 def _run_tune(fv: flags.FlagValues) -> int:
-  from jaxflow.tune.study import run_tune
+  from jaxflow.tuning.study import run_tune
 
   report = run_tune(
     fv.config,

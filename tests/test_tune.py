@@ -16,9 +16,9 @@ from scipy import stats as scipy_stats
 import jaxflow
 from jaxflow import cli
 from jaxflow.config import ConfigError, config_hash
-from jaxflow.training import loop
-from jaxflow.tune import acquisition, gp, pruning, space_file, suggest, trials
-from jaxflow.tune import space as S
+from jaxflow.run import train as loop
+from jaxflow.tuning import acquisition, gp, pruning, space_file, suggest, trials
+from jaxflow.tuning import space as S
 from jaxflow.workdir import prepare_workdir
 from tests.conftest import config_path
 
@@ -705,7 +705,7 @@ def test_cli_unknown_space_variant(tmp_path, capsys):
 def test_cli_space_with_a_category_the_config_refuses(tmp_path, capsys):
   path = tmp_path / "space.py"
   path.write_text(
-    "from jaxflow.tune import space\n\n"
+    "from jaxflow.tuning import space\n\n"
     "def get_space():\n  return space.Space(space.categorical('optim.name', ['adam', 'lion']))\n"
   )
   assert _cli(f"--space={path}", f"--workdir={tmp_path / 'tune'}") == 2
@@ -720,7 +720,7 @@ def test_cli_space_with_a_category_the_config_refuses(tmp_path, capsys):
 def test_cli_space_naming_an_unknown_field(tmp_path, capsys):
   path = tmp_path / "space.py"
   path.write_text(
-    "from jaxflow.tune import space\n\n"
+    "from jaxflow.tuning import space\n\n"
     "def get_space():\n  return space.Space(space.log_uniform('optim.lrr', 1e-4, 1e-1))\n"
   )
   assert _cli(f"--space={path}", f"--workdir={tmp_path / 'tune'}") == 2

@@ -10,7 +10,7 @@ size (log scale), epochs, and the network's depth and width, which are not confi
 """
 
 from jaxflow.config import ConfigError
-from jaxflow.tune import space
+from jaxflow.tuning import space
 
 VARIANTS = ("", "small")  # "" (no `:variant`): the full space
 

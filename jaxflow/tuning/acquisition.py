@@ -24,8 +24,8 @@ import jax
 import numpy as np
 from jax.scipy.stats import norm
 
-from jaxflow.tune import gp as gp_lib
-from jaxflow.tune.space import Space
+from jaxflow.tuning import gp as gp_lib
+from jaxflow.tuning.space import Space
 
 KINDS = ("ei", "ucb")
 LIARS = ("mean", "min", "max")

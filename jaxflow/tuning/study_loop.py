@@ -1,14 +1,14 @@
 """The study loop: propose a round of trials, train it rung by rung, prune, record; resume from trial.json.
 
 Each trial applies its sampled overrides to a copy of the config (`trials.trial_config`), validates it
-(a config error is a failed trial, not a stopped study) and trains it with `loop.train_and_evaluate` in
-`WORKDIR/trials/trial_0007/`, sharing one `loop.Compiled` across trials so configs with equal static
+(a config error is a failed trial, not a stopped study) and trains it with `run.train.train_and_evaluate`
+in `WORKDIR/trials/trial_0007/`, sharing one `run.assemble.Compiled` across trials so configs with equal static
 parts reuse their programs.
 
-Batches: a round's trials whose configs share a `loop.group_key` -- they differ only in seeds,
-`optim.lr`, `optim.weight_decay` or `model.dropout_rate` (`loop.RUNTIME_FIELDS`: data of the vmapped
-program, not part of it) -- are trained as one vmapped program by `loop.train_group` (the multi-seed
-runner's machinery), each in its own normal workdir. A `loop.GroupError` (or a crash of the group) falls
+Batches: a round's trials whose configs share a `run.assemble.group_key` -- they differ only in seeds,
+`optim.lr`, `optim.weight_decay` or `model.dropout_rate` (`run.validate.RUNTIME_FIELDS`: data of the vmapped
+program, not part of it) -- are trained as one vmapped program by `run.train.train_group` (the multi-seed
+runner's machinery), each in its own normal workdir. A `GroupError` (or a crash of the group) falls
 back to one run after another.
 
 Pruning (`pruning.py`): after each probe rung, the trial's value there is read from that rung run's
@@ -28,10 +28,11 @@ import time
 import numpy as np
 
 from jaxflow.config import ConfigError, config_hash, one_line
-from jaxflow.training import loop
-from jaxflow.training.validate import validate
-from jaxflow.tune import pruning
-from jaxflow.tune.trials import Trial, eval_curve, objective_value, probe_value, trial_config
+from jaxflow.run import assemble
+from jaxflow.run import train as run_train
+from jaxflow.run.validate import validate
+from jaxflow.tuning import pruning
+from jaxflow.tuning.trials import Trial, eval_curve, objective_value, probe_value, trial_config
 from jaxflow.workdir import completed_summary
 
 
@@ -44,7 +45,7 @@ class Study:
     self.suggester = suggester
     self.mode = config.train.monitor_mode
     self.trials: list[Trial] = []
-    self.compiled = loop.Compiled()
+    self.compiled = assemble.Compiled()
 
   def say(self, message: str) -> None:
     if not self.quiet:
@@ -250,11 +251,11 @@ class Study:
     self.say(f"trial {trial.index} failed: {trial.error}")
 
   def train(self, runs: list[tuple]) -> list[tuple[dict | None, str | None, int]]:
-    """(summary, error, group size) per run; runs with equal `loop.group_key` train as one program."""
+    """(summary, error, group size) per run; runs with equal `group_key` train as one program."""
     out: dict[int, tuple] = {}
     groups: dict[str, list[int]] = {}
     for i, (_, cfg, _) in enumerate(runs):
-      groups.setdefault(loop.group_key(cfg), []).append(i)
+      groups.setdefault(assemble.group_key(cfg), []).append(i)
     for members in groups.values():
       done = {i: completed_summary(runs[i][2], runs[i][1]) for i in members}
       for i, summary in done.items():
@@ -263,13 +264,13 @@ class Study:
       members = [i for i in members if done[i] is None]
       if len(members) > 1:
         try:
-          summaries = loop.train_group(
+          summaries = run_train.train_group(
             [runs[i][1] for i in members], [runs[i][2] for i in members], quiet=True, compiled=self.compiled
           )
           for i, summary in zip(members, summaries):
             out[i] = (summary, summary.get("error"), len(members))
           continue
-        except loop.GroupError as e:
+        except run_train.GroupError as e:
           self.say(
             f"trials {[runs[i][0].index for i in members]} cannot train as one program ({one_line(str(e))}); "
             "one after another"
@@ -284,7 +285,7 @@ class Study:
 
   def _train_one(self, cfg, workdir: str) -> tuple[dict | None, str | None, int]:
     try:
-      return loop.train_and_evaluate(cfg, workdir, quiet=True, compiled=self.compiled), None, 1
+      return run_train.train_and_evaluate(cfg, workdir, quiet=True, compiled=self.compiled), None, 1
     except Exception as e:
       # The error goes to trial.json (Study.fail) only: the workdir may be one the loop refused, holding
       # another run whose summary.json is not ours to overwrite.

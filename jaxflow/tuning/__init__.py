@@ -8,7 +8,6 @@ pruning of poor trials, the study loop and its report.
 - `trials` (a trial's record and config), `study_loop` (proposing, training and pruning rounds of
   trials), `study` (`run_tune`: arguments, study.json, resuming), `report`, `report_plots`, `best_config`.
 
-Imports jaxflow.config, jaxflow.plotting, jaxflow.workdir and jaxflow.training; within jaxflow only
-jaxflow.cli and jaxflow/__init__.py import it. This __init__ imports nothing: `import jaxflow` imports
-this package (so that the function `jaxflow.tune` keeps its name) and must stay quick.
+The package is `tuning` and the verb's function `jaxflow.tune(config, workdir, ...)`: a package named
+`tune` would replace that function as an attribute of `jaxflow` once imported (as `training` and `train`).
 """

@@ -21,9 +21,9 @@ import re
 
 import numpy as np
 
-from jaxflow.tune import gp as gp_lib
-from jaxflow.tune.best_config import write_best_config
-from jaxflow.tune.report_plots import fmt, plot_convergence, plot_importance, plot_slice
+from jaxflow.tuning import gp as gp_lib
+from jaxflow.tuning.best_config import write_best_config
+from jaxflow.tuning.report_plots import fmt, plot_convergence, plot_importance, plot_slice
 from jaxflow.workdir import write_report
 
 PAIRS = (("optim.lr", "train.epochs"), ("model.dropout_rate", "train.batch_size"))

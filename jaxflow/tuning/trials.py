@@ -14,8 +14,8 @@ import os
 
 import ml_collections
 
-from jaxflow.tune.overrides import apply
-from jaxflow.tune.space import Space
+from jaxflow.tuning.overrides import apply
+from jaxflow.tuning.space import Space
 from jaxflow.workdir import read_json, write_json
 
 STATUSES = ("pending", "completed", "failed", "stopped")

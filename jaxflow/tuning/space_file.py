@@ -13,7 +13,7 @@ import importlib.util
 import os
 
 from jaxflow.config import ConfigError, importable_config_dir, one_line
-from jaxflow.tune.space import Space
+from jaxflow.tuning.space import Space
 
 
 def load_space(path_or_space) -> Space:
@@ -42,7 +42,9 @@ def load_space(path_or_space) -> Space:
   if isinstance(result, (list, tuple)):
     result = Space(*result)
   if not isinstance(result, Space):
-    raise ConfigError(f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.tune.space.Space")
+    raise ConfigError(
+      f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.tuning.space.Space"
+    )
   return result
 
 

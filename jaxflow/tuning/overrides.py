@@ -1,7 +1,7 @@
 """A trial's values assigned to a config: `a.b.c -> value` overrides, type-checked by ml_collections.
 
 Used to build every trial's config (`trials.trial_config`), to check a space against its config
-(`space_checks`), and by the best_config.py a study writes (`from jaxflow.tune.overrides import apply`).
+(`space_checks`), and by the best_config.py a study writes (`from jaxflow.tuning.overrides import apply`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from jaxflow.config import get_field, load_config, to_dict
-from jaxflow.tune.trials import trial_config
+from jaxflow.tuning.trials import trial_config
 from jaxflow.workdir import write_text
 
 
@@ -73,7 +73,7 @@ def _from_file(path: str, study, best: dict, config_file: str) -> list[str]:
     "import os",
     "",
     "from jaxflow.config import load_config",
-    "from jaxflow.tune.overrides import apply",
+    "from jaxflow.tuning.overrides import apply",
     "",
     f"BASE = {base!r}",
     "OVERRIDES = {",

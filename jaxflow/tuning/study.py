@@ -35,11 +35,11 @@ import time
 import ml_collections
 
 from jaxflow.config import ConfigError, config_hash, to_dict
-from jaxflow.training.validate import validate
-from jaxflow.tune import pruning, suggest
-from jaxflow.tune import report as report_lib
-from jaxflow.tune.space_file import load_space
-from jaxflow.tune.study_loop import Study
+from jaxflow.run.validate import validate
+from jaxflow.tuning import pruning, suggest
+from jaxflow.tuning import report as report_lib
+from jaxflow.tuning.space_file import load_space
+from jaxflow.tuning.study_loop import Study
 from jaxflow.workdir import read_json, to_jsonable, write_json
 
 OBJECTIVES = ("final", "best")

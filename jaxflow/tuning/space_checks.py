@@ -15,8 +15,8 @@ import ml_collections
 import numpy as np
 
 from jaxflow.config import ConfigError, one_line
-from jaxflow.training.validate import validate
-from jaxflow.tune.overrides import apply, has_field
+from jaxflow.run.validate import validate
+from jaxflow.tuning.overrides import apply, has_field
 
 
 def virtual_params(params: Sequence, derive: Callable | None, config: ml_collections.ConfigDict) -> set[str]:

@@ -2,7 +2,7 @@
 
 A search-space file (`configs/spaces/digits_mlp.py`) defines `get_space()`:
 
-  from jaxflow.tune import space
+  from jaxflow.tuning import space
 
   def get_space():
     return space.Space(
@@ -42,7 +42,7 @@ import ml_collections
 import numpy as np
 
 from jaxflow.config import ConfigError
-from jaxflow.tune import space_checks
+from jaxflow.tuning import space_checks
 
 INACTIVE = 0.5  # the GP feature of a parameter its parent switched off
 MAX_GRID = 100_000  # points of a grid built whole (see Space.grid)

@@ -18,9 +18,9 @@ import dataclasses
 import numpy as np
 
 from jaxflow.config import ConfigError
-from jaxflow.tune import acquisition
-from jaxflow.tune import gp as gp_lib
-from jaxflow.tune.space import Space
+from jaxflow.tuning import acquisition
+from jaxflow.tuning import gp as gp_lib
+from jaxflow.tuning.space import Space
 
 METHODS = ("grid", "random", "sobol", "halton", "bo")
 

@@ -1,1 +1,0 @@
-"""Studies: verbs that run or read many things and write a report (audit, seeds, tune)."""
