@@ -1,0 +1,119 @@
+"""`jaxflow VERB --config=FILE [--config.a.b=v ...] --workdir=DIR`: flags -> library call, nothing else.
+
+Flags are parsed by absl with ml_collections' config_flags (the flax-examples convention), into a fresh
+FlagValues per call: no module-level flag state. Exit status: 0 done, 2 bad input (a one-line message
+naming the field and what is allowed; nothing written), 1 a run that failed (message says why; its last
+good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from absl import flags
+from absl import logging as absl_logging
+
+from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain, seeds_compare
+from jaxflow.config import ConfigError, one_line, parse_config_flags
+
+USAGE = """usage: jaxflow VERB --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR [--quiet]
+
+verbs:
+  train    train and evaluate a model from a config; rerun the same command to resume
+  audit    audit the config's dataset: balance, duplicates and leakage, label conflicts, shift, metadata bias
+  seeds    train the config with many seeds: variance by source, confidence intervals, determinism
+           (`jaxflow seeds compare A B` compares two such studies)
+  profile  profile the config's model on every device: fused vs unfused, precisions, roofline, training
+           (`jaxflow profile compare A B` sets two reports side by side)
+  explain  pictures of a trained run (--workdir only): kernels, activation maps, saliency, layer statistics
+  tune     hyperparameter search (--space=FILE): grid, random, Sobol/Halton, Bayesian optimization with a GP
+
+Run `jaxflow VERB --help` for a verb's flags."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(USAGE)
+    return 0
+  verb, args = argv[1], [_underscored(a) for a in argv[2:]]
+  if verb not in VERBS:
+    print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join(VERBS)}", file=sys.stderr)
+    return 2
+  prog = f"jaxflow {verb}"
+  # The process is ours: keep absl's INFO/WARNING chatter (tfds, orbax) out of the user's terminal.
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  compare = {"seeds": seeds_compare, "profile": profile_compare}
+  if verb in compare and args and args[0] == "compare":
+    try:
+      return compare[verb](args[1:])
+    except ConfigError as e:
+      print(f"jaxflow {verb} compare: error: {one_line(str(e))}", file=sys.stderr)
+      return 2
+  if verb == "explain":  # reads a trained run's workdir: no config flags
+    return _explain_main(args)
+  fv = flags.FlagValues()
+  define_common(fv, [prog, *args])
+  help_text, run, define = VERBS[verb]
+  if define is not None:
+    define(fv)
+  if "--help" in args or "-h" in args:
+    print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{help_text}\n")
+    for name in [n for n in fv if n not in ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")]:
+      if not name.startswith("config."):
+        print(f"  --{name}: {fv[name].help}")
+    print(
+      "  --config.FIELD=VALUE: override one config field, e.g. --config.optim.lr=3e-3 --config.model.widths=(64,64)"
+    )
+    return 0
+  try:
+    unparsed = parse_config_flags(fv, [prog, *args])
+    if len(unparsed) > 1:
+      raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --config.optim.lr=0.01")
+    if not fv.workdir:
+      raise ConfigError("--workdir is required, e.g. --workdir=runs/my_run")
+    return run(fv)
+  except ConfigError as e:
+    print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
+    return 2
+
+
+def _explain_main(args: Sequence[str]) -> int:
+  """`jaxflow explain --workdir=RUN [--examples=N] [--out=DIR] [--tb]`: the run's own config.json says
+  what model and data it was, so no --config is taken."""
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "a trained run's workdir (its config.json and checkpoints)", flag_values=fv)
+  flags.DEFINE_boolean("quiet", False, "no progress output", flag_values=fv)
+  define_explain(fv)
+  if "--help" in args or "-h" in args:
+    print(f"usage: jaxflow explain --workdir=RUN [--examples=N] [--out=DIR] [--tb]\n\n{VERBS['explain'][0]}\n")
+    for name in ("workdir", "examples", "out", "tb"):
+      print(f"  --{name}: {fv[name].help}")
+    return 0
+  try:
+    try:
+      unparsed = fv(["jaxflow explain", *args])
+    except flags.Error as e:
+      raise ConfigError(one_line(str(e))) from None
+    if len(unparsed) > 1:
+      raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --examples=16")
+    if not fv.workdir:
+      raise ConfigError("--workdir is required: the workdir of a trained run, e.g. --workdir=runs/digits_cnn")
+    return run_explain(fv)
+  except ConfigError as e:
+    print(f"jaxflow explain: error: {one_line(str(e))}", file=sys.stderr)
+    return 2
+
+
+def _underscored(arg: str) -> str:
+  """`--check-determinism` -> `--check_determinism` (absl names flags with underscores); config
+  overrides and values are left alone."""
+  if not arg.startswith("--") or arg.startswith("--config"):
+    return arg
+  name, sep, value = arg[2:].partition("=")
+  return "--" + name.replace("-", "_") + sep + value
+
+
+def console_main() -> None:
+  sys.exit(main())
