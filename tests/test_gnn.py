@@ -13,6 +13,7 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
+from jaxflow.data import graph_cycles
 from jaxflow.data import graphs as graph_data
 from jaxflow.models import gnn
 
@@ -25,8 +26,8 @@ MODELS = {
 
 def small_graphs(count: int = 5, seed: int = 1) -> list[jraph.GraphsTuple]:
   """`count` generated graphs (6..16 nodes, degree features [n, 6]), half of them with a cycle."""
-  examples = graph_data.generate_cycles(seed, "train", count + count % 2)[:count]
-  return [graph_data.cycles_graph(ex["num_nodes"], ex["edges"]) for ex in examples]
+  examples = graph_cycles.generate_cycles(seed, "train", count + count % 2)[:count]
+  return [graph_cycles.cycles_graph(ex["num_nodes"], ex["edges"]) for ex in examples]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,8 @@ def test_gradients_match_finite_differences(init_params, name):
   head = "graph"
   model = MODELS[name](head, activation="tanh")
   graphs = [
-    graph_data.cycles_graph(4, np.array([[0, 1], [1, 2], [2, 0], [2, 3]])),
-    graph_data.cycles_graph(3, np.array([[0, 1], [1, 2]])),
+    graph_cycles.cycles_graph(4, np.array([[0, 1], [1, 2], [2, 0], [2, 3]])),
+    graph_cycles.cycles_graph(3, np.array([[0, 1], [1, 2]])),
   ]
   with jax.enable_x64(True):
     batch = jraph.batch_np(graphs)
@@ -145,7 +146,7 @@ def test_overfits_karate_node_labels(name):
 def test_overfits_a_few_graphs(init_params, name):
   """Eight generated graphs (four with a cycle), padded: graph-level training accuracy 1.0."""
   graphs = small_graphs(8, seed=3)
-  labels = np.array([ex["label"] for ex in graph_data.generate_cycles(3, "train", 8)], dtype=np.int32)
+  labels = np.array([ex["label"] for ex in graph_cycles.generate_cycles(3, "train", 8)], dtype=np.int32)
   padded, mask = graph_data.pad_batch(graphs, graph_data.budgets_for(graphs, 8, num_budgets=1))
   padded_labels = np.zeros(mask.shape, np.int32)
   padded_labels[:8] = labels
@@ -157,7 +158,7 @@ def test_overfits_a_few_graphs(init_params, name):
 def test_one_compilation_per_budget(caplog, init_params):
   """Twelve batches of 4 graphs, padded to 3 budgets (all used, in mixed order): exactly 3 compilations."""
   graphs = small_graphs(48, seed=7)
-  labels = np.array([ex["label"] for ex in graph_data.generate_cycles(7, "train", 48)], dtype=np.int32)
+  labels = np.array([ex["label"] for ex in graph_cycles.generate_cycles(7, "train", 48)], dtype=np.int32)
   budgets = graph_data.budgets_for(graphs, 4)
   assert len(budgets) == 3
   order = np.argsort([int(g.n_node[0]) for g in graphs])  # small graphs first, then ever bigger

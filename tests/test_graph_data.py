@@ -11,6 +11,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from jaxflow.data import graph_builders, graph_cycles
 from jaxflow.data import graphs as graph_data
 
 
@@ -51,15 +52,15 @@ def test_karate_more_labelled_nodes_per_class():
 
 
 def test_generated_cycles_follow_the_rule_and_are_balanced():
-  examples = graph_data.generate_cycles(11, "test")
-  assert len(examples) == graph_data.CYCLES_SPLIT_SIZES["test"]
+  examples = graph_cycles.generate_cycles(11, "test")
+  assert len(examples) == graph_cycles.CYCLES_SPLIT_SIZES["test"]
   labels = np.array([ex["label"] for ex in examples])
   assert np.bincount(labels).tolist() == [len(examples) // 2] * 2
   for ex in examples:
     n, edges = ex["num_nodes"], ex["edges"]
     g = to_networkx(n, edges)
     assert ex["label"] == int(not nx.is_forest(g))
-    assert graph_data.MIN_NODES <= n <= graph_data.MAX_NODES
+    assert graph_cycles.MIN_NODES <= n <= graph_cycles.MAX_NODES
     assert n - 3 <= len(edges) <= n - 1 and g.number_of_edges() == len(edges)  # no duplicates
     assert np.all(edges[:, 0] < edges[:, 1])
   # Edge counts relative to size follow one law in both classes: the count alone can't tell them apart.
@@ -69,7 +70,7 @@ def test_generated_cycles_follow_the_rule_and_are_balanced():
 
 
 def test_cycles_graph_features():
-  g = graph_data.cycles_graph(4, np.array([[0, 1], [0, 2], [0, 3]]))
+  g = graph_cycles.cycles_graph(4, np.array([[0, 1], [0, 2], [0, 3]]))
   np.testing.assert_array_equal(np.argmax(g.nodes, axis=1), [3, 1, 1, 1])  # one-hot degree
   np.testing.assert_array_equal(g.n_edge, [6])
 
@@ -90,9 +91,9 @@ def prepared(tmp_path_factory):
   """graph_cycles prepared twice for seed 3 (two data dirs) and once for seed 4."""
   dirs = [str(tmp_path_factory.mktemp(f"graphs_{i}")) for i in range(2)]
   loaded = {
-    ("a", 3): graph_data.load_graph_split("graph_cycles", "test", seed=3, data_dir=dirs[0]),
-    ("b", 3): graph_data.load_graph_split("graph_cycles", "test", seed=3, data_dir=dirs[1]),
-    ("a", 4): graph_data.load_graph_split("graph_cycles", "test", seed=4, data_dir=dirs[0]),
+    ("a", 3): graph_builders.load_graph_split("graph_cycles", "test", seed=3, data_dir=dirs[0]),
+    ("b", 3): graph_builders.load_graph_split("graph_cycles", "test", seed=3, data_dir=dirs[1]),
+    ("a", 4): graph_builders.load_graph_split("graph_cycles", "test", seed=4, data_dir=dirs[0]),
   }
   return dirs, loaded
 
@@ -104,9 +105,9 @@ def test_graph_cycles_through_tfds_without_tensorflow(prepared):
   files = os.listdir(os.path.join(dirs[0], "graph_cycles", "seed_3", "1.0.0"))
   assert "graph_cycles-test.array_record-00000-of-00001" in files
   source = tfds.data_source("graph_cycles/seed_3", split="test", data_dir=dirs[0], download=False)
-  assert len(source) == graph_data.CYCLES_SPLIT_SIZES["test"]
+  assert len(source) == graph_cycles.CYCLES_SPLIT_SIZES["test"]
   stored = [source[i] for i in range(len(source))]
-  generated = graph_data.generate_cycles(3, "test")
+  generated = graph_cycles.generate_cycles(3, "test")
   for got, want in zip(stored, generated, strict=True):  # stored order = generated order
     assert got["num_nodes"] == want["num_nodes"] and got["label"] == want["label"]
     np.testing.assert_array_equal(got["edges"], want["edges"])
@@ -117,7 +118,7 @@ def test_graph_cycles_through_tfds_without_tensorflow(prepared):
 def test_load_graph_split_is_deterministic_per_seed(prepared):
   _, loaded = prepared
   (graphs_a, labels_a), (graphs_b, labels_b), (graphs_4, labels_4) = (loaded["a", 3], loaded["b", 3], loaded["a", 4])
-  assert len(graphs_a) == len(labels_a) == graph_data.CYCLES_SPLIT_SIZES["test"]
+  assert len(graphs_a) == len(labels_a) == graph_cycles.CYCLES_SPLIT_SIZES["test"]
   assert labels_a.dtype == np.int32 and np.bincount(labels_a).tolist() == [500, 500]
   np.testing.assert_array_equal(labels_a, labels_b)
   for ga, gb in zip(graphs_a, graphs_b, strict=True):
@@ -126,7 +127,7 @@ def test_load_graph_split_is_deterministic_per_seed(prepared):
   assert not np.array_equal(labels_a, labels_4)  # another seed, another dataset
   assert [int(g.n_node[0]) for g in graphs_a] != [int(g.n_node[0]) for g in graphs_4]
   g = graphs_a[0]
-  assert g.nodes.shape == (g.n_node[0], graph_data.DEGREE_FEATURES) and g.senders.dtype == np.int32
+  assert g.nodes.shape == (g.n_node[0], graph_cycles.DEGREE_FEATURES) and g.senders.dtype == np.int32
 
 
 def test_load_graph_split_errors(prepared):
@@ -134,16 +135,16 @@ def test_load_graph_split_errors(prepared):
 
   dirs, _ = prepared
   with pytest.raises(DatasetError, match="not a generated graph dataset"):
-    graph_data.load_graph_split("digits", "train", seed=0, data_dir=dirs[0])
+    graph_builders.load_graph_split("digits", "train", seed=0, data_dir=dirs[0])
   with pytest.raises(DatasetError, match="non-negative"):
-    graph_data.load_graph_split("graph_cycles", "train", seed=-1, data_dir=dirs[0])
+    graph_builders.load_graph_split("graph_cycles", "train", seed=-1, data_dir=dirs[0])
   with pytest.raises(DatasetError, match="not a split"):
-    graph_data.load_graph_split("graph_cycles", "validation", seed=3, data_dir=dirs[0])
+    graph_builders.load_graph_split("graph_cycles", "validation", seed=3, data_dir=dirs[0])
 
 
 def line_graphs(sizes) -> list[jraph.GraphsTuple]:
   """Path graphs with the given node counts: n nodes, 2(n-1) directed edges."""
-  return [graph_data.cycles_graph(n, np.array([[i, i + 1] for i in range(n - 1)])) for n in sizes]
+  return [graph_cycles.cycles_graph(n, np.array([[i, i + 1] for i in range(n - 1)])) for n in sizes]
 
 
 def test_budgets_cover_every_batch():
@@ -162,7 +163,7 @@ def test_pad_batch_picks_smallest_fitting_budget():
   graphs = line_graphs([3, 4])  # 7 nodes, 10 directed edges
   budgets = [(8, 16, 3), (16, 16, 3), (32, 32, 5)]
   padded, mask = graph_data.pad_batch(graphs, budgets)
-  assert padded.nodes.shape == (8, graph_data.DEGREE_FEATURES)
+  assert padded.nodes.shape == (8, graph_cycles.DEGREE_FEATURES)
   assert padded.senders.shape == (16,) and padded.senders.dtype == np.int32
   assert padded.n_node.tolist() == [3, 4, 1] and padded.n_edge.tolist() == [4, 6, 6]
   np.testing.assert_array_equal(mask, [True, True, False])

@@ -1,19 +1,16 @@
-"""Graph data: Zachary's karate club, a generated graph-classification set, and padded batching.
+"""Graph data for training: Zachary's karate club, and padding graphs to fixed budgets for batching.
 
-Graphs travel as `jraph.GraphsTuple`s of numpy arrays: `nodes` float32 [n_node_total, features],
-`senders`/`receivers` int32 [n_edge_total] (an undirected edge appears once in each direction),
-`n_node`/`n_edge` int32 [n_graph], `edges` and `globals` None (none of these graphs has edge or graph
-attributes; models that want them start from constants).
+Graphs travel as `jraph.GraphsTuple`s of numpy arrays in the layout `jaxflow.data.graph_tuples`
+describes. The generated graph-classification set `graph_cycles` is generated in
+`jaxflow.data.graph_cycles` and stored and read through tfds by `jaxflow.data.graph_builders`; the
+names of it that the training code uses (`load_graph_split`, `CYCLES_NAME`, `CYCLES_SPLIT_SIZES`,
+`DEGREE_FEATURES`) are imported here from those homes.
 
 Batches are padded with `jraph.pad_with_graphs` to one of a few fixed budgets `(n_node, n_edge, n_graph)`
 so a jitted step compiles once per budget, not once per batch shape. The padding is one dummy graph
 holding every padding node and edge (its edges join its first node to itself) plus empty graphs; no
 padding edge touches a real node, so message passing, degree normalization and per-graph pooling never
 mix padding into real outputs. `pad_batch` returns the graph mask that metrics and losses need.
-
-`graph_cycles` is generated here (pure numpy, deterministic in an integer seed) and served through tfds
-by the builder in `jaxflow.data.graph_builders`, like the digits: prepared without TensorFlow into
-array_record, read back with `tfds.data_source`. tfds, networkx and the builder are imported lazily.
 
 Pitfalls found on jraph 0.0.6.dev0 with jax 0.10 (each handled here or in jaxflow.models.gnn):
 - `jraph.batch_np` returns int64 senders/receivers (offsets come from `np.cumsum`), so a batch of int32
@@ -36,28 +33,28 @@ from collections.abc import Iterator, Sequence
 import jraph
 import numpy as np
 
-from jaxflow.rng import stable_id
+from jaxflow.data.graph_builders import load_graph_split
+from jaxflow.data.graph_cycles import CYCLES_NAME, CYCLES_SPLIT_SIZES, DEGREE_FEATURES
+from jaxflow.data.graph_tuples import undirected_graph
+
+__all__ = [
+  "CYCLES_NAME",
+  "CYCLES_SPLIT_SIZES",
+  "DEGREE_FEATURES",
+  "KARATE_CLASSES",
+  "KARATE_LEADERS",
+  "Budget",
+  "budgets_for",
+  "graph_batches",
+  "karate_club",
+  "load_graph_split",
+  "pad_batch",
+]
 
 # --- Zachary's karate club ------------------------------------------------------------------------
 
 KARATE_CLASSES = ("Mr. Hi", "Officer")  # label 0, label 1: the 'club' attribute networkx ships
 KARATE_LEADERS = (0, 33)  # Mr. Hi (instructor) and John A. (administrator), one per class
-
-
-def _undirected(num_nodes: int, edges: np.ndarray, nodes: np.ndarray) -> jraph.GraphsTuple:
-  """One graph from undirected edges int [m, 2]: each edge becomes two directed ones (u->v, v->u)."""
-  edges = np.asarray(edges, dtype=np.int32).reshape(-1, 2)
-  senders = np.concatenate([edges[:, 0], edges[:, 1]])
-  receivers = np.concatenate([edges[:, 1], edges[:, 0]])
-  return jraph.GraphsTuple(
-    nodes=nodes,
-    edges=None,
-    senders=senders,
-    receivers=receivers,
-    n_node=np.array([num_nodes], dtype=np.int32),
-    n_edge=np.array([senders.shape[0]], dtype=np.int32),
-    globals=None,
-  )
 
 
 def karate_club(*, labelled_per_class: int = 1) -> dict:
@@ -77,7 +74,7 @@ def karate_club(*, labelled_per_class: int = 1) -> dict:
   Welling (2017) use on this graph. It would mean nothing across different graphs, which is why the
   generated set uses degrees instead.
   """
-  import networkx as nx  # Lazy: only the karate club needs it.
+  import networkx as nx  # Deferred: only the karate club needs it, and networkx takes ~0.2 s to import.
 
   g = nx.karate_club_graph()
   num_nodes = g.number_of_nodes()
@@ -88,152 +85,8 @@ def karate_club(*, labelled_per_class: int = 1) -> dict:
   for cls, leader in enumerate(KARATE_LEADERS):
     members = [leader] + [i for i in range(num_nodes) if labels[i] == cls and i != leader]
     train_mask[members[:labelled_per_class]] = True
-  graph = _undirected(num_nodes, np.array(g.edges()), np.eye(num_nodes, dtype=np.float32))
+  graph = undirected_graph(num_nodes, np.array(g.edges()), np.eye(num_nodes, dtype=np.float32))
   return {"graph": graph, "labels": labels, "train_mask": train_mask, "eval_mask": ~train_mask}
-
-
-# --- Generated graph classification: does the graph contain a cycle? --------------------------------
-
-CYCLES_NAME = "graph_cycles"
-CYCLES_CLASSES = ("forest", "cycle")  # label 1 iff the graph is not a forest
-CYCLES_CHANCE = 0.5  # classes are exactly balanced in every split
-CYCLES_SPLIT_SIZES = {"train": 2000, "test": 1000}
-MIN_NODES, MAX_NODES = 6, 16
-MAX_MISSING_EDGES = 3  # a graph on n nodes has n - 1 - k edges, k uniform in 0..MAX_MISSING_EDGES - 1
-DEGREE_FEATURES = 6  # one-hot degree 0, 1, ..., 4, and 5 or more
-
-
-def _random_tree(rng: np.random.Generator, n: int) -> np.ndarray:
-  """A uniformly random labelled tree on n >= 2 nodes (decoded from a random Prüfer sequence), [n-1, 2]."""
-  if n == 2:
-    return np.array([[0, 1]])
-  prufer = rng.integers(0, n, size=n - 2)
-  degree = np.ones(n, dtype=np.int64)
-  np.add.at(degree, prufer, 1)
-  edges = []
-  for node in prufer:
-    leaf = int(np.flatnonzero(degree == 1)[0])
-    edges.append((leaf, int(node)))
-    degree[leaf] -= 1
-    degree[node] -= 1
-  u, v = np.flatnonzero(degree == 1)
-  edges.append((int(u), int(v)))
-  return np.array(edges)
-
-
-def _components(n: int, edges: np.ndarray) -> np.ndarray:
-  """Component id per node, int [n] (union-find; edges [m, 2])."""
-  parent = list(range(n))
-
-  def find(x: int) -> int:
-    while parent[x] != x:
-      parent[x] = parent[parent[x]]
-      x = parent[x]
-    return x
-
-  for u, v in edges:
-    parent[find(int(u))] = find(int(v))
-  return np.array([find(i) for i in range(n)])
-
-
-def _random_forest(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
-  """A random forest with n nodes and m <= n - 1 edges: a uniform random tree minus n - 1 - m edges."""
-  tree = _random_tree(rng, n)
-  return tree[np.sort(rng.choice(n - 1, size=m, replace=False))]
-
-
-def _with_one_cycle(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
-  """A graph with n nodes, m edges and exactly one cycle: a forest of m - 1 edges plus one edge that
-  joins two non-adjacent nodes of the same tree (the cycle's length is their distance + 1 >= 3)."""
-  while True:
-    forest = _random_forest(rng, n, m - 1)
-    component = _components(n, forest)
-    adjacent = {(min(u, v), max(u, v)) for u, v in forest.tolist()}
-    pairs = [
-      (u, v) for u in range(n) for v in range(u + 1, n) if component[u] == component[v] and (u, v) not in adjacent
-    ]
-    if pairs:  # else every tree has <= 2 nodes: draw again
-      return np.concatenate([forest, np.array([pairs[rng.integers(len(pairs))]])])
-
-
-def generate_cycles(seed: int, split: str, size: int | None = None) -> list[dict]:
-  """Split `split` of graph_cycles for an integer `seed`: a list of {'num_nodes', 'edges', 'label'}.
-
-  Each example: `num_nodes` n uniform in [6, 16]; `edges` int32 [m, 2], undirected, each once (u < v),
-  with m = n - 1 - k, k uniform in {0, 1, 2} for *both* classes; `label` 1 iff the graph has a cycle
-  (label 0: a random forest; label 1: a forest plus one edge closing a cycle). Labels are exactly
-  balanced (`size` must be even) and in random order. Node ids are randomly permuted so that no
-  position carries information.
-
-  Why these choices: n and m follow the same law in both classes, so neither size nor edge count gives
-  the answer (with m >= n a cycle is certain); a model has to see structure. Equal m means the cyclic
-  graphs have one more connected component, which message passing can't count directly either.
-
-  Deterministic in (seed, split): the generator is `np.random.default_rng([seed, stable_id(split)])`,
-  so splits are independent streams and the same in every process and numpy version with PCG64.
-  """
-  size = CYCLES_SPLIT_SIZES[split] if size is None else size
-  if size % 2:
-    raise ValueError(f"size={size} must be even so that the classes are balanced.")
-  rng = np.random.default_rng([seed, stable_id(split)])
-  labels = rng.permutation(np.repeat([0, 1], size // 2))
-  examples = []
-  for label in labels:
-    n = int(rng.integers(MIN_NODES, MAX_NODES + 1))
-    m = n - 1 - int(rng.integers(MAX_MISSING_EDGES))
-    edges = _with_one_cycle(rng, n, m) if label else _random_forest(rng, n, m)
-    relabel = rng.permutation(n)
-    edges = np.sort(relabel[edges], axis=1)
-    edges = edges[np.lexsort((edges[:, 1], edges[:, 0]))].astype(np.int32)
-    examples.append({"num_nodes": n, "edges": edges, "label": int(label)})
-  return examples
-
-
-def degree_features(num_nodes: int, edges: np.ndarray) -> np.ndarray:
-  """float32 [num_nodes, DEGREE_FEATURES]: one-hot degree, the last column for degree >= 5.
-
-  Generated graphs have no node attributes and node ids mean nothing across graphs; one-hot degree is
-  the usual stand-in for unlabelled graphs (Xu et al. 2019, GIN, on the TU social datasets).
-  """
-  degree = np.bincount(np.asarray(edges).reshape(-1), minlength=num_nodes)
-  return np.eye(DEGREE_FEATURES, dtype=np.float32)[np.minimum(degree, DEGREE_FEATURES - 1)]
-
-
-def cycles_graph(num_nodes: int, edges: np.ndarray) -> jraph.GraphsTuple:
-  """One graph_cycles example as a GraphsTuple: nodes [n, DEGREE_FEATURES], 2m directed edges."""
-  return _undirected(num_nodes, edges, degree_features(num_nodes, edges))
-
-
-def load_graph_split(
-  name: str, split: str, *, seed: int, data_dir: str | None = None
-) -> tuple[list[jraph.GraphsTuple], np.ndarray]:
-  """Split `split` of generated dataset `name` for `seed`, through tfds: (graphs, labels int32 [n]).
-
-  The builder config `seed_<seed>` makes the seed part of the dataset's identity (its own directory
-  under data_dir/<name>/); it is prepared on first use and read with `tfds.data_source`, no TensorFlow.
-  Each graph is a single-graph GraphsTuple (`cycles_graph`); stored order (shuffling is the loop's job).
-  """
-  import tensorflow_datasets as tfds
-
-  from jaxflow.data import graph_builders  # Registers the builder with tfds.
-  from jaxflow.data.loading import DatasetError, _prepare_quietly, resolve_data_dir
-
-  if name not in graph_builders.GRAPH_BUILDERS:
-    known = ", ".join(graph_builders.GRAPH_BUILDERS)
-    raise DatasetError(f"data.name={name!r} is not a generated graph dataset; known: {known}.")
-  if not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise DatasetError(f"seed={seed!r} must be a non-negative integer (see jaxflow.rng.dataset_seed).")
-  data_dir = resolve_data_dir(data_dir)
-  full_name = f"{name}/{graph_builders.config_name(int(seed))}"
-  builder = tfds.builder(full_name, data_dir=data_dir, file_format="array_record")
-  if not builder.is_prepared():
-    _prepare_quietly(builder, full_name, data_dir)
-  if split not in builder.info.splits:
-    raise DatasetError(f"split={split!r} is not a split of {name!r}; it has: {', '.join(builder.info.splits)}.")
-  source = builder.as_data_source(split=split)
-  examples = list(source.__getitems__(list(range(len(source)))))
-  graphs = [cycles_graph(int(ex["num_nodes"]), ex["edges"]) for ex in examples]
-  return graphs, np.array([ex["label"] for ex in examples], dtype=np.int32)
 
 
 # --- Padding to fixed budgets and batching ----------------------------------------------------------

@@ -7,7 +7,8 @@ access with no TensorFlow. jaxflow's datasets are small, so a split is read whol
 batching and shuffling (from the `data` PRNG stream) happen on those arrays.
 
 tensorflow_datasets is imported inside the functions: importing `jaxflow.data` stays cheap (tfds
-alone takes ~0.5 s) for the commands that never touch data.
+alone takes ~0.5 s) for the commands that never touch data. The data dir, the file format and the
+quiet preparation are `jaxflow.data.store`'s, shared with `custom` and `graph_builders`.
 
 A user's own data ('folder:PATH', 'csv:PATH', 'npz:PATH'; see `jaxflow.data.custom`) is converted once
 into the same array_record format and then goes through the same two functions: the name is passed
@@ -17,25 +18,19 @@ as it is, with its prefix.
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-DEFAULT_DATA_DIR_ENV = "JAXFLOW_DATA_DIR"
+from jaxflow.data import custom, digits
+from jaxflow.data.store import DEFAULT_DATA_DIR_ENV, FILE_FORMAT, DatasetError, prepare_quietly, resolve_data_dir
 
-# Datasets jaxflow ships a builder for, name -> module that registers it. Only these are prepared on
-# first use; they are built from data inside an installed package, so preparing never downloads.
-SHIPPED_DATASETS = types.MappingProxyType({"digits": "jaxflow.data.digits"})
-
-# Without it tfds writes tfrecord, which needs TensorFlow to write and which `tfds.data_source` can't read.
-_FILE_FORMAT = "array_record"
-
-
-class DatasetError(ValueError):
-  """A dataset, split or feature that the config names and that isn't there; one line, for humans."""
+# Datasets jaxflow ships a builder for, name -> the function that defines (and so registers with tfds)
+# its builder class. Only these are prepared on first use; they are built from data inside an installed
+# package, so preparing never downloads.
+SHIPPED_DATASETS = types.MappingProxyType({"digits": digits.builder_class})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,21 +59,6 @@ class Split:
   metadata: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def resolve_data_dir(data_dir: str | None) -> str:
-  """The data dir to use: `data_dir` (the config) if set, else $JAXFLOW_DATA_DIR, else
-  $XDG_CACHE_HOME/jaxflow/tensorflow_datasets (XDG_CACHE_HOME defaulting to ~/.cache).
-
-  jaxflow keeps its own default rather than tfds' ~/tensorflow_datasets so that prepared data lands
-  where caches belong; an empty string counts as unset.
-  """
-  if data_dir:
-    return os.path.expanduser(data_dir)
-  if os.environ.get(DEFAULT_DATA_DIR_ENV):
-    return os.path.expanduser(os.environ[DEFAULT_DATA_DIR_ENV])
-  cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-  return os.path.join(os.path.expanduser(cache_home), "jaxflow", "tensorflow_datasets")
-
-
 def _base_name(name: str) -> str:
   """'mnist/config:3.0.1' -> 'mnist'."""
   return name.split("/", 1)[0].split(":", 1)[0]
@@ -96,7 +76,7 @@ def _not_prepared(name: str, data_dir: str) -> DatasetError:
   return DatasetError(
     f"data.name={name!r} is not prepared in data_dir={data_dir!r} and jaxflow never downloads: "
     f"prepare it where the data can be fetched, e.g. `tfds build {_base_name(name)} "
-    f"--data_dir={data_dir} --file_format={_FILE_FORMAT}`, then point data.data_dir or "
+    f"--data_dir={data_dir} --file_format={FILE_FORMAT}`, then point data.data_dir or "
     f"${DEFAULT_DATA_DIR_ENV} at that directory."
   )
 
@@ -110,18 +90,16 @@ def _prepared_builder(
   label and metadata columns) whenever its source changed; any other one must already be prepared,
   because a tfds download could be large and jaxflow machines may have no network.
   """
-  import tensorflow_datasets as tfds
-
-  from jaxflow.data import custom
+  import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
   if custom.is_custom(name):
     return custom.prepared_builder(name, data_dir, label_feature=label_feature, metadata_features=metadata_features)
   base = _base_name(name)
   if base in SHIPPED_DATASETS:
-    __import__(SHIPPED_DATASETS[base])  # Registers the builder with tfds.
-    builder = tfds.builder(name, data_dir=data_dir, file_format=_FILE_FORMAT)
+    SHIPPED_DATASETS[base]()  # Registers the builder with tfds.
+    builder = tfds.builder(name, data_dir=data_dir, file_format=FILE_FORMAT)
     if not builder.is_prepared():
-      _prepare_quietly(builder, name, data_dir)
+      prepare_quietly(builder, name, data_dir)
     return builder
   try:
     builder = tfds.builder(name, data_dir=data_dir)
@@ -129,34 +107,12 @@ def _prepared_builder(
     raise _unknown_dataset(name) from None
   if not builder.is_prepared():
     raise _not_prepared(name, data_dir)
-  if builder.info.file_format is None or builder.info.file_format.value != _FILE_FORMAT:
+  if builder.info.file_format is None or builder.info.file_format.value != FILE_FORMAT:
     raise DatasetError(
       f"data.name={name!r} is prepared in data_dir={data_dir!r} as {builder.info.file_format}, "
-      f"which tfds.data_source can't read: prepare it again with --file_format={_FILE_FORMAT}."
+      f"which tfds.data_source can't read: prepare it again with --file_format={FILE_FORMAT}."
     )
   return builder
-
-
-def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str = "first use only") -> None:
-  """One line instead of tfds's progress bars and banners (they would bury a CLI's error or result).
-
-  tfds prints its two banners with termcolor to stdout whatever the logging level; they are dropped
-  (stdout is swallowed while preparing), errors still propagate as exceptions.
-  """
-  import contextlib
-  import io
-  import sys
-
-  from tensorflow_datasets.core.utils import tqdm_utils
-
-  print(f"jaxflow: preparing dataset {name!r} in {data_dir} ({reason})", file=sys.stderr)
-  was_active = tqdm_utils._active  # tfds keeps this switch module-global; restore it afterwards
-  tqdm_utils.display_progress_bar(False)
-  try:
-    with contextlib.redirect_stdout(io.StringIO()):
-      builder.download_and_prepare()
-  finally:
-    tqdm_utils.display_progress_bar(was_active)
 
 
 def _check_feature(field: str, feature: str, name: str, feature_names: tuple[str, ...]) -> None:
@@ -186,7 +142,7 @@ def dataset_spec(
 def _spec_and_builder(
   name: str, data_dir: str | None, input_feature: str, label_feature: str, metadata_features: Sequence[str]
 ) -> tuple[FeatureSpec, Any]:
-  import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
   builder = _prepared_builder(
     name, resolve_data_dir(data_dir), label_feature=label_feature, metadata_features=metadata_features
@@ -270,9 +226,7 @@ def load_split(
   `split_field` is the config field that named the split, for the error message when it is unknown.
   `metadata_features` are other features of the dataset, returned by name in `Split.metadata`.
   """
-  import tensorflow_datasets as tfds
-
-  from jaxflow.data import custom
+  import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
   metadata_features = tuple(dict.fromkeys(metadata_features))  # unique, in the order given
   spec, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)

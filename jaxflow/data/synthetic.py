@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxflow.data.loading import FeatureSpec, Split
@@ -41,9 +43,6 @@ class AddingProblem:
 
   def input_structure(self):
     """The model's input with batch 1, as shapes (for initialization and shape checks)."""
-    import jax
-    import jax.numpy as jnp
-
     return {
       "sequence": jax.ShapeDtypeStruct((1, self.max_len, 2), jnp.float32),
       "lengths": jax.ShapeDtypeStruct((1,), jnp.int32),
