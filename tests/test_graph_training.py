@@ -7,12 +7,13 @@ import json
 import logging
 
 import jax
-import numpy as np
 import pytest
 
 import jaxflow
-from jaxflow.data import graphs as graph_lib
 from jaxflow.data import graph_batches as graph_data
+from jaxflow.data import graphs as graph_lib
+from jaxflow.data.graph_builders import load_graph_split
+from jaxflow.data.graph_cycles import DEGREE_FEATURES
 from jaxflow.data.steps import steps_per_epoch
 from tests.conftest import config_path
 
@@ -34,7 +35,7 @@ def test_cycles_compile_once_per_budget(tmp_path, caplog):
   budgets = graph_lib.budgets_for(
     sum(
       (
-        graph_lib.load_graph_split(
+        load_graph_split(
           "graph_cycles", s, seed=jaxflow.rng.dataset_seed(jaxflow.rng.streams(config)["data"])
         )[0]
         for s in ("train", "test")
@@ -62,7 +63,7 @@ def test_cycles_compile_once_per_budget(tmp_path, caplog):
 
 def test_graph_spec_and_input_structure():
   spec = graph_data.spec("graph_cycles")
-  assert spec.input_shape == (graph_lib.DEGREE_FEATURES,) and spec.num_classes == 2
+  assert spec.input_shape == (DEGREE_FEATURES,) and spec.num_classes == 2
   structure = graph_data.input_structure(graph_data.spec("karate"))
   assert structure.nodes.shape == (2, 34)
 

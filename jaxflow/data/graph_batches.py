@@ -25,6 +25,8 @@ import numpy as np
 
 from jaxflow import rng
 from jaxflow.data import graphs as graph_lib
+from jaxflow.data.graph_builders import load_graph_split
+from jaxflow.data.graph_cycles import CYCLES_SPLIT_SIZES, DEGREE_FEATURES
 from jaxflow.data.loading import FeatureSpec
 from jaxflow.data.steps import steps_per_epoch
 
@@ -45,7 +47,7 @@ def spec(name: str) -> FeatureSpec:
   if name == KARATE:
     sizes, width = {"train": 34, "test": 34}, 34  # transductive: one graph, train/eval by node masks
   else:
-    sizes, width = dict(graph_lib.CYCLES_SPLIT_SIZES), graph_lib.DEGREE_FEATURES
+    sizes, width = dict(CYCLES_SPLIT_SIZES), DEGREE_FEATURES
   return FeatureSpec(
     name=name,
     input_feature="graph",
@@ -93,8 +95,8 @@ def cycles_splits(config: ml_collections.ConfigDict, data_stream: jax.Array):
   """((train graphs, labels), (eval graphs, labels)) of the generated set the `data` stream draws."""
   d = config.data
   seed = rng.dataset_seed(data_stream)
-  train = graph_lib.load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
-  evaluation = graph_lib.load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
+  train = load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
+  evaluation = load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
   return train, evaluation
 
 

@@ -2,9 +2,7 @@
 
 Graphs travel as `jraph.GraphsTuple`s of numpy arrays in the layout `jaxflow.data.graph_tuples`
 describes. The generated graph-classification set `graph_cycles` is generated in
-`jaxflow.data.graph_cycles` and stored and read through tfds by `jaxflow.data.graph_builders`; the
-names of it that the training code uses (`load_graph_split`, `CYCLES_NAME`, `CYCLES_SPLIT_SIZES`,
-`DEGREE_FEATURES`) are imported here from those homes.
+`jaxflow.data.graph_cycles` and stored and read through tfds by `jaxflow.data.graph_builders`.
 
 Batches are padded with `jraph.pad_with_graphs` to one of a few fixed budgets `(n_node, n_edge, n_graph)`
 so a jitted step compiles once per budget, not once per batch shape. The padding is one dummy graph
@@ -33,21 +31,15 @@ from collections.abc import Iterator, Sequence
 import jraph
 import numpy as np
 
-from jaxflow.data.graph_builders import load_graph_split
-from jaxflow.data.graph_cycles import CYCLES_NAME, CYCLES_SPLIT_SIZES, DEGREE_FEATURES
 from jaxflow.data.graph_tuples import undirected_graph
 
 __all__ = [
-  "CYCLES_NAME",
-  "CYCLES_SPLIT_SIZES",
-  "DEGREE_FEATURES",
   "KARATE_CLASSES",
   "KARATE_LEADERS",
   "Budget",
   "budgets_for",
   "graph_batches",
   "karate_club",
-  "load_graph_split",
   "pad_batch",
 ]
 

@@ -28,7 +28,7 @@ import ml_collections
 
 from jaxflow import rng
 from jaxflow.data import graph_batches, loading, synthetic
-from jaxflow.data import graphs as graph_lib
+from jaxflow.data.graph_cycles import CYCLES_NAME
 from jaxflow.data.loading import FeatureSpec, Split
 
 
@@ -127,7 +127,7 @@ WHOLE_GRAPH = DatasetKind(
 # The datasets that are not `stored`, by name; any other name is a stored (tfds or own) dataset.
 NAMED_KINDS = {
   **{name: GENERATED for name in synthetic.GENERATED},
-  graph_lib.CYCLES_NAME: GRAPHS,
+  CYCLES_NAME: GRAPHS,
   graph_batches.KARATE: WHOLE_GRAPH,
 }
 GRAPH_DATASETS = tuple(name for name, kind in NAMED_KINDS.items() if kind.graphs)
