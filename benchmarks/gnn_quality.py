@@ -16,7 +16,6 @@ them; graph_cycles is generated from `jaxflow.rng.dataset_seed` of the data stre
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -24,6 +23,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402
+
 KARATE_TARGET = 0.85
 
 
@@ -139,7 +142,6 @@ def main() -> None:
   parser.add_argument("--epochs", type=int, default=20)
   parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "gnn_quality.json"))
   args = parser.parse_args()
-  sys.path.insert(0, ROOT)
   import jax
 
   from jaxflow import rng
@@ -162,7 +164,8 @@ def main() -> None:
     results["karate"][name] = {"accuracy": accs, "median": median, "seconds": time.perf_counter() - start}
     per_seed = " ".join(f"{a:.3f}" for a in accs)
     lines.append(
-      f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} | {target} |"
+      f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} "
+      f"| {target} |"
     )
     print(lines[-1], flush=True)
 
@@ -190,16 +193,15 @@ def main() -> None:
     results["graph_cycles"]["models"][name] = {"runs": runs, "median_test_accuracy": median, "seconds": seconds}
     per_seed = " ".join(f"{a:.3f}" for a in accs)
     lines.append(
-      f"| graph_cycles ({args.epochs} epochs) | {name} | {cycle_seeds} | test accuracy | {per_seed} | {median:.3f} | > 0.5 |"
+      f"| graph_cycles ({args.epochs} epochs) | {name} | {cycle_seeds} | test accuracy | {per_seed} | {median:.3f} "
+      "| > 0.5 |"
     )
     print(lines[-1], flush=True)
 
   table = "\n".join(lines)
   results["table"] = table
   print(table)
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(results, f, indent=2)
+  common.write_payload(args.out, results)
   ok = results["karate"]["gcn"]["median"] >= KARATE_TARGET
   sys.exit(0 if ok else 1)
 
