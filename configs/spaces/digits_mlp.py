@@ -1,6 +1,7 @@
-"""Search space for configs/digits_mlp.py (`jaxflow tune`).
+r"""Search space for configs/digits_mlp.py (`jaxflow tune`).
 
-  jaxflow tune --config=configs/digits_mlp.py --space=configs/spaces/digits_mlp.py --method=bo --trials=30 --workdir=runs/tune
+  jaxflow tune --config=configs/digits_mlp.py --space=configs/spaces/digits_mlp.py --method=bo --trials=30 \
+    --workdir=runs/tune
 
 Eight parameters: the learning rate (log scale), the optimizer (Adam, or SGD with momentum, whose
 momentum is a conditional: drawn only for it; jaxflow's plain `sgd` has no momentum), dropout, batch
