@@ -2,8 +2,9 @@
 
 Targets (issues "jaxflow train" and "Models beyond the MLP"; table TARGETS): digits CNN >= 0.97 and MLP
 >= 0.96 test accuracy, each in under 60 s wall on 2 CPU cores, compile included; digits RNN >= 0.95;
-karate GCN >= 0.85 on the unlabelled nodes, median over 5 seeds; the generated graph set well above chance. Every seed is a fresh process (imports, dataset load, compile
-and training all counted); the dataset is prepared once beforehand, as a user's first run would have.
+karate GCN >= 0.85 on the unlabelled nodes, median over 5 seeds; the generated graph set well above chance.
+Every seed is a fresh process (imports, dataset load, compile and training all counted); the dataset is
+prepared once beforehand, as a user's first run would have.
 
   python benchmarks/default_configs.py                      # every config, ~4 min
   python benchmarks/default_configs.py --configs=karate_gcn --seeds=5
@@ -21,6 +22,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402
+
 # config -> (metric, target, "every" (every seed meets it) or "median", seeds, higher_is_better)
 TARGETS = {
   "digits_mlp": ("accuracy", 0.96, "every", 3, True),
@@ -67,7 +72,6 @@ def main() -> None:
   args = parser.parse_args()
   names = args.configs.split(",")
 
-  sys.path.insert(0, ROOT)
   from jaxflow import data
 
   data.dataset_spec("digits", data_dir=None)  # prepared once, outside the timed runs
@@ -78,7 +82,8 @@ def main() -> None:
       results[config] = [run_once(config, seed, os.path.join(tmp, f"{config}_{seed}")) for seed in range(seeds)]
 
   print(
-    "| config | target | metric (min / median / max) | process s (max) | compile s (median) | train s (median) | meets target |"
+    "| config | target | metric (min / median / max) | process s (max) | compile s (median) | train s (median) "
+    "| meets target |"
   )
   print("|---|---|---|---|---|---|---|")
   report = {"wall_limit_s": WALL_LIMIT_S, "configs": {}}
@@ -92,7 +97,8 @@ def main() -> None:
     report["configs"][config] = {"metric": metric, "target": target, "judged_by": how, "runs": runs, "meets_target": ok}
     rule = f"{'every seed' if how == 'every' else 'median'} {'>=' if higher else '<='} {target}"
     print(
-      f"| {config} | {metric} {rule}, < {WALL_LIMIT_S:.0f} s | {min(values):.4f} / {statistics.median(values):.4f} / {max(values):.4f} "
+      f"| {config} | {metric} {rule}, < {WALL_LIMIT_S:.0f} s "
+      f"| {min(values):.4f} / {statistics.median(values):.4f} / {max(values):.4f} "
       f"| {worst_wall:.1f} | {statistics.median(r['compile_seconds'] for r in runs):.2f} "
       f"| {statistics.median(r['train_seconds'] for r in runs):.2f} | {'yes' if ok else 'NO'} |"
     )
@@ -102,9 +108,7 @@ def main() -> None:
   report["device"] = jax.devices()[0].device_kind
   report["cpu_count"] = os.cpu_count()
   report["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(report, f, indent=2)
+  common.write_payload(args.out, report)
   print(f"wrote {args.out}")
 
 

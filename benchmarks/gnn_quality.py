@@ -16,7 +16,6 @@ them; graph_cycles is generated from `jaxflow.rng.dataset_seed` of the data stre
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -24,6 +23,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402
+
 KARATE_TARGET = 0.85
 
 
@@ -117,13 +120,13 @@ def degree_baseline(seed: int) -> float:
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
 
-  from jaxflow.data import graphs as graph_data
+  from jaxflow.data import graph_cycles
 
   def features(split):
     rows, labels = [], []
-    for ex in graph_data.generate_cycles(seed, split):
+    for ex in graph_cycles.generate_cycles(seed, split):
       n = ex["num_nodes"]
-      hist = graph_data.degree_features(n, ex["edges"]).sum(axis=0)
+      hist = graph_cycles.degree_features(n, ex["edges"]).sum(axis=0)
       rows.append(np.concatenate([hist, hist / n, [n, len(ex["edges"])]]))
       labels.append(ex["label"])
     return np.array(rows), np.array(labels)
@@ -139,11 +142,10 @@ def main() -> None:
   parser.add_argument("--epochs", type=int, default=20)
   parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "gnn_quality.json"))
   args = parser.parse_args()
-  sys.path.insert(0, ROOT)
   import jax
 
   from jaxflow import rng
-  from jaxflow.data import graphs as graph_data
+  from jaxflow.data import graph_builders, graph_cycles
   from jaxflow.models import gnn
 
   lines = ["| task | model | seeds | metric | per seed | median | target |", "|---|---|---|---|---|---|---|"]
@@ -162,16 +164,17 @@ def main() -> None:
     results["karate"][name] = {"accuracy": accs, "median": median, "seconds": time.perf_counter() - start}
     per_seed = " ".join(f"{a:.3f}" for a in accs)
     lines.append(
-      f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} | {target} |"
+      f"| karate (2 labels, 32 eval nodes) | {name} | {args.seeds} | eval accuracy | {per_seed} | {median:.3f} "
+      f"| {target} |"
     )
     print(lines[-1], flush=True)
 
   data_seed = rng.dataset_seed(rng.stream_key(0, "data"))
   with tempfile.TemporaryDirectory() as data_dir:
-    train = graph_data.load_graph_split("graph_cycles", "train", seed=data_seed, data_dir=data_dir)
-    test = graph_data.load_graph_split("graph_cycles", "test", seed=data_seed, data_dir=data_dir)
+    train = graph_builders.load_graph_split("graph_cycles", "train", seed=data_seed, data_dir=data_dir)
+    test = graph_builders.load_graph_split("graph_cycles", "test", seed=data_seed, data_dir=data_dir)
   baseline = degree_baseline(data_seed)
-  chance = graph_data.CYCLES_CHANCE
+  chance = graph_cycles.CYCLES_CHANCE
   results["graph_cycles"] = {"data_seed": data_seed, "chance": chance, "degree_baseline": baseline, "models": {}}
   lines.append(f"| graph_cycles (seed {data_seed}) | chance | - | test accuracy | - | {chance:.3f} | - |")
   lines.append(f"| graph_cycles | degree-histogram logistic regression | - | test accuracy | - | {baseline:.3f} | - |")
@@ -190,16 +193,15 @@ def main() -> None:
     results["graph_cycles"]["models"][name] = {"runs": runs, "median_test_accuracy": median, "seconds": seconds}
     per_seed = " ".join(f"{a:.3f}" for a in accs)
     lines.append(
-      f"| graph_cycles ({args.epochs} epochs) | {name} | {cycle_seeds} | test accuracy | {per_seed} | {median:.3f} | > 0.5 |"
+      f"| graph_cycles ({args.epochs} epochs) | {name} | {cycle_seeds} | test accuracy | {per_seed} | {median:.3f} "
+      "| > 0.5 |"
     )
     print(lines[-1], flush=True)
 
   table = "\n".join(lines)
   results["table"] = table
   print(table)
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(results, f, indent=2)
+  common.write_payload(args.out, results)
   ok = results["karate"]["gcn"]["median"] >= KARATE_TARGET
   sys.exit(0 if ok else 1)
 

@@ -9,7 +9,7 @@ Target (the issue): the input pipeline, augmentation on, delivers >= 3x the exam
 CNN's train step consumes, so the pipeline is not the bottleneck.
 
 What jaxflow's input pipeline is. A dataset is loaded whole into device memory once
-(`jaxflow.training.device_data.load_device_data`: tfds array_record -> numpy -> device). Each epoch's
+(`jaxflow.run.assemble.device_data`: tfds array_record -> numpy -> device). Each epoch's
 order is drawn on the device (`steps.epoch_indices`, the `Programs.indices` program), and each batch is
 gathered by index and augmented on the device inside the jitted train program (`steps.train_chunk`,
 which calls `jaxflow.data.augment.augment_batch` with the ops `augment.parse_augment` made from
@@ -33,11 +33,11 @@ epoch's order, and the order itself comes from several epochs' permutations.
 - (p) the per-epoch permutation, `Programs.indices` (one call per epoch), as examples ordered per second.
   (a+p) combines them: 1 / (1/a + 1/p).
 - (b) the digits CNN train step without augmentation, `Programs.chunk` with the dispatch plan of
-  `loop.dispatch_plan` (on XLA:CPU one step per dispatch: conv gradients inside lax.scan are ~30x
+  `dispatch.dispatch_plan` (on XLA:CPU one step per dispatch: conv gradients inside lax.scan are ~30x
   slower, PITFALLS.md), donating its state, as `jaxflow.train` runs it.
 - (c) the same with the augment ops inside the step: what jaxflow actually runs with augmentation on.
   (c) vs (b) is augmentation's share of a real step.
-- (d) host side: `load_device_data` (tfds read + PNG decode of both splits, float conversion, copy to
+- (d) host side: `device_data` (tfds read + PNG decode of both splits, float conversion, copy to
   the device), the one-time cost per run; the very first call (which may prepare the dataset) is warm-up.
 
 The measurements are interleaved (`--repeats` rounds, the order rotated every round) because the
@@ -49,10 +49,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -66,16 +64,18 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 import jaxflow  # noqa: E402
+from benchmarks import common  # noqa: E402
 from jaxflow import models, rng  # noqa: E402
 from jaxflow.data import augment  # noqa: E402
-from jaxflow.training import loop, optimizers, steps  # noqa: E402
+from jaxflow.run.assemble import device_data  # noqa: E402
+from jaxflow.run.validate import validate  # noqa: E402
+from jaxflow.training import dispatch, optimizers, steps  # noqa: E402
 from jaxflow.training import programs as programs_lib  # noqa: E402
 from jaxflow.training import state as state_lib  # noqa: E402
-from jaxflow.training.device_data import load_device_data  # noqa: E402
-from jaxflow.run.environment import package_versions  # noqa: E402
-from jaxflow.training.validate import validate  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "input_pipeline.json")
+# The distributions whose versions the results record.
+VERSIONS = ("jax", "jaxlib", "flax", "dm-pix", "optax", "tensorflow-datasets", "numpy")
 CONFIG_FILE = "configs/digits_cnn.py"
 TARGET_RATIO = 3.0  # the issue: pipeline examples/s >= 3x the train step's
 
@@ -133,12 +133,12 @@ class Bench:
     self.problem = validate(config)
     self.streams = rng.streams(config)
     self.first_load_seconds = self._load_once()[1]  # warm-up: tfds first use (may prepare the dataset)
-    self.data = load_device_data(config, self.problem, self.streams)
+    self.data = device_data(config, self.problem, self.streams)
     self.train_size = self.problem.train_size
     self.eval_size = int(np.asarray(self.data.eval_batches["mask"]).sum())
     self.batch_size = config.train.batch_size
     self.steps_per_epoch = self.train_size // self.batch_size
-    self.per_dispatch, self.unroll = loop.dispatch_plan(config, self.steps_per_epoch)
+    self.per_dispatch, self.unroll = dispatch.dispatch_plan(config, self.steps_per_epoch)
     self.ops = augment.parse_augment(tuple(config.data.augment), "config.data.augment")
     total_steps = self.steps_per_epoch * config.train.epochs
     lr_fn = optimizers.create_schedule(config.optim, total_steps=total_steps, steps_per_epoch=self.steps_per_epoch)
@@ -186,7 +186,7 @@ class Bench:
 
   def _load_once(self):
     start = time.perf_counter()
-    data = load_device_data(self.config, self.problem, self.streams)
+    data = device_data(self.config, self.problem, self.streams)
     jax.block_until_ready((data.train_inputs, data.train_labels, data.eval_batches))
     return data, time.perf_counter() - start
 
@@ -361,7 +361,7 @@ def markdown(s: dict, meta: dict) -> str:
     f"{meta['device']}, jax {jax.__version__}; {meta['timestamp']}; {meta['repeats']} interleaved repetitions; "
     f"script runtime {meta['runtime_seconds']:.0f} s.",
     f"Augment ops ({len(meta['augment'])}): `{', '.join(meta['augment'])}`.",
-    f"Train step dispatch: {meta['steps_per_dispatch']} step(s) per dispatch (`loop.dispatch_plan`).",
+    f"Train step dispatch: {meta['steps_per_dispatch']} step(s) per dispatch (`dispatch.dispatch_plan`).",
     "",
     "| measurement | examples/s, median | min-max | per call, median | calls per repetition | compile s |",
     "|---|---:|---:|---:|---:|---:|",
@@ -381,19 +381,22 @@ def markdown(s: dict, meta: dict) -> str:
     )
 
   def fmt(ratio):
-    return f"**{ratio['of_medians']:.2f}x** (ratio of medians; per repetition {min(ratio['per_repetition']):.2f}-{max(ratio['per_repetition']):.2f})"
+    low, high = min(ratio["per_repetition"]), max(ratio["per_repetition"])
+    return f"**{ratio['of_medians']:.2f}x** (ratio of medians; per repetition {low:.2f}-{high:.2f})"
 
   verdict = "met" if s["target_met"] else "NOT met"
   share = s["augment_share_of_step"]
   lines += [
     "",
-    f"- (a)/(b), pipeline / train step: {fmt(s['ratio_pipeline_to_step'])}; target >= {TARGET_RATIO:.0f}x: **{verdict}**.",
+    f"- (a)/(b), pipeline / train step: {fmt(s['ratio_pipeline_to_step'])}; "
+    f"target >= {TARGET_RATIO:.0f}x: **{verdict}**.",
     f"- (a+p)/(b), with the epoch's permutation counted: {fmt(s['ratio_pipeline_with_order_to_step'])}.",
     f"- (a)/(c), pipeline / the augmented step it feeds: {fmt(s['ratio_pipeline_to_step_aug'])}.",
     f"- (c)/(b), the augmented step's rate relative to the plain one: {fmt(s['ratio_step_aug_to_step'])}; "
     f"augmentation's share of the augmented step's time: **{100 * share['of_medians']:.0f}%** "
     f"(per repetition {100 * min(share['per_repetition']):.0f}-{100 * max(share['per_repetition']):.0f}%).",
-    f"- (d) first-ever load in this process (tfds first use, warm-up, not in the row): {meta['first_load_seconds']:.2f} s.",
+    "- (d) first-ever load in this process (tfds first use, warm-up, not in the row): "
+    f"{meta['first_load_seconds']:.2f} s.",
   ]
   if meta.get("per_op"):
     per_op = meta["per_op"]
@@ -413,25 +416,6 @@ def markdown(s: dict, meta: dict) -> str:
     total = sum(per_op["summary"][spec]["median"] for spec in per_op["names"] if spec != "chain")
     lines.append(f"| sum of the ops' medians | {total:,.0f} | | |")
   return "\n".join(lines)
-
-
-def versions() -> dict:
-  return package_versions(("jax", "jaxlib", "flax", "dm-pix", "optax", "tensorflow-datasets", "numpy"))
-
-
-def _git_state() -> dict | None:
-  """HEAD and whether jaxflow/ or configs/ had uncommitted changes (the code measured is then not HEAD's)."""
-
-  def git(*args):
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-  try:
-    return {
-      "commit": git("rev-parse", "HEAD"),
-      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
-    }
-  except (OSError, subprocess.CalledProcessError):
-    return None
 
 
 def main(argv=None) -> None:
@@ -464,7 +448,7 @@ def main(argv=None) -> None:
   if args.repeats < 1 or args.pipeline_calls < 1 or args.steps < 1:
     raise SystemExit("--repeats, --pipeline-calls and --steps must be >= 1")
 
-  log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+  log = common.log
   start = time.perf_counter()
   config = load_benchmark_config(
     batch_size=args.batch_size, augment_specs=args.augment or DEFAULT_AUGMENT, overrides=args.override
@@ -525,17 +509,7 @@ def main(argv=None) -> None:
   print(report)
 
   payload = {
-    "benchmark": "input_pipeline",
-    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "device": {
-      "platform": device.platform,
-      "kind": device.device_kind,
-      "count": jax.device_count(),
-      "cpu_count": os.cpu_count(),
-    },
-    "versions": versions(),
-    "git": _git_state(),
-    "args": vars(args),
+    **common.header("input_pipeline", args, versions=VERSIONS),
     "config": CONFIG_FILE,
     "augment": list(config.data.augment),
     "batch_size": bench.batch_size,
@@ -553,11 +527,7 @@ def main(argv=None) -> None:
     "per_op_microseconds_per_batch": meta["per_op"],
     "markdown": report,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  tmp = args.out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2)
-  os.replace(tmp, args.out)
+  common.write_payload(args.out, payload)
   log(f"wrote {args.out}")
 
 

@@ -1,7 +1,7 @@
 """Data-parallel scaling of `jaxflow.train`: examples/s on 1, 2, 4 and 8 devices, sharded vs pmap.
 
   JAXFLOW_DATA_DIR=/tmp/jf_data python benchmarks/scaling.py             # ~9 min at load average ~2.5 on 2 cores
-  python benchmarks/scaling.py --in-flight-modes sharded pmap             # the recorded run: max_in_flight in both modes
+  python benchmarks/scaling.py --in-flight-modes sharded pmap             # the recorded run: both modes' max_in_flight
   python benchmarks/scaling.py --repeats 3 --models cnn --no-in-flight    # CNN grid only
   python benchmarks/scaling.py --in-flight-only                           # only the max_in_flight comparison
   python benchmarks/scaling.py --render benchmarks/results/scaling.json   # the tables of a recorded run
@@ -73,6 +73,10 @@ import time
 from importlib import metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # for benchmarks.common (a worker puts the code it measures ahead of it)
+
+from benchmarks import common  # noqa: E402 (imports neither jax nor jaxflow)
+
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "scaling.json")
 GPU_OUT = os.path.join(ROOT, "profiling", "gpu", "scaling.json")
 CONFIGS = {"cnn": "configs/digits_cnn.py", "mlp": "configs/digits_mlp.py"}
@@ -229,8 +233,8 @@ def measure(specs: list[dict], *, repeats: int, timeout: float, log) -> dict[str
       done += 1
       if result["status"] == "ok":
         msg = (
-          f"{result['examples_per_second']:9.0f} ex/s  compile {result['compile_seconds']:.2f} s  wall {result['wall_seconds']:.2f} s  "
-          f"acc {result['final_test_accuracy']:.4f}"
+          f"{result['examples_per_second']:9.0f} ex/s  compile {result['compile_seconds']:.2f} s  "
+          f"wall {result['wall_seconds']:.2f} s  acc {result['final_test_accuracy']:.4f}"
         )
       else:
         msg = f"{result['status'].upper()} rc={result['returncode']} after {result['process_seconds']:.1f} s"
@@ -303,7 +307,8 @@ def scaling_table(results: dict, model: str) -> str:
     f"### {model.upper()} ({spec0['config']}): {spec0['epochs']} epochs, {steps} steps, global batch {batch}, "
     f"{dispatch} step(s) per dispatch",
     "",
-    "| mode | devices | batch/device | ex/s, median | min-max | vs 1 device | ms/step | compile s | wall s | process s | test acc | load avg (1 min) | runs |",
+    "| mode | devices | batch/device | ex/s, median | min-max | vs 1 device | ms/step | compile s | wall s | process s "
+    "| test acc | load avg (1 min) | runs |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ]
   entries.sort(
@@ -316,8 +321,9 @@ def scaling_table(results: dict, model: str) -> str:
     rel = f"{eps['median'] / base['median']:.2f}x" if eps and base else "-"
     ms = f"{1000 * batch / eps['median']:.2f}" if eps else "-"
     load = s["loadavg_1min"]
+    per_device = batch // spec["devices"] if isinstance(batch, int) else "?"
     lines.append(
-      f"| {spec['mode']} | {spec['devices']} | {batch // spec['devices'] if isinstance(batch, int) else '?'} | {med} | {rng_} | {rel} | {ms} | "
+      f"| {spec['mode']} | {spec['devices']} | {per_device} | {med} | {rng_} | {rel} | {ms} | "
       f"{_fmt_range(s['compile_seconds'], '.2f')[0]} | {_fmt_range(s['wall_seconds'], '.2f')[0]} | "
       f"{_fmt_range(s['process_seconds'], '.1f')[0]} | {_fmt_range(s['final_test_accuracy'], '.4f')[0]} | "
       f"{load['min']:.1f}-{load['max']:.1f} | {_status(s)} |"
@@ -342,7 +348,8 @@ def in_flight_table(results: dict, devices: int, limits, modes) -> str:
   lines = [
     f"### CNN on {spec0['devices']} devices: parallel.max_in_flight ({spec0['epochs']} epochs, one step per dispatch)",
     "",
-    "| mode | max_in_flight | ex/s, median | min-max | vs max_in_flight=1 | compile s | wall s | load avg (1 min) | runs |",
+    "| mode | max_in_flight | ex/s, median | min-max | vs max_in_flight=1 | compile s | wall s "
+    "| load avg (1 min) | runs |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---|",
   ]
   for mode in modes:
@@ -355,7 +362,8 @@ def in_flight_table(results: dict, devices: int, limits, modes) -> str:
       rel = f"{eps['median'] / base['median']:.2f}x" if eps and base else "-"
       load = s["loadavg_1min"]
       lines.append(
-        f"| {mode} | {e['spec']['max_in_flight']} | {med} | {rng_} | {rel} | {_fmt_range(s['compile_seconds'], '.2f')[0]} | "
+        f"| {mode} | {e['spec']['max_in_flight']} | {med} | {rng_} | {rel} | "
+        f"{_fmt_range(s['compile_seconds'], '.2f')[0]} | "
         f"{_fmt_range(s['wall_seconds'], '.2f')[0]} | {load['min']:.1f}-{load['max']:.1f} | {_status(s)} |"
       )
   return "\n".join(lines)
@@ -366,7 +374,10 @@ def in_flight_table(results: dict, devices: int, limits, modes) -> str:
 
 
 def gpu_count() -> tuple[int, str]:
-  code = "import jax\ntry:\n  print(len(jax.devices('gpu')))\nexcept RuntimeError as e:\n  print(0); print(str(e).splitlines()[0])\n"
+  code = (
+    "import jax\ntry:\n  print(len(jax.devices('gpu')))\n"
+    "except RuntimeError as e:\n  print(0); print(str(e).splitlines()[0])\n"
+  )
   try:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
   except subprocess.TimeoutExpired:
@@ -375,6 +386,12 @@ def gpu_count() -> tuple[int, str]:
   if proc.returncode != 0 or not lines:
     return 0, f"probe exited {proc.returncode}: {proc.stderr.strip()[-300:]}"
   return int(lines[0]), (lines[1] if len(lines) > 1 else "")
+
+
+# versions(), git_state() and write_json() are this script's own, not jaxflow.run.environment's and
+# jaxflow.workdir's (nor benchmarks.common's, which uses those): importing any jaxflow module runs
+# jaxflow/__init__.py, which imports jax and the working tree's jaxflow, and this parent process must
+# import neither (the workers measure a snapshot of jaxflow, and only they may initialize a backend).
 
 
 def versions() -> dict:
@@ -521,7 +538,8 @@ def main(argv=None) -> None:
     nargs="+",
     default=["sharded"],
     choices=MODES,
-    help="modes of the max_in_flight comparison (default sharded, what parallel.mode=auto picks; add pmap for both, ~1.5 min more)",
+    help="modes of the max_in_flight comparison "
+    "(default sharded, what parallel.mode=auto picks; add pmap for both, ~1.5 min more)",
   )
   parser.add_argument(
     "--no-in-flight", dest="in_flight", action="store_const", const=[], help="skip the max_in_flight comparison"
@@ -540,7 +558,8 @@ def main(argv=None) -> None:
   parser.add_argument(
     "--live",
     action="store_true",
-    help="import jaxflow from the working tree as it is at each run (default: a snapshot of HEAD's jaxflow/ and configs/)",
+    help="import jaxflow from the working tree as it is at each run "
+    "(default: a snapshot of HEAD's jaxflow/ and configs/)",
   )
   parser.add_argument("--skip-gpu", action="store_true", help="do not look for GPUs")
   args = parser.parse_args(argv)
@@ -556,7 +575,7 @@ def main(argv=None) -> None:
     print(render(saved["results"], a["models"], max(devices), a["in_flight"], a.get("in_flight_modes", MODES)))
     return
 
-  log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+  log = common.log
   args.code_root = args.code_commit = None
   if not args.live:
     state = git_state()
@@ -574,9 +593,9 @@ def main(argv=None) -> None:
 
 def measure_all(args, log) -> None:
   started = time.perf_counter()
-  common = {
+  recorded = {
     "benchmark": "scaling",
-    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "timestamp": common.timestamp(),
     "host": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
     "versions": versions(),
     "git": git_state(),
@@ -595,16 +614,18 @@ def measure_all(args, log) -> None:
   header = (
     f"## jaxflow data-parallel scaling on forced CPU devices\n\n"
     f"{os.cpu_count()} CPU cores shared by all N forced devices (XLA_FLAGS=--xla_force_host_platform_device_count=N), "
-    f"jax {common['versions']['jax']}; {datetime.datetime.now().isoformat(timespec='seconds')}; {args.repeats} interleaved repetitions; "
+    f"jax {recorded['versions']['jax']}; {datetime.datetime.now().isoformat(timespec='seconds')}; "
+    f"{args.repeats} interleaved repetitions; "
     f"script runtime {runtime:.0f} s; jaxflow "
     + (f"as committed at {args.code_commit[:12]} (snapshot)" if args.code_commit else "from the working tree (--live)")
     + ".\n"
-    "ex/s: the summary's examples_per_second (steady state, compile excluded); vs 1 device: ratio of medians to `single`."
+    "ex/s: the summary's examples_per_second (steady state, compile excluded); "
+    "vs 1 device: ratio of medians to `single`."
   )
   report = header + "\n\n" + cpu_report
   print(report, flush=True)
   device = {"platform": "cpu", "forced_device_counts": cpu_counts}
-  write_json(args.out, {**common, "device": device, "runtime_seconds": runtime, **cpu_payload, "markdown": report})
+  write_json(args.out, {**recorded, "device": device, "runtime_seconds": runtime, **cpu_payload, "markdown": report})
   log(f"wrote {args.out}")
 
   # GPU: real devices, if any.
@@ -614,7 +635,8 @@ def measure_all(args, log) -> None:
   n_gpu, why = gpu_count()
   if n_gpu == 0:
     print(
-      f"\nGPU: skipped, jax.devices('gpu') found no GPU ({why or 'none'}); nothing written to {os.path.relpath(args.gpu_out, ROOT)}."
+      f"\nGPU: skipped, jax.devices('gpu') found no GPU ({why or 'none'}); "
+      f"nothing written to {os.path.relpath(args.gpu_out, ROOT)}."
     )
     return
   gpu_counts = [n for n in cpu_counts if n <= n_gpu] or [1]
@@ -622,13 +644,13 @@ def measure_all(args, log) -> None:
   gpu_report, gpu_payload = run_suite(args, platform_name="gpu", device_counts=gpu_counts, log=log)
   gpu_runtime = time.perf_counter() - gpu_started
   report = (
-    f"## jaxflow data-parallel scaling on {n_gpu} GPU(s)\n\ndevice counts {gpu_counts}; script runtime {gpu_runtime:.0f} s.\n\n"
-    + gpu_report
+    f"## jaxflow data-parallel scaling on {n_gpu} GPU(s)\n\n"
+    f"device counts {gpu_counts}; script runtime {gpu_runtime:.0f} s.\n\n" + gpu_report
   )
   print("\n" + report)
   device = {"platform": "gpu", "count": n_gpu, "device_counts": gpu_counts}
   write_json(
-    args.gpu_out, {**common, "device": device, "runtime_seconds": gpu_runtime, **gpu_payload, "markdown": report}
+    args.gpu_out, {**recorded, "device": device, "runtime_seconds": gpu_runtime, **gpu_payload, "markdown": report}
   )
   log(f"wrote {args.gpu_out}")
 

@@ -25,7 +25,6 @@ Results: benchmarks/results/seeds.json and a Markdown table on stdout.
 from __future__ import annotations
 
 import argparse
-import datetime
 import glob
 import json
 import os
@@ -35,10 +34,16 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402
+from jaxflow.run.environment import load_average  # noqa: E402
+
 CONFIGS = {"mlp": "configs/digits_mlp.py", "cnn": "configs/digits_cnn.py"}
 WRAPPER = (
   "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-  "sys.stderr.write(done.stderr[-2000:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)"
+  "sys.stderr.write(done.stderr[-2000:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+  "sys.exit(done.returncode)"
 )
 
 
@@ -112,10 +117,14 @@ def median_of(reps: list[dict]) -> dict:
   }
 
 
+def pins(seed: int) -> list[str]:
+  """The overrides that pin every stream's seed to `seed`."""
+  return [f"--config.seeds.{n}={seed}" for n in ("init", "data", "dropout", "augment", "noise", "sampler")]
+
+
 def run_processes(config: str, seeds: int, root: str) -> dict:
   walls, rss, compiles, rates = [], [], [], []
   start = time.perf_counter()
-  pins = lambda i: [f"--config.seeds.{n}={i}" for n in ("init", "data", "dropout", "augment", "noise", "sampler")]  # noqa: E731
   for i in range(seeds):
     workdir = os.path.join(root, "processes", f"seed_{i:03d}")
     wall, mb = timed(
@@ -136,13 +145,18 @@ def run_processes(config: str, seeds: int, root: str) -> dict:
   }
 
 
+def met(ok: bool) -> str:
+  return "met" if ok else "NOT met"
+
+
 def markdown(result: dict) -> str:
   lines = []
   for model, r in result["models"].items():
     lines += [
       f"### {model} ({CONFIGS[model]}), {result['args']['seeds']} seeds",
       "",
-      f"| how | wall s, median (each) | vs {result['args']['seeds']} processes | compile s | examples/s | peak RSS MB | mode used |",
+      f"| how | wall s, median (each) | vs {result['args']['seeds']} processes | compile s | examples/s "
+      "| peak RSS MB | mode used |",
       "|---|---:|---:|---:|---:|---:|---|",
     ]
     base = r["processes"]["wall_seconds"]
@@ -150,26 +164,29 @@ def markdown(result: dict) -> str:
       walls = "/".join(f"{w:.0f}" for w in row.get("wall_seconds_all", [row["wall_seconds"]]))
       label = "auto (decision cached)" if name == "auto-cached" else name
       lines.append(
-        f"| jaxflow seeds --mode={label} | {row['wall_seconds']:.1f} ({walls}) | {row['wall_seconds'] / base:.2f}x | {row['compile_seconds']:.1f} | {row['examples_per_second']:,.0f} | {row['peak_rss_mb']} | {row['mode_used']} |"
+        f"| jaxflow seeds --mode={label} | {row['wall_seconds']:.1f} ({walls}) | {row['wall_seconds'] / base:.2f}x "
+        f"| {row['compile_seconds']:.1f} | {row['examples_per_second']:,.0f} | {row['peak_rss_mb']} "
+        f"| {row['mode_used']} |"
       )
     p = r["processes"]
     lines.append(
-      f"| {result['args']['seeds']} x jaxflow train | {p['wall_seconds']:.1f} | 1.00x | {p['compile_seconds']:.1f} | {p['examples_per_second']:,.0f} | {p['peak_rss_mb']} | - |"
+      f"| {result['args']['seeds']} x jaxflow train | {p['wall_seconds']:.1f} | 1.00x | {p['compile_seconds']:.1f} "
+      f"| {p['examples_per_second']:,.0f} | {p['peak_rss_mb']} | - |"
     )
     best = min((row["wall_seconds"], name) for name, row in r["runs"].items() if not name.startswith("auto"))
     auto = r["runs"]["auto"]["wall_seconds"]
     cached = r["runs"].get("auto-cached", {}).get("wall_seconds")
     lines += [
       "",
-      f"auto / {result['args']['seeds']} processes: **{auto / base:.2f}x** (target <= 0.3: {'met' if auto / base <= 0.3 else 'NOT met'}); "
-      f"auto / best mode ({best[1]}): **{auto / best[0]:.2f}x** (target <= 1.10: {'met' if auto / best[0] <= 1.10 else 'NOT met'}). "
+      f"auto / {result['args']['seeds']} processes: **{auto / base:.2f}x** (target <= 0.3: {met(auto / base <= 0.3)}); "
+      f"auto / best mode ({best[1]}): **{auto / best[0]:.2f}x** (target <= 1.10: {met(auto / best[0] <= 1.10)}). "
       f"auto chose {r['runs']['auto']['mode_used']}: {r['runs']['auto']['why']}",
       "",
     ]
     if cached is not None:
       lines += [
         f"auto with its decision cached (a second study of this config): {cached / base:.2f}x of the processes, "
-        f"**{cached / best[0]:.2f}x** of the best mode (target <= 1.10: {'met' if cached / best[0] <= 1.10 else 'NOT met'}).",
+        f"**{cached / best[0]:.2f}x** of the best mode (target <= 1.10: {met(cached / best[0] <= 1.10)}).",
         "",
       ]
   return "\n".join(lines)
@@ -193,11 +210,11 @@ def main() -> None:
   modes = args.modes.split(",") + (["devices"] if len(jax.devices()) > 1 else [])
   result = {
     "benchmark": "seeds",
-    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "timestamp": common.timestamp(),
     "device": {"platform": jax.devices()[0].platform, "count": len(jax.devices()), "cpu_count": os.cpu_count()},
     "jax": jax.__version__,
     "args": vars(args),
-    "loadavg_start": os.getloadavg(),
+    "loadavg_start": load_average(),
     "models": {},
   }
   with tempfile.TemporaryDirectory(prefix="jaxflow_seeds_bench_") as root:
@@ -212,21 +229,17 @@ def main() -> None:
           order.insert(order.index("auto") + 1, "auto-cached")
         for mode in order:
           reps[mode].append(run_seeds_mode(config, mode, args.seeds, os.path.join(root, model), rep))
-          print(
-            f"[{model}] round {rep}: seeds --mode={mode}: {reps[mode][-1]['wall_seconds']:.1f} s (load {os.getloadavg()[0]:.1f})",
-            flush=True,
-          )
+          wall = reps[mode][-1]["wall_seconds"]
+          print(f"[{model}] round {rep}: seeds --mode={mode}: {wall:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
         if rep == 0:
           entry["processes"] = run_processes(config, args.seeds, os.path.join(root, model))
           print(f"[{model}] {args.seeds} processes: {entry['processes']['wall_seconds']:.1f} s", flush=True)
       entry["runs"] = {mode: median_of(r) for mode, r in reps.items()}
       result["models"][model] = entry
-  result["loadavg_end"] = os.getloadavg()
+  result["loadavg_end"] = load_average()
   result["markdown"] = markdown(result)
   print(result["markdown"])
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(result, f, indent=2)
+  common.write_payload(args.out, result)
   print(f"wrote {args.out}")
 
 

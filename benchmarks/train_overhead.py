@@ -42,18 +42,16 @@ Two throughputs are reported, both steady state, compile time apart (reported on
   `compile_seconds` (AOT lower + compile of its init, permutation, train-chunk and eval programs).
 
 Noise: the machine is shared, so the sides run alternately (`--repeats` times, the order flipping every
-repetition) after one untimed 2-epoch warm-up of each (before the MLP, which runs first); the table gives medians and min-max, and the ratio of
-medians plus the per-repetition ratios.
+repetition) after one untimed 2-epoch warm-up of each (before the MLP, which runs first); the table gives
+medians and min-max, and the ratio of medians plus the per-repetition ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,12 +68,14 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 import jaxflow  # noqa: E402
+from benchmarks import common  # noqa: E402
 from jaxflow import data as data_lib  # noqa: E402
 from jaxflow import models, rng  # noqa: E402
 from jaxflow.training import optimizers  # noqa: E402
-from jaxflow.run.environment import package_versions  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "train_overhead.json")
+# The distributions whose versions the results record.
+VERSIONS = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
 TARGET_RATIO = 1.1  # the issue's target: jaxflow >= 1.1x the hand-written loop (epoch examples/s)
 
 
@@ -278,15 +278,15 @@ def ceiling_run(config) -> dict:
   timestamp it like the other two sides. No loop design can beat this with the same step function, so
   ceiling / hand-written is the most any loop could gain over the hand-written one on this model and machine.
   """
+  from jaxflow.run.assemble import device_data
+  from jaxflow.run.validate import validate
   from jaxflow.training import programs as programs_lib
   from jaxflow.training import state as state_lib
-  from jaxflow.training import validate as validate_lib
-  from jaxflow.training.device_data import load_device_data
 
   epochs, batch_size = config.train.epochs, config.train.batch_size
-  problem = validate_lib.validate(config)
+  problem = validate(config)
   streams = rng.streams(config)
-  data = load_device_data(config, problem, streams)
+  data = device_data(config, problem, streams)
   steps_per_epoch = problem.train_size // batch_size
   lr_fn = optimizers.create_schedule(
     config.optim, total_steps=steps_per_epoch * epochs, steps_per_epoch=steps_per_epoch
@@ -391,7 +391,8 @@ def summarize(runs: dict) -> dict:
 def markdown(result: dict) -> str:
   s = result["summary"]
   lines = [
-    f"### {result['model'].upper()} ({result['config']}): {result['epochs']} epochs x {result['steps_per_epoch']} steps, "
+    f"### {result['model'].upper()} ({result['config']}): "
+    f"{result['epochs']} epochs x {result['steps_per_epoch']} steps, "
     f"batch {result['batch_size']}, {len(result['runs']['jaxflow'])} repetitions"
     + (f", overrides {' '.join(result['overrides'])}" if result["overrides"] else ""),
     "",
@@ -417,20 +418,18 @@ def markdown(result: dict) -> str:
     if metric == "epoch_examples_per_second":
       verdict = f"; target >= {TARGET_RATIO}x: {'met' if ratio['of_medians'] >= TARGET_RATIO else 'NOT met'}"
     lines.append(
-      f"jaxflow / hand-written, {label}: **{ratio['of_medians']:.2f}x** (ratio of medians; per repetition: {per_rep}){verdict}"
+      f"jaxflow / hand-written, {label}: **{ratio['of_medians']:.2f}x** "
+      f"(ratio of medians; per repetition: {per_rep}){verdict}"
     )
   if "ratio_ceiling_epoch_examples_per_second" in s:
     ratio = s["ratio_ceiling_epoch_examples_per_second"]
     per_rep = ", ".join(f"{v:.2f}" for v in ratio["per_repetition"])
     lines += [
       "",
-      f"ceiling / hand-written, epoch: **{ratio['of_medians']:.2f}x** (the most any loop around this step could gain; per repetition: {per_rep})",
+      f"ceiling / hand-written, epoch: **{ratio['of_medians']:.2f}x** "
+      f"(the most any loop around this step could gain; per repetition: {per_rep})",
     ]
   return "\n".join(lines)
-
-
-def versions() -> dict:
-  return package_versions(("jax", "jaxlib", "flax", "optax", "orbax-checkpoint"))
 
 
 def main(argv=None) -> None:
@@ -459,7 +458,7 @@ def main(argv=None) -> None:
   absl_logging.set_verbosity(absl_logging.ERROR)
 
   start = time.perf_counter()
-  log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+  log = common.log
   device = jax.devices()[0]
   results = {
     "mlp": bench_model(
@@ -488,7 +487,8 @@ def main(argv=None) -> None:
 
   header = (
     f"## jaxflow training loop vs hand-written flax+optax loop\n\n"
-    f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores, jax {jax.__version__}; "
+    f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores, "
+    f"jax {jax.__version__}; "
     f"{datetime.datetime.now().isoformat(timespec='seconds')}; script runtime {runtime:.0f} s.\n"
     f"epoch ex/s: everything per epoch (jaxflow: + JSONL/TensorBoard logs, histograms, orbax checkpoints); "
     f"train-phase ex/s: training steps + train metrics only. Compile time excluded from both, shown apart."
@@ -497,42 +497,13 @@ def main(argv=None) -> None:
   print(report)
 
   payload = {
-    "benchmark": "train_overhead",
-    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "device": {
-      "platform": device.platform,
-      "kind": device.device_kind,
-      "count": jax.device_count(),
-      "cpu_count": os.cpu_count(),
-    },
-    "versions": versions(),
-    "git": _git_state(),
-    "args": vars(args),
+    **common.header("train_overhead", args, versions=VERSIONS),
     "runtime_seconds": runtime,
     "models": results,
     "markdown": report,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  tmp = args.out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2)
-  os.replace(tmp, args.out)
+  common.write_payload(args.out, payload)
   log(f"wrote {args.out}")
-
-
-def _git_state() -> dict | None:
-  """HEAD and whether jaxflow/ or configs/ had uncommitted changes (the code measured is then not HEAD's)."""
-
-  def git(*args):
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-  try:
-    return {
-      "commit": git("rev-parse", "HEAD"),
-      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
-    }
-  except (OSError, subprocess.CalledProcessError):  # not a git checkout, or no git
-    return None
 
 
 if __name__ == "__main__":

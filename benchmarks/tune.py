@@ -32,11 +32,8 @@ The machine is shared with other work: wall-clock figures are noisy (+-30% and w
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,11 +43,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from jaxflow.run.environment import package_versions  # noqa: E402
+from benchmarks import common  # noqa: E402
+from jaxflow.run.environment import load_average  # noqa: E402
 from jaxflow.tuning import space as S  # noqa: E402
 from jaxflow.tuning import suggest  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "tune.json")
+# The distributions whose versions the results record.
+VERSIONS = ("jax", "jaxlib", "optax", "numpy", "scipy")
 VIZIER_SECONDS = 3.5
 
 
@@ -229,7 +229,8 @@ def markdown(results: dict, args) -> str:
       lines.append(f"| {label} | " + " | ".join(f"{m['median_regret'][n - 1]:.3g}" for n in shown) + " |")
     lines += [
       "",
-      "| budget | random's final regret | method | its final regret | first n where its median regret <= random's final | n / budget | target (<= 0.5) |",
+      "| budget | random's final regret | method | its final regret "
+      "| first n where its median regret <= random's final | n / budget | target (<= 0.5) |",
       "|---:|---:|---|---:|---:|---:|---|",
     ]
     for budget, m in res["match"].items():
@@ -238,8 +239,11 @@ def markdown(results: dict, args) -> str:
           continue
         t = v["trials_to_match"]
         ratio = f"{v['ratio_to_budget']:.2f}" if t is not None else "> 1"
+        matched = t if t is not None else "> " + budget
+        met = "met" if v["target_met"] else "NOT met"
         lines.append(
-          f"| {budget} | {m['random_final_regret']:.3g} | {label} | {v['final_regret']:.3g} | {t if t is not None else '> ' + budget} | {ratio} | {'met' if v['target_met'] else 'NOT met'} |"
+          f"| {budget} | {m['random_final_regret']:.3g} | {label} | {v['final_regret']:.3g} "
+          f"| {matched} | {ratio} | {met} |"
         )
     lines.append("")
   s = results["seconds_per_suggestion"]
@@ -257,7 +261,8 @@ def markdown(results: dict, args) -> str:
     shown = [n for n in (2, 4, 6, 8, 10, 12, 16, 20) if n <= d["trials"]]
     lines += [
       "",
-      f"### Digits MLP ({d['epochs']} epochs per trial, lr x dropout x batch size; median over {d['reps']} studies): best final test accuracy after n trials",
+      f"### Digits MLP ({d['epochs']} epochs per trial, lr x dropout x batch size; median over {d['reps']} studies): "
+      "best final test accuracy after n trials",
       "",
       "| method | " + " | ".join(f"n={n}" for n in shown) + " | seconds per study |",
       "|---|" + "---:|" * (len(shown) + 1),
@@ -275,23 +280,6 @@ def markdown(results: dict, args) -> str:
       + (f" ({d['ratio_to_budget']:.2f} of the budget)." if d["ratio_to_budget"] is not None else "."),
     ]
   return "\n".join(lines) + "\n"
-
-
-def _git_state() -> dict | None:
-  def git(*args):
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-  try:
-    return {
-      "commit": git("rev-parse", "HEAD"),
-      "jaxflow_dirty": bool(git("status", "--porcelain", "--", "jaxflow", "configs")),
-    }
-  except (OSError, subprocess.CalledProcessError):
-    return None
-
-
-def versions() -> dict:
-  return package_versions(("jax", "jaxlib", "optax", "numpy", "scipy"))
 
 
 def main(argv=None) -> None:
@@ -318,9 +306,9 @@ def main(argv=None) -> None:
   parser.add_argument("--digits-epochs", type=int, default=5, help="epochs per digits trial (default 5)")
   parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path (default benchmarks/results/tune.json)")
   args = parser.parse_args(argv)
-  log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+  log = common.log
   start = time.perf_counter()
-  load_start = os.getloadavg()
+  load_start = load_average()
   budgets = sorted({b for b in (30, args.budget) if b <= args.budget})
   results = {"functions": {}, "seconds_per_suggestion": {}}
   raw = {}
@@ -328,9 +316,8 @@ def main(argv=None) -> None:
     runs = {"random": [run_function(name, "random", s, args.budget) for s in range(args.reps)], "bo": []}
     for s in range(args.reps):
       runs["bo"].append(run_function(name, "bo", s, args.budget))
-      log(
-        f"{name} bo rep {s}: regret {runs['bo'][-1]['regret'][-1]:.3g} after {args.budget}, {sum(runs['bo'][-1]['seconds']):.1f} s"
-      )
+      last = runs["bo"][-1]
+      log(f"{name} bo rep {s}: regret {last['regret'][-1]:.3g} after {args.budget}, {sum(last['seconds']):.1f} s")
     if name == "branin" and args.batch > 1:
       label = f"bo batch={args.batch}"
       runs[label] = [run_function(name, "bo", s, args.budget, batch=args.batch) for s in range(args.reps)]
@@ -343,32 +330,15 @@ def main(argv=None) -> None:
       results["digits"] = run_digits(args.digits_trials, args.digits_reps, args.digits_epochs, workroot, log)
   report = markdown(results, args)
   print(report)
-  import jax
-
-  device = jax.devices()[0]
   payload = {
-    "benchmark": "tune",
-    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "device": {
-      "platform": device.platform,
-      "kind": device.device_kind,
-      "count": jax.device_count(),
-      "cpu_count": os.cpu_count(),
-    },
-    "versions": versions(),
-    "git": _git_state(),
-    "args": vars(args),
+    **common.header("tune", args, versions=VERSIONS),
     "runtime_seconds": time.perf_counter() - start,
-    "load_average_1_5_15": {"start": list(load_start), "end": list(os.getloadavg())},
+    "load_average_1_5_15": {"start": load_start, "end": load_average()},
     "results": results,
     "runs": raw,
     "markdown": report,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  tmp = args.out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=1)
-  os.replace(tmp, args.out)
+  common.write_payload(args.out, payload, indent=1)
   log(f"wrote {args.out} ({payload['runtime_seconds']:.0f} s)")
 
 

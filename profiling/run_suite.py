@@ -25,15 +25,16 @@ import shutil
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
+# The checkout's jaxflow, also when it is not installed (python puts profiling/, not the checkout, on sys.path).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 
 import jaxflow
 from jaxflow.profiler import peaks, run, timing
+from jaxflow.workdir import write_json, write_text
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "profiling")
 CONFIGS = ("digits_mlp", "digits_cnn", "digits_rnn", "graph_cycles_gcn", "karate_gcn")
 BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
@@ -108,8 +109,7 @@ def profile_all(args) -> dict:
       previous = json.load(f)
     mine = {r["config"] for r in record["runs"]}
     record["runs"] = [r for r in previous.get("runs", []) if r["config"] not in mine] + record["runs"]
-  with open(path, "w") as f:
-    json.dump(record, f, indent=1)
+  write_json(path, record, indent=1)
   return record
 
 
@@ -141,7 +141,8 @@ def summary_rows(report: dict, kind: str, name: str) -> list[list]:
         name,
         d["name"],
         f"{report['model']['num_params']:,}",
-        f"{_ms(small['timings']['aot']['median_s'])} / {_ms(large['timings']['aot']['median_s'])} (b={small['batch_size']} / {large['batch_size']})",
+        f"{_ms(small['timings']['aot']['median_s'])} / {_ms(large['timings']['aot']['median_s'])} "
+        f"(b={small['batch_size']} / {large['batch_size']})",
         f"{large['throughput_per_s']['aot']:.3g}",
         f"{small['fusion_speedup']['unfused_over_aot']:.0f}x / {large['fusion_speedup']['unfused_over_aot']:.1f}x",
         f"{kernel:.2f}x" if kernel else "n/a",
@@ -200,8 +201,7 @@ def write_summary() -> str:
     if BEGIN in text and END in text:
       head, rest = text.split(BEGIN, 1)
       _, tail = rest.split(END, 1)
-      with open(readme, "w") as f:
-        f.write(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+      write_text(readme, f"{head}{BEGIN}\n{table}\n{END}{tail}")
   return table
 
 

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,8 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 
 import jaxflow  # noqa: E402
+from jaxflow.run.environment import describe_commit, git_state  # noqa: E402
+from jaxflow.workdir import write_json, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "digits_cnn.py")
 STEP_BUDGET = 600
@@ -250,20 +251,6 @@ def plot_examples(path: str, data_dir: str | None) -> None:
   fig.savefig(path, dpi=120)
 
 
-def tree_state() -> str:
-  """The commit and whether jaxflow/ or configs/ had uncommitted changes (others edit them concurrently)."""
-  try:
-    head = subprocess.run(
-      ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-      ["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return f"commit {head}" + (" + uncommitted changes in jaxflow/ or configs/" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -288,7 +275,7 @@ def main() -> None:
     "config": "configs/digits_cnn.py",
     "sizes": sizes,
     "seeds": args.seeds,
-    "tree": tree_state(),
+    "tree": describe_commit(git_state(root=ROOT)),
     "augment": list(AUGMENT),
     "runs": [],
   }
@@ -319,10 +306,8 @@ def write_outputs(results: dict, out: str) -> None:
   text = report(results)
   discussion_path = os.path.join(out, "discussion.md")
   discussion = open(discussion_path).read().strip() if os.path.exists(discussion_path) else "(no discussion.md yet)"
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write(text.replace("@@DISCUSSION@@", discussion))
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  write_text(os.path.join(out, "results.md"), text.replace("@@DISCUSSION@@", discussion))
+  write_json(os.path.join(out, "results.json"), results)
   plot_accuracy(results, os.path.join(out, "accuracy_vs_train_size.png"))
   plot_examples(os.path.join(out, "augmented_examples.png"), None)
   print(text.replace("@@DISCUSSION@@", ""))

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 
 import jaxflow  # noqa: E402
+from jaxflow.run.environment import describe_commit, git_state  # noqa: E402
+from jaxflow.workdir import write_json, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "digits_mlp.py")
 RARE = 1
@@ -89,14 +90,15 @@ def report(results: dict, seeds: int) -> str:
   lines = [
     "# Class imbalance on digits: which remedy helps the rare class?",
     "",
-    f"**Question.** The digits MLP (configs/digits_mlp.py, 30 epochs) is trained on a skewed training set: class {RARE} "
-    f"kept at {RARE_COUNT} examples, every other class at {OTHER_COUNT} ({RARE_COUNT + 9 * OTHER_COUNT} examples, ratio "
-    f"{OTHER_COUNT / RARE_COUNT:.1f}:1). The test split is untouched (360 examples, {by_arm['none'][0]['rare_support']} of class {RARE}). "
+    f"**Question.** The digits MLP (configs/digits_mlp.py, 30 epochs) is trained on a skewed training set: "
+    f"class {RARE} kept at {RARE_COUNT} examples, every other class at {OTHER_COUNT} "
+    f"({RARE_COUNT + 9 * OTHER_COUNT} examples, ratio {OTHER_COUNT / RARE_COUNT:.1f}:1). The test split is "
+    f"untouched (360 examples, {by_arm['none'][0]['rare_support']} of class {RARE}). "
     "Does oversampling, a class-weighted loss or the focal loss bring the rare class back?",
     "",
     "**Command.** `python experiments/imbalance/run.py` (each run: "
-    f"`jaxflow.train(jaxflow.load_config('configs/digits_mlp.py', ['{SKEW}', REMEDY..., 'seed=S']), workdir, quiet=True)`, "
-    f"seeds {', '.join(str(s) for s in range(seeds))}).",
+    f"`jaxflow.train(jaxflow.load_config('configs/digits_mlp.py', ['{SKEW}', REMEDY..., 'seed=S']), "
+    f"workdir, quiet=True)`, seeds {', '.join(str(s) for s in range(seeds))}).",
     "",
     f"**Result.** Final-epoch test metrics, mean ± standard deviation over {seeds} seeds "
     "(from summary.json: `final.eval` and `final.per_class`).",
@@ -113,7 +115,8 @@ def report(results: dict, seeds: int) -> str:
   lines += [
     "",
     f"Per seed: recall of class {RARE} (of {by_arm['none'][0]['rare_support']} test examples; one example = "
-    f"{1 / by_arm['none'][0]['rare_support']:.3f}) and balanced accuracy, with the difference from `none` at the same seed.",
+    f"{1 / by_arm['none'][0]['rare_support']:.3f}) and balanced accuracy, "
+    "with the difference from `none` at the same seed.",
     "",
     "| remedy | " + " | ".join(f"seed {s}: recall (Δ) | seed {s}: bal. acc. (Δ)" for s in range(seeds)) + " |",
     "|---|" + "---|---|" * seeds,
@@ -180,20 +183,6 @@ def plot(results: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def tree_state() -> str:
-  """The commit and whether jaxflow/ or configs/ had uncommitted changes (others edit them concurrently)."""
-  try:
-    head = subprocess.run(
-      ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-      ["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return f"commit {head}" + (" + uncommitted changes in jaxflow/ or configs/" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -213,7 +202,13 @@ def main() -> None:
   root = args.workdir or tempfile.mkdtemp(prefix="jaxflow_imbalance_")
   jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  results = {"config": "configs/digits_mlp.py", "skew": SKEW, "rare_class": RARE, "tree": tree_state(), "runs": []}
+  results = {
+    "config": "configs/digits_mlp.py",
+    "skew": SKEW,
+    "rare_class": RARE,
+    "tree": describe_commit(git_state(root=ROOT)),
+    "runs": [],
+  }
   try:
     for arm, overrides in ARMS:
       for seed in range(args.seeds):
@@ -240,10 +235,8 @@ def write_outputs(results: dict, out: str, seeds: int) -> None:
   text = report(results, seeds)
   discussion_path = os.path.join(out, "discussion.md")
   discussion = open(discussion_path).read().strip() if os.path.exists(discussion_path) else "(no discussion.md yet)"
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write(text.replace("@@DISCUSSION@@", discussion))
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  write_text(os.path.join(out, "results.md"), text.replace("@@DISCUSSION@@", discussion))
+  write_json(os.path.join(out, "results.json"), results)
   plot(results, os.path.join(out, "imbalance.png"))
   print(text.replace("@@DISCUSSION@@", ""))
 

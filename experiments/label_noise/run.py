@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 
 import jaxflow  # noqa: E402
+from jaxflow.run.environment import describe_commit, git_state  # noqa: E402
+from jaxflow.workdir import write_json, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "digits_mlp.py")
 NOISE = (("symmetric", 0.0), ("symmetric", 0.1), ("symmetric", 0.2), ("symmetric", 0.4), ("pairflip", 0.2))
@@ -91,21 +92,23 @@ def report(results: dict) -> str:
   lines = [
     "# Label noise on digits: how much do wrong training labels cost?",
     "",
-    "**Question.** The digits MLP (configs/digits_mlp.py: 256-256, dropout 0.1, Adam 3e-3 cosine, 30 epochs) is trained "
-    "on the 1437 training images with a fraction of their labels flipped (`data.label_noise`, drawn from the `noise` "
-    "stream): symmetric (to any other class) or pairflip (c → c+1). How much test accuracy (clean test labels) is lost, and does "
-    "stopping early at the best test epoch win it back?",
+    "**Question.** The digits MLP (configs/digits_mlp.py: 256-256, dropout 0.1, Adam 3e-3 cosine, 30 epochs) is "
+    "trained on the 1437 training images with a fraction of their labels flipped (`data.label_noise`, drawn from "
+    "the `noise` stream): symmetric (to any other class) or pairflip (c → c+1). How much test accuracy (clean test "
+    "labels) is lost, and does stopping early at the best test epoch win it back?",
     "",
     "**Command.** `python experiments/label_noise/run.py`; each run is `jaxflow.train(jaxflow.load_config("
-    "'configs/digits_mlp.py', ['data.label_noise.kind=K', 'data.label_noise.rate=R', 'seed=S']), workdir, quiet=True)`, "
-    f"plus `{' '.join(EARLY_STOP)}` for the early-stopping rows; seeds {', '.join(map(str, range(seeds)))}.",
+    "'configs/digits_mlp.py', ['data.label_noise.kind=K', 'data.label_noise.rate=R', 'seed=S']), "
+    f"workdir, quiet=True)`, plus `{' '.join(EARLY_STOP)}` for the early-stopping rows; "
+    f"seeds {', '.join(map(str, range(seeds)))}.",
     "",
     f"**Result.** Test accuracy, mean ± standard deviation over {seeds} seeds. Flipped: training labels changed "
     "(label_noise.json `flipped` of `examples`; per seed). Train accuracy is measured against the noisy labels the "
     "model was given (last logged steps, dropout on).",
     "",
-    "| noise | flipped labels (per seed) | realized rate | test accuracy, 30 epochs | Δ vs no noise | best epoch's test accuracy (epoch) | "
-    "early stop + restore_best: test accuracy (epochs run) | train accuracy on noisy labels, 30 epochs |",
+    "| noise | flipped labels (per seed) | realized rate | test accuracy, 30 epochs | Δ vs no noise "
+    "| best epoch's test accuracy (epoch) | early stop + restore_best: test accuracy (epochs run) "
+    "| train accuracy on noisy labels, 30 epochs |",
     "|---|---|---|---|---|---|---|---|",
   ]
   clean = statistics.mean(r["accuracy"] for r in cell("symmetric", 0.0, plain))
@@ -120,7 +123,8 @@ def report(results: dict) -> str:
     stop = f"{mean_sd([r['accuracy'] for r in e])} ({', '.join(str(r['epochs_completed']) for r in e)})"
     train = mean_sd([r["train_accuracy_noisy_labels"] for r in p], 3)
     lines.append(
-      f"| {label(kind, rate)} | {flipped} | {realized} | {mean_sd([r['accuracy'] for r in p])} | {acc - clean:+.4f} | {best} | {stop} | {train} |"
+      f"| {label(kind, rate)} | {flipped} | {realized} | {mean_sd([r['accuracy'] for r in p])} | {acc - clean:+.4f} | "
+      f"{best} | {stop} | {train} |"
     )
   lines += [
     "",
@@ -196,20 +200,6 @@ def plot(results: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
-def tree_state() -> str:
-  """The commit and whether jaxflow/ or configs/ had uncommitted changes (others edit them concurrently)."""
-  try:
-    head = subprocess.run(
-      ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-      ["git", "status", "--porcelain", "jaxflow", "configs"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return f"commit {head}" + (" + uncommitted changes in jaxflow/ or configs/" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -228,7 +218,12 @@ def main() -> None:
   root = args.workdir or tempfile.mkdtemp(prefix="jaxflow_label_noise_")
   jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  results = {"config": "configs/digits_mlp.py", "seeds": args.seeds, "tree": tree_state(), "runs": []}
+  results = {
+    "config": "configs/digits_mlp.py",
+    "seeds": args.seeds,
+    "tree": describe_commit(git_state(root=ROOT)),
+    "runs": [],
+  }
   try:
     for kind, rate in NOISE:
       for mode, extra in MODES:
@@ -256,10 +251,8 @@ def write_outputs(results: dict, out: str) -> None:
   text = report(results)
   discussion_path = os.path.join(out, "discussion.md")
   discussion = open(discussion_path).read().strip() if os.path.exists(discussion_path) else "(no discussion.md yet)"
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write(text.replace("@@DISCUSSION@@", discussion))
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  write_text(os.path.join(out, "results.md"), text.replace("@@DISCUSSION@@", discussion))
+  write_json(os.path.join(out, "results.json"), results)
   plot(results, os.path.join(out, "accuracy_vs_noise.png"))
   print(text.replace("@@DISCUSSION@@", ""))
 

@@ -9,7 +9,6 @@ same examples. Writes report.md, report.json and accuracy_vs_examples.png into -
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -18,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 import jaxflow  # noqa: E402
+from jaxflow.workdir import write_json, write_text  # noqa: E402
 
 
 def config(name: str, *overrides: str):
@@ -69,11 +69,8 @@ def main() -> None:
     diff = medians[("fine-tune (conv frozen)", size)] - medians[("scratch", size)]
     lines.append(f"| {size} | {cells[0]} | {cells[1]} | {diff:+.4f} |")
   report = "\n".join(lines) + "\n"
-  os.makedirs(args.workdir, exist_ok=True)
-  with open(os.path.join(args.workdir, "report.md"), "w") as f:
-    f.write(report)
-  with open(os.path.join(args.workdir, "report.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  write_text(os.path.join(args.workdir, "report.md"), report)
+  write_json(os.path.join(args.workdir, "report.json"), results)
 
   import matplotlib
 
