@@ -1,7 +1,27 @@
 """jaxflow: config-driven, measurable JAX experiments.
 
 The Python API is the CLI's twin: `jaxflow train --config=F --workdir=W` calls `jaxflow.train(config, W)`.
-Heavy imports (jax, flax, tfds) happen on first use, so `import jaxflow` and `jaxflow --help` stay quick.
+Each function loads its package when called (jax, flax, orbax and tfds take 1-2 s to import), so
+`import jaxflow` and `jaxflow --help` stay quick.
+
+The map: each package, what it owns, and what it may import (only floors below its own; nothing imports
+upward, no cycles, no private names across modules: tests/architecture/test_layering.py holds this).
+
+| floor | package | owns |
+|---|---|---|
+| 6 | `cli/`, `__init__` | the verbs: flags -> one library call each; the public API |
+| 5 | `seeds/` | multi-seed studies: sweeps, mode choice, determinism checks, reports, compare |
+| 5 | `tuning/` | hyperparameter search: spaces, GP, acquisition, trial pruning, the study, its report |
+| 5 | `auditing/` | the dataset audit: balance, duplicates, shift, metadata bias, report |
+| 5 | `inspect/` | explain: saliency with sanity checks, kernels, activation maps, layer statistics |
+| 5 | `profiler/` | profile: devices, fusion, precision, roofline, training speed |
+| 4 | `run/` | a run assembled in one place (problem, streams, data, programs, state, compile keys), its validation, `train`, the run environment |
+| 3 | `training/` | state, losses, optimizers, pure steps, where steps are jitted (`programs`), dispatch, the epoch loop, early stopping, checkpoints, writers, parallel layouts, transfer |
+| 2 | `data/` | the problem definition, dataset kinds (`registry`), loading (tfds, own data), the host pipeline, device arrays, graph batches, augmentation, balance, label noise, adaptation |
+| 2 | `models/` | flax models by name, activations, initializers |
+| 2 | `annotations/` | annotation boxes: IoU, annotator agreement, 3D-to-2D projection |
+| 1 | `workdir/` | the workdir contract: atomic files, one JSON encoder, config.json, summary.json, reports |
+| 0 | `config`, `rng`, `plotting` | configuration (load, override, hash, field checks); named PRNG streams; figures |
 """
 
 from jaxflow.config import ConfigError, load_config
@@ -11,35 +31,35 @@ __version__ = "0.1.0"
 
 def train(config, workdir: str, *, quiet: bool = False) -> dict:
   """Trains `config` (a ConfigDict) in `workdir`, resuming a previous run there; returns the summary."""
-  from jaxflow.run.train import train_and_evaluate
+  from jaxflow.run.train import train_and_evaluate  # deferred: loads jax, flax, tfds
 
   return train_and_evaluate(config, workdir, quiet=quiet)
 
 
 def audit(config, workdir: str) -> dict:
   """Audits the dataset `config` describes (as training would see it) into `workdir`; returns the report."""
-  from jaxflow.auditing import run_audit
+  from jaxflow.auditing import run_audit  # deferred: loads jax, flax, tfds
 
   return run_audit(config, workdir)
 
 
 def explain(workdir: str, **kw) -> dict:
   """Pictures and sanity checks of the trained run in `workdir` (`jaxflow explain`); returns out, page, report paths."""
-  from jaxflow.inspect.explain import run_explain
+  from jaxflow.inspect.explain import run_explain  # deferred: loads jax, flax, tfds
 
   return run_explain(workdir, **kw)
 
 
 def tune(config, workdir: str, **kw) -> dict:
   """Hyperparameter search over `space=` (a file or a Space) in `workdir`; returns the report (jaxflow.tuning.study)."""
-  from jaxflow.tuning.study import run_tune
+  from jaxflow.tuning.study import run_tune  # deferred: loads jax, flax, tfds
 
   return run_tune(config, workdir, **kw)
 
 
 def profile(config, workdir: str, **kw) -> dict:
   """Profiles `config`'s model on every device into `workdir` (`jaxflow profile`); returns the report."""
-  from jaxflow.profiler.run import run_profile
+  from jaxflow.profiler.run import run_profile  # deferred: loads jax, flax, tfds
 
   return run_profile(config, workdir, **kw)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from jaxflow.data.boxes import annotator_agreement, box3d_corners, box_iou, box_iou_aligned, project_box3d
+from jaxflow.annotations.boxes import annotator_agreement, box3d_corners, box_iou, box_iou_aligned, project_box3d
 
 UNIT = [0.0, 0.0, 1.0, 1.0]
 

@@ -17,12 +17,12 @@ import jax
 import numpy as np
 
 from jaxflow import rng
-from jaxflow.training import losses, steps
 from jaxflow.data.device import DeviceData
 from jaxflow.data.graph_batches import HostData
+from jaxflow.data.problem import Problem
+from jaxflow.training import losses, steps
 from jaxflow.training.parallel import SINGLE, Layout
 from jaxflow.training.state import TrainState
-from jaxflow.data.problem import Problem
 
 
 class PackedLayout:

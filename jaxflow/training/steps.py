@@ -21,6 +21,7 @@ from jaxflow.training import losses
 from jaxflow.training.parallel import SINGLE, Layout
 from jaxflow.training.state import TrainState
 
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeHparams:
   """How a group whose runs differ in lr / weight decay / dropout rate applies them from
