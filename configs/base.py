@@ -60,7 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   # stream, in order; evaluation data is never augmented. E.g. ("hflip(p=0.5)", "rotate(degrees=15)").
   config.data.augment = ()
 
-  # `jaxflow audit` thresholds (any field of jaxflow.data.audit.AuditThresholds may be set here).
+  # `jaxflow audit` thresholds (any field of jaxflow.auditing.AuditThresholds may be set here).
   config.audit = ml_collections.ConfigDict()
   config.audit.imbalance_ratio = 3.0  # flag a split whose largest / smallest class count is above this
   config.audit.near_duplicate_ratio = 0.1  # near duplicate: L2 distance <= this x the median nearest-neighbour distance

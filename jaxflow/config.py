@@ -2,7 +2,7 @@
 
 Configs are ml_collections ConfigDicts built by a `get_config()` in a Python file (the flax-examples
 convention). This module only knows about configs in general; what a *training* config must contain is
-checked in `jaxflow.training.validate`, which knows the registries.
+checked in `jaxflow.run.validate`, which knows the registries.
 
 Every problem found in a config is a `ConfigError` whose message is one line naming the field, the
 value and what is allowed, so the CLI can print it and exit 2 before anything is computed or written.

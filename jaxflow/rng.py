@@ -45,6 +45,12 @@ def streams(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
   return keys
 
 
+def study_key(seed: int) -> jax.Array:
+  """The key of a study's own draws, not a run's (a search's GP restarts, from `--study_seed`): the trials
+  keep their configs' streams; this one only decides where the search looks."""
+  return jax.random.key(seed)
+
+
 def step_key(stream: jax.Array, step) -> jax.Array:
   """The key of one step of a stream; `step` may be a traced integer."""
   return jax.random.fold_in(stream, step)

@@ -20,7 +20,7 @@ from jaxflow.run import train as loop
 from jaxflow.tuning import acquisition, gp, pruning, space_file, suggest, trials
 from jaxflow.tuning import space as S
 from jaxflow.workdir import prepare_workdir
-from tests.conftest import config_path
+from tests.conftest import config_path, latest_params, max_param_diff
 
 MLP = config_path("digits_mlp.py")
 SPACE = os.path.join(os.path.dirname(MLP), "spaces", "digits_mlp.py")
@@ -760,8 +760,6 @@ def test_real_grouped_trials_with_early_stopping_on_the_digits_mlp(tmp_path):
   assert alone["final"]["eval"]["loss"] == pytest.approx(grouped["final"]["eval"]["loss"], rel=1e-4)
   assert alone["final"]["eval"]["accuracy"] == t["value"]
   # Not bitwise (best_config.py and the README say so): the parameters agree to float rounding.
-  from jaxflow.studies import determinism
-
-  diff = determinism._max_diff(str(tmp_path / "alone"), str(tmp_path / "tune" / t["workdir"]))
+  diff = max_param_diff(latest_params(str(tmp_path / "alone")), latest_params(str(tmp_path / "tune" / t["workdir"])))
   print(f"max |param difference| grouped vs alone: {diff:.3g}")
   assert diff <= 1e-5

@@ -1,7 +1,7 @@
 """On-device image augmentation, per example, inside the jitted train step.
 
 Augmenting on the device keeps the host pipeline a plain gather (the data already sits on the device,
-see training/device_data.py), and keying every example by `fold_in(step_key, example_id)` makes an
+see data/device.py), and keying every example by `fold_in(step_key, example_id)` makes an
 example's augmentation independent of the batch it lands in and of how a batch is split over devices:
 a run on 1 or 8 devices, or a resumed run, draws exactly the same images.
 

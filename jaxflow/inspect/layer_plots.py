@@ -8,13 +8,11 @@ when a statistic falls below 1e-5 and *exploding* when one rises above 1e3, at a
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 from matplotlib.figure import Figure
 
 from jaxflow.inspect import pictures
+from jaxflow.workdir import read_metrics
 
 VANISHING, EXPLODING = 1e-5, 1e3
 PLOTTED = ("act_std", "grad_norm")
@@ -22,12 +20,7 @@ PLOTTED = ("act_std", "grad_norm")
 
 def read_layer_records(workdir: str) -> list[dict]:
   """The run's "layers" records of metrics.jsonl, in step order ([] when there are none)."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return sorted((r for r in records if r.get("split") == "layers"), key=lambda r: r["step"])
+  return sorted(read_metrics(workdir, "layers"), key=lambda r: r["step"])
 
 
 def layer_series(records: list[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:

@@ -5,7 +5,7 @@ auto-name `Dropout_i`, `bernoulli(keep_prob)`, inputs scaled by 1 / keep_prob), 
 same masks with either. What it adds: inside `rate_override(rate)` every Dropout uses `rate` (a scalar,
 traced under vmap: each run of a group has its own) instead of its static one. That is how a group of
 hyperparameter trials that differ only in the dropout rate trains as one vmapped program
-(`jaxflow.training.loop.train_group`). The override lives in a contextvar that is set while the step is
+(`jaxflow.run.train.train_group`). The override lives in a contextvar that is set while the step is
 traced, never between steps.
 """
 

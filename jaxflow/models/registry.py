@@ -43,7 +43,7 @@ def _cnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
 
 
 def _rnn(cfg: ml_collections.ConfigDict, output_dim: int) -> nn.Module:
-  # Checked here, not in training/validate.py, so a bad value is a one-line ConfigError before compute
+  # Checked here, not in run/validate.py, so a bad value is a one-line ConfigError before compute
   # (validate builds every model once for its layer names).
   for field, allowed in (("rnn_cell", rnn.CELLS), ("rnn_head", rnn.HEADS)):
     if cfg[field] not in allowed:

@@ -2,7 +2,7 @@
 
 Reads both studies' report.json (their `all` sweep when they ran `--study=sources`, else their one
 sweep) and compares the per-seed final values of the monitored metric: the difference of means with a
-95% Welch interval, Welch's t-test and the Mann-Whitney U test (jaxflow.studies.stats.compare).
+95% Welch interval, Welch's t-test and the Mann-Whitney U test (jaxflow.seeds.stats.compare).
 """
 
 from __future__ import annotations

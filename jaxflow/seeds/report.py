@@ -8,7 +8,6 @@ learning curves of all seeds as a band. Plots are drawn on a bare matplotlib Fig
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from jaxflow.plotting import new_figure
 from jaxflow.seeds import stats
-from jaxflow.workdir import write_report
+from jaxflow.workdir import read_metrics, write_report
 
 ACCURACY_LIKE = ("accuracy", "balanced_accuracy", "macro_f1")
 HALF_WIDTH_POINTS = 0.005  # +-0.5 accuracy points
@@ -29,14 +28,9 @@ def _metric(config) -> str:
 def read_curve(workdir: str, metric: str) -> list[float]:
   """The eval metric per epoch of one seed's run, from its metrics.jsonl (the first record per epoch)."""
   values: dict[int, float] = {}
-  try:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-      for line in f:
-        record = json.loads(line)
-        if record.get("split") == "eval" and metric in record:
-          values.setdefault(int(record["epoch"]), float(record[metric]))
-  except OSError:
-    return []
+  for record in read_metrics(workdir, "eval"):
+    if metric in record:
+      values.setdefault(int(record["epoch"]), float(record[metric]))
   return [values[e] for e in sorted(values)]
 
 

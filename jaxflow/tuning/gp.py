@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxflow import rng
+
 LENGTHSCALE_BOUNDS = (0.01, 20.0)
 AMPLITUDE_BOUNDS = (0.05, 100.0)
 NOISE_BOUNDS = (1e-6, 0.5)
@@ -311,7 +313,7 @@ def fit(
   xp, yp, mp = _pad(x, (y - y_mean) / y_std, _bucket(len(x)))
   width, d = xp.shape[1], x.shape[1]
   with jax.enable_x64(True):
-    raw0 = _starts(jax.random.key(seed), width, restarts, None if init is None else _padded(init, width))
+    raw0 = _starts(rng.study_key(seed), width, restarts, None if init is None else _padded(init, width))
     dims = jnp.asarray(np.arange(width) < d, jnp.float64)
     prior = None if lengthscale_prior is None else tuple(map(float, lengthscale_prior))
     raw, nll, nll0 = _fit(xp, yp, mp, dims, raw0, steps=steps, lr=lr, prior=prior)

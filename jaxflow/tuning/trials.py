@@ -8,7 +8,6 @@ report (`report`, `best_config`) both build a trial's config with `trial_config`
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
@@ -16,7 +15,7 @@ import ml_collections
 
 from jaxflow.tuning.overrides import apply
 from jaxflow.tuning.space import Space
-from jaxflow.workdir import read_json, write_json
+from jaxflow.workdir import read_json, read_metrics, write_json
 
 STATUSES = ("pending", "completed", "failed", "stopped")
 
@@ -57,16 +56,7 @@ def trial_config(
 
 def eval_curve(workdir: str, metric: str) -> list[float]:
   """The run's `metric` (e.g. "accuracy") at every evaluation, in order, from its metrics.jsonl."""
-  out = []
-  try:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-      for line in f:
-        record = json.loads(line)
-        if record.get("split") == "eval" and isinstance(record.get(metric), (int, float)):
-          out.append(float(record[metric]))
-  except (OSError, ValueError):
-    return []
-  return out
+  return [float(r[metric]) for r in read_metrics(workdir, "eval") if isinstance(r.get(metric), (int, float))]
 
 
 def probe_value(curve: list[float], objective: str, mode: str) -> float | None:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -17,7 +18,7 @@ from jaxflow.config import ConfigError, config_hash, differences, from_dict, to_
 from jaxflow.workdir.files import read_json, write_json, write_text
 
 RUN_OUTPUTS = ("checkpoints", "tb", "metrics.jsonl", "summary.json", "config.json")
-CONFIG_FILE, SUMMARY_FILE = "config.json", "summary.json"
+CONFIG_FILE, SUMMARY_FILE, METRICS_FILE = "config.json", "summary.json", "metrics.jsonl"
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
@@ -90,6 +91,24 @@ def completed_summary(workdir: str, config: ml_collections.ConfigDict) -> dict |
     return None
   summary = read_summary(workdir)
   return summary if same and summary is not None and summary.get("status") == "completed" else None
+
+
+def read_metrics(workdir: str, split: str | None = None) -> list[dict]:
+  """The records of metrics.jsonl (of one `split`: "train", "eval", "layers"), in file order; [] when the
+  run has none. A line that is not a whole JSON object (a process killed mid-write) is skipped."""
+  records = []
+  try:
+    with open(os.path.join(workdir, METRICS_FILE)) as f:
+      for line in f:
+        try:
+          record = json.loads(line)
+        except ValueError:
+          continue
+        if isinstance(record, dict) and (split is None or record.get("split") == split):
+          records.append(record)
+  except OSError:
+    return []
+  return records
 
 
 def write_report(workdir: str, report: dict, markdown: str, *, indent: int = 1) -> dict[str, str]:
