@@ -13,7 +13,7 @@ import json
 import os
 
 from jaxflow.config import ConfigError
-from jaxflow.profiler.report import ms, table
+from jaxflow.profiler.report_format import ms, table
 from jaxflow.config import differences as config_differences
 
 SCHEMA = "jaxflow.profile"
