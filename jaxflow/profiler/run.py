@@ -268,11 +268,7 @@ def run_profile(
   load_start = run_environment.load_average()
   os.makedirs(workdir, exist_ok=True)
   write_config(workdir, config)
-  log(
-    "weights: "
-    + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}")
-  )
-  work = workload.load_workload(config, problem, workdir, quiet=True)
+  work = _load_work(config, problem, workdir, log)
   device_entries, traced = [], None
   for device in devices:
     known = _peaks_of(device, device_peaks, quick_peaks, log)
@@ -304,6 +300,15 @@ def run_profile(
   report.write(result, workdir)
   log(f"wrote {os.path.join(workdir, 'report.md')}")
   return result
+
+
+def _load_work(config, problem, workdir: str, log) -> workload.Workload:
+  """The model, its weights (trained into WORKDIR/train or from `config.init_from`) and its data."""
+  log(
+    "weights: "
+    + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}")
+  )
+  return workload.load_workload(config, problem, workdir, quiet=True)
 
 
 def _visible_devices(backends: tuple[str, ...]) -> list:
