@@ -137,8 +137,7 @@ def hlo_stats(text: str) -> dict:
 
 
 def _executed_and_fused(computations: dict[str, list[dict]], entry: str) -> tuple[set, set]:
-  """(the computations run instruction by instruction: ENTRY and its control flow, recursively;
-  the fused computations their fusions call, nested ones included)."""
+  """(computations run instruction by instruction: ENTRY and its control flow; those their fusions call)."""
   executed, fused = set(), set()
   stack = [entry]
   while stack:

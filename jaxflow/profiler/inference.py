@@ -170,10 +170,7 @@ def _compile_timed(forward, weights, x) -> tuple:
 
 
 def _time_variants(forward, weights, xs, device, compiled, unfused, protocol: timing.Protocol) -> tuple:
-  """Times unfused, jit, AOT (and no-fusion where it compiles) in interleaved rounds.
-
-  Returns (timings, the no-fusion record without its executable, that executable or None).
-  """
+  """(timings of unfused, jit, AOT and no-fusion where it compiles; the no-fusion record; its executable)."""
   jitted = jax.jit(forward)
   cases = {
     "unfused": (unfused, [(x,) for x in xs]),
@@ -188,8 +185,7 @@ def _time_variants(forward, weights, xs, device, compiled, unfused, protocol: ti
 
 
 def _light(protocol: timing.Protocol) -> timing.Protocol:
-  """The protocol for eager calls, timed lighter: the framework's eager Python can take a second a call
-  (the digits LSTM), and it is a diagnostic."""
+  """A lighter protocol for eager calls: a diagnostic whose Python can take a second a call (the digits LSTM)."""
   return dataclasses.replace(
     protocol,
     warmup=1,

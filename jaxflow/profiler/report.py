@@ -21,6 +21,7 @@ from jaxflow.profiler.report_format import ms
 
 
 def _default(value):
+  """report.json's encoder for what json cannot write: numpy arrays and scalars, else str."""
   if isinstance(value, np.ndarray):
     return value.tolist()
   if isinstance(value, np.generic):
