@@ -115,6 +115,17 @@ def sanity_checks(run, chosen, trained: dict, maps: dict, random_maps: dict) -> 
   return randomization, completeness, ig_check
 
 
+SETTINGS = {
+  "smoothgrad_samples": SMOOTHGRAD_SAMPLES,
+  "noise_level": NOISE_LEVEL,
+  "ig_steps": IG_STEPS,
+  "path_steps": PATH_STEPS,
+  "baseline": "zeros",
+  "target": "the predicted class (a single output: that output)",
+  "randomization": "every layer re-initialized by model.init with explain_key(seed, 'randomization')",
+}
+
+
 def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, tensorboard: bool = False) -> dict:
   """Explains the run in `workdir` into `out` (default WORKDIR/explain); returns {"out", "page",
   "report", "images", "sanity", "layers"}. Bad input (no run, no checkpoints) raises ConfigError."""
@@ -134,25 +145,8 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
   random_maps = {m: randomized[m] for m in saliency.METHODS}
   randomization, completeness, ig_check = sanity_checks(run, chosen, trained, maps, random_maps)
 
-  records = layer_plots.read_layer_records(workdir)
-  layers = {
-    "records": len(records),
-    "vanishing": [],
-    "exploding": [],
-    "thresholds": {"vanishing": layer_plots.VANISHING, "exploding": layer_plots.EXPLODING},
-  }
-  series = layer_plots.layer_series(records) if records else None
-  if series:
-    layers.update(layer_plots.flag_layers(series))
-  settings = {
-    "smoothgrad_samples": SMOOTHGRAD_SAMPLES,
-    "noise_level": NOISE_LEVEL,
-    "ig_steps": IG_STEPS,
-    "path_steps": PATH_STEPS,
-    "baseline": "zeros",
-    "target": "the predicted class (a single output: that output)",
-    "randomization": "every layer re-initialized by model.init with explain_key(seed, 'randomization')",
-  }
+  series, layers = _layer_statistics(workdir)
+  settings = dict(SETTINGS)
   figures = gallery.gallery(
     run,
     chosen,
@@ -164,25 +158,14 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
     layer_flags=layers,
     settings=settings,
   )
-
-  images = {}
-  entries = []
-  for picture in figures:
-    image = pictures.render(picture.figure)
-    pictures.save_png(image, os.path.join(out, f"{picture.stem}.png"))
-    images[picture.stem] = image
-    entries.append({"file": f"{picture.stem}.png", "title": picture.title, "text": picture.text})
-
+  images, entries = _save_pictures(figures, out)
   report = {
     "workdir": workdir,
     "checkpoint": {"which": run.which, "step": run.step},
     "model": run.config.model.name,
     "family": run.family,
     "problem": run.problem.kind,
-    "examples": [
-      {"index": i, "label": _jsonable(y), "prediction": _jsonable(p), "target": int(t), "score": float(s)}
-      for i, y, p, t, s in zip(chosen.indices, chosen.labels, chosen.predictions, chosen.target, trained["score"])
-    ],
+    "examples": _example_records(chosen, trained),
     "settings": settings,
     "sanity": {
       "model_randomization": randomization,
@@ -195,6 +178,46 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
   if tensorboard:
     report["tensorboard"] = page.write_tensorboard(os.path.join(workdir, "tb"), run.step, images)
   report["seconds"] = round(time.perf_counter() - start, 3)
+  return _write_outputs(out, report, entries)
+
+
+def _layer_statistics(workdir: str) -> tuple[dict | None, dict]:
+  """(the run's layer statistics per layer and step, or None; the vanishing / exploding layers flagged)."""
+  records = layer_plots.read_layer_records(workdir)
+  layers = {
+    "records": len(records),
+    "vanishing": [],
+    "exploding": [],
+    "thresholds": {"vanishing": layer_plots.VANISHING, "exploding": layer_plots.EXPLODING},
+  }
+  series = layer_plots.layer_series(records) if records else None
+  if series:
+    layers.update(layer_plots.flag_layers(series))
+  return series, layers
+
+
+def _save_pictures(figures: list, out: str) -> tuple[dict, list[dict]]:
+  """Renders every picture into `out`/<stem>.png; returns ({stem: image}, the page's entries)."""
+  images = {}
+  entries = []
+  for picture in figures:
+    image = pictures.render(picture.figure)
+    pictures.save_png(image, os.path.join(out, f"{picture.stem}.png"))
+    images[picture.stem] = image
+    entries.append({"file": f"{picture.stem}.png", "title": picture.title, "text": picture.text})
+  return images, entries
+
+
+def _example_records(chosen, trained: dict) -> list[dict]:
+  """Each explained example: its index, label, prediction, target output and score."""
+  return [
+    {"index": i, "label": _jsonable(y), "prediction": _jsonable(p), "target": int(t), "score": float(s)}
+    for i, y, p, t, s in zip(chosen.indices, chosen.labels, chosen.predictions, chosen.target, trained["score"])
+  ]
+
+
+def _write_outputs(out: str, report: dict, entries: list[dict]) -> dict:
+  """Writes report.json and index.html into `out`; returns run_explain's answer."""
   report_path = os.path.join(out, "report.json")
   with open(report_path, "w") as f:
     json.dump(report, f, indent=2)
@@ -206,10 +229,11 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
     "report": report_path,
     "images": [os.path.join(out, e["file"]) for e in entries],
     "sanity": report["sanity"],
-    "layers": layers,
+    "layers": report["layers"],
   }
 
 
 def _jsonable(value):
+  """A label or prediction (a numpy or Python scalar) as a plain Python number for JSON."""
   value = np.asarray(value)
   return value.item()

@@ -27,6 +27,7 @@ class Picture:
 
 
 def _subtree(tree, path):
+  """The subtree of nested dicts at `path` (a tuple of keys), or None where it is missing."""
   for part in path:
     if not isinstance(tree, dict) or part not in tree:
       return None
@@ -42,7 +43,10 @@ def first_layer_kernels(run: Run, examples: Examples) -> list[tuple[str, np.ndar
   layers = [
     p for p in run.layer_order if p and (len(p) >= 2 or not stack) and isinstance(_subtree(run.params, p), dict)
   ]
-  has_kernel = lambda p: "kernel" in _subtree(run.params, p)  # noqa: E731
+
+  def has_kernel(p):
+    return "kernel" in _subtree(run.params, p)
+
   first = next((p for p in layers if any(q[: len(p)] == p and has_kernel(q) for q in layers)), None)
   if first is None:
     return []
@@ -82,127 +86,25 @@ def gallery(
   settings: dict,
 ) -> list[Picture]:
   """The pictures for this run, in page order."""
-  shown = slice(0, MAX_ROWS)
-  captions = chosen.captions[shown]
-  out = []
-  kernels = first_layer_kernels(run, chosen)
-  if kernels:
-    out.append(
-      Picture(
-        "kernels",
-        "First-layer weights",
-        "The first layer's kernels: conv filters as image tiles, Dense units on a flattened image as images, other kernels "
-        "(RNN input gates, GNN feature maps) as matrices. Blue negative, red positive, each tile scaled to its own largest |weight|.",
-        pictures.kernel_grid(kernels, image_shape=tuple(chosen.x.shape[1:]) if run.family == "image" else None),
-      )
-    )
+  out = _kernel_pictures(run, chosen)
   if run.family == "image":
-    for name, value in chosen.sown.items():
-      if np.ndim(value) == 4:
-        out.append(
-          Picture(
-            f"activations_{name.replace('/', '_')}",
-            f"Activation maps: {name}",
-            f"Post-activation output of conv layer {name} for each example (one tile per channel, each scaled to its own range).",
-            pictures.activation_maps(name, chosen.x[shown], value[shown], captions),
-          )
-        )
-  hidden = _hidden_features(run, chosen)
-  if hidden:
-    out.append(
-      Picture(
-        "hidden_activations",
-        "Hidden activations",
-        "Each non-convolutional layer's sown output (post-activation features; an RNN layer's final state; a GNN layer's "
-        "embedding of the explained node), one row per example.",
-        pictures.dense_activations({n: v[shown] for n, v in hidden.items()}, captions),
-      )
-    )
+    out += _activation_pictures(chosen)
+  out += _hidden_pictures(run, chosen)
   if run.family == "image":
-    out.append(
-      Picture(
-        "saliency",
-        "Saliency (trained model)",
-        f"Per example (rows), |attribution| of each method over the input, scaled per map to its 99th percentile. SmoothGrad: "
-        f"{settings['smoothgrad_samples']} samples, noise {settings['noise_level']:g} x the input range; integrated gradients: "
-        f"{settings['ig_steps']} trapezoid steps from a zero baseline. Target: the predicted class.",
-        pictures.saliency_grid(
-          chosen.x[shown],
-          {m: v[shown] for m, v in maps.items()},
-          captions,
-          title="saliency of the trained model (predicted class)",
-        ),
-      )
-    )
-    out.append(
-      Picture(
-        "saliency_randomized",
-        "Saliency (re-initialized model)",
-        "The same maps for the model with freshly initialized weights (same examples and target class). A method whose maps "
-        "look alike here explains the input, not the model.",
-        pictures.saliency_grid(
-          chosen.x[shown],
-          {m: v[shown] for m, v in random_maps.items()},
-          captions,
-          title="saliency of a re-initialized model (model randomization check)",
-        ),
-      )
-    )
+    out += _saliency_pictures(chosen, maps, random_maps, settings)
   if reads_sequences(run.config.model):
-    steps_in = chosen.x if run.family != "image" else chosen.x.reshape(*chosen.x.shape[:2], -1)
-    out.append(
-      Picture(
-        "saliency_time_steps",
-        "Saliency per time step",
-        "For each example, the sum of |attribution| over each time step's features (an image read row by row: per row), "
-        "scaled to the example's largest step; padded steps grey.",
-        pictures.time_step_bars(
-          steps_in[shown],
-          {m: per_step(v)[shown] for m, v in maps.items()},
-          captions,
-          lengths=None if chosen.lengths is None else chosen.lengths[shown],
-          title="saliency per time step (trained model)",
-        ),
-      )
-    )
+    out.append(_time_step_picture(run, chosen, maps))
   if run.family == "array":  # flat feature vectors (e.g. a CSV's columns): one bar per feature
-    flat = chosen.x.reshape(chosen.x.shape[0], -1)
-    out.append(
-      Picture(
-        "saliency_features",
-        "Saliency per input feature",
-        "For each example, |attribution| of each input feature (top to bottom), scaled to the example's largest.",
-        pictures.time_step_bars(
-          flat[shown, :, None],
-          {m: per_step(v.reshape(v.shape[0], -1, 1))[shown] for m, v in maps.items()},
-          captions,
-          title="saliency per input feature (trained model)",
-          input_title="input (features down)",
-        ),
-      )
-    )
+    out.append(_feature_picture(chosen, maps))
   if run.family == "graph":
-    rows = slice(0, GRAPH_ROWS)
-    out.append(
-      Picture(
-        "node_importance",
-        "Node importance",
-        "Per explained node (ringed) or graph, each node's importance: the sum over its features of |attribution| of the "
-        "explained output, on a networkx spring layout. Colour and size grow with importance, scaled per panel.",
-        pictures.graph_importance(
-          chosen.drawings[rows],
-          {m: node_importance(v, chosen)[rows] for m, v in maps.items()},
-          chosen.captions[rows],
-          title="node importance (trained model)",
-        ),
-      )
-    )
+    out.append(_node_picture(chosen, maps))
   out.append(
     Picture(
       "sanity",
       "Sanity checks",
-      "Left: Spearman rank correlation of |saliency| between the trained and a re-initialized model, per method (mean over "
-      "examples, min-max bars). Right: integrated gradients' completeness error vs the number of trapezoid steps.",
+      "Left: Spearman rank correlation of |saliency| between the trained and a re-initialized model, per method "
+      "(mean over examples, min-max bars). "
+      "Right: integrated gradients' completeness error vs the number of trapezoid steps.",
       pictures.sanity_summary(randomization, completeness),
     )
   )
@@ -211,12 +113,153 @@ def gallery(
       Picture(
         "layer_stats",
         "Layer statistics",
-        f"Activation std and gradient norm per layer vs step (train.layer_stats_every), log scale; below {layer_plots.VANISHING:g} "
-        f"(vanishing, v) and above {layer_plots.EXPLODING:g} (exploding, ^) shaded and marked.",
+        "Activation std and gradient norm per layer vs step (train.layer_stats_every), log scale; "
+        f"below {layer_plots.VANISHING:g} (vanishing, v) and above {layer_plots.EXPLODING:g} (exploding, ^) "
+        "shaded and marked.",
         layer_plots.plot_layer_stats(layer_series, layer_flags),
       )
     )
   return out
+
+
+def _kernel_pictures(run: Run, chosen: Examples) -> list[Picture]:
+  """The first layer's kernels as pictures, when the model has a first layer with a kernel."""
+  kernels = first_layer_kernels(run, chosen)
+  if not kernels:
+    return []
+  return [
+    Picture(
+      "kernels",
+      "First-layer weights",
+      "The first layer's kernels: conv filters as image tiles, Dense units on a flattened image as images, "
+      "other kernels (RNN input gates, GNN feature maps) as matrices. "
+      "Blue negative, red positive, each tile scaled to its own largest |weight|.",
+      pictures.kernel_grid(kernels, image_shape=tuple(chosen.x.shape[1:]) if run.family == "image" else None),
+    )
+  ]
+
+
+def _activation_pictures(chosen: Examples) -> list[Picture]:
+  """Images: one picture of activation maps per conv layer (a sown 4-d output)."""
+  shown = slice(0, MAX_ROWS)
+  captions = chosen.captions[shown]
+  return [
+    Picture(
+      f"activations_{name.replace('/', '_')}",
+      f"Activation maps: {name}",
+      f"Post-activation output of conv layer {name} for each example "
+      "(one tile per channel, each scaled to its own range).",
+      pictures.activation_maps(name, chosen.x[shown], value[shown], captions),
+    )
+    for name, value in chosen.sown.items()
+    if np.ndim(value) == 4
+  ]
+
+
+def _hidden_pictures(run: Run, chosen: Examples) -> list[Picture]:
+  """The non-convolutional layers' features, one row per example, when there are any."""
+  hidden = _hidden_features(run, chosen)
+  if not hidden:
+    return []
+  shown = slice(0, MAX_ROWS)
+  return [
+    Picture(
+      "hidden_activations",
+      "Hidden activations",
+      "Each non-convolutional layer's sown output (post-activation features; an RNN layer's final state; "
+      "a GNN layer's embedding of the explained node), one row per example.",
+      pictures.dense_activations({n: v[shown] for n, v in hidden.items()}, chosen.captions[shown]),
+    )
+  ]
+
+
+def _saliency_pictures(chosen: Examples, maps: dict, random_maps: dict, settings: dict) -> list[Picture]:
+  """Images: every method's saliency over the input, for the trained and the re-initialized model."""
+  shown = slice(0, MAX_ROWS)
+  captions = chosen.captions[shown]
+  return [
+    Picture(
+      "saliency",
+      "Saliency (trained model)",
+      "Per example (rows), |attribution| of each method over the input, scaled per map to its 99th percentile. "
+      f"SmoothGrad: {settings['smoothgrad_samples']} samples, noise {settings['noise_level']:g} x the input range; "
+      f"integrated gradients: {settings['ig_steps']} trapezoid steps from a zero baseline. "
+      "Target: the predicted class.",
+      pictures.saliency_grid(
+        chosen.x[shown],
+        {m: v[shown] for m, v in maps.items()},
+        captions,
+        title="saliency of the trained model (predicted class)",
+      ),
+    ),
+    Picture(
+      "saliency_randomized",
+      "Saliency (re-initialized model)",
+      "The same maps for the model with freshly initialized weights (same examples and target class). "
+      "A method whose maps look alike here explains the input, not the model.",
+      pictures.saliency_grid(
+        chosen.x[shown],
+        {m: v[shown] for m, v in random_maps.items()},
+        captions,
+        title="saliency of a re-initialized model (model randomization check)",
+      ),
+    ),
+  ]
+
+
+def _time_step_picture(run: Run, chosen: Examples, maps: dict) -> Picture:
+  """Models reading sequences: the attribution per time step, next to the input."""
+  shown = slice(0, MAX_ROWS)
+  steps_in = chosen.x if run.family != "image" else chosen.x.reshape(*chosen.x.shape[:2], -1)
+  return Picture(
+    "saliency_time_steps",
+    "Saliency per time step",
+    "For each example, the sum of |attribution| over each time step's features "
+    "(an image read row by row: per row), scaled to the example's largest step; padded steps grey.",
+    pictures.time_step_bars(
+      steps_in[shown],
+      {m: per_step(v)[shown] for m, v in maps.items()},
+      chosen.captions[shown],
+      lengths=None if chosen.lengths is None else chosen.lengths[shown],
+      title="saliency per time step (trained model)",
+    ),
+  )
+
+
+def _feature_picture(chosen: Examples, maps: dict) -> Picture:
+  """Flat feature vectors: the attribution of each input feature."""
+  shown = slice(0, MAX_ROWS)
+  flat = chosen.x.reshape(chosen.x.shape[0], -1)
+  return Picture(
+    "saliency_features",
+    "Saliency per input feature",
+    "For each example, |attribution| of each input feature (top to bottom), scaled to the example's largest.",
+    pictures.time_step_bars(
+      flat[shown, :, None],
+      {m: per_step(v.reshape(v.shape[0], -1, 1))[shown] for m, v in maps.items()},
+      chosen.captions[shown],
+      title="saliency per input feature (trained model)",
+      input_title="input (features down)",
+    ),
+  )
+
+
+def _node_picture(chosen: Examples, maps: dict) -> Picture:
+  """Graphs: each node's importance on the drawn graph, per explained node or graph."""
+  rows = slice(0, GRAPH_ROWS)
+  return Picture(
+    "node_importance",
+    "Node importance",
+    "Per explained node (ringed) or graph, each node's importance: the sum over its features of |attribution| "
+    "of the explained output, on a networkx spring layout. "
+    "Colour and size grow with importance, scaled per panel.",
+    pictures.graph_importance(
+      chosen.drawings[rows],
+      {m: node_importance(v, chosen)[rows] for m, v in maps.items()},
+      chosen.captions[rows],
+      title="node importance (trained model)",
+    ),
+  )
 
 
 def _hidden_features(run: Run, chosen: Examples) -> dict[str, np.ndarray]:

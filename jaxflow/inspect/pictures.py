@@ -110,6 +110,7 @@ def mosaic(tiles: Sequence[Sequence[np.ndarray]], *, tile: tuple[int, int], pad:
 
 
 def _tile_size(shape: tuple[int, int], at_least: int = 32) -> tuple[int, int]:
+  """`shape` scaled by a whole factor until its shorter side is at least `at_least` pixels."""
   factor = max(1, -(-at_least // max(1, min(shape))))
   return shape[0] * factor, shape[1] * factor
 
@@ -130,7 +131,10 @@ def _grid_figure(
   fig = new_figure(width, height)
   ax = fig.add_axes((left / width, 0.1 / height, axes_w / width, axes_h / height))
   ax.imshow(image, interpolation="nearest", aspect="auto")
-  centre = lambda k, size: pad + k * (size + pad) + size / 2  # noqa: E731
+
+  def centre(k, size):
+    return pad + k * (size + pad) + size / 2
+
   ax.set_xticks([centre(j, tile[1]) for j in range(len(col_labels))], col_labels, fontsize=8)
   ax.xaxis.tick_top()
   ax.set_yticks([centre(i, tile[0]) for i in range(len(row_labels))], row_labels, fontsize=7)
@@ -277,12 +281,6 @@ def time_step_bars(
   gap = max(1, steps // 4)
   band = steps + gap
   total = rows * band - gap
-  centres = [i * band + (steps - 1) / 2 for i in range(rows)]
-  flat = np.asarray(inputs, np.float64).reshape(rows, steps, -1)
-  stacked = np.full((total, flat.shape[-1]), np.nan)
-  for i in range(rows):
-    lo, hi = flat[i].min(), flat[i].max()
-    stacked[i * band : i * band + steps] = (flat[i] - lo) / (hi - lo) if hi > lo else 0.0
   fig = new_figure(1.6 + 1.8 * (len(methods) + 1), 0.9 + 1.15 * rows)
   grid = fig.add_gridspec(
     1,
@@ -293,14 +291,7 @@ def time_step_bars(
     bottom=0.35 / fig.get_figheight(),
     wspace=0.08,
   )
-  ax = fig.add_subplot(grid[0, 0])
-  cmap = _colormap("gray").with_extremes(bad="white")
-  ax.imshow(
-    stacked, cmap=cmap, aspect="auto", interpolation="nearest", extent=(-0.5, flat.shape[-1] - 0.5, total - 0.5, -0.5)
-  )
-  ax.set_yticks(centres, list(captions), fontsize=7)
-  ax.set_xticks([])
-  ax.set_title(input_title, fontsize=8)
+  _input_bands(fig.add_subplot(grid[0, 0]), inputs, captions, band=band, total=total, title=input_title)
   y = np.concatenate([i * band + np.arange(steps) for i in range(rows)])
   valid = np.ones((rows, steps), bool) if lengths is None else np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
   colours = np.where(valid.ravel(), "#c44e52", "#bbbbbb")
@@ -323,6 +314,24 @@ def time_step_bars(
       ax.axhline(i * band - gap / 2 - 0.5, color="#dddddd", linewidth=0.6)
   fig.suptitle(title, fontsize=10)
   return fig
+
+
+def _input_bands(ax, inputs: np.ndarray, captions: Sequence[str], *, band: int, total: int, title: str) -> None:
+  """time_step_bars' first column: each example's input [T, F] scaled to [0, 1], one band per example."""
+  rows, steps = len(captions), inputs.shape[1]
+  centres = [i * band + (steps - 1) / 2 for i in range(rows)]
+  flat = np.asarray(inputs, np.float64).reshape(rows, steps, -1)
+  stacked = np.full((total, flat.shape[-1]), np.nan)
+  for i in range(rows):
+    lo, hi = flat[i].min(), flat[i].max()
+    stacked[i * band : i * band + steps] = (flat[i] - lo) / (hi - lo) if hi > lo else 0.0
+  cmap = _colormap("gray").with_extremes(bad="white")
+  ax.imshow(
+    stacked, cmap=cmap, aspect="auto", interpolation="nearest", extent=(-0.5, flat.shape[-1] - 0.5, total - 0.5, -0.5)
+  )
+  ax.set_yticks(centres, list(captions), fontsize=7)
+  ax.set_xticks([])
+  ax.set_title(title, fontsize=8)
 
 
 def graph_importance(

@@ -230,20 +230,26 @@ def _in_call_order(sown: dict, order: list[tuple[str, ...]]) -> dict:
 
 # Module-level appliers bound with functools.partial (see choose_examples).
 def _apply_array(model, params, x):
+  """Examples of array inputs: the model on a batch of them."""
   return model.apply({"params": params}, x, train=False)
 
 
 def _apply_sequence(model, lengths, params, sequence):
+  """Examples of padded sequences: the model on them with their true lengths."""
   return model.apply({"params": params}, {"sequence": sequence, "lengths": lengths}, train=False)
 
 
 def _apply_graph(model, graph, rows, params, tiled_nodes):
   """Example i: the model on the graph with node features tiled_nodes[i]; output row rows[i]."""
-  one = lambda nodes, row: model.apply({"params": params}, graph._replace(nodes=nodes), train=False)[row]  # noqa: E731
+
+  def one(nodes, row):
+    return model.apply({"params": params}, graph._replace(nodes=nodes), train=False)[row]
+
   return jax.vmap(one)(tiled_nodes, jnp.asarray(rows))
 
 
 def _graph_examples(run: Run, n: int) -> Examples:
+  """Graph models' examples: the evaluation batch's first `n` explained nodes or graphs, and their drawings."""
   config, problem, model = run.config, run.problem, run.model
   host = host_data(config, problem, rng.streams(config))
   batch = host.eval_batches[0]
@@ -258,42 +264,11 @@ def _graph_examples(run: Run, n: int) -> Examples:
   target, predictions = _targets(np.asarray(outputs)[rows], problem)
   labels = np.asarray(batch["labels"])[rows]
   layout_seed = rng.derived_seed(rng.stream_key(config.seed, "explain"), "explain/layout")
-  senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
-  drawings, node_rows = [], []
   if head == "node":  # one graph (e.g. the karate club): one layout, each row rings its node
-    real = int(np.asarray(graph.n_node)[0]) if len(graph.n_node) == 1 else nodes.shape[0]
-    keep = (senders < real) & (receivers < real) & (senders != receivers)
-    g = nx.Graph()
-    g.add_nodes_from(range(real))
-    g.add_edges_from(zip(senders[keep].tolist(), receivers[keep].tolist()))
-    positions = nx.spring_layout(g, seed=layout_seed)
-    drawn = {
-      "positions": np.array([positions[i] for i in range(real)]),
-      "senders": senders[keep],
-      "receivers": receivers[keep],
-    }
-    for row in rows:
-      drawings.append({**drawn, "focus": int(row)})
-      node_rows.append(np.arange(real))
+    drawings, node_rows = _node_drawings(graph, nodes.shape[0], rows, layout_seed)
     captions = [f"node {r} " + _caption(y, p, problem.kind) for r, y, p in zip(rows, labels, predictions)]
   else:  # a padded batch of graphs: draw each explained graph alone
-    offsets = np.concatenate([[0], np.cumsum(np.asarray(graph.n_node))])
-    for row in rows:
-      lo, hi = int(offsets[row]), int(offsets[row + 1])
-      keep = (senders >= lo) & (senders < hi) & (receivers >= lo) & (receivers < hi) & (senders != receivers)
-      g = nx.Graph()
-      g.add_nodes_from(range(hi - lo))
-      g.add_edges_from(zip((senders[keep] - lo).tolist(), (receivers[keep] - lo).tolist()))
-      positions = nx.spring_layout(g, seed=layout_seed)
-      drawings.append(
-        {
-          "positions": np.array([positions[i] for i in range(hi - lo)]),
-          "senders": senders[keep] - lo,
-          "receivers": receivers[keep] - lo,
-          "focus": None,
-        }
-      )
-      node_rows.append(np.arange(lo, hi))
+    drawings, node_rows = _graph_drawings(graph, rows, layout_seed)
     captions = [f"graph {r} " + _caption(y, p, problem.kind) for r, y, p in zip(rows, labels, predictions)]
   return Examples(
     x=x,
@@ -307,3 +282,48 @@ def _graph_examples(run: Run, n: int) -> Examples:
     drawings=drawings,
     node_rows=node_rows,
   )
+
+
+def _node_drawings(graph, num_nodes: int, rows, layout_seed: int) -> tuple[list[dict], list[np.ndarray]]:
+  """A node head's one graph: one spring layout of its real nodes, a drawing per row ringing its node."""
+  senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
+  real = int(np.asarray(graph.n_node)[0]) if len(graph.n_node) == 1 else num_nodes
+  keep = (senders < real) & (receivers < real) & (senders != receivers)
+  g = nx.Graph()
+  g.add_nodes_from(range(real))
+  g.add_edges_from(zip(senders[keep].tolist(), receivers[keep].tolist()))
+  positions = nx.spring_layout(g, seed=layout_seed)
+  drawn = {
+    "positions": np.array([positions[i] for i in range(real)]),
+    "senders": senders[keep],
+    "receivers": receivers[keep],
+  }
+  drawings, node_rows = [], []
+  for row in rows:
+    drawings.append({**drawn, "focus": int(row)})
+    node_rows.append(np.arange(real))
+  return drawings, node_rows
+
+
+def _graph_drawings(graph, rows, layout_seed: int) -> tuple[list[dict], list[np.ndarray]]:
+  """A padded batch of graphs: each explained graph drawn alone, with its own spring layout."""
+  senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
+  offsets = np.concatenate([[0], np.cumsum(np.asarray(graph.n_node))])
+  drawings, node_rows = [], []
+  for row in rows:
+    lo, hi = int(offsets[row]), int(offsets[row + 1])
+    keep = (senders >= lo) & (senders < hi) & (receivers >= lo) & (receivers < hi) & (senders != receivers)
+    g = nx.Graph()
+    g.add_nodes_from(range(hi - lo))
+    g.add_edges_from(zip((senders[keep] - lo).tolist(), (receivers[keep] - lo).tolist()))
+    positions = nx.spring_layout(g, seed=layout_seed)
+    drawings.append(
+      {
+        "positions": np.array([positions[i] for i in range(hi - lo)]),
+        "senders": senders[keep] - lo,
+        "receivers": receivers[keep] - lo,
+        "focus": None,
+      }
+    )
+    node_rows.append(np.arange(lo, hi))
+  return drawings, node_rows

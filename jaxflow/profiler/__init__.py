@@ -4,7 +4,8 @@ One module per job: `timing` (the one measurement protocol and a timer that refu
 work), `peaks` (each device's measured matmul FLOP/s and copy bandwidth), `hlo` (fusion and op counts of
 the optimized HLO, cost and memory analysis), `roofline`, `workload` (the config's model, trained
 weights and data as batches), `precision` and `quantize` (f32, bf16, int8 with calibrated scales),
-`inference` (unfused vs jit vs AOT per batch size), `training` (step time, input-wait share),
+`inference` (unfused vs jit vs AOT per batch size), `train_speed` (step time, input-wait share),
 `multistream` (asynchronous dispatch, two models at once, GPU autotune levels), `trace`
-(jax.profiler), `report` and `plots` (report.json / report.md / PNGs), `compare`, and `run` (the verb).
+(jax.profiler), `report` and `plots` (report.json / report.md / PNGs; `report_device` draws one
+device's tables, `report_format` is how every number reads), `compare`, and `run` (the verb).
 """

@@ -13,14 +13,15 @@ import json
 import os
 
 from jaxflow.config import ConfigError
-from jaxflow.profiler.report import ms, table
 from jaxflow.config import differences as config_differences
+from jaxflow.profiler.report_format import ms, table
 
 SCHEMA = "jaxflow.profile"
 SUPPORTED_VERSIONS = (1,)
 
 
 def load_report(workdir: str) -> dict:
+  """The report.json in `workdir`, checked to be a profile report this jaxflow reads (else ConfigError)."""
   path = os.path.join(workdir, "report.json")
   if not os.path.isfile(path):
     raise ConfigError(
@@ -33,20 +34,24 @@ def load_report(workdir: str) -> dict:
       raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
   if report.get("schema") != SCHEMA or report.get("schema_version") not in SUPPORTED_VERSIONS:
     raise ConfigError(
-      f"{path} is not a jaxflow profile report of a known version (schema {report.get('schema')!r} version {report.get('schema_version')!r}; this jaxflow reads {SCHEMA!r} {SUPPORTED_VERSIONS})"
+      f"{path} is not a jaxflow profile report of a known version (schema {report.get('schema')!r} "
+      f"version {report.get('schema_version')!r}; this jaxflow reads {SCHEMA!r} {SUPPORTED_VERSIONS})"
     )
   return report
 
 
 def _columns(reports: dict[str, dict]) -> list[tuple[str, dict, dict]]:
+  """One (label, report, device) column per device of each report, A's first."""
   return [(f"{label} {d['name']}", report, d) for label, report in reports.items() for d in report["devices"]]
 
 
 def _ratio(value, first) -> str:
+  """ " (N.NNx)": the first column's time over this one's, where they differ."""
   return f" ({first / value:.2f}x)" if value and first and value != first else ""
 
 
 def _inference_rows(columns) -> list[list]:
+  """AOT latency and fusion speedup per (precision, batch) that any column has, f32 first."""
   keys = sorted(
     {(r["precision"], r["batch_size"]) for _, _, d in columns for r in d["inference"]},
     key=lambda k: (k[0] != "f32", k[0], k[1]),
@@ -67,6 +72,7 @@ def _inference_rows(columns) -> list[list]:
 
 
 def _precision_rows(columns) -> list[list]:
+  """The test metric per precision that any column has, f32 first."""
   names = sorted({n for _, _, d in columns for n in d["precision"]}, key=lambda n: (n != "f32", n))
   rows = []
   for name in names:
@@ -87,27 +93,54 @@ def _precision_rows(columns) -> list[list]:
 def compare_reports(a_dir: str, b_dir: str) -> str:
   """Markdown: the two reports in `a_dir` and `b_dir` side by side (module docstring)."""
   reports = {"A": load_report(a_dir), "B": load_report(b_dir)}
-  a, b = reports["A"], reports["B"]
   columns = _columns(reports)
   headers = [label for label, _, _ in columns]
   lines = [f"# Profile comparison: A = {a_dir}, B = {b_dir}\n"]
-  for label, r in reports.items():
-    env = r["environment"]
-    lines.append(
-      f"- {label}: {r['model']['name']} ({r['model']['family']}, {r['model']['num_params']:,} parameters) on {', '.join(d['name'] for d in r['devices'])}; "
-      f"jax {env['versions'].get('jax')}, jaxlib {env['versions'].get('jaxlib')}, CPU {env.get('cpu')} x{env.get('cpu_count')}, XLA_FLAGS={env.get('xla_flags') or '(none)'}, created {r['created']}"
-    )
-  if a["config_hash"] != b["config_hash"]:
-    diffs = config_differences(a.get("config", {}), b.get("config", {}))
-    shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
-    lines.append(
-      f"\n**The two reports profile different configs** ({shown or 'hashes differ'}): differences are not only the hardware's.\n"
-    )
-  else:
-    lines.append(
+  lines += [_describe(label, r) for label, r in reports.items()]
+  lines.append(_same_config(reports["A"], reports["B"]))
+  lines.append("## Peaks (measured)\n")
+  lines.append(table(["", *headers], _peak_rows(columns)))
+  lines.append("## Inference latency, AOT, ms (median; speed vs the first column); fusion = unfused / AOT\n")
+  lines.append(table(["precision", "batch", *headers], _inference_rows(columns)))
+  lines.append("## Test metric by precision (change vs that device's f32)\n")
+  lines.append(table(["precision", *headers], _precision_rows(columns)))
+  lines.append("## Training (jaxflow's programs)\n")
+  lines.append(table(["", *headers], _training_rows(columns)))
+  lines.append("## Multi-stream (f32): async-dispatch gain; two models interleaved / threads vs sequential\n")
+  lines.append(table(["batch", *headers], _multistream_rows(columns)))
+  lines.append("## Kernel auto-tuning\n")
+  lines += _autotune_lines(columns)
+  return "\n".join(lines) + "\n"
+
+
+def _describe(label: str, r: dict) -> str:
+  """One report in a line: model, devices, versions, CPU, XLA_FLAGS, when."""
+  env = r["environment"]
+  return (
+    f"- {label}: {r['model']['name']} ({r['model']['family']}, {r['model']['num_params']:,} parameters) "
+    f"on {', '.join(d['name'] for d in r['devices'])}; "
+    f"jax {env['versions'].get('jax')}, jaxlib {env['versions'].get('jaxlib')}, "
+    f"CPU {env.get('cpu')} x{env.get('cpu_count')}, XLA_FLAGS={env.get('xla_flags') or '(none)'}, "
+    f"created {r['created']}"
+  )
+
+
+def _same_config(a: dict, b: dict) -> str:
+  """Whether the reports profile one config (by hash), and if not, the first fields that differ."""
+  if a["config_hash"] == b["config_hash"]:
+    return (
       "\nSame config (hash " + a["config_hash"][:12] + "): differences are the hardware's and the software stack's.\n"
     )
-  lines.append("## Peaks (measured)\n")
+  diffs = config_differences(a.get("config", {}), b.get("config", {}))
+  shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+  return (
+    f"\n**The two reports profile different configs** ({shown or 'hashes differ'}): "
+    "differences are not only the hardware's.\n"
+  )
+
+
+def _peak_rows(columns) -> list[list]:
+  """The measured matmul peaks per dtype and the copy bandwidth, per column."""
   peak_rows = []
   for dtype in ("f32", "bf16", "int8"):
     peak_rows.append(
@@ -119,20 +152,21 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
   peak_rows.append(
     ["copy bandwidth GB/s (device memory)", *[_giga(d["peaks"]["copy"]["bytes_per_s"]) for _, _, d in columns]]
   )
-  lines.append(table(["", *headers], peak_rows))
-  lines.append("## Inference latency, AOT, ms (median; speed vs the first column); fusion = unfused / AOT\n")
-  lines.append(table(["precision", "batch", *headers], _inference_rows(columns)))
-  lines.append("## Test metric by precision (change vs that device's f32)\n")
-  lines.append(table(["precision", *headers], _precision_rows(columns)))
-  lines.append("## Training (jaxflow's programs)\n")
-  train_rows = [
+  return peak_rows
+
+
+def _training_rows(columns) -> list[list]:
+  """Training batch size, synced step time, examples/s and the host-fed input share, per column."""
+  return [
     ["batch size", *[str(d["training"]["batch_size"]) for _, _, d in columns]],
     ["step ms (synced)", *[ms(d["training"]["step"]["median_s"]) for _, _, d in columns]],
     ["examples/s", *[f"{d['training']['step']['examples_per_s']:.0f}" for _, _, d in columns]],
     ["host-fed input share", *[f"{d['training']['host_fed']['input_share_serial'] * 100:.0f}%" for _, _, d in columns]],
   ]
-  lines.append(table(["", *headers], train_rows))
-  lines.append("## Multi-stream (f32): async-dispatch gain; two models interleaved / threads vs sequential\n")
+
+
+def _multistream_rows(columns) -> list[list]:
+  """The async-dispatch and two-model gains per batch size that any column has."""
   batches = sorted({m["batch_size"] for _, _, d in columns for m in d["multistream"]})
   ms_rows = []
   for batch in batches:
@@ -142,11 +176,16 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
       cells.append(
         "-"
         if m is None
-        else f"{m['async_dispatch']['gain']:.2f}x; {m['two_models']['gain_interleaved']:.2f}x / {m['two_models']['gain_threads']:.2f}x"
+        else f"{m['async_dispatch']['gain']:.2f}x; "
+        f"{m['two_models']['gain_interleaved']:.2f}x / {m['two_models']['gain_threads']:.2f}x"
       )
     ms_rows.append([batch, *cells])
-  lines.append(table(["batch", *headers], ms_rows))
-  lines.append("## Kernel auto-tuning\n")
+  return ms_rows
+
+
+def _autotune_lines(columns) -> list[str]:
+  """Per column, each autotune level's compile and run time, or why autotuning does not apply."""
+  lines = []
   for label, _, d in columns:
     at = d["autotune"]
     if not at.get("applicable", True):
@@ -159,8 +198,9 @@ def compare_reports(a_dir: str, b_dir: str) -> str:
         for k, v in at["levels"].items()
       )
       lines.append(f"- {label}: {levels}")
-  return "\n".join(lines) + "\n"
+  return lines
 
 
 def _giga(value) -> str:
+  """A count in units of 1e9; a missing one is "-" (as every absent cell of the comparison)."""
   return "-" if value is None else f"{value / 1e9:.3g}"

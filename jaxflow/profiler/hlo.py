@@ -108,6 +108,7 @@ def parse_module(text: str) -> tuple[dict[str, list[dict]], str | None]:
 
 
 def _dtype(type_text: str) -> str:
+  """The element type of an HLO type text ("f32[2,3]{1,0}" -> "f32"; "?" if none)."""
   match = _DTYPE.match(type_text.strip())
   return match.group(1) if match else "?"
 
@@ -117,10 +118,29 @@ def hlo_stats(text: str) -> dict:
   computations, entry = parse_module(text)
   if entry is None:
     raise ValueError("no ENTRY computation in the HLO text")
-  shapes = {inst["name"]: inst["type"] for insts in computations.values() for inst in insts}
+  executed, fused = _executed_and_fused(computations, entry)
+  opcodes, fusion_kinds, multi_op = _kernel_counts(computations, executed)
+  return {
+    "ops": int(sum(opcodes.values())),
+    "fusions": int(opcodes.get("fusion", 0)),
+    "multi_op_fusions": int(multi_op),
+    "fusion_kinds": dict(sorted(fusion_kinds.items())),
+    "fused_instructions": int(
+      sum(sum(i["opcode"] not in BOOKKEEPING for i in computations[c]) for c in fused if c in computations)
+    ),
+    "instructions": int(sum(len(v) for v in computations.values())),
+    "computations": len(computations),
+    "while_loops": int(opcodes.get("while", 0)),
+    "opcodes": dict(opcodes.most_common()),
+    "matmuls": dict(sorted(_matmul_counts(computations).items())),
+  }
+
+
+def _executed_and_fused(computations: dict[str, list[dict]], entry: str) -> tuple[set, set]:
+  """(computations run instruction by instruction: ENTRY and its control flow; those their fusions call)."""
   executed, fused = set(), set()
   stack = [entry]
-  while stack:  # computations run instruction by instruction: ENTRY and its control flow
+  while stack:
     name = stack.pop()
     if name in executed or name not in computations:
       continue
@@ -139,6 +159,11 @@ def hlo_stats(text: str) -> dict:
         if name not in fused:
           fused.add(name)
           pending.append(name)
+  return executed, fused
+
+
+def _kernel_counts(computations: dict[str, list[dict]], executed: set) -> tuple:
+  """(opcode counts of the kernels, fusion counts by kind, how many fusions merge two or more ops)."""
   opcodes: collections.Counter = collections.Counter()
   fusion_kinds: collections.Counter = collections.Counter()
   multi_op = 0
@@ -152,6 +177,12 @@ def hlo_stats(text: str) -> dict:
         fusion_kinds[kind.group(1) if kind else "?"] += 1
         called = _attr_names(inst["tail"], "calls")
         multi_op += sum(sum(i["opcode"] not in BOOKKEEPING for i in computations.get(c, [])) for c in called) >= 2
+  return opcodes, fusion_kinds, multi_op
+
+
+def _matmul_counts(computations: dict[str, list[dict]]) -> collections.Counter:
+  """Every dot and convolution, wherever it sits, by its operand and result element types."""
+  shapes = {inst["name"]: inst["type"] for insts in computations.values() for inst in insts}
   matmuls: collections.Counter = collections.Counter()
   for insts in computations.values():
     for inst in insts:
@@ -159,20 +190,7 @@ def hlo_stats(text: str) -> dict:
         operands = _REFERENCE.findall(_operand_text(inst["tail"]))[:2]
         kinds = ",".join(_dtype(shapes.get(o, "?")) for o in operands)
         matmuls[f"{inst['opcode']} {kinds}->{_dtype(inst['type'])}"] += 1
-  return {
-    "ops": int(sum(opcodes.values())),
-    "fusions": int(opcodes.get("fusion", 0)),
-    "multi_op_fusions": int(multi_op),
-    "fusion_kinds": dict(sorted(fusion_kinds.items())),
-    "fused_instructions": int(
-      sum(sum(i["opcode"] not in BOOKKEEPING for i in computations[c]) for c in fused if c in computations)
-    ),
-    "instructions": int(sum(len(v) for v in computations.values())),
-    "computations": len(computations),
-    "while_loops": int(opcodes.get("while", 0)),
-    "opcodes": dict(opcodes.most_common()),
-    "matmuls": dict(sorted(matmuls.items())),
-  }
+  return matmuls
 
 
 def cost(compiled) -> dict:

@@ -30,10 +30,35 @@ AUTOTUNE_LEVELS = (4, 0, 1, 2)  # the default (4) first, on an empty autotune ca
 
 
 def profile_multistream(variant, workload, device, batch_size: int, protocol: timing.Protocol, *, k: int = 16) -> dict:
+  """Async dispatch of `k` batches vs syncing each, and two models sequential / interleaved / threaded."""
   weights_a = jax.device_put(variant.weights, device)
   weights_b = jax.tree.map(lambda a: a.copy(), weights_a)  # a second model's own buffers
   xs = [jax.device_put(variant.prepare(b), device) for b in workload.batches(batch_size, k)]
   compiled = jax.jit(variant.forward).lower(weights_a, xs[0]).compile()
+  t = timing.time_interleaved(_cases(compiled, weights_a, weights_b, xs), protocol)
+  med = {name: v.median for name, v in t.items()}
+  return {
+    "precision": variant.name,
+    "batch_size": batch_size,
+    "k": k,
+    "async_dispatch": {
+      "synced_per_batch_s": med["synced"] / k,
+      "dispatched_per_batch_s": med["dispatched"] / k,
+      "gain": med["synced"] / med["dispatched"],
+    },
+    "two_models": {
+      "sequential_per_pair_s": med["two_sequential"] / k,
+      "interleaved_per_pair_s": med["two_interleaved"] / k,
+      "threads_per_pair_s": med["two_threads"] / k,
+      "gain_interleaved": med["two_sequential"] / med["two_interleaved"],
+      "gain_threads": med["two_sequential"] / med["two_threads"],
+    },
+    "timings": {name: v.to_dict() for name, v in t.items()},
+  }
+
+
+def _cases(compiled, weights_a, weights_b, xs: list) -> dict:
+  """The five ways of running the batches, as `timing.time_interleaved` cases (each called without arguments)."""
 
   def synced():
     outs = []
@@ -71,7 +96,7 @@ def profile_multistream(variant, workload, device, batch_size: int, protocol: ti
       t.join()
     return results[0] + results[1]
 
-  cases = {
+  return {
     name: (fn, [()])
     for name, fn in (
       ("synced", synced),
@@ -81,34 +106,17 @@ def profile_multistream(variant, workload, device, batch_size: int, protocol: ti
       ("two_threads", two_threads),
     )
   }
-  t = timing.time_interleaved(cases, protocol)
-  med = {name: v.median for name, v in t.items()}
-  return {
-    "precision": variant.name,
-    "batch_size": batch_size,
-    "k": k,
-    "async_dispatch": {
-      "synced_per_batch_s": med["synced"] / k,
-      "dispatched_per_batch_s": med["dispatched"] / k,
-      "gain": med["synced"] / med["dispatched"],
-    },
-    "two_models": {
-      "sequential_per_pair_s": med["two_sequential"] / k,
-      "interleaved_per_pair_s": med["two_interleaved"] / k,
-      "threads_per_pair_s": med["two_threads"] / k,
-      "gain_interleaved": med["two_sequential"] / med["two_interleaved"],
-      "gain_threads": med["two_sequential"] / med["two_threads"],
-    },
-    "timings": {name: v.to_dict() for name, v in t.items()},
-  }
 
 
 def profile_autotune(variant, workload, device, batch_size: int, protocol: timing.Protocol) -> dict:
+  """Compile and run time of the forward at each `--xla_gpu_autotune_level` (GPU), or why not here."""
   if device.platform != "gpu":
     return {
       "applicable": False,
-      "reason": f"--xla_gpu_autotune_level is an XLA:GPU flag (it times candidate GEMM/convolution kernels on the GPU and keeps the "
-      f"fastest); XLA:{device.platform.upper()} has no kernel autotuner, so there is nothing to compare and no number is reported",
+      "reason": "--xla_gpu_autotune_level is an XLA:GPU flag "
+      "(it times candidate GEMM/convolution kernels on the GPU and keeps the fastest); "
+      f"XLA:{device.platform.upper()} has no kernel autotuner, "
+      "so there is nothing to compare and no number is reported",
     }
   weights = jax.device_put(variant.weights, device)
   xs = [(jax.device_put(variant.prepare(b), device),) for b in workload.batches(batch_size, 4)]
@@ -128,5 +136,6 @@ def profile_autotune(variant, workload, device, batch_size: int, protocol: timin
     "precision": variant.name,
     "batch_size": batch_size,
     "levels": levels,
-    "note": "compile_s includes autotuning; XLA keeps autotune results per process, so levels 1 and 2 (compiled after 4) may reuse its results and understate their compile time",
+    "note": "compile_s includes autotuning; XLA keeps autotune results per process, "
+    "so levels 1 and 2 (compiled after 4) may reuse its results and understate their compile time",
   }

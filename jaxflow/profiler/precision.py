@@ -48,11 +48,13 @@ class Variant:
 
 
 def parse_precisions(text: str) -> list[str]:
+  """`--precisions` as known names, f32 first; anything else is a one-line ConfigError."""
   names = [p.strip() for p in str(text).split(",") if p.strip()]
   bad = [p for p in names if p not in PRECISIONS]
   if not names or bad:
     raise ConfigError(
-      f"--precisions={text!r}: {'no precision given' if not names else f'{bad[0]!r} is not known'}; allowed: {', '.join(PRECISIONS)} (comma-separated)"
+      f"--precisions={text!r}: {'no precision given' if not names else f'{bad[0]!r} is not known'}; "
+      f"allowed: {', '.join(PRECISIONS)} (comma-separated)"
     )
   # f32 first, always: the reference every other precision's accuracy and speed is compared with.
   return ["f32", *dict.fromkeys(n for n in names if n != "f32")]
@@ -108,7 +110,8 @@ def build_variants(
     elif name == "int8":
       calibration = quantize.calibrate(model, params, calibration_inputs)
       notes = [
-        f"activation scales: {granularity}, {method} over {len(calibration_inputs)} calibration batches of the training split"
+        f"activation scales: {granularity}, {method} "
+        f"over {len(calibration_inputs)} calibration batches of the training split"
       ]
       emulated = quantize.make_forward(model, emulate=True)
       variants.append(

@@ -1,7 +1,8 @@
-"""`jaxflow profile`: the config's model measured on every device JAX sees; writes report.json/md, plots.
+r"""`jaxflow profile`: the config's model measured on every device JAX sees; writes report.json/md, plots.
 
   jaxflow profile --config=configs/digits_cnn.py --workdir=runs/prof
-  jaxflow profile --config=configs/digits_cnn.py --batch-sizes=1,32,256,1024 --precisions=f32,bf16,int8 --trace --workdir=runs/prof2
+  jaxflow profile --config=configs/digits_cnn.py --batch-sizes=1,32,256,1024 --precisions=f32,bf16,int8 \
+    --trace --workdir=runs/prof2
 
 Order: flags and config checked (a bad value is a one-line ConfigError, nothing written) -> weights
 (trained into WORKDIR/train, or `config.init_from`) -> per device (the first of each backend: cpu,
@@ -45,11 +46,13 @@ CALIBRATIONS = (("tensor", "max"), ("tensor", "percentile"), ("channel", "max"),
 
 
 def parse_batch_sizes(text: str) -> list[int]:
+  """`--batch-sizes` as sorted distinct positive integers; anything else is a one-line ConfigError."""
   parts = [p.strip() for p in str(text).split(",") if p.strip()]
   bad = next((p for p in parts if not p.isdigit() or int(p) < 1), None)
   if not parts or bad is not None:
     raise ConfigError(
-      f"--batch-sizes={text!r}: {'no batch size given' if not parts else f'{bad!r} is not a positive integer'}; allowed: positive integers, comma-separated, e.g. 1,32,256"
+      f"--batch-sizes={text!r}: {'no batch size given' if not parts else f'{bad!r} is not a positive integer'}; "
+      "allowed: positive integers, comma-separated, e.g. 1,32,256"
     )
   return sorted({int(p) for p in parts})
 
@@ -68,6 +71,7 @@ def profiled_devices(backends=BACKENDS) -> list:
 
 
 def device_name(device) -> str:
+  """How the report names a device: "platform:id kind"."""
   return f"{device.platform}:{device.id} {device.device_kind}"
 
 
@@ -79,7 +83,10 @@ def _cpu_caches() -> dict:
     for index in sorted(os.listdir(base)):
       if not index.startswith("index"):
         continue
-      read = lambda name, i=index: open(os.path.join(base, i, name)).read().strip()
+
+      def read(name, i=index):
+        return open(os.path.join(base, i, name)).read().strip()
+
       kind = read("type")
       if kind != "Instruction":
         caches[f"L{read('level')}" + ("d" if kind == "Data" else "")] = read("size")
@@ -89,6 +96,7 @@ def _cpu_caches() -> dict:
 
 
 def environment() -> dict:
+  """The software and machine the profile ran on: versions, CPU and caches, XLA/JAX settings, backends."""
   versions = {
     name: v for name, v in run_environment.package_versions(PACKAGES).items() if v is not None
   }  # only what is installed
@@ -113,6 +121,7 @@ def environment() -> dict:
 
 
 def _log(quiet: bool):
+  """A progress printer stamped with seconds since now (silent when `quiet`)."""
   start = time.perf_counter()
   return (
     (lambda msg: None)
@@ -122,6 +131,7 @@ def _log(quiet: bool):
 
 
 def _accuracy(variants, work, device, problem) -> dict:
+  """Each variant's test metric on the evaluation split, and its change against f32's."""
   results, reference = {}, None
   for variant in variants:
     result, outputs = precision.evaluate(variant, work.eval_set, problem, device, reference=reference)
@@ -157,6 +167,7 @@ def _calibration_study(work, calibration, device, problem, reference_value: floa
 def profile_device(
   device, work, problem, config, *, batch_sizes, precisions, protocol, device_peaks, log
 ) -> tuple[dict, list, object]:
+  """One device's entry of the report; also its usable variants and training step (for the trace)."""
   load_start = run_environment.load_average()
   entry: dict = {
     "name": device_name(device),
@@ -198,13 +209,15 @@ def profile_device(
   entry["memory_stats"] = {k: int(v) for k, v in stats.items() if isinstance(v, (int, float))} if stats else None
   if not stats:
     entry["notes"].append(
-      f"device.memory_stats() is not reported by the {device.platform} backend: no peak device memory (memory_analysis gives each program's planned bytes)"
+      f"device.memory_stats() is not reported by the {device.platform} backend: no peak device memory "
+      "(memory_analysis gives each program's planned bytes)"
     )
   entry["load_average"] = {"start": load_start, "end": run_environment.load_average()}
   return entry, variants, train_step
 
 
 def _not_applicable(work, devices: list[dict]) -> list[str]:
+  """What this profile could not measure here, and why (report.md's "Not applicable here")."""
   notes = []
   if work.fixed_batch:
     notes.append(
@@ -221,7 +234,8 @@ def _not_applicable(work, devices: list[dict]) -> list[str]:
       notes.append(f"{d['name']}: peak device memory: not reported by the {d['platform']} backend")
   if not any(d["platform"] in ("gpu", "tpu") for d in devices):
     notes.append(
-      "gpu / tpu: none visible to JAX here; run the same command on such a machine and `jaxflow profile compare` the two reports"
+      "gpu / tpu: none visible to JAX here; "
+      "run the same command on such a machine and `jaxflow profile compare` the two reports"
     )
   return notes
 
@@ -247,29 +261,17 @@ def run_profile(
   """
   sizes, names = parse_batch_sizes(batch_sizes), precision.parse_precisions(precisions)
   problem = problem_of(config)  # one-line ConfigError before anything is written
-  devices = profiled_devices(backends)
-  if not devices:
-    raise ConfigError(
-      f"no device of backends {', '.join(backends)} is visible to JAX; it sees: {', '.join(sorted({d.platform for d in jax.devices()}))}"
-    )
+  devices = _visible_devices(backends)
   protocol = protocol or timing.Protocol()
   log = _log(quiet)
   wall = time.perf_counter()
   load_start = run_environment.load_average()
   os.makedirs(workdir, exist_ok=True)
   write_config(workdir, config)
-  log(
-    "weights: "
-    + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}")
-  )
-  work = workload.load_workload(config, problem, workdir, quiet=True)
+  work = _load_work(config, problem, workdir, log)
   device_entries, traced = [], None
   for device in devices:
-    name = device_name(device)
-    known = (device_peaks or {}).get(name)
-    if known is None:
-      log(f"{name}: measuring peak matmul FLOP/s and copy bandwidth")
-      known = peaks.measure_peaks(device, quick=quick_peaks)
+    known = _peaks_of(device, device_peaks, quick_peaks, log)
     entry, variants, train_step = profile_device(
       device, work, problem, config, batch_sizes=sizes, precisions=names, protocol=protocol, device_peaks=known, log=log
     )
@@ -283,25 +285,13 @@ def run_profile(
     "workdir": workdir,
     "config_hash": config_hash(config),
     "config": to_dict(config),
-    "model": {
-      "name": config.model.name,
-      "family": work.family,
-      "num_params": num_params(work.params),
-      "output_dim": problem.output_dim,
-    },
-    "problem": {
-      "kind": problem.kind,
-      "input_shape": list(problem.input_shape),
-      "num_classes": problem.num_classes,
-      "train_size": problem.train_size,
-      "eval_size": problem.eval_size,
-      "dataset": config.data.name,
-      "batch_unit": work.batch_unit,
-    },
+    "model": _model_entry(config, work, problem),
+    "problem": _problem_entry(config, work, problem),
     "weights": work.weights,
     "request": {"batch_sizes": sizes, "precisions": names, "trace": trace},
     "protocol": protocol.to_dict(),
-    "environment": environment() | {"load_average_start": load_start, "load_average_end": run_environment.load_average()},
+    "environment": environment()
+    | {"load_average_start": load_start, "load_average_end": run_environment.load_average()},
     "devices": device_entries,
     "not_applicable": _not_applicable(work, device_entries),
     "trace": traced,
@@ -310,6 +300,59 @@ def run_profile(
   report.write(result, workdir)
   log(f"wrote {os.path.join(workdir, 'report.md')}")
   return result
+
+
+def _load_work(config, problem, workdir: str, log) -> workload.Workload:
+  """The model, its weights (trained into WORKDIR/train or from `config.init_from`) and its data."""
+  log(
+    "weights: "
+    + (f"from {config.init_from}" if config.init_from else f"training into {os.path.join(workdir, 'train')}")
+  )
+  return workload.load_workload(config, problem, workdir, quiet=True)
+
+
+def _visible_devices(backends: tuple[str, ...]) -> list:
+  """The devices to profile; none of `backends` visible is a ConfigError naming what JAX sees."""
+  devices = profiled_devices(backends)
+  if not devices:
+    raise ConfigError(
+      f"no device of backends {', '.join(backends)} is visible to JAX; "
+      f"it sees: {', '.join(sorted({d.platform for d in jax.devices()}))}"
+    )
+  return devices
+
+
+def _peaks_of(device, device_peaks: dict | None, quick: bool, log) -> dict:
+  """The device's peaks: as given (measured earlier for it), else measured now."""
+  name = device_name(device)
+  known = (device_peaks or {}).get(name)
+  if known is None:
+    log(f"{name}: measuring peak matmul FLOP/s and copy bandwidth")
+    known = peaks.measure_peaks(device, quick=quick)
+  return known
+
+
+def _model_entry(config, work, problem) -> dict:
+  """The report's `model`: name, family, parameter count, output size."""
+  return {
+    "name": config.model.name,
+    "family": work.family,
+    "num_params": num_params(work.params),
+    "output_dim": problem.output_dim,
+  }
+
+
+def _problem_entry(config, work, problem) -> dict:
+  """The report's `problem`: the task, input shape, class count, split sizes, dataset, batch unit."""
+  return {
+    "kind": problem.kind,
+    "input_shape": list(problem.input_shape),
+    "num_classes": problem.num_classes,
+    "train_size": problem.train_size,
+    "eval_size": problem.eval_size,
+    "dataset": config.data.name,
+    "batch_unit": work.batch_unit,
+  }
 
 
 def _trace(workdir: str, variants, work, device, sizes, train_step, log) -> dict:

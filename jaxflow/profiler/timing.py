@@ -144,7 +144,8 @@ def timed_call(fn: Callable, args: tuple, *, check: bool, name: str = "the timed
     given = {id(a) for a in _jax_arrays(args)}
     if all(id(a) in given for a in arrays):
       raise UnsynchronizedError(
-        f"{name} returned only arrays it was given: its own work is not among its outputs, so the timer cannot wait for it"
+        f"{name} returned only arrays it was given: "
+        "its own work is not among its outputs, so the timer cannot wait for it"
       )
     leaked = _unready_new(before, {id(a) for a in arrays})
     if leaked:
