@@ -7,21 +7,18 @@ Each function loads its package when called (jax, flax, orbax and tfds take 1-2 
 The map: each package, what it owns, and what it may import (only floors below its own; nothing imports
 upward, no cycles, no private names across modules: tests/architecture/test_layering.py holds this).
 
-| floor | package | owns |
-|---|---|---|
-| 6 | `cli/`, `__init__` | the verbs: flags -> one library call each; the public API |
-| 5 | `seeds/` | multi-seed studies: sweeps, mode choice, determinism checks, reports, compare |
-| 5 | `tuning/` | hyperparameter search: spaces, GP, acquisition, trial pruning, the study, its report |
-| 5 | `auditing/` | the dataset audit: balance, duplicates, shift, metadata bias, report |
-| 5 | `inspect/` | explain: saliency with sanity checks, kernels, activation maps, layer statistics |
-| 5 | `profiler/` | profile: devices, fusion, precision, roofline, training speed |
-| 4 | `run/` | a run assembled in one place (problem, streams, data, programs, state, compile keys), its validation, `train`, the run environment |
-| 3 | `training/` | state, losses, optimizers, pure steps, where steps are jitted (`programs`), dispatch, the epoch loop, early stopping, checkpoints, writers, parallel layouts, transfer |
-| 2 | `data/` | the problem definition, dataset kinds (`registry`), loading (tfds, own data), the host pipeline, device arrays, graph batches, augmentation, balance, label noise, adaptation |
-| 2 | `models/` | flax models by name, activations, initializers |
-| 2 | `annotations/` | annotation boxes: IoU, annotator agreement, 3D-to-2D projection |
-| 1 | `workdir/` | the workdir contract: atomic files, one JSON encoder, config.json, summary.json, reports |
-| 0 | `config`, `rng`, `plotting` | configuration (load, override, hash, field checks); named PRNG streams; figures |
+- floor 6: `cli/`, `__init__`: the verbs (flags -> one library call each) and the public API.
+- floor 5: `seeds/` (multi-seed studies), `tuning/` (hyperparameter search, trial pruning), `auditing/`
+  (the dataset audit), `inspect/` (explain), `profiler/` (profile).
+- floor 4: `run/`: a run assembled in one place (problem, streams, data, programs, state, compile-cache keys),
+  its validation, `train` / `train_group`, the run environment.
+- floor 3: `training/`: state, losses, optimizers, pure steps, where steps are jitted (`programs`), dispatch,
+  the epoch loop, early stopping, checkpoints, writers, parallel layouts, transfer.
+- floor 2: `data/` (the problem definition, dataset kinds, loading, the host pipeline, device arrays, graph
+  batches, augmentation, balance, label noise, adaptation), `models/` (flax models by name, activations,
+  initializers), `annotations/` (boxes: IoU, annotator agreement, 3D-to-2D projection).
+- floor 1: `workdir/`: the workdir contract (atomic files, one JSON encoder, config.json, summary.json, reports).
+- floor 0: `config` (load, override, hash, field checks), `rng` (named PRNG streams), `plotting` (figures).
 """
 
 from jaxflow.config import ConfigError, load_config

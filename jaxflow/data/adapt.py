@@ -109,7 +109,8 @@ def from_config(data_config, *, num_classes: int | None, input_shape: tuple[int,
       )
     if not (isinstance(relabel, (tuple, list)) and all(isinstance(v, int) and v >= -1 for v in relabel)):
       raise ConfigError(
-        f"config.data.adapt.relabel={relabel!r} must be a tuple of integers >= -1 (the new label of each dataset label; -1 drops it)"
+        f"config.data.adapt.relabel={relabel!r} must be a tuple of integers >= -1 (the new label of each dataset "
+        "label; -1 drops it)"
       )
     relabel = tuple(relabel)
     if len(relabel) != num_classes:

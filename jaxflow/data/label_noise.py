@@ -37,7 +37,8 @@ def transition_matrix(
     t = np.asarray(matrix, np.float64)
     if t.shape != (num_classes, num_classes) or (t < 0).any() or not np.allclose(t.sum(axis=1), 1.0, atol=1e-6):
       raise LabelNoiseError(
-        f"data.label_noise.matrix must be {num_classes} x {num_classes} with non-negative rows summing to 1; got shape {t.shape}"
+        f"data.label_noise.matrix must be {num_classes} x {num_classes} with non-negative rows summing to 1; got "
+        f"shape {t.shape}"
       )
     return t
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:

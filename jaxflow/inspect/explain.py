@@ -25,7 +25,6 @@ all from the same gradients (nested grids: no further passes).
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 
@@ -36,6 +35,7 @@ import numpy as np
 from jaxflow.config import ConfigError
 from jaxflow.inspect import gallery, layer_plots, page, pictures, saliency, sanity
 from jaxflow.inspect.trained_run import choose_examples, explain_key, load_run
+from jaxflow.workdir import write_json
 
 PATH_STEPS = 128
 IG_STEPS = 64
@@ -218,9 +218,7 @@ def _example_records(chosen, trained: dict) -> list[dict]:
 
 def _write_outputs(out: str, report: dict, entries: list[dict]) -> dict:
   """Writes report.json and index.html into `out`; returns run_explain's answer."""
-  report_path = os.path.join(out, "report.json")
-  with open(report_path, "w") as f:
-    json.dump(report, f, indent=2)
+  report_path = write_json(os.path.join(out, "report.json"), report)
   page_path = os.path.join(out, "index.html")
   page.write_page(page_path, report, entries)
   return {

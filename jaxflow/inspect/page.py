@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from jaxflow.workdir import write_text
+
 
 def write_tensorboard(tb_dir: str, step: int, images: dict[str, np.ndarray]) -> dict:
   """Writes every picture as an image summary `explain/<name>` at `step`; returns {file, tags}."""
@@ -67,8 +69,7 @@ def write_page(path: str, report: dict, entries: list[dict]) -> None:
       f"<img src='{html.escape(entry['file'])}' alt='{html.escape(entry['title'])}'>"
     )
   parts.append("<p>Numbers: <a href='report.json'>report.json</a>.</p></body></html>")
-  with open(path, "w") as f:
-    f.write("\n".join(parts))
+  write_text(path, "\n".join(parts))
 
 
 def _head(report: dict) -> list[str]:

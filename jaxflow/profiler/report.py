@@ -10,35 +10,19 @@ averages), `devices` (one entry per profiled device: `name`, `peaks`, `precision
 
 from __future__ import annotations
 
-import json
 import os
-
-import numpy as np
 
 from jaxflow.profiler import plots
 from jaxflow.profiler.report_device import device_section
 from jaxflow.profiler.report_format import ms
-
-
-def _default(value):
-  """report.json's encoder for what json cannot write: numpy arrays and scalars, else str."""
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  if isinstance(value, np.generic):
-    return value.item()
-  return str(value)
+from jaxflow.workdir import write_report
 
 
 def write(result: dict, workdir: str) -> dict:
   """Writes report.json, plots/*.png and report.md into `workdir`; returns their paths."""
-  paths = {"json": os.path.join(workdir, "report.json"), "md": os.path.join(workdir, "report.md")}
   figures = plots.write_plots(result, os.path.join(workdir, "plots"))
   result["plots"] = {k: os.path.relpath(v, workdir) for k, v in figures.items()}
-  with open(paths["json"], "w") as f:
-    json.dump(result, f, indent=1, default=_default)
-  with open(paths["md"], "w") as f:
-    f.write(markdown(result))
-  return paths | figures
+  return write_report(workdir, result, markdown(result)) | figures
 
 
 def findings(result: dict) -> list[str]:

@@ -46,7 +46,9 @@ def compare_studies(a_dir: str, b_dir: str) -> dict:
     verdict = "no difference shown: the interval contains 0 or a test does not reject at 5%"
   lo, hi = result["difference_ci95"]
   result["verdict"] = (
-    f"{verdict} (mean A {result['mean_a']:.4f} over {result['n_a']} seeds, B {result['mean_b']:.4f} over {result['n_b']}; "
-    f"difference 95% CI [{lo:.4f}, {hi:.4f}], Welch p={result['welch_t_p']:.3g}, Mann-Whitney p={result['mann_whitney_p']:.3g})"
+    f"{verdict} (mean A {result['mean_a']:.4f} over {result['n_a']} seeds, B {result['mean_b']:.4f} over "
+    f"{result['n_b']}; "
+    f"difference 95% CI [{lo:.4f}, {hi:.4f}], Welch p={result['welch_t_p']:.3g}, Mann-Whitney "
+    f"p={result['mann_whitney_p']:.3g})"
   )
   return result

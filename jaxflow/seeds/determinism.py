@@ -27,10 +27,14 @@ from jaxflow.workdir import write_config
 FLAGS = {
   "XLA_FLAGS=--xla_gpu_deterministic_ops=true": "GPU: deterministic reductions and scatters (atomics off); slower. "
   "Without it, two identical GPU runs may differ in the last bits.",
-  "XLA_FLAGS=--xla_gpu_autotune_level=0": "GPU: no autotuning; autotuning may pick another algorithm (other rounding) per run.",
-  "jax_threefry_partitionable (jax.config, default True)": "random bits independent of sharding: a sharded run draws the single-device run's dropout masks.",
-  "jax_default_prng_impl (jax.config)": "which PRNG (threefry, rbg, unsafe_rbg) turns keys into bits; rbg bits may differ across backends and shardings.",
-  "parallel.mode / device count": "an all-reduce adds partial gradients in another order: equal to rounding, not bitwise.",
+  "XLA_FLAGS=--xla_gpu_autotune_level=0": "GPU: no autotuning; autotuning may pick another algorithm (other rounding) "
+  "per run.",
+  "jax_threefry_partitionable (jax.config, default True)": "random bits independent of sharding: a sharded run draws "
+  "the single-device run's dropout masks.",
+  "jax_default_prng_impl (jax.config)": "which PRNG (threefry, rbg, unsafe_rbg) turns keys into bits; rbg bits may "
+  "differ across backends and shardings.",
+  "parallel.mode / device count": "an all-reduce adds partial gradients in another order: equal to rounding, not "
+  "bitwise.",
   "XLA_FLAGS=--xla_cpu_enable_fast_math": "CPU fast math (off by default) reassociates floating-point arithmetic.",
   "jax_enable_x64": "float64: a different computation altogether, not a more exact copy of the float32 one.",
 }
@@ -69,7 +73,8 @@ def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 
   )
   if done.returncode != 0:
     raise RuntimeError(
-      f"determinism check subprocess failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+      "determinism check subprocess failed: "
+      f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
     )
   return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -148,7 +153,8 @@ def check(config, sweep, workdir: str) -> dict:
       {
         "check": "gpu deterministic ops",
         "bitwise_equal": None,
-        "statement": f"--xla_gpu_deterministic_ops: does not apply on the {jax.default_backend()} backend (no GPU here); not measured.",
+        "statement": f"--xla_gpu_deterministic_ops: does not apply on the {jax.default_backend()} backend (no GPU "
+        "here); not measured.",
       }
     )
   return {"checks": checks, "flags": FLAGS}

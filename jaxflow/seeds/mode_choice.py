@@ -72,7 +72,8 @@ def _cache_key(config, seeds: int) -> str:
   except metadata.PackageNotFoundError:
     version = "?"
   host = f"{platform.node()}|{environment.cpu_model() or platform.machine()} x{os.cpu_count()}"
-  return f"{static_key(config)}|seeds={seeds}|{host}|{d.platform}:{d.device_kind}x{len(jax.local_devices())}|jax {jax.__version__}|jaxflow {version}"
+  devices = f"{d.platform}:{d.device_kind}x{len(jax.local_devices())}"
+  return f"{static_key(config)}|seeds={seeds}|{host}|{devices}|jax {jax.__version__}|jaxflow {version}"
 
 
 def _read_cache(path: str | None) -> dict:

@@ -150,8 +150,10 @@ def markdown(report: dict) -> str:
     f = s["final"] or {}
     ci = f.get("ci95_mean")
     lines.append(
-      f"| {s['name']} | {', '.join(s['vary']) or '-'} | {len(s['seeds'])} | {_fmt(f.get('mean'))} | {_fmt(f.get('std'))} | "
-      f"{'[' + ', '.join(_fmt(v) for v in ci) + ']' if ci else '-'} | {_fmt(f.get('min'))} | {_fmt(f.get('median'))} | {_fmt(f.get('max'))} | "
+      f"| {s['name']} | {', '.join(s['vary']) or '-'} | {len(s['seeds'])} | {_fmt(f.get('mean'))} | "
+      f"{_fmt(f.get('std'))} | "
+      f"{'[' + ', '.join(_fmt(v) for v in ci) + ']' if ci else '-'} | {_fmt(f.get('min'))} | {_fmt(f.get('median'))} "
+      f"| {_fmt(f.get('max'))} | "
       f"{_fmt(s['seeds_needed']['n'])} | {s['failed']} | {s['seconds']:.1f} |"
     )
   lines += ["", "Values are the final epoch's; the best epoch's are in report.json (`sweeps[].best`)."]
@@ -173,12 +175,14 @@ def markdown(report: dict) -> str:
     for name, v in report["variance_by_source"].items():
       if isinstance(v, dict):
         lines.append(
-          f"| {name} | {v['variance']:.3g} | {_fmt(v['std'])} | {_fmt(v['share'], 3) if v['share'] is not None else '-'} |"
+          f"| {name} | {v['variance']:.3g} | {_fmt(v['std'])} | "
+          f"{_fmt(v['share'], 3) if v['share'] is not None else '-'} |"
         )
     if "sum_of_sources_over_all" in report["variance_by_source"]:
       lines += [
         "",
-        f"Sum of the single-source variances / variance with every source varying: {report['variance_by_source']['sum_of_sources_over_all']:.2f} (1 if they add up independently).",
+        "Sum of the single-source variances / variance with every source varying: "
+        f"{report['variance_by_source']['sum_of_sources_over_all']:.2f} (1 if they add up independently).",
       ]
   for s in report["sweeps"]:
     lines += [
@@ -190,7 +194,8 @@ def markdown(report: dict) -> str:
     ]
     for r in s["seeds"]:
       lines.append(
-        f"| {r['seed_index']} | {_fmt(r['final'])} | {_fmt(r['best'])} | {_fmt(r['best_epoch'])} | `{(r['params_sha256'] or '-')[:16]}` | {r['status']}{': ' + r['error'] if r.get('error') else ''} |"
+        f"| {r['seed_index']} | {_fmt(r['final'])} | {_fmt(r['best'])} | {_fmt(r['best_epoch'])} | "
+        f"`{(r['params_sha256'] or '-')[:16]}` | {r['status']}{': ' + r['error'] if r.get('error') else ''} |"
       )
   if "determinism" in report:
     d = report["determinism"]

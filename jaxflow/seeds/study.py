@@ -129,9 +129,7 @@ def run_seeds(
     sweeps, skipped = [(name, varied)], []
   os.makedirs(workdir, exist_ok=True)
   finished = all(
-    completed_summary(seed_workdir(workdir, n, i), seed_config(config, i, v))
-    for n, v in sweeps
-    for i in range(seeds)
+    completed_summary(seed_workdir(workdir, n, i), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds)
   )
   if mode != "auto":
     choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
@@ -139,7 +137,8 @@ def run_seeds(
     choice = _previous_choice(workdir) or {"mode": "sequential", "why": "", "timings": None}
     choice = {
       **choice,
-      "why": f"every seed had finished already: nothing was trained or timed now; they were trained: {choice['why'] or 'in an unrecorded mode'}",
+      "why": "every seed had finished already: nothing was trained or timed now; they were trained: "
+      f"{choice['why'] or 'in an unrecorded mode'}",
     }
   else:
     choice = mode_choice.choose_mode(config, seeds, compiled, vary=sweeps[0][1], sweeps=len(sweeps))

@@ -23,7 +23,9 @@ CONFIG_FILE, SUMMARY_FILE, METRICS_FILE = "config.json", "summary.json", "metric
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
   """workdir/config.json: the resolved config and its hash."""
-  return write_json(os.path.join(workdir, CONFIG_FILE), {"hash": config_hash(config), "config": to_dict(config)}, sort_keys=True)
+  return write_json(
+    os.path.join(workdir, CONFIG_FILE), {"hash": config_hash(config), "config": to_dict(config)}, sort_keys=True
+  )
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:

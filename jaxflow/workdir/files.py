@@ -18,10 +18,12 @@ def json_default(value: Any) -> Any:
   """`json.dump(default=...)` for what jaxflow's records hold besides JSON's own types."""
   if isinstance(value, (np.floating, np.integer, np.bool_)):
     return value.item()
-  if isinstance(value, np.ndarray):
-    return value.tolist()
+  if isinstance(value, np.ndarray) or hasattr(value, "__array__"):  # numpy and jax arrays
+    return np.asarray(value).tolist()
   if isinstance(value, (tuple, set, frozenset)):
     return list(value)
+  if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+    return np.dtype(value).name
   raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -42,7 +42,10 @@ def test_stack_of_one_equals_its_model_with_a_head():
   stacked = models.create_model(config.model, output_dim=10)
   plain = models.create_model(jaxflow.load_config(config_path("digits_mlp.py")).model, output_dim=10)
   x = jnp.zeros((1, 8, 8, 1))
-  count = lambda m: sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(m.init, jax.random.key(0), x)))
+
+  def count(m):
+    return sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(m.init, jax.random.key(0), x)))
+
   assert count(stacked) == count(plain)
 
 

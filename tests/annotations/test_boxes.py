@@ -177,14 +177,20 @@ def test_padded_batches_match_a_per_image_reference():
 
   counts = [(0, 0), (0, 3), (4, 0), (1, 1), (3, 5), (9, 2), (7, 7), (17, 12), (2, 2), (5, 1)]
   a = [boxes(n) for n, _ in counts]
+
   # b: fresh boxes where it has more than a, else a's first boxes shifted a little (some overlap is kept).
-  shift = lambda m: np.tile(rng.normal(0, 1.5, (m, 2)), 2).astype(np.float32)
+  def shift(m):
+    return np.tile(rng.normal(0, 1.5, (m, 2)), 2).astype(np.float32)
+
   b = [boxes(m) if m > len(x) else x[:m] + shift(m) for x, (_, m) in zip(a, counts)]
   result = annotator_agreement(a, b, iou_threshold=0.4)
   for x, y, image in zip(a, b, result["per_image"]):
     lo, hi = np.maximum(x[:, None, :2], y[None, :, :2]), np.minimum(x[:, None, 2:], y[None, :, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area = lambda z: np.prod(z[:, 2:] - z[:, :2], axis=-1)
+
+    def area(z):
+      return np.prod(z[:, 2:] - z[:, :2], axis=-1)
+
     iou = inter / (area(x)[:, None] + area(y)[None, :] - inter) if inter.size else inter
     rows, cols = linear_sum_assignment(iou, maximize=True) if iou.size else (np.zeros(0, int), np.zeros(0, int))
     reference = iou[rows, cols]

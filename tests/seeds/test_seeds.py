@@ -14,9 +14,9 @@ from scipy import stats as scipy_stats
 import jaxflow
 from jaxflow import cli, rng
 from jaxflow.config import ConfigError
+from jaxflow.run.assemble import Compiled
 from jaxflow.seeds import mode_choice, stats, sweeps
 from jaxflow.seeds import study as seeds_lib
-from jaxflow.run.assemble import Compiled
 from tests.conftest import config_path, latest_params, max_param_diff
 
 TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]

@@ -67,7 +67,8 @@ out = {}
 for mode in sys.argv[4].split(","):
   config = jaxflow.load_config(sys.argv[2], [*sys.argv[5:], f"parallel.mode={mode}"])
   summary = jaxflow.train(config, os.path.join(sys.argv[3], mode), quiet=True)
-  out[mode] = {"devices": len(jax.devices()), "used": summary["device"]["used"], "params_sha256": summary["params_sha256"]}
+  used, sha = summary["device"]["used"], summary["params_sha256"]
+  out[mode] = {"devices": len(jax.devices()), "used": used, "params_sha256": sha}
 print(json.dumps(out))
 """
 
@@ -364,8 +365,8 @@ def test_explain_without_checkpoints_is_a_one_line_error(tmp_path, capsys):
   assert cli.main(["jaxflow", "explain", f"--workdir={workdir}"]) == 2
   err = capsys.readouterr().err.strip()
   assert (
-    err
-    == f"jaxflow explain: error: workdir {workdir} has no checkpoints: train it first (jaxflow train --workdir={workdir} ...)"
+    err == f"jaxflow explain: error: workdir {workdir} has no checkpoints: train it first (jaxflow train "
+    f"--workdir={workdir} ...)"
   )
   assert not (workdir / "checkpoints").exists() and not (workdir / "explain").exists()  # nothing written
   assert cli.main(["jaxflow", "explain", f"--workdir={tmp_path / 'missing'}"]) == 2

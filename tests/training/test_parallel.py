@@ -1,5 +1,5 @@
 """Parallel modes on forced CPU devices and across processes, each in a subprocess of its own (the
-device count must be set before jax is imported; see tests/parallel_worker.py for what each runs).
+device count must be set before jax is imported; see tests/training/parallel_worker.py for what each runs).
 
 Tolerance. Parallel runs are compared with the single-device run by the max |difference| of every
 parameter after 44 steps, bounded by 1e-5 (measured: 3e-8 to 1e-7). They cannot be bitwise equal: an
@@ -24,7 +24,7 @@ from jaxflow.config import ConfigError
 from jaxflow.run.validate import validate
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 
-WORKER = os.path.join(ROOT, "tests", "parallel_worker.py")
+WORKER = os.path.join(ROOT, "tests", "training", "parallel_worker.py")
 TOLERANCE = 1e-5
 pytestmark = pytest.mark.slow
 

@@ -29,15 +29,13 @@ def test_karate_node_classification(tmp_path):
 
 
 def test_cycles_compile_once_per_budget(tmp_path, caplog):
-  """Through the loop (tests/test_gnn.py counts the same for every GNN on its own)."""
+  """Through the loop (tests/models/test_gnn.py counts the same for every GNN on its own)."""
   model = "gcn"
   config = jaxflow.load_config(config_path("graph_cycles_gcn.py:test"), ["model.widths=(16,16)"])
   budgets = graph_lib.budgets_for(
     sum(
       (
-        load_graph_split(
-          "graph_cycles", s, seed=jaxflow.rng.dataset_seed(jaxflow.rng.streams(config)["data"])
-        )[0]
+        load_graph_split("graph_cycles", s, seed=jaxflow.rng.dataset_seed(jaxflow.rng.streams(config)["data"]))[0]
         for s in ("train", "test")
       ),
       [],

@@ -1,6 +1,6 @@
-"""Runs in a subprocess of tests/test_parallel.py: forced CPU devices must be set before jax is imported.
+"""Runs in a subprocess of tests/training/test_parallel.py: forced CPU devices must be set before jax is imported.
 
-  python tests/parallel_worker.py TASK DEVICES [ARGS...]   -> one JSON object on the last stdout line
+  python tests/training/parallel_worker.py TASK DEVICES [ARGS...]   -> one JSON object on the last stdout line
 
 Tasks:
   equivalence   single vs sharded and pmap on 2, 4 and 8 devices (parallel.num_devices), and sharded
@@ -23,7 +23,7 @@ import time
 
 TASK, DEVICES = sys.argv[1], int(sys.argv[2])
 os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import jax  # noqa: E402

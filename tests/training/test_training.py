@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import jaxflow
+from jaxflow.run.train import NonFiniteLossError
 from jaxflow.training import checkpoints
 from jaxflow.training import state as state_lib
-from jaxflow.run.train import NonFiniteLossError
 from tests.conftest import config_path
 
 TINY = [

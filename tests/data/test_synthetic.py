@@ -30,7 +30,10 @@ def test_generation_is_a_function_of_the_data_stream():
   base = jaxflow.load_config(config_path("adding_rnn.py"))
   pinned = jaxflow.load_config(config_path("adding_rnn.py"), ["seed=5", "seeds.data=0"])
   other = jaxflow.load_config(config_path("adding_rnn.py"), ["seeds.data=1"])
-  seed_of = lambda c: rng.dataset_seed(rng.streams(c)["data"])
+
+  def seed_of(c):
+    return rng.dataset_seed(rng.streams(c)["data"])
+
   assert seed_of(base) == seed_of(pinned)  # seed 0 and data pinned to 0: the same stream
   assert seed_of(base) != seed_of(other)
   a = synthetic.GENERATED["adding"].generate(seed_of(base))["test"]

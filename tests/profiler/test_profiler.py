@@ -222,7 +222,8 @@ def test_roofline_against_hand_values():
   assert r["intensity"] == pytest.approx(10) and r["ridge"] == pytest.approx(5) and r["bound"] == "compute"
   assert r["attainable_flops_per_s"] == pytest.approx(1e11) and r["achieved_flops_per_s"] == pytest.approx(5e10)
   assert r["efficiency"] == pytest.approx(0.5) and r["limited_by"] == "compute"
-  # intensity 1 below the ridge: memory bound, roof = 20 GB/s x 1 = 20 GFLOP/s; 1e9 / 1.0 s = 1 GFLOP/s = 5% ... just at the overhead line
+  # intensity 1 below the ridge: memory bound, roof = 20 GB/s x 1 = 20 GFLOP/s;
+  # 1e9 / 1.0 s = 1 GFLOP/s = 5% ... just at the overhead line
   r = roofline.roofline(flops=1e9, bytes_accessed=1e9, seconds=2.0, peak_flops=1e11, bandwidth=2e10)
   assert (
     r["bound"] == "memory"
