@@ -8,15 +8,15 @@ config says what it means and nothing more.
 import ml_collections
 from ml_collections import config_dict
 
+from jaxflow.rng import STREAM_NAMES
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   # Randomness: one root seed; `seeds.<stream>` pins one stream independently of it (see jaxflow/rng.py).
   config.seed = 0
-  config.seeds = ml_collections.ConfigDict(
-    {name: config_dict.placeholder(int) for name in ("init", "data", "dropout", "augment", "noise", "sampler")}
-  )
+  config.seeds = ml_collections.ConfigDict({name: config_dict.placeholder(int) for name in STREAM_NAMES})
 
   # Problem definition: what is predicted from what. The head, the default loss and the metrics follow.
   config.problem = ml_collections.ConfigDict()

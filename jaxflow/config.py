@@ -121,11 +121,12 @@ def from_dict(data: dict) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(_tuples(data))
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+  """{"a.b": leaf} of a nested dict (a `to_dict` tree)."""
   flat = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
+      flat.update(flatten(value, f"{prefix}{key}."))
     else:
       flat[f"{prefix}{key}"] = value
   return flat
@@ -133,7 +134,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 def differences(old: dict, new: dict) -> list[str]:
   """`field: old -> new` for every leaf that differs between two `to_dict` trees, sorted by field."""
-  old_flat, new_flat = _flatten(old), _flatten(new)
+  old_flat, new_flat = flatten(old), flatten(new)
   keys = sorted(set(old_flat) | set(new_flat))
   return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in keys if old_flat.get(k) != new_flat.get(k)]
 

@@ -54,3 +54,10 @@ def max_param_diff(a, b) -> float:
     float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
   )
+
+
+def fixed_mock_getitems(*args, generator, serialized=False):
+  """tfds 4.9.10's mock `__getitems__` is stored unbound on a MagicMock, so it receives the keys as
+  `self` and fails; this takes the keys as the last positional argument, bound or not."""
+  assert not serialized
+  return [generator[key] for key in args[-1]]

@@ -11,15 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-PROBLEM_KINDS = ("multiclass", "binary", "regression")
-DEFAULT_LOSS = {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}
-# L1/L2 on a classification problem compare predicted probabilities with the one-hot target (the
-# classic "MSE for classification"); cross-entropy has no meaning for a real-valued target.
-COMPATIBLE_LOSSES = {
-  "multiclass": ("cross_entropy", "focal", "mse", "mae"),
-  "binary": ("bce", "focal", "mse", "mae"),
-  "regression": ("mse", "mae"),
-}
 LOSS_NAMES = ("cross_entropy", "bce", "focal", "mse", "mae")
 
 

@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import os
 
-from jaxflow.config import get_field, load_config, to_dict
+from jaxflow.config import flatten, get_field, load_config, to_dict
 from jaxflow.tuning.trials import trial_config
 from jaxflow.workdir import write_text
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def study_overrides(config, config_file: str) -> dict:
   """The fields where the study's base config differs from what `config_file` gives (its CLI overrides)."""
-  fresh = _flatten(to_dict(load_config(config_file)))
-  given = _flatten(to_dict(config))
+  fresh = flatten(to_dict(load_config(config_file)))
+  given = flatten(to_dict(config))
   return {k: get_field(config, k) for k in sorted(given) if k in fresh and given[k] != fresh[k]}
 
 

@@ -12,8 +12,7 @@ from jaxflow import data
 from jaxflow.config import ConfigError
 from jaxflow.data import adapt
 from jaxflow.run.validate import validate
-from tests.conftest import config_path
-from tests.test_data import _fixed_mock_getitems
+from tests.conftest import config_path, fixed_mock_getitems
 
 TINY = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=2", "checkpoint.every_epochs=0"]
 
@@ -128,7 +127,7 @@ def test_mnist_adapted_to_the_digits_problem_trains(tmp_path):
   )
   with (
     tfds.testing.mock_data(num_examples=64, data_dir=metadata_dir, policy=tfds.testing.MockPolicy.USE_FILES),
-    mock.patch.object(mocking, "_getitems", _fixed_mock_getitems),
+    mock.patch.object(mocking, "_getitems", fixed_mock_getitems),
   ):
     problem = validate(config)
     summary = jaxflow.train(config, str(tmp_path / "run"), quiet=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxflow import data
+from tests.conftest import fixed_mock_getitems
 
 
 @pytest.fixture(scope="session")
@@ -162,13 +163,6 @@ def write_mnist_metadata(data_dir: str) -> None:
   builder.info.write_to_directory(builder.data_path)
 
 
-def _fixed_mock_getitems(*args, generator, serialized=False):
-  """tfds 4.9.10's mock `__getitems__` is stored unbound on a MagicMock, so it receives the keys as
-  `self` and fails; this takes the keys as the last positional argument, bound or not."""
-  assert not serialized
-  return [generator[key] for key in args[-1]]
-
-
 def test_mnist_mock_loads_through_the_same_api(tmp_path):
   import tensorflow_datasets as tfds
   from tensorflow_datasets.testing import mocking
@@ -181,7 +175,7 @@ def test_mnist_mock_loads_through_the_same_api(tmp_path):
       data_dir=metadata_dir,
       policy=tfds.testing.MockPolicy.USE_FILES,
     ),
-    mock.patch.object(mocking, "_getitems", _fixed_mock_getitems),
+    mock.patch.object(mocking, "_getitems", fixed_mock_getitems),
   ):
     spec = data.dataset_spec("mnist", data_dir=str(tmp_path / "ignored"))
     loaded = data.load_split("mnist", "train", data_dir=str(tmp_path / "ignored"))

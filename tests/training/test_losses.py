@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxflow.data import problem
 from jaxflow.training import losses
 
 # Multiclass: 3 examples, 3 classes.
@@ -177,10 +178,10 @@ def test_finalize_empty_sums_is_zero_not_nan():
 
 
 def test_default_losses_are_compatible():
-  assert set(losses.DEFAULT_LOSS) == set(losses.PROBLEM_KINDS)
-  for kind, name in losses.DEFAULT_LOSS.items():
-    assert name in losses.COMPATIBLE_LOSSES[kind]
-  assert "cross_entropy" not in losses.COMPATIBLE_LOSSES["regression"]
+  assert set(problem.DEFAULT_LOSS) == set(problem.PROBLEM_KINDS)
+  for kind, name in problem.DEFAULT_LOSS.items():
+    assert name in problem.COMPATIBLE_LOSSES[kind] and set(problem.COMPATIBLE_LOSSES[kind]) <= set(losses.LOSS_NAMES)
+  assert "cross_entropy" not in problem.COMPATIBLE_LOSSES["regression"]
 
 
 def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
