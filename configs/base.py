@@ -123,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_batch_size = 1024  # evaluation pads and masks, so every example counts
   config.train.epochs = 10
   config.train.log_every = 50  # steps between train-metric logs (averaged since the previous log)
-  config.train.steps_per_dispatch = config_dict.placeholder(int)  # None: auto (see jaxflow/train/loop.py)
+  config.train.steps_per_dispatch = config_dict.placeholder(int)  # None: auto (see jaxflow/training/dispatch.py)
   config.train.histogram_every = 1  # epochs between parameter histograms in TensorBoard
   config.train.layer_stats_every = 0  # epochs between per-layer activation/gradient statistics; 0: off
   # Epochs between the confusion-matrix image and per-class scalars in TensorBoard (and always the last
@@ -138,6 +138,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.early_stopping.patience = 5  # epochs without improvement before stopping
   config.train.early_stopping.min_delta = 0.0
   config.train.early_stopping.restore_best = True  # end with the best checkpoint's parameters
+  # Stop like a NaN when a logged train loss exceeds 10x the first step's (jaxflow/training/divergence.py).
+  config.train.stop_on_divergence = True
 
   # Devices and hosts (jaxflow/training/parallel.py). The batch above is global: split over all devices.
   config.parallel = ml_collections.ConfigDict()
@@ -145,7 +147,7 @@ def get_config() -> ml_collections.ConfigDict:
     "auto"  # auto (sharded if >1 device) | single | pmap (shard_map + pmean) | sharded (jit over a Mesh)
   )
   config.parallel.num_devices = config_dict.placeholder(int)  # None: every device (of every process)
-  config.parallel.max_in_flight = 2  # step programs dispatched ahead of the host on >1 device (see loop.py)
+  config.parallel.max_in_flight = 2  # step programs dispatched ahead of the host on >1 device (see training/dispatch.py)
   # Several hosts: jax.distributed.initialize with these (else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
   # JAX_PROCESS_ID from the environment), or detect_cluster=True for SLURM / Open MPI / TPU pods.
   config.parallel.coordinator = config_dict.placeholder(str)  # HOST:PORT of process 0
@@ -154,8 +156,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.parallel.detect_cluster = False
   config.parallel.init_timeout_seconds = 120
 
-  # Checkpoints (orbax): saved every N epochs and/or every S seconds, and at the end; the latest K are
-  # kept in checkpoints/latest/, the best epoch's state (held in memory until the next save) in checkpoints/best/.
+  # Checkpoints (orbax): saved every N epochs and/or often enough that a kill loses at most S seconds of
+  # training (or one epoch, when an epoch takes longer), after the first epoch, at the end, and on SIGINT /
+  # SIGTERM; the latest K are kept in checkpoints/latest/, the best epoch's state (held in memory until the
+  # next save) in checkpoints/best/. Each is verified on restore; a damaged one falls back to the one before.
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_epochs = 1  # 0: no epoch cadence
   config.checkpoint.every_seconds = config_dict.placeholder(float)  # None: no time cadence

@@ -24,7 +24,7 @@ from jaxflow.config import ConfigError, to_dict
 from jaxflow.data import registry
 from jaxflow.data.problem import Problem, read_spec
 from jaxflow.run.assemble import host_data, problem_of
-from jaxflow.workdir import write_config
+from jaxflow.workdir import acquire_lock, write_config
 
 
 def thresholds(config: ml_collections.ConfigDict) -> AuditThresholds:
@@ -82,31 +82,32 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ConfigError(
       f"config.data.eval_split={d.eval_split!r} is the training split; the audit compares two different splits"
     )
-  splits = audited_splits(config, problem)
-  num_classes = problem.adaptation.num_classes(problem.dataset_classes)
-  spec_names = _class_names(config, problem, num_classes)
-  report = audit(
-    splits,
-    num_classes=num_classes,
-    class_names=spec_names,
-    train_split=d.train_split,
-    eval_split=d.eval_split,
-    thresholds=limits,
-  )
-  report["dataset"] = {
-    "name": d.name,
-    "input_feature": d.input_feature,
-    "label_feature": d.label_feature,
-    "metadata_features": list(d.metadata_features),
-    "adapt": to_dict(d.adapt),
-    "classes": d.classes,
-    "class_counts": d.class_counts,
-    "imbalance_ratio": d.imbalance_ratio,
-    "label_noise": to_dict(d.label_noise),
-  }
-  write_config(workdir, config)
-  write_report(report, workdir)
-  return report
+  with acquire_lock(workdir, command="jaxflow audit"):
+    splits = audited_splits(config, problem)
+    num_classes = problem.adaptation.num_classes(problem.dataset_classes)
+    spec_names = _class_names(config, problem, num_classes)
+    report = audit(
+      splits,
+      num_classes=num_classes,
+      class_names=spec_names,
+      train_split=d.train_split,
+      eval_split=d.eval_split,
+      thresholds=limits,
+    )
+    report["dataset"] = {
+      "name": d.name,
+      "input_feature": d.input_feature,
+      "label_feature": d.label_feature,
+      "metadata_features": list(d.metadata_features),
+      "adapt": to_dict(d.adapt),
+      "classes": d.classes,
+      "class_counts": d.class_counts,
+      "imbalance_ratio": d.imbalance_ratio,
+      "label_noise": to_dict(d.label_noise),
+    }
+    write_config(workdir, config)
+    write_report(report, workdir)
+    return report
 
 
 def _class_names(config, problem: Problem, num_classes: int) -> list[str] | None:

@@ -8,6 +8,7 @@ good checkpoint is kept).
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       raise ConfigError(f"unexpected arguments {unparsed[1:]}; flags look like --config.optim.lr=0.01")
     if not fv.workdir:
       raise ConfigError("--workdir is required, e.g. --workdir=runs/my_run")
-    return run(fv)
+    return _stoppable(prog, run, fv)
   except ConfigError as e:
     print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
     return 2
@@ -104,6 +105,34 @@ def _explain_main(args: Sequence[str]) -> int:
   except ConfigError as e:
     print(f"jaxflow explain: error: {one_line(str(e))}", file=sys.stderr)
     return 2
+
+
+class Terminated(Exception):
+  """SIGTERM outside a training loop (which saves and stops on its own): the command ends at once."""
+
+
+def _terminate(signum, frame) -> None:
+  raise Terminated
+
+
+def _stoppable(prog: str, run, fv) -> int:
+  """`run(fv)`, ending in one line and 128 + the signal when SIGINT or SIGTERM stops it: a training loop
+  saves a checkpoint first and says so (its exception carries `exit_status`); elsewhere nothing was in
+  progress that a rerun would not redo."""
+  previous = signal.signal(signal.SIGTERM, _terminate)
+  try:
+    return run(fv)
+  except (KeyboardInterrupt, Terminated) as e:
+    name = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+    print(f"{prog}: stopped by {name}; rerun the same command to continue", file=sys.stderr)
+    return 130 if name == "SIGINT" else 143
+  except Exception as e:
+    if getattr(e, "exit_status", None) is None:
+      raise
+    print(f"{prog}: {one_line(str(e))}", file=sys.stderr)
+    return e.exit_status
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def _underscored(arg: str) -> str:

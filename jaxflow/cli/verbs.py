@@ -42,16 +42,20 @@ def run_train(fv: flags.FlagValues) -> int:
     return 1
   final = summary["final"]["eval"]
   shown = {k: round(v, 4) for k, v in final.items()}
-  print(
-    json.dumps(
-      {
-        "workdir": fv.workdir,
-        "eval": shown,
-        "steps": summary["steps"],
-        "wall_seconds": round(summary["wall_seconds"], 2),
-      }
+  trend = summary.get("loss_trend", {})
+  if trend.get("verdict") in ("diverged", "did not decrease"):
+    print(
+      f"jaxflow train: warning: the training loss {trend['verdict']} "
+      f"(first step {trend['initial']:.4g}, last logged {trend['final']:.4g}, highest {trend['peak']:.4g})",
+      file=sys.stderr,
     )
-  )
+  line = {
+    "workdir": fv.workdir,
+    "eval": shown,
+    "steps": summary["steps"],
+    "wall_seconds": round(summary["wall_seconds"], 2),
+  }
+  print(json.dumps(line | {"loss_trend": trend.get("verdict")}))
   return 0
 
 

@@ -14,6 +14,7 @@ Kinds:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,6 +91,7 @@ def corrupt(labels: np.ndarray, transition: np.ndarray, seed: int) -> NoisyLabel
 
 
 def save(noisy: NoisyLabels, npz_path: str) -> None:
-  np.savez(
-    npz_path, clean_labels=noisy.clean, noisy_labels=noisy.noisy, flipped=noisy.flipped, transition=noisy.transition
-  )
+  """Both label vectors, the flips and the transition matrix, written whole or not at all."""
+  tmp = f"{npz_path}.{os.getpid()}.tmp.npz"
+  np.savez(tmp, clean_labels=noisy.clean, noisy_labels=noisy.noisy, flipped=noisy.flipped, transition=noisy.transition)
+  os.replace(tmp, npz_path)

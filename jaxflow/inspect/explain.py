@@ -24,6 +24,7 @@ all from the same gradients (nested grids: no further passes).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -35,7 +36,7 @@ import numpy as np
 from jaxflow.config import ConfigError
 from jaxflow.inspect import gallery, layer_plots, page, pictures, saliency, sanity
 from jaxflow.inspect.trained_run import choose_examples, explain_key, load_run
-from jaxflow.workdir import write_json
+from jaxflow.workdir import acquire_lock, read_config, write_json
 
 PATH_STEPS = 128
 IG_STEPS = 64
@@ -131,10 +132,18 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
   "report", "images", "sanity", "layers"}. Bad input (no run, no checkpoints) raises ConfigError."""
   if not isinstance(examples, int) or examples < 1:
     raise ConfigError(f"--examples={examples!r} must be a positive integer, e.g. --examples=16")
+  read_config(workdir)  # a one-line error, before anything is created, when there is no run
+  out = out or os.path.join(workdir, "explain")
+  writes_into_run = tensorboard or os.path.abspath(out).startswith(os.path.abspath(workdir) + os.sep)
+  with acquire_lock(workdir, command="jaxflow explain") if writes_into_run else contextlib.nullcontext():
+    return _explain(workdir, examples=examples, out=out, tensorboard=tensorboard)
+
+
+def _explain(workdir: str, *, examples: int, out: str, tensorboard: bool) -> dict:
+  """run_explain's work, while the run's workdir is held when explain writes into it."""
   start = time.perf_counter()
   run = load_run(workdir)
   chosen = choose_examples(run, examples)
-  out = out or os.path.join(workdir, "explain")
   os.makedirs(out, exist_ok=True)
 
   compute = jax.jit(functools.partial(analyse, chosen.apply_fn))

@@ -37,7 +37,7 @@ from jaxflow.profiler import trace as trace_lib
 from jaxflow.run import environment as run_environment
 from jaxflow.run.assemble import problem_of
 from jaxflow.training.state import num_params
-from jaxflow.workdir import write_config
+from jaxflow.workdir import acquire_lock, write_config
 
 SCHEMA, SCHEMA_VERSION = "jaxflow.profile", 1
 BACKENDS = ("cpu", "gpu", "tpu")
@@ -266,40 +266,49 @@ def run_profile(
   log = _log(quiet)
   wall = time.perf_counter()
   load_start = run_environment.load_average()
-  os.makedirs(workdir, exist_ok=True)
-  write_config(workdir, config)
-  work = _load_work(config, problem, workdir, log)
-  device_entries, traced = [], None
-  for device in devices:
-    known = _peaks_of(device, device_peaks, quick_peaks, log)
-    entry, variants, train_step = profile_device(
-      device, work, problem, config, batch_sizes=sizes, precisions=names, protocol=protocol, device_peaks=known, log=log
-    )
-    device_entries.append(entry)
-    if trace and traced is None:
-      traced = _trace(workdir, variants, work, device, sizes, train_step, log)
-  result = {
-    "schema": SCHEMA,
-    "schema_version": SCHEMA_VERSION,
-    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "workdir": workdir,
-    "config_hash": config_hash(config),
-    "config": to_dict(config),
-    "model": _model_entry(config, work, problem),
-    "problem": _problem_entry(config, work, problem),
-    "weights": work.weights,
-    "request": {"batch_sizes": sizes, "precisions": names, "trace": trace},
-    "protocol": protocol.to_dict(),
-    "environment": environment()
-    | {"load_average_start": load_start, "load_average_end": run_environment.load_average()},
-    "devices": device_entries,
-    "not_applicable": _not_applicable(work, device_entries),
-    "trace": traced,
-    "seconds": time.perf_counter() - wall,
-  }
-  report.write(result, workdir)
-  log(f"wrote {os.path.join(workdir, 'report.md')}")
-  return result
+  with acquire_lock(workdir, command="jaxflow profile"):
+    os.makedirs(workdir, exist_ok=True)
+    write_config(workdir, config)
+    work = _load_work(config, problem, workdir, log)
+    device_entries, traced = [], None
+    for device in devices:
+      known = _peaks_of(device, device_peaks, quick_peaks, log)
+      entry, variants, train_step = profile_device(
+        device,
+        work,
+        problem,
+        config,
+        batch_sizes=sizes,
+        precisions=names,
+        protocol=protocol,
+        device_peaks=known,
+        log=log,
+      )
+      device_entries.append(entry)
+      if trace and traced is None:
+        traced = _trace(workdir, variants, work, device, sizes, train_step, log)
+    result = {
+      "schema": SCHEMA,
+      "schema_version": SCHEMA_VERSION,
+      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "workdir": workdir,
+      "config_hash": config_hash(config),
+      "config": to_dict(config),
+      "model": _model_entry(config, work, problem),
+      "problem": _problem_entry(config, work, problem),
+      "weights": work.weights,
+      "request": {"batch_sizes": sizes, "precisions": names, "trace": trace},
+      "protocol": protocol.to_dict(),
+      "environment": environment()
+      | {"load_average_start": load_start, "load_average_end": run_environment.load_average()},
+      "devices": device_entries,
+      "not_applicable": _not_applicable(work, device_entries),
+      "trace": traced,
+      "seconds": time.perf_counter() - wall,
+    }
+    report.write(result, workdir)
+    log(f"wrote {os.path.join(workdir, 'report.md')}")
+    return result
 
 
 def _load_work(config, problem, workdir: str, log) -> workload.Workload:

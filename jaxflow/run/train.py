@@ -12,6 +12,7 @@ keeps its own RunBook, so each workdir is a normal run's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 
@@ -22,12 +23,14 @@ from jaxflow.run import assemble as assembly
 from jaxflow.run.environment import environment
 from jaxflow.run.fields import check_parallel_fields
 from jaxflow.run.validate import GroupError, check_group, check_layout
-from jaxflow.training import dispatch, loop, parallel, transfer
+from jaxflow.training import dispatch, interrupt, loop, parallel, transfer
 from jaxflow.training.run_axis import stack, take
 from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
-from jaxflow.workdir import prepare_workdir
+from jaxflow.workdir import acquire_lock, prepare_workdir
 
-__all__ = ["GroupError", "NonFiniteLossError", "train_and_evaluate", "train_group"]
+Interrupted = interrupt.Interrupted
+
+__all__ = ["GroupError", "Interrupted", "NonFiniteLossError", "train_and_evaluate", "train_group"]
 
 
 def train_and_evaluate(
@@ -44,11 +47,14 @@ def train_group(
   quiet: bool = False,
   compiled: assembly.Compiled | None = None,
   stack_sharding=None,
+  command: str = "jaxflow train",
 ) -> list[dict]:
   """Trains runs of one static config; more than one as a single vmapped program.
 
   One run raises NonFiniteLossError on a NaN/inf loss; in a group, that run's summary says "failed" and
   the others go on. `stack_sharding`: a NamedSharding for the run axis (the runs spread over devices).
+  Each workdir is locked for the call (`command` names the holder); SIGINT / SIGTERM stop the runs at the
+  next boundary with a checkpoint and raise `Interrupted`.
   """
   wall_start = time.perf_counter()
   config, size = configs[0], len(configs)
@@ -61,8 +67,21 @@ def train_group(
   else:
     layout = check_layout(config, problem)
   is_main = jax.process_index() == 0  # the one process that writes logs and the summary
-  for cfg, workdir in zip(configs, workdirs, strict=True):
-    parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
+  with contextlib.ExitStack() as held:
+    if is_main:  # one writer per workdir: held until this function returns (or its process dies)
+      for workdir in workdirs:
+        held.enter_context(acquire_lock(workdir, command=command))
+    for cfg, workdir in zip(configs, workdirs, strict=True):
+      parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
+    with interrupt.stop_on_signals() as stop:
+      summaries = _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, wall_start)
+  parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
+  return summaries
+
+
+def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, wall_start) -> list:
+  """Assembles the runs of prepared, locked workdirs, resumes them and runs the epoch loop."""
+  config, is_main = configs[0], jax.process_index() == 0
   run = assembly.assemble(configs, problem=problem, layout=layout, stack_sharding=stack_sharding, compiled=compiled)
   if is_main and not run.on_host:
     _record_label_noise(run, workdirs)
@@ -93,13 +112,12 @@ def train_group(
       on_host=run.on_host,
       in_flight=dispatch.InFlight(dispatch.in_flight_limit(config, layout)),
       extra=extra,
+      stop=stop,
     )
-    summaries = loop.train_epochs(inputs, place=functools.partial(assembly.place, layout))
+    return loop.train_epochs(inputs, place=functools.partial(assembly.place, layout))
   finally:
     for book in books:
       book.close()
-  parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
-  return summaries
 
 
 def _record_label_noise(run: assembly.Assembled, workdirs: list[str]) -> None:
@@ -125,6 +143,9 @@ def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
       state = state.replace(params=assembly.place(run.layout, params))
     return state
   runs = [book.resume(take(state, i)) for i, book in enumerate(books)]
+  if len({b.resumed_from for b in books}) > 1:  # a damaged checkpoint sent one run back further
+    steps = sorted({b.resumed_from for b in books}, key=str)
+    raise GroupError(f"the runs of this group resumed at different steps ({steps}): resume them one after another")
   if config.init_from is not None and fresh:
     source = transfer.source_params(config.init_from)
     runs = [r.replace(params=transfer.transfer(r.params, source, tuple(config.reinit))) for r in runs]

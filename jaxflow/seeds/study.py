@@ -39,7 +39,7 @@ from jaxflow.run.train import GroupError, NonFiniteLossError, train_and_evaluate
 from jaxflow.seeds import determinism, mode_choice
 from jaxflow.seeds import report as seeds_report
 from jaxflow.seeds.sweeps import SOURCES, STUDY_SOURCES, active_sources, parse_vary, seed_config, seed_workdir
-from jaxflow.workdir import completed_summary, read_json, write_summary
+from jaxflow.workdir import acquire_lock, completed_summary, read_json, write_summary
 
 MODES = ("auto", "vmap", "sequential", "devices")
 
@@ -120,36 +120,37 @@ def run_seeds(
   varied = parse_vary(vary)
   compiled = Compiled()
   problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before anything is written
-  active = active_sources(config)
-  if study == "sources":
-    sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]] + [("all", SOURCES), ("none", ())]
-    skipped = [s for s in STUDY_SOURCES if not active[s]]
-  else:
-    name = "all" if varied == SOURCES else ("+".join(varied) if varied else "none")
-    sweeps, skipped = [(name, varied)], []
-  os.makedirs(workdir, exist_ok=True)
-  finished = all(
-    completed_summary(seed_workdir(workdir, n, i), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds)
-  )
-  if mode != "auto":
-    choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
-  elif finished:  # a rerun of a finished study: nothing to train, nothing to time; say how they were trained
-    choice = _previous_choice(workdir) or {"mode": "sequential", "why": "", "timings": None}
-    choice = {
-      **choice,
-      "why": "every seed had finished already: nothing was trained or timed now; they were trained: "
-      f"{choice['why'] or 'in an unrecorded mode'}",
-    }
-  else:
-    choice = mode_choice.choose_mode(config, seeds, compiled, vary=sweeps[0][1], sweeps=len(sweeps))
-  results = [
-    run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet)
-    for n, v in sweeps
-  ]
-  report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
-  if check_determinism:
-    report["determinism"] = determinism.check(config, results[0], workdir)
-  report["wall_seconds"] = time.perf_counter() - start
-  report["config"] = to_dict(config)
-  seeds_report.write(report, workdir)
-  return report
+  with acquire_lock(workdir, command="jaxflow seeds"):
+    active = active_sources(config)
+    if study == "sources":
+      sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]] + [("all", SOURCES), ("none", ())]
+      skipped = [s for s in STUDY_SOURCES if not active[s]]
+    else:
+      name = "all" if varied == SOURCES else ("+".join(varied) if varied else "none")
+      sweeps, skipped = [(name, varied)], []
+    os.makedirs(workdir, exist_ok=True)
+    finished = all(
+      completed_summary(seed_workdir(workdir, n, i), seed_config(config, i, v)) for n, v in sweeps for i in range(seeds)
+    )
+    if mode != "auto":
+      choice = {"mode": mode, "why": "chosen on the command line", "timings": None}
+    elif finished:  # a rerun of a finished study: nothing to train, nothing to time; say how they were trained
+      choice = _previous_choice(workdir) or {"mode": "sequential", "why": "", "timings": None}
+      choice = {
+        **choice,
+        "why": "every seed had finished already: nothing was trained or timed now; they were trained: "
+        f"{choice['why'] or 'in an unrecorded mode'}",
+      }
+    else:
+      choice = mode_choice.choose_mode(config, seeds, compiled, vary=sweeps[0][1], sweeps=len(sweeps))
+    results = [
+      run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet)
+      for n, v in sweeps
+    ]
+    report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
+    if check_determinism:
+      report["determinism"] = determinism.check(config, results[0], workdir)
+    report["wall_seconds"] = time.perf_counter() - start
+    report["config"] = to_dict(config)
+    seeds_report.write(report, workdir)
+    return report

@@ -1,26 +1,43 @@
-"""Orbax checkpoints: the latest K in `checkpoints/latest/`, the best in `checkpoints/best/`.
+"""Orbax checkpoints, verified on restore: the latest K in `checkpoints/latest/`, the best in `checkpoints/best/`.
 
 A checkpoint holds the TrainState's leaves (`step`, `params`, `opt_state`) and a small JSON `meta`
-(epoch, early-stopping state), so a resumed run continues exactly where the saved one stood.
+(epoch, early-stopping state, and since this version the hash of the config that wrote it and of its
+parameters), so a resumed run continues exactly where the saved one stood, and only under its own config.
 
-Why two managers: the loop keeps the best state in memory and writes it only at save points (an orbax
-save costs ~30 ms in the caller plus ~60 ms of background CPU here, several epochs of a small model, so
-one save per improvement would dominate a run). The best is written *before* the latest at each save
-point, so any latest checkpoint's recorded best is on disk when a run resumes from it. Saves are
-asynchronous; `wait()` before reading one back or before exiting.
+Restoring is verified: a checkpoint whose files are damaged (orbax cannot read it) or whose parameters no
+longer hash to what was saved (a bit flip) is named in one line, moved aside to `checkpoints_damaged/`
+and the next older one is tried; a checkpoint of another config is never resumed. Readers (`init_from`,
+`jaxflow explain`, the seeds and tune readers) share the verified path, read-only.
+
+Why two managers: the loop keeps the best state in memory and writes it only at save points (an orbax save
+costs ~30 ms in the caller plus ~60 ms of background CPU here), so one save per improvement would dominate a
+small run. The best is written *before* the latest at each save point, so any latest checkpoint's recorded
+best is on disk when a run resumes from it. Saves are asynchronous; `wait()` before reading or exiting.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
-from jaxflow.training.state import TrainState
+from jaxflow.config import ConfigError
+from jaxflow.training.state import TrainState, params_sha256
 
 LATEST, BEST = "latest", "best"
+DAMAGED_DIR = "checkpoints_damaged"  # beside checkpoints/: what failed verification, kept for inspection
+
+
+class CheckpointError(ConfigError):
+  """No checkpoint of the run can be restored (one line, with the choices the user has)."""
+
+
+class ForeignCheckpoint(ConfigError):
+  """A checkpoint written under another config: never resumed."""
 
 
 def _state_tree(state: TrainState) -> dict[str, Any]:
@@ -45,11 +62,17 @@ def _manager(directory: str, keep: int, name: str, *, read_only: bool = False) -
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
 
 
+def _reason(error: Exception) -> str:
+  text = " ".join(str(error).split())
+  return f"{type(error).__name__}: {text[:160]}"
+
+
 class Checkpointer:
-  """`save` / `save_best`, `restore`, `latest_step` / `best_step` over the two managers."""
+  """`save`, verified `restore_latest` / `restore`, `latest_step` / `best_step` over the two managers."""
 
   def __init__(self, directory: str, *, keep: int, read_only: bool = False):
-    self.directory = directory
+    self.directory, self.read_only = directory, read_only
+    self.workdir = os.path.dirname(os.path.abspath(directory))
     self._managers = {
       which: _manager(os.path.join(directory, which), keep if which == LATEST else 1, which, read_only=read_only)
       for which in (LATEST, BEST)
@@ -63,35 +86,85 @@ class Checkpointer:
     return self._managers[BEST].latest_step() if BEST in self._managers else None
 
   def all_steps(self, which: str = LATEST) -> list[int]:
-    return sorted(self._managers[which].all_steps())
+    return sorted(self._managers[which].all_steps()) if which in self._managers else []
 
-  def save(self, state: TrainState, *, meta: dict, which: str = LATEST) -> None:
-    """Saves asynchronously; a step already saved in that manager is left as it is."""
+  def save(self, state: TrainState, *, meta: dict, which: str = LATEST, config_hash: str | None = None) -> None:
+    """Saves asynchronously with the config's and the parameters' hashes in its meta; a step already
+    saved in that manager is left as it is."""
     manager = self._managers[which]
     step = int(jax.device_get(state.step))
     if step in manager.all_steps():
       return
+    meta = {**meta, "params_sha256": params_sha256(state.params), "config_hash": config_hash}
     args = ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)), meta=ocp.args.JsonSave(meta))
     manager.save(step, args=args, force=True)
 
-  def restore(self, step: int, template: TrainState, *, which: str = LATEST) -> tuple[TrainState, dict]:
-    """Restores into `template`'s structure, dtypes and shardings (a freshly created state)."""
+  def _restore_one(self, step: int, template: TrainState, which: str, config_hash: str | None):
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_tree(template))
     restored = self._managers[which].restore(
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
     )
-    tree = restored["state"]
-    return template.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"]), restored["meta"]
+    tree, meta = restored["state"], restored["meta"]
+    _verify(meta, tree["params"], config_hash, f"{which} checkpoint step {step} in {self.directory}", self.workdir)
+    state = template.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
+    return state, meta
+
+  def restore(self, step: int, template: TrainState, *, which: str = LATEST, config_hash: str | None = None):
+    """(state, meta) of one checkpoint, restored into `template`'s structure, dtypes and shardings, and
+    verified (ForeignCheckpoint: another config; CheckpointError: damaged)."""
+    try:
+      return self._restore_one(step, template, which, config_hash)
+    except ConfigError:
+      raise
+    except Exception as e:  # orbax raises whatever its damaged files make it raise
+      raise CheckpointError(f"{which} checkpoint step {step} in {self.directory} is damaged ({_reason(e)})") from None
+
+  def restore_latest(self, template: TrainState, *, config_hash: str | None):
+    """(state, meta, step) of the newest checkpoint that restores and verifies, trying older ones; a damaged
+    one is named and moved aside. (template, None, None) when there is none at all; CheckpointError when
+    none of several restores."""
+    steps = sorted(self.all_steps(LATEST), reverse=True)
+    failures = []
+    for step in steps:
+      try:
+        state, meta = self.restore(step, template, config_hash=config_hash)
+        return state, meta, step
+      except CheckpointError as e:
+        failures.append(str(e))
+        print(f"jaxflow: warning: {e}; trying an older one", file=sys.stderr)
+        self._set_aside(LATEST, step)
+    if failures:
+      raise CheckpointError(
+        f"workdir {self.workdir}: none of its {len(steps)} checkpoint(s) restores (damaged, moved to {DAMAGED_DIR}/); "
+        "rerun with --config.train.overwrite=True to start afresh, or use another --workdir"
+      )
+    return template, None, None
+
+  def _set_aside(self, which: str, step: int) -> None:
+    """Moves a damaged step out of orbax's folder (it would be listed, and never saved again, otherwise)."""
+    if self.read_only:
+      return
+    source = os.path.join(self.directory, which, str(step))
+    target = os.path.join(self.workdir, DAMAGED_DIR, f"{which}_{step}")
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.exists(source):
+      shutil.move(source, target)
+    self._managers[which].reload()
 
   def read_params(self, step: int, *, which: str = LATEST):
-    """The parameters of a checkpoint, without a template (for inspection and transfer), on this
+    """The verified parameters of a checkpoint, without a template (for inspection and transfer), on this
     process's first device, whatever layout wrote them (8 devices, two hosts, ...)."""
     manager = self._managers[which]
     metadata = manager.item_metadata(step)["state"]
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-    return restored["state"]["params"]
+    items = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+    restored = manager.restore(step, args=items)
+    params = restored["state"]["params"]
+    _verify(restored["meta"], params, None, f"{which} checkpoint step {step} in {self.directory}", self.workdir)
+    return params
 
   def wait(self) -> None:
     for manager in self._managers.values():
@@ -102,20 +175,41 @@ class Checkpointer:
       manager.close()
 
 
+def _verify(meta: dict, params, config_hash: str | None, what: str, workdir: str) -> None:
+  """The checkpoint was written under `config_hash` (when both are known) and its parameters still hash to
+  what was saved. Checkpoints written before the hashes were recorded carry none and pass."""
+  saved_config = meta.get("config_hash")
+  if config_hash is not None and saved_config is not None and saved_config != config_hash:
+    raise ForeignCheckpoint(
+      f"workdir {workdir} holds checkpoints of a different config; "
+      "use another --workdir, or --config.train.overwrite=True to discard that run"
+    )
+  saved_params = meta.get("params_sha256")
+  if saved_params is not None and params_sha256(params) != saved_params:
+    raise CheckpointError(f"{what} is damaged (its parameters no longer match the hash saved with them)")
+
+
 def read_run_params(workdir: str, *, which: str = LATEST, fallback: bool = False):
-  """(params, step, which) of a run's latest (or best) checkpoint, opened read-only, on this process's
-  first device whatever layout wrote it; `fallback`: the other kind when that one is missing. None
-  when the run has no such checkpoint."""
+  """(params, step, which) of a run's newest verified latest (or best) checkpoint, opened read-only, on this
+  process's first device whatever layout wrote it; `fallback`: the other kind when that one has none that
+  verifies. None when the run has no checkpoint; CheckpointError when it has some and none verifies."""
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     return None
   ckpt = Checkpointer(directory, keep=1, read_only=True)
+  failures = []
   try:
     order = (which, BEST if which == LATEST else LATEST) if fallback else (which,)
     for kind in order:
-      step = ckpt.best_step() if kind == BEST else ckpt.latest_step()
-      if step is not None:
-        return ckpt.read_params(step, which=kind), int(step), kind
+      for step in sorted(ckpt.all_steps(kind), reverse=True):
+        try:
+          return ckpt.read_params(step, which=kind), int(step), kind
+        except CheckpointError as e:
+          failures.append(str(e))
+        except Exception as e:  # damaged files
+          failures.append(f"{kind} checkpoint step {step} is damaged ({_reason(e)})")
+    if failures:
+      raise CheckpointError(f"workdir {workdir}: no checkpoint verifies ({failures[0]})")
     return None
   finally:
     ckpt.close()

@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxflow.training import losses
 from jaxflow.training.dispatch import InFlight, chunk_sizes
+from jaxflow.training.interrupt import Interrupted, StopRequest
 from jaxflow.training.run_axis import stack, take
 from jaxflow.training.runbook import NonFiniteLossError, RunBook
 from jaxflow.training.state import num_params, params_sha256
@@ -44,6 +45,7 @@ class LoopInputs:
   on_host: bool
   in_flight: InFlight
   extra: object  # train_seconds -> the summary's timing and environment fields
+  stop: StopRequest | None = None  # SIGINT / SIGTERM received: stop at the next boundary (see interrupt.py)
 
 
 @dataclasses.dataclass
@@ -92,26 +94,39 @@ def _fused_epoch(run: LoopInputs, progress: Progress, epoch: int, last_epoch: in
   return [r[1] for r in results], ahead
 
 
-def _epoch_units(run: LoopInputs, epoch: int) -> list:
-  """(steps, dispatch function) per dispatch of a non-fused epoch: chunks of on-device steps, or one
-  host batch per step (graphs)."""
+def _epoch_units(run: LoopInputs, epoch: int, start: int = 0) -> list:
+  """(steps, dispatch function) per dispatch of a non-fused epoch from step `start` of the epoch (a
+  resumed run's offset, always a dispatch boundary): chunks of on-device steps, or one host batch per step."""
   programs, streams = run.programs, run.streams
   if run.on_host:
     step_fn = functools.partial(programs.host_step, dropout_stream=streams["dropout"])
-    return [(1, functools.partial(step_fn, batch=b)) for b in run.data.train_batches(epoch)]
+    return [(1, functools.partial(step_fn, batch=b)) for b in run.data.train_batches(epoch)][start:]
   indices = programs.indices(run.data, streams, epoch)
   offsets = np.cumsum([0, *chunk_sizes(run.steps_per_epoch, run.per_dispatch)])
   chunk = functools.partial(programs.chunk, data=run.data, epoch_indices=indices, streams=streams)
   return [
     (int(b - a), functools.partial(chunk, offset=int(a), num_steps=int(b - a)))
     for a, b in zip(offsets[:-1], offsets[1:], strict=True)
+    if a >= start
   ]
 
 
-def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int) -> list:
-  """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps."""
+def _stop_signal(run: LoopInputs, *, epoch_end: bool) -> int | None:
+  """The signal to stop on at this boundary: every boundary on one process; on several, epochs' ends only,
+  where every process asks at once and all agree (one all-gather per epoch)."""
+  if run.stop is None:
+    return None
+  several = jax.process_count() > 1
+  if several and not epoch_end:
+    return None
+  return run.stop.pending(collective=several)
+
+
+def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int = 0) -> list | None:
+  """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps; None when
+  a signal stopped it at a log point (after saving there)."""
   log_every, size = run.config.train.log_every, len(run.books)
-  units = _epoch_units(run, epoch)
+  units = _epoch_units(run, epoch, start)
   next_log = (progress.step // log_every + 1) * log_every
   pending, pending_first = [], progress.step
   for u, (unit_size, dispatch) in enumerate(units):
@@ -131,7 +146,21 @@ def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int) -> list:
       _for_each_active(run.books, log, run.extra)
       pending, pending_first = [], progress.step
       next_log = (progress.step // log_every + 1) * log_every
+      signum = _stop_signal(run, epoch_end=False) if u + 1 < len(units) else None
+      if signum is not None:  # a log point inside the epoch: the logs are whole here, resume continues them
+        _save_and_stop(run, progress, signum, epoch=epoch, offset=progress.step - epoch * run.steps_per_epoch)
   return _per_run(jax.device_get(run.programs.eval_sums(run.state, run.data)), size)
+
+
+def _save_and_stop(run: LoopInputs, progress: Progress, signum: int, *, epoch: int, offset: int) -> None:
+  """Every active run saves a checkpoint at this boundary (`epoch` epochs done, `offset` steps into the
+  next), then the loop raises Interrupted."""
+  size = len(run.books)
+  for i, book in enumerate(run.books):
+    if not book.done:
+      state = run.state if size == 1 else take(run.state, i)
+      book.save_interrupted(state, step=progress.step, epoch=epoch, offset=offset)
+  raise Interrupted(signum, progress.step, epoch)
 
 
 def _record_epoch(run: LoopInputs, progress: Progress, epoch: int, eval_each: list, keep) -> None:
@@ -166,21 +195,29 @@ def train_epochs(run: LoopInputs, *, place) -> list[dict]:
   # chunked epoch's state is donated to the next chunk, so the best one is copied to the host.
   keep = (lambda s: s) if fused else jax.device_get
   progress = Progress(step=books[0].step)
+  signum = _stop_signal(run, epoch_end=True)  # a signal while the run was assembled and compiled
+  if signum is not None:
+    raise Interrupted(signum, progress.step, start_epoch)
   ahead = None
   if fused and start_epoch < last_epoch:
     ahead = run.programs.epoch(run.state, run.data, run.streams, start_epoch)
+  start = books[0].start_offset
   for epoch in range(start_epoch, last_epoch):
     epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
     if fused:
       eval_each, ahead = _fused_epoch(run, progress, epoch, last_epoch, ahead)
     else:
-      eval_each = _chunked_epoch(run, progress, epoch)
+      eval_each = _chunked_epoch(run, progress, epoch, start)
     compiled_now = run.programs.compile_seconds - compile_before
     progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
-    progress.trained_steps += run.steps_per_epoch
+    progress.trained_steps += run.steps_per_epoch - start
+    start = 0
     _record_epoch(run, progress, epoch, eval_each, keep)
     if all(b.done for b in books):
       break
+    signum = _stop_signal(run, epoch_end=True) if epoch + 1 < last_epoch else None
+    if signum is not None:  # an epoch's end: the speculative next epoch (fused) is discarded
+      _save_and_stop(run, progress, signum, epoch=epoch + 1, offset=0)
   finals = _final_states(run, place=place)
   return _summaries(run, progress, finals)
 

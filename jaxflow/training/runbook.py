@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import time
 
 import jax
 import ml_collections
@@ -19,14 +18,20 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxflow import workdir as workdir_files
+from jaxflow.config import config_hash
 from jaxflow.data import label_noise
-from jaxflow.training import checkpoints, losses
+from jaxflow.training import checkpoints, divergence, losses
 from jaxflow.training.early_stopping import Monitor, should_stop
+from jaxflow.training.save_policy import SavePolicy
 from jaxflow.training.writers import MetricWriter, NullWriter
 
 
 class NonFiniteLossError(RuntimeError):
   """Training produced a NaN or infinite loss; the last good checkpoint is left as it was."""
+
+
+class DivergedError(NonFiniteLossError):
+  """The training loss rose far above the first step's (`train.stop_on_divergence`); handled like a NaN."""
 
 
 def aggregate_train(host_metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -37,12 +42,6 @@ def aggregate_train(host_metrics: list[dict[str, np.ndarray]]) -> dict[str, floa
   out["grad_norm"] = float(stacked["grad_norm"].mean())
   out["lr"] = float(stacked["lr"][-1])
   return out
-
-
-def first_non_finite(host_metrics: list[dict[str, np.ndarray]]) -> tuple[int, float] | None:
-  per_step = np.concatenate([np.atleast_1d(m["loss"] / np.maximum(m["count"], 1)) for m in host_metrics])
-  bad = np.flatnonzero(~np.isfinite(per_step))
-  return (int(bad[0]), float(per_step[bad[0]])) if bad.size else None
 
 
 def class_details(eval_sums: dict, report: dict | None = None) -> dict:
@@ -70,16 +69,17 @@ class RunBook:
     self, config: ml_collections.ConfigDict, workdir: str, *, total_steps: int, is_main: bool = True, quiet: bool = True
   ):
     self.config, self.workdir, self.is_main = config, workdir, is_main
+    self.config_hash = config_hash(config)
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
+    self.policy = SavePolicy(config.checkpoint.every_epochs, config.checkpoint.every_seconds)
     self.monitor = Monitor(config.train.monitor_mode, config.train.early_stopping.min_delta)
-    self.resumed_from = self.ckpt.latest_step()
-    self.start_epoch, self.stopped_early, self.failed = 0, False, None
-    self.step = int(self.resumed_from or 0)
-    self.epoch = 0
+    self.resumed_from = self.ckpt.latest_step()  # the newest on disk; `resume` verifies it (or an older one)
+    self.start_epoch, self.start_offset, self.stopped_early, self.failed = 0, 0, False, None
+    self.step, self.epoch = int(self.resumed_from or 0), 0
     self.train_last: dict[str, float] = {}
+    self.loss = {"initial": None, "peak": None}  # the first step's train loss and the highest logged one
     self.best_state, self.best_meta = None, None  # the best epoch's state and meta, written at the next save point
     self.final_state = None  # set when the run ends before the group does (early stop)
-    self._last_save = time.monotonic()
     self.writer = None
     self.progress = tqdm(
       total=total_steps,
@@ -95,26 +95,67 @@ class RunBook:
     return self.stopped_early or self.failed is not None
 
   def resume(self, template):
-    """The state to start from: the latest checkpoint restored into `template`, else `template`."""
-    if self.resumed_from is not None:
-      template, meta = self.ckpt.restore(self.resumed_from, template)
+    """The state to start from: the newest checkpoint that restores and verifies (older ones are tried
+    when it is damaged), else `template`. The logs are cut to the step it resumes from, or emptied when
+    the run starts again from step 0, so every record is there exactly once."""
+    state, meta, step = self.ckpt.restore_latest(template, config_hash=self.config_hash)
+    self.resumed_from = step
+    if meta is not None:
       self.start_epoch, self.stopped_early = meta["epoch"], meta["stopped_early"]
+      self.start_offset = meta.get("offset", 0)
       self.monitor = Monitor(**meta["monitor"])
-    self.epoch = self.start_epoch
-    self.writer = MetricWriter(self.workdir, resume_step=self.resumed_from) if self.is_main else NullWriter()
-    return template
+      self.loss = meta.get("loss", self.loss)
+      self.train_last = meta.get("train_last", {})
+    self.step, self.epoch = int(step or 0), self.start_epoch
+    self.progress.n = self.step
+    self.writer = MetricWriter(self.workdir, resume_step=step) if self.is_main else NullWriter()
+    return state
+
+  def _last_good(self) -> str:
+    step = self.ckpt.latest_step()
+    if step is None:
+      return "no checkpoint was written yet (a rerun starts again from step 0)"
+    return f"Last good checkpoint: step {step} in {self.ckpt.directory}"
 
   def log_train(self, host_metrics: list[dict[str, np.ndarray]], *, first_step: int, step: int, epoch: int) -> None:
-    """Train metrics since the last log point; a NaN/inf loss raises NonFiniteLossError naming the step."""
-    bad = first_non_finite(host_metrics)
-    if bad is not None:
+    """Train metrics since the last log point; a NaN/inf loss raises NonFiniteLossError naming the step, a
+    loss above DIVERGENCE_FACTOR x the first step's (with `train.stop_on_divergence`) DivergedError."""
+    per_step = divergence.per_step_losses(host_metrics)
+    bad = np.flatnonzero(~np.isfinite(per_step))
+    if bad.size:
       raise NonFiniteLossError(
-        f"non-finite training loss {bad[1]} at step {first_step + bad[0] + 1} (epoch {epoch}); stopped. "
-        f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
+        f"non-finite training loss {per_step[bad[0]]} at step {first_step + bad[0] + 1} (epoch {epoch}); stopped. "
+        + self._last_good()
       )
-    self.train_last = aggregate_train(host_metrics)
-    self.writer.write(step, epoch, "train", self.train_last)
-    self.progress.set_postfix(loss=f"{self.train_last['loss']:.4f}")
+    if self.loss["initial"] is None and first_step == 0:
+      self.loss["initial"] = float(per_step[0])
+    train = aggregate_train(host_metrics)
+    initial = self.loss["initial"]
+    if not np.isfinite(train["loss"]):  # every step finite, their mean not: float32 overflow of the sum
+      raise NonFiniteLossError(
+        f"non-finite training loss {train['loss']} over steps {first_step + 1}-{step} (epoch {epoch}); stopped. "
+        + self._last_good()
+      )
+    if self.config.train.stop_on_divergence and divergence.is_diverging(train["loss"], initial):
+      raise DivergedError(
+        f"training loss {train['loss']:.4g} at step {step} (epoch {epoch}) is more than "
+        f"{divergence.DIVERGENCE_FACTOR:g}x the first step's {initial:.4g}: the run diverged "
+        f"(train.stop_on_divergence); stopped. " + self._last_good()
+      )
+    self.train_last = train
+    self.loss["peak"] = max(self.loss["peak"] or train["loss"], train["loss"])
+    self.writer.write(step, epoch, "train", train)
+    self.progress.set_postfix(loss=f"{train['loss']:.4f}")
+
+  def _meta(self, epoch: int, offset: int = 0) -> dict:
+    return {
+      "epoch": epoch,
+      "offset": offset,
+      "stopped_early": self.stopped_early,
+      "monitor": dataclasses.asdict(self.monitor),
+      "loss": dict(self.loss),
+      "train_last": dict(self.train_last),
+    }
 
   def end_epoch(self, *, step: int, epoch: int, eval_sums: dict, state_fn, layer_stats_fn=None, keep_best=None) -> None:
     """Everything after an epoch's evaluation: logs, monitor, the best state, checkpoints, early stop.
@@ -123,16 +164,29 @@ class RunBook:
     `keep_best(state)` turns it into something that outlives the next dispatch (a reference when the
     state is never donated, a copy otherwise).
     """
-    cfg_train, cfg_ckpt = self.config.train, self.config.checkpoint
+    cfg_train = self.config.train
     self.step, self.epoch = step, epoch
     report = losses.class_report(eval_sums["confusion"]) if "confusion" in eval_sums else None
     eval_metrics = losses.finalize_metrics(eval_sums, report)
     if not np.isfinite(eval_metrics["loss"]):
-      raise NonFiniteLossError(
-        f"non-finite eval loss {eval_metrics['loss']} after step {step}; stopped. "
-        f"Last good checkpoint: step {self.ckpt.latest_step()} in {self.ckpt.directory}"
-      )
-    writer = self.writer
+      loss = eval_metrics["loss"]
+      raise NonFiniteLossError(f"non-finite eval loss {loss} after step {step}; stopped. " + self._last_good())
+    self._write_epoch(step, epoch, eval_metrics, eval_sums, report, state_fn, layer_stats_fn)
+    is_best = self.monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch, step=step)
+    es = cfg_train.early_stopping
+    self.stopped_early = should_stop(self.monitor, enabled=es.enabled, patience=es.patience)
+    keep = keep_best or (lambda s: s)
+    if is_best:
+      self.best_state, self.best_meta = keep(state_fn()), self._meta(epoch)
+    save_now = self.policy.epoch_ended(epoch) or self.stopped_early or epoch == cfg_train.epochs
+    self.writer.flush(force=save_now)
+    if save_now:
+      self.save(state_fn(), self._meta(epoch))
+    if self.stopped_early:
+      self.final_state = keep(state_fn())
+
+  def _write_epoch(self, step, epoch, eval_metrics, eval_sums, report, state_fn, layer_stats_fn) -> None:
+    cfg_train, writer = self.config.train, self.writer
     writer.write(step, epoch, "eval", eval_metrics, details=class_details(eval_sums, report))
     if report is not None and (epoch % cfg_train.class_report_every == 0 or epoch == cfg_train.epochs):
       writer.write_class_report(step, eval_sums["confusion"], report)
@@ -140,29 +194,20 @@ class RunBook:
       writer.write_histograms(step, state_fn().params)
     if layer_stats_fn is not None and cfg_train.layer_stats_every and epoch % cfg_train.layer_stats_every == 0:
       writer.write(step, epoch, "layers", layer_stats_fn())
-    is_best = self.monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch, step=step)
-    es = cfg_train.early_stopping
-    self.stopped_early = should_stop(self.monitor, enabled=es.enabled, patience=es.patience)
-    meta = {"epoch": epoch, "stopped_early": self.stopped_early, "monitor": dataclasses.asdict(self.monitor)}
-    if is_best:
-      self.best_state, self.best_meta = (keep_best or (lambda s: s))(state_fn()), meta
-    save_now = (
-      self.stopped_early
-      or epoch == cfg_train.epochs
-      or (cfg_ckpt.every_epochs and epoch % cfg_ckpt.every_epochs == 0)
-      or (cfg_ckpt.every_seconds is not None and time.monotonic() - self._last_save >= cfg_ckpt.every_seconds)
-    )
-    writer.flush(force=save_now)
-    if save_now:
-      self.save(state_fn(), meta)
-    if self.stopped_early:
-      self.final_state = (keep_best or (lambda s: s))(state_fn())
 
   def save(self, state, meta: dict) -> None:
+    started = self.policy.clock()
     if self.best_state is not None:  # the best first: a latest checkpoint's recorded best is always on disk
-      self.ckpt.save(self.best_state, meta=self.best_meta, which=checkpoints.BEST)
-    self.ckpt.save(state, meta=meta)
-    self._last_save = time.monotonic()
+      self.ckpt.save(self.best_state, meta=self.best_meta, which=checkpoints.BEST, config_hash=self.config_hash)
+    self.ckpt.save(state, meta=meta, config_hash=self.config_hash)
+    self.policy.saved(started)
+
+  def save_interrupted(self, state, *, step: int, epoch: int, offset: int) -> None:
+    """A checkpoint where a signal stopped the run: `epoch` epochs done and `offset` steps into the next."""
+    self.step = step
+    self.writer.flush(force=True)
+    self.save(state, self._meta(epoch, offset))
+    self.ckpt.wait()
 
   def final(self, state, place):
     """The state the run ends with: the best one when early stopping restores it, else `state`."""
@@ -173,7 +218,8 @@ class RunBook:
       self.restored_best = self.monitor.best_step
       if self.best_state is not None and int(jax.device_get(self.best_state.step)) == self.restored_best:
         return place(self.best_state)
-      return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST)[0]  # the best came before a resume
+      # The best came before a resume: restored (and verified) from its checkpoint.
+      return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST, config_hash=self.config_hash)[0]
     return state
 
   def finish(self, *, final_eval: dict, final_sums: dict, trained: bool, extra: dict) -> dict:
@@ -193,6 +239,8 @@ class RunBook:
       "epochs_completed": self.epoch if trained else self.start_epoch,
       "stopped_early": bool(self.stopped_early),
       "resumed_from_step": self.resumed_from,
+      "loss_trend": divergence.trend(self.loss["initial"], self.train_last.get("loss"), self.loss["peak"]),
+      "checkpoints": {"saved": self.policy.saves, "seconds_on_the_loop": self.policy.seconds},
       **extra,
     }
     if self.is_main:

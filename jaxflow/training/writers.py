@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import jax
@@ -22,31 +23,43 @@ from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.proto.summary_pb2 import Summary
 
 from jaxflow.training.confusion_image import confusion_image
+from jaxflow.workdir import read_metrics, write_text
 
 
 def _truncate_jsonl(path: str, last_step: int) -> None:
-  """Drops records after `last_step`: a resumed run rewrites them, and must not log them twice."""
+  """Drops records after `last_step` (and a partial last line, from a process killed mid-write): a resumed
+  run writes them again, and must not log them twice. Rewritten atomically."""
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    kept = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-  with open(path, "w") as f:
-    f.writelines(kept)
+  kept = [json.dumps(r) + "\n" for r in read_metrics(os.path.dirname(path)) if r.get("step", 0) <= last_step]
+  write_text(path, "".join(kept))
+
+
+def _start_afresh(jsonl_path: str, tb_dir: str) -> None:
+  """A run starting from step 0 (no checkpoint restored): what an interrupted earlier attempt logged goes,
+  so the new run's records are the only ones."""
+  if os.path.exists(jsonl_path):
+    os.remove(jsonl_path)
+  if os.path.isdir(tb_dir):
+    shutil.rmtree(tb_dir)
 
 
 class MetricWriter:
   """`write(step, epoch, split, metrics)` appends a JSON line and TensorBoard scalars `split/name`.
 
   `resume_step`: the step a resumed run restarts from; later records of the interrupted run are dropped
-  from the JSONL file and purged from TensorBoard's view (tensorboardX `purge_step`).
+  from the JSONL file and purged from TensorBoard's view (tensorboardX `purge_step`). None: the run starts
+  from step 0, and whatever an earlier attempt logged is removed.
   """
 
   def __init__(self, workdir: str, *, resume_step: int | None = None, flush_secs: float = 5.0):
     self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
-    if resume_step is not None:
+    tb_dir = os.path.join(workdir, "tb")
+    if resume_step is None:
+      _start_afresh(self._jsonl_path, tb_dir)
+    else:
       _truncate_jsonl(self._jsonl_path, resume_step)
     self._jsonl = open(self._jsonl_path, "a")
-    tb_dir = os.path.join(workdir, "tb")
     os.makedirs(tb_dir, exist_ok=True)
     # The file name holds the second it was made in; a resumed run's writer can start within the same
     # second as the last one, and the same name would truncate that file. The nanosecond suffix keeps the

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 
 import ml_collections
 
 from jaxflow.config import ConfigError, config_hash, differences, from_dict, to_dict
 from jaxflow.workdir.files import read_json, write_json, write_text
+from jaxflow.workdir.lock import LOCK_FILE
 
-RUN_OUTPUTS = ("checkpoints", "tb", "metrics.jsonl", "summary.json", "config.json")
 CONFIG_FILE, SUMMARY_FILE, METRICS_FILE = "config.json", "summary.json", "metrics.jsonl"
 
 
@@ -44,13 +45,19 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
   """Creates the workdir and writes config.json, or checks that an existing run has the same config.
 
   A run's checkpoints are only resumed under the config that wrote them; `train.overwrite=True`
-  discards the previous run's outputs instead. `write=False` (every process but the first of a
-  multi-host job) only checks.
+  discards everything the previous run wrote instead (its logs, checkpoints, explain pictures, label
+  noise record...), keeping only the lock its caller holds. A config.json that cannot be read (a file
+  damaged outside jaxflow) is rewritten; the checkpoints' own config hashes still keep a foreign run
+  from being resumed. `write=False` (every process but the first of a multi-host job) only checks.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path) and not config.train.overwrite:
-    previous = read_json(path)
-    if previous.get("hash") != config_hash(config):
+    try:
+      previous = read_json(path)
+    except (OSError, ValueError):
+      previous = None
+      print(f"jaxflow: warning: {path} could not be read; it is written again", file=sys.stderr)
+    if isinstance(previous, dict) and previous.get("hash") != config_hash(config):
       diffs = differences(previous.get("config", {}), to_dict(config))
       diffs = [d for d in diffs if not d.startswith("train.overwrite")]
       shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
@@ -60,12 +67,14 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
       )
   if not write:
     return
-  if config.train.overwrite:
-    for name in RUN_OUTPUTS:
+  if config.train.overwrite and os.path.isdir(workdir):
+    for name in os.listdir(workdir):
+      if name == LOCK_FILE:
+        continue
       target = os.path.join(workdir, name)
-      if os.path.isdir(target):
+      if os.path.isdir(target) and not os.path.islink(target):
         shutil.rmtree(target)
-      elif os.path.exists(target):
+      else:
         os.remove(target)
   os.makedirs(workdir, exist_ok=True)
   write_config(workdir, config)
