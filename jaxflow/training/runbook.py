@@ -114,7 +114,7 @@ class RunBook:
   def _last_good(self) -> str:
     step = self.ckpt.latest_step()
     if step is None:
-      return "no checkpoint was written yet (a rerun starts again from step 0)"
+      return "No checkpoint was written yet (a rerun starts again from step 0)"
     return f"Last good checkpoint: step {step} in {self.ckpt.directory}"
 
   def log_train(self, host_metrics: list[dict[str, np.ndarray]], *, first_step: int, step: int, epoch: int) -> None:

@@ -110,7 +110,14 @@ def test_train_subprocess_writes_every_workdir_file(tmp_path):
   assert proc.returncode == 0, proc.stderr
   printed = json.loads(proc.stdout.strip().splitlines()[-1])
   assert set(printed["eval"]) == {"loss", "accuracy", "balanced_accuracy", "macro_f1"}
-  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]
+  assert sorted(os.listdir(workdir)) == [
+    ".jaxflow.lock",
+    "checkpoints",
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "tb",
+  ]
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["steps"] == 2 * (1437 // 64) == printed["steps"]
   assert summary["steps_per_dispatch"] == 1  # conv model on CPU: one step per dispatch
@@ -184,6 +191,7 @@ def test_non_finite_loss_exits_1_naming_the_step(tmp_path):
     "--config.optim.schedule=exponential",
     "--config.optim.decay_rate=1e12",
     "--config.optim.warmup_steps=0",
+    "--config.train.stop_on_divergence=False",  # the NaN path (divergence is stopped first by default)
     "--config.checkpoint.every_epochs=1",
     f"--workdir={tmp_path / 'nan'}",
   )

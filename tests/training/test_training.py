@@ -45,7 +45,14 @@ def read_jsonl(path):
 
 def test_workdir_contract(mlp_run):
   workdir, config, summary = mlp_run
-  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]
+  assert sorted(os.listdir(workdir)) == [
+    ".jaxflow.lock",
+    "checkpoints",
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "tb",
+  ]
   with open(os.path.join(workdir, "config.json")) as f:
     saved = json.load(f)
   assert saved["hash"] == jaxflow.config.config_hash(config)
@@ -198,6 +205,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     "optim.schedule=exponential",
     "optim.decay_rate=1e12",
     "optim.warmup_steps=0",
+    "train.stop_on_divergence=False",  # the NaN path (divergence is stopped first by default)
   )
   workdir = str(tmp_path / "nan")
   with pytest.raises(

@@ -1,0 +1,110 @@
+"""What the reliability tests share: a small run that takes long enough to be interrupted, real processes
+started like a user starts them, and what an uninterrupted run leaves behind to compare against."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import ROOT, config_path
+
+JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
+# 30 epochs of 11 steps, a checkpoint after every epoch (keep 3), train logs every 5 steps: about two
+# seconds of training with many files appearing, so a kill can land anywhere in a run.
+SMALL = [
+  f"--config={config_path('digits_mlp.py')}",
+  "--config.model.widths=(32,)",
+  "--config.train.epochs=30",
+  "--config.train.log_every=5",
+  "--config.train.histogram_every=1000",
+  "--config.train.class_report_every=1000",
+  "--config.checkpoint.every_epochs=1",
+  "--config.checkpoint.every_seconds=None",
+  "--config.checkpoint.keep=3",
+  "--quiet",
+]
+
+
+def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+  """`jaxflow train` on the small run, to the end."""
+  return subprocess.run(
+    [JAXFLOW, "train", *SMALL, *extra, f"--workdir={workdir}"],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=ROOT,
+  )
+
+
+def start(workdir, *extra: str) -> subprocess.Popen:
+  return subprocess.Popen(
+    [JAXFLOW, "train", *SMALL, *extra, f"--workdir={workdir}"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=ROOT,
+  )
+
+
+def committed_steps(workdir, which: str = "latest") -> list[int]:
+  directory = os.path.join(workdir, "checkpoints", which)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(
+    int(s)
+    for s in os.listdir(directory)
+    if s.isdigit() and os.path.exists(os.path.join(directory, s, "commit_success.txt"))
+  )
+
+
+def wait_for(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
+  """Polls `ready()` every few ms until it holds (True) or the process ends first (False)."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if ready():
+      return True
+    if proc.poll() is not None:
+      return False
+    time.sleep(0.003)
+  raise TimeoutError("the run neither reached the point nor ended")
+
+
+def stop(proc: subprocess.Popen, signum: int = signal.SIGKILL, timeout: float = 60) -> int:
+  """Sends `signum` (if the process still runs) and returns its exit status."""
+  if proc.poll() is None:
+    os.kill(proc.pid, signum)
+  try:
+    proc.wait(timeout=timeout)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  return proc.returncode
+
+
+def summary(workdir) -> dict:
+  with open(os.path.join(workdir, "summary.json")) as f:
+    return json.load(f)
+
+
+def records(workdir) -> list[tuple]:
+  """metrics.jsonl as (step, split, every numeric value) tuples, in file order."""
+  out = []
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    for line in f:
+      r = json.loads(line)
+      out.append((r["step"], r["split"], tuple(sorted((k, v) for k, v in r.items() if isinstance(v, float)))))
+  return out
+
+
+def tensorboard_scalars(workdir, tag: str = "train/loss") -> list[tuple[int, float]]:
+  """(step, value) of a tag as TensorBoard's own reader sees it, purges applied."""
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+  acc = EventAccumulator(os.path.join(workdir, "tb"))
+  acc.Reload()
+  return [(e.step, round(e.value, 6)) for e in acc.Scalars(tag)]

@@ -1,0 +1,74 @@
+"""One writer per workdir: a second process is refused in one line naming the holder; a lock left by a
+killed process is taken over with a warning; overwrite=True cannot pull a workdir from under a live run,
+and once it has the lock it removes everything the old run wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+
+import pytest
+
+from jaxflow import cli
+from jaxflow.workdir import LOCK_FILE
+from tests.reliability import runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second", [[], ["--config.train.overwrite=True", "--config.optim.lr=0.01"]])
+def test_a_second_process_is_refused_while_the_first_runs(tmp_path, second):
+  workdir = str(tmp_path / "run")
+  first = runs.start(workdir)
+  try:
+    assert runs.wait_for(first, lambda: os.path.exists(os.path.join(workdir, "config.json")))
+    other = runs.train(workdir, *second)
+    assert other.returncode == 2, other.stderr
+    line = other.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith(
+      f"jaxflow train: error: workdir {workdir} is in use by jaxflow train"
+    )
+    assert f"(pid {first.pid} on {socket.gethostname()} since " in line and "another --workdir" in line
+  finally:
+    assert runs.stop(first, signal.SIGTERM) in (0, 143)
+  config = json.load(open(os.path.join(workdir, "config.json")))["config"]
+  assert config["optim"]["lr"] != 0.01  # the refused overwrite changed nothing
+
+
+@pytest.mark.slow
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+  workdir = str(tmp_path / "run")
+  proc = runs.start(workdir)
+  assert runs.wait_for(proc, lambda: len(runs.committed_steps(workdir)) >= 1)
+  assert runs.stop(proc) == -9
+  assert json.load(open(os.path.join(workdir, LOCK_FILE)))["pid"] == proc.pid  # still names the dead holder
+  done = runs.train(workdir)
+  assert done.returncode == 0, done.stderr
+  assert "taking over the lock" in done.stderr and f"pid {proc.pid}" in done.stderr
+  assert open(os.path.join(workdir, LOCK_FILE)).read() == ""  # released cleanly at the end
+
+
+@pytest.mark.slow
+def test_overwrite_removes_everything_the_old_run_wrote(tmp_path):
+  workdir = str(tmp_path / "run")
+  assert runs.train(workdir, "--config.data.label_noise.rate=0.1").returncode == 0
+  os.makedirs(os.path.join(workdir, "explain"))
+  assert os.path.exists(os.path.join(workdir, "label_noise.json"))
+  done = runs.train(workdir, "--config.train.overwrite=True", "--config.train.epochs=2")
+  assert done.returncode == 0, done.stderr
+  left = sorted(os.listdir(workdir))
+  assert left == sorted([LOCK_FILE, "checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]), left
+  assert runs.summary(workdir)["steps"] == 22
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_a_workdir_that_cannot_be_one_is_one_line(tmp_path, capsys, where):
+  blocker = tmp_path / "plain.txt"
+  blocker.write_text("not a directory")
+  workdir = blocker if where == "a file" else blocker / "run"
+  status = cli.main(["jaxflow", "train", *runs.SMALL, f"--workdir={workdir}"])
+  assert status == 2
+  expected = "is a file, not a directory" if where == "a file" else "cannot be created or written"
+  err = capsys.readouterr().err
+  assert blocker.read_text() == "not a directory" and err.count("\n") == 1 and expected in err, err

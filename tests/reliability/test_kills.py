@@ -1,0 +1,70 @@
+"""SIGKILL at any moment, again and again: the same command resumes and ends with the uninterrupted run's
+parameters (bitwise) and logs (every record once, the same values), TensorBoard included."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.reliability import runs
+
+# Each chain kills one workdir's run at these points in turn, then lets it finish. A point is reached when
+# its condition holds (polled every few ms); "t+S" is S seconds after the process started.
+POINTS = {
+  "imports": lambda w, t0: time.monotonic() - t0 > 0.2,
+  "config.json": lambda w, t0: os.path.exists(os.path.join(w, "config.json")),
+  "first log line": lambda w, t0: (
+    os.path.getsize(os.path.join(w, "metrics.jsonl")) > 0 if os.path.exists(os.path.join(w, "metrics.jsonl")) else False
+  ),
+  "checkpoint folder": lambda w, t0: (
+    os.path.isdir(os.path.join(w, "checkpoints", "latest"))
+    and bool(os.listdir(os.path.join(w, "checkpoints", "latest")))
+  ),
+  "1 committed": lambda w, t0: len(runs.committed_steps(w)) >= 1,
+  "3 committed": lambda w, t0: len(runs.committed_steps(w)) >= 3,
+  "summary.json": lambda w, t0: os.path.exists(os.path.join(w, "summary.json")),
+}
+CHAINS = {
+  "early": ["imports", "config.json", "first log line", "imports", "checkpoint folder", "1 committed"],
+  "mid": ["1 committed", "t+0.5", "3 committed", "t+1.0", "first log line", "t+1.5", "3 committed"],
+  "late": ["3 committed", "t+2.0", "t+2.5", "t+3.0", "summary.json", "3 committed", "t+0.8", "1 committed"],
+}
+
+
+def point(name: str):
+  if name.startswith("t+"):
+    seconds = float(name[2:])
+    return lambda w, t0: time.monotonic() - t0 > seconds
+  return POINTS[name]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("reference")
+  done = runs.train(workdir)
+  assert done.returncode == 0, done.stderr
+  return {"summary": runs.summary(workdir), "records": runs.records(workdir), "tb": runs.tensorboard_scalars(workdir)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_killed_again_and_again_resumes_bitwise(tmp_path, reference, chain):
+  workdir = str(tmp_path / "run")
+  killed = []
+  for name in CHAINS[chain]:
+    proc, t0 = runs.start(workdir), time.monotonic()
+    runs.wait_for(proc, lambda: point(name)(workdir, t0))
+    status = runs.stop(proc)
+    if status == -9:
+      killed.append(name)
+    else:  # the run ended before the point: it must have ended well
+      assert status == 0, proc.stderr.read()
+  print(f"chain {chain}: {len(killed)} kills at {killed}")
+  assert len(killed) >= len(CHAINS[chain]) - 2  # the points land inside runs, not after them
+  done = runs.train(workdir)
+  assert done.returncode == 0 and done.stderr.count("\n") <= 1, done.stderr
+  assert runs.summary(workdir)["params_sha256"] == reference["summary"]["params_sha256"]
+  assert runs.records(workdir) == reference["records"]  # every record once, the same values
+  assert runs.tensorboard_scalars(workdir) == reference["tb"]

@@ -1,0 +1,120 @@
+"""Ctrl-C and SIGTERM (what SLURM and preemption send): a checkpoint at the next boundary, the logs
+flushed, exit 130 / 143 with one line saying how to resume, no traceback; resuming gives the uninterrupted
+run's parameters. Also on a one-step-per-dispatch run (stopped at a log point inside an epoch) and on two
+jax.distributed processes, which agree on where to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.reliability import runs
+
+STEPWISE = ["--config.train.steps_per_dispatch=1"]  # one step per dispatch: stops at log points mid-epoch
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  out = {}
+  for name, extra in (("fused", []), ("stepwise", STEPWISE)):
+    workdir = tmp_path_factory.mktemp(name)
+    done = runs.train(workdir, *extra)
+    assert done.returncode == 0, done.stderr
+    out[name] = (runs.summary(workdir), runs.records(workdir))
+  return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  ("signum", "status", "kind"),
+  [(signal.SIGINT, 130, "fused"), (signal.SIGTERM, 143, "fused"), (signal.SIGTERM, 143, "stepwise")],
+)
+def test_a_signal_saves_says_how_to_resume_and_resumes_bitwise(tmp_path, reference, signum, status, kind):
+  workdir = str(tmp_path / "run")
+  extra = STEPWISE if kind == "stepwise" else []
+  proc = runs.start(workdir, *extra)
+  assert runs.wait_for(proc, lambda: len(runs.committed_steps(workdir)) >= 2)
+  assert runs.stop(proc, signum) == status
+  err = proc.stderr.read()
+  name = signal.Signals(signum).name
+  assert err.count("\n") == 1 and err.startswith(f"jaxflow train: stopped by {name} at step "), err
+  assert "rerun the same command to resume" in err and "Traceback" not in err
+  stopped_at = int(err.split(" at step ")[1].split()[0])
+  assert stopped_at in runs.committed_steps(workdir)  # the checkpoint is where it says
+  if kind == "stepwise":
+    assert stopped_at % 5 == 0  # a log point (log_every=5), not necessarily an epoch's end
+  done = runs.train(workdir, *extra)
+  assert done.returncode == 0, done.stderr
+  summary, records = reference[kind]
+  assert runs.summary(workdir)["resumed_from_step"] == stopped_at
+  assert runs.summary(workdir)["params_sha256"] == summary["params_sha256"]
+  assert runs.records(workdir) == records
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _two_processes(workdir: str, port: int, tmp_path, tag: str) -> list[subprocess.Popen]:
+  procs = []
+  for i in range(2):
+    args = [
+      *runs.SMALL,
+      f"--workdir={workdir}",
+      "--config.parallel.mode=sharded",
+      f"--config.parallel.coordinator=127.0.0.1:{port}",
+      "--config.parallel.num_processes=2",
+      f"--config.parallel.process_id={i}",
+      "--config.parallel.init_timeout_seconds=60",
+    ]
+    err = open(tmp_path / f"{tag}_err{i}.txt", "w+")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    procs.append(
+      subprocess.Popen([runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
+    )
+    procs[-1].err = err
+  return procs
+
+
+def _finish(procs, timeout: float = 240) -> list[tuple[int, str]]:
+  out = []
+  for p in procs:
+    try:
+      p.wait(timeout=timeout)
+    finally:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+    p.err.seek(0)
+    out.append((p.returncode, p.err.read()))
+  return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_two_processes_agree_where_to_stop_and_resume_bitwise(tmp_path):
+  """SIGTERM reaches one process of two; both stop at the same epoch's end, save, exit 143, and the
+  rerun ends where an uninterrupted 2-process run ends."""
+  straight = str(tmp_path / "straight")
+  done = _finish(_two_processes(straight, _free_port(), tmp_path, "straight"))
+  assert [s for s, _ in done] == [0, 0], done
+  workdir = str(tmp_path / "run")
+  procs = _two_processes(workdir, _free_port(), tmp_path, "run")
+  assert runs.wait_for(procs[0], lambda: len(runs.committed_steps(workdir)) >= 2)
+  os.kill(procs[1].pid, signal.SIGTERM)
+  stopped = _finish(procs)
+  assert [s for s, _ in stopped] == [143, 143], stopped
+  steps = {err.split(" at step ")[1].split()[0] for _, err in stopped}
+  assert len(steps) == 1, stopped  # the same step on both
+  resumed = _finish(_two_processes(workdir, _free_port(), tmp_path, "resumed"))
+  assert [s for s, _ in resumed] == [0, 0], resumed
+  assert runs.summary(workdir)["params_sha256"] == runs.summary(straight)["params_sha256"]
+  assert runs.records(workdir) == runs.records(straight)
