@@ -9,6 +9,8 @@ gets MSE near 0. Expect MSE < 0.01 after 40 epochs.
 
 from configs import base
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = base.get_config()

@@ -3,6 +3,12 @@
 An experiment file calls `base.get_config()` and changes what differs. Fields left `None` are resolved
 from the problem definition before training (for example the loss follows from `problem.kind`), so a
 config says what it means and nothing more.
+
+Variants: `--config=FILE:NAME` calls the file's `get_config(NAME)`. A file declares the names it takes in a
+module-level `VARIANTS` tuple (e.g. `VARIANTS = ("test",)` next to `get_config(variant="")`), and jaxflow
+refuses any other name, listing the declared ones; a file without `VARIANTS` (like this one) takes none.
+`FILE` alone is always the file's default. Search-space files (`configs/spaces/`, `get_space(variant)`)
+follow the same rule.
 """
 
 import ml_collections

@@ -9,6 +9,8 @@ Expect: higher test accuracy on 5-9 than configs/digits_cnn_scratch.py on the sa
 
 from configs import digits_cnn
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = digits_cnn.get_config(variant)

@@ -9,6 +9,8 @@ configs/digits_cnn_scratch.py trains the same small 5-9 subset from scratch for 
 
 from configs import digits_cnn
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = digits_cnn.get_config(variant)

@@ -9,6 +9,8 @@ Expect: test accuracy ~0.98. Parameters nest under `cnn`, `rnn` and `head`, so
 
 from configs import base
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = base.get_config()

@@ -8,6 +8,8 @@ Expect: test accuracy ~0.97-0.98 after 30 epochs, ~5 s on 2 CPU cores.
 
 from configs import base
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = base.get_config()

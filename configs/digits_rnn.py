@@ -11,6 +11,8 @@ Expect: test accuracy ~0.97-0.98 after 30 epochs (0.972 / 0.978 / 0.978 for seed
 
 from configs import base
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = base.get_config()

@@ -8,6 +8,8 @@ Expect: ~0.97 accuracy on the 32 unlabelled nodes (median over seeds; chance 0.5
 
 from configs import base
 
+VARIANTS = ("test",)  # `FILE:test`: a few-step variant for smoke tests; jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = base.get_config()

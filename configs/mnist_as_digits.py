@@ -12,6 +12,8 @@ in the data dir first (tests run it under `tfds.testing.mock_data`).
 
 from configs import base, digits_cnn
 
+VARIANTS = ("parity",)  # `FILE:parity`: even vs odd (see above); jaxflow refuses any other variant
+
 
 def get_config(variant: str = ""):
   config = digits_cnn.get_config()

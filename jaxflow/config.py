@@ -11,12 +11,16 @@ value and what is allowed, so the CLI can print it and exit 2 before anything is
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import sys
+import types
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -53,7 +57,8 @@ def load_config(config_file: str, overrides: Sequence[str] = ()) -> ml_collectio
   """Loads `FILE[:variant]` and applies `a.b=value` overrides, as `--config.a.b=value` would.
 
   The Python-API twin of the CLI's `--config=FILE --config.a.b=v`: both go through ml_collections'
-  config_flags so that parsing (types, tuples, None) is identical.
+  config_flags so that parsing (types, tuples, None) is identical, and through `parse_config_flags`'
+  checks (the file, its variant, each field given once and known).
   """
   argv = ["jaxflow", f"--config={config_file}"] + [f"--config.{o.removeprefix('--config.')}" for o in overrides]
   flag_values = flags.FlagValues()
@@ -66,20 +71,27 @@ def load_config(config_file: str, overrides: Sequence[str] = ()) -> ml_collectio
 def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
   """Parses argv into flag_values (which defines a config_flags `config`); returns the unparsed args.
 
-  config_flags reports problems as absl flag errors, but also as KeyError/AttributeError (an override
-  of a field the config lacks), OSError (a missing file, deferred to the first attribute access) and
-  whatever the config file itself raises; all of them become one-line ConfigErrors here.
+  Before config_flags runs, the config file is loaded here once on its own (`read_config_file`: it has a
+  `get_config()`, takes the variant asked for, returns a ConfigDict) and the overrides are checked against
+  what it returns (`check_overrides`: each field given once, and a field of the config). config_flags then
+  loads it again and applies the overrides; what it still reports (absl flag errors for a value of the
+  wrong type, KeyError/AttributeError, the file's own exceptions) becomes a one-line ConfigError too.
   """
-  config_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  config_args = [a for a in argv if re.match(r"-{1,2}config(=|$)", a)]
+  if len(config_args) > 1:
+    raise ConfigError(f"--config is given {len(config_args)} times ({' '.join(config_args)}); give one config file")
+  config_file = config_args[0].split("=", 1)[1] if config_args and "=" in config_args[0] else None
   if config_file is None:
     raise ConfigError("--config is required, e.g. --config=configs/digits_cnn.py")
-  path = config_file.split(":")[0]
+  path, _, variant = config_file.partition(":")
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path!r} not found")
+  label = f"config file {path!r}"
   with importable_config_dir(path), warnings.catch_warnings():
     # ml_collections loads config files with importlib's deprecated load_module(): its deprecation, not
     # ours, and nothing a user can act on; silenced here only.
     warnings.filterwarnings("ignore", message=r"the load_module\(\) method is deprecated", category=DeprecationWarning)
+    check_overrides(read_config_file(path, variant), argv)
     try:
       unparsed = flag_values(list(argv))
       flag_values["config"].value
@@ -87,9 +99,138 @@ def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
     except flags.Error as e:
       raise ConfigError(one_line(str(e))) from None
     except (KeyError, AttributeError) as e:
-      raise ConfigError(f"unknown config field in the overrides: {one_line(str(e))}") from None
-    except Exception as e:  # the config file's own code failed (syntax error, bad get_config)
-      raise ConfigError(f"config file {path!r} could not be loaded: {type(e).__name__}: {one_line(str(e))}") from None
+      raise ConfigError(f"unknown config field in the overrides: {one_line(_error_text(e))}") from None
+    except Exception as e:  # the config file's own code failed on its second load
+      raise ConfigError(f"{label} could not be loaded: {type(e).__name__}: {one_line(_error_text(e))}") from None
+
+
+def _error_text(error: BaseException) -> str:
+  """An exception's message; a KeyError's own str() is the repr of its key (quotes, a literal \\n)."""
+  if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
+    return error.args[0]
+  return str(error)
+
+
+# --- config and space files: Python that runs when loaded ----------------------------------------------
+
+
+def import_file(path: str, label: str) -> types.ModuleType:
+  """`path` run as a module of its own (a name unique to its absolute path, in sys.modules as importlib's
+  recipe has it, so that e.g. a dataclass in the file works); its folder's parent importable
+  (`importable_config_dir`) is the caller's job. A failure is a one-line ConfigError starting with `label`."""
+  name = "jaxflow_file_" + hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
+  try:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+  except Exception as e:
+    sys.modules.pop(name, None)
+    if isinstance(e, ConfigError):
+      raise ConfigError(f"{label}: {e}") from None
+    raise ConfigError(f"{label} could not be loaded: {type(e).__name__}: {one_line(_error_text(e))}") from None
+  return module
+
+
+def check_variant(module: types.ModuleType, variant: str, label: str) -> None:
+  """The variant rule of config and space files: `FILE:NAME` is allowed only for a NAME the file declares
+  in its module-level `VARIANTS` tuple; a file without `VARIANTS` takes no variant. No `:NAME` (or an
+  empty one) always means the file's default."""
+  declared = getattr(module, "VARIANTS", ())
+  if not isinstance(declared, (tuple, list)) or not all(isinstance(v, str) and v for v in declared):
+    raise ConfigError(f"{label}: VARIANTS={declared!r} must be a tuple of non-empty strings, e.g. ('test',)")
+  if not variant or variant in declared:
+    return
+  if not declared:
+    raise ConfigError(f"{label} takes no variant (it declares no VARIANTS); drop ':{variant}'")
+  allowed = ", ".join(repr(v) for v in declared)
+  raise ConfigError(f"{label} has no variant {variant!r}; allowed: {allowed} (or none, for the file's default)")
+
+
+def read_config_file(path: str, variant: str = "") -> ml_collections.ConfigDict:
+  """What `path`'s `get_config([variant])` returns, checked: the file defines get_config(), declares the
+  variant (`check_variant`) and returns an ml_collections.ConfigDict. One-line ConfigErrors naming the file.
+  The caller makes the file's folder importable (`importable_config_dir`)."""
+  label = f"config file {path!r}"
+  module = import_file(path, label)
+  if not callable(getattr(module, "get_config", None)):
+    raise ConfigError(f"{label} has no get_config(); define one that returns an ml_collections.ConfigDict")
+  check_variant(module, variant, label)
+  try:
+    config = module.get_config(variant) if variant else module.get_config()
+  except ConfigError as e:
+    raise ConfigError(f"{label}: {e}") from None
+  except Exception as e:
+    raise ConfigError(f"{label}: get_config() raised {type(e).__name__}: {one_line(_error_text(e))}") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    what = "None (a missing return statement?)" if config is None else f"a {type(config).__name__}"
+    raise ConfigError(f"{label}: get_config() returned {what}, not an ml_collections.ConfigDict")
+  return config
+
+
+# --- overrides: each field once, and a field of the config ---------------------------------------------
+
+
+def override_fields(argv: Sequence[str]) -> list[str]:
+  """The field of each `--config.a.b=v` / `--config.a.b` / `--noconfig.a.b` in argv, in order."""
+  fields = []
+  for arg in argv:
+    if not arg.startswith("-"):
+      continue
+    name = arg.split("=", 1)[0].lstrip("-")
+    for prefix in ("config.", "noconfig."):
+      if name.startswith(prefix):
+        fields.append(name.removeprefix(prefix))
+        break
+  return fields
+
+
+def check_overrides(config: ml_collections.ConfigDict, argv: Sequence[str]) -> None:
+  """Each overridden field is given once (config_flags would join a tuple field's values and keep the last
+  of any other) and is a field of `config`, else a one-line ConfigError naming it (with close matches)."""
+  fields = override_fields(argv)
+  for field in dict.fromkeys(fields):
+    names = (f"config.{field}", f"noconfig.{field}")
+    given = [a for a in argv if a.startswith("-") and a.lstrip("-").split("=", 1)[0] in names]
+    if len(given) > 1:
+      times = "twice" if len(given) == 2 else f"{len(given)} times"
+      raise ConfigError(f"config.{field} is given {times} ({' '.join(given)}); give each field once")
+    missing = _unknown_field_message(config, field)
+    if missing:
+      raise ConfigError(missing)
+
+
+_SECTIONS = (Mapping, ml_collections.ConfigDict)  # a ConfigDict is no collections.abc.Mapping
+
+
+def field_paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  """Every dotted field of a config, its sections included ("optim", "optim.lr", ...)."""
+  paths = []
+  for key, value in config.items():
+    paths.append(f"{prefix}{key}")
+    if isinstance(value, _SECTIONS):
+      paths.extend(field_paths(value, f"{prefix}{key}."))
+  return paths
+
+
+def _unknown_field_message(config: ml_collections.ConfigDict, field: str) -> str | None:
+  """None when `field` is a field of `config`; else one line naming it and what is there."""
+  node: Any = config
+  parts = field.split(".")
+  for depth, part in enumerate(parts):
+    if not isinstance(node, _SECTIONS) or part not in node:
+      break
+    node = node[part]
+  else:
+    return None
+  section = ".".join(parts[:depth])
+  close = difflib.get_close_matches(field, field_paths(config), n=3, cutoff=0.75)
+  if close:
+    return f"config.{field} is not a config field; did you mean {' or '.join(close)}?"
+  if not isinstance(node, _SECTIONS):
+    return f"config.{field} is not a config field: config.{section} is a value, not a section"
+  where = f"config.{section}" if section else "the config"
+  return f"config.{field} is not a config field; {where} has: {', '.join(sorted(node.keys()))}"
 
 
 def one_line(message: str) -> str:

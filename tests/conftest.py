@@ -38,6 +38,15 @@ def config_path(name: str) -> str:
   return os.path.join(ROOT, "configs", name)
 
 
+def merge_overrides(*overrides: str) -> list[str]:
+  """`a.b=v` overrides in the order first given, a later one of a field replacing the earlier: tests build
+  on shared lists (TINY plus a test's own), and jaxflow.load_config refuses a field given twice."""
+  merged: dict[str, str] = {}
+  for override in overrides:
+    merged[override.split("=", 1)[0]] = override
+  return list(merged.values())
+
+
 def latest_params(workdir: str):
   """The parameters of a run's latest checkpoint (read-only, on the first device)."""
   from jaxflow.training import checkpoints

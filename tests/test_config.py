@@ -10,7 +10,17 @@ import pytest
 
 from configs import base, digits_mlp
 from jaxflow import config as config_lib
-from jaxflow.config import ConfigError, config_hash, load_config, require_choice, require_positive, require_type
+from jaxflow.config import (
+  ConfigError,
+  config_hash,
+  import_file,
+  importable_config_dir,
+  load_config,
+  require_choice,
+  require_positive,
+  require_type,
+)
+from jaxflow.tuning import space_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -190,3 +200,138 @@ def test_require_positive_rejects_non_finite(in_repo_root, value, fragment):
   assert_one_line(error, "config.optim.lr=", fragment)
   with pytest.raises(ConfigError):
     require_positive(config, "optim.weight_decay", float, allow_zero=True)
+
+
+# -- the config file itself: one line naming the file and its real problem -------------------------------
+
+CONFIG_FILE_PROBLEMS = {
+  "returns_dict": (
+    "def get_config():\n  return {'a': 1}\n",
+    "get_config() returned a dict, not an ml_collections.ConfigDict",
+  ),
+  "returns_none": (
+    "def get_config():\n  config = 1\n",
+    "get_config() returned None (a missing return statement?), not an ml_collections.ConfigDict",
+  ),
+  "no_get_config": ("X = 1\n", "has no get_config(); define one that returns an ml_collections.ConfigDict"),
+  "raises": (
+    "def get_config():\n  raise RuntimeError('boom\\nsecond line')\n",
+    "get_config() raised RuntimeError: boom second line",
+  ),
+  "syntax_error": ("def get_config(:\n", "could not be loaded: SyntaxError: "),
+  "import_error": ("import no_such_module_here\n", "could not be loaded: ModuleNotFoundError: "),
+}
+
+
+def write_config_file(folder, name: str, text: str) -> str:
+  path = folder / "configs" / f"{name}.py"
+  path.parent.mkdir(exist_ok=True)
+  path.write_text(text)
+  return str(path)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_FILE_PROBLEMS))
+def test_a_config_file_problem_names_the_file_and_the_problem(tmp_path, name):
+  text, says = CONFIG_FILE_PROBLEMS[name]
+  path = write_config_file(tmp_path, name, text)
+  for overrides in ([], ["optim.lr=0.1"]):  # with overrides too: the file's problem, never "the overrides"
+    with pytest.raises(ConfigError) as error:
+      load_config(path, overrides)
+    message = assert_one_line(error, f"config file {path!r}", says)
+    assert "overrides" not in message
+
+
+MINIMAL = (
+  "import ml_collections\n\n{variants}\n\ndef get_config(variant=''):\n"
+  "  return ml_collections.ConfigDict({{'train': {{'epochs': 2 if variant == 'short' else 10}}}})\n"
+)
+
+
+def test_a_variant_must_be_declared_by_the_file(tmp_path):
+  declared = write_config_file(tmp_path, "declared", MINIMAL.format(variants="VARIANTS = ('short',)"))
+  assert load_config(declared).train.epochs == 10
+  assert load_config(declared + ":short").train.epochs == 2
+  assert load_config(declared + ":").train.epochs == 10  # an empty variant is the default
+  with pytest.raises(ConfigError) as error:
+    load_config(declared + ":shrt")
+  assert_one_line(error, f"config file {declared!r} has no variant 'shrt'; allowed: 'short' (or none")
+  undeclared = write_config_file(tmp_path, "undeclared", MINIMAL.format(variants=""))
+  assert load_config(undeclared).train.epochs == 10
+  with pytest.raises(ConfigError) as error:  # it would take 'short', but does not say so: refused
+    load_config(undeclared + ":short")
+  assert_one_line(error, f"config file {undeclared!r} takes no variant (it declares no VARIANTS); drop ':short'")
+  bad = write_config_file(tmp_path, "bad", MINIMAL.format(variants="VARIANTS = 'short'"))
+  with pytest.raises(ConfigError) as error:
+    load_config(bad)
+  assert_one_line(error, "VARIANTS='short' must be a tuple of non-empty strings")
+
+
+def shipped_config_files() -> list[str]:
+  folder = os.path.join(ROOT, "configs")
+  return sorted(f for f in os.listdir(folder) if f.endswith(".py") and f != "__init__.py")
+
+
+@pytest.mark.parametrize("name", shipped_config_files())
+def test_every_shipped_config_declares_its_variants(in_repo_root, name):
+  """Every variant a shipped config declares loads and changes the config; any other is refused."""
+  path = f"configs/{name}"
+  with importable_config_dir(path):
+    declared = getattr(import_file(path, path), "VARIANTS", ())
+  default = config_hash(load_config(path))
+  for variant in declared:
+    assert config_hash(load_config(f"{path}:{variant}")) != default, (path, variant)
+  with pytest.raises(ConfigError) as error:
+    load_config(f"{path}:no_such_variant")
+  assert_one_line(error, f"config file {path!r}", "no_such_variant")
+
+
+def test_every_shipped_space_declares_its_variants(in_repo_root):
+  for name in sorted(os.listdir(os.path.join(ROOT, "configs", "spaces"))):
+    if not name.endswith(".py"):
+      continue
+    path = f"configs/spaces/{name}"
+    full = space_file.load_space(path)
+    for variant in import_file(path, path).VARIANTS:
+      assert space_file.load_space(f"{path}:{variant}").describe() != full.describe()
+    with pytest.raises(ConfigError) as error:
+      space_file.load_space(f"{path}:no_such_variant")
+    assert_one_line(error, f"--space={path!r} has no variant 'no_such_variant'; allowed: ")
+
+
+# -- overrides: each field once, and a field the config has ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "overrides, says",
+  [
+    (
+      ["model.widths=(32,)", "model.widths=(64,)"],  # config_flags would train (32, 64)
+      "config.model.widths is given twice (--config.model.widths=(32,) --config.model.widths=(64,)); "
+      "give each field once",
+    ),
+    (["optim.lr=0.1", "--config.optim.lr=0.2"], "config.optim.lr is given twice"),  # config_flags: the last wins
+    (["train.overwrite=True", "train.epochs=3", "train.overwrite=False"], "config.train.overwrite is given twice"),
+    (["seeds.init=1", "seeds.init=1", "seeds.init=2"], "config.seeds.init is given 3 times"),
+  ],
+)
+def test_a_field_given_twice_is_refused(in_repo_root, overrides, says):
+  with pytest.raises(ConfigError) as error:
+    load_config("configs/digits_mlp.py", overrides)
+  assert_one_line(error, says)
+
+
+@pytest.mark.parametrize(
+  "override, says",
+  [
+    ("optim.lrr=0.1", "config.optim.lrr is not a config field; did you mean optim.lr?"),
+    ("optim.learning_rate=0.1", "config.optim.learning_rate is not a config field; config.optim has: clip_norm, "),
+    ("nope.x=1", "config.nope.x is not a config field; the config has: audit, checkpoint, "),
+    ("trian.epochs=3", "config.trian.epochs is not a config field; did you mean train.epochs?"),
+    ("seed.init=3", "config.seed.init is not a config field; did you mean seeds.init?"),
+  ],
+)
+def test_an_unknown_field_is_one_clean_line_with_close_matches(in_repo_root, override, says):
+  with pytest.raises(ConfigError) as error:
+    load_config("configs/digits_mlp.py", [override])
+  message = assert_one_line(error, says)
+  assert "\\n" not in message and "Did you mean" not in message  # no repr of ml_collections' KeyError

@@ -18,8 +18,9 @@ as it is, with its prefix.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -172,14 +173,66 @@ def _spec_and_builder(
   return spec, builder
 
 
-def _check_split(split: str, split_field: str, name: str, available: dict[str, int]) -> None:
-  """Accepts a split name or tfds' slicing syntax over known splits ('train[:90%]', 'train+test')."""
-  bases = [part.split("[", 1)[0].strip() for part in split.split("+")]
-  if not all(base in available for base in bases):
+# What a split field may hold (tfds' split syntax, the parts jaxflow's datasets use), for error messages.
+SPLIT_SYNTAX = (
+  "a split name, NAME[FROM:TO] with FROM and TO example indices or percents in [-100%, 100%], "
+  "or a sum A+B (e.g. 'train[:80%]', 'train[100:]', 'train+test')"
+)
+
+
+def _check_split(split: str, split_field: str, name: str, splits: Mapping[str, Any]) -> int:
+  """The number of examples `split` selects: a split name or tfds' slicing syntax over known splits
+  ('train[:90%]', 'train+test'), given the builder's `info.splits`. A name the dataset lacks, a malformed
+  slice, a slice beyond its split, or one that selects no examples is a one-line DatasetError."""
+  import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
+
+  parts = re.split(r"\s*\+\s*", split.strip())
+  bases = [part.split("[", 1)[0].strip() for part in parts]
+  if not all(base in splits for base in bases):
     raise DatasetError(
-      f"{split_field}={split!r} is not a split of dataset {name!r}; it has: {', '.join(available)} "
+      f"{split_field}={split!r} is not a split of dataset {name!r}; it has: {', '.join(splits)} "
       "(tfds slices such as 'train[:90%]' work too)."
     )
+  try:
+    tfds.core.ReadInstruction.from_spec(split)
+  except (ValueError, AssertionError):
+    raise DatasetError(
+      f"{split_field}={split!r} is not a valid split of dataset {name!r}; allowed: {SPLIT_SYNTAX}."
+    ) from None
+  total = 0
+  for part, base in zip(parts, bases):
+    size = splits[base].num_examples
+    try:
+      count = splits[part].num_examples
+    except (ValueError, AssertionError):  # a slice beyond the split: train[:5000] of 1437 examples
+      raise DatasetError(
+        f"{split_field}={split!r} reaches beyond split {base!r} of dataset {name!r}, which has {size} examples; "
+        f"allowed: {SPLIT_SYNTAX}."
+      ) from None
+    if count <= 0:
+      which = "" if part == split else f" (its part {part!r})"
+      raise DatasetError(
+        f"{split_field}={split!r}{which} selects no examples (split {base!r} of {name!r} has {size}); "
+        "allowed: a slice that selects at least one example, e.g. 'train[:80%]'."
+      )
+    total += count
+  return total
+
+
+def split_size(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None,
+  input_feature: str = "image",
+  label_feature: str = "label",
+  split_field: str = "data.split",
+  metadata_features: Sequence[str] = (),
+) -> int:
+  """How many examples `load_split` would return, from the dataset's metadata (no example is read); the
+  same checks and one-line DatasetErrors as `load_split`."""
+  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, tuple(dict.fromkeys(metadata_features)))
+  return _check_split(split, split_field, name, builder.info.splits)
 
 
 def _read_all(source: Any) -> list[dict[str, Any]]:
@@ -229,8 +282,8 @@ def load_split(
   import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
   metadata_features = tuple(dict.fromkeys(metadata_features))  # unique, in the order given
-  spec, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
-  _check_split(split, split_field, name, spec.split_sizes)
+  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
+  _check_split(split, split_field, name, builder.info.splits)
   if custom.is_custom(name):
     source = builder.as_data_source(split=split)  # tfds.data_source resolves registered names only
   else:

@@ -100,9 +100,9 @@ def _split_sizes(config: ml_collections.ConfigDict, spec: loading.FeatureSpec, k
     if split in spec.split_sizes:
       sizes[split] = spec.split_sizes[split]
     elif ("[" in split or "+" in split) and kind.stored:
-      try:  # a tfds slice such as 'train[:80%]': load_split checks it, and its length is the size
-        labels = loading.load_split(d.name, split, split_field=f"config.data.{split_field}", **registry.read_options(d))
-        sizes[split] = len(labels.labels)
+      try:  # a tfds slice such as 'train[:80%]': checked, and sized, from the dataset's metadata
+        field = f"config.data.{split_field}"
+        sizes[split] = loading.split_size(d.name, split, split_field=field, **registry.read_options(d))
       except loading.DatasetError as e:
         raise dataset_error(e) from None
     else:

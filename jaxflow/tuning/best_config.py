@@ -9,6 +9,7 @@ Given a config object instead (the Python API), it holds the whole resolved conf
 
 from __future__ import annotations
 
+import math
 import os
 
 from jaxflow.config import flatten, get_field, load_config, to_dict
@@ -24,15 +25,43 @@ def study_overrides(config, config_file: str) -> dict:
 
 
 def write_best_config(path: str, study, best: dict, *, config_file: str | None) -> None:
-  """best_config.py: `get_config()` = the base config file + the study's overrides + the best trial's."""
-  body = _from_file(path, study, best, config_file) if config_file is not None else _inline(study, best)
-  write_text(path, "\n".join(_header(path, study, best) + body) + "\n")
+  """best_config.py: `get_config()` = the base config file + the study's overrides + the best trial's.
+
+  Every value the file embeds is written as a Python literal (`literal`) and every text in its docstring
+  is escaped (`_docstring`), so any string or path (quotes, backslashes, newlines) loads back as it was."""
+  if config_file is not None:
+    doc, code = _from_file(path, study, best, config_file)
+  else:
+    doc, code = _inline(study, best)
+  write_text(path, "\n".join([_docstring(_header(path, study, best) + doc), *code]) + "\n")
+
+
+def literal(value) -> str:
+  """Python source that evaluates to `value` (str, int, float, bool, None, and tuples, lists and dicts
+  of them): repr(), except non-finite floats, whose repr (`nan`, `inf`) is no literal."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return f"float({str(value)!r})"
+  if isinstance(value, tuple):
+    return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+  if isinstance(value, list):
+    return "[" + ", ".join(literal(v) for v in value) + "]"
+  if isinstance(value, dict):
+    return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+  if value is None or isinstance(value, (str, int, float, bool)):
+    return repr(value)
+  raise TypeError(f"best_config.py cannot embed a {type(value).__name__}: {value!r}")
+
+
+def _docstring(lines: list[str]) -> str:
+  """A module docstring of `lines`: backslashes and double quotes escaped, so no text can end it early."""
+  text = "\n".join(lines).replace("\\", "\\\\").replace('"', '\\"')
+  return f'"""{text}\n"""'
 
 
 def _header(path: str, study, best: dict) -> list[str]:
   metric, value = study.config.train.monitor, best["value"]
   return [
-    f'"""The best trial of a `jaxflow tune` study: trial {best["index"]}, {metric} = {value:.4f} ({study.objective}).',
+    f"The best trial of a `jaxflow tune` study: trial {best['index']}, {metric} = {value:.4f} ({study.objective}).",
     "",
     f"  jaxflow train --config={path} --workdir=runs/tuned",
     "",
@@ -46,8 +75,8 @@ def _header(path: str, study, best: dict) -> list[str]:
   ]
 
 
-def _from_file(path: str, study, best: dict, config_file: str) -> list[str]:
-  """The base config file, the study's overrides, the best trial's."""
+def _from_file(path: str, study, best: dict, config_file: str) -> tuple[list[str], list[str]]:
+  """(docstring lines, code lines): the base config file, the study's overrides, the best trial's."""
   file_part, _, variant = config_file.partition(":")
   source, here = os.path.abspath(file_part), os.path.dirname(os.path.abspath(path))
   # Relative when the study sits in the same tree as the config (a repo moves as a whole), else absolute.
@@ -55,19 +84,20 @@ def _from_file(path: str, study, best: dict, config_file: str) -> list[str]:
     f":{variant}" if variant else ""
   )
   overrides = {**study_overrides(study.config, config_file), **best["overrides"]}
-  return [
+  doc = [
     "The base config file (a path relative to this file, or absolute), the study's own overrides, "
-    "then the best trial's.",
-    '"""',
+    "then the best trial's."
+  ]
+  return doc, [
     "",
     "import os",
     "",
     "from jaxflow.config import load_config",
     "from jaxflow.tuning.overrides import apply",
     "",
-    f"BASE = {base!r}",
+    f"BASE = {literal(base)}",
     "OVERRIDES = {",
-    *[f"    {k!r}: {v!r}," for k, v in overrides.items()],
+    *[f"    {literal(k)}: {literal(v)}," for k, v in overrides.items()],
     "}",
     "",
     "",
@@ -77,17 +107,18 @@ def _from_file(path: str, study, best: dict, config_file: str) -> list[str]:
   ]
 
 
-def _inline(study, best: dict) -> list[str]:
-  """The Python API without a file: the whole resolved config, inline."""
+def _inline(study, best: dict) -> tuple[list[str], list[str]]:
+  """(docstring lines, code lines): the Python API without a file, the whole resolved config inline."""
   full = to_dict(trial_config(study.config, study.space, best["params"]))
-  return [
+  doc = [
     "The study was given a config object, not a file: this file holds the whole resolved config",
     "(lists become tuples, as jaxflow configs hold them).",
-    '"""',
+  ]
+  return doc, [
     "",
     "import ml_collections",
     "",
-    f"CONFIG = {full!r}",
+    f"CONFIG = {literal(full)}",
     "",
     "",
     "def _tuples(value):",

@@ -389,11 +389,12 @@ class Space:
 
   def check(self, config: ml_collections.ConfigDict) -> None:
     """Every parameter is a config field (or consumed by derive); the ends of every range assign to
-    the config without a type error; no category is refused by the config itself (`space_checks`).
+    the config without a type error; no end of a range and no category is refused by the config's own
+    field rules (`space_checks`).
     One-line ConfigErrors naming the parameter."""
     self._virtual = space_checks.virtual_params(self.params, self.derive, config)
     self.override_fields.update(space_checks.checked_overrides(self, config))
-    space_checks.check_categories(self.params, self._virtual, config)
+    space_checks.check_values(self, self._virtual, config)
 
 
 def _objects(values) -> np.ndarray:

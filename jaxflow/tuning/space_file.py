@@ -1,18 +1,18 @@
 """Loading a search space: a Space as given, a list of parameters, or a file whose `get_space()` returns one.
 
   --space=configs/spaces/digits_mlp.py          get_space()
-  --space=configs/spaces/digits_mlp.py:wide     get_space("wide")
+  --space=configs/spaces/digits_mlp.py:small    get_space("small"): a name the file's VARIANTS declares
 
-The file is imported like a config file (its directory importable, so it may import its neighbours);
-every failure is a one-line ConfigError naming the file.
+The file is imported like a config file (its directory importable, so it may import its neighbours) and
+takes a variant under the same rule (`jaxflow.config.check_variant`: only a name its `VARIANTS` tuple
+declares); every failure is a one-line ConfigError naming the file.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
-from jaxflow.config import ConfigError, importable_config_dir, one_line
+from jaxflow.config import ConfigError, check_variant, import_file, importable_config_dir, one_line
 from jaxflow.tuning.space import Space
 
 
@@ -29,10 +29,12 @@ def load_space(path_or_space) -> Space:
     )
   if not os.path.isfile(path):
     raise ConfigError(f"--space={path!r}: file not found")
+  label = f"--space={path!r}"
   with importable_config_dir(path):
-    module = _import_file(path)
+    module = import_file(path, label)
     if not callable(getattr(module, "get_space", None)):
-      raise ConfigError(f"--space={path!r} defines no get_space()")
+      raise ConfigError(f"{label} defines no get_space()")
+    check_variant(module, variant, label)
     try:
       result = module.get_space(variant) if variant else module.get_space()
     except ConfigError as e:
@@ -46,16 +48,3 @@ def load_space(path_or_space) -> Space:
       f"--space={path!r}: get_space() returned {type(result).__name__}, not a jaxflow.tuning.space.Space"
     )
   return result
-
-
-def _import_file(path: str):
-  """The space file run as a module of its own (a name unique to its absolute path)."""
-  try:
-    spec = importlib.util.spec_from_file_location(f"jaxflow_space_{abs(hash(os.path.abspath(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-  except ConfigError as e:
-    raise ConfigError(f"--space={path!r}: {e}") from None
-  except Exception as e:
-    raise ConfigError(f"--space={path!r} could not be loaded: {type(e).__name__}: {one_line(str(e))}") from None
-  return module

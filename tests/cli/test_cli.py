@@ -97,6 +97,96 @@ def test_missing_flags(tmp_path, capsys):
   assert not (tmp_path / "w").exists()
 
 
+SPLIT_SYNTAX = "allowed: a split name, NAME[FROM:TO] with FROM and TO example indices or percents in [-100%, 100%]"
+# (the arguments after --config=MLP, what stderr's one line says)
+INPUTS_THAT_ESCAPED = [
+  (
+    ["--config.model.widths=(32,)", "--config.model.widths=(64,)"],
+    "config.model.widths is given twice (--config.model.widths=(32,) --config.model.widths=(64,)); "
+    "give each field once",
+  ),
+  (["--config.optim.lr=0.1", "--config.optim.lr=0.2"], "config.optim.lr is given twice"),
+  (["--config.optim.lrr=0.1"], "config.optim.lrr is not a config field; did you mean optim.lr?"),
+  (["--config.nope.x=1"], "config.nope.x is not a config field; the config has: audit, checkpoint, class_weights"),
+  (
+    ["--config.data.train_split=train[:0%]"],
+    "config.data.train_split='train[:0%]' selects no examples (split 'train' of 'digits' has 1437); "
+    "allowed: a slice that selects at least one example, e.g. 'train[:80%]'.",
+  ),
+  (
+    ["--config.data.train_split=train[:80%"],
+    f"config.data.train_split='train[:80%' is not a valid split of dataset 'digits'; {SPLIT_SYNTAX}",
+  ),
+  (
+    ["--config.data.eval_split=test[50%:10%]"],
+    "config.data.eval_split='test[50%:10%]' selects no examples (split 'test' of 'digits' has 360)",
+  ),
+  (
+    ["--config.data.train_split=train[:5000]"],
+    "config.data.train_split='train[:5000]' reaches beyond split 'train' of dataset 'digits', which has 1437 examples",
+  ),
+]
+
+
+def _one_line_refusal(code: int, err: str, prog: str, says: str) -> None:
+  assert code == 2, err
+  assert err.count("\n") == 1 and err.startswith(f"{prog}: error: "), err
+  assert says in err, err
+  assert "Traceback" not in err and "\\n" not in err
+
+
+@pytest.mark.parametrize("args, says", INPUTS_THAT_ESCAPED, ids=[" ".join(a) for a, _ in INPUTS_THAT_ESCAPED])
+def test_inputs_that_escaped_are_one_line_refusals(tmp_path, capsys, args, says):
+  workdir = tmp_path / "run"
+  code = cli.main(["jaxflow", "train", f"--config={MLP}", *args, f"--workdir={workdir}"])
+  _one_line_refusal(code, capsys.readouterr().err, "jaxflow train", says)
+  assert not workdir.exists()
+
+
+CONFIG_FILES = {
+  "returns_dict.py": ("def get_config():\n  return {'model': {}}\n", "get_config() returned a dict, not an"),
+  "returns_none.py": ("def get_config():\n  pass\n", "get_config() returned None (a missing return statement?)"),
+  "no_get_config.py": ("CONFIG = 1\n", "has no get_config(); define one that returns an ml_collections.ConfigDict"),
+  "raises.py": ("def get_config():\n  raise KeyError('widths')\n", "get_config() raised KeyError: widths"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_FILES))
+def test_a_broken_config_file_is_named_with_its_problem(tmp_path, capsys, name):
+  text, says = CONFIG_FILES[name]
+  path = tmp_path / name
+  path.write_text(text)
+  workdir = tmp_path / "run"
+  code = cli.main(["jaxflow", "train", f"--config={path}", "--config.optim.lr=0.1", f"--workdir={workdir}"])
+  err = capsys.readouterr().err
+  _one_line_refusal(code, err, "jaxflow train", f"config file {str(path)!r}")
+  assert says in err and "overrides" not in err, err
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize(
+  "config, says",
+  [
+    (f"{MLP}:bogus", f"config file {MLP!r} has no variant 'bogus'; allowed: 'test' (or none, for the file's default)"),
+    (config_path("base.py") + ":test", "takes no variant (it declares no VARIANTS); drop ':test'"),
+  ],
+)
+def test_an_undeclared_variant_is_refused(tmp_path, capsys, config, says):
+  code = cli.main(["jaxflow", "train", f"--config={config}", f"--workdir={tmp_path / 'run'}"])
+  _one_line_refusal(code, capsys.readouterr().err, "jaxflow train", says)
+  assert not (tmp_path / "run").exists()
+
+
+def test_the_console_script_refuses_with_one_line(tmp_path):
+  """The installed `jaxflow` command, in a process of its own: exit 2 and stderr's one line, no traceback."""
+  for args, says in [INPUTS_THAT_ESCAPED[0], INPUTS_THAT_ESCAPED[2], ([], "has no variant 'bogus'")]:
+    config = f"--config={MLP}:bogus" if not args else f"--config={MLP}"
+    proc = run_cli("train", config, *args, f"--workdir={tmp_path / 'run'}", timeout=120)
+    _one_line_refusal(proc.returncode, proc.stderr, "jaxflow train", says)
+    assert proc.stdout == ""
+  assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_train_subprocess_writes_every_workdir_file(tmp_path):
   workdir = tmp_path / "cnn"

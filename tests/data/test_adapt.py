@@ -12,13 +12,13 @@ from jaxflow import data
 from jaxflow.config import ConfigError
 from jaxflow.data import adapt
 from jaxflow.run.validate import validate
-from tests.conftest import config_path, fixed_mock_getitems
+from tests.conftest import config_path, fixed_mock_getitems, merge_overrides
 
 TINY = ["model.widths=(32,)", "train.batch_size=64", "train.epochs=2", "checkpoint.every_epochs=0"]
 
 
 def digits(*overrides):
-  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, *overrides])
+  return jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*TINY, *overrides))
 
 
 def test_relabel_merges_and_drops():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxflow import data
+from jaxflow.data import loading
 from tests.conftest import fixed_mock_getitems
 
 
@@ -136,6 +137,43 @@ def test_unknown_split_error(digits_dir):
     "data.eval_split='validation' is not a split of dataset 'digits'; it has: train, test "
     "(tfds slices such as 'train[:90%]' work too)."
   )
+
+
+SYNTAX = "allowed: a split name, NAME[FROM:TO] with FROM and TO example indices or percents in [-100%, 100%]"
+
+
+@pytest.mark.parametrize(
+  "split, says",
+  [
+    (
+      "train[:0%]",
+      "data.train_split='train[:0%]' selects no examples (split 'train' of 'digits' has 1437); "
+      "allowed: a slice that selects at least one example, e.g. 'train[:80%]'.",
+    ),
+    ("train[5:5]", "data.train_split='train[5:5]' selects no examples"),
+    ("train[50%:10%]", "data.train_split='train[50%:10%]' selects no examples"),
+    ("train[:10]+test[:0]", "data.train_split='train[:10]+test[:0]' (its part 'test[:0]') selects no examples"),
+    ("train[:80%", f"data.train_split='train[:80%' is not a valid split of dataset 'digits'; {SYNTAX}"),
+    ("train[::2]", f"data.train_split='train[::2]' is not a valid split of dataset 'digits'; {SYNTAX}"),
+    ("train[:101%]", f"data.train_split='train[:101%]' is not a valid split of dataset 'digits'; {SYNTAX}"),
+    (
+      "train[:5000]",
+      "data.train_split='train[:5000]' reaches beyond split 'train' of dataset 'digits', which has 1437",
+    ),
+    ("train+", "data.train_split='train+' is not a split of dataset 'digits'; it has: train, test"),
+  ],
+)
+def test_a_bad_split_spec_is_one_line_naming_the_field_and_the_syntax(digits_dir, split, says):
+  for read in (loading.split_size, data.load_split):  # the size (from metadata) and the load check alike
+    with pytest.raises(data.DatasetError) as info:
+      read("digits", split, data_dir=digits_dir, split_field="data.train_split")
+    assert str(info.value).startswith(says) and "\n" not in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("split", ["train", "train[:80%]", "train[-10%:]", "train[100:200]+test[:10]", "train + test"])
+def test_split_size_is_what_load_split_loads(digits_dir, split):
+  size = loading.split_size("digits", split, data_dir=digits_dir)
+  assert size == len(data.load_split("digits", split, data_dir=digits_dir).labels) > 0
 
 
 @pytest.mark.parametrize("field", ["input_feature", "label_feature"])

@@ -15,7 +15,7 @@ import pytest
 import jaxflow
 from jaxflow.config import ConfigError
 from jaxflow.training import steps
-from tests.conftest import config_path
+from tests.conftest import config_path, merge_overrides
 
 # Class 1 kept at 5 examples, the others at 100: 905 training examples, 7 steps of 128 per epoch.
 SKEW = "data.class_counts=(100, 5, 100, 100, 100, 100, 100, 100, 100, 100)"
@@ -29,7 +29,7 @@ TINY = [
 
 
 def tiny_config(*overrides: str):
-  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, *overrides])
+  return jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*TINY, *overrides))
 
 
 def read_jsonl(path):
@@ -99,9 +99,7 @@ def test_label_noise_is_recorded_with_the_clean_labels(skewed_run, tmp_path):
   # a different noise seed flips other examples; the same config flips the same ones
   other = str(tmp_path / "other_noise")
   jaxflow.train(
-    jaxflow.load_config(
-      config_path("digits_mlp.py"), [*TINY, SKEW, "data.label_noise.rate=0.2", "seeds.noise=7", "train.epochs=1"]
-    ),
+    tiny_config(SKEW, "data.label_noise.rate=0.2", "seeds.noise=7", "train.epochs=1"),
     other,
     quiet=True,
   )

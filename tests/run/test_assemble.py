@@ -12,13 +12,13 @@ from jaxflow.data.device import DeviceData
 from jaxflow.data.pipeline import PreparedData
 from jaxflow.run import assemble
 from jaxflow.run.validate import check_layout
-from tests.conftest import config_path
+from tests.conftest import config_path, merge_overrides
 
 TINY = ["train.epochs=1", "model.widths=(16,)", "train.batch_size=64"]
 
 
 def digits(*overrides):
-  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, *overrides])
+  return jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*TINY, *overrides))
 
 
 def test_an_assembled_run_has_every_part():

@@ -9,7 +9,7 @@ import jaxflow
 from jaxflow.config import ConfigError
 from jaxflow.run import assemble as keys
 from jaxflow.run import train as loop
-from tests.conftest import config_path, latest_params, max_param_diff
+from tests.conftest import config_path, latest_params, max_param_diff, merge_overrides
 
 BASE = ["train.epochs=2", "model.widths=(32,)", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
 TRIALS = [
@@ -20,9 +20,9 @@ TRIALS = [
 
 
 def test_group_key_ignores_seeds_and_runtime_hyperparameters():
-  a = jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, *TRIALS[0]])
-  b = jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, *TRIALS[1]])
-  wider = jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, "model.widths=(64,)"])
+  a = jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*BASE, *TRIALS[0]))
+  b = jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*BASE, *TRIALS[1]))
+  wider = jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*BASE, "model.widths=(64,)"))
   assert keys.group_key(a) == keys.group_key(b) != keys.group_key(wider)
   assert keys.static_key(a) != keys.static_key(b)  # their programs alone would differ
 
@@ -30,7 +30,7 @@ def test_group_key_ignores_seeds_and_runtime_hyperparameters():
 @pytest.mark.slow
 @pytest.mark.parametrize("optim", [["optim.name=adamw", "optim.clip_norm=1.0"], ["optim.name=momentum"]])
 def test_group_with_different_hyperparameters_matches_each_run_alone(tmp_path, optim):
-  configs = [jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, *optim, *t]) for t in TRIALS]
+  configs = [jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*BASE, *optim, *t)) for t in TRIALS]
   grouped = loop.train_group(configs, [str(tmp_path / f"g{i}") for i in range(3)], quiet=True)
   alone = [loop.train_and_evaluate(c, str(tmp_path / f"s{i}"), quiet=True) for i, c in enumerate(configs)]
   for i, (g, s) in enumerate(zip(grouped, alone)):
@@ -41,12 +41,17 @@ def test_group_with_different_hyperparameters_matches_each_run_alone(tmp_path, o
 
 
 def test_group_refuses_configs_that_differ_in_shape(tmp_path):
-  configs = [jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, f"model.widths=({w},)"]) for w in (32, 64)]
+  configs = [
+    jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*BASE, f"model.widths=({w},)")) for w in (32, 64)
+  ]
   with pytest.raises(loop.GroupError, match="may differ only in seed"):
     loop.train_group(configs, [str(tmp_path / "a"), str(tmp_path / "b")], quiet=True)
 
 
 def test_group_checks_the_runtime_fields_of_every_run(tmp_path):
-  configs = [jaxflow.load_config(config_path("digits_mlp.py"), [*BASE, f"model.dropout_rate={r}"]) for r in (0.1, 1.5)]
+  configs = [
+    jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*BASE, f"model.dropout_rate={r}"))
+    for r in (0.1, 1.5)
+  ]
   with pytest.raises(ConfigError, match=r"model.dropout_rate=1.5 must be in \[0, 1\)"):
     loop.train_group(configs, [str(tmp_path / "a"), str(tmp_path / "b")], quiet=True)

@@ -4,10 +4,12 @@ grouping) on a fake trainer, and real end-to-end studies on the digits MLP."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -19,8 +21,9 @@ from jaxflow.config import ConfigError, config_hash
 from jaxflow.run import train as loop
 from jaxflow.tuning import acquisition, gp, pruning, space_file, suggest, trials
 from jaxflow.tuning import space as S
+from jaxflow.tuning.best_config import literal
 from jaxflow.workdir import prepare_workdir
-from tests.conftest import config_path, latest_params, max_param_diff
+from tests.conftest import config_path, latest_params, max_param_diff, merge_overrides
 
 MLP = config_path("digits_mlp.py")
 SPACE = os.path.join(os.path.dirname(MLP), "spaces", "digits_mlp.py")
@@ -29,7 +32,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def tiny(*overrides):
-  return jaxflow.load_config(MLP, [*TINY, *overrides])
+  return jaxflow.load_config(MLP, merge_overrides(*TINY, *overrides))
 
 
 def branin(p):
@@ -253,6 +256,67 @@ def test_space_check_against_the_config():
   trial = trials.trial_config(config, full, p)
   assert trial.model.widths == (64, 64) and trial.optim.name == "momentum" and trial.train.batch_size == 64
   assert config.model.widths == (32,)  # the base is untouched
+
+
+OUT_OF_RANGE = [
+  (
+    S.Space(S.uniform("model.dropout_rate", 0.0, 1.5)),
+    "space parameter 'model.dropout_rate': high=1.5 is refused by the config: "
+    "config.model.dropout_rate=1.5 must be in [0, 1)",
+  ),
+  (
+    S.Space(S.integer("train.batch_size", 0, 64)),
+    "space parameter 'train.batch_size': low=0 is refused by the config: config.train.batch_size=0 must be > 0",
+  ),
+  (
+    S.Space(S.uniform("optim.lr", -1.0, 0.1)),
+    "space parameter 'optim.lr': low=-1.0 is refused by the config: config.optim.lr=-1.0 must be > 0",
+  ),
+  (
+    S.Space(S.uniform("data.label_noise.rate", 0.0, 2.0)),
+    "space parameter 'data.label_noise.rate': high=2.0 is refused by the config: "
+    "config.data.label_noise.rate=2.0 must be in [0, 1]",
+  ),
+  (  # a conditional parameter is checked too
+    S.Space(
+      S.categorical("optim.name", ["adam", "momentum"]),
+      S.uniform("optim.momentum", -0.5, 0.9, when={"optim.name": "momentum"}),
+    ),
+    "space parameter 'optim.momentum': low=-0.5 is refused by the config: config.optim.momentum=-0.5 must be >= 0",
+  ),
+  (  # a parameter derive() consumes is checked through what derive() makes of it
+    S.Space(
+      S.integer("layers", 1, 3),
+      S.categorical("width", [0, 64]),
+      derive=lambda p: {"model.widths": (p["width"],) * p["layers"]},
+    ),
+    "space parameter 'width': value 0 is refused by the config: config.model.widths=(0, 0) must be a tuple of "
+    "positive ints",
+  ),
+  (
+    S.Space(S.categorical("model.widths", [(32,), (64, -1)])),
+    "space parameter 'model.widths': value (64, -1) is refused by the config: config.model.widths=(64, -1) must",
+  ),
+]
+
+
+@pytest.mark.parametrize("space, says", OUT_OF_RANGE, ids=[s.names[-1] for s, _ in OUT_OF_RANGE])
+def test_a_range_end_the_field_refuses_is_refused_up_front(tmp_path, fake, space, says):
+  with pytest.raises(ConfigError) as e:
+    space.check(tiny())
+  assert str(e.value).startswith(says) and "\n" not in str(e.value), str(e.value)
+  with pytest.raises(ConfigError, match=re.escape(says)):  # a study refuses it before any trial runs
+    jaxflow.tune(tiny(), str(tmp_path / "study"), space=space, method="random", trials=2)
+  assert fake.runs == [] and not (tmp_path / "study").exists()
+
+
+def test_ranges_inside_the_fields_rules_pass():
+  S.Space(
+    S.uniform("model.dropout_rate", 0.0, 0.99),
+    S.integer("train.batch_size", 1, 256, log=True),
+    S.log_uniform("optim.lr", 1e-6, 10.0),
+    S.uniform("optim.momentum", 0.0, 1.0),  # the field's own rule is >= 0: 1.0 is allowed
+  ).check(tiny())
 
 
 # -- search methods on known functions ----------------------------------------------------------------
@@ -613,6 +677,39 @@ def test_bo_study_report_on_the_fake_trainer(tmp_path, fake):
     assert os.path.getsize(tmp_path / name) > 0, name
 
 
+AWKWARD = 'a\'b\n""" \\N{x} {}'  # quotes, a newline, a docstring's end, a backslash escape, braces
+
+
+@pytest.mark.parametrize("from_file", [True, False], ids=["from_file", "inline"])
+def test_best_config_embeds_any_string_and_loads_back_the_same(tmp_path, fake, from_file):
+  """A study whose config holds awkward strings (its data dir, a path to the digits via a symlink of that
+  name) in a workdir of such a name writes a best_config.py that loads back with the same values."""
+  data_dir = tmp_path / f"data {AWKWARD}"
+  os.symlink(os.environ["JAXFLOW_DATA_DIR"], data_dir)
+  config = tiny("data.data_dir=placeholder")
+  config.data.data_dir = str(data_dir)
+  workdir = tmp_path / f"study {AWKWARD}"
+  report = jaxflow.tune(
+    config, str(workdir), space=LR_SPACE, method="random", trials=2, config_file=MLP if from_file else None
+  )
+  best = jaxflow.load_config(str(workdir / "best_config.py"))
+  assert best.data.data_dir == str(data_dir)
+  assert best.optim.lr == report["best"]["params"]["optim.lr"] and best.model.widths == (32,)
+  # The docstring names the file by its own path, escaped: it reads back as the path it is.
+  doc = ast.get_docstring(ast.parse((workdir / "best_config.py").read_text()))
+  assert f"jaxflow train --config={workdir / 'best_config.py'} --workdir=runs/tuned" in doc
+
+
+@pytest.mark.parametrize(
+  "value",
+  [AWKWARD, ("a'b", 'c"d', "\\"), (1,), (), float("inf"), -float("inf"), {"k": [1, None, True, 2.5]}, "\x00\r\t"],
+)
+def test_best_config_literals_round_trip(value):
+  assert eval(literal(value), {}) == value  # the literal jaxflow writes, read back as Python would
+  nan = eval(literal(float("nan")), {})
+  assert math.isnan(nan)
+
+
 # -- real studies on the digits MLP -------------------------------------------------------------------
 
 
@@ -698,7 +795,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, f
 def test_cli_unknown_space_variant(tmp_path, capsys):
   assert _cli(f"--space={SPACE}:smal", f"--workdir={tmp_path / 'tune'}") == 2
   err = capsys.readouterr().err
-  assert err.count("\n") == 1 and "unknown space variant 'smal'; allowed: small" in err, err
+  assert err.count("\n") == 1 and f"--space={SPACE!r} has no variant 'smal'; allowed: 'small'" in err, err
   assert not (tmp_path / "tune").exists()
 
 
