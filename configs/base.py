@@ -153,7 +153,7 @@ def get_config() -> ml_collections.ConfigDict:
     "auto"  # auto (sharded if >1 device) | single | pmap (shard_map + pmean) | sharded (jit over a Mesh)
   )
   config.parallel.num_devices = config_dict.placeholder(int)  # None: every device (of every process)
-  config.parallel.max_in_flight = 2  # step programs dispatched ahead of the host on >1 device (see training/dispatch.py)
+  config.parallel.max_in_flight = 2  # programs dispatched ahead of the host on >1 device (training/dispatch.py)
   # Several hosts: jax.distributed.initialize with these (else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
   # JAX_PROCESS_ID from the environment), or detect_cluster=True for SLURM / Open MPI / TPU pods.
   config.parallel.coordinator = config_dict.placeholder(str)  # HOST:PORT of process 0

@@ -17,6 +17,8 @@ best is on disk when a run resumes from it. Saves are asynchronous; `wait()` bef
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -26,7 +28,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from jaxflow.config import ConfigError
-from jaxflow.training.state import TrainState, params_sha256
+from jaxflow.training.state import TrainState, params_sha256, tree_sha256
 
 LATEST, BEST = "latest", "best"
 DAMAGED_DIR = "checkpoints_damaged"  # beside checkpoints/: what failed verification, kept for inspection
@@ -62,6 +64,43 @@ def _manager(directory: str, keep: int, name: str, *, read_only: bool = False) -
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
 
 
+@contextlib.contextmanager
+def _quiet_orbax():
+  """orbax logs what it tolerates (an unreadable _CHECKPOINT_METADATA) as absl ERROR lines; what it cannot
+  tolerate raises, and jaxflow says what matters in one line: the logs stay out of the terminal."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+class _AbortedReads(logging.Filter):
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "Future exception was never retrieved" not in record.getMessage()
+
+
+def _silence_aborted_reads() -> None:
+  """After a restore failed half-way, the reads it had started end later, on orbax's closed event loop:
+  tensorstore reports each as an unraisable "RuntimeError: Event loop is closed" and asyncio logs each
+  unretrieved future. Nothing is lost (jaxflow has said in one line which checkpoint was damaged), so these
+  are dropped for the rest of the process; every other unraisable error still reaches the previous hook."""
+  if getattr(sys.unraisablehook, "jaxflow_filter", False):
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook.jaxflow_filter = True
+  sys.unraisablehook = hook
+  logging.getLogger("asyncio").addFilter(_AbortedReads())
+
+
 def _reason(error: Exception) -> str:
   text = " ".join(str(error).split())
   return f"{type(error).__name__}: {text[:160]}"
@@ -73,11 +112,12 @@ class Checkpointer:
   def __init__(self, directory: str, *, keep: int, read_only: bool = False):
     self.directory, self.read_only = directory, read_only
     self.workdir = os.path.dirname(os.path.abspath(directory))
-    self._managers = {
-      which: _manager(os.path.join(directory, which), keep if which == LATEST else 1, which, read_only=read_only)
-      for which in (LATEST, BEST)
-      if not read_only or os.path.isdir(os.path.join(directory, which))
-    }
+    with _quiet_orbax():  # listing the steps reads each one's info file
+      self._managers = {
+        which: _manager(os.path.join(directory, which), keep if which == LATEST else 1, which, read_only=read_only)
+        for which in (LATEST, BEST)
+        if not read_only or os.path.isdir(os.path.join(directory, which))
+      }
 
   def latest_step(self) -> int | None:
     return self._managers[LATEST].latest_step() if LATEST in self._managers else None
@@ -95,8 +135,10 @@ class Checkpointer:
     step = int(jax.device_get(state.step))
     if step in manager.all_steps():
       return
-    meta = {**meta, "params_sha256": params_sha256(state.params), "config_hash": config_hash}
-    args = ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)), meta=ocp.args.JsonSave(meta))
+    tree = _state_tree(state)
+    meta = {**meta, "params_sha256": params_sha256(state.params), "state_sha256": tree_sha256(tree)}
+    meta["config_hash"] = config_hash
+    args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
     manager.save(step, args=args, force=True)
 
   def _restore_one(self, step: int, template: TrainState, which: str, config_hash: str | None):
@@ -106,6 +148,11 @@ class Checkpointer:
     )
     tree, meta = restored["state"], restored["meta"]
     _verify(meta, tree["params"], config_hash, f"{which} checkpoint step {step} in {self.directory}", self.workdir)
+    if meta.get("state_sha256") is not None and tree_sha256(tree) != meta["state_sha256"]:
+      raise CheckpointError(
+        f"{which} checkpoint step {step} in {self.directory} is damaged (its optimizer state no longer matches "
+        "the hash saved with it)"
+      )
     state = template.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
     return state, meta
 
@@ -113,10 +160,12 @@ class Checkpointer:
     """(state, meta) of one checkpoint, restored into `template`'s structure, dtypes and shardings, and
     verified (ForeignCheckpoint: another config; CheckpointError: damaged)."""
     try:
-      return self._restore_one(step, template, which, config_hash)
+      with _quiet_orbax():
+        return self._restore_one(step, template, which, config_hash)
     except ConfigError:
       raise
     except Exception as e:  # orbax raises whatever its damaged files make it raise
+      _silence_aborted_reads()
       raise CheckpointError(f"{which} checkpoint step {step} in {self.directory} is damaged ({_reason(e)})") from None
 
   def restore_latest(self, template: TrainState, *, config_hash: str | None):

@@ -53,8 +53,18 @@ def params_sha256(params) -> str:
 
   Equal hashes mean bitwise-equal parameters: the reproducibility check of a run.
   """
+  return tree_sha256(params)
+
+
+def tree_sha256(tree) -> str:
+  """sha256 over (path, dtype, shape, bytes) of every array leaf of a pytree (typed PRNG keys by their
+  key data), in a fixed order: what a checkpoint's verification compares."""
   digest = hashlib.sha256()
-  leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(params))
+  keys_as_data = jax.tree.map(
+    lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key) else x,
+    tree,
+  )
+  leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(keys_as_data))
   for path, leaf in leaves:
     array = np.ascontiguousarray(np.asarray(leaf))
     digest.update(jax.tree_util.keystr(path).encode())

@@ -40,7 +40,7 @@ from jaxflow.tuning import pruning, suggest
 from jaxflow.tuning import report as report_lib
 from jaxflow.tuning.space_file import load_space
 from jaxflow.tuning.study_loop import Study
-from jaxflow.workdir import read_json, to_jsonable, write_json
+from jaxflow.workdir import acquire_lock, read_json, to_jsonable, write_json
 
 OBJECTIVES = ("final", "best")
 
@@ -135,30 +135,31 @@ def run_tune(
   settings = {"base_config_hash": config_hash(config), "space": space.describe(), "early_stop": early_stop}
   settings |= {"objective": objective, "method": method, "acquisition": acquisition, "seed": seed}
   settings["config_file"] = config_file
-  previous = _check_settings(workdir, settings)
-  if method == "grid":
-    _build_grid(suggester, previous)
-  study = Study(
-    config,
-    workdir,
-    space=space,
-    method=method,
-    trials=trials,
-    batch=batch,
-    rungs=rungs,
-    objective=objective,
-    quiet=quiet,
-    suggester=suggester,
-  )
-  study.load()
-  sizes = {"trials": trials, "batch": batch, "rungs": list(rungs.epochs)}
-  _write_study_json(workdir, {**settings, **sizes}, config, suggester)
-  resumed = sum(t.status != "pending" for t in study.trials)
-  study.run()
-  searched = {"grid_levels": suggester.grid_levels, "init_trials": suggester.init_trials if method == "bo" else None}
-  report = report_lib.build(study, settings=settings | sizes | searched)
-  report["resumed_trials"] = resumed
-  report["wall_seconds"] = time.perf_counter() - start
-  report["config"] = to_dict(config)
-  report_lib.write(report, study, config_file=config_file)
-  return report
+  with acquire_lock(workdir, command="jaxflow tune"):
+    previous = _check_settings(workdir, settings)
+    if method == "grid":
+      _build_grid(suggester, previous)
+    study = Study(
+      config,
+      workdir,
+      space=space,
+      method=method,
+      trials=trials,
+      batch=batch,
+      rungs=rungs,
+      objective=objective,
+      quiet=quiet,
+      suggester=suggester,
+    )
+    study.load()
+    sizes = {"trials": trials, "batch": batch, "rungs": list(rungs.epochs)}
+    _write_study_json(workdir, {**settings, **sizes}, config, suggester)
+    resumed = sum(t.status != "pending" for t in study.trials)
+    study.run()
+    searched = {"grid_levels": suggester.grid_levels, "init_trials": suggester.init_trials if method == "bo" else None}
+    report = report_lib.build(study, settings=settings | sizes | searched)
+    report["resumed_trials"] = resumed
+    report["wall_seconds"] = time.perf_counter() - start
+    report["config"] = to_dict(config)
+    report_lib.write(report, study, config_file=config_file)
+    return report

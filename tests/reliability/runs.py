@@ -23,16 +23,21 @@ SMALL = [
   "--config.train.histogram_every=1000",
   "--config.train.class_report_every=1000",
   "--config.checkpoint.every_epochs=1",
-  "--config.checkpoint.every_seconds=None",
   "--config.checkpoint.keep=3",
   "--quiet",
 ]
 
 
+def flags(*extra: str) -> list[str]:
+  """SMALL with `extra` flags replacing SMALL's of the same field (a field may be given only once)."""
+  fields = {flag.split("=", 1)[0] for flag in extra}
+  return [flag for flag in SMALL if flag.split("=", 1)[0] not in fields] + list(extra)
+
+
 def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
   """`jaxflow train` on the small run, to the end."""
   return subprocess.run(
-    [JAXFLOW, "train", *SMALL, *extra, f"--workdir={workdir}"],
+    [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"],
     capture_output=True,
     text=True,
     timeout=timeout,
@@ -42,7 +47,7 @@ def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedPro
 
 def start(workdir, *extra: str) -> subprocess.Popen:
   return subprocess.Popen(
-    [JAXFLOW, "train", *SMALL, *extra, f"--workdir={workdir}"],
+    [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"],
     stdout=subprocess.DEVNULL,
     stderr=subprocess.PIPE,
     text=True,

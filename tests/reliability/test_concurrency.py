@@ -67,7 +67,7 @@ def test_a_workdir_that_cannot_be_one_is_one_line(tmp_path, capsys, where):
   blocker = tmp_path / "plain.txt"
   blocker.write_text("not a directory")
   workdir = blocker if where == "a file" else blocker / "run"
-  status = cli.main(["jaxflow", "train", *runs.SMALL, f"--workdir={workdir}"])
+  status = cli.main(["jaxflow", "train", *runs.flags(), f"--workdir={workdir}"])
   assert status == 2
   expected = "is a file, not a directory" if where == "a file" else "cannot be created or written"
   err = capsys.readouterr().err
