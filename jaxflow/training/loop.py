@@ -15,6 +15,7 @@ step, so a resumed run computes exactly what the uninterrupted one would have (b
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import time
@@ -194,6 +195,20 @@ def train_epochs(run: LoopInputs, *, place) -> list[dict]:
   # What outlives the next dispatch: a fused epoch's state is never donated (a reference will do); a
   # chunked epoch's state is donated to the next chunk, so the best one is copied to the host.
   keep = (lambda s: s) if fused else jax.device_get
+  background = fused and jax.process_count() == 1
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxflow-checkpoint") as worker:
+    for book in books:
+      book.background_saves, book.ckpt.worker = background, worker if background else None
+    try:
+      return _train_epochs(run, place, keep, fused, start_epoch, last_epoch)
+    finally:
+      for book in books:
+        book.ckpt.wait()  # before the worker goes
+        book.ckpt.worker = None
+
+
+def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, last_epoch: int) -> list[dict]:
+  books = run.books
   progress = Progress(step=books[0].step)
   signum = _stop_signal(run, epoch_end=True)  # a signal while the run was assembled and compiled
   if signum is not None:

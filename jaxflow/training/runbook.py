@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 
 import jax
 import ml_collections
@@ -81,6 +82,9 @@ class RunBook:
     self.best_state, self.best_meta = None, None  # the best epoch's state and meta, written at the next save point
     self.final_state = None  # set when the run ends before the group does (early stop)
     self.writer = None
+    # Set by the loop when no later dispatch donates the states it saves (fused epochs, one process): then
+    # checkpoints are written by a worker thread, off the training loop.
+    self.background_saves = False
     self.progress = tqdm(
       total=total_steps,
       initial=self.step,
@@ -112,6 +116,7 @@ class RunBook:
     return state
 
   def _last_good(self) -> str:
+    self.ckpt.wait()  # saves written in the background are on disk before their step is named
     step = self.ckpt.latest_step()
     if step is None:
       return "No checkpoint was written yet (a rerun starts again from step 0)"
@@ -197,9 +202,16 @@ class RunBook:
 
   def save(self, state, meta: dict) -> None:
     started = self.policy.clock()
+    background = self.background_saves
     if self.best_state is not None:  # the best first: a latest checkpoint's recorded best is always on disk
-      self.ckpt.save(self.best_state, meta=self.best_meta, which=checkpoints.BEST, config_hash=self.config_hash)
-    self.ckpt.save(state, meta=meta, config_hash=self.config_hash)
+      self.ckpt.save(
+        self.best_state,
+        meta=self.best_meta,
+        which=checkpoints.BEST,
+        config_hash=self.config_hash,
+        background=background,
+      )
+    self.ckpt.save(state, meta=meta, config_hash=self.config_hash, background=background)
     self.policy.saved(started)
 
   def save_interrupted(self, state, *, step: int, epoch: int, offset: int) -> None:
@@ -211,14 +223,14 @@ class RunBook:
 
   def final(self, state, place):
     """The state the run ends with: the best one when early stopping restores it, else `state`."""
-    self.ckpt.wait()
     es = self.config.train.early_stopping
     self.restored_best = None
     if es.enabled and es.restore_best and self.monitor.best_value is not None:
       self.restored_best = self.monitor.best_step
       if self.best_state is not None and int(jax.device_get(self.best_state.step)) == self.restored_best:
         return place(self.best_state)
-      # The best came before a resume: restored (and verified) from its checkpoint.
+      # The best came before a resume: restored (and verified) from its checkpoint, once written.
+      self.ckpt.wait()
       return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST, config_hash=self.config_hash)[0]
     return state
 
@@ -240,8 +252,15 @@ class RunBook:
       "stopped_early": bool(self.stopped_early),
       "resumed_from_step": self.resumed_from,
       "loss_trend": divergence.trend(self.loss["initial"], self.train_last.get("loss"), self.loss["peak"]),
-      "checkpoints": {"saved": self.policy.saves, "seconds_on_the_loop": self.policy.seconds},
       **extra,
+    }
+    started = time.perf_counter()
+    self.ckpt.wait()  # summary.json says "completed" only once the last checkpoint is on disk
+    summary["checkpoints"] = {
+      "saved": self.policy.saves,
+      "seconds_on_the_loop": self.policy.seconds,  # the save calls while training (the writing is in the background)
+      "share_of_training": self.policy.seconds / extra["train_seconds"] if extra.get("train_seconds") else None,
+      "final_wait_seconds": time.perf_counter() - started,  # the last checkpoint's writing, after training
     }
     if self.is_main:
       workdir_files.write_summary(self.workdir, summary)
