@@ -171,6 +171,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint.every_seconds = config_dict.placeholder(float)  # None: no time cadence
   config.checkpoint.keep = 3
 
+  # JAX's persistent compilation cache (jaxflow/run/compile_cache.py): None: $JAXFLOW_COMPILATION_CACHE, else
+  # ~/.cache/jaxflow/jax_compilation_cache; "off"; or a directory. A cache dir set in JAX itself wins.
+  config.compilation_cache = config_dict.placeholder(str)
+
   return config
 
 

@@ -29,7 +29,9 @@ from ml_collections import config_flags
 
 # Fields that change how a run is carried out but not what it computes: a workdir may be resumed with
 # different values of these.
-RESUME_NEUTRAL_FIELDS = ("train.overwrite", "audit", "parallel")  # parallel: a checkpoint restores under any layout
+# parallel: a checkpoint restores under any layout; stop_on_divergence only decides whether to stop; the
+# compilation cache only decides where compiled programs are kept.
+RESUME_NEUTRAL_FIELDS = ("train.overwrite", "train.stop_on_divergence", "audit", "parallel", "compilation_cache")
 
 
 class ConfigError(ValueError):

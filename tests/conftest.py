@@ -1,7 +1,10 @@
-"""Shared test setup: one prepared data dir for the whole session, and the repo root on sys.path.
+"""Shared test setup: one prepared data dir per worker, one compilation cache for the whole session, and the
+repo root on sys.path.
 
-The data dir is exported as JAXFLOW_DATA_DIR so CLI subprocesses started by tests find the same
-prepared digits instead of preparing them again (or touching the user's cache).
+The data dir is exported as JAXFLOW_DATA_DIR so CLI subprocesses started by tests find the same prepared
+digits instead of preparing them again (or touching the user's cache). JAXFLOW_COMPILATION_CACHE points every
+test, worker and subprocess at one fresh persistent compilation cache (beside the workers' temporary folders):
+a program compiled once in the session is loaded from there by every later test that builds it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ def data_dir(tmp_path_factory) -> str:
   # `jaxflow seeds --mode=auto` remembers its decisions per machine: never in the user's cache, and off
   # unless a test turns it on (a test's timing must not decide another test's mode).
   os.environ["JAXFLOW_SEEDS_MODE_CACHE"] = "off"
+  if "JAXFLOW_COMPILATION_CACHE" not in os.environ:  # shared by the xdist workers of this session
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if base.name.startswith("popen-gw") else base
+    os.environ["JAXFLOW_COMPILATION_CACHE"] = str(shared / "jax_compilation_cache")
   from jaxflow import data
 
   data.dataset_spec("digits", data_dir=path)  # prepare once, before any test times or parses output

@@ -36,6 +36,7 @@ import numpy as np
 from jaxflow.config import ConfigError
 from jaxflow.inspect import gallery, layer_plots, page, pictures, saliency, sanity
 from jaxflow.inspect.trained_run import choose_examples, explain_key, load_run
+from jaxflow.run import compile_cache
 from jaxflow.workdir import acquire_lock, read_config, write_json
 
 PATH_STEPS = 128
@@ -142,6 +143,7 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
 def _explain(workdir: str, *, examples: int, out: str, tensorboard: bool) -> dict:
   """run_explain's work, while the run's workdir is held when explain writes into it."""
   start = time.perf_counter()
+  compile_cache.enable(read_config(workdir).get("compilation_cache"))
   run = load_run(workdir)
   chosen = choose_examples(run, examples)
   os.makedirs(out, exist_ok=True)

@@ -34,6 +34,7 @@ from jaxflow.profiler import (
   workload,
 )
 from jaxflow.profiler import trace as trace_lib
+from jaxflow.run import compile_cache
 from jaxflow.run import environment as run_environment
 from jaxflow.run.assemble import problem_of
 from jaxflow.training.state import num_params
@@ -261,6 +262,7 @@ def run_profile(
   """
   sizes, names = parse_batch_sizes(batch_sizes), precision.parse_precisions(precisions)
   problem = problem_of(config)  # one-line ConfigError before anything is written
+  compile_cache.enable(config.get("compilation_cache"))
   devices = _visible_devices(backends)
   protocol = protocol or timing.Protocol()
   log = _log(quiet)

@@ -18,6 +18,7 @@ below: `jaxflow seeds --mode=sequential` validates, loads and compiles once for 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +73,7 @@ class Assembled:
   state: object  # the initial TrainState (stacked for a group)
   stack_sharding: object = None
   per_run_data: list = dataclasses.field(default_factory=list)  # each run's own data (shared objects when equal)
+  seconds: dict = dataclasses.field(default_factory=dict)  # {"data", "init"}: where assembling took its time
 
   @property
   def size(self) -> int:
@@ -299,8 +301,10 @@ def assemble(
   """Everything a run (or a group: `configs` of one static config) needs before its first step."""
   config, size = configs[0], len(configs)
   problem = problem or problem_of(config, compiled)
+  started = time.perf_counter()
   streams, streams_each = group_streams(configs, layout, stack_sharding)
   data, data_stacked, per_run_data = group_data(configs, problem, streams_each, layout=layout, compiled=compiled)
+  loaded = time.perf_counter()
   runtime, hparams = runtime_hparams(configs)
   parts = build_parts(
     config,
@@ -316,4 +320,5 @@ def assemble(
   state = init_states(parts, problem, streams, size=size, stack_sharding=stack_sharding)
   if hparams is not None:
     state = state.replace(hparams=jax.device_put(hparams, stack_sharding) if stack_sharding is not None else hparams)
-  return Assembled(list(configs), problem, layout, streams, data, parts, state, stack_sharding, per_run_data)
+  seconds = {"data": loaded - started, "init": time.perf_counter() - loaded}  # init: model, programs, first state
+  return Assembled(list(configs), problem, layout, streams, data, parts, state, stack_sharding, per_run_data, seconds)

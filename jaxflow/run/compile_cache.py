@@ -29,21 +29,25 @@ def default_dir() -> str:
   return os.path.join(os.path.expanduser(cache_home), "jaxflow", "jax_compilation_cache")
 
 
-def chosen_dir() -> str | None:
-  """Where the cache goes: JAXFLOW_COMPILATION_CACHE (a directory, or "off"), else the default."""
-  value = os.environ.get(ENV)
-  if value is not None and value.strip().lower() in ("off", "0", "false", "none", ""):
+OFF = ("off", "0", "false", "none", "")
+
+
+def chosen_dir(setting: str | None = None) -> str | None:
+  """Where the cache goes: `setting` (config.compilation_cache: a directory or "off"), else
+  JAXFLOW_COMPILATION_CACHE (the same), else the default."""
+  value = setting if setting is not None else os.environ.get(ENV)
+  if value is not None and value.strip().lower() in OFF:
     return None
   return os.path.expanduser(value) if value else default_dir()
 
 
-def enable() -> str | None:
-  """Turns the cache on for this process (once; a directory set in JAX by the user is kept); returns the
-  directory in use, None when off."""
+def enable(setting: str | None = None) -> str | None:
+  """Turns the cache on for this process (a directory the user set in JAX itself is kept); returns the
+  directory in use, None when off. Called by every command before it compiles anything."""
   current = jax.config.jax_compilation_cache_dir
   if current:
     return current
-  directory = chosen_dir()
+  directory = chosen_dir(setting)
   if directory is None:
     return None
   os.makedirs(directory, exist_ok=True)

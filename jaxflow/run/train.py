@@ -20,6 +20,7 @@ import jax
 import ml_collections
 
 from jaxflow.run import assemble as assembly
+from jaxflow.run import compile_cache
 from jaxflow.run.environment import environment
 from jaxflow.run.fields import check_parallel_fields
 from jaxflow.run.validate import GroupError, check_group, check_layout
@@ -58,9 +59,11 @@ def train_group(
   """
   wall_start = time.perf_counter()
   config, size = configs[0], len(configs)
+  compile_cache.enable(config.get("compilation_cache"))  # before anything compiles
   check_parallel_fields(config)
   parallel.initialize_distributed(config.parallel)  # before anything touches a device
   problem = assembly.problem_of(config, compiled)  # raises ConfigError before anything is written
+  validated = time.perf_counter()
   if size > 1:
     check_group(configs, assembly.group_key)
     layout = parallel.Layout("single")
@@ -74,14 +77,16 @@ def train_group(
     for cfg, workdir in zip(configs, workdirs, strict=True):
       parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
     with interrupt.stop_on_signals() as stop:
-      summaries = _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, wall_start)
+      times = {"start": wall_start, "validated": validated}
+      summaries = _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times)
   parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
   return summaries
 
 
-def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, wall_start) -> list:
+def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times) -> list:
   """Assembles the runs of prepared, locked workdirs, resumes them and runs the epoch loop."""
-  config, is_main = configs[0], jax.process_index() == 0
+  config, is_main, wall_start = configs[0], jax.process_index() == 0, times["start"]
+  prepared = time.perf_counter()
   run = assembly.assemble(configs, problem=problem, layout=layout, stack_sharding=stack_sharding, compiled=compiled)
   if is_main and not run.on_host:
     _record_label_noise(run, workdirs)
@@ -91,15 +96,27 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
   env = environment(mode=layout.mode, used=layout.num_devices)
 
   def extra(train_seconds: float) -> dict:
+    compile_seconds = programs.compile_seconds - compile_before_run
+    phases = {  # where the run's wall time went (the process's imports come before it)
+      "validate": times["validated"] - wall_start,
+      "workdir": prepared - times["validated"],
+      **run.seconds,
+      "checkpoint and log setup": times.get("resumed", prepared) - prepared - sum(run.seconds.values()),
+      "compile": compile_seconds,
+      "train": train_seconds,
+    }
+    phases["other (evaluation, logs, final)"] = time.perf_counter() - wall_start - sum(phases.values())
     return {
       "wall_seconds": time.perf_counter() - wall_start,
-      "compile_seconds": programs.compile_seconds - compile_before_run,
+      "compile_seconds": compile_seconds,
       "train_seconds": train_seconds,
+      "phases": phases,
       **env,
     }
 
   try:
     state = _resumed_state(run, books)
+    times["resumed"] = time.perf_counter()
     inputs = loop.LoopInputs(
       config=config,
       books=books,

@@ -34,6 +34,7 @@ import time
 import ml_collections
 
 from jaxflow.config import ConfigError, to_dict
+from jaxflow.run import compile_cache
 from jaxflow.run.assemble import Compiled, problem_of
 from jaxflow.run.train import GroupError, NonFiniteLossError, train_and_evaluate, train_group
 from jaxflow.seeds import determinism, mode_choice
@@ -118,6 +119,7 @@ def run_seeds(
   if study not in (None, "sources"):
     raise ConfigError(f"--study={study!r} is not known; allowed: sources")
   varied = parse_vary(vary)
+  compile_cache.enable(config.get("compilation_cache"))
   compiled = Compiled()
   problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before anything is written
   with acquire_lock(workdir, command="jaxflow seeds"):

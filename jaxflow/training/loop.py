@@ -54,6 +54,7 @@ class Progress:
   step: int
   train_seconds: float = 0.0
   trained_steps: int = 0
+  last_eval: list | None = None  # the last epoch's eval sums per run (of the state the loop ended with)
 
 
 def _for_each_active(books: list[RunBook], fn, extra) -> None:
@@ -228,6 +229,7 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
     progress.trained_steps += run.steps_per_epoch - start
     start = 0
     _record_epoch(run, progress, epoch, eval_each, keep)
+    progress.last_eval = eval_each
     if all(b.done for b in books):
       break
     signum = _stop_signal(run, epoch_end=True) if epoch + 1 < last_epoch else None
@@ -254,9 +256,12 @@ def _final_states(run: LoopInputs, *, place) -> dict[int, object]:
   return finals
 
 
-def _final_eval(run: LoopInputs, finals: dict[int, object]) -> dict[int, dict]:
-  """Evaluation sums of each run's final state (a group: one stacked evaluation)."""
+def _final_eval(run: LoopInputs, finals: dict[int, object], last_eval: list | None) -> dict[int, dict]:
+  """Evaluation sums of each run's final state (a group: one stacked evaluation). A run that ends with the
+  state its last epoch evaluated reuses that evaluation (no second evaluation program to compile)."""
   programs, size = run.programs, len(run.books)
+  if size == 1 and finals and last_eval is not None and finals[0] is run.state:
+    return {0: last_eval[0]}
   if size == 1:
     return {0: jax.device_get(programs.eval_sums(finals[0], run.data))} if finals else {}
   if not finals:
@@ -270,7 +275,7 @@ def _final_eval(run: LoopInputs, finals: dict[int, object]) -> dict[int, dict]:
 
 
 def _summaries(run: LoopInputs, progress: Progress, finals: dict[int, object]) -> list[dict]:
-  final_each = _final_eval(run, finals)
+  final_each = _final_eval(run, finals, progress.last_eval)
   batch_size, size, seconds = run.config.train.batch_size, len(run.books), progress.train_seconds
   summaries = []
   for i, book in enumerate(run.books):

@@ -35,6 +35,7 @@ import time
 import ml_collections
 
 from jaxflow.config import ConfigError, config_hash, to_dict
+from jaxflow.run import compile_cache
 from jaxflow.run.validate import validate
 from jaxflow.tuning import pruning, suggest
 from jaxflow.tuning import report as report_lib
@@ -126,6 +127,7 @@ def run_tune(
   start = time.perf_counter()
   _check_counts(trials=trials, batch=batch, init_trials=init_trials, objective=objective)
   space = load_space(space)
+  compile_cache.enable(config.get("compilation_cache"))
   suggester = suggest.Suggester(
     space, method=method, seed=seed, kind=acquisition, init_trials=init_trials, budget=trials
   )

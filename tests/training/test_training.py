@@ -227,8 +227,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 @pytest.mark.parametrize(
   "overrides, expected",
   [
-    # A whole epoch per dispatch: one fused program, plus the final evaluation.
-    ((), {"init": 1, "train_epoch": 1, "eval_chunk": 1, "train_chunk": 0, "epoch_indices": 0}),
+    # A whole epoch per dispatch: one fused program (the final evaluation reuses the last epoch's).
+    ((), {"init": 1, "train_epoch": 1, "eval_chunk": 0, "train_chunk": 0, "epoch_indices": 0}),
     # 4 steps per dispatch over 11-step epochs: chunks of 4, 4, 3 -> two train_chunk programs.
     (
       ("train.steps_per_dispatch=4",),
