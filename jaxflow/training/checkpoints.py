@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 from typing import Any
 
 import jax
@@ -84,15 +85,19 @@ class _AbortedReads(logging.Filter):
 
 def _silence_aborted_reads() -> None:
   """After a restore failed half-way, the reads it had started end later, on orbax's closed event loop:
-  tensorstore reports each as an unraisable "RuntimeError: Event loop is closed" and asyncio logs each
-  unretrieved future. Nothing is lost (jaxflow has said in one line which checkpoint was damaged), so these
-  are dropped for the rest of the process; every other unraisable error still reaches the previous hook."""
+  tensorstore reports each as an unraisable "RuntimeError: Event loop is closed", orbax's abandoned read
+  coroutines raise as they are collected, and asyncio logs each unretrieved future. Nothing is lost (one
+  line has said which checkpoint was damaged), so these are dropped for the rest of the process; every
+  other unraisable error still reaches the previous hook."""
   if getattr(sys.unraisablehook, "jaxflow_filter", False):
     return
   previous = sys.unraisablehook
 
   def hook(unraisable):
     if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+    if any("/orbax/checkpoint/" in frame.filename for frame in frames):  # a read the failed restore started
       return
     previous(unraisable)
 
