@@ -71,7 +71,7 @@ def _two_processes(workdir: str, port: int, tmp_path, tag: str) -> list[subproce
   procs = []
   for i in range(2):
     args = [
-      *runs.flags(),
+      *runs.flags("--config.train.epochs=12"),  # 12 epochs: enough to be stopped half-way
       f"--workdir={workdir}",
       "--config.parallel.mode=sharded",
       f"--config.parallel.coordinator=127.0.0.1:{port}",
