@@ -1,6 +1,6 @@
 """jaxflow's training loop side by side with the loops it should beat, in one process (issue 17, points 2 and 6).
 
-  JAXFLOW_DATA_DIR=/tmp/jf_data python benchmarks/train_overhead.py           # MLP + CNN, 3 rounds, ~3 min
+  JAXFLOW_DATA_DIR=/tmp/jf_data python benchmarks/train_overhead.py           # MLP + CNN, 3 rounds, 3-4.5 min (2 cores)
   python benchmarks/train_overhead.py --quick                                 # smoke check: 5 epochs, 1 round, MLP
   python benchmarks/train_overhead.py --rounds 5 --no-cnn --override checkpoint.every_epochs=1
 
