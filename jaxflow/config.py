@@ -29,9 +29,17 @@ from ml_collections import config_flags
 
 # Fields that change how a run is carried out but not what it computes: a workdir may be resumed with
 # different values of these.
-# parallel: a checkpoint restores under any layout; stop_on_divergence only decides whether to stop; the
+# parallel: a checkpoint restores under any layout; stop_on_divergence only decides whether to stop;
+# dispatch_ahead only decides when the next epoch is dispatched (the same bits); the
 # compilation cache only decides where compiled programs are kept.
-RESUME_NEUTRAL_FIELDS = ("train.overwrite", "train.stop_on_divergence", "audit", "parallel", "compilation_cache")
+RESUME_NEUTRAL_FIELDS = (
+  "train.overwrite",
+  "train.stop_on_divergence",
+  "train.dispatch_ahead",
+  "audit",
+  "parallel",
+  "compilation_cache",
+)
 
 
 class ConfigError(ValueError):

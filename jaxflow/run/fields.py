@@ -112,6 +112,7 @@ def check_train_fields(config: ml_collections.ConfigDict) -> None:
     require_positive(config, "train.steps_per_dispatch")
   require_type(config, "train.overwrite", bool)
   require_type(config, "train.stop_on_divergence", bool)
+  require_type(config, "train.dispatch_ahead", bool)
   require_type(config, "train.early_stopping.enabled", bool)
   require_choice(config, "train.monitor", MONITOR_METRICS)
   require_choice(config, "train.monitor_mode", ("max", "min"))

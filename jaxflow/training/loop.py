@@ -81,7 +81,7 @@ def _fused_epoch(run: LoopInputs, progress: Progress, epoch: int, last_epoch: in
   speculative epoch, so results are the same as a synchronous loop's."""
   programs, size, first_step = run.programs, len(run.books), progress.step
   run.state, packed = ahead if ahead is not None else programs.epoch(run.state, run.data, run.streams, epoch)
-  ahead_ok = run.in_flight.limit >= 2 and epoch + 1 < last_epoch
+  ahead_ok = run.config.train.dispatch_ahead and run.in_flight.limit >= 2 and epoch + 1 < last_epoch
   ahead = programs.epoch(run.state, run.data, run.streams, epoch + 1) if ahead_ok else None
   results = programs.unpack_epoch(packed)
   results = [results] if size == 1 else results

@@ -283,3 +283,13 @@ def test_progress_bar_silent_when_not_a_terminal(tmp_path, capsys):
   jaxflow.train(tiny_config("train.epochs=1"), str(tmp_path / "quiet"))
   captured = capsys.readouterr()
   assert "step" not in captured.out and "it/s" not in captured.err and "step/s" not in captured.err
+
+
+def test_dispatching_ahead_changes_no_result(tmp_path):
+  """Epoch e+1 is dispatched before the host has logged and checkpointed epoch e: the same bits as waiting."""
+  ahead = jaxflow.train(tiny_config("train.epochs=4"), str(tmp_path / "ahead"), quiet=True)
+  waiting = jaxflow.train(
+    tiny_config("train.epochs=4", "train.dispatch_ahead=False"), str(tmp_path / "wait"), quiet=True
+  )
+  assert ahead["steps_per_dispatch"] == ahead["steps"] // 4  # fused epochs: the path that dispatches ahead
+  assert ahead["params_sha256"] == waiting["params_sha256"] and ahead["final"]["eval"] == waiting["final"]["eval"]
