@@ -16,9 +16,9 @@ import pytest
 from tests.conftest import ROOT
 from tests.reliability import runs
 
-# One step per dispatch and 89 steps per epoch: a signal is taken at the next log point (every 5 steps),
-# almost always inside an epoch.
-STEPWISE = ["--config.train.steps_per_dispatch=1", "--config.train.batch_size=16"]
+# One step per dispatch and 89 steps per epoch (8 epochs): a signal is taken at the next log point (every 5
+# steps), almost always inside an epoch.
+STEPWISE = ["--config.train.steps_per_dispatch=1", "--config.train.batch_size=16", "--config.train.epochs=8"]
 # Fused epochs take a few ms each: 100 of them, so that the signal lands well before the end.
 FUSED = ["--config.train.epochs=100"]
 
