@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import jax
@@ -80,15 +81,17 @@ def _quiet_orbax():
 
 class _AbortedReads(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
-    return "Future exception was never retrieved" not in record.getMessage()
+    # asyncio says "Future exception ..." of a read's future and "Task exception ..." of its coroutine.
+    return "exception was never retrieved" not in record.getMessage()
 
 
 def _silence_aborted_reads() -> None:
   """After a restore failed half-way, the reads it had started end later, on orbax's closed event loop:
   tensorstore reports each as an unraisable "RuntimeError: Event loop is closed", orbax's abandoned read
-  coroutines raise as they are collected, and asyncio logs each unretrieved future. Nothing is lost (one
-  line has said which checkpoint was damaged), so these are dropped for the rest of the process; every
-  other unraisable error still reaches the previous hook."""
+  coroutines raise as they are collected (or are never awaited), asyncio logs each unretrieved future, and a
+  callback tensorstore runs on its own thread prints its "Event loop is closed" through sys.excepthook.
+  Nothing is lost (one line has said which checkpoint was damaged), so these are dropped for the rest of the
+  process; every other error still reaches the previous hooks."""
   if getattr(sys.unraisablehook, "jaxflow_filter", False):
     return
   previous = sys.unraisablehook
@@ -101,9 +104,17 @@ def _silence_aborted_reads() -> None:
       return
     previous(unraisable)
 
+  previous_excepthook = sys.excepthook
+
+  def excepthook(kind, value, tb):
+    if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+      previous_excepthook(kind, value, tb)
+
   hook.jaxflow_filter = True
   sys.unraisablehook = hook
+  sys.excepthook = excepthook
   logging.getLogger("asyncio").addFilter(_AbortedReads())
+  warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 
 
 def _reason(error: Exception) -> str:
