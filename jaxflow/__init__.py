@@ -7,12 +7,14 @@ Each function loads its package when called (jax, flax, orbax and tfds take 1-2 
 The map: each package, what it owns, and what it may import (only floors below its own; nothing imports
 upward, no cycles, no private names across modules: tests/architecture/test_layering.py holds this).
 
-- floor 6: `cli/`, `__init__`: the verbs (flags -> one library call each) and the public API.
+- floor 7: `cli/`, `__init__`: the verbs (flags -> one library call each) and the public API.
+- floor 6: `profiler/` (profile a config, or an exported model: which hardware for inference).
 - floor 5: `seeds/` (multi-seed studies), `tuning/` (hyperparameter search, trial pruning), `auditing/`
-  (the dataset audit), `inspect/` (explain), `profiler/` (profile).
+  (the dataset audit), `inspect/` (explain), `deploy/` (export, load_model, predict, serve).
 - floor 4: `run/`: a run assembled in one place (problem, streams, data, programs, state, compile-cache keys),
   its validation, `train` / `train_group`, the run environment.
-- floor 3: `training/`: state, losses, optimizers, pure steps, where steps are jitted (`programs`), dispatch,
+- floor 3: `precision/` (bf16 and calibrated int8 variants of a model); `training/`: state, losses,
+  optimizers, pure steps, where steps are jitted (`programs`), dispatch,
   the epoch loop, early stopping, checkpoints, writers, parallel layouts, transfer.
 - floor 2: `data/` (the problem definition, dataset kinds, loading, the host pipeline, device arrays, graph
   batches, augmentation, balance, label noise, adaptation), `models/` (flax models by name, activations,

@@ -29,11 +29,9 @@ import networkx as nx
 import numpy as np
 
 from jaxflow import models, rng
-from jaxflow import workdir as workdir_files
-from jaxflow.config import ConfigError
 from jaxflow.data.problem import Problem
+from jaxflow.run import trained
 from jaxflow.run.assemble import host_data, problem_of
-from jaxflow.training import checkpoints
 
 
 @dataclasses.dataclass
@@ -74,27 +72,6 @@ def explain_key(config: ml_collections.ConfigDict, purpose: str) -> jax.Array:
   return rng.analysis_key(config, f"explain/{purpose}", impl="rbg")
 
 
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The run's config, set up to be explained on this process's devices whatever it was trained on;
-  transfer settings only decided where training started, and their source run need not exist any more."""
-  config = workdir_files.read_config(workdir)
-  config.parallel.mode = "single"
-  for field in ("num_devices", "coordinator", "num_processes", "process_id"):
-    config.parallel[field] = None
-  config.parallel.detect_cluster = False
-  config.init_from, config.freeze, config.reinit = None, (), ()
-  return config
-
-
-def _first_device_params(workdir: str, keep: int) -> tuple[dict, int, str]:
-  """The best checkpoint's parameters (else the latest's), opened read-only: a run that is still
-  saving keeps its temporary folders, and no folder is created."""
-  found = checkpoints.read_run_params(workdir, which=checkpoints.BEST, fallback=True)
-  if found is None:
-    raise ConfigError(f"workdir {workdir} has no checkpoints: train it first (jaxflow train --workdir={workdir} ...)")
-  return found
-
-
 def _zeros(structure):
   if isinstance(structure, jax.ShapeDtypeStruct):
     return jnp.zeros(structure.shape, structure.dtype)
@@ -104,10 +81,10 @@ def _zeros(structure):
 def load_run(workdir: str, *, randomize: bool = True) -> Run:
   """The run in `workdir`, with a re-initialized copy of its model's parameters (`randomize=False`:
   none, `random_params` is None). ConfigError when the workdir holds no run or no checkpoint."""
-  config = read_config(workdir)
+  config = trained.read_config(workdir)
   problem = problem_of(config)
   model = models.create_model(config.model, output_dim=problem.output_dim)
-  params, step, which = _first_device_params(workdir, config.checkpoint.keep)
+  params, step, which = trained.read_params(workdir)
   random_params = None
   if randomize:
     random_params = jax.jit(model.init)(explain_key(config, "randomization"), _zeros(problem.input_structure))["params"]

@@ -40,7 +40,7 @@ import jax
 import numpy as np
 
 from jaxflow.profiler import hlo, opbyop, peaks, roofline, timing
-from jaxflow.profiler.precision import Variant
+from jaxflow.precision.variants import Variant
 
 NO_FUSION_PASSES = {
   "cpu": "fusion,dot-library-rewriter",  # loop fusion, and the library (YNNPACK/oneDNN) dot+epilogue fusions

@@ -22,12 +22,12 @@ import jax
 import ml_collections
 
 from jaxflow.config import ConfigError, config_hash, to_dict
+from jaxflow.precision import quantize
+from jaxflow.precision import variants as precision
 from jaxflow.profiler import (
   inference,
   multistream,
   peaks,
-  precision,
-  quantize,
   report,
   timing,
   train_speed,

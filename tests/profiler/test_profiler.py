@@ -31,13 +31,13 @@ from PIL import Image
 import jaxflow
 from jaxflow import models
 from jaxflow.config import ConfigError
+from jaxflow.precision import quantize
+from jaxflow.precision import variants as precision
 from jaxflow.profiler import (
   compare,
   hlo,
   inference,
   opbyop,
-  precision,
-  quantize,
   roofline,
   timing,
 )

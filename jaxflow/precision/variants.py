@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxflow.config import ConfigError
-from jaxflow.profiler import quantize
+from jaxflow.precision import quantize
 
 PRECISIONS = ("f32", "bf16", "int8")
 COMPUTE_DTYPE = {"f32": "f32", "bf16": "bf16", "int8": "int8", "int8_weights": "f32"}
