@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
+from jaxflow.cli.deploy_verbs import DEPLOY_VERBS
 from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain, seeds_compare
 from jaxflow.config import ConfigError, one_line, parse_config_flags
 
@@ -29,6 +30,9 @@ verbs:
            (`jaxflow profile compare A B` sets two reports side by side)
   explain  pictures of a trained run (--workdir only): kernels, activation maps, saliency, layer statistics
   tune     hyperparameter search (--space=FILE): grid, random, Sobol/Halton, Bayesian optimization with a GP
+  export   a trained run (--workdir, --out) as a jax.export program + model card; a seeds study as an ensemble
+  predict  predict with an exported model (--model): image files, folders, CSV rows, NPZ arrays
+  serve    serve an exported model (--model) over HTTP, batching concurrent requests
 
 Run `jaxflow VERB --help` for a verb's flags."""
 
@@ -39,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(USAGE)
     return 0
   verb, args = argv[1], [_underscored(a) for a in argv[2:]]
-  if verb not in VERBS:
-    print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join(VERBS)}", file=sys.stderr)
+  if verb not in VERBS and verb not in DEPLOY_VERBS:
+    print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join([*VERBS, *DEPLOY_VERBS])}", file=sys.stderr)
     return 2
   prog = f"jaxflow {verb}"
   # The process is ours: keep absl's INFO/WARNING chatter (tfds, orbax) out of the user's terminal.
@@ -54,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       return 2
   if verb == "explain":  # reads a trained run's workdir: no config flags
     return _explain_main(args)
+  if verb in DEPLOY_VERBS:  # a run or an exported model, not a config
+    return _deploy_main(verb, args)
   fv = flags.FlagValues()
   define_common(fv, [prog, *args])
   help_text, run, define = VERBS[verb]
@@ -104,6 +110,30 @@ def _explain_main(args: Sequence[str]) -> int:
     return run_explain(fv)
   except ConfigError as e:
     print(f"jaxflow explain: error: {one_line(str(e))}", file=sys.stderr)
+    return 2
+
+
+def _deploy_main(verb: str, args: Sequence[str]) -> int:
+  usage, help_text, define, run, positional = DEPLOY_VERBS[verb]
+  fv = flags.FlagValues()
+  define(fv)
+  if "--help" in args or "-h" in args:
+    print(f"usage: {usage}\n\n{help_text}\n")
+    for name in [n for n in fv if n not in ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")]:
+      print(f"  --{name}: {fv[name].help}")
+    return 0
+  try:
+    try:
+      unparsed = fv([f"jaxflow {verb}", *args])
+    except flags.Error as e:
+      raise ConfigError(one_line(str(e))) from None
+    if len(unparsed) > 1 and not positional:
+      raise ConfigError(f"unexpected arguments {unparsed[1:]}; usage: {usage}")
+    if positional and len(unparsed) < 2:
+      raise ConfigError(f"no inputs given; usage: {usage}")
+    return _stoppable(f"jaxflow {verb}", lambda fv: run(fv, list(unparsed[1:])), fv)
+  except ConfigError as e:
+    print(f"jaxflow {verb}: error: {one_line(str(e))}", file=sys.stderr)
     return 2
 
 
