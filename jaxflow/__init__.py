@@ -63,4 +63,20 @@ def profile(config, workdir: str, **kw) -> dict:
   return run_profile(config, workdir, **kw)
 
 
-__all__ = ["ConfigError", "audit", "explain", "load_config", "profile", "train", "tune"]
+def export(workdir: str, out: str, **kw) -> dict:
+  """Exports the trained run (or seeds study) in `workdir` to the folder `out` (`jaxflow export`): a jax.export
+  program and its model card; `precision=`, `checkpoint=`, `max_accuracy_drop=`. Returns the card."""
+  from jaxflow.deploy.export import export_run  # deferred: loads jax, flax, orbax, tfds
+
+  return export_run(workdir, out, **kw)
+
+
+def load_model(directory: str):
+  """The model `export` wrote to `directory`, as a callable: `model(inputs)` -> {output name: array}. Needs
+  jax and numpy only (no flax, optax or orbax)."""
+  from jaxflow.deploy.artifact import load_model as load  # deferred: loads jax
+
+  return load(directory)
+
+
+__all__ = ["ConfigError", "audit", "explain", "export", "load_config", "load_model", "profile", "train", "tune"]

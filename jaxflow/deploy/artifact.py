@@ -93,11 +93,15 @@ def _checked(array, spec: dict, source: str) -> np.ndarray:
   if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
     raise ArtifactError(f"{source}: shape {list(array.shape)}; the model takes {expected}")
   if array.dtype != dtype:
-    same_values = array.astype(dtype)
-    if np.issubdtype(array.dtype, np.floating) and np.issubdtype(dtype, np.integer):
-      exact = np.array_equal(same_values.astype(array.dtype), array)
+    # Integer inputs (pixels, lengths) are taken from any dtype whose values they hold exactly (no wrapping,
+    # no rounding); float inputs from any number.
+    numeric = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    with np.errstate(invalid="ignore", over="ignore"):
+      same_values = array.astype(dtype) if numeric else None
+    if np.issubdtype(dtype, np.integer):
+      exact = numeric and np.array_equal(same_values.astype(np.float64), array.astype(np.float64))
     else:
-      exact = np.can_cast(array.dtype, dtype, "same_kind")
+      exact = numeric
     if not exact:
       low, high = spec.get("range", [None, None])
       hint = f" (values {low}..{high})" if low is not None else ""

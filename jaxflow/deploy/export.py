@@ -151,7 +151,7 @@ def export_run(
     exported, evaluation = _export_ensemble(sources, raw, eval_inputs, eval_labels)
     notes = []
   else:
-    exported, evaluation, notes = _export_single(source, raw, precision, eval_inputs, eval_labels, max_accuracy_drop)
+    exported, evaluation, notes = export_single(source, raw, precision, eval_inputs, eval_labels, max_accuracy_drop)
   evaluation["split"] = source.config.data.eval_split
   model_card = card.build(
     sources, raw, evaluation=evaluation, precision=precision, notes=notes, platforms=list(exported.platforms)
@@ -161,7 +161,7 @@ def export_run(
   return model_card
 
 
-def _export_single(source: Source, raw, precision: str, eval_inputs, eval_labels, max_drop: float):
+def export_single(source: Source, raw, precision: str, eval_inputs, eval_labels, max_drop: float):
   f32 = lower(inference.inference_fn(_eval_forward(source.model), source.problem, raw), source.params, raw)
   reference = metric(source.problem, run_program(f32, eval_inputs), eval_labels)
   if precision == "f32":
