@@ -77,3 +77,47 @@ def fixed_mock_getitems(*args, generator, serialized=False):
   `self` and fails; this takes the keys as the last positional argument, bound or not."""
   assert not serialized
   return [generator[key] for key in args[-1]]
+
+
+# Trained runs and their exports, made once per test session (worker) and shared by the deploy and the
+# profiler tests: a small digits CNN (the image path: uint8 pixels, /255 in the program) and a small digits
+# MLP, a few epochs each, exported as f32. Tests that need another precision or an ensemble export these runs.
+DEPLOY_CNN = ["model.conv_features=(8,)", "model.widths=(16,)", "train.epochs=3", "train.histogram_every=1000"]
+DEPLOY_MLP = ["model.widths=(32,)", "train.epochs=3", "train.histogram_every=1000"]
+
+
+@pytest.fixture(scope="session")
+def cnn_run(tmp_path_factory) -> str:
+  import jaxflow
+
+  workdir = str(tmp_path_factory.mktemp("deploy") / "cnn")
+  jaxflow.train(jaxflow.load_config(config_path("digits_cnn.py"), DEPLOY_CNN), workdir, quiet=True)
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def mlp_run(tmp_path_factory) -> str:
+  import jaxflow
+
+  workdir = str(tmp_path_factory.mktemp("deploy") / "mlp")
+  jaxflow.train(jaxflow.load_config(config_path("digits_mlp.py"), DEPLOY_MLP), workdir, quiet=True)
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def cnn_model(cnn_run, tmp_path_factory) -> str:
+  """The CNN run exported (f32): the folder `jaxflow.load_model` and `--model=` take."""
+  import jaxflow
+
+  out = str(tmp_path_factory.mktemp("deploy_models") / "cnn")
+  jaxflow.export(cnn_run, out)
+  return out
+
+
+@pytest.fixture(scope="session")
+def mlp_model(mlp_run, tmp_path_factory) -> str:
+  import jaxflow
+
+  out = str(tmp_path_factory.mktemp("deploy_models") / "mlp")
+  jaxflow.export(mlp_run, out)
+  return out

@@ -109,6 +109,37 @@ def run_serve(fv: flags.FlagValues) -> int:
   return 0
 
 
+def define_profile_model(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("model", None, "an exported model's folder (jaxflow export --out)", flag_values=fv)
+  flags.DEFINE_string("workdir", None, "where report.json and report.md go", flag_values=fv)
+  flags.DEFINE_string("batch_sizes", "1,32,256", "batch sizes to time, comma-separated", flag_values=fv)
+  flags.DEFINE_string("precisions", "bf16,int8", "precisions to export and time beside f32", flag_values=fv)
+  flags.DEFINE_boolean("quiet", False, "no progress lines", flag_values=fv)
+
+
+def run_profile_model(fv: flags.FlagValues) -> int:
+  from jaxflow.profiler.model_profile import profile_model  # deferred: loads jax, flax, orbax
+
+  if not fv.model or not fv.workdir:
+    raise ConfigError("--model and --workdir are required, e.g. --model=models/digits_cnn --workdir=runs/prof_model")
+  precisions = tuple(p.strip() for p in fv.precisions.split(",") if p.strip() and p.strip() != "f32")
+  bad = [p for p in precisions if p not in ("bf16", "int8")]
+  if bad:
+    raise ConfigError(f"--precisions={fv.precisions!r}: {bad[0]!r} is not known; allowed: f32, bf16, int8")
+  report = profile_model(fv.model, fv.workdir, batch_sizes=fv.batch_sizes, precisions=precisions, quiet=fv.quiet)
+  print(json.dumps({"workdir": fv.workdir, "recommendation": report["recommendation"]}, default=str)[:2000])
+  return 0
+
+
+# `jaxflow profile --model=DIR`: the profile verb, for an exported model instead of a config.
+PROFILE_MODEL = (
+  "jaxflow profile --model=DIR --workdir=OUT [--batch_sizes=1,32,256] [--precisions=bf16,int8]",
+  "which hardware for inference: the exported model timed on every device, beside the training jit and op by op",
+  define_profile_model,
+  lambda fv, _: run_profile_model(fv),
+  False,
+)
+
 # verb -> (usage, help, define its flags, run(fv, positional arguments), takes positional arguments)
 DEPLOY_VERBS: dict[str, tuple] = {
   "export": (

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
-from jaxflow.cli.deploy_verbs import DEPLOY_VERBS
+from jaxflow.cli.deploy_verbs import DEPLOY_VERBS, PROFILE_MODEL
 from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain, seeds_compare
 from jaxflow.config import ConfigError, one_line, parse_config_flags
 
@@ -27,7 +27,8 @@ verbs:
   seeds    train the config with many seeds: variance by source, confidence intervals, determinism
            (`jaxflow seeds compare A B` compares two such studies)
   profile  profile the config's model on every device: fused vs unfused, precisions, roofline, training
-           (`jaxflow profile compare A B` sets two reports side by side)
+           (`jaxflow profile compare A B` sets two reports side by side; `--model=DIR`: an exported model,
+           which hardware and precision to serve it on)
   explain  pictures of a trained run (--workdir only): kernels, activation maps, saliency, layer statistics
   tune     hyperparameter search (--space=FILE): grid, random, Sobol/Halton, Bayesian optimization with a GP
   export   a trained run (--workdir, --out) as a jax.export program + model card; a seeds study as an ensemble
@@ -59,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if verb == "explain":  # reads a trained run's workdir: no config flags
     return _explain_main(args)
   if verb in DEPLOY_VERBS:  # a run or an exported model, not a config
-    return _deploy_main(verb, args)
+    return _deploy_main(verb, args, DEPLOY_VERBS[verb])
+  if verb == "profile" and any(a.startswith("--model") for a in args):
+    return _deploy_main(verb, args, PROFILE_MODEL)
   fv = flags.FlagValues()
   define_common(fv, [prog, *args])
   help_text, run, define = VERBS[verb]
@@ -113,8 +116,8 @@ def _explain_main(args: Sequence[str]) -> int:
     return 2
 
 
-def _deploy_main(verb: str, args: Sequence[str]) -> int:
-  usage, help_text, define, run, positional = DEPLOY_VERBS[verb]
+def _deploy_main(verb: str, args: Sequence[str], spec: tuple) -> int:
+  usage, help_text, define, run, positional = spec
   fv = flags.FlagValues()
   define(fv)
   if "--help" in args or "-h" in args:
