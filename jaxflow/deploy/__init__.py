@@ -4,7 +4,7 @@
 - `artifact`: `load_model(DIR)`, which needs jax and numpy only (no flax, optax, orbax, or jaxflow.training).
 - `inference`: the pure inference function (the preprocessing training applied, the model, the output).
 - `card`: the model card (JSON and Markdown).
-- `predict`: files, folders, CSV and NPZ in, one prediction per input out.
+- `inputs` and `predict`: image files, folders, CSV rows and NPZ arrays in, one prediction per input out.
 - `serve`: an HTTP JSON API that batches concurrent requests onto a few precompiled batch sizes.
 
 This package imports only `artifact` when it is imported, so `from jaxflow.deploy import load_model` stays

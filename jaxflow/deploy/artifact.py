@@ -126,7 +126,9 @@ def load_model(directory: str) -> Model:
       f"{path} cannot be deserialized by jax {jax.__version__} ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
     ) from None
   platform = jax.default_backend()
-  platform = "cuda" if platform == "gpu" else platform
+  if platform == "gpu":  # jax.export names GPU platforms by their runtime
+    version = getattr(jax.devices()[0].client, "platform_version", "") or ""
+    platform = "rocm" if "rocm" in version.lower() else "cuda"
   if platform not in exported.platforms:
     raise ArtifactError(
       f"{directory} was lowered for {', '.join(exported.platforms)}; this machine runs {platform}: "
