@@ -39,8 +39,8 @@ import time
 import jax
 import numpy as np
 
-from jaxflow.profiler import hlo, opbyop, peaks, roofline, timing
 from jaxflow.precision.variants import Variant
+from jaxflow.profiler import hlo, opbyop, peaks, roofline, timing
 
 NO_FUSION_PASSES = {
   "cpu": "fusion,dot-library-rewriter",  # loop fusion, and the library (YNNPACK/oneDNN) dot+epilogue fusions

@@ -24,7 +24,8 @@ import numpy as np
 
 from jaxflow.config import ConfigError
 from jaxflow.deploy import artifact, export, inference
-from jaxflow.profiler import opbyop, timing
+from jaxflow.precision.variants import Variant
+from jaxflow.profiler import multistream, opbyop, timing
 from jaxflow.profiler.run import device_name, environment, parse_batch_sizes, profiled_devices
 from jaxflow.run import compile_cache
 from jaxflow.workdir import acquire_lock, write_json, write_text
@@ -50,6 +51,16 @@ def _inputs(card: dict, batch: int, count: int, seed: int = 0) -> list:
   if spec.get("fields"):
     return [{k: one(f["shape"], f["dtype"]) for k, f in spec["fields"].items()} for _ in range(count)]
   return [one(spec["shape"], spec["dtype"]) for _ in range(count)]
+
+
+class _RandomBatches:
+  """The `batches(size, count)` of a profiler workload, drawn from the card (for multistream.profile_autotune)."""
+
+  def __init__(self, card: dict):
+    self.card = card
+
+  def batches(self, batch_size: int, count: int) -> list:
+    return _inputs(self.card, batch_size, count)
 
 
 def _training_jit(source: export.Source, raw: inference.RawInput):
@@ -206,10 +217,9 @@ def profile_model(
       with jax.default_device(device):
         batches = [profile_batch(programs, source, card, device, size, protocol) for size in sizes]
       entry = {"name": device_name(device), "platform": device.platform, "batches": batches}
-      entry["autotune"] = (
-        "measured by `jaxflow profile --config` (multistream.profile_autotune)"
-        if device.platform == "gpu"
-        else f"not applicable: XLA:{device.platform.upper()} has no autotuning levels"
+      exported_variant = Variant("f32", lambda _, x: exported.call(x), {})
+      entry["autotune"] = multistream.profile_autotune(
+        exported_variant, _RandomBatches(card), device, max(sizes), protocol
       )
       devices.append(entry)
       if not quiet:
@@ -273,7 +283,8 @@ def markdown(report: dict) -> str:
         f"{b['exported_over_training_jit']:.3f} | {opbyop_ratio} | {1e3 * m['exported_donated']:.3f} | {memory} | "
         f"{b['streams']['gain']:.2f}x | {others} |"
       )
-    lines += ["", f"Autotune: {d['autotune']}", ""]
+    autotune = d["autotune"]
+    lines += ["", f"Autotune levels: {autotune.get('levels') or autotune.get('reason')}", ""]
   lines += ["## Recommendation", ""]
   for r in report["recommendation"]:
     lines.append(
