@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Randomness: one root seed; `seeds.<stream>` pins one stream independently of it (see jaxflow/rng.py).
   config.seed = 0
+  # seeds.<stream>: None takes the stream from `seed`; an integer pins that stream alone.
   config.seeds = ml_collections.ConfigDict({name: config_dict.placeholder(int) for name in STREAM_NAMES})
 
   # Problem definition: what is predicted from what. The head, the default loss and the metrics follow.
@@ -33,12 +34,12 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Data: a tfds dataset, read with tfds.data_source (no TensorFlow).
   config.data = ml_collections.ConfigDict()
-  config.data.name = "digits"
+  config.data.name = "digits"  # shipped, generated, tfds, folder:PATH, csv:PATH or npz:PATH (jaxflow list datasets)
   config.data.data_dir = config_dict.placeholder(str)  # None: $JAXFLOW_DATA_DIR or ~/.cache/jaxflow/...
-  config.data.train_split = "train"
-  config.data.eval_split = "test"
-  config.data.input_feature = "image"
-  config.data.label_feature = "label"
+  config.data.train_split = "train"  # a split name or a tfds slice, e.g. "train[:80%]"
+  config.data.eval_split = "test"  # the split every evaluation (and the final one) reads
+  config.data.input_feature = "image"  # the dataset feature that is the model's input
+  config.data.label_feature = "label"  # the dataset feature that is the target
   config.data.classes = config_dict.placeholder(tuple)  # keep only these labels (train and eval), e.g. (5, 6, 7, 8, 9)
   config.data.train_examples = config_dict.placeholder(int)  # use the first N training examples (after `classes`)
   # Adapting the dataset to the problem (jaxflow/data/adapt.py), after `classes` / `train_examples`:
@@ -60,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   # labels and the flips are written to the workdir (label_noise.npz / .json).
   config.data.label_noise = ml_collections.ConfigDict()
   config.data.label_noise.kind = "symmetric"  # symmetric | pairflip (c -> c+1) | matrix
-  config.data.label_noise.rate = 0.0
+  config.data.label_noise.rate = 0.0  # share of training labels flipped (symmetric, pairflip)
   config.data.label_noise.matrix = config_dict.placeholder(tuple)  # kind=matrix: C rows of P(noisy j | clean i)
   # On-device augmentation of training images (jaxflow/data/augment.py), per example from the `augment`
   # stream, in order; evaluation data is never augmented. E.g. ("hflip(p=0.5)", "rotate(degrees=15)").
@@ -76,10 +77,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Model: a registry name plus its hyperparameters (unused fields are ignored by other models).
   config.model = ml_collections.ConfigDict()
-  config.model.name = "mlp"
+  config.model.name = "mlp"  # mlp | cnn | rnn | gcn | gat | graph_network | stack (jaxflow list models)
   config.model.widths = (256, 256)  # hidden Dense widths (MLP, and the CNN's dense part)
   config.model.conv_features = (32, 64)  # CNN: output channels per conv layer
-  config.model.kernel_size = 3
+  config.model.kernel_size = 3  # CNN: square convolution kernel side
   config.model.pool = True  # CNN: 2x2 max-pool after each conv layer
   config.model.activation = "relu"  # also the simple RNN cell's nonlinearity (LSTM/GRU keep tanh/sigmoid)
   config.model.rnn_cell = "lstm"  # RNN: lstm | gru | simple
@@ -90,18 +91,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention_heads = 1  # GAT: heads per layer (concatenated; each width must divide by it)
   config.model.message_steps = 3  # GraphNetwork: message-passing steps
   config.model.stages = ()  # stack: registry models chained headless, e.g. ("cnn", "rnn"), then one head
-  config.model.dropout_rate = 0.0
+  config.model.dropout_rate = 0.0  # dropout after each hidden layer while training (`dropout` stream)
   # Initializers (jaxflow/models/initializers.py): zeros, ones, constant(v), normal(stddev), uniform(scale),
   # xavier/glorot_{normal,uniform}, he/kaiming_{normal,uniform}, lecun_{normal,uniform}.
   config.model.kernel_init = "lecun_normal"
-  config.model.bias_init = "zeros"
+  config.model.bias_init = "zeros"  # every bias (same names as kernel_init)
   config.model.layer_inits = ()  # per layer: ("dense_0.kernel=normal(stddev=10)", "head.bias=constant(0.1)")
 
   # Transfer learning (jaxflow/training/transfer.py): start from another run's best (else latest)
   # checkpoint, matched by layer name; freeze / re-initialize layers by name or prefix ("conv" = conv_*).
   config.init_from = config_dict.placeholder(str)  # a workdir
-  config.freeze = ()
-  config.reinit = ()
+  config.freeze = ()  # layer names or prefixes whose parameters do not train
+  config.reinit = ()  # layer names or prefixes initialized afresh instead of copied from init_from
 
   # Loss: None follows from problem.kind (multiclass: cross_entropy, binary: bce, regression: mse).
   config.loss = config_dict.placeholder(str)
@@ -112,8 +113,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Optimizer and learning-rate schedule.
   config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"
-  config.optim.lr = 1e-3
+  config.optim.name = "adam"  # sgd | momentum | nesterov | adam | adamw | rmsprop | adagrad
+  config.optim.lr = 1e-3  # peak learning rate (after warmup, before the schedule decays it)
   config.optim.momentum = 0.9  # momentum, nesterov, rmsprop
   config.optim.weight_decay = 0.0  # adamw: decoupled; others: added to the gradient of kernels
   config.optim.clip_norm = config_dict.placeholder(float)  # global-norm gradient clipping
@@ -127,7 +128,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 128  # global batch; the last partial batch of an epoch is dropped
   config.train.eval_batch_size = 1024  # evaluation pads and masks, so every example counts
-  config.train.epochs = 10
+  config.train.epochs = 10  # passes over the training split
   config.train.log_every = 50  # steps between train-metric logs (averaged since the previous log)
   # Dispatch epoch e+1 before the host logs, evaluates the monitor and checkpoints epoch e (fused epochs), so
   # the device never waits for the host; the same results either way (tests/training/test_training.py).
@@ -143,9 +144,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.monitor = "eval/accuracy"  # eval/accuracy | eval/loss | eval/mae (regression)
   config.train.monitor_mode = "max"  # max | min
   config.train.early_stopping = ml_collections.ConfigDict()
-  config.train.early_stopping.enabled = False
+  config.train.early_stopping.enabled = False  # stop when `monitor` stops improving
   config.train.early_stopping.patience = 5  # epochs without improvement before stopping
-  config.train.early_stopping.min_delta = 0.0
+  config.train.early_stopping.min_delta = 0.0  # smallest change of `monitor` that counts as improvement
   config.train.early_stopping.restore_best = True  # end with the best checkpoint's parameters
   # Stop like a NaN when a logged train loss exceeds 10x the first step's (jaxflow/training/divergence.py).
   config.train.stop_on_divergence = True
@@ -160,10 +161,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Several hosts: jax.distributed.initialize with these (else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
   # JAX_PROCESS_ID from the environment), or detect_cluster=True for SLURM / Open MPI / TPU pods.
   config.parallel.coordinator = config_dict.placeholder(str)  # HOST:PORT of process 0
-  config.parallel.num_processes = config_dict.placeholder(int)
-  config.parallel.process_id = config_dict.placeholder(int)
-  config.parallel.detect_cluster = False
-  config.parallel.init_timeout_seconds = 120
+  config.parallel.num_processes = config_dict.placeholder(int)  # hosts in the job
+  config.parallel.process_id = config_dict.placeholder(int)  # this host: 0 .. num_processes - 1
+  config.parallel.detect_cluster = False  # read the job from SLURM / Open MPI / a TPU pod
+  config.parallel.init_timeout_seconds = 120  # how long hosts wait for each other at start
 
   # Checkpoints (orbax): saved every N epochs and/or often enough that a kill loses at most S seconds of
   # training (or one epoch, when an epoch takes longer), after the first epoch, at the end, and on SIGINT /
@@ -172,7 +173,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_epochs = 1  # 0: no epoch cadence
   config.checkpoint.every_seconds = config_dict.placeholder(float)  # None: no time cadence
-  config.checkpoint.keep = 3
+  config.checkpoint.keep = 3  # latest checkpoints kept (older ones deleted)
 
   # JAX's persistent compilation cache (jaxflow/run/compile_cache.py): None: $JAXFLOW_COMPILATION_CACHE, else
   # ~/.cache/jaxflow/jax_compilation_cache; "off"; or a directory. A cache dir set in JAX itself wins.

@@ -16,6 +16,7 @@ from absl import flags
 from absl import logging as absl_logging
 
 from jaxflow.cli.deploy_verbs import DEPLOY_VERBS, PROFILE_MODEL
+from jaxflow.cli.info_verbs import compare_help, config_main, flag_lines, list_main, version_text
 from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain, seeds_compare
 from jaxflow.config import ConfigError, one_line, parse_config_flags
 
@@ -30,12 +31,14 @@ verbs:
            (`jaxflow profile compare A B` sets two reports side by side; `--model=DIR`: an exported model,
            which hardware and precision to serve it on)
   explain  pictures of a trained run (--workdir only): kernels, activation maps, saliency, layer statistics
+  list     the names a config accepts: models, optimizers, schedules, losses, activations, initializers, ...
+  config   print a config's resolved fields (--config=FILE [--config.FIELD=VALUE ...]) with what each means
   tune     hyperparameter search (--space=FILE): grid, random, Sobol/Halton, Bayesian optimization with a GP
   export   a trained run (--workdir, --out) as a jax.export program + model card; a seeds study as an ensemble
   predict  predict with an exported model (--model): image files, folders, CSV rows, NPZ arrays
   serve    serve an exported model (--model) over HTTP, batching concurrent requests
 
-Run `jaxflow VERB --help` for a verb's flags."""
+Run `jaxflow VERB --help` for a verb's flags; `jaxflow --version` for the version."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,15 +46,28 @@ def main(argv: Sequence[str] | None = None) -> int:
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
     print(USAGE)
     return 0
+  if argv[1] in ("--version", "version"):
+    print(version_text())
+    return 0
   verb, args = argv[1], [_underscored(a) for a in argv[2:]]
-  if verb not in VERBS and verb not in DEPLOY_VERBS:
-    print(f"jaxflow: error: unknown verb {verb!r}; allowed: {', '.join([*VERBS, *DEPLOY_VERBS])}", file=sys.stderr)
+  info = {"list": list_main, "config": config_main}
+  if verb not in VERBS and verb not in DEPLOY_VERBS and verb not in info:
+    allowed = ", ".join([*VERBS, *DEPLOY_VERBS, *info])
+    print(f"jaxflow: error: unknown verb {verb!r}; allowed: {allowed}", file=sys.stderr)
     return 2
+  if verb in info:
+    try:
+      return info[verb](args)
+    except ConfigError as e:
+      print(f"jaxflow {verb}: error: {one_line(str(e))}", file=sys.stderr)
+      return 2
   prog = f"jaxflow {verb}"
   # The process is ours: keep absl's INFO/WARNING chatter (tfds, orbax) out of the user's terminal.
   absl_logging.set_verbosity(absl_logging.ERROR)
   compare = {"seeds": seeds_compare, "profile": profile_compare}
   if verb in compare and args and args[0] == "compare":
+    if compare_help(verb, args[1:]):
+      return 0
     try:
       return compare[verb](args[1:])
     except ConfigError as e:
@@ -64,15 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   if verb == "profile" and any(a.startswith("--model") for a in args):
     return _deploy_main(verb, args, PROFILE_MODEL)
   fv = flags.FlagValues()
-  define_common(fv, [prog, *args])
+  define_common(fv, [prog, *args], verb)
   help_text, run, define = VERBS[verb]
   if define is not None:
     define(fv)
   if "--help" in args or "-h" in args:
     print(f"usage: jaxflow {verb} --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR\n\n{help_text}\n")
-    for name in [n for n in fv if n not in ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")]:
-      if not name.startswith("config."):
-        print(f"  --{name}: {fv[name].help}")
+    print("\n".join(flag_lines(fv)))
     print(
       "  --config.FIELD=VALUE: override one config field, e.g. --config.optim.lr=3e-3 --config.model.widths=(64,64)"
     )
@@ -98,8 +112,7 @@ def _explain_main(args: Sequence[str]) -> int:
   define_explain(fv)
   if "--help" in args or "-h" in args:
     print(f"usage: jaxflow explain --workdir=RUN [--examples=N] [--out=DIR] [--tb]\n\n{VERBS['explain'][0]}\n")
-    for name in ("workdir", "examples", "out", "tb"):
-      print(f"  --{name}: {fv[name].help}")
+    print("\n".join(flag_lines(fv, ("workdir", "examples", "out", "tb"))))
     return 0
   try:
     try:
@@ -122,8 +135,7 @@ def _deploy_main(verb: str, args: Sequence[str], spec: tuple) -> int:
   define(fv)
   if "--help" in args or "-h" in args:
     print(f"usage: {usage}\n\n{help_text}\n")
-    for name in [n for n in fv if n not in ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")]:
-      print(f"  --{name}: {fv[name].help}")
+    print("\n".join(flag_lines(fv)))
     return 0
   try:
     try:

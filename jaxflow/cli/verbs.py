@@ -16,8 +16,22 @@ from ml_collections import config_flags
 
 from jaxflow.config import ConfigError
 
+# What --workdir and --quiet mean for each config verb.
+WORKDIR_HELP = {
+  "train": "the run's folder: config.json, metrics, checkpoints, TensorBoard logs, summary.json (rerun to resume)",
+  "audit": "where the audit writes report.md, report.json and plots/",
+  "profile": "where the profile writes report.md, report.json, plots/ (and a trace with --trace)",
+  "seeds": "the study's folder: report.md, report.json, plots/ and one run workdir per seed",
+  "tune": "the study's folder: report.md, report.json, plots/, best_config.py and one run workdir per trial",
+}
+QUIET_HELP = {
+  "train": "no progress bar and no per-epoch lines",
+  "seeds": "no progress output from the study or its runs",
+  "tune": "no progress output from the study or its trials",
+}
 
-def define_common(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
+
+def define_common(flag_values: flags.FlagValues, argv: Sequence[str], verb: str = "train") -> None:
   config_flags.DEFINE_config_file(
     "config",
     None,
@@ -26,10 +40,8 @@ def define_common(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
     lock_config=True,
     sys_argv=list(argv),
   )
-  flags.DEFINE_string(
-    "workdir", None, "directory for config.json, metrics, checkpoints, TensorBoard logs", flag_values=flag_values
-  )
-  flags.DEFINE_boolean("quiet", False, "no progress bar", flag_values=flag_values)
+  flags.DEFINE_string("workdir", None, WORKDIR_HELP.get(verb, WORKDIR_HELP["train"]), flag_values=flag_values)
+  flags.DEFINE_boolean("quiet", False, QUIET_HELP.get(verb, "no progress output"), flag_values=flag_values)
 
 
 def run_train(fv: flags.FlagValues) -> int:
