@@ -76,6 +76,19 @@ def _unknown_dataset(name: str) -> DatasetError:
   )
 
 
+def _own_data_without_prefix(name: str) -> DatasetError:
+  path = os.path.expanduser(name)
+  if os.path.isdir(path):
+    hint = f"'folder:{name}' (one sub-folder of images per class)"
+  elif path.endswith(".npz"):
+    hint = f"'npz:{name}'"
+  elif path.endswith((".csv", ".tsv", ".txt")) or os.path.isfile(path):
+    hint = f"'csv:{name}'"
+  else:
+    hint = f"'folder:{name}', 'csv:{name}' or 'npz:{name}'"
+  return DatasetError(f"data.name={name!r} is a path; own data are named with their kind: use {hint}")
+
+
 def _not_prepared(name: str, data_dir: str) -> DatasetError:
   return DatasetError(
     f"data.name={name!r} is not prepared in data_dir={data_dir!r} and jaxflow never downloads: "
@@ -105,10 +118,14 @@ def _prepared_builder(
     if not builder.is_prepared():
       prepare_quietly(builder, name, data_dir)
     return builder
+  if os.path.exists(os.path.expanduser(name)) or name.startswith(("/", "./", "../", "~")):
+    raise _own_data_without_prefix(name)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise _unknown_dataset(name) from None
+  except ValueError as e:  # tfds could not even parse the name (a path, a typo with odd characters)
+    raise DatasetError(f"{_unknown_dataset(name)} (tfds: {' '.join(str(e).split())[:120]})") from None
   if not builder.is_prepared():
     raise _not_prepared(name, data_dir)
   if builder.info.file_format is None or builder.info.file_format.value != FILE_FORMAT:

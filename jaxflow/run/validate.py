@@ -40,8 +40,31 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
       f"{config.data.train_split!r} of {config.data.name!r} ({problem.train_size} examples); "
       f"allowed: 1..{problem.train_size}"
     )
+  check_input_rank(config, problem)
   check_layers(config, problem)
   return problem
+
+
+# The rank of one example each array model reads (an MLP flattens anything).
+INPUT_RANKS = {"cnn": ((3,), "images [height, width, channels]"), "rnn": ((2, 3), "sequences [time, features]")}
+
+
+def check_input_rank(config: ml_collections.ConfigDict, problem: Problem) -> None:
+  """A model that needs images or sequences is refused on inputs of another rank, before anything is traced."""
+  if isinstance(problem.input_structure, dict) or registry.dataset_kind(config.data.name).graphs:
+    return
+  kinds = tuple(config.model.stages) if config.model.name == "stack" else (config.model.name,)
+  first = kinds[0] if kinds else None
+  if first not in INPUT_RANKS:
+    return
+  ranks, what = INPUT_RANKS[first]
+  shape = tuple(problem.input_shape)
+  if len(shape) not in ranks:
+    raise ConfigError(
+      f"config.model.name={config.model.name!r} reads {what}, but the inputs of {config.data.name!r} "
+      f"({config.data.input_feature!r}) have shape {list(shape)}; allowed for these inputs: model.name='mlp' "
+      "(any shape, flattened)"
+    )
 
 
 def check_model_reads_data(config: ml_collections.ConfigDict) -> None:

@@ -13,7 +13,9 @@ from PIL import Image
 
 import jaxflow
 from jaxflow import cli, data
+from jaxflow.config import ConfigError
 from jaxflow.data import DatasetError, custom
+from jaxflow.run.validate import validate
 from tests.conftest import config_path
 
 MLP = config_path("digits_mlp.py")
@@ -478,3 +480,43 @@ def test_a_folder_with_a_new_image_is_converted_again(tmp_path):
   assert data.dataset_spec(name, data_dir=str(tmp_path / "data")).split_sizes == {"train": 6}
   Image.fromarray(class_image("dark", np.random.default_rng(5))).save(os.path.join(root, "dark", "new.png"))
   assert data.dataset_spec(name, data_dir=str(tmp_path / "data")).split_sizes == {"train": 7}
+
+
+def test_own_data_given_as_a_bare_path_is_one_line_naming_the_prefix(tmp_path, capsys):
+  folder = tmp_path / "shapes"
+  (folder / "circle").mkdir(parents=True)
+  table = tmp_path / "wine.csv"
+  table.write_text("a,label\n1,x\n")
+  for name, hint in [(str(folder), f"'folder:{folder}'"), (str(table), f"'csv:{table}'")]:
+    code = cli.main(
+      [
+        "jaxflow",
+        "train",
+        f"--config={config_path('digits_mlp.py')}",
+        f"--config.data.name={name}",
+        f"--workdir={tmp_path / 'run'}",
+      ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is a path; own data are named with their kind" in err and hint in err
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_cnn_on_feature_vectors_is_refused_at_validation(tmp_path):
+  table = tmp_path / "t.csv"
+  rows = "\n".join(f"{i % 3},{i * 0.5},{i % 2}" for i in range(40))
+  table.write_text("f1,f2,label\n" + rows + "\n")
+  config = jaxflow.load_config(
+    config_path("digits_cnn.py"),
+    [
+      f"data.name=csv:{table}",
+      "data.input_feature=features",
+      "data.train_split=train[:80%]",
+      "data.eval_split=train[80%:]",
+      "train.batch_size=8",
+    ],
+  )
+  with pytest.raises(
+    ConfigError, match=r"model.name='cnn' reads images \[height, width, channels\], but .* shape \[2\]"
+  ):
+    validate(config)
