@@ -68,12 +68,14 @@ def _as_array(value, spec: dict, source: str, *, one_example: bool) -> np.ndarra
     raise RequestError(f"{source}: no examples; the model takes {_expected(spec)}")
   if array.ndim != len(spec["shape"]) + 1 or list(array.shape[1:]) != list(spec["shape"]):
     raise RequestError(f"{source}: shape {list(array.shape)}; the model takes {_expected(spec)}")
+  if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):  # strings
+    raise RequestError(f"{source}: dtype {array.dtype.name}, not numbers; the model takes {_expected(spec)}")
   return _integral(array, spec, source)
 
 
 def _integral(array: np.ndarray, spec: dict, source: str) -> np.ndarray:
   """Numbers for an integer input (pixels, lengths) as that dtype, or RequestError naming the first value
-  that is not a whole number or is out of the dtype's range. Anything else is left to `check_inputs`."""
+  that is not a whole number or is out of the dtype's range. Float inputs are left to `check_inputs`."""
   dtype = np.dtype(spec["dtype"])
   if not np.issubdtype(dtype, np.integer) or not array.size:
     return array
@@ -81,8 +83,6 @@ def _integral(array: np.ndarray, spec: dict, source: str) -> np.ndarray:
   if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:  # JSON integers: the common case
     if array.min() >= info.min and array.max() <= info.max:
       return array.astype(dtype)
-  elif not np.issubdtype(array.dtype, np.number):
-    return array  # strings: check_inputs names the dtype
   as_float = array.astype(np.float64)
   whole = np.isfinite(as_float) & (np.floor(as_float) == as_float)
   if not whole.all():

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxflow.deploy import batching, load_model, serve
+from jaxflow.deploy import artifact, batching, load_model, serve
 from tests.conftest import ROOT
 
 
@@ -170,7 +170,7 @@ MALFORMED = {
   "wrong shape": ({"inputs": [[1, 2, 3]]}, "shape [1, 3]"),
   "value over uint8": ({"inputs": np.full((1, 8, 8, 1), 300).tolist()}, "300 is outside uint8"),
   "fractional value": ({"inputs": np.full((1, 8, 8, 1), 1.5).tolist()}, "1.5 is not a whole number"),
-  "strings": ({"inputs": np.full((1, 8, 8, 1), "a").tolist()}, "dtype"),
+  "strings": ({"inputs": np.full((1, 8, 8, 1), "a").tolist()}, "not numbers"),
   "ragged lists": ({"inputs": [[[[0]] * 8] * 8, [[[0]] * 8] * 7]}, "ragged"),
   "no examples": ({"inputs": []}, "no examples"),
   "bad base64": (bad_base64_image(), "images[0]: not valid base64"),
@@ -307,6 +307,28 @@ def test_predictions_format_regression_and_ensembles():
   ]
   card = {"problem": {"kind": "regression"}, "output": {"name": "value", "class_names": None}}
   assert serve.predictions({"value": np.array([[1.5], [2.5]])}, card) == [{"value": 1.5}, {"value": 2.5}]
+
+
+class FloatModel:
+  """A stand-in with a float input and no value range (a tabular model's card): `check_inputs` is Model's."""
+
+  card = {"input": {"name": "x", "shape": [2], "dtype": "float32", "range": None}}
+  check_inputs = artifact.Model.check_inputs
+
+
+@pytest.mark.parametrize(
+  "body, expected",
+  [
+    (b'{"inputs": [["a", "b"]]}', "not numbers"),
+    (b'{"inputs": [[1, null]]}', "null"),
+    (b'{"inputs": [1, 2, 3]}', "shape"),
+  ],
+)
+def test_float_input_requests_are_checked(body, expected):
+  with pytest.raises(serve.RequestError, match=expected):
+    serve.parse_request(body, FloatModel())
+  x = serve.parse_request(b'{"inputs": [[1, 2.5], [true, 0]]}', FloatModel())
+  assert x.dtype == np.float32 and x.tolist() == [[1.0, 2.5], [1.0, 0.0]]
 
 
 def test_served_model_needs_only_jax_numpy_and_aiohttp():
