@@ -103,7 +103,7 @@ def _checked(array, spec: dict, source: str) -> np.ndarray:
     else:
       exact = numeric
     if not exact:
-      low, high = spec.get("range", [None, None])
+      low, high = spec.get("range") or (None, None)
       hint = f" (values {low}..{high})" if low is not None else ""
       raise ArtifactError(f"{source}: dtype {array.dtype.name}; the model takes {expected}{hint}")
     array = same_values

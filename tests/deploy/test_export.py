@@ -200,3 +200,9 @@ def test_a_sequence_model_exports_with_its_lengths_as_an_input(tmp_path):
   expected = source.model.apply({"params": source.params}, {k: v[:16] for k, v in inputs.items()}, train=False)
   np.testing.assert_allclose(value, np.asarray(expected), atol=1e-6)
   assert card["evaluation"]["artifact"]["name"] == "mae" and targets.dtype == np.float32
+
+
+def test_inputs_that_are_not_numbers_are_one_line():
+  spec = {"shape": [2], "dtype": "float32", "range": None}
+  with pytest.raises(artifact.ArtifactError, match=r"dtype str32; the model takes \[batch, 2\] float32$"):
+    artifact._checked(np.array([["a", "b"]]), spec, "inputs")
