@@ -38,6 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.data_dir = config_dict.placeholder(str)  # None: $JAXFLOW_DATA_DIR or ~/.cache/jaxflow/...
   config.data.train_split = "train"  # a split name or a tfds slice, e.g. "train[:80%]"
   config.data.eval_split = "test"  # the split every evaluation (and the final one) reads
+  # A dataset with a single split (an own folder or CSV): this share of it is held out for evaluation,
+  # stratified by class, the same examples in every run (jaxflow/data/holdout.py); 0: refuse instead.
+  config.data.holdout = 0.2
+  # (x - mean) / std per feature, fitted on the training split (jaxflow/data/standardize.py); None: on for
+  # csv:/npz: feature vectors, off for images; True / False force it.
+  config.data.standardize = config_dict.placeholder(bool)
   config.data.input_feature = "image"  # the dataset feature that is the model's input
   config.data.label_feature = "label"  # the dataset feature that is the target
   config.data.classes = config_dict.placeholder(tuple)  # keep only these labels (train and eval), e.g. (5, 6, 7, 8, 9)

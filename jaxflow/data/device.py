@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxflow.data import label_noise as label_noise_lib
 from jaxflow.data.pipeline import PreparedData
+from jaxflow.data.standardize import Standardization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,7 @@ class DeviceData:
   sample_probabilities: jax.Array | None = None  # [n_train] per-example draw probabilities (oversampling)
   class_weights: tuple[float, ...] | None = None  # [C] loss weights (a static constant of the train step)
   label_noise: label_noise_lib.NoisyLabels | None = None  # clean and noisy training labels, for the workdir
+  standardization: Standardization | None = None  # the feature scaling applied (stored in the workdir)
 
 
 def pad_and_batch(inputs, labels: np.ndarray, batch_size: int) -> dict:
@@ -64,4 +66,5 @@ def to_device(prepared: PreparedData, *, eval_batch_size: int, num_devices: int 
     sample_probabilities=None if probabilities is None else place(jnp.asarray(probabilities)),
     class_weights=prepared.class_weights,
     label_noise=prepared.label_noise,
+    standardization=prepared.standardization,
   )

@@ -2,9 +2,10 @@
 
 Order matters and is fixed: the splits (read from disk, or generated from the `data` stream) -> class
 subset / size limit (`data.classes`, `data.train_examples`) -> adaptation (`data.adapt`) -> skew of the
-training split (`data.class_counts` / `data.imbalance_ratio`, the `data` stream) -> the problem's targets
--> label noise (the `noise` stream) -> class weights and oversampling probabilities, computed from the
-targets the model will see. Evaluation data is never skewed, noised or augmented.
+training split (`data.class_counts` / `data.imbalance_ratio`, the `data` stream) -> standardization
+(`data.standardize`, fitted on that training split, applied to both) -> the problem's targets -> label noise
+(the `noise` stream) -> class weights and oversampling probabilities, computed from the targets the model will
+see. Evaluation data is never skewed, noised or augmented.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from jaxflow import rng
-from jaxflow.data import adapt, balance, registry
+from jaxflow.data import adapt, balance, registry, standardize
 from jaxflow.data import label_noise as label_noise_lib
 from jaxflow.data.loading import Split
 from jaxflow.data.problem import Problem, targets
@@ -34,6 +35,7 @@ class PreparedData:
   label_noise: label_noise_lib.NoisyLabels | None = None  # clean and noisy training targets, for the workdir
   class_weights: tuple[float, ...] | None = None  # [C] loss weights (a static constant of the train step)
   sample_probabilities: np.ndarray | None = None  # [n_train] per-example draw probabilities (oversampling)
+  standardization: standardize.Standardization | None = None  # fitted on `train`, applied to both splits
 
 
 def take(split: Split, keep: np.ndarray) -> Split:
@@ -85,6 +87,11 @@ def prepare(config: ml_collections.ConfigDict, problem: Problem, streams: dict[s
   """Both splits as the model will see them (see the module docstring for the order)."""
   train, evaluation = load_splits(config, streams["data"], problem.adaptation)
   train = skew(train, config, problem.dataset_classes, streams["data"])
+  scaling = None
+  if not isinstance(train.inputs, dict) and standardize.wanted(config.data, problem.input_shape):
+    scaling = standardize.fit(train.inputs)
+    train = dataclasses.replace(train, inputs=scaling.apply(train.inputs))
+    evaluation = dataclasses.replace(evaluation, inputs=scaling.apply(evaluation.inputs))
   train_targets = targets(problem, train.labels)
   noise = noisy_labels(config, problem, train_targets, streams["noise"])
   train_targets = train_targets if noise is None else noise.noisy
@@ -104,6 +111,7 @@ def prepare(config: ml_collections.ConfigDict, problem: Problem, streams: dict[s
     label_noise=noise,
     class_weights=weights,
     sample_probabilities=probabilities,
+    standardization=scaling,
   )
 
 

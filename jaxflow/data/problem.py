@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from jaxflow.config import ConfigError, require_positive
-from jaxflow.data import adapt, balance, label_noise, loading, registry
+from jaxflow.data import adapt, balance, holdout, label_noise, loading, registry
 from jaxflow.data.subsets import select_examples
 
 PROBLEM_KINDS = ("multiclass", "binary", "regression")
@@ -94,6 +94,9 @@ def resolve_problem(config: ml_collections.ConfigDict) -> Problem:
 
 def _split_sizes(config: ml_collections.ConfigDict, spec: loading.FeatureSpec, kind: registry.DatasetKind) -> dict:
   d = config.data
+  if holdout.applies(d, spec, kind.stored):
+    train, held = holdout.sizes(spec.split_sizes[d.train_split], d.holdout)
+    return {d.train_split: train, d.eval_split: held}
   sizes = {}
   for split_field in ("train_split", "eval_split"):
     split = d[split_field]
@@ -106,8 +109,12 @@ def _split_sizes(config: ml_collections.ConfigDict, spec: loading.FeatureSpec, k
       except loading.DatasetError as e:
         raise dataset_error(e) from None
     else:
+      first = next(iter(spec.split_sizes))
+      single = not d.holdout and len(spec.split_sizes) == 1
       raise ConfigError(
-        f"config.data.{split_field}={split!r} is not a split of {spec.name}; allowed: {', '.join(spec.split_sizes)}"
+        f"config.data.{split_field}={split!r} is not a split of {spec.name}; allowed: {', '.join(spec.split_sizes)}, "
+        f"or a slice such as '{first}[:80%]' / '{first}[80%:]'"
+        + (" (or data.holdout > 0, which holds out a share of the one split)" if single else "")
       )
   return sizes
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxflow import rng
-from jaxflow.data import graph_batches, loading, synthetic
+from jaxflow.data import graph_batches, holdout, loading, synthetic
 from jaxflow.data.graph_cycles import CYCLES_NAME
 from jaxflow.data.loading import FeatureSpec, Split
 
@@ -90,7 +90,10 @@ def _stored_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) ->
   del data_stream  # stored examples are fixed; the stream only orders them
   d = config.data
   read = read_options(d)
-  return loading.load_split(d.name, d.train_split, **read), loading.load_split(d.name, d.eval_split, **read)
+  train = loading.load_split(d.name, d.train_split, **read)
+  if holdout.applies(d, _stored_spec(d), stored=True):
+    return holdout.split(train, d.holdout)
+  return train, loading.load_split(d.name, d.eval_split, **read)
 
 
 def _generated_splits(config: ml_collections.ConfigDict, data_stream: jax.Array) -> tuple[Split, Split]:

@@ -25,7 +25,7 @@ def _version(package: str) -> str | None:
     return None
 
 
-def _input(raw: RawInput, problem) -> dict:
+def _input(raw: RawInput, problem, standardization=None) -> dict:
   if raw.fields is not None:
     fields = {k: {"shape": list(shape), "dtype": dtype} for k, (shape, dtype) in raw.fields.items()}
     return {"name": raw.name, "fields": fields, "range": None, "preprocessing": "none (fed to the model as given)"}
@@ -39,6 +39,7 @@ def _input(raw: RawInput, problem) -> dict:
       "scale": "x / 255 (float32)" if raw.scaled else None,
       "resize": list(adaptation.resize) if adaptation.resize else None,
       "grayscale": bool(adaptation.grayscale),
+      "standardize": standardization.to_json() if standardization is not None else None,
       "model_input_shape": list(problem.input_shape),
     },
   }
@@ -88,7 +89,7 @@ def build(sources: list, raw: RawInput, *, evaluation: dict, precision: str, not
     "format_version": artifact.FORMAT_VERSION,
     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "problem": {"kind": first.problem.kind, "dataset": first.config.data.name, "model": first.config.model.name},
-    "input": _input(raw, first.problem),
+    "input": _input(raw, first.problem, first.standardization),
     "output": _output(first.problem, _class_names(first), ensemble=len(sources) > 1),
     "source": runs[0] if len(runs) == 1 else {"seeds": runs},
     "precision": precision,
@@ -97,6 +98,15 @@ def build(sources: list, raw: RawInput, *, evaluation: dict, precision: str, not
     "platforms": platforms,
     "versions": {"jaxflow": _version("jaxflow"), "jax": jax.__version__, "jaxlib": _version("jaxlib")},
   }
+
+
+def _preprocessing_text(preprocessing) -> str:
+  if not isinstance(preprocessing, dict):
+    return str(preprocessing)
+  shown = {k: v for k, v in preprocessing.items() if v not in (None, False)}
+  if shown.get("standardize"):
+    shown["standardize"] = f"(x - mean) / std per feature, {len(shown['standardize']['mean'])} features (see the JSON)"
+  return ", ".join(f"{k}: {v}" for k, v in shown.items())
 
 
 def markdown(card: dict) -> str:
@@ -108,7 +118,7 @@ def markdown(card: dict) -> str:
     "",
     f"- **Input** `{inp['name']}`: {shape}"
     + (f", values {inp['range'][0]}..{inp['range'][1]}" if inp["range"] else ""),
-    f"- **Preprocessing in the program**: {inp['preprocessing']}",
+    f"- **Preprocessing in the program**: {_preprocessing_text(inp['preprocessing'])}",
     f"- **Output** `{out['name']}` [batch, {out['shape'][0]}]: {out['meaning']}",
     f"- **Classes**: {', '.join(out['class_names'])}" if out.get("class_names") else "- **Classes**: none",
     f"- **Precision**: {card['precision']}"

@@ -24,7 +24,7 @@ import numpy as np
 from jaxflow import models, rng
 from jaxflow import workdir as workdir_files
 from jaxflow.config import ConfigError
-from jaxflow.data import pipeline
+from jaxflow.data import pipeline, standardize
 from jaxflow.data.problem import Problem, read_spec, targets
 from jaxflow.deploy import artifact, card, inference
 from jaxflow.precision import variants as precision_variants
@@ -54,6 +54,16 @@ class Source:
     self.model = models.create_model(self.config.model, output_dim=self.problem.output_dim)
     self.params, self.step, self.which = trained.read_params(workdir, CHECKPOINTS[which])
     self.summary = workdir_files.read_summary(workdir) or {}
+    scaling = os.path.join(workdir, standardize.FILE)  # the feature scaling the run trained with, if any
+    self.standardization = (
+      standardize.Standardization.from_json(workdir_files.read_json(scaling)) if os.path.exists(scaling) else None
+    )
+
+  def inference(self, forward, raw: inference.RawInput, compute_dtype=jnp.float32):
+    """The whole inference function of this run around `forward` (one precision variant's model)."""
+    return inference.inference_fn(
+      forward, self.problem, raw, compute_dtype=compute_dtype, standardization=self.standardization
+    )
 
 
 def raw_input(source: Source) -> inference.RawInput:
@@ -120,7 +130,7 @@ def precision_variant(source: Source, name: str, raw: inference.RawInput):
   if name == "int8":
     inputs, _ = raw_split(source, raw, "train")
     sample = jax.tree.map(lambda a: a[:CALIBRATION_EXAMPLES], inputs)
-    prepare = jax.jit(lambda x: inference.preprocess(x, raw, source.problem.adaptation))
+    prepare = jax.jit(lambda x: inference.preprocess(x, raw, source.problem.adaptation, source.standardization))
     calibration = [sample if raw.fields is not None else np.asarray(prepare(b)) for b in _batches(sample, 256)]
   (variant, *_), _ = precision_variants.build_variants(
     source.model, source.params, [name], calibration_inputs=calibration
@@ -162,12 +172,12 @@ def export_run(
 
 
 def export_single(source: Source, raw, precision: str, eval_inputs, eval_labels, max_drop: float):
-  f32 = lower(inference.inference_fn(_eval_forward(source.model), source.problem, raw), source.params, raw)
+  f32 = lower(source.inference(_eval_forward(source.model), raw), source.params, raw)
   reference = metric(source.problem, run_program(f32, eval_inputs), eval_labels)
   if precision == "f32":
     return f32, {"f32": reference, "artifact": reference}, []
   forward, weights, dtype, notes = precision_variant(source, precision, raw)
-  exported = lower(inference.inference_fn(forward, source.problem, raw, compute_dtype=dtype), weights, raw)
+  exported = lower(source.inference(forward, raw, compute_dtype=dtype), weights, raw)
   measured = metric(source.problem, run_program(exported, eval_inputs), eval_labels)
   change = measured["value"] - reference["value"]
   drop = -change if reference["name"] == "accuracy" else change / max(abs(reference["value"]), 1e-12)
@@ -186,7 +196,7 @@ def _eval_forward(model):
 def _export_ensemble(sources: list[Source], raw, eval_inputs, eval_labels):
   """Every seed's parameters stacked; one vmapped program returning the seeds' mean and std."""
   first = sources[0]
-  single = inference.inference_fn(_eval_forward(first.model), first.problem, raw)
+  single = first.inference(_eval_forward(first.model), raw)
   stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *[s.params for s in sources])
   exported = lower(inference.ensemble_fn(single), stacked, raw)
   outputs = run_program(exported, eval_inputs)

@@ -5,7 +5,8 @@ training pipeline fed them, so the program does what the pipeline did on the hos
 pipeline's float32 division, `data.loading`), then `data.adapt`'s resize and grayscale with the same jax
 functions; then the model in eval mode (no dropout); then the problem's output transform: softmax
 probabilities (multiclass), [1 - p, p] (binary, p = sigmoid of the one logit), or the values (regression).
-jaxflow does no feature standardization, so there is none to replay.
+Feature standardization (`data.standardize`, tabular features by default) is replayed with the statistics
+the run stored (its workdir's standardize.json), after the adaptation, as the pipeline does.
 
 Everything here is pure: `inference_fn(weights, inputs)` closes over static facts only (`RawInput`, the
 adaptation, the kind) and is what `export` lowers with a symbolic batch dimension.
@@ -22,6 +23,7 @@ import numpy as np
 
 from jaxflow.data import adapt
 from jaxflow.data.problem import Problem
+from jaxflow.data.standardize import Standardization
 
 UINT8_SCALE = np.float32(255.0)
 
@@ -40,13 +42,17 @@ class RawInput:
     return self.dtype == "uint8"
 
 
-def preprocess(x: jax.Array, raw: RawInput, adaptation: adapt.Adaptation) -> jax.Array:
-  """Stored inputs [b, *raw.shape] -> what the model was trained on (float32, adapted)."""
+def preprocess(
+  x: jax.Array, raw: RawInput, adaptation: adapt.Adaptation, standardization: Standardization | None = None
+) -> jax.Array:
+  """Stored inputs [b, *raw.shape] -> what the model was trained on (float32, adapted, standardized)."""
   x = x.astype(jnp.float32) / UINT8_SCALE if raw.scaled else x.astype(jnp.float32)
   if adaptation.resize is not None and tuple(x.shape[1:3]) != tuple(adaptation.resize):
     x = jax.image.resize(x, (x.shape[0], *adaptation.resize, x.shape[3]), "linear", antialias=True)
   if adaptation.grayscale and x.shape[-1] != 1:
     x = (x[..., :3] @ jnp.asarray(adapt.LUMA_WEIGHTS, jnp.float32))[..., None]
+  if standardization is not None:
+    x = (x - jnp.asarray(standardization.mean)) / jnp.asarray(standardization.std)
   return x
 
 
@@ -66,7 +72,12 @@ def transform(outputs: jax.Array, problem: Problem) -> dict[str, jax.Array]:
 
 
 def inference_fn(
-  forward: Callable, problem: Problem, raw: RawInput, *, compute_dtype=jnp.float32
+  forward: Callable,
+  problem: Problem,
+  raw: RawInput,
+  *,
+  compute_dtype=jnp.float32,
+  standardization: Standardization | None = None,
 ) -> Callable[[object, object], dict]:
   """fn(weights, stored inputs) -> {output name: [b, ...]}; `forward(weights, model inputs)` is the model
   (in eval mode) of one precision variant, fed `compute_dtype` floats."""
@@ -75,7 +86,7 @@ def inference_fn(
     if raw.fields is not None:  # sequences: floats as they are, lengths as integers
       x = {k: v.astype(compute_dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v for k, v in inputs.items()}
     else:
-      x = preprocess(inputs, raw, problem.adaptation).astype(compute_dtype)
+      x = preprocess(inputs, raw, problem.adaptation, standardization).astype(compute_dtype)
     return transform(forward(weights, x), problem)
 
   return fn

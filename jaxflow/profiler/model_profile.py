@@ -65,7 +65,7 @@ class _RandomBatches:
 
 def _training_jit(source: export.Source, raw: inference.RawInput):
   """The training code's inference, jitted, the parameters an argument (what `jaxflow train` evaluates)."""
-  fn = inference.inference_fn(lambda w, x: source.model.apply({"params": w}, x, train=False), source.problem, raw)
+  fn = source.inference(lambda w, x: source.model.apply({"params": w}, x, train=False), raw)
   return jax.jit(fn)
 
 

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import sys
 import time
 
 import jax
 import ml_collections
 
+from jaxflow.data import holdout, registry, standardize
 from jaxflow.run import assemble as assembly
 from jaxflow.run import compile_cache
 from jaxflow.run.environment import environment
 from jaxflow.run.fields import check_parallel_fields
 from jaxflow.run.validate import GroupError, check_group, check_layout
-from jaxflow.training import dispatch, interrupt, loop, parallel, transfer
+from jaxflow.training import dispatch, interrupt, loop, parallel, progress, transfer
 from jaxflow.training.run_axis import stack, take
 from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
-from jaxflow.workdir import acquire_lock, prepare_workdir
+from jaxflow.workdir import acquire_lock, prepare_workdir, write_json
 
 Interrupted = interrupt.Interrupted
 
@@ -35,10 +38,17 @@ __all__ = ["GroupError", "Interrupted", "NonFiniteLossError", "train_and_evaluat
 
 
 def train_and_evaluate(
-  config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, compiled: assembly.Compiled | None = None
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  quiet: bool = False,
+  compiled: assembly.Compiled | None = None,
+  progress_seconds: float = 10.0,
 ) -> dict:
-  """Trains `config` in `workdir` (resuming what is there) and returns the summary written to summary.json."""
-  return train_group([config], [workdir], quiet=quiet, compiled=compiled)[0]
+  """Trains `config` in `workdir` (resuming what is there) and returns the summary written to summary.json.
+  Progress (`jaxflow.training.progress`): a bar on a terminal, else a line per epoch at most every
+  `progress_seconds`; none when `quiet`."""
+  return train_group([config], [workdir], quiet=quiet, compiled=compiled, progress_seconds=progress_seconds)[0]
 
 
 def train_group(
@@ -49,13 +59,15 @@ def train_group(
   compiled: assembly.Compiled | None = None,
   stack_sharding=None,
   command: str = "jaxflow train",
+  progress_seconds: float = 10.0,
 ) -> list[dict]:
   """Trains runs of one static config; more than one as a single vmapped program.
 
   One run raises NonFiniteLossError on a NaN/inf loss; in a group, that run's summary says "failed" and
   the others go on. `stack_sharding`: a NamedSharding for the run axis (the runs spread over devices).
   Each workdir is locked for the call (`command` names the holder); SIGINT / SIGTERM stop the runs at the
-  next boundary with a checkpoint and raise `Interrupted`.
+  next boundary with a checkpoint and raise `Interrupted`. The group shows one progress display
+  (`jaxflow.training.progress`: a bar, or a line per epoch at most every `progress_seconds`; none when `quiet`).
   """
   wall_start = time.perf_counter()
   config, size = configs[0], len(configs)
@@ -78,21 +90,34 @@ def train_group(
       parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
     with interrupt.stop_on_signals() as stop:
       times = {"start": wall_start, "validated": validated}
-      summaries = _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times)
+      display = progress.for_runs(
+        workdirs=workdirs, config=config, quiet=quiet, is_main=is_main, min_seconds=progress_seconds
+      )
+      with contextlib.closing(display):
+        summaries = _train_prepared(
+          configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times, display
+        )
   parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
   return summaries
 
 
-def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times) -> list:
+def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times, display) -> list:
   """Assembles the runs of prepared, locked workdirs, resumes them and runs the epoch loop."""
   config, is_main, wall_start = configs[0], jax.process_index() == 0, times["start"]
   prepared = time.perf_counter()
   run = assembly.assemble(configs, problem=problem, layout=layout, stack_sharding=stack_sharding, compiled=compiled)
   if is_main and not run.on_host:
     _record_label_noise(run, workdirs)
+  held_out = _held_out(config, problem)
+  if held_out and is_main and not quiet:
+    print(
+      f"jaxflow: {config.data.name} has only a {held_out['split']!r} split: {held_out['held_out_examples']} of its "
+      f"{held_out['train_examples'] + held_out['held_out_examples']} examples ({config.data.holdout:.0%}, stratified "
+      f"by class, a fixed seed) are held out for evaluation (config.data.holdout; 0 refuses instead)",
+      file=sys.stderr,
+    )
   programs, compile_before_run = run.parts.programs, run.parts.programs.compile_seconds
-  total_steps = run.parts.steps_per_epoch * config.train.epochs
-  books = [RunBook(c, w, total_steps=total_steps, is_main=is_main, quiet=quiet) for c, w in zip(configs, workdirs)]
+  books = [RunBook(c, w, is_main=is_main) for c, w in zip(configs, workdirs)]
   env = environment(mode=layout.mode, used=layout.num_devices)
 
   def extra(train_seconds: float) -> dict:
@@ -112,6 +137,7 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
       "train_seconds": train_seconds,
       "phases": phases,
       **env,
+      **({"holdout": held_out} if held_out else {}),
     }
 
   try:
@@ -130,6 +156,7 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
       in_flight=dispatch.InFlight(dispatch.in_flight_limit(config, layout)),
       extra=extra,
       stop=stop,
+      display=display,
     )
     return loop.train_epochs(inputs, place=functools.partial(assembly.place, layout))
   finally:
@@ -137,11 +164,22 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
       book.close()
 
 
+def _held_out(config, problem) -> dict | None:
+  """summary.json's `holdout` entry when the eval split is held out of the dataset's only split."""
+  kind = registry.dataset_kind(config.data.name)
+  if not kind.stored or not holdout.applies(config.data, kind.spec(config.data), stored=True):
+    return None
+  return holdout.describe(config.data, problem.train_size + problem.eval_size)
+
+
 def _record_label_noise(run: assembly.Assembled, workdirs: list[str]) -> None:
-  """Each run's clean and noisy labels in its workdir (runs sharing data share the record)."""
+  """Each run's clean and noisy labels, and its feature scaling, in its workdir (runs sharing data share
+  the record)."""
   for workdir, run_data in zip(workdirs, run.per_run_data, strict=True):
     if run_data.label_noise is not None:
       record_label_noise(workdir, run_data.label_noise)
+    if run_data.standardization is not None:
+      write_json(os.path.join(workdir, standardize.FILE), run_data.standardization.to_json())
 
 
 def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
