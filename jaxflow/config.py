@@ -290,6 +290,33 @@ def differences(old: dict, new: dict) -> list[str]:
   return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in keys if old_flat.get(k) != new_flat.get(k)]
 
 
+# Schedules whose learning rate at a step does not depend on how many epochs the run has: raising
+# train.epochs leaves every step already trained exactly as it was, so a finished run may be extended.
+LENGTH_INDEPENDENT_SCHEDULES = ("constant", "exponential")
+
+
+def extension_refusal(previous: dict, config: ml_collections.ConfigDict) -> str | None:
+  """None when `config` continues the run whose config.json config is `previous` by raising train.epochs and
+  nothing else that counts (resume-neutral fields aside); else why it cannot, in words for one line. Also
+  None when nothing but resume-neutral fields differ (that is a plain resume)."""
+  neutral = tuple(f"{f}." for f in RESUME_NEUTRAL_FIELDS) + tuple(f"{f}:" for f in RESUME_NEUTRAL_FIELDS)
+  changed = [d for d in differences(previous, to_dict(config)) if not d.startswith(neutral)]
+  if not changed:
+    return None
+  if any(not d.startswith("train.epochs:") for d in changed):
+    return "differs in " + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+  before, after = previous.get("train", {}).get("epochs"), config.train.epochs
+  if not (isinstance(before, int) and after > before):
+    return f"train.epochs {before!r} -> {after!r}: a run is extended with more epochs, never fewer"
+  schedule = config.optim.schedule
+  if schedule not in LENGTH_INDEPENDENT_SCHEDULES:
+    return (
+      f"train.epochs {before} -> {after} would change what optim.schedule={schedule!r} already did (it decays over "
+      f"all epochs); only {' and '.join(LENGTH_INDEPENDENT_SCHEDULES)} schedules can be extended"
+    )
+  return None
+
+
 def config_hash(config: ml_collections.ConfigDict) -> str:
   """sha256 of the canonical JSON of the config, without the resume-neutral fields."""
   data = to_dict(config)

@@ -276,11 +276,13 @@ class Checkpointer:
         manager.close()
 
 
-def _verify(meta: dict, params, config_hash: str | None, what: str, workdir: str) -> None:
-  """The checkpoint was written under `config_hash` (when both are known) and its parameters still hash to
-  what was saved. Checkpoints written before the hashes were recorded carry none and pass."""
+def _verify(meta: dict, params, config_hash: str | tuple[str, ...] | None, what: str, workdir: str) -> None:
+  """The checkpoint was written under `config_hash` (or one of several: a run extended with more epochs
+  accepts its earlier configs' checkpoints), when both are known, and its parameters still hash to what was
+  saved. Checkpoints written before the hashes were recorded carry none and pass."""
   saved_config = meta.get("config_hash")
-  if config_hash is not None and saved_config is not None and saved_config != config_hash:
+  accepted = (config_hash,) if isinstance(config_hash, str) else config_hash
+  if accepted is not None and saved_config is not None and saved_config not in accepted:
     raise ForeignCheckpoint(
       f"workdir {workdir} holds checkpoints of a different config; "
       "use another --workdir, or --config.train.overwrite=True to discard that run"

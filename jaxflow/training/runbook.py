@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import jax
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from jaxflow import workdir as workdir_files
 from jaxflow.config import config_hash
@@ -66,11 +64,11 @@ class RunBook:
   """One run's record. `resume(template)` first; then per epoch `log_train` (at log points) and
   `end_epoch`; `finish` writes summary.json. `done` once the run stopped early or failed."""
 
-  def __init__(
-    self, config: ml_collections.ConfigDict, workdir: str, *, total_steps: int, is_main: bool = True, quiet: bool = True
-  ):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, *, is_main: bool = True):
     self.config, self.workdir, self.is_main = config, workdir, is_main
     self.config_hash = config_hash(config)
+    # Checkpoints it may resume: its own config's, and those of the configs it was extended from.
+    self.accepted_hashes = workdir_files.accepted_hashes(workdir, config)
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
     self.policy = SavePolicy(config.checkpoint.every_epochs, config.checkpoint.every_seconds)
     self.monitor = Monitor(config.train.monitor_mode, config.train.early_stopping.min_delta)
@@ -78,6 +76,7 @@ class RunBook:
     self.start_epoch, self.start_offset, self.stopped_early, self.failed = 0, 0, False, None
     self.step, self.epoch = int(self.resumed_from or 0), 0
     self.train_last: dict[str, float] = {}
+    self.eval_last: dict[str, float] = {}  # the last epoch's eval metrics (the progress display shows one)
     self.loss = {"initial": None, "peak": None}  # the first step's train loss and the highest logged one
     self.best_state, self.best_meta = None, None  # the best epoch's state and meta, written at the next save point
     self.final_state = None  # set when the run ends before the group does (early stop)
@@ -85,14 +84,6 @@ class RunBook:
     # Set by the loop when no later dispatch donates the states it saves (fused epochs, one process): then
     # checkpoints are written by a worker thread, off the training loop.
     self.background_saves = False
-    self.progress = tqdm(
-      total=total_steps,
-      initial=self.step,
-      unit="step",
-      dynamic_ncols=True,
-      disable=quiet or not is_main or not _isatty(),
-      desc=os.path.basename(os.path.normpath(workdir)),
-    )
 
   @property
   def done(self) -> bool:
@@ -102,7 +93,7 @@ class RunBook:
     """The state to start from: the newest checkpoint that restores and verifies (older ones are tried
     when it is damaged), else `template`. The logs are cut to the step it resumes from, or emptied when
     the run starts again from step 0, so every record is there exactly once."""
-    state, meta, step = self.ckpt.restore_latest(template, config_hash=self.config_hash)
+    state, meta, step = self.ckpt.restore_latest(template, config_hash=self.accepted_hashes)
     self.resumed_from = step
     if meta is not None:
       self.start_epoch, self.stopped_early = meta["epoch"], meta["stopped_early"]
@@ -111,7 +102,6 @@ class RunBook:
       self.loss = meta.get("loss", self.loss)
       self.train_last = meta.get("train_last", {})
     self.step, self.epoch = int(step or 0), self.start_epoch
-    self.progress.n = self.step
     self.writer = MetricWriter(self.workdir, resume_step=step) if self.is_main else NullWriter()
     return state
 
@@ -150,7 +140,6 @@ class RunBook:
     self.train_last = train
     self.loss["peak"] = max(self.loss["peak"] or train["loss"], train["loss"])
     self.writer.write(step, epoch, "train", train)
-    self.progress.set_postfix(loss=f"{train['loss']:.4f}")
 
   def _meta(self, epoch: int, offset: int = 0) -> dict:
     return {
@@ -176,6 +165,7 @@ class RunBook:
     if not np.isfinite(eval_metrics["loss"]):
       loss = eval_metrics["loss"]
       raise NonFiniteLossError(f"non-finite eval loss {loss} after step {step}; stopped. " + self._last_good())
+    self.eval_last = eval_metrics
     self._write_epoch(step, epoch, eval_metrics, eval_sums, report, state_fn, layer_stats_fn)
     is_best = self.monitor.update(eval_metrics[cfg_train.monitor.split("/")[1]], epoch=epoch, step=step)
     es = cfg_train.early_stopping
@@ -231,7 +221,7 @@ class RunBook:
         return place(self.best_state)
       # The best came before a resume: restored (and verified) from its checkpoint, once written.
       self.ckpt.wait()
-      return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST, config_hash=self.config_hash)[0]
+      return self.ckpt.restore(self.restored_best, state, which=checkpoints.BEST, config_hash=self.accepted_hashes)[0]
     return state
 
   def finish(self, *, final_eval: dict, final_sums: dict, trained: bool, extra: dict) -> dict:
@@ -281,12 +271,7 @@ class RunBook:
     return self.failed_summary
 
   def close(self) -> None:
-    self.progress.close()
     if self.writer is not None:
       self.writer.close()
     self.ckpt.wait()
     self.ckpt.close()
-
-
-def _isatty() -> bool:
-  return sys.stdout.isatty()

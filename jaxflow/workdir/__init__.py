@@ -10,6 +10,7 @@ Everything that writes into a workdir goes through here, so the contract in DESI
 """
 
 from jaxflow.workdir.contract import (
+  accepted_hashes,
   completed_summary,
   prepare_workdir,
   read_config,
@@ -24,6 +25,7 @@ from jaxflow.workdir.lock import LOCK_FILE, WorkdirInUse
 from jaxflow.workdir.lock import acquire as acquire_lock
 
 __all__ = [
+  "accepted_hashes",
   "LOCK_FILE",
   "WorkdirInUse",
   "acquire_lock",

@@ -15,18 +15,29 @@ import sys
 
 import ml_collections
 
-from jaxflow.config import ConfigError, config_hash, differences, from_dict, to_dict
+from jaxflow.config import ConfigError, config_hash, extension_refusal, from_dict, to_dict
 from jaxflow.workdir.files import read_json, write_json, write_text
 from jaxflow.workdir.lock import LOCK_FILE
 
 CONFIG_FILE, SUMMARY_FILE, METRICS_FILE = "config.json", "summary.json", "metrics.jsonl"
 
 
-def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
-  """workdir/config.json: the resolved config and its hash."""
-  return write_json(
-    os.path.join(workdir, CONFIG_FILE), {"hash": config_hash(config), "config": to_dict(config)}, sort_keys=True
-  )
+def write_config(workdir: str, config: ml_collections.ConfigDict, *, extends: list[str] | None = None) -> str:
+  """workdir/config.json: the resolved config, its hash, and (a run extended with more epochs) the hashes of
+  the configs it continued, whose checkpoints it still resumes from."""
+  record = {"hash": config_hash(config), "config": to_dict(config)}
+  if extends:
+    record["extends"] = extends
+  return write_json(os.path.join(workdir, CONFIG_FILE), record, sort_keys=True)
+
+
+def accepted_hashes(workdir: str, config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The config hashes whose checkpoints this run may resume: its own, and those it was extended from."""
+  try:
+    extends = read_json(os.path.join(workdir, CONFIG_FILE)).get("extends", [])
+  except (OSError, ValueError, AttributeError):
+    extends = []
+  return (config_hash(config), *[h for h in extends if isinstance(h, str)])
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -58,13 +69,17 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
       previous = None
       print(f"jaxflow: warning: {path} could not be read; it is written again", file=sys.stderr)
     if isinstance(previous, dict) and previous.get("hash") != config_hash(config):
-      diffs = differences(previous.get("config", {}), to_dict(config))
-      diffs = [d for d in diffs if not d.startswith("train.overwrite")]
-      shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
-      raise ConfigError(
-        f"workdir {workdir} holds a run of a different config ({shown}); "
-        "use another --workdir, or --config.train.overwrite=True to discard that run"
-      )
+      refusal = extension_refusal(previous.get("config", {}), config)
+      if refusal is not None:
+        raise ConfigError(
+          f"workdir {workdir} holds a run of a different config ({refusal}); "
+          "use another --workdir, or --config.train.overwrite=True to discard that run"
+        )
+      # More epochs of a run whose past does not depend on its length: its checkpoints stay valid.
+      extends = [*previous.get("extends", []), previous["hash"]]
+      if write:
+        write_config(workdir, config, extends=extends)
+      return
   if not write:
     return
   if config.train.overwrite and os.path.isdir(workdir):

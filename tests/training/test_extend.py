@@ -1,0 +1,56 @@
+"""A finished run can be extended with more epochs when its learning-rate schedule does not depend on the
+run's length (constant, exponential): the extension ends bitwise where a run of that length from scratch
+ends. Otherwise, one line saying why."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import jaxflow
+from tests.conftest import config_path
+
+TINY = ["model.widths=(32,)", "train.log_every=5", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
+
+
+def config(epochs: int, *overrides: str):
+  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, f"train.epochs={epochs}", *overrides])
+
+
+def eval_steps(workdir) -> list[int]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [r["step"] for r in map(json.loads, f) if r["split"] == "eval"]
+
+
+@pytest.mark.slow
+def test_more_epochs_of_a_constant_schedule_continue_bitwise(tmp_path):
+  constant = ("optim.schedule=constant", "optim.warmup_steps=5")
+  straight = jaxflow.train(config(4, *constant), str(tmp_path / "straight"), quiet=True)
+  workdir = str(tmp_path / "extended")
+  first = jaxflow.train(config(2, *constant), workdir, quiet=True)
+  extended = jaxflow.train(config(4, *constant), workdir, quiet=True)
+  assert extended["resumed_from_step"] == first["steps"] == straight["steps"] // 2
+  assert extended["steps"] == straight["steps"]
+  assert extended["params_sha256"] == straight["params_sha256"]
+  assert eval_steps(workdir) == eval_steps(str(tmp_path / "straight"))  # each epoch logged once
+  record = json.loads(open(os.path.join(workdir, "config.json")).read())
+  assert record["config"]["train"]["epochs"] == 4 and len(record["extends"]) == 1
+  # A kill after the extension resumes from a checkpoint of either config; rerunning the finished one is a no-op.
+  again = jaxflow.train(config(4, *constant), workdir, quiet=True)
+  assert again["params_sha256"] == straight["params_sha256"] and again["resumed_from_step"] == straight["steps"]
+
+
+@pytest.mark.slow
+def test_a_schedule_that_spans_the_run_or_fewer_epochs_are_refused_in_one_line(tmp_path):
+  workdir = str(tmp_path / "cosine")
+  jaxflow.train(config(1, "optim.schedule=cosine"), workdir, quiet=True)
+  with pytest.raises(jaxflow.ConfigError, match=r"train.epochs 1 -> 3 would change what optim.schedule='cosine'"):
+    jaxflow.train(config(3, "optim.schedule=cosine"), workdir, quiet=True)
+  constant = str(tmp_path / "constant")
+  jaxflow.train(config(2, "optim.schedule=constant"), constant, quiet=True)
+  with pytest.raises(jaxflow.ConfigError, match=r"train.epochs 2 -> 1: a run is extended with more epochs, never"):
+    jaxflow.train(config(1, "optim.schedule=constant"), constant, quiet=True)
+  with pytest.raises(jaxflow.ConfigError, match=r"differs in optim.lr: .*overwrite=True"):
+    jaxflow.train(config(3, "optim.schedule=constant", "optim.lr=0.5"), constant, quiet=True)
