@@ -26,6 +26,7 @@ import numpy as np
 from jaxflow.training import losses
 from jaxflow.training.dispatch import InFlight, chunk_sizes
 from jaxflow.training.interrupt import Interrupted, StopRequest
+from jaxflow.training.progress import ProgressDisplay
 from jaxflow.training.run_axis import stack, take
 from jaxflow.training.runbook import NonFiniteLossError, RunBook
 from jaxflow.training.state import num_params, params_sha256
@@ -47,6 +48,7 @@ class LoopInputs:
   in_flight: InFlight
   extra: object  # train_seconds -> the summary's timing and environment fields
   stop: StopRequest | None = None  # SIGINT / SIGTERM received: stop at the next boundary (see interrupt.py)
+  display: ProgressDisplay = dataclasses.field(default_factory=ProgressDisplay.off)  # bar, lines or nothing
 
 
 @dataclasses.dataclass
@@ -89,10 +91,10 @@ def _fused_epoch(run: LoopInputs, progress: Progress, epoch: int, last_epoch: in
   step = progress.step
 
   def log(i, book):
-    book.progress.update(run.steps_per_epoch)
     book.log_train([results[i][0]], first_step=first_step, step=step, epoch=epoch + 1)
 
   _for_each_active(run.books, log, run.extra)
+  run.display.advance(run.steps_per_epoch, run.books)
   return [r[1] for r in results], ahead
 
 
@@ -142,10 +144,10 @@ def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int =
       log_at, log_first = progress.step, pending_first
 
       def log(i, book, log_at=log_at, log_first=log_first, per_run=per_run):
-        book.progress.update(log_at - log_first)
         book.log_train(per_run[i], first_step=log_first, step=log_at, epoch=epoch + 1)
 
       _for_each_active(run.books, log, run.extra)
+      run.display.advance(log_at - log_first, run.books)
       pending, pending_first = [], progress.step
       next_log = (progress.step // log_every + 1) * log_every
       signum = _stop_signal(run, epoch_end=False) if u + 1 < len(units) else None
@@ -214,6 +216,12 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
   signum = _stop_signal(run, epoch_end=True)  # a signal while the run was assembled and compiled
   if signum is not None:
     raise Interrupted(signum, progress.step, start_epoch)
+  run.display.start(
+    step=progress.step,
+    epoch=start_epoch,
+    steps_per_epoch=run.steps_per_epoch,
+    compile_seconds=run.programs.compile_seconds,
+  )
   ahead = None
   if fused and start_epoch < last_epoch:
     ahead = run.programs.epoch(run.state, run.data, run.streams, start_epoch)
@@ -230,6 +238,7 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
     start = 0
     _record_epoch(run, progress, epoch, eval_each, keep)
     progress.last_eval = eval_each
+    _show_epoch(run, progress, epoch, last=epoch + 1 == last_epoch or all(b.done for b in books))
     if all(b.done for b in books):
       break
     signum = _stop_signal(run, epoch_end=True) if epoch + 1 < last_epoch else None
@@ -237,6 +246,18 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
       _save_and_stop(run, progress, signum, epoch=epoch + 1, offset=0)
   finals = _final_states(run, place=place)
   return _summaries(run, progress, finals)
+
+
+def _show_epoch(run: LoopInputs, progress: Progress, epoch: int, *, last: bool) -> None:
+  """The display's epoch: the group's training throughput so far (compilation left out, as in the summary)."""
+  examples = len(run.books) * progress.trained_steps * run.config.train.batch_size
+  run.display.epoch_end(
+    epoch=epoch + 1,
+    books=run.books,
+    examples_per_second=examples / progress.train_seconds if progress.train_seconds > 0 else None,
+    compile_seconds=run.programs.compile_seconds,
+    last=last,
+  )
 
 
 def _final_states(run: LoopInputs, *, place) -> dict[int, object]:
