@@ -131,6 +131,11 @@ def seeds_compare(paths: Sequence[str]) -> int:
       f"jaxflow seeds compare takes two study workdirs, got {len(paths)}: jaxflow seeds compare runs/a runs/b"
     )
   result = compare_studies(*paths)
+  diffs = result["config_differences"]
+  if diffs is None:
+    print("config differences: unknown (a study's seed workdirs have no config.json)")
+  else:
+    print(f"config differences ({paths[0]} -> {paths[1]}): {'; '.join(diffs) if diffs else 'none'}")
   print(result["verdict"])
   print(
     json.dumps(

@@ -15,8 +15,10 @@ import jaxflow
 from jaxflow import cli, rng
 from jaxflow.config import ConfigError
 from jaxflow.run.assemble import Compiled
+from jaxflow.seeds import compare as seeds_compare
 from jaxflow.seeds import mode_choice, stats, sweeps
 from jaxflow.seeds import study as seeds_lib
+from jaxflow.workdir import write_config
 from tests.conftest import config_path, latest_params, max_param_diff
 
 TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]
@@ -240,19 +242,36 @@ def test_check_determinism_says_what_was_bitwise(tmp_path):
   assert "xla_gpu_deterministic_ops" in " ".join(report["determinism"]["flags"])
 
 
-def _fake_study(path, values, metric="eval/accuracy"):
+def _fake_study(path, values, metric="eval/accuracy", epochs=None, sweeps=("all",)):
+  """A study's report.json (and, with `epochs`, its first seed's config.json)."""
   os.makedirs(path, exist_ok=True)
-  report = {"metric": metric, "sweeps": [{"name": "all", "seeds": [{"final": v} for v in values]}]}
+  report = {"metric": metric, "sweeps": [{"name": n, "seeds": [{"final": v} for v in values]} for n in sweeps]}
   with open(os.path.join(path, "report.json"), "w") as f:
     json.dump(report, f)
+  if epochs is not None:
+    config = jaxflow.load_config(config_path("digits_mlp.py"), [f"train.epochs={epochs}", "seeds.init=3"])
+    for sweep in sweeps:
+      os.makedirs(os.path.join(path, sweep, "seed_000"))
+      write_config(os.path.join(path, sweep, "seed_000"), config)
 
 
 def test_compare_through_the_cli(tmp_path, capsys):
   a, b = str(tmp_path / "a"), str(tmp_path / "b")
-  _fake_study(a, [0.95, 0.96, 0.955, 0.958, 0.962])
-  _fake_study(b, [0.90, 0.91, 0.905, 0.908, 0.899])
+  _fake_study(a, [0.95, 0.96, 0.955, 0.958, 0.962], epochs=30, sweeps=("init", "all"))
+  _fake_study(b, [0.90, 0.91, 0.905, 0.908, 0.899], epochs=10, sweeps=("all",))
   assert cli.main(["jaxflow", "seeds", "compare", a, b]) == 0
-  out = capsys.readouterr().out
-  assert out.startswith("A beats B") and json.loads(out.splitlines()[1])["a_beats_b"] is True
+  config_line, verdict, numbers = capsys.readouterr().out.splitlines()
+  assert config_line.endswith(": train.epochs: 30 -> 10")  # the seeds' own pins are no difference
+  assert verdict.startswith(f"{a} beats {b}") and "of sweep 'all' against" in verdict
+  assert json.loads(numbers)["a_beats_b"] is True
   assert cli.main(["jaxflow", "seeds", "compare", a, str(tmp_path / "missing")]) == 2
   assert "report.json not found" in capsys.readouterr().err
+
+
+def test_compare_says_which_condition_failed(tmp_path):
+  a, b = str(tmp_path / "a"), str(tmp_path / "b")
+  _fake_study(a, [0.95, 0.90, 0.97, 0.91])
+  _fake_study(b, [0.94, 0.92, 0.93, 0.90])
+  result = seeds_compare.compare_studies(a, b)
+  assert result["verdict"].startswith(f"no difference shown between {a} and {b}: the 95% interval")
+  assert "Welch's t-test does not reject" in result["verdict"] and result["config_differences"] is None
