@@ -94,7 +94,52 @@ def _sweep(result, metric: str) -> dict:
   }
 
 
-def build(config, results, *, choice: dict, skipped_sources: list[str], active: dict, study: str | None) -> dict:
+def resolution(metric: str, eval_size: int | None) -> dict:
+  """The smallest change the metric can show: one eval example for an accuracy-like metric on N examples;
+  a continuous metric (loss, MAE) has none worth stating."""
+  if metric in ACCURACY_LIKE and eval_size:
+    return {"value": 1.0 / eval_size, "why": f"one eval example of {eval_size}", "finer": "eval/loss"}
+  return {"value": None, "why": "a continuous metric", "finer": None}
+
+
+def resolution_warnings(sweeps: list[dict], variance: dict | None, res: dict, metric: str) -> list[str]:
+  """Where the study claims less than it seems to: a std, or a source's std, below the metric's resolution,
+  and seeds that trained different parameters yet score exactly alike."""
+  step, out = res["value"], []
+  hint = (
+    f"use a finer metric ({res['finer']}, train.monitor={res['finer']!r}) or a larger eval split"
+    if res["finer"]
+    else ""
+  )
+  for s in sweeps:
+    f = s["final"] or {}
+    distinct = len({r["params_sha256"] for r in s["seeds"] if r["params_sha256"]})
+    if f.get("std") == 0 and distinct > 1:
+      out.append(
+        f"sweep {s['name']!r}: its {distinct} seeds trained different parameters but score exactly the same "
+        f"{metric}: the metric cannot resolve this source; {hint}"
+      )
+    elif step and f.get("std") is not None and 0 < f["std"] < step:
+      out.append(f"sweep {s['name']!r}: std {f['std']:.4g} is below the metric's resolution ({res['why']}); {hint}")
+  warned = {s["name"] for s in sweeps if any(w.startswith(f"sweep {s['name']!r}") for w in out)}
+  for name, v in (variance or {}).items():
+    if name in warned:  # a sources study's sweep is its source: said once
+      continue
+    if isinstance(v, dict) and step and v.get("std") is not None and 0 < v["std"] < step:
+      out.append(f"source {name!r}: std {v['std']:.4g} is below the metric's resolution ({res['why']}); {hint}")
+  return out
+
+
+def build(
+  config,
+  results,
+  *,
+  choice: dict,
+  skipped_sources: list[str],
+  active: dict,
+  study: str | None,
+  eval_size: int | None = None,
+) -> dict:
   metric = _metric(config)
   sweeps = [_sweep(r, metric) for r in results]
   report = {
@@ -111,6 +156,8 @@ def build(config, results, *, choice: dict, skipped_sources: list[str], active: 
   if study == "sources":
     values = {s["name"]: [r["final"] for r in s["seeds"] if r["final"] is not None] for s in sweeps}
     report["variance_by_source"] = stats.variance_by_source(values)
+  report["resolution"] = resolution(metric, eval_size)
+  report["warnings"] = resolution_warnings(sweeps, report.get("variance_by_source"), report["resolution"], metric)
   return report
 
 
@@ -157,6 +204,18 @@ def markdown(report: dict) -> str:
       f"{_fmt(s['seeds_needed']['n'])} | {s['failed']} | {s['seconds']:.1f} |"
     )
   lines += ["", "Values are the final epoch's; the best epoch's are in report.json (`sweeps[].best`)."]
+  res = report.get("resolution") or {}
+  if res.get("value"):
+    lines += [
+      "",
+      f"Resolution of {metric}: {res['value']:.4g} ({res['why']}); a std or a difference below it is noise.",
+    ]
+  lines += ["", *[f"**Warning**: {w}" for w in report.get("warnings", [])]] if report.get("warnings") else []
+  lines += ["", "| stream | in this study |", "|---|---|"]
+  varied = {v for s in report["sweeps"] for v in s["vary"]}
+  for stream, used in (report.get("active_sources") or {}).items():
+    state = "not used by this config" if not used else ("varied" if stream in varied else "used, held fixed")
+    lines.append(f"| {stream} | {state} |")
   if report.get("sources_not_drawn"):
     lines += [
       "",
@@ -178,6 +237,8 @@ def markdown(report: dict) -> str:
           f"| {name} | {v['variance']:.3g} | {_fmt(v['std'])} | "
           f"{_fmt(v['share'], 3) if v['share'] is not None else '-'} |"
         )
+    for name in report.get("sources_not_drawn", {}):  # every stream has a row
+      lines.append(f"| {name} | 0 | - | not used by this config |")
     if "sum_of_sources_over_all" in report["variance_by_source"]:
       lines += [
         "",
@@ -207,20 +268,35 @@ def markdown(report: dict) -> str:
 
 
 def _plot_curves(report: dict, path: str) -> str:
-  """Learning curves of every sweep: mean +- std (dark band) and min-max (light band) over seeds."""
-  fig = new_figure(7, 4.2)
-  ax = fig.add_subplot()
+  """Learning curves of every sweep: mean +- std (dark band) and min-max (light band) over seeds; the right
+  panel zooms into the final epochs, where the seeds' spread is too small to see at the whole run's scale."""
+  fig = new_figure(10, 4.2)
+  whole, final = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
   for i, s in enumerate(report["sweeps"]):
     c = s["curves"]
     if not c["epochs"]:
       continue
     color = f"C{i % 10}"
     epochs, mean, std = np.array(c["epochs"]), np.array(c["mean"]), np.nan_to_num(np.array(c["std"]))
-    ax.fill_between(epochs, c["min"], c["max"], color=color, alpha=0.15, linewidth=0)
-    ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.35, linewidth=0)
-    ax.plot(epochs, mean, color=color, label=f"{s['name']} ({len(s['seeds'])} seeds)")
-  ax.set(xlabel="epoch", ylabel=report["metric"], title="Learning curves: mean, +-std (dark), min-max (light)")
-  ax.legend(fontsize=8)
+    tail = slice(max(0, len(epochs) - max(3, len(epochs) // 4)), None)  # the last quarter, at least 3 epochs
+    if len(epochs) < 6:  # too short to zoom into: the last epoch's value of every seed, on its own scale
+      last = [row[-1] for row in c["per_seed"] if row and row[-1] is not None]
+      final.scatter([i] * len(last), last, color=color, s=18, alpha=0.8)
+      final.errorbar([i + 0.25], [mean[-1]], yerr=[std[-1]], color=color, fmt="o", capsize=3)
+    panels = ((whole, slice(None)), (final, tail)) if len(epochs) >= 6 else ((whole, slice(None)),)
+    for ax, part in panels:
+      ax.fill_between(epochs[part], np.array(c["min"])[part], np.array(c["max"])[part], color=color, alpha=0.15, lw=0)
+      ax.fill_between(epochs[part], (mean - std)[part], (mean + std)[part], color=color, alpha=0.35, linewidth=0)
+      ax.plot(epochs[part], mean[part], color=color, label=f"{s['name']} ({len(s['seeds'])} seeds)")
+  whole.set(xlabel="epoch", ylabel=report["metric"], title="mean, +-std (dark), min-max (light)")
+  short = max((len(s["curves"]["epochs"]) for s in report["sweeps"]), default=0) < 6
+  if short:
+    final.set_xticks(range(len(report["sweeps"])), [s["name"] for s in report["sweeps"]], fontsize=8)
+  final.set(xlabel="sweep" if short else "epoch", title="last epoch per seed (+-std)" if short else "final epochs")
+  res = (report.get("resolution") or {}).get("value")
+  if res:
+    final.annotate(f"resolution {res:.4g}", xy=(0.02, 0.02), xycoords="axes fraction", fontsize=8)
+  whole.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path)
   return path

@@ -121,7 +121,7 @@ def run_seeds(
   varied = parse_vary(vary)
   compile_cache.enable(config.get("compilation_cache"))
   compiled = Compiled()
-  problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before anything is written
+  problem = problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before writing
   with acquire_lock(workdir, command="jaxflow seeds"):
     active = active_sources(config)
     if study == "sources":
@@ -149,7 +149,9 @@ def run_seeds(
       run_sweep(config, workdir, name=n, vary=v, seeds=seeds, mode=choice["mode"], compiled=compiled, quiet=quiet)
       for n, v in sweeps
     ]
-    report = seeds_report.build(config, results, choice=choice, skipped_sources=skipped, active=active, study=study)
+    report = seeds_report.build(
+      config, results, choice=choice, skipped_sources=skipped, active=active, study=study, eval_size=problem.eval_size
+    )
     if check_determinism:
       report["determinism"] = determinism.check(config, results[0], workdir)
     report["wall_seconds"] = time.perf_counter() - start

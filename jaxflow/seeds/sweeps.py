@@ -16,7 +16,8 @@ from jaxflow import rng
 from jaxflow.config import ConfigError
 
 SOURCES = rng.STREAM_NAMES  # every source of randomness a study can vary
-STUDY_SOURCES = tuple(s for s in SOURCES if s != "sampler")  # what --study=sources sweeps one by one
+# What --study=sources sweeps one by one: every stream the config draws from (the others are listed as not used).
+STUDY_SOURCES = SOURCES
 
 
 def parse_vary(vary: str | tuple) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from jaxflow.config import ConfigError
 from jaxflow.run.assemble import Compiled
 from jaxflow.seeds import compare as seeds_compare
 from jaxflow.seeds import mode_choice, stats, sweeps
+from jaxflow.seeds import report as seeds_report
 from jaxflow.seeds import study as seeds_lib
 from jaxflow.workdir import write_config
 from tests.conftest import config_path, latest_params, max_param_diff
@@ -223,12 +224,35 @@ def test_sources_study_decomposes_the_variance(tmp_path):
   report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, study="sources", mode="vmap")
   names = [s["name"] for s in report["sweeps"]]
   assert names == ["init", "data", "dropout", "all", "none"]
-  assert set(report["sources_not_drawn"]) == {"augment", "noise"}
+  assert set(report["sources_not_drawn"]) == {"augment", "noise", "sampler"}  # every stream is accounted for
+  assert report["resolution"]["value"] == pytest.approx(1 / 360) and report["resolution"]["finer"] == "eval/loss"
+  markdown = (tmp_path / "report.md").read_text()
+  assert (
+    "| sampler | not used by this config |" in markdown and "| sampler | 0 | - | not used by this config |" in markdown
+  )
   none = next(s for s in report["sweeps"] if s["name"] == "none")
   assert none["final"]["std"] == 0.0  # nothing varies: the CPU is deterministic
   assert len({r["params_sha256"] for r in none["seeds"]}) == 1
   shares = [report["variance_by_source"][s]["share"] for s in ("init", "data", "dropout")]
   assert all(s is not None for s in shares) and sum(shares) == pytest.approx(1.0)
+  below = [s for s, v in report["variance_by_source"].items() if isinstance(v, dict) and 0 < v["std"] < 1 / 360]
+  assert [w.split(":")[0] for w in report["warnings"]] == [f"sweep {s!r}" for s in below]  # each said once
+
+
+def test_a_std_below_one_eval_example_or_a_frozen_metric_is_flagged():
+  sweeps = [
+    {"name": "dropout", "final": {"std": 0.0}, "seeds": [{"params_sha256": "a"}, {"params_sha256": "b"}]},
+    {"name": "init", "final": {"std": 0.001}, "seeds": [{"params_sha256": "c"}, {"params_sha256": "d"}]},
+    {"name": "none", "final": {"std": 0.0}, "seeds": [{"params_sha256": "e"}, {"params_sha256": "e"}]},
+    {"name": "data", "final": {"std": 0.02}, "seeds": [{"params_sha256": "f"}, {"params_sha256": "g"}]},
+  ]
+  res = seeds_report.resolution("accuracy", 360)
+  warnings = seeds_report.resolution_warnings(sweeps, None, res, "accuracy")
+  assert len(warnings) == 2
+  assert warnings[0].startswith("sweep 'dropout': its 2 seeds trained different parameters but score exactly the same")
+  assert warnings[1].startswith("sweep 'init': std 0.001 is below the metric's resolution (one eval example of 360)")
+  assert all("eval/loss" in w for w in warnings)
+  assert seeds_report.resolution("loss", 360)["value"] is None
 
 
 @pytest.mark.slow
