@@ -182,6 +182,21 @@ def _fmt(v, digits: int = 4) -> str:
   return str(v)
 
 
+def _resolution_and_streams(report: dict, metric: str) -> list[str]:
+  """What the metric can resolve, the warnings where the study claims less than it seems, and every stream."""
+  lines = []
+  res = report.get("resolution") or {}
+  if res.get("value"):
+    lines += ["", f"Resolution of {metric}: {res['value']:.4g} ({res['why']}); a std or difference below it is noise."]
+  lines += ["", *[f"**Warning**: {w}" for w in report.get("warnings", [])]] if report.get("warnings") else []
+  lines += ["", "| stream | in this study |", "|---|---|"]
+  varied = {v for s in report["sweeps"] for v in s["vary"]}
+  for stream, used in (report.get("active_sources") or {}).items():
+    state = "not used by this config" if not used else ("varied" if stream in varied else "used, held fixed")
+    lines.append(f"| {stream} | {state} |")
+  return lines
+
+
 def markdown(report: dict) -> str:
   metric = report["metric"]
   lines = [f"# Multi-seed study: {metric}", ""]
@@ -204,18 +219,7 @@ def markdown(report: dict) -> str:
       f"{_fmt(s['seeds_needed']['n'])} | {s['failed']} | {s['seconds']:.1f} |"
     )
   lines += ["", "Values are the final epoch's; the best epoch's are in report.json (`sweeps[].best`)."]
-  res = report.get("resolution") or {}
-  if res.get("value"):
-    lines += [
-      "",
-      f"Resolution of {metric}: {res['value']:.4g} ({res['why']}); a std or a difference below it is noise.",
-    ]
-  lines += ["", *[f"**Warning**: {w}" for w in report.get("warnings", [])]] if report.get("warnings") else []
-  lines += ["", "| stream | in this study |", "|---|---|"]
-  varied = {v for s in report["sweeps"] for v in s["vary"]}
-  for stream, used in (report.get("active_sources") or {}).items():
-    state = "not used by this config" if not used else ("varied" if stream in varied else "used, held fixed")
-    lines.append(f"| {stream} | {state} |")
+  lines += _resolution_and_streams(report, metric)
   if report.get("sources_not_drawn"):
     lines += [
       "",
