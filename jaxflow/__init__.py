@@ -56,6 +56,16 @@ def tune(config, workdir: str, **kw) -> dict:
   return run_tune(config, workdir, **kw)
 
 
+def optimize(fn, space, **kw) -> dict:
+  """Minimizes `fn(point: dict) -> float` over `space` (a dict {name: (low, high) | ('log', low, high) | [choices]},
+  a Space or a space file) with `jaxflow tune`'s search: `method=` grid | random | sobol | halton | bo (default),
+  `budget=30`, `maximize=False`, `seed=0`, `history_file=` (resumable JSON), `batch=1`. Returns {"best", "history",
+  ...} (jaxflow.tuning.optimize)."""
+  from jaxflow.tuning.optimize import optimize as run  # deferred: loads jax, scipy
+
+  return run(fn, space, **kw)
+
+
 def profile(config, workdir: str, **kw) -> dict:
   """Profiles `config`'s model on every device into `workdir` (`jaxflow profile`); returns the report."""
   from jaxflow.profiler.run import run_profile  # deferred: loads jax, flax, tfds
@@ -79,4 +89,15 @@ def load_model(directory: str):
   return load(directory)
 
 
-__all__ = ["ConfigError", "audit", "explain", "export", "load_config", "load_model", "profile", "train", "tune"]
+__all__ = [
+  "ConfigError",
+  "audit",
+  "explain",
+  "export",
+  "load_config",
+  "load_model",
+  "optimize",
+  "profile",
+  "train",
+  "tune",
+]

@@ -31,7 +31,7 @@ from jaxflow.config import ConfigError, config_hash, one_line
 from jaxflow.run import assemble
 from jaxflow.run import train as run_train
 from jaxflow.run.validate import validate
-from jaxflow.tuning import pruning
+from jaxflow.tuning import pruning, suggest
 from jaxflow.tuning.trials import Trial, eval_curve, objective_value, probe_value, trial_config
 from jaxflow.workdir import completed_summary
 
@@ -155,9 +155,7 @@ class Study:
         value = None
       params.append(t.params)
       values.append(np.nan if value is None else sign * value)
-    finite = [v for v in values if np.isfinite(v)]
-    worst = max(finite) if finite else np.nan
-    return params, [v if np.isfinite(v) else worst for v in values]
+    return params, suggest.impute_failed(values)
 
   def propose(self, start: int, count: int) -> list[dict]:
     params, values = self.observations()

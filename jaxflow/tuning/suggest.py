@@ -8,12 +8,15 @@ as the study loop drives it on configs.
 
 Reproducible: grid, random and quasi-random points depend only on (seed, trial index), so a resumed
 study draws what an uninterrupted one would have; BO depends on (seed, trial index, the observations),
-except that its GP fit starts one restart from the previous fit in this process (a warm start).
+and on the GP hyperparameters its previous fit ended at (one restart starts there: a warm start). `state()`
+and `restore()` carry that warm start and the grid's size across processes: `jaxflow.optimize` keeps them in
+its history file, so a resumed search suggests exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -23,6 +26,16 @@ from jaxflow.tuning import gp as gp_lib
 from jaxflow.tuning.space import Space
 
 METHODS = ("grid", "random", "sobol", "halton", "bo")
+
+
+def impute_failed(values) -> list[float]:
+  """Values to minimize with each non-finite one (a failed trial or evaluation) replaced by the worst finite
+  value: the region failed, so BO should not return to it, and a GP needs finite targets. All non-finite
+  stay NaN (BO then samples its Sobol design until two values are finite)."""
+  values = [float(v) for v in values]
+  finite = [v for v in values if math.isfinite(v)]
+  worst = max(finite) if finite else math.nan
+  return [v if math.isfinite(v) else worst for v in values]
 
 
 @dataclasses.dataclass
@@ -38,6 +51,8 @@ class Suggester:
   init_trials: int | None = None
   budget: int = 30  # grid: the largest grid with at most this many points
   last_fit: gp_lib.GP | None = None
+  # bo: the hyperparameters the next GP fit starts one restart from (the last fit's; `restore` sets them).
+  warm_start: dict | None = None
   # grid: the levels and the budget the grid was first built for; a resumed study passes its first run's
   # (study.json), so a larger --trials continues the same grid in the same order instead of a finer one.
   grid_levels: int | None = None
@@ -66,6 +81,18 @@ class Suggester:
       self._grid = points
     return self._grid
 
+  def state(self) -> dict:
+    """What a resumed search needs to suggest what this one would next (plain JSON types: float64 values
+    round-trip exactly): the grid's levels and budget, and the GP warm start."""
+    warm = None if self.warm_start is None else {k: np.asarray(v).tolist() for k, v in self.warm_start.items()}
+    return {"grid_levels": self.grid_levels, "grid_budget": self.grid_budget, "warm_start": warm}
+
+  def restore(self, state: dict) -> None:
+    """Takes back what `state()` returned (before the first suggestion)."""
+    self.grid_levels, self.grid_budget = state.get("grid_levels"), state.get("grid_budget")
+    warm = state.get("warm_start")
+    self.warm_start = None if warm is None else {k: np.asarray(v, np.float64) for k, v in warm.items()}
+
   def suggest(
     self, start: int, count: int, observed: list[dict] = (), values=(), pending: list[dict] = ()
   ) -> list[dict]:
@@ -87,9 +114,9 @@ class Suggester:
       self.space.features_of(observed),
       values,
       seed=self.seed * 100_003 + start,
-      init=None if self.last_fit is None else self.last_fit.params,
+      init=self.warm_start,
     )
-    self.last_fit = model
+    self.last_fit, self.warm_start = model, model.params
     out += acquisition.propose(
       model,
       self.space,
