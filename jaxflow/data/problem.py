@@ -54,6 +54,9 @@ class Problem:
   input_structure: object = None
   dataset_classes: int | None = None  # the dataset's label classes (before a binary mapping): data.class_counts' length
   adaptation: adapt.Adaptation = adapt.Adaptation()  # data.adapt, checked against the dataset (identity when unset)
+  class_names: tuple[str, ...] | None = (
+    None  # one per target class (folder names, CSV labels, tfds names); None: regression
+  )
 
   @property
   def metrics(self) -> tuple[str, ...]:
@@ -89,7 +92,21 @@ def resolve_problem(config: ml_collections.ConfigDict) -> Problem:
   spec, adaptation, original_classes = _adapted_spec(config, read_spec(config), kind)
   problem = _resolve(config, spec, kind)
   problem = dataclasses.replace(problem, adaptation=adaptation, input_structure=kind.input_structure(spec))
+  problem = dataclasses.replace(problem, class_names=target_class_names(problem, spec.class_names))
   return _subset_sizes(config, problem, original_classes, kind)
+
+
+def target_class_names(problem: Problem, dataset_names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+  """The name of each class the model predicts: the dataset's label names (a folder's sub-folders, a CSV's
+  label strings, a tfds ClassLabel), "negative"/"positive" for a binary problem built from labels, "0".."K-1"
+  when classes were merged (data.adapt.relabel) or the dataset has no names; None for regression."""
+  if problem.kind == "regression" or problem.num_classes is None:
+    return None
+  if problem.kind == "binary":
+    return ("negative", "positive")
+  if dataset_names and problem.adaptation.relabel is None and len(dataset_names) == problem.num_classes:
+    return tuple(str(n) for n in dataset_names)
+  return tuple(str(i) for i in range(problem.num_classes))
 
 
 def _split_sizes(config: ml_collections.ConfigDict, spec: loading.FeatureSpec, kind: registry.DatasetKind) -> dict:

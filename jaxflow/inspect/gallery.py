@@ -174,8 +174,9 @@ def _hidden_pictures(run: Run, chosen: Examples) -> list[Picture]:
 
 
 def _saliency_pictures(chosen: Examples, maps: dict, random_maps: dict, settings: dict) -> list[Picture]:
-  """Images: every method's saliency over the input, for the trained and the re-initialized model."""
-  shown = slice(0, MAX_ROWS)
+  """Images: every method's saliency over the input, for the trained and the re-initialized model; every
+  example explain was asked for (the other pictures draw the first MAX_ROWS)."""
+  shown = slice(None)
   captions = chosen.captions[shown]
   return [
     Picture(

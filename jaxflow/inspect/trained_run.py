@@ -145,10 +145,12 @@ def _targets(outputs: np.ndarray, problem: Problem) -> tuple[np.ndarray, np.ndar
   return predicted, predicted
 
 
-def _caption(label, prediction, kind: str) -> str:
+def _caption(label, prediction, kind: str, names=None) -> str:
+  """`y=` the true class and `p=` the predicted one, by name when the classes have names (circle, square)."""
   if kind == "regression":
     return f"y={float(label):.2f} f={float(prediction):.2f}"
-  return f"y={int(label)} p={int(prediction)}"
+  name = (lambda c: names[int(c)]) if names else (lambda c: str(int(c)))
+  return f"y={name(label)} p={name(prediction)}"
 
 
 def choose_examples(run: Run, n: int) -> Examples:
@@ -172,7 +174,8 @@ def choose_examples(run: Run, n: int) -> Examples:
   sown = _in_call_order(sown, run.layer_order)
   target, predictions = _targets(outputs, problem)
   labels = labels_all[chosen]
-  captions = [f"#{i} " + _caption(y, p, problem.kind) for i, y, p in zip(chosen, labels, predictions)]
+  names = problem.class_names
+  captions = [f"#{i} " + _caption(y, p, problem.kind, names) for i, y, p in zip(chosen, labels, predictions)]
   return Examples(
     x=x,
     target=target,
@@ -241,12 +244,13 @@ def _graph_examples(run: Run, n: int) -> Examples:
   target, predictions = _targets(np.asarray(outputs)[rows], problem)
   labels = np.asarray(batch["labels"])[rows]
   layout_seed = rng.derived_seed(rng.stream_key(config.seed, "explain"), "explain/layout")
+  names = problem.class_names
   if head == "node":  # one graph (e.g. the karate club): one layout, each row rings its node
     drawings, node_rows = _node_drawings(graph, nodes.shape[0], rows, layout_seed)
-    captions = [f"node {r} " + _caption(y, p, problem.kind) for r, y, p in zip(rows, labels, predictions)]
+    captions = [f"node {r} " + _caption(y, p, problem.kind, names) for r, y, p in zip(rows, labels, predictions)]
   else:  # a padded batch of graphs: draw each explained graph alone
     drawings, node_rows = _graph_drawings(graph, rows, layout_seed)
-    captions = [f"graph {r} " + _caption(y, p, problem.kind) for r, y, p in zip(rows, labels, predictions)]
+    captions = [f"graph {r} " + _caption(y, p, problem.kind, names) for r, y, p in zip(rows, labels, predictions)]
   return Examples(
     x=x,
     target=target,

@@ -52,12 +52,13 @@ def _stamp(image: np.ndarray, text: str, center: tuple[int, int], colour, scale:
   region[mask[: region.shape[0], : region.shape[1]]] = colour
 
 
-def confusion_image(confusion: np.ndarray, *, cell: int | None = None) -> np.ndarray:
+def confusion_image(confusion: np.ndarray, *, cell: int | None = None, class_names=None) -> np.ndarray:
   """[C, C] counts (rows the true class, columns the predicted one) -> RGB uint8 [H, W, 3].
 
   A cell's colour runs from white to dark blue with its share of the true class (the row's recall), so
   a collapsed rare class shows as a pale diagonal cell however few examples it has. Counts are written
-  in the cells (white on dark), class ids along the top and the left edge.
+  in the cells (white on dark), class ids along the top and the left edge; with `class_names` that are more
+  than the ids (a folder's, a CSV's), a legend column on the right says which id is which name.
   """
   confusion = np.asarray(confusion, np.float64)
   num_classes = confusion.shape[0]
@@ -83,4 +84,20 @@ def confusion_image(confusion: np.ndarray, *, cell: int | None = None) -> np.nda
         ink = (255, 255, 255) if share[i, j] > 0.5 else (0, 0, 0)
         centre = (margin + i * cell + cell // 2, margin + j * cell + cell // 2)
         _stamp(image, str(int(confusion[i, j])), centre, ink, scale)
+  names = [str(n) for n in class_names] if class_names else None
+  if names and names != [str(c) for c in range(num_classes)]:
+    image = _with_legend(image, names, margin, cell)
   return image
+
+
+def _with_legend(image: np.ndarray, names: list[str], margin: int, cell: int) -> np.ndarray:
+  """`image` with "id name" per class beside its row, in PIL's built-in bitmap font (well under a ms)."""
+  from PIL import Image, ImageDraw  # deferred: only a run whose classes have names draws them
+
+  width = 12 + 6 * max(len(f"{i} {n}") for i, n in enumerate(names))
+  canvas = Image.new("RGB", (image.shape[1] + width, image.shape[0]), (255, 255, 255))
+  canvas.paste(Image.fromarray(image), (0, 0))
+  draw = ImageDraw.Draw(canvas)
+  for i, name in enumerate(names):
+    draw.text((image.shape[1] + 6, margin + i * cell + cell // 2 - 5), f"{i} {name}", fill=(0, 0, 0))
+  return np.asarray(canvas)

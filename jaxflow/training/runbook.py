@@ -43,12 +43,15 @@ def aggregate_train(host_metrics: list[dict[str, np.ndarray]]) -> dict[str, floa
   return out
 
 
-def class_details(eval_sums: dict, report: dict | None = None) -> dict:
-  """Per-class precision/recall/F1/support and the confusion matrix (classification), for JSON records."""
+def class_details(eval_sums: dict, report: dict | None = None, class_names=None) -> dict:
+  """Per-class precision/recall/F1/support and the confusion matrix (classification), for JSON records;
+  `class_names` says which class each position is."""
   if "confusion" not in eval_sums:
     return {}
   report = report or losses.class_report(eval_sums["confusion"])
+  names = list(class_names) if class_names else [str(c) for c in range(len(report["support"]))]
   return {
+    "class_names": names,
     "per_class": {k: report[k] for k in ("precision", "recall", "f1", "support")},
     "confusion": np.asarray(eval_sums["confusion"]).astype(int).tolist(),
   }
@@ -64,9 +67,10 @@ class RunBook:
   """One run's record. `resume(template)` first; then per epoch `log_train` (at log points) and
   `end_epoch`; `finish` writes summary.json. `done` once the run stopped early or failed."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, *, is_main: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, *, is_main: bool = True, class_names=None):
     self.config, self.workdir, self.is_main = config, workdir, is_main
     self.config_hash = config_hash(config)
+    self.class_names = class_names  # the problem's, for records, TensorBoard tags and the confusion image
     # Checkpoints it may resume: its own config's, and those of the configs it was extended from.
     self.accepted_hashes = workdir_files.accepted_hashes(workdir, config)
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
@@ -182,9 +186,9 @@ class RunBook:
 
   def _write_epoch(self, step, epoch, eval_metrics, eval_sums, report, state_fn, layer_stats_fn) -> None:
     cfg_train, writer = self.config.train, self.writer
-    writer.write(step, epoch, "eval", eval_metrics, details=class_details(eval_sums, report))
+    writer.write(step, epoch, "eval", eval_metrics, details=class_details(eval_sums, report, self.class_names))
     if report is not None and (epoch % cfg_train.class_report_every == 0 or epoch == cfg_train.epochs):
-      writer.write_class_report(step, eval_sums["confusion"], report)
+      writer.write_class_report(step, eval_sums["confusion"], report, class_names=self.class_names)
     if epoch % cfg_train.histogram_every == 0:
       writer.write_histograms(step, state_fn().params)
     if layer_stats_fn is not None and cfg_train.layer_stats_every and epoch % cfg_train.layer_stats_every == 0:
@@ -229,7 +233,11 @@ class RunBook:
     cfg_train = self.config.train
     summary = {
       "status": "completed",
-      "final": {"eval": final_eval, "train": self.train_last, **class_details(final_sums)},
+      "final": {
+        "eval": final_eval,
+        "train": self.train_last,
+        **class_details(final_sums, class_names=self.class_names),
+      },
       "best": {
         "metric": cfg_train.monitor,
         "value": self.monitor.best_value,

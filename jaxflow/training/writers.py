@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -127,18 +128,30 @@ class MetricWriter:
     if summaries:
       self._add(step, Summary(value=[v for summary in summaries for v in summary.value]))
 
-  def write_class_report(self, step: int, confusion: np.ndarray, report: dict, *, split: str = "eval") -> None:
-    """Per-class precision/recall/F1 as TensorBoard scalars (`eval/recall/class_3`) and the confusion
-    matrix as an image (`eval/confusion_matrix`): the view where a rare class's collapse shows."""
+  def write_class_report(
+    self, step: int, confusion: np.ndarray, report: dict, *, split: str = "eval", class_names=None
+  ) -> None:
+    """Per-class precision/recall/F1 as TensorBoard scalars (`eval/recall/class_3`, or `eval/recall/circle`
+    when the class has a name of its own) and the confusion matrix as an image (`eval/confusion_matrix`,
+    the names along its axes): the view where a rare class's collapse shows."""
+    tags = class_tags(class_names, len(report["recall"]))
     self._add_scalars(
       step,
-      {f"{split}/{name}/class_{c}": v for name in ("precision", "recall", "f1") for c, v in enumerate(report[name])},
+      {f"{split}/{name}/{tags[c]}": v for name in ("precision", "recall", "f1") for c, v in enumerate(report[name])},
     )
-    self._add(step, tb_summary.image(f"{split}/confusion_matrix", confusion_image(confusion), dataformats="HWC"))
+    image = confusion_image(confusion, class_names=class_names)
+    self._add(step, tb_summary.image(f"{split}/confusion_matrix", image, dataformats="HWC"))
 
   def close(self) -> None:
     self._jsonl.close()
     self._events.close()
+
+
+def class_tags(class_names, count: int) -> list[str]:
+  """A TensorBoard tag part per class: its name (spaces and slashes replaced), or `class_i` when the name is
+  just its index (the digits) or there is none."""
+  names = list(class_names) if class_names else [str(i) for i in range(count)]
+  return [f"class_{i}" if name == str(i) else re.sub(r"[\s/]+", "_", name) for i, name in enumerate(names)]
 
 
 def histogram(values: np.ndarray, bins: int) -> dict | None:

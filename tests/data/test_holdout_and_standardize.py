@@ -89,3 +89,34 @@ def test_one_split_and_no_holdout_is_one_line_with_the_slice_hint(tmp_path, caps
   err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("jaxflow: preparing")]
   assert code == 2 and len(err) == 1 and not os.path.exists(tmp_path / "run")
   assert "'train[:80%]' / 'train[80%:]'" in err[0] and "data.holdout > 0" in err[0]
+
+
+@pytest.mark.slow
+def test_class_names_travel_from_a_folder_into_the_records_tensorboard_and_captions(tmp_path):
+  """circle/square sub-folders: their names, not 0/1, in summary.json, metrics.jsonl and TensorBoard tags."""
+  from PIL import Image
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+  rng_images = np.random.default_rng(0)
+  for name, level in (("circle", 40), ("square", 200)):
+    os.makedirs(tmp_path / "shapes" / name)
+    for i in range(20):
+      pixels = np.clip(rng_images.normal(level, 20, (8, 8)), 0, 255).astype(np.uint8)
+      Image.fromarray(pixels).save(tmp_path / "shapes" / name / f"{i}.png")
+  workdir = str(tmp_path / "run")
+  config = jaxflow.load_config(
+    config_path("digits_mlp.py"),
+    [f"data.name=folder:{tmp_path / 'shapes'}", "train.batch_size=8", "train.epochs=2", "model.widths=(16,)"],
+  )
+  summary = jaxflow.train(config, workdir, quiet=True)
+  assert summary["final"]["class_names"] == ["circle", "square"]
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    evals = [r for r in map(json.loads, f) if r["split"] == "eval"]
+  assert all(r["class_names"] == ["circle", "square"] for r in evals)
+  events = EventAccumulator(os.path.join(workdir, "tb"))
+  events.Reload()
+  assert {"eval/recall/circle", "eval/recall/square"} <= set(events.Tags()["scalars"])
+  from jaxflow.inspect import trained_run
+
+  chosen = trained_run.choose_examples(trained_run.load_run(workdir, randomize=False), 4)
+  assert all(" y=circle " in f" {c} " or " y=square " in f" {c} " for c in chosen.captions)
