@@ -126,14 +126,26 @@ def _duplicates_md(dup: dict) -> str:
   return text + _exact_examples_md(exact) + _near_examples_md(near)
 
 
+def named(indices, names) -> str:
+  """Indices with the examples' names when the dataset keeps them (`3 (circle/a.png)`)."""
+  if names is None:
+    return ", ".join(map(str, indices))
+  return ", ".join(f"{i} ({n})" for i, n in zip(indices, names, strict=True))
+
+
 def _exact_examples_md(exact: dict) -> str:
   rows = [
-    [s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))]
+    [s, named(g["indices"], g.get("names")), ", ".join(map(str, g["labels"]))]
     for s, e in exact["within"].items()
     for g in e["groups"]
   ]
   rows += [
-    [k, f"{p['index_a']} / {p['index_b']}", f"{p['label_a']} / {p['label_b']}"]
+    [
+      k,
+      f"{named([p['index_a']], [p['name_a']] if 'name_a' in p else None)} / "
+      f"{named([p['index_b']], [p['name_b']] if 'name_b' in p else None)}",
+      f"{p['label_a']} / {p['label_b']}",
+    ]
     for k, e in exact["across"].items()
     for p in e["pairs"]
   ]
@@ -149,7 +161,14 @@ def _exact_examples_md(exact: dict) -> str:
 def _near_examples_md(near: dict) -> str:
   comparisons = list(near["within"].values()) + list(near["across"].values())
   rows = [
-    [c["split_a"], p["index_a"], c["split_b"], p["index_b"], p["distance"], f"{p['label_a']} / {p['label_b']}"]
+    [
+      c["split_a"],
+      named([p["index_a"]], [p["name_a"]] if "name_a" in p else None),
+      c["split_b"],
+      named([p["index_b"]], [p["name_b"]] if "name_b" in p else None),
+      p["distance"],
+      f"{p['label_a']} / {p['label_b']}",
+    ]
     for c in comparisons
     for p in c["pairs"]
   ]
@@ -170,12 +189,16 @@ def _conflicts_md(conflicts: dict) -> str:
   counts = [[s, c["num_groups"], c["num_examples"]] for s, c in conflicts["within"].items()]
   counts += [[k, c["num_groups"], "–"] for k, c in conflicts["across"].items()]
   rows = [
-    [s, ", ".join(map(str, g["indices"])), ", ".join(map(str, g["labels"]))]
+    [s, named(g["indices"], g.get("names")), ", ".join(map(str, g["labels"]))]
     for s, c in conflicts["within"].items()
     for g in c["groups"]
   ]
   rows += [
-    [k, f"{g['indices_a']} / {g['indices_b']}", f"{g['labels_a']} / {g['labels_b']}"]
+    [
+      k,
+      f"{named(g['indices_a'], g.get('names_a'))} / {named(g['indices_b'], g.get('names_b'))}",
+      f"{g['labels_a']} / {g['labels_b']}",
+    ]
     for k, c in conflicts["across"].items()
     for g in c["groups"]
   ]

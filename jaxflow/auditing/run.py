@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from jaxflow import rng
+from jaxflow.auditing import names as names_lib
 from jaxflow.auditing.checks import audit
 from jaxflow.auditing.report import write_report
 from jaxflow.auditing.splits import AuditSplit, AuditThresholds
@@ -54,14 +55,37 @@ def audited_splits(config: ml_collections.ConfigDict, problem: Problem) -> dict[
   """{split name: AuditSplit} of the train and eval splits, as the training loop would see them. The audit
   reads the dataset's classes: a multiclass problem's targets are those classes (label noise included); a
   binary problem's are not, so its audit reads the dataset labels, without the noise drawn on the targets."""
-  prepared = host_data(config, problem, rng.streams(config))
+  splits, _ = _audited_splits_and_names(config, problem)
+  return splits
+
+
+def _audited_splits_and_names(config, problem: Problem) -> tuple[dict[str, AuditSplit], dict[str, list[str]] | None]:
+  """The audited splits, and each example's name when the dataset keeps one (`names.provenance_feature`):
+  read along as metadata, then kept out of the bias checks (a file name is no attribute of the class)."""
+  d = config.data
+  feature = names_lib.provenance_feature(d.name)
+  read = config
+  if feature is not None and feature not in d.metadata_features:
+    read = config.copy_and_resolve_references()
+    read.data.metadata_features = (*d.metadata_features, feature)
+  prepared = host_data(read, problem, rng.streams(config))
   train, evaluation = prepared.train, prepared.eval
   labels = prepared.train_targets if problem.kind == "multiclass" else train.labels
-  d = config.data
-  return {
-    d.train_split: AuditSplit(np.asarray(train.inputs), np.asarray(labels), dict(train.metadata)),
-    d.eval_split: AuditSplit(np.asarray(evaluation.inputs), np.asarray(evaluation.labels), dict(evaluation.metadata)),
+  named = {}
+  if feature is not None:
+    named = {
+      s: names_lib.example_names(feature, split.metadata[feature])
+      for s, split in ((d.train_split, train), (d.eval_split, evaluation))
+    }
+
+  def kept(metadata):
+    return {k: v for k, v in metadata.items() if k in d.metadata_features}
+
+  splits = {
+    d.train_split: AuditSplit(np.asarray(train.inputs), np.asarray(labels), kept(train.metadata)),
+    d.eval_split: AuditSplit(np.asarray(evaluation.inputs), np.asarray(evaluation.labels), kept(evaluation.metadata)),
   }
+  return splits, named or None
 
 
 def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -83,7 +107,7 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
       f"config.data.eval_split={d.eval_split!r} is the training split; the audit compares two different splits"
     )
   with acquire_lock(workdir, command="jaxflow audit"):
-    splits = audited_splits(config, problem)
+    splits, example_names = _audited_splits_and_names(config, problem)
     num_classes = problem.adaptation.num_classes(problem.dataset_classes)
     spec_names = _class_names(config, problem, num_classes)
     report = audit(
@@ -94,6 +118,8 @@ def run_audit(config: ml_collections.ConfigDict, workdir: str) -> dict:
       eval_split=d.eval_split,
       thresholds=limits,
     )
+    if example_names is not None:
+      names_lib.annotate(report, example_names)
     report["dataset"] = {
       "name": d.name,
       "input_feature": d.input_feature,

@@ -91,6 +91,13 @@ def test_planted_duplicates_and_leakage_are_found(audited):
   assert "split 'train' holds 1 group of exact duplicates (2 redundant copies)" in findings
   markdown = open(os.path.join(workdir, "report.md")).read()
   assert "daylight" in markdown
+  # The examples are named by their CSV line (header = line 1; train rows 4-6 are lines 6-8, test row 3 is 245).
+  (group,) = report["duplicates"]["exact"]["within"]["train"]["groups"]
+  assert sorted(group["names"]) == ["line 6", "line 7", "line 8"]
+  (pair,) = report["duplicates"]["exact"]["across"]["train/test"]["pairs"]
+  assert (pair["name_a"], pair["name_b"]) == ("line 12", "line 245")
+  assert "(line 245)" in markdown and "(line 12)" in markdown
+  assert "csv_line" not in json.dumps(report["attribute_bias"])  # a name is no attribute of the class
   assert (
     report["meta"]["splits"]["train"]["num_examples"] == 240 and report["meta"]["splits"]["test"]["num_examples"] == 80
   )
