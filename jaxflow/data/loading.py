@@ -50,6 +50,7 @@ class FeatureSpec:
   split_sizes: dict[str, int]  # e.g. {'train': 1437, 'test': 360}
   feature_names: tuple[str, ...]  # all top-level feature names, for error messages
   class_names: tuple[str, ...] | None = None  # the ClassLabel's names, when it has any
+  input_names: tuple[str, ...] | None = None  # a CSV's feature columns, in input order (None elsewhere)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,8 +190,19 @@ def _spec_and_builder(
     split_sizes={split: info.num_examples for split, info in builder.info.splits.items()},
     feature_names=feature_names,
     class_names=tuple(labels.names) if isinstance(labels, tfds.features.ClassLabel) else None,
+    input_names=_csv_columns(builder.info.description, input_feature, tuple(inputs.shape)),
   )
   return spec, builder
+
+
+def _csv_columns(description: str | None, input_feature: str, shape: tuple[int, ...]) -> tuple[str, ...] | None:
+  """The feature columns a CSV conversion recorded in its description ("features = columns a, b, c; ..."),
+  when they match the input's width; own CSV data only."""
+  found = re.search(r"features = columns (.*?); label column", description or "")
+  if input_feature != "features" or not found or len(shape) != 1:
+    return None
+  names = tuple(n.strip() for n in found.group(1).split(","))
+  return names if len(names) == shape[0] else None
 
 
 # What a split field may hold (tfds' split syntax, the parts jaxflow's datasets use), for error messages.

@@ -54,9 +54,9 @@ class Problem:
   input_structure: object = None
   dataset_classes: int | None = None  # the dataset's label classes (before a binary mapping): data.class_counts' length
   adaptation: adapt.Adaptation = adapt.Adaptation()  # data.adapt, checked against the dataset (identity when unset)
-  class_names: tuple[str, ...] | None = (
-    None  # one per target class (folder names, CSV labels, tfds names); None: regression
-  )
+  # One name per target class (folder names, CSV labels, tfds ClassLabel names); None for regression.
+  class_names: tuple[str, ...] | None = None
+  feature_names: tuple[str, ...] | None = None  # a CSV's feature columns, for pictures of feature vectors
 
   @property
   def metrics(self) -> tuple[str, ...]:
@@ -92,7 +92,9 @@ def resolve_problem(config: ml_collections.ConfigDict) -> Problem:
   spec, adaptation, original_classes = _adapted_spec(config, read_spec(config), kind)
   problem = _resolve(config, spec, kind)
   problem = dataclasses.replace(problem, adaptation=adaptation, input_structure=kind.input_structure(spec))
-  problem = dataclasses.replace(problem, class_names=target_class_names(problem, spec.class_names))
+  problem = dataclasses.replace(
+    problem, class_names=target_class_names(problem, spec.class_names), feature_names=spec.input_names
+  )
   return _subset_sizes(config, problem, original_classes, kind)
 
 
