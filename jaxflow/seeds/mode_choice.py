@@ -29,6 +29,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxflow import models
 from jaxflow.data import registry
 from jaxflow.run import environment
 from jaxflow.run.assemble import Compiled, assemble, problem_of, static_key
@@ -231,6 +232,8 @@ def _time_candidates(configs: list, problem, compiled: Compiled) -> dict:
   devices, the seed axis spread over them; each after the best so far, so a clear loser stops early."""
   seeds = len(configs)
   candidates = {"sequential": (1, None), "vmap": (seeds, None)}
+  if vmap_is_grouped_conv(configs[0]):
+    del candidates["vmap"]
   sharding = seed_sharding(seeds)
   if sharding is not None:
     candidates["devices"] = (seeds, sharding)
@@ -255,6 +258,13 @@ def _time_candidates(configs: list, problem, compiled: Compiled) -> dict:
   return timings
 
 
+def vmap_is_grouped_conv(config) -> bool:
+  """Convolutions vmapped over their parameters become one grouped convolution (feature_group_count=seeds),
+  which XLA:CPU runs ~5x slower than the seeds one after another (PITFALLS.md; here the CNN's vmapped
+  evaluation pass alone was 6.5x slower): not worth compiling just to lose, which cost a first study ~10 %."""
+  return models.has_conv(config.model) and jax.default_backend() == "cpu"
+
+
 def _verdict(timings: dict, seeds: int) -> tuple[str, str]:
   """(the fastest stepped candidate, why, in one paragraph with every candidate's time)."""
   stepped = {k: t for k, t in timings.items() if t["seconds_per_step_all_seeds"] is not None}
@@ -267,6 +277,10 @@ def _verdict(timings: dict, seeds: int) -> tuple[str, str]:
   else:
     verdict = f"{best} is the only candidate stepped"
   pruned = "; ".join(f"{k} not stepped: {t['pruned']} than the fastest" for k, t in timings.items() if t.get("pruned"))
+  if "vmap" not in timings:
+    pruned = (pruned + "; " if pruned else "") + (
+      "vmap not timed: vmapped convolutions are grouped convolutions, ~5x slower on XLA:CPU (PITFALLS.md)"
+    )
   unit = "epoch(s)" if stepped[best]["steps_per_call"] > 1 else "one-step dispatch(es) (after its evaluation pass)"
   calls = FUSED_CALLS if stepped[best]["steps_per_call"] > 1 else TIMED_CALLS
   why = (

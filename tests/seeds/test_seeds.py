@@ -299,3 +299,15 @@ def test_compare_says_which_condition_failed(tmp_path):
   result = seeds_compare.compare_studies(a, b)
   assert result["verdict"].startswith(f"no difference shown between {a} and {b}: the 95% interval")
   assert "Welch's t-test does not reject" in result["verdict"] and result["config_differences"] is None
+
+
+@pytest.mark.slow
+def test_auto_does_not_compile_vmapped_convolutions_on_cpu():
+  """A CNN's seeds as one vmapped program are a grouped convolution (~5x slower on XLA:CPU): auto times
+  sequential alone and says why, instead of compiling a candidate that loses."""
+  config = jaxflow.load_config(
+    config_path("digits_cnn.py"), ["model.conv_features=(4,)", "model.widths=(8,)", "train.epochs=1"]
+  )
+  choice = mode_choice.choose_mode(config, 3, Compiled(), vary=("init",))
+  assert choice["mode"] == "sequential" and set(choice["timings"]) == {"sequential"}
+  assert "vmap not timed: vmapped convolutions are grouped convolutions" in choice["why"]
