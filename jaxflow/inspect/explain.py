@@ -47,6 +47,22 @@ SMOOTHGRAD_SAMPLES = 16
 NOISE_LEVEL = 0.15
 
 
+class Phases:
+  """Wall seconds per named phase of explain, for report.json["phases"]: the report says where its own
+  time went (loading, compiling the saliency program, each picture), so a slow explain names its cause."""
+
+  def __init__(self):
+    self.seconds: dict[str, float] = {}
+
+  @contextlib.contextmanager
+  def __call__(self, name: str):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
 def analyse(
   apply_fn,
   params,
@@ -143,33 +159,42 @@ def run_explain(workdir: str, *, examples: int = 16, out: str | None = None, ten
 def _explain(workdir: str, *, examples: int, out: str, tensorboard: bool) -> dict:
   """run_explain's work, while the run's workdir is held when explain writes into it."""
   start = time.perf_counter()
-  compile_cache.enable(read_config(workdir).get("compilation_cache"))
-  run = load_run(workdir)
-  chosen = choose_examples(run, examples)
+  phases = Phases()
+  phases.seconds["process_start_to_explain"] = _since_process_start()
+  with phases("load_run"):
+    compile_cache.enable(read_config(workdir).get("compilation_cache"))
+    run = load_run(workdir)
+  with phases("choose_examples"):
+    chosen = choose_examples(run, examples)
   os.makedirs(out, exist_ok=True)
 
   compute = jax.jit(functools.partial(analyse, chosen.apply_fn))
   key = explain_key(run.config, "smoothgrad")
-  trained = jax.device_get(compute(run.params, chosen.x, chosen.target, key))
-  randomized = jax.device_get(compute(run.random_params, chosen.x, chosen.target, key))
+  with phases("saliency_trained"):  # the first call compiles the one program (or loads it from the cache)
+    trained = jax.device_get(compute(run.params, chosen.x, chosen.target, key))
+  with phases("saliency_randomized"):  # same shapes, params as arguments: the compiled program again
+    randomized = jax.device_get(compute(run.random_params, chosen.x, chosen.target, key))
   maps = {m: trained[m] for m in saliency.METHODS}
   random_maps = {m: randomized[m] for m in saliency.METHODS}
-  randomization, completeness, ig_check = sanity_checks(run, chosen, trained, maps, random_maps)
+  with phases("sanity_checks"):
+    randomization, completeness, ig_check = sanity_checks(run, chosen, trained, maps, random_maps)
 
-  series, layers = _layer_statistics(workdir)
+  with phases("layer_statistics"):
+    series, layers = _layer_statistics(workdir)
   settings = dict(SETTINGS)
-  figures = gallery.gallery(
-    run,
-    chosen,
-    maps,
-    random_maps,
-    randomization=randomization,
-    completeness=completeness,
-    layer_series=series,
-    layer_flags=layers,
-    settings=settings,
-  )
-  images, entries = _save_pictures(figures, out)
+  with phases("figures"):
+    figures = gallery.gallery(
+      run,
+      chosen,
+      maps,
+      random_maps,
+      randomization=randomization,
+      completeness=completeness,
+      layer_series=series,
+      layer_flags=layers,
+      settings=settings,
+    )
+  images, entries = _save_pictures(figures, out, phases)
   report = {
     "workdir": workdir,
     "checkpoint": {"which": run.which, "step": run.step},
@@ -185,11 +210,13 @@ def _explain(workdir: str, *, examples: int, out: str, tensorboard: bool) -> dic
     "layers": layers,
     "images": [e["file"] for e in entries],
     "seconds": None,
+    "phases": phases.seconds,
   }
   if tensorboard:
-    report["tensorboard"] = page.write_tensorboard(os.path.join(workdir, "tb"), run.step, images)
+    with phases("tensorboard"):
+      report["tensorboard"] = page.write_tensorboard(os.path.join(workdir, "tb"), run.step, images)
   report["seconds"] = round(time.perf_counter() - start, 3)
-  return _write_outputs(out, report, entries)
+  return _write_outputs(out, report, entries, phases)
 
 
 def _layer_statistics(workdir: str) -> tuple[dict | None, dict]:
@@ -207,13 +234,14 @@ def _layer_statistics(workdir: str) -> tuple[dict | None, dict]:
   return series, layers
 
 
-def _save_pictures(figures: list, out: str) -> tuple[dict, list[dict]]:
+def _save_pictures(figures: list, out: str, phases: Phases) -> tuple[dict, list[dict]]:
   """Renders every picture into `out`/<stem>.png; returns ({stem: image}, the page's entries)."""
   images = {}
   entries = []
   for picture in figures:
-    image = pictures.render(picture.figure)
-    pictures.save_png(image, os.path.join(out, f"{picture.stem}.png"))
+    with phases(f"render/{picture.stem}"):
+      image = pictures.render(picture.figure)
+      pictures.save_png(image, os.path.join(out, f"{picture.stem}.png"))
     images[picture.stem] = image
     entries.append({"file": f"{picture.stem}.png", "title": picture.title, "text": picture.text})
   return images, entries
@@ -227,11 +255,13 @@ def _example_records(chosen, trained: dict) -> list[dict]:
   ]
 
 
-def _write_outputs(out: str, report: dict, entries: list[dict]) -> dict:
-  """Writes report.json and index.html into `out`; returns run_explain's answer."""
-  report_path = write_json(os.path.join(out, "report.json"), report)
+def _write_outputs(out: str, report: dict, entries: list[dict], phases: Phases) -> dict:
+  """Writes index.html and report.json into `out` (the page first: the report's phases include it);
+  returns run_explain's answer."""
   page_path = os.path.join(out, "index.html")
-  page.write_page(page_path, report, entries)
+  with phases("write_page"):
+    page.write_page(page_path, report, entries)
+  report_path = write_json(os.path.join(out, "report.json"), report)
   return {
     "out": out,
     "page": page_path,
@@ -240,6 +270,19 @@ def _write_outputs(out: str, report: dict, entries: list[dict]) -> dict:
     "sanity": report["sanity"],
     "layers": report["layers"],
   }
+
+
+def _since_process_start() -> float | None:
+  """Wall seconds since this process started (Linux /proc; None elsewhere): the interpreter's start and
+  the imports (jax, flax, matplotlib) before explain runs, which a whole `jaxflow explain` also pays."""
+  try:
+    with open("/proc/self/stat") as f:
+      started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+      uptime = float(f.read().split()[0])
+  except (OSError, ValueError, IndexError):
+    return None
+  return round(uptime - started_ticks / os.sysconf("SC_CLK_TCK"), 3)
 
 
 def _jsonable(value):

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from jaxflow.inspect import saliency
 
@@ -32,8 +31,27 @@ def rank_correlations(trained, randomized, support=None) -> np.ndarray:
       keep = np.asarray(support[i]).ravel()
       a, b = a[keep], b[keep]
     if a.size > 2 and np.ptp(a) > 0 and np.ptp(b) > 0:
-      out[i] = stats.spearmanr(a, b).statistic
+      out[i] = spearman(a, b)
   return out
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+  """1-based ranks of a 1-d array, ties given their mean rank (scipy.stats.rankdata's "average")."""
+  order = np.argsort(values, kind="mergesort")
+  inverse = np.empty(order.size, np.intp)
+  inverse[order] = np.arange(order.size)
+  ordered = values[order]
+  starts = np.r_[True, ordered[1:] != ordered[:-1]]
+  dense = np.cumsum(starts)[inverse]
+  bounds = np.r_[np.nonzero(starts)[0], starts.size]
+  return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+  """Spearman rank correlation of two 1-d arrays: Pearson's of their average ranks, as
+  scipy.stats.spearmanr computes it. In numpy: importing scipy.stats cost explain ~0.7 s of its ~5."""
+  ra, rb = average_ranks(a) - (a.size + 1) / 2, average_ranks(b) - (b.size + 1) / 2
+  return float(np.dot(ra, rb) / np.sqrt(np.dot(ra, ra) * np.dot(rb, rb)))
 
 
 def summarize(values: np.ndarray) -> dict:

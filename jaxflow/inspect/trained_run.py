@@ -25,7 +25,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import networkx as nx
 import numpy as np
 
 from jaxflow import models, rng
@@ -267,6 +266,8 @@ def _graph_examples(run: Run, n: int) -> Examples:
 
 def _node_drawings(graph, num_nodes: int, rows, layout_seed: int) -> tuple[list[dict], list[np.ndarray]]:
   """A node head's one graph: one spring layout of its real nodes, a drawing per row ringing its node."""
+  import networkx as nx  # ~0.1 s to import (its own, cold: more): only graph models need a layout
+
   senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
   real = int(np.asarray(graph.n_node)[0]) if len(graph.n_node) == 1 else num_nodes
   keep = (senders < real) & (receivers < real) & (senders != receivers)
@@ -288,6 +289,8 @@ def _node_drawings(graph, num_nodes: int, rows, layout_seed: int) -> tuple[list[
 
 def _graph_drawings(graph, rows, layout_seed: int) -> tuple[list[dict], list[np.ndarray]]:
   """A padded batch of graphs: each explained graph drawn alone, with its own spring layout."""
+  import networkx as nx  # ~0.1 s to import (its own, cold: more): only graph models need a layout
+
   senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
   offsets = np.concatenate([[0], np.cumsum(np.asarray(graph.n_node))])
   drawings, node_rows = [], []
