@@ -214,14 +214,18 @@ def _roofline_entry(cost: dict, memory: dict, aot: float, device_peaks: dict, dt
   footprint = (
     sum(memory.get(k) or 0 for k in ("argument_bytes", "output_bytes", "temp_bytes")) or cost["bytes_accessed"]
   )
+  level = peaks.bandwidth_entry(device_peaks, footprint)
+  bandwidth = peaks.bandwidth_for(device_peaks, footprint)
   return roofline.roofline(
     flops=cost["flops"],
     bytes_accessed=cost["bytes_accessed"],
     seconds=aot,
     peak_flops=peaks.peak_flops(device_peaks, dtype),
-    bandwidth=peaks.bandwidth_for(device_peaks, footprint),
+    bandwidth=bandwidth,
   ) | {
     "compute_roof": dtype,
+    "bandwidth_bytes_per_s": bandwidth,  # the diagonal roof this row is compared with (the plot draws it)
+    "bandwidth_working_set_bytes": 2 * level["array_bytes"] if level else None,
     "working_set_bytes": footprint,
     "efficiency_vs_device_memory": _efficiency(cost, aot, device_peaks, dtype),
   }

@@ -2,9 +2,10 @@
 
 - `latency_<device>.png`: latency vs batch size (log-log), one panel per precision, a line per
   variant (eager model code, unfused op by op, compiled without fusion, jit, AOT), p10-p90 error bars.
-- `roofline_<device>.png`: achieved FLOP/s vs arithmetic intensity (log-log) of every AOT program, on
-  the device's measured roofs (device-memory bandwidth diagonal, one flat roof per matmul dtype, and
-  dotted diagonals for the bandwidth of cache-resident working sets).
+- `roofline_<device>.png`: achieved FLOP/s vs arithmetic intensity (log-log) of every AOT program, each
+  on the roof its cost-table row is compared with, drawn solid (its dtype's matmul peak and the bandwidth
+  measured for its working set, often a cache level: `row_roofs`); device memory's roof dotted for
+  reference when no row uses it. So no point sits above a drawn roof unless its row says `above_roof`.
 - `throughput_<device>.png`: AOT examples/s vs batch size, a line per precision.
 """
 
@@ -58,53 +59,74 @@ def latency_plot(device: dict, path: str) -> None:
   fig.savefig(path)
 
 
-def roofline_plot(device: dict, path: str) -> None:
+def row_roofs(device: dict) -> dict[tuple, list[dict]]:
+  """The roofs the report's rows are compared with, keyed (compute dtype, peak FLOP/s, bandwidth, working
+  set bytes or None) -> rows: the same roofs the cost table's attainable and efficiency use, so the plot
+  can draw exactly them (a row's bandwidth is the one measured for its working set, often a cache level)."""
   peaks = device["peaks"]
-  bandwidth = peaks["copy"]["bytes_per_s"]
-  rows = [r for r in device["inference"] if r["roofline"]["intensity"] and r["roofline"]["achieved_flops_per_s"]]
-  fig = new_figure(6.4, 4.6, layout="constrained")
+  out: dict[tuple, list[dict]] = {}
+  for r in device["inference"]:
+    rf = r["roofline"]
+    peak = (peaks["matmul"].get(rf.get("compute_roof") or r["precision"]) or {}).get("flops_per_s")
+    bandwidth = rf.get("bandwidth_bytes_per_s") or (peak / rf["ridge"] if peak and rf.get("ridge") else None)
+    if peak and bandwidth and rf["intensity"] and rf["achieved_flops_per_s"]:
+      where = rf.get("bandwidth_working_set_bytes") or next(
+        (2 * e["array_bytes"] for e in peaks.get("copy_ladder", []) if e["bytes_per_s"] == bandwidth), None
+      )
+      key = (rf.get("compute_roof") or r["precision"], peak, bandwidth, where)
+      out.setdefault(key, []).append(r)
+  return out
+
+
+def roof_label(dtype: str, peak: float, bandwidth: float, working_set: float | None) -> str:
+  """A roof in words: its compute peak and the working set whose measured bandwidth is its diagonal."""
+  where = f"working set <= {working_set / 2**20:.3g} MiB" if working_set else "device memory"
+  return f"{dtype} {peak / 1e9:.3g} G(FL)OP/s, {where} {bandwidth / 1e9:.3g} GB/s"
+
+
+def roofline_plot(device: dict, path: str) -> None:
+  """Each AOT point on the very roof its table row is compared with (solid, same colour, same marker), plus
+  the device-memory roof dotted for reference; a point above its own roof is labelled so."""
+  roofs = row_roofs(device)
+  device_bw = device["peaks"]["copy"]["bytes_per_s"]
+  fig = new_figure(7.2, 5.0, layout="constrained")
   ax = fig.subplots()
-  roofs = {k: v["flops_per_s"] for k, v in peaks["matmul"].items() if v.get("flops_per_s")}
-  intensities = [r["roofline"]["intensity"] for r in rows] + [p / bandwidth for p in roofs.values()]
+  intensities = [r["roofline"]["intensity"] for rows in roofs.values() for r in rows] + [k[1] / k[2] for k in roofs]
   lo, hi = (min(intensities) / 4, max(intensities) * 4) if intensities else (0.1, 1000)
   x = np.geomspace(lo, hi, 200)
-  for name, peak in roofs.items():
-    colour = PRECISION_COLOURS.get(name, "grey")
+  markers = "osD^v<>p*h"
+  styles: dict[str, int] = {}  # a precision's second roof (another working set) dashed, its third dash-dotted
+  for i, ((dtype, peak, bandwidth, working_set), rows) in enumerate(roofs.items()):
+    colour = PRECISION_COLOURS.get(rows[0]["precision"], "grey")
+    style = ("-", "--", "-.", ":")[styles.setdefault(rows[0]["precision"], 0) % 4]
+    styles[rows[0]["precision"]] += 1
+    names = ", ".join(f"{r['precision']} b{r['batch_size']}" for r in rows)
+    label = f"roof of {names}: " + roof_label(dtype, peak, bandwidth, working_set)
+    ax.plot(x, np.minimum(peak, bandwidth * x), color=colour, lw=1.5, ls=style, label=label)
+    for r in rows:
+      rf = r["roofline"]
+      ax.scatter(rf["intensity"], rf["achieved_flops_per_s"], color=colour, marker=markers[i % len(markers)], zorder=3)
+      text = f"{r['precision']} b{r['batch_size']}" + (" (above its roof)" if rf.get("above_roof") else "")
+      ax.annotate(
+        text, (rf["intensity"], rf["achieved_flops_per_s"]), textcoords="offset points", xytext=(4, 3), fontsize=7
+      )
+  if not any(k[2] == device_bw for k in roofs):
+    top = max((k[1] for k in roofs), default=None)
     ax.plot(
       x,
-      np.minimum(peak, bandwidth * x),
-      color=colour,
-      lw=1.5,
-      ls="-" if name == "f32" else "--",
-      label=f"roof {name}: {peak / 1e9:.3g} G(FL)OP/s, device memory {bandwidth / 1e9:.3g} GB/s",
-    )
-  top = max(roofs.values()) if roofs else None
-  for level in peaks.get("copy_ladder", [])[:-1]:  # cache-resident working sets: their own, higher diagonals
-    bw = level["bytes_per_s"]
-    ax.plot(
-      x,
-      np.minimum(top, bw * x) if top else bw * x,
+      np.minimum(top, device_bw * x) if top else device_bw * x,
       color="grey",
       lw=0.8,
       ls=":",
-      label=f"bandwidth, working set <= {2 * level['array_bytes'] / 2**20:.3g} MiB: {bw / 1e9:.3g} GB/s",
+      label=f"device memory {device_bw / 1e9:.3g} GB/s (reference: no point is compared with it)",
     )
-  for name in dict.fromkeys(r["precision"] for r in rows):
-    mine = sorted((r for r in rows if r["precision"] == name), key=lambda r: r["batch_size"])
-    xs = [r["roofline"]["intensity"] for r in mine]
-    ys = [r["roofline"]["achieved_flops_per_s"] for r in mine]
-    ax.scatter(
-      xs, ys, color=PRECISION_COLOURS.get(name, "black"), marker="o", zorder=3, label=f"{name} (AOT), label = batch"
-    )
-    for r, xi, yi in zip(mine, xs, ys):
-      ax.annotate(str(r["batch_size"]), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
   ax.set_xscale("log")
   ax.set_yscale("log")
   ax.set_xlabel("arithmetic intensity, FLOP/byte (XLA cost model)")
-  ax.set_ylabel("FLOP/s")
-  ax.set_title(f"Roofline on {device['name']} (measured peaks)")
+  ax.set_ylabel("achieved FLOP/s (AOT)")
+  ax.set_title(f"Roofline on {device['name']}: each point with the roof its table row uses")
   ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=7, loc="lower right")
+  ax.legend(fontsize=6, loc="lower right")
   fig.savefig(path)
 
 

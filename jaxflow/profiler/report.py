@@ -96,7 +96,8 @@ def _precision_findings(d: dict, rows: list[dict]) -> list[str]:
 
 
 def markdown(result: dict) -> str:
-  """report.md: the headline, findings, plots, one section per device, what did not apply, trace, protocol."""
+  """report.md: the headline, findings, plots, one section per device, what did not apply, trace, protocol.
+  Each note once: a line repeated by two sections (e.g. a device note and "Not applicable here") is dropped."""
   parts = _headline(result)
   parts += [f"- {line}\n" for line in findings(result)]
   parts.append("\nPlots: " + ", ".join(f"[{k}]({v})" for k, v in result.get("plots", {}).items()) + "\n")
@@ -111,7 +112,18 @@ def markdown(result: dict) -> str:
       f"steps: {', '.join(tr['steps'])}.\nOpen: {tr['open']}\n"
     )
   parts.append(_protocol(result["protocol"]))
-  return "\n".join(parts)
+  return "\n".join(once(parts))
+
+
+def once(parts: list[str]) -> list[str]:
+  """`parts` without a bullet ("- ...") that an earlier part already said: a note read twice reads as two."""
+  seen, out = set(), []
+  for part in parts:
+    if part.startswith("- ") and part.strip() in seen:
+      continue
+    seen.add(part.strip())
+    out.append(part)
+  return out
 
 
 def _headline(result: dict) -> list[str]:
@@ -140,9 +152,10 @@ def _protocol(p: dict) -> str:
     "each call synchronized with block_until_ready on its outputs inside the timed interval; "
     f"input batches rotated (up to {p['max_rotations']} distinct, {p['rotate_bytes'] / 2**20:.0f} MiB); "
     "median with p10/p90 (ms). "
-    "Eager = the model's code under jax.disable_jit(); "
+    "Inference times are per call: one call runs one batch of `batch` examples (not per example). "
+    "Eager = the model's own Python under jax.disable_jit() (framework overhead included); "
     "unfused = the program's jaxpr run op by op (every primitive its own dispatch and kernel); "
-    "no fusion = one compiled program with XLA's fusion passes disabled; jit = jax.jit call; "
-    "AOT = jit(f).lower(...).compile() called directly. "
+    "no fusion = one compiled program with XLA's fusion passes disabled; jit = the fused program through a "
+    "jax.jit call; AOT = jit(f).lower(...).compile() called directly. "
     "FLOPs and bytes are XLA's cost model of the optimized program; roofs are this device's measured peaks.\n"
   )

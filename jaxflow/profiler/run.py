@@ -208,11 +208,7 @@ def profile_device(
   entry["autotune"] = multistream.profile_autotune(f32, work, device, sizes[-1], protocol)
   stats = device.memory_stats()
   entry["memory_stats"] = {k: int(v) for k, v in stats.items() if isinstance(v, (int, float))} if stats else None
-  if not stats:
-    entry["notes"].append(
-      f"device.memory_stats() is not reported by the {device.platform} backend: no peak device memory "
-      "(memory_analysis gives each program's planned bytes)"
-    )
+  # No device note when memory_stats is missing: "Not applicable here" says it (one note, once).
   entry["load_average"] = {"start": load_start, "end": run_environment.load_average()}
   return entry, variants, train_step
 
@@ -232,7 +228,10 @@ def _not_applicable(work, devices: list[dict]) -> list[str]:
         f"{d['name']}: training input share on device-resident data: {d['training']['device_resident']['reason']}"
       )
     if d.get("memory_stats") is None:
-      notes.append(f"{d['name']}: peak device memory: not reported by the {d['platform']} backend")
+      notes.append(
+        f"{d['name']}: peak device memory: device.memory_stats() is not reported by the {d['platform']} backend "
+        "(memory_analysis gives each program's planned bytes: the cost and memory table)"
+      )
   if not any(d["platform"] in ("gpu", "tpu") for d in devices):
     notes.append(
       "gpu / tpu: none visible to JAX here; "

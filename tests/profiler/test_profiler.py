@@ -38,6 +38,8 @@ from jaxflow.profiler import (
   hlo,
   inference,
   opbyop,
+  peaks,
+  plots,
   roofline,
   timing,
 )
@@ -458,7 +460,9 @@ def test_report_files_and_schema(profiled):
   for heading in (
     "## Findings",
     "### Inference latency",
-    "### Cost, roofline and memory",
+    "### Roofline (AOT program)",
+    "### Cost and memory",
+    "### Fusion and compilation",
     "### Training",
     "### Multi-stream",
     "## Not applicable here",
@@ -477,6 +481,55 @@ def test_report_files_and_schema(profiled):
       assert image.size[0] >= 400 and image.size[1] >= 300 and len(np.unique(np.asarray(image.convert("L")))) > 20, (
         name
       )  # drawn, not blank
+
+
+def test_bandwidth_ladder_never_reports_a_smaller_working_set_slower():
+  raw = [{"array_bytes": 1 << 20, "bytes_per_s": 50.0}, {"array_bytes": 8 << 20, "bytes_per_s": 90.0}]
+  raw.append({"array_bytes": 64 << 20, "bytes_per_s": 10.0})
+  ladder = peaks.monotone_ladder(raw)
+  assert [e["bytes_per_s"] for e in ladder] == [90.0, 90.0, 10.0]  # the envelope, smallest set first
+  assert [e["measured_bytes_per_s"] for e in ladder] == [50.0, 90.0, 10.0]  # the raw figures kept
+  assert [e["envelope"] for e in ladder] == [True, False, False]
+  assert peaks.bandwidth_for({"copy_ladder": ladder}, 1.5 * (1 << 20)) == 90.0
+
+
+def _md_tables(md: str) -> list[list[str]]:
+  """Each Markdown table of `md` as its header cells."""
+  tables, previous = [], ""
+  for line in md.splitlines():
+    if line.startswith("|") and not previous.startswith("|"):
+      tables.append([c.strip() for c in line.strip().strip("|").split("|")])
+    previous = line
+  return tables
+
+
+@pytest.mark.slow
+def test_report_tables_notes_and_roofs_do_not_confuse(profiled):
+  workdir, _ = profiled
+  md = open(os.path.join(workdir, "report.md")).read()
+  report = json.load(open(os.path.join(workdir, "report.json")))
+  tables = _md_tables(md)
+  assert len(tables) >= 8 and all(len(t) <= 8 for t in tables), [t for t in tables if len(t) > 8]
+  bullets = [line for line in md.splitlines() if line.startswith("- ")]
+  assert len(bullets) == len(set(bullets)), [b for b in bullets if bullets.count(b) > 1]
+  assert len([p for p in md.split("\n\n") if "jax.disable_jit()" in p]) == 1  # the variants defined once
+  assert "share of examples predicted as f32 does (1.000 = all)" in md and "same prediction as f32 |" not in md
+  assert "ms per call (one batch)" in md and "per example they fall as the batch grows" in md
+  device = report["devices"][0]
+  ladder = sorted(device["peaks"]["copy_ladder"], key=lambda e: e["array_bytes"])
+  used = [e["bytes_per_s"] for e in ladder]
+  assert used == sorted(used, reverse=True) and all("measured_bytes_per_s" in e for e in ladder)
+  assert "A smaller working set is never reported slower" in md
+  # The plot draws, for each row, exactly the roof the table's attainable and efficiency use.
+  drawn = plots.row_roofs(device)
+  assert sum(len(rows) for rows in drawn.values()) == len(device["inference"])
+  for (_, peak, bandwidth, _), rows in drawn.items():
+    for r in rows:
+      rf = r["roofline"]
+      assert rf["attainable_flops_per_s"] == pytest.approx(min(peak, bandwidth * rf["intensity"]), rel=1e-9)
+      assert rf["above_roof"] == (rf["achieved_flops_per_s"] > rf["attainable_flops_per_s"])
+  if any(r["roofline"]["above_roof"] for r in device["inference"]):
+    assert "Above their roof:" in md
 
 
 @pytest.mark.slow
