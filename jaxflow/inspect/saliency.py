@@ -49,11 +49,23 @@ def _gradient(apply_fn: ApplyFn, params, x: jax.Array, target: jax.Array) -> jax
   return jax.grad(lambda inputs: jnp.sum(scores(apply_fn, params, inputs, target)))(x)
 
 
+POINTS_PER_STEP = 8  # at most this many batches of points per step of gradients_at's loop
+
+
+def points_per_step(count: int, most: int = POINTS_PER_STEP) -> int:
+  """The largest divisor of `count` that is at most `most`: every step of the loop the same shape (a
+  remainder would be a second program to compile)."""
+  return max(d for d in range(1, min(count, most) + 1) if count % d == 0)
+
+
 def gradients_at(apply_fn: ApplyFn, params, points: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(scores [P, b], gradients [P, b, ...]) at P batches of points [P, b, ...] (vmapped: one program).
+  """(scores [P, b], gradients [P, b, ...]) at P batches of points [P, b, ...] (one program).
 
   Every method is gradients at some points (the input, noisy copies, a path from the baseline): put
-  them in one call and XLA compiles the model's backward pass once, not once per method.
+  them in one call and XLA compiles the model's backward pass once, not once per method. A loop over
+  steps of a few batches (lax.map, vmapped within a step), not one vmap over all P: XLA's CPU compile
+  time grows with the batch (the digits CNN's 145 x 16 points: 2.3 s vmapped, 1.1 s at 5 x 16 a step)
+  and running it was no slower (0.13 s against 0.15 s).
   """
 
   def total(inputs):
@@ -64,7 +76,7 @@ def gradients_at(apply_fn: ApplyFn, params, points: jax.Array, target: jax.Array
     (_, per_example), grads = jax.value_and_grad(total, has_aux=True)(inputs)
     return per_example, grads
 
-  return jax.vmap(one)(points)
+  return jax.lax.map(one, points, batch_size=points_per_step(points.shape[0]))
 
 
 def noisy_copies(x: jax.Array, *, key: jax.Array, samples: int, noise_level: float) -> jax.Array:
