@@ -202,6 +202,11 @@ def test_rank_correlation_matches_scipy():
     rho, [stats.spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel()).statistic for i in range(4)]
   )
   np.testing.assert_allclose(sanity.rank_correlations(a, 2 * a), 1.0)
+  tied_a, tied_b = np.round(a, 0), np.where(np.abs(b) < 0.7, 0.0, b)  # tied ranks: the zeros off a digit's ink
+  np.testing.assert_allclose(
+    sanity.rank_correlations(tied_a, tied_b),
+    [stats.spearmanr(np.abs(tied_a[i]).ravel(), np.abs(tied_b[i]).ravel()).statistic for i in range(4)],
+  )
   assert np.isnan(sanity.rank_correlations(np.zeros((1, 3)), a[:1, 0, :3]))[0]  # a constant map has no ranking
 
 
@@ -278,6 +283,9 @@ def test_explain_cnn_writes_pictures_page_and_tensorboard(cnn_run, cnn_explained
     cnn_run, "explain", "index.html"
   )
   assert report["checkpoint"]["which"] == "best" and report["family"] == "image"
+  phases = report["phases"]  # where explain's time went, e.g. the saliency program's compile
+  assert {"load_run", "saliency_trained", "saliency_randomized", "render/saliency", "tensorboard"} <= set(phases)
+  assert all(v is None or v >= 0 for v in phases.values()) and sum(v or 0 for v in phases.values()) > 0
   _check_pictures(
     printed["out"],
     report,
