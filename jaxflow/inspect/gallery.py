@@ -95,7 +95,7 @@ def gallery(
   if reads_sequences(run.config.model):
     out.append(_time_step_picture(run, chosen, maps))
   if run.family == "array":  # flat feature vectors (e.g. a CSV's columns): one bar per feature
-    out.append(_feature_picture(chosen, maps))
+    out.append(_feature_picture(chosen, maps, run.problem.feature_names))
   if run.family == "graph":
     out.append(_node_picture(chosen, maps))
   out.append(
@@ -227,7 +227,7 @@ def _time_step_picture(run: Run, chosen: Examples, maps: dict) -> Picture:
   )
 
 
-def _feature_picture(chosen: Examples, maps: dict) -> Picture:
+def _feature_picture(chosen: Examples, maps: dict, feature_names=None) -> Picture:
   """Flat feature vectors: the attribution of each input feature."""
   shown = slice(0, MAX_ROWS)
   flat = chosen.x.reshape(chosen.x.shape[0], -1)
@@ -241,6 +241,7 @@ def _feature_picture(chosen: Examples, maps: dict) -> Picture:
       chosen.captions[shown],
       title="saliency per input feature (trained model)",
       input_title="input (features down)",
+      step_names=feature_names,
     ),
   )
 

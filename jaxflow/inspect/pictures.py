@@ -268,10 +268,12 @@ def time_step_bars(
   lengths: np.ndarray | None = None,
   title: str,
   input_title: str = "input (time down)",
+  step_names: Sequence[str] | None = None,
 ) -> Figure:
   """Saliency per time step: per band an example, its input as [T, F] (time downwards: an image read
   row by row is the image itself), then one bar per step and method (sum of |attribution| over the
   step's features, scaled to the example's largest step). Padded steps (t >= length) are grey.
+  `step_names` (a CSV's feature columns) label the first band's bars; every band has the same order.
 
   One Axes per column, every example a band of it (not an Axes per example and method: matplotlib's
   cost is per Axes and per tick, ~40 Axes took seconds to draw).
@@ -286,7 +288,7 @@ def time_step_bars(
     1,
     len(methods) + 1,
     left=0.12,
-    right=0.98,
+    right=0.86 if step_names is not None else 0.98,
     top=1 - 0.6 / fig.get_figheight(),
     bottom=0.35 / fig.get_figheight(),
     wspace=0.08,
@@ -307,7 +309,12 @@ def time_step_bars(
           ax.axhspan(i * band + length - 0.5, i * band + steps - 0.5, color="#eeeeee", zorder=0)
     ax.set_ylim(total - 0.5, -0.5)
     ax.set_xlim(0, 1.05)
-    ax.set_yticks([])
+    named = step_names is not None and len(step_names) == steps
+    if named and j == len(methods) - 1:  # the first band's names, right of the last column; bands repeat the order
+      ax.yaxis.tick_right()
+      ax.set_yticks(range(steps), list(step_names), fontsize=5)
+    else:
+      ax.set_yticks([])
     ax.set_xticks([0, 1], ["0", "max"], fontsize=6)
     ax.set_title(TITLES.get(method, method), fontsize=8)
     for i in range(1, rows):

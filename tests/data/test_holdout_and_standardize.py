@@ -68,6 +68,11 @@ def test_wine_with_the_readme_command_trains_standardized_on_a_held_out_split(tm
   np.testing.assert_allclose(stored["mean"], train.inputs.mean(0), rtol=1e-5)  # the training rows only
   assert not np.allclose(stored["mean"], load_wine().data.mean(0), rtol=1e-4)  # not all 178 rows
   # The exported model replays the scaling: raw CSV values in, the training code's answers out.
+  from jaxflow.inspect import trained_run
+
+  run = trained_run.load_run(str(workdir), randomize=False)
+  assert run.problem.feature_names[:2] == ("alcohol", "malic_acid")  # explain labels the feature bars with these
+  assert run.problem.class_names == ("class_0", "class_1", "class_2")
   card = jaxflow.export(str(workdir), str(tmp_path / "model"))
   assert card["input"]["preprocessing"]["standardize"]["mean"] == stored["mean"]
   assert card["evaluation"]["artifact"]["value"] == pytest.approx(summary["final"]["eval"]["accuracy"], abs=1e-6)
