@@ -29,7 +29,8 @@ def applies(data_config, spec: FeatureSpec, stored: bool) -> bool:
   """Whether `data.eval_split` is to be held out of the dataset's only split."""
   d = data_config
   splits = set(spec.split_sizes)
-  return bool(stored and d.holdout and d.eval_split not in splits and splits == {d.train_split})
+  plain = not any(c in d.eval_split for c in "[+")  # a slice the user wrote is theirs, never replaced
+  return bool(stored and d.holdout and plain and d.eval_split not in splits and splits == {d.train_split})
 
 
 def sizes(n: int, fraction: float) -> tuple[int, int]:

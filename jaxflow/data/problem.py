@@ -283,8 +283,10 @@ def _subset_sizes(config, problem: Problem, original_classes: int | None, kind: 
       raise ConfigError(f"config.data.classes is set, but {d.name!r} is a generated regression set without classes")
     return dataclasses.replace(problem, train_size=min(problem.train_size, d.train_examples))
   sizes = {}
+  # The splits as training reads them (a held-out eval split included): their labels decide the sizes.
+  loaded = dict(zip((d.train_split, d.eval_split), kind.load_splits(config, None), strict=True))
   for split, limit in ((d.train_split, d.train_examples), (d.eval_split, None)):
-    labels = loading.load_split(d.name, split, **registry.read_options(d)).labels
+    labels = loaded[split].labels
     labels = labels[select_examples(labels, classes=d.classes, limit=limit)]
     labels = problem.adaptation.labels(labels)[1]
     sizes[split] = len(labels)

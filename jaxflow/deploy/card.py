@@ -42,6 +42,7 @@ def _input(raw: RawInput, problem, standardization=None) -> dict:
       "standardize": standardization.to_json() if standardization is not None else None,
       "model_input_shape": list(problem.input_shape),
     },
+    **({"feature_names": list(problem.feature_names)} if problem.feature_names else {}),
   }
 
 

@@ -196,6 +196,12 @@ def _eval_forward(model):
 def _export_ensemble(sources: list[Source], raw, eval_inputs, eval_labels):
   """Every seed's parameters stacked; one vmapped program returning the seeds' mean and std."""
   first = sources[0]
+  scalings = [None if s.standardization is None else s.standardization.to_json() for s in sources]
+  if any(scaling != scalings[0] for scaling in scalings):
+    raise ConfigError(
+      f"the seeds of {os.path.dirname(first.workdir)} were trained on differently standardized features (their data "
+      "stream varied the training split); one program cannot replay them all: export each seed's workdir alone"
+    )
   single = first.inference(_eval_forward(first.model), raw)
   stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *[s.params for s in sources])
   exported = lower(inference.ensemble_fn(single), stacked, raw)

@@ -173,7 +173,7 @@ def _read_csv(path: str, spec: dict) -> tuple[np.ndarray, list[str]]:
   that is not all numbers). Ids number rows as an editor numbers lines: "x.csv:row 2" is the first under a
   header; blank lines are skipped."""
   size = math.prod(spec["shape"])
-  rows, ids, first = [], [], True
+  rows, ids, first, columns = [], [], True, None
   try:
     with open(path, newline="") as f:
       reader = csv.reader(f)
@@ -183,7 +183,11 @@ def _read_csv(path: str, spec: dict) -> tuple[np.ndarray, list[str]]:
         numbers = [_number(cell) for cell in row]
         header, first = first and None in numbers, False
         if header:
+          columns = _named_columns(path, [cell.strip() for cell in row], spec)
           continue
+        if columns is not None:  # the training CSV's own columns, picked by name (the label and others dropped)
+          row = [row[i] if i < len(row) else "" for i in columns]
+          numbers = [_number(cell) for cell in row]
         where = f"{path}:row {reader.line_num}"
         if None in numbers:
           bad = row[numbers.index(None)].strip()
@@ -201,6 +205,21 @@ def _read_csv(path: str, spec: dict) -> tuple[np.ndarray, list[str]]:
     raise ArtifactError(f"{path}: no rows of values; each row is {size} numbers ({expected(spec)})")
   values = np.asarray(rows, np.float64).reshape(len(rows), *spec["shape"])
   return checked_values(values, spec, ids), ids
+
+
+def _named_columns(path: str, header: list[str], spec: dict) -> list[int] | None:
+  """Where the model's feature columns (the card's `feature_names`, from the training CSV) sit in this header;
+  None when the card names none (the columns are then the input flattened, in order)."""
+  names = spec.get("feature_names")
+  if not names:
+    return None
+  missing = [n for n in names if n not in header]
+  if missing:
+    raise ArtifactError(
+      f"{path}: the header lacks the feature column(s) {', '.join(map(repr, missing[:3]))}; the model reads "
+      f"{', '.join(names)}"
+    )
+  return [header.index(n) for n in names]
 
 
 def _number(cell: str) -> float | None:

@@ -108,7 +108,7 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
   run = assembly.assemble(configs, problem=problem, layout=layout, stack_sharding=stack_sharding, compiled=compiled)
   if is_main and not run.on_host:
     _record_label_noise(run, workdirs)
-  held_out = _held_out(config, problem)
+  held_out = _held_out(config)
   if held_out and is_main and not quiet:
     print(
       f"jaxflow: {config.data.name} has only a {held_out['split']!r} split: {held_out['held_out_examples']} of its "
@@ -164,12 +164,13 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
       book.close()
 
 
-def _held_out(config, problem) -> dict | None:
+def _held_out(config) -> dict | None:
   """summary.json's `holdout` entry when the eval split is held out of the dataset's only split."""
   kind = registry.dataset_kind(config.data.name)
-  if not kind.stored or not holdout.applies(config.data, kind.spec(config.data), stored=True):
+  spec = kind.spec(config.data) if kind.stored else None
+  if spec is None or not holdout.applies(config.data, spec, stored=True):
     return None
-  return holdout.describe(config.data, problem.train_size + problem.eval_size)
+  return holdout.describe(config.data, spec.split_sizes[config.data.train_split])
 
 
 def _record_label_noise(run: assembly.Assembled, workdirs: list[str]) -> None:

@@ -76,6 +76,12 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
           "use another --workdir, or --config.train.overwrite=True to discard that run"
         )
       # More epochs of a run whose past does not depend on its length: its checkpoints stay valid.
+      stopped = (read_summary(workdir) or {}).get("stopped_early")
+      if stopped:
+        raise ConfigError(
+          f"workdir {workdir} holds a run that early stopping ended (train.early_stopping); more train.epochs "
+          "would train nothing: use --config.train.overwrite=True, or another --workdir"
+        )
       extends = [*previous.get("extends", []), previous["hash"]]
       if write:
         write_config(workdir, config, extends=extends)

@@ -125,3 +125,42 @@ def test_class_names_travel_from_a_folder_into_the_records_tensorboard_and_capti
 
   chosen = trained_run.choose_examples(trained_run.load_run(workdir, randomize=False), 4)
   assert all(" y=circle " in f" {c} " or " y=square " in f" {c} " for c in chosen.captions)
+
+
+def test_the_holdout_with_a_class_subset_and_an_explicit_slice(tmp_path):
+  """Sizes of a held-out split after data.classes come from the held-out split itself; a slice the user
+  wrote is theirs and is never replaced by the holdout."""
+  from jaxflow.run.assemble import problem_of
+
+  write_wine(tmp_path / "wine.csv")
+  base = [f"data.name=csv:{tmp_path / 'wine.csv'}", "data.input_feature=features", "train.batch_size=16"]
+  subset = problem_of(jaxflow.load_config(config_path("digits_mlp.py"), [*base, "data.classes=(0, 1)"]))
+  labels = load_wine().target
+  held = holdout.held_out_mask(labels, 0.2)  # the stored order of a CSV without a split column is a fixed shuffle,
+  assert subset.train_size + subset.eval_size == int(np.isin(labels, (0, 1)).sum())  # but the counts do not move
+  sliced = problem_of(jaxflow.load_config(config_path("digits_mlp.py"), [*base, "data.eval_split=train[90%:]"]))
+  assert sliced.eval_size == 18 and held.sum() == 36
+
+
+@pytest.mark.slow
+def test_predict_reads_the_training_csv_by_its_column_names(tmp_path, capsys):
+  write_wine(tmp_path / "wine.csv")
+  workdir, model = str(tmp_path / "run"), str(tmp_path / "model")
+  config = jaxflow.load_config(
+    config_path("digits_mlp.py"),
+    [f"data.name=csv:{tmp_path / 'wine.csv'}", "data.input_feature=features", "train.epochs=2"],
+  )
+  jaxflow.train(config, workdir, quiet=True)
+  card = jaxflow.export(workdir, model)
+  assert card["input"]["feature_names"][0] == "alcohol"
+  # The label column last in the training file; the same columns shuffled in another: the same predictions.
+  from jaxflow.deploy.predict import predict_files
+
+  rows = predict_files(model, [str(tmp_path / "wine.csv")])
+  with open(tmp_path / "wine.csv") as f:
+    table = list(csv.reader(f))
+  order = [table[0].index("label"), *reversed(range(len(table[0]) - 1))]
+  with open(tmp_path / "shuffled.csv", "w", newline="") as f:
+    csv.writer(f).writerows([[r[i] for i in order] for r in table])
+  shuffled = predict_files(model, [str(tmp_path / "shuffled.csv")])
+  assert len(rows) == 178 and [r["probabilities"] for r in rows] == [r["probabilities"] for r in shuffled]

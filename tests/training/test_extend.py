@@ -54,3 +54,16 @@ def test_a_schedule_that_spans_the_run_or_fewer_epochs_are_refused_in_one_line(t
     jaxflow.train(config(1, "optim.schedule=constant"), constant, quiet=True)
   with pytest.raises(jaxflow.ConfigError, match=r"differs in optim.lr: .*overwrite=True"):
     jaxflow.train(config(3, "optim.schedule=constant", "optim.lr=0.5"), constant, quiet=True)
+
+
+@pytest.mark.slow
+def test_a_run_early_stopping_ended_is_not_extended(tmp_path):
+  workdir = str(tmp_path / "stopped")
+  jaxflow.train(config(2, "optim.schedule=constant"), workdir, quiet=True)
+  summary_path = os.path.join(workdir, "summary.json")
+  summary = json.loads(open(summary_path).read())
+  summary["stopped_early"] = True  # as early stopping leaves it
+  with open(summary_path, "w") as f:
+    json.dump(summary, f)
+  with pytest.raises(jaxflow.ConfigError, match="early stopping ended .* would train nothing"):
+    jaxflow.train(config(4, "optim.schedule=constant"), workdir, quiet=True)
