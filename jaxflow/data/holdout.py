@@ -30,7 +30,8 @@ def applies(data_config, spec: FeatureSpec, stored: bool) -> bool:
   d = data_config
   splits = set(spec.split_sizes)
   plain = not any(c in d.eval_split for c in "[+")  # a slice the user wrote is theirs, never replaced
-  return bool(stored and d.holdout and plain and d.eval_split not in splits and splits == {d.train_split})
+  share = d.get("holdout", 0)  # a run from before data.holdout refused one-split datasets: it keeps doing so
+  return bool(stored and share and plain and d.eval_split not in splits and splits == {d.train_split})
 
 
 def sizes(n: int, fraction: float) -> tuple[int, int]:

@@ -129,7 +129,7 @@ def _split_sizes(config: ml_collections.ConfigDict, spec: loading.FeatureSpec, k
         raise dataset_error(e) from None
     else:
       first = next(iter(spec.split_sizes))
-      single = not d.holdout and len(spec.split_sizes) == 1
+      single = not d.get("holdout", 0) and len(spec.split_sizes) == 1
       raise ConfigError(
         f"config.data.{split_field}={split!r} is not a split of {spec.name}; allowed: {', '.join(spec.split_sizes)}, "
         f"or a slice such as '{first}[:80%]' / '{first}[80%:]'"

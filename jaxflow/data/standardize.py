@@ -40,8 +40,10 @@ class Standardization:
 
 def wanted(data_config, input_shape: tuple[int, ...]) -> bool:
   """`data.standardize`, or (None) whether the inputs are an own dataset's feature vectors."""
-  if data_config.standardize is not None:
-    return bool(data_config.standardize)
+  # A run recorded before data.standardize existed trained on raw features: its config.json lacks the field.
+  setting = data_config.get("standardize", False)
+  if setting is not None:
+    return bool(setting)
   name = data_config.name
   return custom.is_custom(name) and name.split(":", 1)[0] in ("csv", "npz") and len(input_shape) == 1
 

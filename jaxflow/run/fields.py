@@ -78,11 +78,13 @@ def check_loss_fields(config: ml_collections.ConfigDict) -> None:
 
 def check_data_fields(config: ml_collections.ConfigDict) -> None:
   require_choice(config, "data.sampler", balance.SAMPLERS)
-  if config.data.standardize is not None:
+  # A config.json written before these fields existed lacks them (read back by explain, export): no check.
+  if config.data.get("standardize") is not None:
     require_type(config, "data.standardize", bool)
-  share = require_type(config, "data.holdout", (int, float))
-  if not 0 <= share < 1:
-    raise ConfigError(f"config.data.holdout={share!r} must be in [0, 1): the share of a single split held out")
+  if "holdout" in config.data:
+    share = require_type(config, "data.holdout", (int, float))
+    if not 0 <= share < 1:
+      raise ConfigError(f"config.data.holdout={share!r} must be in [0, 1): the share of a single split held out")
   require_choice(config, "data.label_noise.kind", label_noise.NOISE_KINDS)
   rate = require_type(config, "data.label_noise.rate", (int, float))
   if not 0 <= rate <= 1:

@@ -164,3 +164,15 @@ def test_predict_reads_the_training_csv_by_its_column_names(tmp_path, capsys):
     csv.writer(f).writerows([[r[i] for i in order] for r in table])
   shuffled = predict_files(model, [str(tmp_path / "shuffled.csv")])
   assert len(rows) == 178 and [r["probabilities"] for r in rows] == [r["probabilities"] for r in shuffled]
+
+
+def test_a_run_recorded_before_holdout_and_standardize_existed_keeps_its_meaning():
+  """config.json of an older run lacks data.holdout and data.standardize: no holdout, no scaling (as trained)."""
+  import ml_collections
+
+  old = ml_collections.ConfigDict({"name": "csv:x.csv", "eval_split": "test", "train_split": "train"})
+  spec = type("Spec", (), {"split_sizes": {"train": 10}})()
+  assert not holdout.applies(old, spec, stored=True)
+  assert not standardize.wanted(old, (13,))
+  old.standardize, old.holdout = None, 0.2  # the same config as written today
+  assert holdout.applies(old, spec, stored=True) and standardize.wanted(old, (13,))
