@@ -12,7 +12,6 @@ import importlib.metadata
 import jax
 
 from jaxflow.config import config_hash
-from jaxflow.data.problem import read_spec
 from jaxflow.deploy import artifact
 from jaxflow.deploy.inference import RawInput, output_names
 from jaxflow.training.state import params_sha256
@@ -62,15 +61,9 @@ def _output(problem, class_names, ensemble: bool) -> dict:
 
 
 def _class_names(source) -> list[str] | None:
-  problem = source.problem
-  if problem.kind == "binary":
-    return ["negative", "positive"]
-  if problem.kind == "regression":
-    return None
-  names = read_spec(source.config).class_names
-  if names and problem.adaptation.relabel is None and len(names) == problem.num_classes:
-    return list(names)
-  return [str(i) for i in range(problem.num_classes)]
+  """The problem's own class names (data.problem.target_class_names): one home for what a class is called."""
+  names = source.problem.class_names
+  return list(names) if names else None
 
 
 def build(sources: list, raw: RawInput, *, evaluation: dict, precision: str, notes: list, platforms: list) -> dict:
