@@ -290,6 +290,14 @@ def differences(old: dict, new: dict) -> list[str]:
   return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in keys if old_flat.get(k) != new_flat.get(k)]
 
 
+def counted_differences(old: dict, new: dict, *, ignore: tuple[str, ...] = ()) -> list[str]:
+  """`differences` without the resume-neutral fields (and the fields or prefixes in `ignore`): what makes two
+  configs train differently."""
+  skipped = (*RESUME_NEUTRAL_FIELDS, *ignore)
+  prefixes = tuple(f"{f}." for f in skipped) + tuple(f"{f}:" for f in skipped)
+  return [d for d in differences(old, new) if not d.startswith(prefixes)]
+
+
 # Schedules whose learning rate at a step does not depend on how many epochs the run has: raising
 # train.epochs leaves every step already trained exactly as it was, so a finished run may be extended.
 LENGTH_INDEPENDENT_SCHEDULES = ("constant", "exponential")
@@ -299,8 +307,7 @@ def extension_refusal(previous: dict, config: ml_collections.ConfigDict) -> str 
   """None when `config` continues the run whose config.json config is `previous` by raising train.epochs and
   nothing else that counts (resume-neutral fields aside); else why it cannot, in words for one line. Also
   None when nothing but resume-neutral fields differ (that is a plain resume)."""
-  neutral = tuple(f"{f}." for f in RESUME_NEUTRAL_FIELDS) + tuple(f"{f}:" for f in RESUME_NEUTRAL_FIELDS)
-  changed = [d for d in differences(previous, to_dict(config)) if not d.startswith(neutral)]
+  changed = counted_differences(previous, to_dict(config))
   if not changed:
     return None
   if any(not d.startswith("train.epochs:") for d in changed):

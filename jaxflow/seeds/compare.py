@@ -14,10 +14,10 @@ import glob
 import json
 import os
 
-from jaxflow.config import RESUME_NEUTRAL_FIELDS, ConfigError, differences
+from jaxflow.config import ConfigError, counted_differences
 from jaxflow.seeds import stats
 
-SEED_FIELDS = ("seed", "seeds.")  # what a study varies on purpose: not a difference between the studies
+SEED_FIELDS = ("seed", "seeds")  # what a study varies on purpose: not a difference between the studies
 
 
 def _values(study_dir: str) -> tuple[str, str, list[float]]:
@@ -51,8 +51,7 @@ def config_differences(a_dir: str, sweep_a: str, b_dir: str, sweep_b: str) -> li
   a, b = _first_config(a_dir, sweep_a), _first_config(b_dir, sweep_b)
   if a is None or b is None:
     return None
-  ignored = SEED_FIELDS + tuple(f"{f}." for f in RESUME_NEUTRAL_FIELDS) + tuple(f"{f}:" for f in RESUME_NEUTRAL_FIELDS)
-  return [d for d in differences(a, b) if not d.startswith(ignored)]
+  return counted_differences(a, b, ignore=SEED_FIELDS)
 
 
 def _failed_conditions(result: dict) -> str:
