@@ -35,6 +35,17 @@ def train(config, workdir: str, *, quiet: bool = False) -> dict:
   return train_and_evaluate(config, workdir, quiet=quiet)
 
 
+def seeds(config, workdir: str, **kw) -> dict:
+  """The same config trained with many seeds in `workdir` (`jaxflow seeds`): `seeds=16`, `vary="all"` (or streams
+  such as "init,data"), `mode="auto"`, `study=None | "sources"`, `check_determinism=False`, `quiet=True`. Seed i of a
+  sweep pins each varied stream to `config.seed + i`, so two configs run with the same `seed` share seed indices
+  (paired). Returns the report: `sweeps[].seeds[]` (workdir, final and best of `train.monitor`, status),
+  `sweeps[].final` (mean, std, bootstrap CI), `resolution`, `warnings`, `wall_seconds` (jaxflow.seeds.report)."""
+  from jaxflow.seeds.study import run_seeds  # deferred: loads jax, flax, tfds
+
+  return run_seeds(config, workdir, **kw)
+
+
 def audit(config, workdir: str) -> dict:
   """Audits the dataset `config` describes (as training would see it) into `workdir`; returns the report."""
   from jaxflow.auditing import run_audit  # deferred: loads jax, flax, tfds
@@ -98,6 +109,7 @@ __all__ = [
   "load_model",
   "optimize",
   "profile",
+  "seeds",
   "train",
   "tune",
 ]
