@@ -27,11 +27,12 @@ from jaxflow import rng
 from jaxflow.data import graphs as graph_lib
 from jaxflow.data.graph_builders import load_graph_split
 from jaxflow.data.graph_cycles import CYCLES_SPLIT_SIZES, DEGREE_FEATURES
-from jaxflow.data.loading import FeatureSpec
+from jaxflow.data.loading import DatasetError, FeatureSpec
 from jaxflow.data.steps import steps_per_epoch
 
 Batch = dict  # {"inputs": GraphsTuple, "labels": int32 [n], "mask": float32 [n]}; n = nodes or graphs
 KARATE = "karate"
+KARATE_CLUB_SIZE = 17  # members per club (34 nodes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +43,27 @@ class HostData:
   probe: Batch  # a fixed training batch for the layer statistics
 
 
-def spec(name: str) -> FeatureSpec:
+def karate_labelled_per_class(train_examples: int | None) -> int:
+  """`data.train_examples` on the karate club: the labelled nodes, half per club (None: the two leaders).
+
+  Checked here, from the config alone, so a count the club cannot serve is refused before anything runs."""
+  if train_examples is None:
+    return 1
+  most = 2 * (KARATE_CLUB_SIZE - 1)  # karate_club keeps at least one member per club unlabelled
+  if not isinstance(train_examples, int) or train_examples % 2 or not 2 <= train_examples <= most:
+    raise DatasetError(
+      f"data.train_examples={train_examples!r} on {KARATE!r} is the number of labelled nodes, half per club: "
+      f"an even number in 2..{most}"
+    )
+  return train_examples // 2
+
+
+def spec(name: str, *, train_examples: int | None = None) -> FeatureSpec:
   """What the dataset offers, without building it: node-feature width, classes, split sizes."""
-  if name == KARATE:
+  if name == KARATE and train_examples is not None:  # labelled nodes train, the others evaluate
+    labelled = 2 * karate_labelled_per_class(train_examples)
+    sizes, width = {"train": labelled, "test": 2 * KARATE_CLUB_SIZE - labelled}, 34
+  elif name == KARATE:
     sizes, width = {"train": 34, "test": 34}, 34  # transductive: one graph, train/eval by node masks
   else:
     sizes, width = dict(CYCLES_SPLIT_SIZES), DEGREE_FEATURES
@@ -79,9 +98,13 @@ def as_batch(graph, labels, mask) -> Batch:
 
 
 def karate_data(config: ml_collections.ConfigDict, data_stream: jax.Array) -> HostData:
-  """The club as one batch: the same graph every step, the train mask for the loss, the eval mask after."""
-  del config, data_stream  # one fixed graph, nothing drawn
-  club = graph_lib.karate_club()
+  """The club as one batch: the same graph every step, the train mask for the loss, the eval mask after.
+
+  By default the two leaders are labelled, nothing is drawn; `data.train_examples` labels that many nodes,
+  half per club, the leaders and then members drawn from the `data` stream (a study varying it varies them)."""
+  n = config.data.train_examples
+  seed = None if n is None else rng.dataset_seed(data_stream)
+  club = graph_lib.karate_club(labelled_per_class=karate_labelled_per_class(n), draw_seed=seed)
   train = as_batch(club["graph"], club["labels"], club["train_mask"])
   return HostData(
     steps_per_epoch=1,

@@ -49,7 +49,7 @@ KARATE_CLASSES = ("Mr. Hi", "Officer")  # label 0, label 1: the 'club' attribute
 KARATE_LEADERS = (0, 33)  # Mr. Hi (instructor) and John A. (administrator), one per class
 
 
-def karate_club(*, labelled_per_class: int = 1) -> dict:
+def karate_club(*, labelled_per_class: int = 1, draw_seed: int | None = None) -> dict:
   """Zachary's karate club as networkx ships it, for semi-supervised node classification.
 
   Returns a dict:
@@ -57,7 +57,9 @@ def karate_club(*, labelled_per_class: int = 1) -> dict:
       (the 78 undirected friendships, both directions), n_node [34], n_edge [156];
     'labels': int32 [34], 0 = Mr. Hi's club, 1 = the Officer's (the 'club' attribute; 17 each);
     'train_mask': bool [34], `labelled_per_class` labelled nodes per class: the two leaders (nodes 0 and
-      33) when 1, then the lowest-numbered other members of each club;
+      33) when 1, then the lowest-numbered other members of each club, or, with `draw_seed`, other members
+      drawn at random (numpy's generator with that seed: a learning curve over labelled nodes needs more
+      than one fixed choice of which members are labelled);
     'eval_mask': bool [34], every other node (32 of them when 1 per class).
 
   Why one-hot ids: the club has no node attributes, and the task is transductive (train and evaluate
@@ -74,8 +76,10 @@ def karate_club(*, labelled_per_class: int = 1) -> dict:
   if not 1 <= labelled_per_class < min(np.bincount(labels)):
     raise ValueError(f"labelled_per_class={labelled_per_class} must be in [1, {min(np.bincount(labels)) - 1}].")
   train_mask = np.zeros(num_nodes, dtype=bool)
+  draw = None if draw_seed is None else np.random.default_rng(draw_seed)
   for cls, leader in enumerate(KARATE_LEADERS):
-    members = [leader] + [i for i in range(num_nodes) if labels[i] == cls and i != leader]
+    others = [i for i in range(num_nodes) if labels[i] == cls and i != leader]
+    members = [leader] + (others if draw is None else draw.permutation(others).tolist())
     train_mask[members[:labelled_per_class]] = True
   graph = undirected_graph(num_nodes, np.array(g.edges()), np.eye(num_nodes, dtype=np.float32))
   return {"graph": graph, "labels": labels, "train_mask": train_mask, "eval_mask": ~train_mask}

@@ -121,7 +121,7 @@ GRAPHS = DatasetKind(
 )
 WHOLE_GRAPH = DatasetKind(
   "graph",
-  spec=lambda data: graph_batches.spec(data.name),
+  spec=lambda data: graph_batches.spec(data.name, train_examples=data.get("train_examples")),
   input_structure=graph_batches.input_structure,
   load_host_data=graph_batches.karate_data,
   whole_graph=True,
