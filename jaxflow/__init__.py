@@ -23,9 +23,27 @@ upward, no cycles, no private names across modules: tests/architecture/test_laye
 - floor 0: `config` (load, override, hash, field checks), `rng` (named PRNG streams), `plotting` (figures).
 """
 
+import sys
+import types
+
 from jaxflow.config import ConfigError, load_config
 
 __version__ = "0.1.0"
+
+
+class _Package(types.ModuleType):
+  """`jaxflow.seeds` is the verb, though `jaxflow/seeds/` is also a subpackage. When Python first imports a
+  subpackage it sets it as an attribute of its parent (`jaxflow.seeds = <module>`), which would replace the
+  function for everyone the moment anything imported `jaxflow.seeds.study` (the verb itself does). The verb
+  stays; the subpackage is reached by importing from it (`from jaxflow.seeds import stats`), as the code does."""
+
+  def __setattr__(self, name, value):
+    if name == "seeds" and isinstance(value, types.ModuleType):
+      return
+    super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def train(config, workdir: str, *, quiet: bool = False) -> dict:
