@@ -1,0 +1,77 @@
+"""Where a study's numbers came from: the jaxflow commit (and whether the tree had changes), the machine,
+its load before and after, and the wall time. A committed result must say which code produced it and how
+busy the machine was: run times on a shared 2-core machine move by tens of percent with the load.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _git(*args: str) -> str | None:
+  try:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return done.stdout.strip()
+
+
+def commit() -> dict:
+  """HEAD and the tracked files that differ from it; a study's own results/ folders are left out (a full
+  run rewrites them, so they are always 'changed' while it runs)."""
+  head = _git("rev-parse", "HEAD")
+  status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)experiments/*/results")
+  changed = [line[3:] for line in (status or "").splitlines() if line.strip()]
+  return {"commit": head, "dirty": bool(changed), "changed_files": changed}
+
+
+def _version(package: str) -> str | None:
+  try:
+    return importlib.metadata.version(package)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def machine() -> dict:
+  return {
+    "cpu_count": os.cpu_count(),
+    "platform": platform.platform(),
+    "python": sys.version.split()[0],
+    "jax": _version("jax"),
+    "jaxflow": _version("jaxflow"),
+  }
+
+
+def load() -> list[float]:
+  """1, 5 and 15 minute load averages (os.getloadavg)."""
+  return [round(v, 2) for v in os.getloadavg()]
+
+
+class Clock:
+  """Started when a study starts; `finish()` returns the provenance block of results.json."""
+
+  def __init__(self):
+    self.start = time.perf_counter()
+    self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    self.load_before = load()
+    self.commit = commit()
+    self.compilation_cache = "jaxflow's default"  # the study says which (study.Session)
+
+  def finish(self) -> dict:
+    return {
+      **self.commit,
+      "started": self.started,
+      "wall_seconds": round(time.perf_counter() - self.start, 1),
+      "load_before": self.load_before,
+      "load_after": load(),
+      "machine": machine(),
+      "compilation_cache": self.compilation_cache,
+    }
