@@ -121,3 +121,28 @@ def mlp_model(mlp_run, tmp_path_factory) -> str:
   out = str(tmp_path_factory.mktemp("deploy_models") / "mlp")
   jaxflow.export(mlp_run, out)
   return out
+
+
+# `JAXFLOW_TEST_CPU_LOG=FILE pytest ...` appends one JSON line per test phase: CPU seconds of the worker and of
+# the subprocesses it waited for, and wall seconds. CPU time, unlike wall time, does not grow when the machine
+# is shared, so this is how the suite's cost per test is compared across runs (issue: a 5-minute suite).
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  path = os.environ.get("JAXFLOW_TEST_CPU_LOG")
+  if not path:
+    yield
+    return
+  import json
+  import resource
+  import time
+
+  def cpu() -> tuple[float, float]:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+  (self0, kids0), wall0 = cpu(), time.perf_counter()
+  yield
+  (self1, kids1), wall1 = cpu(), time.perf_counter()
+  record = {"test": item.nodeid, "cpu": self1 - self0, "children_cpu": kids1 - kids0, "wall": wall1 - wall0}
+  with open(path, "a") as f:
+    f.write(json.dumps(record) + "\n")
