@@ -11,7 +11,7 @@ from experiments.data_size import fit
 
 def _fitted(ax, s: dict, color: str, *, error: bool) -> None:
   f = s["fit"]
-  if not f.get("fitted"):
+  if not f.get("informative"):
     return
   n = np.geomspace(min(s["sizes"]), max(s["sizes"]), 100)
   e = fit.power_law(n, f["a"], f["b"], f["c"])
@@ -31,6 +31,10 @@ def draw(out: str, summaries: dict) -> list[tuple[str, str]]:
   digits.set(xscale="log", xlabel="training examples (stratified, drawn per seed)", ylabel="test accuracy")
   digits.set_title("Digits: mean, 95% CI; dashed: power-law fit; dotted: 95% of the largest", fontsize=9)
   graph.set(xscale="log", xlabel="labelled nodes (half per club)", ylabel="accuracy on the unlabelled nodes")
+  for ax, unit in ((digits, "training examples"), (graph, "labelled nodes")):
+    sizes = sorted({n for s in summaries.values() if s["unit"] == unit for n in s["sizes"]})
+    ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=8)
+    ax.minorticks_off()
   graph.set_title("Karate club GCN", fontsize=9)
   for ax in (digits, graph):
     ax.legend(fontsize=8)

@@ -82,7 +82,10 @@ def first_size_reaching(sizes: list[int], means: list[float | None], target: flo
   return next((n for n, m in zip(sizes, means, strict=True) if m is not None and m >= target), None)
 
 
-def describe_size(n: float | None) -> str:
+def describe_size(n: float | None, smallest: int | None = None) -> str:
+  """A size for the report; below the smallest measured size it says so (the fit has no data there)."""
   if n is None or not math.isfinite(n):
     return "-"
-  return f"{n:,.0f}" if n >= 10 else f"{n:.1f}"
+  if smallest is not None and n < smallest:
+    return f"< {smallest}"
+  return f"{n:,.0f}"

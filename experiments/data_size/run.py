@@ -7,7 +7,8 @@ curve, where it flattens, and the size at which each model reaches 95% of its fu
   python experiments/data_size/run.py --quick    # seconds; the same outputs' structure
 
 Every size trains as many optimizer steps as the config's full-data run (the MLP 330, the CNN 440; the
-karate GCN 200 full-graph steps), so a small set is not also under-trained; the batch is min(config's, n).
+karate GCN 200 full-graph steps), so a small set is not also under-trained; the batch is min(config's, n // 2):
+at least two steps per epoch.
 Each arm: `jaxflow.seeds(config, workdir, seeds=5, vary="all")`; seed i of every arm draws the same subset
 for a given size, so the MLP and the CNN are compared on the same examples (paired).
 Writes report.md, results.json and PNG plots into --out (default results/ beside this file).
@@ -51,7 +52,7 @@ class Model:
     steps = QUICK_STEPS if quick else self.steps
     if self.graph:
       return (f"data.train_examples={n}", f"train.epochs={steps}")
-    batch = QUICK_BATCH if quick else min(self.batch, n)
+    batch = QUICK_BATCH if quick else min(self.batch, n // 2)  # at least two steps per epoch
     epochs = math.ceil(steps / (n // batch))
     subset = () if n == DIGITS_TRAIN else ("data.class_counts=(" + ", ".join([str(n // 10)] * 10) + ")",)
     return (*subset, f"train.batch_size={batch}", f"train.epochs={epochs}")
@@ -106,6 +107,9 @@ def summarize(model: Model, curve: list[tuple[int, study.ArmResult]]) -> dict:
   ]
   errors = [None if s["mean"] is None else 1 - s["mean"] for s in accuracy]
   law = fit.fit_power_law(sizes, errors, resolution)
+  # A curve whose every smaller size ties with the largest is flat within the seeds' spread: a fitted
+  # power law would only describe noise, so it is kept in results.json but not drawn or quoted.
+  law["informative"] = bool(law["fitted"] and versus_full and any(d["verdict"] != "tie" for d in versus_full))
   full_mean = accuracy[-1]["mean"]
   target = 0.95 * full_mean if full_mean is not None else None
   tied = None  # the smallest n from which on every size ties with the largest
@@ -179,10 +183,10 @@ def fit_table(summaries: dict) -> report.Table:
       [
         name,
         *params,
-        fit.describe_size(f.get("flattens_at")),
+        fit.describe_size(f.get("flattens_at"), s["sizes"][0]) if f.get("informative") else "flat within the CI",
         report.fmt(s["full_accuracy"]),
         fit.describe_size(s["n95_measured"]),
-        fit.describe_size(s["n95_fitted"]),
+        fit.describe_size(s["n95_fitted"], s["sizes"][0]) if f.get("informative") else "-",
         fit.describe_size(s["smallest_tied_with_full"]),
       ]
     )
