@@ -1,0 +1,42 @@
+"""experiments/run_all.py's index: one row per study, from results.json for a ported one, the old results and
+"not yet ported" for the others (nothing is run here)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from experiments import run_all
+
+
+def test_index_rows_from_results_json_and_for_unported_studies(tmp_path):
+  results = tmp_path / "problem_definition"
+  results.mkdir()
+  facts = {
+    "question": "What kind of problem?",
+    "answer": "one line | with a pipe",
+    "command": "python experiments/problem_definition/run.py",
+    "wall_seconds": 125.0,
+    "provenance": {"load_before": [1.5, 1.0, 0.5]},
+  }
+  (results / "results.json").write_text(json.dumps(facts))
+
+  def results_dir_of(name):
+    return str(tmp_path / name)
+
+  text = run_all.index(["problem_definition", "transfer", "data_size"], results_dir_of, str(tmp_path))
+  rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+  assert len(rows) == 3
+  assert rows[0].startswith(
+    "| What kind of problem? | one line \\| with a pipe | [report](problem_definition/report.md)"
+  )
+  assert "2.1 min (load 1.5)" in rows[0]
+  assert "| Does transfer learning help? | not yet ported | [old results](" in rows[1]
+  assert os.path.isfile(os.path.join(str(tmp_path), rows[1].split("](")[1].split(")")[0]))
+  assert "| no results yet |" in rows[2]  # ported, but nothing written in this folder
+
+
+def test_studies_skip_the_harness_and_know_which_are_ported():
+  names = run_all.studies()
+  assert "common" not in names and {"problem_definition", "data_size", "transfer"} <= set(names)
+  assert run_all.ported("data_size") and not run_all.ported("transfer")
