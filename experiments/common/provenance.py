@@ -21,13 +21,13 @@ def _git(*args: str) -> str | None:
     done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
   except (OSError, subprocess.SubprocessError):
     return None
-  return done.stdout.strip()
+  return done.stdout.rstrip("\n")  # not strip(): `git status --porcelain` lines start with a status column
 
 
 def commit() -> dict:
   """HEAD and the tracked files that differ from it; a study's own results/ folders are left out (a full
   run rewrites them, so they are always 'changed' while it runs)."""
-  head = _git("rev-parse", "HEAD")
+  head = (_git("rev-parse", "HEAD") or "").strip() or None
   status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)experiments/*/results")
   changed = [line[3:] for line in (status or "").splitlines() if line.strip()]
   return {"commit": head, "dirty": bool(changed), "changed_files": changed}

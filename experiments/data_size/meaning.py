@@ -168,13 +168,14 @@ def setup(models, args, quick_steps: int, quick_batch: int) -> list[str]:
   return lines
 
 
-def caveats(seeds: int) -> list[str]:
+def caveats(seeds: int, summaries: dict) -> list[str]:
+  points = ", ".join(f"{len(s['sizes'])} {name} sizes" for name, s in summaries.items())
   return [
     "Hyperparameters (learning rate, dropout, schedule) are the configs', tuned for the full data, and every size "
     "trains the same number of steps; a small set tuned for itself (more regularization) might do better.",
     "Digits resolution: one test image is 1/360 = 0.0028. Karate: the eval nodes are the unlabelled ones, so a "
     "larger n is scored on fewer nodes (10 at n=24: resolution 0.1) and on a different set each size and seed.",
-    "The fit weighs each size's mean equally and has few points (7 digits sizes, 6 karate sizes, 3 parameters); "
+    f"The fit weighs each size's mean equally and has few points ({points}; 3 parameters); "
     "'flattens at' beyond the largest measured size is an extrapolation.",
     f"{seeds} seeds per size; the 95% t-interval of {seeds} values is wide, so small differences are ties.",
     "The subsets are class-balanced; the full split is not exactly (139-147 per class), a negligible difference.",

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
       "differences": paired + [d for s in summaries.values() for d in s["versus_full"]],
       "plots": plot_files,
       "meaning": meaning.paragraphs(summaries, paired),
-      "caveats": meaning.caveats(args.seeds),
+      "caveats": meaning.caveats(args.seeds, summaries),
       "findings": summaries,
       "provenance": session.clock.finish(),
     }
