@@ -17,6 +17,38 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+DURATIONS = os.path.join(ROOT, "tests", "durations.json")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups marked here
+def pytest_collection_modifyitems(config, items):
+  """Schedules the suite for xdist's `loadgroup` (pyproject's addopts): tests that share a module- or
+  class-scoped fixture form one group, so one worker builds it (each worker built its own: the parallel
+  equivalence fixture ran up to three times); and the groups and tests go out longest first
+  (tests/durations.json: CPU seconds per test, recorded with JAXFLOW_TEST_CPU_LOG and
+  `python tests/durations.py`), so the last minutes are not one long test on one worker while the others
+  idle. An unrecorded test counts as free: it goes last."""
+  import json
+
+  try:
+    with open(DURATIONS) as f:
+      seconds = json.load(f)
+  except FileNotFoundError:
+    seconds = {}
+  scope_of = {}
+  for item in items:
+    defs = item._fixtureinfo.name2fixturedefs.values()
+    shared = any(d[-1].scope in ("module", "class") for d in defs if d)
+    scope_of[item] = item.nodeid.split("::")[0] if shared else item.nodeid
+    if shared:
+      item.add_marker(pytest.mark.xdist_group(scope_of[item]))
+  cost, first = {}, {}
+  for index, item in enumerate(items):
+    scope = scope_of[item]
+    cost[scope] = cost.get(scope, 0.0) + seconds.get(item.nodeid, 0.0)
+    first.setdefault(scope, index)
+  order = {item: index for index, item in enumerate(items)}
+  items.sort(key=lambda item: (-cost[scope_of[item]], first[scope_of[item]], order[item]))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,9 +60,7 @@ def data_dir(tmp_path_factory) -> str:
   # unless a test turns it on (a test's timing must not decide another test's mode).
   os.environ["JAXFLOW_SEEDS_MODE_CACHE"] = "off"
   if "JAXFLOW_COMPILATION_CACHE" not in os.environ:  # shared by the xdist workers of this session
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if base.name.startswith("popen-gw") else base
-    os.environ["JAXFLOW_COMPILATION_CACHE"] = str(shared / "jax_compilation_cache")
+    os.environ["JAXFLOW_COMPILATION_CACHE"] = str(session_folder(tmp_path_factory) / "jax_compilation_cache")
   from jaxflow import data
 
   data.dataset_spec("digits", data_dir=path)  # prepare once, before any test times or parses output
@@ -79,48 +109,76 @@ def fixed_mock_getitems(*args, generator, serialized=False):
   return [generator[key] for key in args[-1]]
 
 
-# Trained runs and their exports, made once per test session (worker) and shared by the deploy and the
-# profiler tests: a small digits CNN (the image path: uint8 pixels, /255 in the program) and a small digits
-# MLP, a few epochs each, exported as f32. Tests that need another precision or an ensemble export these runs.
+def session_folder(tmp_path_factory):
+  """The temporary folder every xdist worker of this session shares (the workers' own folders are inside it)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if base.name.startswith("popen-gw") else base
+
+
+def built_once(tmp_path_factory, name: str, build) -> str:
+  """`build(path)` run once per test session, not once per xdist worker: the first worker that asks builds
+  into the shared session folder under a file lock, the others wait for it and get the same path. For
+  what tests only read (a trained run, an exported model); session fixtures are otherwise rebuilt on
+  every worker that uses them."""
+  import fcntl
+  import shutil
+
+  folder = session_folder(tmp_path_factory) / "built_once"
+  folder.mkdir(exist_ok=True)
+  path, done = folder / name, folder / f"{name}.done"
+  with open(folder / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)  # a build that failed in another worker starts over
+      build(str(path))
+      done.touch()
+  return str(path)
+
+
+# Trained runs and their exports, made once per test session and shared by the deploy and the profiler
+# tests: a small digits CNN (the image path: uint8 pixels, /255 in the program) and a small digits MLP, a
+# few epochs each, exported as f32. Tests that need another precision or an ensemble export these runs.
 DEPLOY_CNN = ["model.conv_features=(8,)", "model.widths=(16,)", "train.epochs=3", "train.histogram_every=1000"]
 DEPLOY_MLP = ["model.widths=(32,)", "train.epochs=3", "train.histogram_every=1000"]
 
 
+def _trained(config_file: str, overrides: list[str]):
+  def build(workdir: str) -> None:
+    import jaxflow
+
+    jaxflow.train(jaxflow.load_config(config_path(config_file), overrides), workdir, quiet=True)
+
+  return build
+
+
+def _exported(run: str):
+  def build(out: str) -> None:
+    import jaxflow
+
+    jaxflow.export(run, out)
+
+  return build
+
+
 @pytest.fixture(scope="session")
 def cnn_run(tmp_path_factory) -> str:
-  import jaxflow
-
-  workdir = str(tmp_path_factory.mktemp("deploy") / "cnn")
-  jaxflow.train(jaxflow.load_config(config_path("digits_cnn.py"), DEPLOY_CNN), workdir, quiet=True)
-  return workdir
+  return built_once(tmp_path_factory, "cnn_run", _trained("digits_cnn.py", DEPLOY_CNN))
 
 
 @pytest.fixture(scope="session")
 def mlp_run(tmp_path_factory) -> str:
-  import jaxflow
-
-  workdir = str(tmp_path_factory.mktemp("deploy") / "mlp")
-  jaxflow.train(jaxflow.load_config(config_path("digits_mlp.py"), DEPLOY_MLP), workdir, quiet=True)
-  return workdir
+  return built_once(tmp_path_factory, "mlp_run", _trained("digits_mlp.py", DEPLOY_MLP))
 
 
 @pytest.fixture(scope="session")
 def cnn_model(cnn_run, tmp_path_factory) -> str:
   """The CNN run exported (f32): the folder `jaxflow.load_model` and `--model=` take."""
-  import jaxflow
-
-  out = str(tmp_path_factory.mktemp("deploy_models") / "cnn")
-  jaxflow.export(cnn_run, out)
-  return out
+  return built_once(tmp_path_factory, "cnn_model", _exported(cnn_run))
 
 
 @pytest.fixture(scope="session")
 def mlp_model(mlp_run, tmp_path_factory) -> str:
-  import jaxflow
-
-  out = str(tmp_path_factory.mktemp("deploy_models") / "mlp")
-  jaxflow.export(mlp_run, out)
-  return out
+  return built_once(tmp_path_factory, "mlp_model", _exported(mlp_run))
 
 
 # `JAXFLOW_TEST_CPU_LOG=FILE pytest ...` appends one JSON line per test phase: CPU seconds of the worker and of
