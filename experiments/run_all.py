@@ -59,9 +59,13 @@ def _question(name: str) -> str:
   return first[: end + 1]
 
 
-def _duration(seconds: float, load: list | None) -> str:
+def _duration(seconds: float, provenance: dict) -> str:
+  """'9.4 min (load 6.0-9.6)': the wall time and the 1-minute load average when the run started and ended."""
   shown = f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
-  return shown + (f" (load {load[0]:.1f})" if load else "")
+  before, after = provenance.get("load_before"), provenance.get("load_after")
+  if not before:
+    return shown
+  return shown + f" (load {before[0]:.1f}" + (f"-{after[0]:.1f})" if after else ")")
 
 
 def row(name: str, results_dir: str, index_dir: str) -> list[str]:
@@ -71,9 +75,14 @@ def row(name: str, results_dir: str, index_dir: str) -> list[str]:
     with open(path) as f:
       r = json.load(f)
     link = os.path.relpath(os.path.join(results_dir, "report.md"), index_dir)
-    load = (r.get("provenance") or {}).get("load_before")
     answer = r["answer"] + (" *(quick run)*" if r.get("quick") else "")
-    return [r["question"], answer, f"[report]({link})", f"`{r['command']}`", _duration(r["wall_seconds"], load)]
+    return [
+      r["question"],
+      answer,
+      f"[report]({link})",
+      f"`{r['command']}`",
+      _duration(r["wall_seconds"], r.get("provenance") or {}),
+    ]
   old = next((p for p in OLD_RESULTS if os.path.isfile(os.path.join(HERE, name, p))), None)
   link = f"[old results]({os.path.relpath(os.path.join(HERE, name, old), index_dir)})" if old else "-"
   status = "not yet ported" if not ported(name) else "no results yet"
@@ -91,7 +100,7 @@ def index(names: list[str], results_dir_of, index_dir: str) -> str:
     "difference below the metric's resolution, or whose 95% CI contains 0, is a tie. The shared harness is",
     "`experiments/common/`; `python experiments/run_all.py` reruns every study and rewrites this index",
     "(`--index-only` rewrites the index alone). Run times are the recorded full runs' on a shared 2-core machine,",
-    "with its 1-minute load average when they started.",
+    "with its 1-minute load average when they started and ended (2 means both cores busy).",
     "",
     "| question | measured answer | link | command | run time |",
     "|---|---|---|---|---|",

@@ -3,7 +3,7 @@ and CNN (stratified subsets, `data.class_counts`, drawn per seed from the `data`
 number of labelled nodes for the karate-club GCN (`data.train_examples`); a power law fitted to each error
 curve, where it flattens, and the size at which each model reaches 95% of its full-data accuracy.
 
-  python experiments/data_size/run.py            # full run, ~5-7 min on 2 CPU cores
+  python experiments/data_size/run.py            # full run: 7.0-9.2 min on 2 shared CPU cores (load 6-9)
   python experiments/data_size/run.py --quick    # seconds; the same outputs' structure
 
 Every size trains as many optimizer steps as the config's full-data run (the MLP 330, the CNN 440; the

@@ -3,7 +3,7 @@ multiclass (which digit), binary (odd or even: `problem.positive_labels=(1, 3, 5
 (the digit's value as a number); what the card changes (head, loss, metric), what each framing gets right
 when asked the others' questions, and what a card that does not fit the data gets.
 
-  python experiments/problem_definition/run.py            # full run, ~2-3 min on 2 CPU cores
+  python experiments/problem_definition/run.py            # full run: ~1 min on 2 shared CPU cores (load 6)
   python experiments/problem_definition/run.py --quick    # seconds; the same outputs' structure
 
 Every arm is configs/digits_mlp.py (30 epochs) plus the card's overrides, trained through

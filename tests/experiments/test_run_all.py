@@ -17,7 +17,7 @@ def test_index_rows_from_results_json_and_for_unported_studies(tmp_path):
     "answer": "one line | with a pipe",
     "command": "python experiments/problem_definition/run.py",
     "wall_seconds": 125.0,
-    "provenance": {"load_before": [1.5, 1.0, 0.5]},
+    "provenance": {"load_before": [1.5, 1.0, 0.5], "load_after": [2.25, 1.0, 0.5]},
   }
   (results / "results.json").write_text(json.dumps(facts))
 
@@ -30,7 +30,7 @@ def test_index_rows_from_results_json_and_for_unported_studies(tmp_path):
   assert rows[0].startswith(
     "| What kind of problem? | one line \\| with a pipe | [report](problem_definition/report.md)"
   )
-  assert "2.1 min (load 1.5)" in rows[0]
+  assert "2.1 min (load 1.5-2.2)" in rows[0]
   assert "| Does transfer learning help? | not yet ported | [old results](" in rows[1]
   assert os.path.isfile(os.path.join(str(tmp_path), rows[1].split("](")[1].split(")")[0]))
   assert "| no results yet |" in rows[2]  # ported, but nothing written in this folder
