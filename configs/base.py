@@ -56,6 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.adapt.resize = config_dict.placeholder(tuple)  # (height, width) of resized images
   config.data.adapt.grayscale = False  # RGB -> one luminance channel
   config.data.metadata_features = ()  # per-example attributes read along (e.g. ("daylight",)): the audit's bias checks
+  # A per-example attribute whose values are groups (e.g. "camera"): every evaluation also reports each group's
+  # accuracy, balanced accuracy and calibration error (metrics.jsonl, summary.json, TensorBoard). Classification.
+  config.data.group_feature = config_dict.placeholder(str)
   # Class imbalance (jaxflow/data/balance.py): skew the training set on purpose (eval stays as it is),
   # drawn from the `data` stream; then a remedy: the sampler, class weights (`class_weights`) or `loss="focal"`.
   config.data.class_counts = config_dict.placeholder(tuple)  # training examples kept per dataset class

@@ -28,12 +28,14 @@ class DeviceData:
   class_weights: tuple[float, ...] | None = None  # [C] loss weights (a static constant of the train step)
   label_noise: label_noise_lib.NoisyLabels | None = None  # clean and noisy training labels, for the workdir
   standardization: Standardization | None = None  # the feature scaling applied (stored in the workdir)
+  group_names: tuple[str, ...] | None = None  # eval_batches["group"]'s columns (data.group_feature)
 
 
-def pad_and_batch(inputs, labels: np.ndarray, batch_size: int) -> dict:
+def pad_and_batch(inputs, labels: np.ndarray, batch_size: int, groups: np.ndarray | None = None) -> dict:
   """[n, ...] -> [ceil(n / b), b, ...] with zero padding and a mask, so no example is dropped.
 
-  `inputs` is an array or a pytree of arrays sharing the leading example axis.
+  `inputs` is an array or a pytree of arrays sharing the leading example axis; `groups` ([n, G] one-hot)
+  comes along as `group` (padding rows belong to no group).
   """
   n = labels.shape[0]
   num_batches = -(-n // batch_size)
@@ -48,6 +50,7 @@ def pad_and_batch(inputs, labels: np.ndarray, batch_size: int) -> dict:
     "inputs": jax.tree.map(batched, inputs),
     "labels": batched(labels),
     "mask": mask.reshape(num_batches, batch_size),
+    **({} if groups is None else {"group": batched(groups)}),
   }
 
 
@@ -56,7 +59,7 @@ def to_device(prepared: PreparedData, *, eval_batch_size: int, num_devices: int 
   replicated over the mesh); the eval batch is padded to a multiple of `num_devices`."""
   eval_batch = min(eval_batch_size, prepared.eval_targets.shape[0])
   eval_batch = -(-eval_batch // num_devices) * num_devices  # every device gets an equal share (padding is masked)
-  eval_batches = pad_and_batch(prepared.eval.inputs, prepared.eval_targets, eval_batch)
+  eval_batches = pad_and_batch(prepared.eval.inputs, prepared.eval_targets, eval_batch, prepared.eval_groups)
   place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
   probabilities = prepared.sample_probabilities
   return DeviceData(
@@ -67,4 +70,5 @@ def to_device(prepared: PreparedData, *, eval_batch_size: int, num_devices: int 
     class_weights=prepared.class_weights,
     label_noise=prepared.label_noise,
     standardization=prepared.standardization,
+    group_names=prepared.group_names,
   )

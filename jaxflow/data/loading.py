@@ -176,7 +176,8 @@ def _spec_and_builder(
   for feature in metadata_features:
     if feature not in feature_names:
       raise DatasetError(
-        f"data.metadata_features={tuple(metadata_features)!r} names {feature!r}, which is not a feature of "
+        f"data.metadata_features (with data.group_feature)={tuple(metadata_features)!r} names {feature!r}, which is "
+        "not a feature of "
         f"dataset {name!r}; it has: {', '.join(feature_names)}."
       )
   inputs, labels = features[input_feature], features[label_feature]

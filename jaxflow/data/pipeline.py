@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from jaxflow import rng
-from jaxflow.data import adapt, balance, registry, standardize
+from jaxflow.data import adapt, balance, groups, registry, standardize
 from jaxflow.data import label_noise as label_noise_lib
 from jaxflow.data.loading import Split
 from jaxflow.data.problem import Problem, targets
@@ -36,6 +36,8 @@ class PreparedData:
   class_weights: tuple[float, ...] | None = None  # [C] loss weights (a static constant of the train step)
   sample_probabilities: np.ndarray | None = None  # [n_train] per-example draw probabilities (oversampling)
   standardization: standardize.Standardization | None = None  # fitted on `train`, applied to both splits
+  group_names: tuple[str, ...] | None = None  # `data.group_feature`'s groups (jaxflow/data/groups.py)
+  eval_groups: np.ndarray | None = None  # [n_eval, G] one-hot group of each evaluation example
 
 
 def take(split: Split, keep: np.ndarray) -> Split:
@@ -103,6 +105,10 @@ def prepare(config: ml_collections.ConfigDict, problem: Problem, streams: dict[s
     weights = tuple(float(w) for w in weighting)
   if problem.num_classes is not None and config.data.sampler == "oversample":
     probabilities = balance.oversample_probabilities(train_targets, problem.num_classes)
+  group_names, eval_groups = None, None
+  if config.data.get("group_feature"):
+    groups.check(config.data, kind=problem.kind, graphs=False)
+    group_names, eval_groups = groups.eval_groups(evaluation.metadata, config.data.group_feature)
   return PreparedData(
     train=train,
     eval=evaluation,
@@ -112,6 +118,8 @@ def prepare(config: ml_collections.ConfigDict, problem: Problem, streams: dict[s
     class_weights=weights,
     sample_probabilities=probabilities,
     standardization=scaling,
+    group_names=group_names,
+    eval_groups=eval_groups,
   )
 
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxflow import rng
-from jaxflow.data import graph_batches, holdout, loading, synthetic
+from jaxflow.data import graph_batches, groups, holdout, loading, synthetic
 from jaxflow.data.graph_cycles import CYCLES_NAME
 from jaxflow.data.loading import FeatureSpec, Split
 
@@ -72,7 +72,7 @@ def _stored_spec(data: ml_collections.ConfigDict) -> FeatureSpec:
     data_dir=data.data_dir,
     input_feature=data.input_feature,
     label_feature=data.label_feature,
-    metadata_features=tuple(data.metadata_features),
+    metadata_features=groups.features_to_read(data),
   )
 
 
@@ -82,7 +82,7 @@ def read_options(data: ml_collections.ConfigDict) -> dict:
     data_dir=data.data_dir,
     input_feature=data.input_feature,
     label_feature=data.label_feature,
-    metadata_features=tuple(data.metadata_features),
+    metadata_features=groups.features_to_read(data),
   )
 
 

@@ -117,7 +117,11 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
       file=sys.stderr,
     )
   programs, compile_before_run = run.parts.programs, run.parts.programs.compile_seconds
-  books = [RunBook(c, w, is_main=is_main, class_names=problem.class_names) for c, w in zip(configs, workdirs)]
+  group_names = getattr(run.data, "group_names", None)
+  books = [
+    RunBook(c, w, is_main=is_main, class_names=problem.class_names, group_names=group_names)
+    for c, w in zip(configs, workdirs)
+  ]
   env = environment(mode=layout.mode, used=layout.num_devices)
 
   def extra(train_seconds: float) -> dict:

@@ -15,7 +15,7 @@ import ml_collections
 
 from jaxflow import models
 from jaxflow.config import ConfigError, require_positive
-from jaxflow.data import registry
+from jaxflow.data import groups, registry
 from jaxflow.data.problem import Problem, resolve_problem
 from jaxflow.run.fields import check_fields
 from jaxflow.training import parallel, transfer
@@ -42,6 +42,7 @@ def validate(config: ml_collections.ConfigDict) -> Problem:
     )
   check_input_rank(config, problem)
   check_layers(config, problem)
+  groups.check(config.data, kind=problem.kind, graphs=kind.graphs)
   return problem
 
 

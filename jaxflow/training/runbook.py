@@ -19,7 +19,7 @@ import numpy as np
 from jaxflow import workdir as workdir_files
 from jaxflow.config import config_hash
 from jaxflow.data import label_noise
-from jaxflow.training import checkpoints, divergence, losses
+from jaxflow.training import checkpoints, divergence, group_metrics, losses
 from jaxflow.training.early_stopping import Monitor, should_stop
 from jaxflow.training.save_policy import SavePolicy
 from jaxflow.training.writers import MetricWriter, NullWriter
@@ -67,10 +67,13 @@ class RunBook:
   """One run's record. `resume(template)` first; then per epoch `log_train` (at log points) and
   `end_epoch`; `finish` writes summary.json. `done` once the run stopped early or failed."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, *, is_main: bool = True, class_names=None):
+  def __init__(
+    self, config: ml_collections.ConfigDict, workdir: str, *, is_main: bool = True, class_names=None, group_names=None
+  ):
     self.config, self.workdir, self.is_main = config, workdir, is_main
     self.config_hash = config_hash(config)
     self.class_names = class_names  # the problem's, for records, TensorBoard tags and the confusion image
+    self.group_names = group_names  # data.group_feature's groups: per-group metrics at every evaluation
     # Checkpoints it may resume: its own config's, and those of the configs it was extended from.
     self.accepted_hashes = workdir_files.accepted_hashes(workdir, config)
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
@@ -165,7 +168,7 @@ class RunBook:
     cfg_train = self.config.train
     self.step, self.epoch = step, epoch
     report = losses.class_report(eval_sums["confusion"]) if "confusion" in eval_sums else None
-    eval_metrics = losses.finalize_metrics(eval_sums, report)
+    eval_metrics = {**losses.finalize_metrics(eval_sums, report), **group_metrics.scalars(eval_sums, self.group_names)}
     if not np.isfinite(eval_metrics["loss"]):
       loss = eval_metrics["loss"]
       raise NonFiniteLossError(f"non-finite eval loss {loss} after step {step}; stopped. " + self._last_good())
@@ -234,9 +237,10 @@ class RunBook:
     summary = {
       "status": "completed",
       "final": {
-        "eval": final_eval,
+        "eval": {**final_eval, **group_metrics.scalars(final_sums, self.group_names)},
         "train": self.train_last,
         **class_details(final_sums, class_names=self.class_names),
+        **({"per_group": group_metrics.report(final_sums, self.group_names)} if self.group_names else {}),
       },
       "best": {
         "metric": cfg_train.monitor,

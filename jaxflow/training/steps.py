@@ -17,7 +17,7 @@ import optax
 from jaxflow import rng
 from jaxflow.data import augment
 from jaxflow.models.dropout import rate_override
-from jaxflow.training import losses
+from jaxflow.training import group_metrics, losses
 from jaxflow.training.parallel import SINGLE, Layout
 from jaxflow.training.state import TrainState
 
@@ -193,6 +193,12 @@ def eval_step(
   if num_classes is not None:
     sums["confusion"] = losses.confusion_sums(
       kind, outputs=outputs, labels=batch["labels"], mask=batch["mask"], num_classes=num_classes
+    )
+  if "group" in batch:  # data.group_feature: per-group sums (a classification problem; checked when data loads)
+    labels, mask = batch["labels"], batch["mask"]
+    groups = batch["group"]
+    sums.update(
+      group_metrics.group_sums(kind, outputs=outputs, labels=labels, mask=mask, groups=groups, num_classes=num_classes)
     )
   return layout.sum(sums)
 

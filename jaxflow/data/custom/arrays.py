@@ -70,7 +70,8 @@ def _load_arrays(path: str, label: str, metadata: tuple[str, ...]) -> _Arrays:
     missing = [m for m in metadata if m not in names]
     if missing:
       raise DatasetError(
-        f"{path}: data.metadata_features names {missing[0]!r}, which is not an array; arrays: {listing}."
+        f"{path}: data.metadata_features or data.group_feature names {missing[0]!r}, which is not an array; "
+        f"arrays: {listing}."
       )
     return _Arrays(
       x_key=x_key,

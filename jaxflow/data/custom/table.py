@@ -95,7 +95,8 @@ def _check_header(path: str, header: list[str], label: str, metadata: tuple[str,
   missing = [m for m in metadata if m not in header]
   if missing:
     raise DatasetError(
-      f"{path}: data.metadata_features names {missing[0]!r}, which is not a column; columns: {columns}."
+      f"{path}: data.metadata_features or data.group_feature names {missing[0]!r}, which is not a column; "
+      f"columns: {columns}."
     )
 
 
