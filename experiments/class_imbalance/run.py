@@ -5,7 +5,7 @@ so 135:1, a single rare image, is as close to 200:1 as one can shrink it); four 
 oversampling, inverse-frequency class weights, the focal loss; per-class recall, balanced accuracy, and how the
 ranking of the remedies changes as the ratio grows. A reference arm keeps 135 of every class (no skew).
 
-  python experiments/class_imbalance/run.py            # full run: ~5 min on 2 shared CPU cores (load ~7)
+  python experiments/class_imbalance/run.py            # full run: 4.2 min on 2 shared CPU cores (load 1.5-5.9)
   python experiments/class_imbalance/run.py --quick    # seconds; the same outputs' structure
 
 Every arm is configs/digits_mlp.py (30 epochs) plus `data.class_counts` and the remedy's overrides, trained
