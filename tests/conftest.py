@@ -17,38 +17,23 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
-DURATIONS = os.path.join(ROOT, "tests", "durations.json")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups marked here
 def pytest_collection_modifyitems(config, items):
-  """Schedules the suite for xdist's `loadgroup` (pyproject's addopts): tests that share a module- or
-  class-scoped fixture form one group, so one worker builds it (each worker built its own: the parallel
-  equivalence fixture ran up to three times); and the groups and tests go out longest first
-  (tests/durations.json: CPU seconds per test, recorded with JAXFLOW_TEST_CPU_LOG and
-  `python tests/durations.py`), so the last minutes are not one long test on one worker while the others
-  idle. An unrecorded test counts as free: it goes last."""
-  import json
+  """The longest units of work first (tests/scheduling.py)."""
+  from tests import scheduling
 
-  try:
-    with open(DURATIONS) as f:
-      seconds = json.load(f)
-  except FileNotFoundError:
-    seconds = {}
-  scope_of = {}
-  for item in items:
-    defs = item._fixtureinfo.name2fixturedefs.values()
-    shared = any(d[-1].scope in ("module", "class") for d in defs if d)
-    scope_of[item] = item.nodeid.split("::")[0] if shared else item.nodeid
-    if shared:
-      item.add_marker(pytest.mark.xdist_group(scope_of[item]))
-  cost, first = {}, {}
-  for index, item in enumerate(items):
-    scope = scope_of[item]
-    cost[scope] = cost.get(scope, 0.0) + seconds.get(item.nodeid, 0.0)
-    first.setdefault(scope, index)
-  order = {item: index for index, item in enumerate(items)}
-  items.sort(key=lambda item: (-cost[scope_of[item]], first[scope_of[item]], order[item]))
+  scheduling.longest_first(items)
+
+
+def pytest_xdist_make_scheduler(config, log):
+  """With `-n N` and pyproject's `--dist=loadscope`: a file that shares fixtures runs on one worker, the rest
+  test by test (tests/scheduling.py); any other --dist keeps xdist's own scheduler."""
+  if config.getvalue("dist") != "loadscope":
+    return None
+  from tests import scheduling
+
+  return scheduling.scheduler(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
