@@ -4,7 +4,7 @@ image of a half of the digits training set, or one label per image of all of it:
 with the pairs the audit's conflict finder flags (identical images, different labels) removed. Plus the cost of
 wrong labels: test accuracy against the noise rate (symmetric 0-0.4, pairflip 0.2) on the whole training split.
 
-  python experiments/label_noise/run.py            # full run: ~5 min on 2 shared CPU cores (load ~7)
+  python experiments/label_noise/run.py            # full run: 3.1 min on 2 shared CPU cores (load 6.1-6.9; 8.7 at 9-10)
   python experiments/label_noise/run.py --quick    # seconds; the same outputs' structure
 
 Every arm is configs/digits_mlp.py with the same budget of optimizer steps (the config's 330: 30 epochs of
