@@ -45,23 +45,17 @@ def answer(findings: dict, combined: str, claim: str) -> str:
 
 
 def _claim_verdict(findings: dict, combined: str) -> str:
-  """Which reading of '10 percent' the measured combined gain matches, from the per-seed intervals."""
-  readings = []
-  for label, key, scale in (("points", "points", 100), ("share of errors", "error_share", 100)):
-    means = []
-    for f in findings.values():
-      g = _gain(f, combined)
-      if g is None:
-        continue
-      s = g[key] if key != "points" else g["points"]
-      if s["mean"] is not None:
-        means.append(scale * s["mean"])
-    if means:
-      readings.append((label, min(means), max(means)))
+  """Where 10 lies against the measured gains (means per size), read as points and as a share of the errors."""
   said = []
-  for label, low, high in readings:
-    where = "above" if low > 10 else ("below" if high < 10 else "around")
-    said.append(f"{where} 10 as {label} ({low:.0f}-{high:.0f})")
+  for label, key in (("points", "points"), ("% of the errors left", "error_share")):
+    means = [
+      100 * g[key]["mean"] for f in findings.values() if (g := _gain(f, combined)) and g[key]["mean"] is not None
+    ]
+    if not means:
+      continue
+    low, high = min(means), max(means)
+    where = "above 10" if low > 10 else ("below 10" if high < 10 else "10 lies within the range")
+    said.append(f"{low:.1f} to {high:.1f} {label} ({where})")
   return "; ".join(said) if said else "not measured"
 
 
@@ -96,11 +90,15 @@ def _combined(findings: dict, combined: str, claim: str) -> str:
   first, last = (_gain(findings[sizes[0]], combined), _gain(findings[sizes[-1]], combined))
   trend = ""
   if first and last and len(sizes) > 1 and first["points"]["mean"] is not None and last["points"]["mean"] is not None:
-    in_points = "larger" if first["points"]["mean"] > last["points"]["mean"] else "smaller"
-    in_share = "larger" if (first["error_share"]["mean"] or 0) > (last["error_share"]["mean"] or 0) else "smaller"
-    trend = (
-      f" Against the largest size, the gain at the smallest is {in_points} in points and {in_share} as a share of "
-      "the errors left: 'more when data is scarce' depends on which of the two one counts."
+    in_points = first["points"]["mean"] > last["points"]["mean"]
+    in_share = (first["error_share"]["mean"] or 0) > (last["error_share"]["mean"] or 0)
+    trend = f" Against the largest size, the gain at the smallest is {'larger' if in_points else 'smaller'} in points "
+    trend += f"and {'larger' if in_share else 'smaller'} as a share of the errors left: 'more when data is scarce' " + (
+      "holds either way, by the means."
+      if in_points and in_share
+      else (
+        "fails either way, by the means." if not (in_points or in_share) else "depends on which of the two one counts."
+      )
     )
   below = [n for n, e in errors.items() if e < 10]
   readings = (

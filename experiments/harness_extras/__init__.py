@@ -6,9 +6,9 @@ owner wrote it; each piece is one a later version of experiments/common could ta
 - the quick overrides: ONE tiny set for every quick run of these studies (a 16-unit MLP or a 4-8 channel CNN,
   one epoch, batches of 50 over a training set of 150-199 examples: three steps), so that the programs the
   studies compile repeat and the session's compilation cache serves the later ones;
-- `per_seed_arm`: an arm whose config differs per seed (a training split built from seed i's noise draw, a
-  pretrained run of seed i to start from), each seed trained through `jaxflow.seeds(..., seeds=1)` with
-  `seed=i`, so seed i pins every stream to i exactly as seed index i of a plain arm does: still paired;
+- `per_seed_arm`: an arm whose config differs per seed (label_noise: a training split built from seed i's noise
+  draw), each seed trained through `jaxflow.seeds(..., seeds=1)` with `seed=i`, so seed i pins every stream to i
+  exactly as seed index i of a plain arm does: still paired (each call costs a few seconds of its own: use sparingly);
 - `ranking`: arms by mean, best first, each with the arms it is resolved better than (paired, by the tie rule).
 """
 
