@@ -47,7 +47,7 @@ def answer(findings: dict, combined: str, claim: str) -> str:
 def _claim_verdict(findings: dict, combined: str) -> str:
   """Where 10 lies against the measured gains (means per size), read as points and as a share of the errors."""
   said = []
-  for label, key in (("points", "points"), ("% of the errors left", "error_share")):
+  for label, key in (("points", "points"), ("percent of the errors left", "error_share")):
     means = [
       100 * g[key]["mean"] for f in findings.values() if (g := _gain(f, combined)) and g[key]["mean"] is not None
     ]
