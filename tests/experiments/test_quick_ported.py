@@ -20,7 +20,7 @@ import pytest
 from experiments.common import report
 from tests.experiments.test_quick import PNG, ROOT, check_report
 
-STUDIES = ("class_imbalance", "label_noise", "augmentation")
+STUDIES = ("class_imbalance", "label_noise", "augmentation", "transfer")
 DRIVER = """
 import importlib, sys
 sys.path.insert(0, {root!r})

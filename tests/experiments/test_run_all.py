@@ -1,15 +1,41 @@
 """experiments/run_all.py's index: one row per study, from results.json for a ported one, the old results and
-"not yet ported" for the others (nothing is run here)."""
+"not yet ported" for the others (nothing is run here).
+
+Every real study is ported now, so the unported one is a stand-in: run_all reads the studies' run.py files from
+`run_all.HERE`, which the tests point at a temporary experiments/ folder holding an unported `legacy` study beside
+copies of two ported ones' run.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+
+import pytest
 
 from experiments import run_all
 
+LEGACY = '''"""Does the legacy study help? Its old script, not yet on the harness."""\n'''
 
-def test_index_rows_from_results_json_and_for_unported_studies(tmp_path):
+
+@pytest.fixture
+def experiments_dir(tmp_path, monkeypatch) -> str:
+  """A temporary experiments/ folder: problem_definition and data_size (ported), legacy (not), common (skipped)."""
+  root = tmp_path / "experiments"
+  for name in ("problem_definition", "data_size"):
+    (root / name).mkdir(parents=True)
+    shutil.copy(os.path.join(run_all.HERE, name, "run.py"), root / name / "run.py")
+  (root / "legacy" / "results").mkdir(parents=True)
+  (root / "legacy" / "run.py").write_text(LEGACY)
+  (root / "legacy" / "results" / "results.md").write_text("# old results\n")
+  (root / "common").mkdir()
+  (root / "common" / "run.py").write_text("")
+  monkeypatch.setattr(run_all, "HERE", str(root))
+  return str(root)
+
+
+def test_index_rows_from_results_json_and_for_unported_studies(tmp_path, experiments_dir):
   results = tmp_path / "problem_definition"
   results.mkdir()
   facts = {
@@ -24,19 +50,19 @@ def test_index_rows_from_results_json_and_for_unported_studies(tmp_path):
   def results_dir_of(name):
     return str(tmp_path / name)
 
-  text = run_all.index(["problem_definition", "transfer", "data_size"], results_dir_of, str(tmp_path))
+  text = run_all.index(["problem_definition", "legacy", "data_size"], results_dir_of, str(tmp_path))
   rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
   assert len(rows) == 3
   assert rows[0].startswith(
     "| What kind of problem? | one line \\| with a pipe | [report](problem_definition/report.md)"
   )
   assert "2.1 min (load 1.5-2.2)" in rows[0]
-  assert "| Does transfer learning help? | not yet ported | [old results](" in rows[1]
+  assert "| Does the legacy study help? | not yet ported | [old results](" in rows[1]
   assert os.path.isfile(os.path.join(str(tmp_path), rows[1].split("](")[1].split(")")[0]))
   assert "| no results yet |" in rows[2]  # ported, but nothing written in this folder
 
 
-def test_studies_skip_the_harness_and_know_which_are_ported():
+def test_studies_skip_the_harness_and_know_which_are_ported(experiments_dir):
   names = run_all.studies()
-  assert "common" not in names and {"problem_definition", "data_size", "transfer"} <= set(names)
-  assert run_all.ported("data_size") and not run_all.ported("transfer")
+  assert "common" not in names and {"problem_definition", "data_size", "legacy"} <= set(names)
+  assert run_all.ported("data_size") and not run_all.ported("legacy")
