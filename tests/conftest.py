@@ -9,6 +9,7 @@ a program compiled once in the session is loaded from there by every later test 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -26,14 +27,16 @@ def pytest_collection_modifyitems(config, items):
   scheduling.longest_first(items)
 
 
-def pytest_xdist_make_scheduler(config, log):
-  """With `-n N` and pyproject's `--dist=loadscope`: a file that shares fixtures runs on one worker, the rest
-  test by test (tests/scheduling.py); any other --dist keeps xdist's own scheduler."""
-  if config.getvalue("dist") != "loadscope":
-    return None
-  from tests import scheduling
+if importlib.util.find_spec("xdist") is not None:  # pytest refuses a hook it has no spec for
 
-  return scheduling.scheduler(config, log)
+  def pytest_xdist_make_scheduler(config, log):
+    """With `-n N` and pyproject's `--dist=loadscope`: the tests sharing a file's module fixture run on one
+    worker, the rest test by test (tests/scheduling.py); any other --dist keeps xdist's own scheduler."""
+    if config.getvalue("dist") != "loadscope":
+      return None
+    from tests import scheduling
+
+    return scheduling.scheduler(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
