@@ -3,7 +3,7 @@
 everything but the head), against the same model trained on the same examples from scratch, as a function of the
 target-set size.
 
-  python experiments/transfer/run.py            # full run: ~7 min on 2 shared CPU cores (load ~3)
+  python experiments/transfer/run.py            # full run: 4.7 min on 2 shared CPU cores (load 0.8-6.0; 5.6 at ~7)
   python experiments/transfer/run.py --quick    # seconds; the same outputs' structure
 
 Pretraining: one run of configs/digits_cnn_pretrain.py (digits 0-4, 20 epochs, seed 0). Target:
