@@ -118,7 +118,15 @@ def run_half(session: study.Session, quick: bool) -> tuple[dict[str, study.ArmRe
     if TWICE in arms and arms[TWICE].per_seed[i] is not None:
       data.check_against_run(result["noisy_labels"], arms[TWICE].workdirs[i])
     kept[i] = (images[result["kept"]], result["labels"])
-    cleaning.append(result["stats"])
+    cleaning.append({**result["stats"], "kept_index": result["kept"]})
+  if quick:  # every seed's cleaned split cut to the smallest: one training-set shape, one compiled program
+    least = min(len(y) for _, y in kept.values())
+    for i, c in enumerate(cleaning):
+      wrong = int((kept[i][1][:least] != labels[c.pop("kept_index")[:least]]).sum())
+      c.update(kept_images=least, wrong_labels_kept=wrong, kept_noise_rate=wrong / least)
+    kept = {i: (x[:least], y[:least]) for i, (x, y) in kept.items()}
+  for c in cleaning:
+    c.pop("kept_index", None)
   cleaned = data.build_cleaned(session.root, test, kept)
   sizes = [c["kept_images"] for c in cleaning]
   arms[CLEANED] = kit.per_seed_arm(

@@ -44,7 +44,7 @@ FROZEN = {  # arm -> config.freeze (the head is always new: reinit=("head",), as
   "freeze all but head": ("conv", "dense_0"),
 }
 SCRATCH_ARM = "scratch"
-QUICK_ARMS = (SCRATCH_ARM, "freeze both conv")
+QUICK_ARMS = (SCRATCH_ARM, "fine-tune all")  # no freeze mask: the same compiled programs as scratch and pretrain
 
 
 def freeze_override(layers: tuple[str, ...]) -> str:
