@@ -3,7 +3,7 @@ each augmentation op alone (small rotations, one-pixel shifts, +-10% zooms, pixe
 left-right flip (wrong for digits: a control), or none; the gain measured against the workflow's "around 10
 percent": in points of test accuracy and as a share of the errors left without augmentation.
 
-  python experiments/augmentation/run.py            # full run: 4.0 min on 2 shared CPU cores (load 3.1-2.5; 5.8 at 5.1-5.8)
+  python experiments/augmentation/run.py            # full run: 4.0 min on 2 shared CPU cores (load 2.5-3.1; 5.8 at 5-6)
   python experiments/augmentation/run.py --quick    # seconds; the same outputs' structure
 
 Every arm is configs/digits_mlp.py with the same 200 optimizer steps at every size (the config's 30 epochs of 1437
