@@ -58,15 +58,6 @@ def size_overrides(n: int, quick: bool) -> tuple[str, ...]:
   return (*subset, *kit.steps_overrides(n, STEPS, BATCH))
 
 
-def extract(summary: dict, workdir: str) -> dict:
-  del workdir
-  return {
-    "accuracy": summary["final"]["eval"]["accuracy"],
-    "best_accuracy": summary["best"]["value"],
-    "train_accuracy": summary["final"]["train"].get("accuracy"),
-  }
-
-
 def run_arms(session: study.Session, quick: bool) -> dict[int, dict[str, study.ArmResult]]:
   sizes = (kit.QUICK_TRAIN,) if quick else SIZES
   mode = "sequential" if quick else "vmap"  # quick: the mode every quick run shares; full: vmap is faster here
@@ -76,7 +67,7 @@ def run_arms(session: study.Session, quick: bool) -> dict[int, dict[str, study.A
     results[n] = {
       name: session.run(
         study.Arm(f"{name} n={n}", CONFIG, (*size_overrides(n, quick), *augment_override(ARMS[name])), mode=mode),
-        extract,
+        kit.final_best_and_train,
       )
       for name in names
     }

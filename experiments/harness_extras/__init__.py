@@ -34,6 +34,16 @@ QUICK_CNN = (*QUICK_CNN_MODEL, "train.epochs=1", f"train.batch_size={QUICK_BATCH
 QUICK_TRAIN = 180  # a quick training set holds 150-199 examples: three steps of 50 per epoch
 
 
+def final_best_and_train(summary: dict, workdir: str) -> dict:
+  """A seed's final and best test accuracy and its final training accuracy (how far it fits its images)."""
+  del workdir
+  return {
+    "accuracy": summary["final"]["eval"]["accuracy"],
+    "best_accuracy": summary["best"]["value"],
+    "train_accuracy": summary["final"]["train"].get("accuracy"),
+  }
+
+
 def steps_overrides(n: int, steps: int, batch: int) -> tuple[str, str]:
   """Batch min(batch, n // 2) (at least two steps an epoch) and the epochs that give about `steps` steps on
   n examples (the last partial batch is dropped), so a small set is not also under-trained."""

@@ -59,15 +59,6 @@ def target_overrides(n: int, quick: bool) -> tuple[str, ...]:
   return (*(kit.QUICK_CNN_MODEL if quick else ()), "data.train_examples=1437", counts, *steps)
 
 
-def extract(summary: dict, workdir: str) -> dict:
-  del workdir
-  return {
-    "accuracy": summary["final"]["eval"]["accuracy"],
-    "best_accuracy": summary["best"]["value"],
-    "train_accuracy": summary["final"]["train"].get("accuracy"),
-  }
-
-
 def pretrain(session: study.Session, quick: bool) -> dict:
   """One network on digits 0-4, the config's 20 epochs (quick: the shared quick model on 180 images), seed 0:
   every target arm starts from it (a pretrained network per seed would make every arm's config per seed)."""
@@ -97,11 +88,13 @@ def run_targets(session: study.Session, source: dict, quick: bool) -> dict[int, 
     for name in names:
       if name == SCRATCH_ARM:
         results[n][name] = session.run(
-          study.Arm(f"{name} n={n}", SCRATCH, target_overrides(n, quick), mode="sequential"), extract
+          study.Arm(f"{name} n={n}", SCRATCH, target_overrides(n, quick), mode="sequential"), kit.final_best_and_train
         )
         continue
       overrides = (*target_overrides(n, quick), f"init_from={source['workdir']}", freeze_override(FROZEN[name]))
-      results[n][name] = session.run(study.Arm(f"{name} n={n}", FINETUNE, overrides, mode="sequential"), extract)
+      results[n][name] = session.run(
+        study.Arm(f"{name} n={n}", FINETUNE, overrides, mode="sequential"), kit.final_best_and_train
+      )
   return results
 
 
