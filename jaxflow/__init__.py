@@ -118,8 +118,22 @@ def load_model(directory: str):
   return load(directory)
 
 
+def agreement(a_path: str, b_path: str, out: str | None = None, *, iou_threshold: float = 0.5) -> dict:
+  """How well two annotators' COCO box files agree (`jaxflow agree`): Hungarian matching by IoU per image and
+  category; writes out/agreement.json and .md when `out` is given. Returns overall, per_category, per_image
+  (jaxflow.annotations.agreement.compare_files); a bad file raises CocoError naming the file and the field."""
+  from jaxflow.annotations.agreement import compare_files  # deferred: loads jax
+  from jaxflow.annotations.agreement_report import write_agreement  # deferred with it: writes through numpy
+
+  result = compare_files(a_path, b_path, iou_threshold=iou_threshold)
+  if out is not None:
+    write_agreement(out, result)
+  return result
+
+
 __all__ = [
   "ConfigError",
+  "agreement",
   "audit",
   "explain",
   "export",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
+from jaxflow.cli.annotation_verbs import ANNOTATION_VERBS
 from jaxflow.cli.deploy_verbs import DEPLOY_VERBS, PROFILE_MODEL
 from jaxflow.cli.info_verbs import compare_help, config_main, flag_lines, list_main, version_text
 from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain, seeds_compare
@@ -37,6 +38,7 @@ verbs:
   export   a trained run (--workdir, --out) as a jax.export program + model card; a seeds study as an ensemble
   predict  predict with an exported model (--model): image files, folders, CSV rows, NPZ arrays
   serve    serve an exported model (--model) over HTTP, batching concurrent requests
+  agree    two annotators' COCO box files (--a, --b, --out): IoU agreement with Hungarian matching, per image
 
 Run `jaxflow VERB --help` for a verb's flags; `jaxflow --version` for the version."""
 
@@ -51,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   verb, args = argv[1], [_underscored(a) for a in argv[2:]]
   info = {"list": list_main, "config": config_main}
-  if verb not in VERBS and verb not in DEPLOY_VERBS and verb not in info:
-    allowed = ", ".join([*VERBS, *DEPLOY_VERBS, *info])
+  file_verbs = {**DEPLOY_VERBS, **ANNOTATION_VERBS}  # verbs that read files (a run, a model, annotations)
+  if verb not in VERBS and verb not in file_verbs and verb not in info:
+    allowed = ", ".join([*VERBS, *file_verbs, *info])
     print(f"jaxflow: error: unknown verb {verb!r}; allowed: {allowed}", file=sys.stderr)
     return 2
   if verb in info:
@@ -75,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       return 2
   if verb == "explain":  # reads a trained run's workdir: no config flags
     return _explain_main(args)
-  if verb in DEPLOY_VERBS:  # a run or an exported model, not a config
-    return _deploy_main(verb, args, DEPLOY_VERBS[verb])
+  if verb in file_verbs:  # a run, an exported model or annotation files, not a config
+    return _deploy_main(verb, args, file_verbs[verb])
   if verb == "profile" and any(a.startswith("--model") for a in args):
     return _deploy_main(verb, args, PROFILE_MODEL)
   fv = flags.FlagValues()
