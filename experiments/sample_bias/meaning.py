@@ -198,7 +198,10 @@ def caveats(args) -> list[str]:
     "mixes looking at the light with looking at where the ink is not (the digit's shape is also in the empty "
     "pixels); the light-alignment cosine is the more direct measure, and both are gradients at single points.",
     "explain's input column scales each image to its own range, so its day and night copies look alike there; the "
-    "light is visible in the captions' predictions and in the gradients, not in that column.",
+    "light is visible in the captions' predictions and in the gradients, not in that column. explain reads a run's "
+    "best checkpoint, the one its eval split (here the counterfactual test) scored highest, while the accuracies and "
+    "the gradient measure are the final parameters': the pictures may show a less committed shortcut than the "
+    "numbers.",
     "In-distribution accuracy is computed from the aligned and conflicting groups' accuracies weighted by the "
     "arm's collected correlation p, on the counterfactual test digits; a separately drawn in-distribution test set "
     "would add its own sampling noise.",

@@ -1,9 +1,10 @@
 """Where a trained run looks, as numbers: its vanilla-gradient saliency on the counterfactual test split.
 
 Why not read explain's maps: `jaxflow.explain` draws them (saliency.png, kept in the results) but writes no
-arrays, and the study may use jaxflow's public API only. So each measured run is exported (`jaxflow.export`,
-the f32 program of its best checkpoint, the one explain reads) and loaded (`jaxflow.load_model`), and the
-gradient is taken by central differences over the 64 pixels, all perturbed copies in one call.
+arrays, and the study may use jaxflow's public API only. So each measured run is exported (`jaxflow.export`, the
+f32 program of its latest checkpoint: the final parameters, whose accuracies the report gives, not the 'best' one,
+which the eval split, here the counterfactual test, picks) and loaded (`jaxflow.load_model`), and the gradient is
+taken by central differences over the 64 pixels, all perturbed copies in one call.
 
 What is differentiated: log of the probability of the class the model does NOT predict. For two classes that is
 -softplus(margin), whose gradient is the margin's gradient times a per-example factor (the predicted class's
@@ -48,9 +49,9 @@ def _gradients(model, x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np
 
 
 def measure(run_workdir: str, export_dir: str, rows: int | None = None) -> dict:
-  """Exports the run in `run_workdir` to `export_dir`, then measures its saliency on the first `rows`
-  counterfactual test rows (each test image by day and by night; None: all 720)."""
-  jaxflow.export(run_workdir, export_dir)
+  """Exports the latest checkpoint of the run in `run_workdir` to `export_dir`, then measures its saliency on the
+  first `rows` counterfactual test rows (each test image by day and by night; None: all 720)."""
+  jaxflow.export(run_workdir, export_dir, checkpoint="latest")
   model = jaxflow.load_model(export_dir)
   x0, _ = data.test_images()
   x0 = np.repeat(x0, 2, axis=0)  # as the test split holds them: day, then night
