@@ -101,6 +101,7 @@ def build(path: str, lighting: Lighting) -> dict:
     "train_distinct": int(len(y_tr)),
     "train_cells": cells,
     "train_aligned_share": float(aligned[order].mean()),
+    "train_conflicting_distinct": int((~aligned).sum()),  # the images behind the conflicting rows
     "test_rows": int(len(y_te2)),
     "test_images": int(len(y_te)),
   }

@@ -44,7 +44,7 @@ def _audit(out: str, summaries: dict, audits: dict) -> str:
   left.bar(range(len(arms)), v, color=["tab:red" if audits[a]["flagged"] else "tab:grey" for a in arms])
   left.axhline(0.3, color="black", lw=0.8, ls="--", label="audit threshold 0.3")
   left.set_xticks(range(len(arms)))
-  left.set_xticklabels([_label(a) for a in arms], fontsize=7)
+  left.set_xticklabels([a.split(" (")[0].replace(" reweighted", "\nreweighted") for a in arms], fontsize=7)
   left.set_ylabel("Cramér's V, daylight x label (train)")
   left.set_ylim(0, 1.05)
   left.set_title("jaxflow audit, before training (red: flagged)", fontsize=9)

@@ -9,6 +9,7 @@ light rather than the object.
 
 from __future__ import annotations
 
+from experiments.common import stats
 from experiments.sample_bias import data
 
 
@@ -33,24 +34,51 @@ def _v(audit: dict, split: str = "train") -> str:
   return "undefined" if v is None else f"{v:.2f}"
 
 
-def answer(summaries: dict, audits: dict, between: list[dict], shortcut: str, decorrelated: str) -> str:
+def _recovered(between: list[dict], remedy: str, shortcut: str, decorrelated: str) -> float | None:
+  """The share of the reversed-accuracy deficit (shortcut arm vs decorrelated arm) that the remedy wins back."""
+  gained, lost = _row(between, "reversed accuracy", remedy, shortcut), _row(between, "reversed accuracy", shortcut)
+  if gained is None or lost is None or gained["mean"] is None or not lost["mean"]:
+    return None
+  return gained["mean"] / -lost["mean"]
+
+
+def _remedy_words(summaries, audits, between, remedy: str, shortcut: str, decorrelated: str) -> str:
+  row = _row(between, "reversed accuracy", remedy, decorrelated)
+  share = _recovered(between, remedy, shortcut, decorrelated)
+  closes = row is not None and row["verdict"] == "tie"
+  return (
+    f"reweighting the {shortcut} photos ({remedy}) {'removes' if closes else 'only narrows'} the gap: reversed "
+    f"accuracy {_diff(_row(between, 'reversed accuracy', remedy, shortcut))} over unweighted"
+    + (f", {share:.0%} of the way to the decorrelated set's" if share is not None else "")
+    + f" (still {_diff(row)} against it), while the audit of its rows "
+    + ("still flags it" if audits[remedy]["flagged"] else f"no longer flags anything (V {_v(audits[remedy])})")
+  )
+
+
+def answer(summaries: dict, audits: dict, between: list[dict], arms: tuple[str, str], remedies: dict) -> str:
+  shortcut, decorrelated = arms
   s, d = summaries[shortcut], summaries[decorrelated]
   flagged = [name for name, a in audits.items() if a["flagged"]]
   line = (
     ("Yes where the light follows the label, and `jaxflow audit` says so" if flagged else "The audit flags no arm")
-    + f" before training (daylight x label Cramér's "
-    f"V {', '.join(f'{_v(a)} at {name}' for name, a in audits.items())}; flagged: {', '.join(flagged) or 'none'}). "
+    + f" before training (daylight x label Cramér's V "
+    f"{', '.join(f'{_v(a)} at {name}' for name, a in audits.items())}; flagged: {', '.join(flagged) or 'none'}). "
     f"Trained on the tank story's data ({shortcut}) the MLP scores {_m(s, 'in_distribution')} on photos taken the "
-    f"same way, {_m(s, 'decorrelated')} when the light is independent of the label and {_m(s, 'reversed')} when it "
-    f"is reversed; trained decorrelated: {_m(d, 'in_distribution')} / {_m(d, 'decorrelated')} / {_m(d, 'reversed')}"
+    f"same way, {_m(s, 'decorrelated')} with the light independent of the label and {_m(s, 'reversed')} with it "
+    f"reversed (in-distribution / decorrelated / reversed: decorrelated training "
+    f"{_m(d, 'in_distribution')} / {_m(d, 'decorrelated')} / {_m(d, 'reversed')}"
   )
   for name, sm in summaries.items():
-    if name in (shortcut, decorrelated):
-      continue
-    line += f"; {name}: {_m(sm, 'in_distribution')} / {_m(sm, 'decorrelated')} / {_m(sm, 'reversed')}"
-    reversed_row = _row(between, "reversed accuracy", name, decorrelated)
-    if "reweighted" in name and reversed_row is not None:
-      line += f" (reversed vs decorrelated {_diff(reversed_row)})"
+    if name not in (shortcut, decorrelated) and name not in remedies:
+      line += f"; {name}: {_m(sm, 'in_distribution')} / {_m(sm, 'decorrelated')} / {_m(sm, 'reversed')}"
+  d_gap = d["light_gap"]
+  no_gap = stats.is_tie(d_gap, stats.accuracy_resolution(360))  # aligned - conflicting over the seeds: a tie
+  line += "). Decorrelated training set: " + (
+    "no gap" if no_gap else f"light gap {_m(d, 'light_gap')} {report_ci(d_gap)}"
+  )
+  for remedy, base in remedies.items():
+    if remedy in summaries and base in summaries:
+      line += "; " + _remedy_words(summaries, audits, between, remedy, base, decorrelated)
   return line + "."
 
 
@@ -95,7 +123,8 @@ def setup(conditions, counts: dict, args, quick_overrides) -> list[str]:
   return lines
 
 
-def _shortcut_paragraph(summaries: dict, within: list[dict], shortcut: str, decorrelated: str) -> str:
+def _shortcut_paragraph(summaries: dict, within: list[dict], between: list[dict], arms: tuple[str, str]) -> str:
+  shortcut, decorrelated = arms
   parts = []
   for name, s in summaries.items():
     parts.append(
@@ -107,44 +136,80 @@ def _shortcut_paragraph(summaries: dict, within: list[dict], shortcut: str, deco
     "The shortcut. A model trained where the light follows the label scores well on test photos taken the same way "
     "and loses accuracy as soon as the light stops following the label, on the very same digits: "
     + "; ".join(parts)
-    + f". At {shortcut} the light is the whole story: the model is right on the aligned photos and wrong on nearly "
-    "every reversed one, so it decides by the light alone, and an in-distribution test set (collected the same way) "
-    "would have reported it as excellent."
+    + ". "
+    + (
+      f"At {shortcut} the light is the whole story: the model is right on the aligned photos and wrong on nearly "
+      "every reversed one, so it decides by the light alone, and an in-distribution test set (collected the same "
+      "way) would have reported it as excellent. "
+      if (summaries[shortcut]["reversed"]["mean"] or 0.0) < 0.1 and (summaries[shortcut]["aligned"]["mean"] or 0) > 0.9
+      else ""
+    )
+    + "In-distribution accuracy, each arm against the decorrelated one (what the shortcut pays on photos taken "
+    "the biased way): "
+    + "; ".join(
+      f"{name} - {decorrelated} {_diff(_row(between, 'in-distribution accuracy', name, decorrelated))}"
+      for name in summaries
+      if name != decorrelated and _row(between, "in-distribution accuracy", name, decorrelated)
+    )
+    + "."
   )
 
 
-def _audit_paragraph(audits: dict) -> str:
+def _audit_paragraph(summaries: dict, audits: dict, counts: dict) -> str:
   parts = [
     f"{name}: V {_v(a)} in train, {_v(a, 'test')} in test, {'flagged' if a['flagged'] else 'not flagged'}"
     for name, a in audits.items()
   ]
-  return (
+  text = (
     "The audit, before any training. With the light recorded as a per-example column, `jaxflow audit` scores its "
-    "association with the label per split: "
-    + "; ".join(parts)
-    + ". The train-split V ranks the arms as their trained light gaps do (audit_vs_gap.png). The reweighted arm's "
-    "audit scores the rows as written (duplicates included), i.e. what the sampler draws: the rebalanced draws are "
-    "independent of the light, while the photos collected are still 90% aligned."
+    "association with the label per split: " + "; ".join(parts) + "."
   )
+  for name, a in audits.items():
+    gap = summaries[name]["light_gap"]
+    if not a["flagged"] and gap["ci95"] and gap["ci95"][0] > 0:
+      text += (
+        f" It is not enough: {name} is not flagged, yet its model still loses {_m(summaries[name], 'light_gap')} "
+        f"{report_ci(gap)} of accuracy when the light is reversed. The audit counts rows as written, and duplicated "
+        f"rows hide that the conflicting cells hold only {counts[name]['train_conflicting_distinct']} distinct "
+        "images: the sampler's draws are balanced, the photos' variety is not."
+      )
+  plain = [n for n in audits if counts[n]["train_rows"] == counts[n]["train_distinct"]]  # no duplicated rows
+  by_v = sorted(plain, key=lambda n: audits[n]["splits"]["train"]["cramers_v"] or 0.0)
+  by_gap = sorted(plain, key=lambda n: summaries[n]["light_gap"]["mean"] or 0.0)
+  order = "orders their light gaps the same way" if by_v == by_gap else "does not order their light gaps the same way"
+  return text + f" Among the arms without duplicated rows, the train-split V {order} (audit_vs_gap.png)."
+
+
+def report_ci(summary: dict) -> str:
+  ci = summary["ci95"]
+  return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
 
 def _remedy_paragraph(summaries: dict, between: list[dict], decorrelated: str, remedies: dict) -> str:
   d = summaries[decorrelated]
   text = (
     f"The remedies. Collected decorrelated ({decorrelated}), the same images score {_m(d, 'in_distribution')} / "
-    f"{_m(d, 'decorrelated')} / {_m(d, 'reversed')} (in-distribution / decorrelated / reversed): no light gap to "
-    "speak of."
+    f"{_m(d, 'decorrelated')} / {_m(d, 'reversed')} (in-distribution / decorrelated / reversed): "
+    + (
+      "no light gap."
+      if stats.is_tie(d["light_gap"], stats.accuracy_resolution(360))
+      else f"a light gap of {_m(d, 'light_gap')} {report_ci(d['light_gap'])}."
+    )
   )
   for remedy, shortcut in remedies.items():
     if remedy not in summaries:
       continue
+    share = _recovered(between, remedy, shortcut, decorrelated)
     text += (
       f" Reweighting the {shortcut} photos (each conflicting row written more often, so the four light x label cells "
       f"are drawn equally): reversed accuracy {_diff(_row(between, 'reversed accuracy', remedy, shortcut))} against "
-      f"{shortcut} unweighted, {_diff(_row(between, 'reversed accuracy', remedy, decorrelated))} against the "
-      f"decorrelated set; in-distribution accuracy "
-      f"{_diff(_row(between, 'in-distribution accuracy', remedy, shortcut))} against the unweighted arm "
-      "(what the remedy costs on photos taken the biased way)."
+      f"{shortcut} unweighted"
+      + (f" ({share:.0%} of what the decorrelated set has over it)" if share is not None else "")
+      + f", {_diff(_row(between, 'reversed accuracy', remedy, decorrelated))} against the decorrelated set; "
+      f"in-distribution accuracy {_diff(_row(between, 'in-distribution accuracy', remedy, shortcut))} against the "
+      "unweighted arm (what the remedy costs on photos taken the biased way). Writing the same few conflicting "
+      "images more often is not the same as having more of them: the model can learn those images and keep "
+      "the light for the rest."
     )
   return text + (
     " Reweighting needs conflicting examples to weigh: at 100% there are none, and only collecting (or relighting) "
@@ -161,31 +226,59 @@ def _saliency_paragraph(summaries: dict, between: list[dict], shortcut: str, dec
     f"light {_m(summaries[name], 'light_alignment')}"
     for name in measured
   ]
+  aligned = _row(between, "light_alignment", shortcut, decorrelated)
   return (
     "Where it looks. " + "; ".join(parts) + f" (background pixels are 49% of all). {shortcut} against {decorrelated}: "
     f"background share {_diff(_row(between, 'background_share', shortcut, decorrelated))}, light alignment "
-    f"{_diff(_row(between, 'light_alignment', shortcut, decorrelated))}. The shortcut model's gradient spreads over "
-    "the empty sky around the digit with one sign, the direction in which the day light moves the image; the "
-    "decorrelated model's sits on and beside the strokes. explain's pictures (explain_shortcut.png, "
-    "explain_decorrelated.png) show the same, and their captions show the shortcut model's prediction flip between "
-    "the day and night copies of one digit."
+    f"{_diff(_row(between, 'light_alignment', shortcut, decorrelated))}."
+    + (
+      " The shortcut model's gradient leans on the empty sky around the digit, with one sign: the direction in "
+      "which the day light moves the image; the decorrelated model's sits on and beside the strokes. explain's "
+      "pictures (explain_shortcut.png, explain_decorrelated.png) show the same, and their captions show the "
+      "shortcut model's prediction flip between the day and night copies of one digit."
+      if aligned is not None and aligned["verdict"] != "tie" and aligned["mean"] > 0
+      else " The seeds do not resolve a difference in where the two models look."
+    )
   )
 
 
-def paragraphs(summaries, audits, within, between, shortcut: str, decorrelated: str, remedies: dict) -> list[str]:
-  return [
-    _shortcut_paragraph(summaries, within, shortcut, decorrelated),
-    _audit_paragraph(audits),
-    _remedy_paragraph(summaries, between, decorrelated, remedies),
-    _saliency_paragraph(summaries, between, shortcut, decorrelated),
+def _claim_paragraph(audits: dict, between: list[dict], remedies: dict, decorrelated: str) -> str:
+  others = sorted({f for a in audits.values() for f in a["other_findings"]})
+  found = "; ".join(others) if others else "nothing"
+  verdicts = []
+  for remedy in remedies:
+    row = _row(between, "reversed accuracy", remedy, decorrelated)
+    if row is not None:
+      verdicts.append(f"{remedy}: {'removed' if row['verdict'] == 'tie' else 'narrowed, not removed'}")
+  remedy_words = (
+    f" The claim that a reweighted training set removes the gap, tested: {'; '.join(verdicts)}; the decorrelated "
+    "set removes it."
+    if verdicts
+    else ""
+  )
+  return (
     "Against the workflow's claim. The tank story as usually told (a network that learned the weather instead of "
     "the tanks) is, as far as anyone has traced it, an anecdote without a recorded experiment; here it is planted, "
-    "so that the model CAN learn it is by construction, and what is measured is how much: all of it at 100%, "
-    "a part at 90-95%, where the conflicting photos force the digit to be learned too. The audit flags the "
-    "association only because the light is a recorded column: an attribute nobody wrote down is invisible to its "
-    "bias check, and its input-shift check compares train and test pixel statistics, which the light does not move "
-    "here (half of each split is shot by day). A model's errors on a counterfactual test (the same object, the "
-    "attribute changed) are what finds an unrecorded shortcut.",
+    "so that the model CAN learn it is by construction, and what is measured is how much of it the model takes "
+    "at each strength (Results): the conflicting photos of an imperfect correlation force the digit to be learned "
+    "too."
+    + remedy_words
+    + " The audit flags the association only because the light is a recorded column: an attribute nobody wrote "
+    "down is invisible to its bias check, and its other checks (input shift between train and test, duplicates, "
+    f"balance) found {found} in these datasets (the light does not shift a split's pixel statistics as a whole "
+    "here: about half of each split is shot by day). A model's errors on a counterfactual test (the same object, "
+    "the attribute changed) are what finds an unrecorded shortcut."
+  )
+
+
+def paragraphs(summaries, audits, counts, within, between, arms: tuple[str, str], remedies: dict) -> list[str]:
+  shortcut, decorrelated = arms
+  return [
+    _shortcut_paragraph(summaries, within, between, arms),
+    _audit_paragraph(summaries, audits, counts),
+    _remedy_paragraph(summaries, between, decorrelated, remedies),
+    _saliency_paragraph(summaries, between, shortcut, decorrelated),
+    _claim_paragraph(audits, between, remedies, decorrelated),
   ]
 
 

@@ -81,14 +81,17 @@ def overrides(npz: str, rows: int, quick: bool) -> tuple[str, ...]:
 
 
 def audit_facts(report_json: dict) -> dict:
-  """The audit's verdict on the daylight attribute: Cramér's V per split, flagged, the finding's sentence."""
+  """The audit's verdict on the daylight attribute (Cramér's V per split, flagged, the finding's sentence) and
+  what its other checks found."""
   attribute = report_json["attribute_bias"]["attributes"][data.DAYLIGHT]
   per = {
     s: {k: v[k] for k in ("cramers_v", "mutual_info_fraction", "p_value", "flagged", "table")}
     for s, v in attribute["splits"].items()
   }
-  finding = next((f for f in report_json["summary"]["findings"] if f"'{data.DAYLIGHT}'" in f), None)
-  return {"flagged": attribute["flagged"], "splits": per, "finding": finding}
+  findings = report_json["summary"]["findings"]
+  finding = next((f for f in findings if f"'{data.DAYLIGHT}'" in f), None)
+  others = [f for f in findings if f != finding]  # the audit's other checks (shift, duplicates, balance, ...)
+  return {"flagged": attribute["flagged"], "splits": per, "finding": finding, "other_findings": others}
 
 
 def extractor(condition: Condition, session: study.Session, quick: bool):
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
     facts = {
       "title": "Sample bias: the tank story (a brightness shortcut)",
       "question": QUESTION,
-      "answer": meaning.answer(summaries, audits, between, SHORTCUT, DECORRELATED),
+      "answer": meaning.answer(summaries, audits, between, (SHORTCUT, DECORRELATED), REMEDIES),
       "command": args.command,
       "quick": args.quick,
       "seeds": args.seeds,
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
       },
       "differences": within + between,
       "plots": plot_files,
-      "meaning": meaning.paragraphs(summaries, audits, within, between, SHORTCUT, DECORRELATED, REMEDIES),
+      "meaning": meaning.paragraphs(summaries, audits, counts, within, between, (SHORTCUT, DECORRELATED), REMEDIES),
       "caveats": meaning.caveats(args),
       "findings": summaries,
       "provenance": session.clock.finish(),
