@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from jaxflow.config import ConfigError
 from jaxflow.data import augment
@@ -64,8 +65,24 @@ def test_zoom():
   np.testing.assert_allclose(zoom(image, 1.0), image, atol=1e-6)
   smaller = zoom(jnp.ones((16, 16, 1)), 0.5)  # zoom out: a zero border around a full centre
   assert float(smaller[0, 0, 0]) == 0.0 and float(smaller[8, 8, 0]) == pytest.approx(1.0)
-  bigger = zoom(image, 2.0)  # zoom in: the centre 8 x 8 fills the frame, so corners are interior pixels
-  assert float(jnp.abs(bigger[0, 0] - image[4, 4]).max()) < 0.5
+  # Against scipy's bilinear resampling (float64) of the same map: output pixel o reads the input at
+  # centre + (o - centre) / scale. Zoom in (2.0, 1.25) reads inside the image; zoom out (0.5) also reads
+  # outside it, blended with the zero fill as scipy's "grid-constant" mode does. The image is non-uniform
+  # (uniform noise), so a neighbouring scale moves pixels by ~0.1-0.3. Tolerance: float32 source coordinates
+  # are off by <= 16 * 2^-24 ~ 1e-6 pixels here, times an intensity slope <= 1, plus the rounding of four
+  # weighted terms in [0, 1) (~4 * 6e-8): 2e-6 bounds both with room.
+  centre = (16 - 1) / 2
+  grid = np.stack(np.meshgrid(np.arange(16.0), np.arange(16.0), indexing="ij"))
+  for scale in (2.0, 1.25, 0.5):
+    source = centre + (grid - centre) / scale
+    expected = np.stack(
+      [
+        scipy.ndimage.map_coordinates(np.asarray(image[..., c], np.float64), source, order=1, mode="grid-constant")
+        for c in range(3)
+      ],
+      axis=-1,
+    )
+    np.testing.assert_allclose(zoom(image, scale), expected, atol=2e-6, err_msg=f"scale {scale}")
 
 
 def test_shift_is_whole_pixels_with_zero_fill():
@@ -102,8 +119,11 @@ def test_crop_and_translate_identity_at_zero_and_shifts_otherwise():
 def test_noise_std_and_mean_on_grey():
   grey = jnp.full((1, 256, 256, 1), 0.5)
   noise = augment_batch(jax.random.key(1), grey, ops("noise(std=0.1)"), jnp.arange(1)) - 0.5
-  assert float(jnp.std(noise)) == pytest.approx(0.1, rel=0.05)
-  assert abs(float(jnp.mean(noise))) < 0.005
+  # n = 65,536 normal draws: the sample std has a standard error of std / sqrt(2n) = 0.1 / 362 (0.28%), the
+  # mean one of std / sqrt(n) = 0.1 / 256 = 3.9e-4; each is held to 5 standard errors.
+  n = noise.size
+  assert abs(float(jnp.std(noise)) - 0.1) < 5 * 0.1 / np.sqrt(2 * n)
+  assert abs(float(jnp.mean(noise))) < 5 * 0.1 / np.sqrt(n)
 
 
 def test_brightness_range_and_half_of_the_batch_with_p_half():
