@@ -46,7 +46,9 @@ def _effects(out: str, summaries: dict) -> str:
   for k, a in enumerate(arms):
     xs = x + (k - (len(arms) - 1) / 2) * 0.18
     rows = [summaries[a][f"effect/{s}"] for s in data.SECTIONS]
-    plots.error_bars(ax, xs, rows, color=COLORS.get(a), ls="none", label=f"{a} (mean, 95% CI)")
+    plots.error_bars(ax, xs, rows, color=COLORS.get(a), ls="none", label=f"{a}: MLP (mean, 95% CI)")
+    linear = [summaries[a][f"linear/{s}"]["mean"] for s in data.SECTIONS]
+    ax.scatter(xs + 0.06, linear, marker="o", s=22, facecolors="none", edgecolors=COLORS.get(a), label=f"{a}: logistic")
   ax.scatter(x, data.LETHALITY, marker="_", s=400, color="black", label="truth", zorder=3)
   ax.scatter(
     [0], [data.recorded_engine_effect()], marker="_", s=400, color="tab:red", label="perfect model of the record"
@@ -57,7 +59,7 @@ def _effects(out: str, summaries: dict) -> str:
   ax.set_ylabel("log odds of loss per extra hit")
   ax.set_title("What each record teaches a model: the effect of one more hit", fontsize=10)
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc="lower right")
+  ax.legend(fontsize=6, loc="lower right", ncol=2)
   return plots.save(fig, out, "effects.png")
 
 

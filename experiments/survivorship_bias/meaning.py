@@ -32,6 +32,10 @@ def _diff(row: dict | None, digits: int = 2) -> str:
   return f"{row['mean']:+.{digits}f}{interval} ({'tie' if row['verdict'] == 'tie' else 'resolved'})"
 
 
+def _rate(v) -> str:
+  return "-" if v is None else f"{v:.2f}"
+
+
 def _m(s: dict, key: str, digits: int = 2) -> str:
   return "-" if s[key]["mean"] is None else f"{s[key]['mean']:.{digits}f}"
 
@@ -49,7 +53,8 @@ def answer(summaries: dict, rows: list[dict], audits: dict) -> str:
     f"{verdict}: trained on what reaches the analyst (returning planes and the wrecks over friendly ground), the model "
     f"rates one more engine hit at {_ci(rec['effect/engine'])} log odds of loss (rank "
     f"{_m(rec, 'engine_rank', 1)} of 6: 'engines need no armour'), trained on all sorties at "
-    f"{_ci(pop['effect/engine'])} (rank {_m(pop, 'engine_rank', 1)}; truth {data.LETHALITY[0]:+.2f})"
+    f"{_ci(pop['effect/engine'])} (rank {_m(pop, 'engine_rank', 1)}; truth {data.LETHALITY[0]:+.2f}; a logistic "
+    f"regression on the record: {_ci(rec['linear/engine'])})"
   )
   if CONTROL in summaries:
     line += (
@@ -116,14 +121,16 @@ def setup(filters, sizes: data.Sizes, args, model_overrides, counts: dict) -> li
 def _hangar(wald: dict) -> str:
   per_area = {s: w["returned_per_area"]["mean"] for s, w in wald.items()}
   ratio = {s: w["ratio"]["mean"] for s, w in wald.items()}
-  naive, wald_pick = max(per_area, key=per_area.get), min(ratio, key=ratio.get)
+  top = sorted(per_area, key=per_area.get, reverse=True)[:2]
+  naive, wald_pick = top[0], min(ratio, key=ratio.get)
   by_ratio = sorted(ratio, key=ratio.get)
   truth = [s for _, s in sorted(zip(-data.LETHALITY, data.SECTIONS, strict=True))]
   order = "the order of the true lethality" if by_ratio == truth else f"not quite the true order ({', '.join(truth)})"
   return (
     f"The hangar (the analysts' evidence): per unit of exposed area the returning planes carry the most holes on the "
-    f"{naive} ({per_area[naive]:.2f}) and the fewest on the {min(per_area, key=per_area.get)} "
-    f"({min(per_area.values()):.2f}); armouring where the holes are means the {naive}. Against all sorties, the "
+    f"{naive} ({per_area[naive]:.2f}) and the {top[1]} ({per_area[top[1]]:.2f}), the fewest on the "
+    f"{min(per_area, key=per_area.get)} ({min(per_area.values()):.2f}); armouring where the holes are means the "
+    f"{naive} and the {top[1]}. Against all sorties (uniform fire: one hole per unit area on every section), the "
     f"returning planes keep {ratio[wald_pick]:.0%} of the {wald_pick}'s holes and {max(ratio.values()):.0%} of the "
     f"{max(ratio, key=ratio.get)}'s: the missing holes are on the planes that did not come back. Returned / all, "
     f"lowest first, ranks the sections {', '.join(by_ratio)}: {order}. That is Wald's reading, and it needs a number "
@@ -131,7 +138,30 @@ def _hangar(wald: dict) -> str:
   )
 
 
-def _model(summaries: dict, rows: list[dict]) -> str:
+def _engine_losses(audits: dict) -> str:
+  """How many lost planes with engine hits the record holds (seed 0's audit table), or '' without the audit."""
+  if RECORDED not in audits:
+    return ""
+  table = audits[RECORDED]["sections"]["engine"]["train"]["table"]
+  return f" (seed 0's record holds {sum(row[1] for row in table[1:])} lost planes with engine hits)"
+
+
+def _linear(rec: dict, audits: dict) -> str:
+  """The logistic regression's engine coefficient on the record against the perfect model's and the MLP's."""
+  lin, mlp = rec["linear/engine"], rec["effect/engine"]
+  if lin["mean"] is None or mlp["mean"] is None:
+    return ""
+  bayes = data.recorded_engine_effect()
+  covers = lin["ci95"] is not None and lin["ci95"][0] <= bayes <= lin["ci95"][1]
+  return (
+    f"A logistic regression on the same records (the truth's own form) finds {_ci(lin)}, "
+    + ("which covers the perfect model's value" if covers else f"against the perfect model's {bayes:+.1f}")
+    + f"; the MLP's average finite difference departs from it by {mlp['mean'] - lin['mean']:+.2f}, where it "
+    f"extrapolates to engine-hit counts the record barely holds{_engine_losses(audits)}. "
+  )
+
+
+def _model(summaries: dict, rows: list[dict], audits: dict) -> str:
   pop, rec = summaries[REFERENCE], summaries[RECORDED]
   others = [s for s in data.SECTIONS[1:] if (r := _row(rows, f"effect/{s}", RECORDED)) and r["verdict"] == "tie"]
   text = (
@@ -145,6 +175,7 @@ def _model(summaries: dict, rows: list[dict]) -> str:
     if _inverted(summaries, rows)
     else "The seeds do not resolve an inverted sign here. "
   )
+  text += _linear(rec, audits)
   text += (
     f"Sections the filter does not read tie with the population's effects ({', '.join(others) or 'none'} of "
     f"{len(data.SECTIONS) - 1}): the distortion sits on the feature the filter depends on. Armour-first choice per "
@@ -180,9 +211,15 @@ def _audit(audits: dict) -> str | None:
     f"The audit of the record against the unfiltered sample flags the label shift (lost {a['lost_share']['train']:.1%} "
     f"vs {a['lost_share']['test']:.1%}, TVD {a['label_shift']['total_variation']:.2f}) and an input shift (KS D "
     f"{a['input_shift']['ks_statistic']:.2f}), largest on the {a['most_shifted']['section']} (SMD "
-    f"{a['most_shifted']['smd']:+.2f}). Its per-split tables show the inversion itself: the loss rate at 0 / 1 / 2+ "
-    f"engine hits is {' / '.join(f'{v:.2f}' for v in e['train']['loss_rate'])} in the record and "
-    f"{' / '.join(f'{v:.2f}' for v in e['test']['loss_rate'])} unfiltered (Cramér's V {e['train']['cramers_v']:.2f} "
+    f"{a['most_shifted']['smd']:+.2f}). Its per-split tables "
+    + (
+      "show the inversion itself"
+      if (rate_gap(a, "engine", "train") or 0) < 0 < (rate_gap(a, "engine", "test") or 0)
+      else "do not show the engine's sign inverted"
+    )
+    + f": the loss rate at 0 / 1 / 2+ "
+    f"engine hits is {' / '.join(_rate(v) for v in e['train']['loss_rate'])} in the record and "
+    f"{' / '.join(_rate(v) for v in e['test']['loss_rate'])} unfiltered (Cramér's V {e['train']['cramers_v']:.2f} "
     f"vs {e['test']['cramers_v']:.2f}). "
   )
   if CONTROL in audits:
@@ -213,16 +250,25 @@ def _evaluation(summaries: dict, rows: list[dict]) -> str:
     f"{_m(pop, 'accuracy', 3)} ({_diff(_row(rows, 'accuracy', RECORDED), 3)}), balanced accuracy "
     f"{_m(rec, 'balanced_accuracy', 3)} vs {_m(pop, 'balanced_accuracy', 3)}. Its calibration error by engine hits "
     f"0 / 1 / 2+ is {' / '.join(_m(rec, f'engine_{b}/ece') for b in data.BUCKETS)} (all sorties' model: "
-    f"{' / '.join(_m(pop, f'engine_{b}/ece') for b in data.BUCKETS)}): the errors concentrate exactly where the "
-    "filter removed the evidence, which jaxflow's per-group metrics (`data.group_feature`) show once an unfiltered "
-    "sample is the eval split."
+    f"{' / '.join(_m(pop, f'engine_{b}/ece') for b in data.BUCKETS)})"
+    + (
+      ": the errors concentrate where the filter removed the evidence, which jaxflow's per-group metrics "
+      "(`data.group_feature`) show once an unfiltered sample is the eval split."
+      if (rec["engine_2+/ece"]["mean"] or 0) > 2 * (rec["engine_0/ece"]["mean"] or 0)
+      else ": no concentration on engine-hit planes at this resolution."
+    )
+  ) + (
+    f" The outcome-only model is off everywhere instead (ECE "
+    f"{' / '.join(_m(summaries[CONTROL], f'engine_{b}/ece') for b in data.BUCKETS)}): its base rate, not its engine."
+    if CONTROL in summaries
+    else ""
   )
 
 
 def paragraphs(summaries: dict, rows: list[dict], audits: dict, wald: dict) -> list[str]:
   out = [
     _hangar(wald),
-    _model(summaries, rows),
+    _model(summaries, rows, audits),
     _control(summaries, rows),
     _audit(audits),
     _evaluation(summaries, rows),

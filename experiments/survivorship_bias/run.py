@@ -107,12 +107,33 @@ def metric_keys() -> list[str]:
   return keys + per_bucket + effect_keys()
 
 
-def summarize(results: dict) -> dict:
+def summarize(results: dict, linear: dict) -> dict:
   out = {}
   for name, r in results.items():
     s = {k: stats.mean_ci(r.values(k)) for k in metric_keys()}
     s["armour_first"] = [row["armour_first"] if row else None for row in r.per_seed]
+    for k, section in enumerate(data.SECTIONS):
+      s[f"linear/{section}"] = stats.mean_ci([coefficients[k] for coefficients in linear[name]])
     out[name] = s
+  return out
+
+
+def linear_reference(filters, wars: list[dict]) -> dict:
+  """{arm: per seed, an unpenalized logistic regression's coefficients on that seed's training split}.
+
+  Why: the truth is a logistic model, so its coefficients are what a perfect model of each record learns (the
+  Bayes identity in data.py); beside the MLP's averaged finite differences they show which part of a gap is the
+  filter and which the network's extrapolation. scikit-learn, because jaxflow has no linear model whose
+  coefficients it reports; a reference statistic, not a trained arm."""
+  from sklearn.linear_model import LogisticRegression
+
+  out = {}
+  for f in filters:
+    out[f.name] = []
+    for war in wars:
+      hits, lost = war["train"][f.kind]
+      fit = LogisticRegression(penalty=None, max_iter=2000).fit(hits.astype(float), lost)
+      out[f.name].append(fit.coef_[0].tolist())
   return out
 
 
@@ -140,7 +161,10 @@ def differences(results: dict, test_size: int) -> list[dict]:
     if name == REFERENCE:
       continue
     for key in effect_keys():
-      rows.append(stats.compare(key, name, r.values(key), REFERENCE, base.values(key), resolution=None))
+      row = stats.compare(key, name, r.values(key), REFERENCE, base.values(key), resolution=None)
+      if row["verdict"] != "tie":  # an effect is not better or worse, only higher or lower
+        row["verdict"] = f"{name} {'higher' if row['mean'] > 0 else 'lower'}"
+      rows.append(row)
     for key, resolution, higher in (
       ("accuracy", stats.accuracy_resolution(test_size), True),
       ("balanced_accuracy", stats.accuracy_resolution(test_size), True),
@@ -164,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     wars = data.build(npz, args.seeds, sizes)
     results = run_arms(session, filters, npz, wars)
     audits = run_audits(session, [f for f in filters if not args.quick or f.name == "recorded"], npz)
-    summaries, wald = summarize(results), hangar(wars)
+    summaries, wald = summarize(results, linear_reference(filters, wars)), hangar(wars)
     rows = differences(results, sizes.test)
     plot_files = figures.draw(args.out, summaries, wald, audits)
     facts = {

@@ -52,13 +52,16 @@ def effects(summaries: dict) -> report.Table:
   for k, s in enumerate(data.SECTIONS):
     implied = data.recorded_engine_effect() if k == 0 else data.LETHALITY[k]
     cells = [report.cell(summaries[a][f"effect/{s}"], 2) for a in arms]
+    cells += [report.cell(summaries[a][f"linear/{s}"], 2) for a in arms]
     rows.append([s, f"{data.LETHALITY[k]:+.2f}", f"{implied:+.2f}", *cells])
-  header = ["section", "truth", "a perfect model of the recorded data", *arms]
+  header = ["section", "truth", "a perfect model of the recorded data", *(f"{a}: MLP" for a in arms)]
+  header += [f"{a}: logistic regression" for a in arms]
   note = (
     "Log odds of loss that one more hit in the section adds, mean over the unfiltered held-out planes, of each seed's "
     "exported model; mean [95% t-CI] over seeds. 'A perfect model of the recorded data': the truth plus the filter's "
     f"log selection odds (engine: {data.LETHALITY[0]:.1f} - {data.ENGINE_DROP:.1f}); an outcome-only filter implies "
-    "the truth."
+    "the truth. 'Logistic regression': scikit-learn's unpenalized fit on the same training split, its coefficient "
+    "per hit (a reference statistic, not a jaxflow arm)."
   )
   return report.Table("The effect of one more hit, as each arm's model learned it", header, rows, note)
 
