@@ -172,6 +172,12 @@ def _audit_paragraph(summaries: dict, audits: dict, counts: dict) -> str:
         f"{report_ci(gap)} of accuracy when the light is reversed. The audit counts rows as written, and duplicated "
         f"rows hide that the conflicting cells hold only {counts[name]['train_conflicting_distinct']} distinct "
         "images: the sampler's draws are balanced, the photos' variety is not."
+        + (
+          f" Its duplicates check does see the copies ({'; '.join(a['other_findings'])}), without tying them to the "
+          "light."
+          if a["other_findings"]
+          else ""
+        )
       )
   plain = [n for n in audits if counts[n]["train_rows"] == counts[n]["train_distinct"]]  # no duplicated rows
   by_v = sorted(plain, key=lambda n: audits[n]["splits"]["train"]["cramers_v"] or 0.0)
@@ -243,7 +249,7 @@ def _saliency_paragraph(summaries: dict, between: list[dict], shortcut: str, dec
 
 
 def _claim_paragraph(audits: dict, between: list[dict], remedies: dict, decorrelated: str) -> str:
-  others = sorted({f for a in audits.values() for f in a["other_findings"]})
+  others = [f"{name}: {f}" for name, a in audits.items() for f in a["other_findings"]]
   found = "; ".join(others) if others else "nothing"
   verdicts = []
   for remedy in remedies:
@@ -265,9 +271,9 @@ def _claim_paragraph(audits: dict, between: list[dict], remedies: dict, decorrel
     + remedy_words
     + " The audit flags the association only because the light is a recorded column: an attribute nobody wrote "
     "down is invisible to its bias check, and its other checks (input shift between train and test, duplicates, "
-    f"balance) found {found} in these datasets (the light does not shift a split's pixel statistics as a whole "
-    "here: about half of each split is shot by day). A model's errors on a counterfactual test (the same object, "
-    "the attribute changed) are what finds an unrecorded shortcut."
+    f"balance) found, in these datasets: {found}. None of them points at the light (it does not shift a split's "
+    "pixel statistics as a whole here: about half of each split is shot by day). A model's errors on a "
+    "counterfactual test (the same object, the attribute changed) are what finds an unrecorded shortcut."
   )
 
 
