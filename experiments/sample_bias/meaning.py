@@ -271,7 +271,8 @@ def _claim_paragraph(audits: dict, between: list[dict], remedies: dict, decorrel
     + remedy_words
     + " The audit flags the association only because the light is a recorded column: an attribute nobody wrote "
     "down is invisible to its bias check, and its other checks (input shift between train and test, duplicates, "
-    f"balance) found, in these datasets: {found}. None of them points at the light (it does not shift a split's "
+    f"balance) found, in these datasets: {found}. {'None of that' if others else 'Nothing'} points at the light "
+    "(it does not shift a split's "
     "pixel statistics as a whole here: about half of each split is shot by day). A model's errors on a "
     "counterfactual test (the same object, the attribute changed) are what finds an unrecorded shortcut."
   )
