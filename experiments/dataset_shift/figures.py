@@ -52,7 +52,7 @@ def _audit(out: str, summaries: dict, audits: dict, baseline: str) -> str:
     for kind, color in KIND_COLORS.items():
       ax.scatter([], [], edgecolors=color, facecolors="none", label=kind)
     ax.set(xlabel=label, ylabel=f"accuracy drop ({baseline}, clean - camera)")
-    ax.set_title("The audit's shift statistic against the real drop (filled: flagged)", fontsize=9)
+    ax.set_title(f"The {label} against the real drop (filled: flagged)", fontsize=9)
     ax.grid(alpha=0.3)
     if p == 0:
       ax.legend(fontsize=7)
