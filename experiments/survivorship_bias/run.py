@@ -125,6 +125,7 @@ def linear_reference(filters, wars: list[dict]) -> dict:
   Bayes identity in data.py); beside the MLP's averaged finite differences they show which part of a gap is the
   filter and which the network's extrapolation. scikit-learn, because jaxflow has no linear model whose
   coefficients it reports; a reference statistic, not a trained arm."""
+  import numpy as np
   from sklearn.linear_model import LogisticRegression
 
   out = {}
@@ -132,7 +133,7 @@ def linear_reference(filters, wars: list[dict]) -> dict:
     out[f.name] = []
     for war in wars:
       hits, lost = war["train"][f.kind]
-      fit = LogisticRegression(penalty=None, max_iter=2000).fit(hits.astype(float), lost)
+      fit = LogisticRegression(C=np.inf, max_iter=2000).fit(hits.astype(float), lost)
       out[f.name].append(fit.coef_[0].tolist())
   return out
 
