@@ -55,10 +55,11 @@ def train(config, workdir: str, *, quiet: bool = False) -> dict:
 
 def seeds(config, workdir: str, **kw) -> dict:
   """The same config trained with many seeds in `workdir` (`jaxflow seeds`): `seeds=16`, `vary="all"` (or streams
-  such as "init,data"), `mode="auto"`, `study=None | "sources"`, `check_determinism=False`, `quiet=True`. Seed i of a
-  sweep pins each varied stream to `config.seed + i`, so two configs run with the same `seed` share seed indices
-  (paired). Returns the report: `sweeps[].seeds[]` (workdir, final and best of `train.monitor`, status),
-  `sweeps[].final` (mean, std, bootstrap CI), `resolution`, `warnings`, `wall_seconds` (jaxflow.seeds.report)."""
+  such as "init,data"), `mode="auto"`, `study=None | "sources"`, `check_determinism=False`, `quiet=True`, `plots=True`
+  (False: no plots/*.png). Seed i of a sweep pins each varied stream to `config.seed + i`, so two configs run with the
+  same `seed` share seed indices (paired). Returns the report: `sweeps[].seeds[]` (workdir, final and best of
+  `train.monitor`, status), `sweeps[].final` (mean, std, bootstrap CI), `resolution`, `warnings`, `wall_seconds`
+  (jaxflow.seeds.report)."""
   from jaxflow.seeds.study import run_seeds  # deferred: loads jax, flax, tfds
 
   return run_seeds(config, workdir, **kw)

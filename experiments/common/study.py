@@ -116,7 +116,7 @@ class Session:
 
   def run(self, arm: Arm, extract: Callable[[dict, str], dict] = final_eval) -> ArmResult:
     workdir = os.path.join(self.root, "".join(c if c.isalnum() else "_" for c in arm.name))
-    report = jaxflow.seeds(self.config(arm), workdir, seeds=self.seeds, vary=arm.vary, mode=arm.mode)
+    report = jaxflow.seeds(self.config(arm), workdir, seeds=self.seeds, vary=arm.vary, mode=arm.mode, plots=False)
     sweep = report["sweeps"][0]
     per_seed = []
     for row in sweep["seeds"]:

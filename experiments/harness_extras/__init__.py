@@ -64,7 +64,7 @@ def per_seed_arm(
   for i in range(session.seeds):
     one = dataclasses.replace(arm, overrides=(*arm.overrides, *overrides_of_seed(i), f"seed={i}"))
     root = os.path.join(session.root, f"{slug}_seed{i}")
-    report = jaxflow.seeds(session.config(one), root, seeds=1, vary=arm.vary, mode=arm.mode)
+    report = jaxflow.seeds(session.config(one), root, seeds=1, vary=arm.vary, mode=arm.mode, plots=False)
     row = report["sweeps"][0]["seeds"][0]
     seconds += report["sweeps"][0]["seconds"]
     resolution = resolution or (report.get("resolution") or {}).get("value")

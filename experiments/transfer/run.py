@@ -64,7 +64,8 @@ def pretrain(session: study.Session, quick: bool) -> dict:
   every target arm starts from it (a pretrained network per seed would make every arm's config per seed)."""
   quick_overrides = (*kit.QUICK_CNN, "data.class_counts=(36, 36, 36, 36, 36, 0, 0, 0, 0, 0)") if quick else ()
   arm = study.Arm("pretrain on 0-4", PRETRAIN, quick_overrides, mode="sequential")
-  report_ = jaxflow.seeds(session.config(arm), os.path.join(session.root, "pretrain"), seeds=1, mode=arm.mode)
+  where = os.path.join(session.root, "pretrain")
+  report_ = jaxflow.seeds(session.config(arm), where, seeds=1, mode=arm.mode, plots=False)
   row = report_["sweeps"][0]["seeds"][0]
   if row["status"] != "completed":
     raise RuntimeError(f"pretraining failed: {row}")

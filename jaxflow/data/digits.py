@@ -31,6 +31,7 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (8, 8, 1)
 TEST_SIZE = 0.2
 SPLIT_SEED = 0
+VERSION = "1.0.0"  # where tfds prepares it: <data_dir>/digits/1.0.0
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +79,7 @@ def builder_class() -> type:
   class Digits(tfds.core.GeneratorBasedBuilder):
     """8x8 grey images of the digits 0..9 (UCI optdigits test set, as shipped by scikit-learn)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES = {"1.0.0": "sklearn load_digits, stratified 80/20 split, random_state=0."}
 
     def _info(self) -> tfds.core.DatasetInfo:

@@ -18,8 +18,6 @@ as it is, with its prefix.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import re
 import types
@@ -28,13 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from jaxflow.data import custom, digits
+from jaxflow.data import custom, decoded, digits
 from jaxflow.data.store import DEFAULT_DATA_DIR_ENV, FILE_FORMAT, DatasetError, prepare_quietly, resolve_data_dir
 
 # Datasets jaxflow ships a builder for, name -> the function that defines (and so registers with tfds)
 # its builder class. Only these are prepared on first use; they are built from data inside an installed
 # package, so preparing never downloads.
 SHIPPED_DATASETS = types.MappingProxyType({"digits": digits.builder_class})
+# Their versions: where tfds prepares them (<data_dir>/<name>/<version>), found without importing tfds.
+SHIPPED_VERSIONS = types.MappingProxyType({"digits": digits.VERSION})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +158,44 @@ def dataset_spec(
   prepared in the data dir, a source that can't be converted, or a missing feature
   (`data.input_feature` / `data.label_feature` / `data.metadata_features`).
   """
+  kept = _kept_spec(name, data_dir, input_feature, label_feature, metadata_features)
+  if kept is not None:
+    return kept[0]
   return _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)[0]
+
+
+def _prepared_dir_without_tfds(name: str, data_dir: str, label_feature: str, metadata_features) -> str | None:
+  """Where `name` is prepared, for a shipped dataset or a user's source; None for anything else."""
+  if custom.is_custom(name):
+    try:
+      return custom.prepared_dir(
+        name, data_dir=data_dir, label_feature=label_feature, metadata_features=metadata_features
+      )
+    except DatasetError:  # the tfds path says what is wrong with the source
+      return None
+  if name in SHIPPED_VERSIONS:
+    return os.path.join(data_dir, name, SHIPPED_VERSIONS[name])
+  return None
+
+
+def _kept_spec(
+  name: str, data_dir: str | None, input_feature: str, label_feature: str, metadata_features: Sequence[str]
+) -> tuple[FeatureSpec, str] | None:
+  """(spec, prepared folder) as an earlier run kept them (`jaxflow.data.decoded`), without importing tfds."""
+  metadata_features = tuple(metadata_features)
+  builder_dir = _prepared_dir_without_tfds(name, resolve_data_dir(data_dir), label_feature, metadata_features)
+  if builder_dir is None:
+    return None
+  fields = decoded.read_spec(builder_dir, (input_feature, label_feature, metadata_features))
+  if fields is None or fields.get("name") != name:
+    return None
+  try:
+    spec = FeatureSpec(**fields)
+  except TypeError:  # kept by another jaxflow version: read through tfds again
+    return None
+  tuples = ("input_shape", "feature_names", "class_names", "input_names")  # JSON kept them as lists
+  spec = dataclasses.replace(spec, **{f: tuple(getattr(spec, f)) for f in tuples if getattr(spec, f) is not None})
+  return spec, builder_dir
 
 
 def _spec_and_builder(
@@ -193,6 +230,8 @@ def _spec_and_builder(
     class_names=tuple(labels.names) if isinstance(labels, tfds.features.ClassLabel) else None,
     input_names=_csv_columns(builder.info.description, input_feature, tuple(inputs.shape)),
   )
+  features = (input_feature, label_feature, tuple(metadata_features))
+  decoded.write_spec(builder.data_dir, features, dataclasses.asdict(spec))
   return spec, builder
 
 
@@ -264,7 +303,11 @@ def split_size(
 ) -> int:
   """How many examples `load_split` would return, from the dataset's metadata (no example is read); the
   same checks and one-line DatasetErrors as `load_split`."""
-  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, tuple(dict.fromkeys(metadata_features)))
+  metadata_features = tuple(dict.fromkeys(metadata_features))
+  kept = _kept_spec(name, data_dir, input_feature, label_feature, metadata_features)
+  if kept is not None and split in kept[0].split_sizes:
+    return kept[0].split_sizes[split]
+  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
   return _check_split(split, split_field, name, builder.info.splits)
 
 
@@ -312,13 +355,17 @@ def load_split(
   `split_field` is the config field that named the split, for the error message when it is unknown.
   `metadata_features` are other features of the dataset, returned by name in `Split.metadata`.
   """
+  metadata_features = tuple(dict.fromkeys(metadata_features))  # unique, in the order given
+  kept = _kept_spec(name, data_dir, input_feature, label_feature, metadata_features)
+  if kept is not None and split in kept[0].split_sizes:
+    cached = _read_decoded(kept[1], split, input_feature, label_feature, metadata_features)
+    if cached is not None:
+      return cached
   import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
-  metadata_features = tuple(dict.fromkeys(metadata_features))  # unique, in the order given
   _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
   _check_split(split, split_field, name, builder.info.splits)
-  cache = _decoded_path(builder.data_dir, split, input_feature, label_feature, metadata_features)
-  cached = _read_decoded(cache, metadata_features)
+  cached = _read_decoded(builder.data_dir, split, input_feature, label_feature, metadata_features)
   if cached is not None:
     return cached
   if custom.is_custom(name):
@@ -337,39 +384,16 @@ def load_split(
     )
     for feature in metadata_features
   }
-  _write_decoded(cache, inputs, labels, metadata)
+  path = decoded.arrays_path(builder.data_dir, split, input_feature, label_feature, metadata_features)
+  decoded.write_arrays(path, inputs, labels, metadata)
   return Split(inputs=_to_float_inputs(inputs), labels=labels, metadata=metadata)
 
 
-# Decoding every example through tfds (a PNG per digits image) took ~0.5 s of each run's start here; the
-# decoded arrays are kept beside the prepared dataset (its versioned folder, so a re-prepared source is a new
-# folder) and read back with numpy, as data (no pickle): a dataset with ragged metadata is not kept.
-DECODED_DIR = ".jaxflow_decoded"
-
-
-def _decoded_path(builder_dir, split: str, input_feature: str, label_feature: str, metadata_features) -> str:
-  key = json.dumps([split, input_feature, label_feature, list(metadata_features)])
-  return os.path.join(str(builder_dir), DECODED_DIR, hashlib.sha256(key.encode()).hexdigest()[:20] + ".npz")
-
-
-def _read_decoded(path: str, metadata_features) -> Split | None:
-  try:
-    with np.load(path, allow_pickle=False) as stored:
-      metadata = {feature: stored[f"metadata/{feature}"] for feature in metadata_features}
-      return Split(inputs=_to_float_inputs(stored["inputs"]), labels=stored["labels"], metadata=metadata)
-  except (OSError, KeyError, ValueError):  # not written yet, or damaged: decode again
+def _read_decoded(builder_dir, split: str, input_feature: str, label_feature: str, metadata_features) -> Split | None:
+  """The split as an earlier run decoded and kept it (`jaxflow.data.decoded`), or None."""
+  path = decoded.arrays_path(builder_dir, split, input_feature, label_feature, metadata_features)
+  kept = decoded.read_arrays(path, metadata_features)
+  if kept is None:
     return None
-
-
-def _write_decoded(path: str, inputs: np.ndarray, labels: np.ndarray, metadata: dict) -> None:
-  if inputs.dtype == object or any(values.dtype == object for values in metadata.values()):
-    return
-  arrays = {"inputs": inputs, "labels": labels, **{f"metadata/{k}": v for k, v in metadata.items()}}
-  tmp = f"{path}.{os.getpid()}.tmp.npz"
-  try:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-  except OSError:  # a read-only data dir: nothing kept, nothing lost
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  inputs, labels, metadata = kept
+  return Split(inputs=_to_float_inputs(inputs), labels=labels, metadata=metadata)

@@ -164,13 +164,15 @@ def build(
 # -------------------------------------------------------------------------------------------- writing
 
 
-def write(report: dict, workdir: str) -> None:
-  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-  plots = {
-    "curves": _plot_curves(report, os.path.join(workdir, "plots", "curves.png")),
-    "finals": _plot_finals(report, os.path.join(workdir, "plots", "finals.png")),
-  }
-  report["plots"] = {k: os.path.relpath(v, workdir) for k, v in plots.items()}
+def write(report: dict, workdir: str, *, plots: bool = True) -> None:
+  report["plots"] = {}
+  if plots:
+    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    drawn = {
+      "curves": _plot_curves(report, os.path.join(workdir, "plots", "curves.png")),
+      "finals": _plot_finals(report, os.path.join(workdir, "plots", "finals.png")),
+    }
+    report["plots"] = {k: os.path.relpath(v, workdir) for k, v in drawn.items()}
   write_report(workdir, report, markdown(report))
 
 

@@ -109,8 +109,12 @@ def run_seeds(
   study: str | None = None,
   check_determinism: bool = False,
   quiet: bool = True,
+  plots: bool = True,
 ) -> dict:
-  """Runs the study into `workdir` and returns its report (also report.json / report.md / plots)."""
+  """Runs the study into `workdir` and returns its report (also report.json / report.md / plots).
+
+  `plots=False` leaves out plots/curves.png and finals.png (~0.5 s of matplotlib per study): for callers that
+  run many small studies and draw their own figures, such as experiments/."""
   start = time.perf_counter()
   if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
     raise ConfigError(f"--seeds={seeds!r} must be a positive integer (seeds per sweep), e.g. 16")
@@ -156,5 +160,5 @@ def run_seeds(
       report["determinism"] = determinism.check(config, results[0], workdir)
     report["wall_seconds"] = time.perf_counter() - start
     report["config"] = to_dict(config)
-    seeds_report.write(report, workdir)
+    seeds_report.write(report, workdir, plots=plots)
     return report

@@ -151,8 +151,9 @@ def test_each_seed_is_a_normal_run_and_a_rerun_skips_finished_seeds(two_modes):
   first = report["sweeps"][0]["seeds"][0]["workdir"]
   assert {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "tb"} <= set(os.listdir(first))
   stamp = os.path.getmtime(os.path.join(first, "summary.json"))
-  again = seeds_lib.run_seeds(tiny(), workdir, seeds=3, vary="init,dropout", mode="sequential")
+  again = seeds_lib.run_seeds(tiny(), workdir, seeds=3, vary="init,dropout", mode="sequential", plots=False)
   assert os.path.getmtime(os.path.join(first, "summary.json")) == stamp  # not trained again
+  assert again["plots"] == {} and "![" not in open(os.path.join(workdir, "report.md")).read()  # plots=False
   assert [r["params_sha256"] for r in again["sweeps"][0]["seeds"]] == [
     r["params_sha256"] for r in report["sweeps"][0]["seeds"]
   ]
