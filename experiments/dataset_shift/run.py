@@ -3,7 +3,7 @@ measure them (blur, lower contrast, a brightness offset, lower resolution; three
 with one writing style per digit left out; the accuracy each loses, what augmentation and adaptation win back,
 and whether the audit's shift statistic ranks the cameras the way the real drop does.
 
-  python experiments/dataset_shift/run.py            # full run: 225 s of CPU; 10.4 min wall at load 15 on 2 cores
+  python experiments/dataset_shift/run.py            # full run: 6.5 min on 2 shared cores (load 10; 222 s of CPU)
   python experiments/dataset_shift/run.py --quick    # seconds; the same outputs' structure
 
 Every arm is configs/digits_mlp.py on an NPZ built here (experiments/dataset_shift/data.py; `data.name=npz:PATH`,
