@@ -5,7 +5,7 @@ record against one trained on all sorties and one on a filter by the outcome alo
 unfiltered held-out sample (the effect of one more hit per section, its calibration per engine-hit count); and
 `jaxflow.audit` of each training split against that sample.
 
-  python experiments/survivorship_bias/run.py            # full run: ~4-6 min on 2 shared CPU cores
+  python experiments/survivorship_bias/run.py            # full run: 3.7 min on 2 shared cores (load 8-5; 6.6 at 11)
   python experiments/survivorship_bias/run.py --quick    # seconds; the same outputs' structure
 
 Seed i of every arm is one fresh draw of the war (np.random.default_rng([DATA_SEED, i])) and trains with `seed=i`
