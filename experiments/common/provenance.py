@@ -28,7 +28,7 @@ def commit() -> dict:
   """HEAD and the tracked files that differ from it; a study's own results/ folders are left out (a full
   run rewrites them, so they are always 'changed' while it runs)."""
   head = (_git("rev-parse", "HEAD") or "").strip() or None
-  status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)experiments/*/results")
+  status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)experiments/*/results/*")
   changed = [line[3:] for line in (status or "").splitlines() if line.strip()]
   return {"commit": head, "dirty": bool(changed), "changed_files": changed}
 

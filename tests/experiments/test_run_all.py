@@ -66,3 +66,28 @@ def test_studies_skip_the_harness_and_know_which_are_ported(experiments_dir):
   names = run_all.studies()
   assert "common" not in names and {"problem_definition", "data_size", "legacy"} <= set(names)
   assert run_all.ported("data_size") and not run_all.ported("legacy")
+
+
+def test_provenance_leaves_out_the_studies_own_results(tmp_path, monkeypatch):
+  """A full run rewrites its results/ while it runs: those files must not make the tree count as changed, but
+  any other tracked change must (the pathspec once excluded the folder and still listed the files inside it)."""
+  import subprocess
+
+  from experiments.common import provenance
+
+  def git(*args):
+    subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+  (tmp_path / "experiments" / "a" / "results").mkdir(parents=True)
+  (tmp_path / "jaxflow").mkdir()
+  results, code = tmp_path / "experiments" / "a" / "results" / "results.json", tmp_path / "jaxflow" / "x.py"
+  results.write_text("{}")
+  code.write_text("x = 1\n")
+  git("init", "-q")
+  git("add", ".")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+  monkeypatch.setattr(provenance, "ROOT", str(tmp_path))
+  results.write_text('{"a": 1}')
+  assert provenance.commit()["changed_files"] == [] and provenance.commit()["dirty"] is False
+  code.write_text("x = 2\n")
+  assert provenance.commit()["changed_files"] == ["jaxflow/x.py"]
