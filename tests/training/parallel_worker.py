@@ -10,6 +10,8 @@ Tasks:
   repeat        REPS runs of the chunked CNN (one step per dispatch) on all devices: bounded dispatch
   process       one process of a multi-host job: PROCESS_ID NUM_PROCESSES PORT WORKDIR
   reference     the 4-device single-process run the multi-host job must match: WORKDIR
+  devices       parallel.mode=auto resolved on DEVICES devices, and `jaxflow seeds --mode=devices` (2 seeds,
+                through cli.main) into WORKDIR, with the run-axis sharding its group trained under
 """
 
 from __future__ import annotations
@@ -205,6 +207,46 @@ def reference(workdir: str):
   }
 
 
+def devices(workdir: str):
+  """What parallel.mode=auto resolves to here (and what a run's validation picks), then a seeds study in
+  devices mode through the command line's main, recording the sharding each trained group was given."""
+  from jaxflow import cli
+  from jaxflow.run.validate import check_layout, validate
+  from jaxflow.seeds import study
+  from jaxflow.training import parallel
+
+  auto, one = parallel.create_layout("auto"), parallel.create_layout("auto", num_devices=1)
+  config = jaxflow.load_config(MLP, SEEDS_TINY)
+  run_layout = check_layout(config, validate(config))
+  groups, train_group = [], study.train_group
+
+  def spy(configs, workdirs, **kwargs):
+    sharding = kwargs.get("stack_sharding")
+    groups.append(
+      {
+        "runs": len(configs),
+        "devices": None if sharding is None else sorted(d.id for d in sharding.mesh.devices.flat),
+        "spec": None if sharding is None else [str(a) for a in sharding.spec],
+      }
+    )
+    return train_group(configs, workdirs, **kwargs)
+
+  study.train_group = spy
+  argv = ["jaxflow", "seeds", f"--config={MLP}", *(f"--config.{o}" for o in SEEDS_TINY)]
+  code = cli.main([*argv, "--seeds=2", "--vary=init", "--mode=devices", f"--workdir={workdir}"])
+  return {
+    "auto": {"mode": auto.mode, "devices": auto.num_devices},
+    "auto_one": {"mode": one.mode, "devices": one.num_devices},
+    "run_layout": {"mode": run_layout.mode, "devices": run_layout.num_devices},
+    "seeds_exit": code,
+    "groups": groups,
+  }
+
+
+# The tiniest seeds study: 11 steps of a 16-unit MLP per seed (test_promises_more.py trains the same sequentially).
+SEEDS_TINY = ["model.widths=(16,)", "train.epochs=1", "train.batch_size=128", "train.histogram_every=1000"]
+
+
 if __name__ == "__main__":
   args = sys.argv[3:]
   tasks = {
@@ -214,5 +256,6 @@ if __name__ == "__main__":
     "repeat": lambda: repeat(int(args[0])),
     "process": lambda: process(int(args[0]), int(args[1]), int(args[2]), args[3]),
     "reference": lambda: reference(args[0]),
+    "devices": lambda: devices(args[0]),
   }
   print(json.dumps(tasks[TASK]()))
