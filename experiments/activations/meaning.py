@@ -156,9 +156,10 @@ def caveats(args) -> list[str]:
     "activation's best.",
     "The statistics are on one fixed probe batch of 128 training images, in eval mode, once per epoch: a "
     "snapshot, not an average over training. Activation std is over all units and images of a layer together.",
-    "A small MLP on 8x8 digits (4 hidden layers of 64) and one budget (330 steps): an arm whose curve still rises "
-    "at the end has a gap that is partly a speed gap; deeper networks would widen a sigmoid's, since its fading "
-    "compounds per layer.",
+    "A small MLP on 8x8 digits (4 hidden layers of 64) and one budget (330 steps): the cosine schedule takes "
+    "the lr to 0 at the end, so every curve flattens there by design, and an arm still far below the others "
+    "when it does (see the curves) has a gap that is partly a speed gap; deeper networks would widen a sigmoid's, "
+    "since its fading compounds per layer.",
     "Where the workflow's list implies that the choice matters, the paired ties in What it means are this run's "
     "disagreement with it; they hold for this depth, data and budget only.",
   ]

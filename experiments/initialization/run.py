@@ -50,8 +50,8 @@ COMMON = (
   "model.dropout_rate=0.0",
   "model.bias_init=zeros",
   "train.layer_stats_every=1",
-  f"train.epochs={EPOCHS}",
 )
+TRAINED = (f"train.epochs={EPOCHS}",)
 AT_INIT = ("optim.lr=1e-12", "train.epochs=1", "data.train_examples=128")  # one step that moves nothing
 QUICK = (
   *harness_extras.QUICK_MLP,
@@ -114,9 +114,9 @@ def run_arms(session: study.Session, quick: bool) -> tuple[dict, dict]:
   for activation, scheme in pairs:
     own = (*shared, f"model.activation={activation}", f"model.kernel_init={SCHEMES[scheme]}")
     name = name_of(activation, scheme)
-    extra = QUICK_AT_INIT if quick else AT_INIT
+    extra, train = (QUICK_AT_INIT, ()) if quick else (AT_INIT, TRAINED)
     at_init[name] = session.run(study.Arm(f"{name} at init", CONFIG, (*own, *extra), mode=mode), extract_init)
-    trained[name] = session.run(study.Arm(name, CONFIG, own, mode=mode), extract_trained)
+    trained[name] = session.run(study.Arm(name, CONFIG, (*own, *train), mode=mode), extract_trained)
   return trained, at_init
 
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
       "command": args.command,
       "quick": args.quick,
       "seeds": args.seeds,
-      "setup": meaning.setup(args, COMMON, QUICK, AT_INIT, SCHEMES, QUICK_MODE if args.quick else MODE),
+      "setup": meaning.setup(args, (*COMMON, *TRAINED), QUICK, AT_INIT, SCHEMES, QUICK_MODE if args.quick else MODE),
       "arms": arms,
       "differences": diffs,
       "plots": plot_files,
