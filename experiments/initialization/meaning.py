@@ -63,7 +63,8 @@ def setup(args, common: tuple, quick: tuple, at_init: tuple, schemes: dict, mode
     "sqrt(2/64) = 0.177 and Xavier's sqrt(2/(64+64)) = 0.125 (0.177 / 0.119 for the 64 -> 10 head); so 0.01 is "
     "~15x too small and 1.0 ~6-8x too large for relu.",
     "At init: the same arm with " + " ".join(f"`{o}`" for o in at_init) + ": its epoch-1 layer record is taken "
-    "after steps of lr 1e-12, i.e. on the initial network; seed i of the at-init arm and of the trained arm draw "
+    "after one epoch of steps at lr 1e-12 (each weight moves by ~1e-11), i.e. on the initial network; seed i "
+    "of the at-init arm and of the trained arm draw "
     "the same initial weights (paired).",
     f"Each arm: `jaxflow.seeds(config, workdir, seeds={args.seeds}, vary='all', mode='{mode}')`.",
     "Per-layer statistics: jaxflow's `train.layer_stats_every=1` records (metrics.jsonl, split `layers`): "
@@ -180,7 +181,8 @@ def caveats(args) -> list[str]:
     "random head, would differ. The constant value (0.02) and the 'too small' / 'too large' stds are single "
     "choices: other values move the numbers, not the direction.",
     "The statistics are on one fixed probe batch in eval mode, once per epoch; 'at init' is the epoch-1 record of "
-    "a run at lr 1e-12 (one step on 128 images), which differs from the initial network by ~1e-12 per weight.",
+    "the same run at lr 1e-12 (11 Adam steps of ~1e-12 per weight), not a record taken before the first step: "
+    "jaxflow logs layer statistics only at the end of an epoch.",
     "Distinct units are counted with a relative tolerance of 1e-5: a layer whose units differ by less would "
     "count as one unit.",
     "8 hidden layers of 64 units and 20 epochs on 8x8 digits; deeper and wider networks make the per-layer "
