@@ -76,7 +76,7 @@ def setup(args, common: tuple, quick: tuple, at_init: tuple, schemes: dict, mode
 
 
 def _row(s: dict, name: str, keys: tuple, digits: int) -> list[str]:
-  return [name, *(report.cell(s[name][k], digits) for k in keys)]
+  return [name, *(report.cell(s[name][k], 1 if "units" in k else digits) for k in keys)]
 
 
 def _layers(s: dict, which: str, stat: str, title: str) -> report.Table:
@@ -137,6 +137,21 @@ def tables(s: dict, width: int) -> list[report.Table]:
   ]
 
 
+def _silent_hidden(s: dict, name: str) -> str:
+  """A constant head makes every logit equal: the softmax errors then sum to zero, and so does the gradient that
+  reaches each hidden unit (c x the sum of the errors); only the head learns until its columns differ."""
+  grads = s[name]["layers_init"].get("grad_norm", {})
+  hidden = [v for layer, v in grads.items() if layer != "head" and v is not None]
+  if not hidden or grads.get("head") is None:
+    return ""
+  return (
+    f" At init its hidden layers' gradient norms are at most {max(hidden):.1e} against the head's "
+    f"{grads['head']:.2g}: with a constant head every logit is equal, the softmax errors sum to zero, and so does "
+    "the gradient each hidden unit receives (the head's constant times that sum); nothing reaches the hidden "
+    "layers until the head's columns have drifted apart, and then every unit of a layer receives the same."
+  )
+
+
 def paragraphs(s: dict, diffs: list[dict], reference: dict) -> list[str]:
   out = []
   for name in (n for n in s if n.endswith("/ constant")):
@@ -146,6 +161,7 @@ def paragraphs(s: dict, diffs: list[dict], reference: dict) -> list[str]:
       "same input and the same gradient, so no step can make two of them differ; the network is a chain of "
       f"one-unit layers whatever its width. Final test accuracy {_f(_m(s, name, 'accuracy'))} (train "
       f"{_f(_m(s, name, 'train_accuracy'))}). Dropout, which this study turns off, would break the tie by itself."
+      + _silent_hidden(s, name)
     )
   rows = []
   for name in s:

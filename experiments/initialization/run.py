@@ -35,6 +35,7 @@ QUESTION = (
 )
 CONFIG = "configs/digits_mlp.py"
 DEPTH, WIDTH, EPOCHS = 8, 64, 20
+QUICK_WIDTH = 16  # harness_extras.QUICK_MLP_MODEL
 SCHEMES = {  # name -> kernel initializer spec (biases are zeros in every arm)
   "constant": "constant(0.02)",
   "too small": "normal(stddev=0.01)",
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
       "findings": s,
       "provenance": session.clock.finish(),
     }
-  tables = meaning.tables(s, WIDTH)
+  tables = meaning.tables(s, QUICK_WIDTH if args.quick else WIDTH)
   note = "Gradient ratios: log10 units, resolution 0.01."
   diff_tables = [report.difference_table("Each scheme - the activation's reference; relu - sigmoid", diffs, note=note)]
   shown = report.write(args.out, facts, tables, diff_tables)
