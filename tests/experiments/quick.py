@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from experiments.common import report
+from tests.conftest import built_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,13 +28,36 @@ for name in {studies!r}:
 """
 
 
+# Studies whose quick runs share one subprocess: Python's and jax's imports (~5 s of CPU) paid once per group,
+# and the later studies' small MLPs found in the compilation cache. A study in no group runs alone.
+GROUPS = (
+  ("problem_definition", "data_size"),
+  ("class_imbalance", "label_noise", "augmentation", "transfer"),
+  ("fairness", "sample_bias", "survivorship_bias", "dataset_shift", "annotation_consistency"),
+)
+
+
 def run_quick(tmp_path_factory, studies: tuple[str, ...]) -> str:
   """Runs each study's --quick into OUT/<study>; returns OUT."""
-  out, work = tmp_path_factory.mktemp("quick_out"), tmp_path_factory.mktemp("quick_work")
-  driver = DRIVER.format(root=ROOT, studies=tuple(studies), out=str(out), work=str(work))
-  done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=600, cwd=ROOT)
-  assert done.returncode == 0, done.stderr[-4000:]
+  out = tmp_path_factory.mktemp("quick_out")
+  _run(str(out), tuple(studies))
   return str(out)
+
+
+def quick_outputs(tmp_path_factory, study: str) -> str:
+  """The folder of `study`'s quick outputs, its group run once per test session (whichever xdist worker asks
+  first runs it; the others wait for it and read the same folder)."""
+  group = next((g for g in GROUPS if study in g), (study,))
+  out = built_once(tmp_path_factory, "quick_" + "+".join(group), lambda path: _run(path, group))
+  return os.path.join(out, study)
+
+
+def _run(out: str, studies: tuple[str, ...]) -> None:
+  work = out + "_work"
+  os.makedirs(work, exist_ok=True)
+  driver = DRIVER.format(root=ROOT, studies=studies, out=out, work=work)
+  done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=900, cwd=ROOT)
+  assert done.returncode == 0, done.stderr[-4000:]
 
 
 def check_report(text: str) -> None:

@@ -9,16 +9,14 @@ mixed-versus-noise comparison. A subprocess, so the study's JAX settings stay ou
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, run_quick
+from tests.experiments.quick import check_standard_outputs, quick_outputs
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.join(run_quick(tmp_path_factory, ("annotation_consistency",)), "annotation_consistency")
+  return quick_outputs(tmp_path_factory, "annotation_consistency")
 
 
 @pytest.mark.slow

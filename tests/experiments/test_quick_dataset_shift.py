@@ -14,14 +14,14 @@ import os
 
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, run_quick
+from tests.experiments.quick import check_standard_outputs, quick_outputs
 
 CAMERAS = ("blur_1.2", "offset_0.35")  # experiments/dataset_shift/data.py's QUICK_SHIFTS
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.join(run_quick(tmp_path_factory, ("dataset_shift",)), "dataset_shift")
+  return quick_outputs(tmp_path_factory, "dataset_shift")
 
 
 @pytest.mark.slow

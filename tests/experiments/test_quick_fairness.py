@@ -8,16 +8,14 @@ study's JAX settings stay out of the test worker.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, run_quick
+from tests.experiments.quick import check_standard_outputs, quick_outputs
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.join(run_quick(tmp_path_factory, ("fairness",)), "fairness")
+  return quick_outputs(tmp_path_factory, "fairness")
 
 
 @pytest.mark.slow

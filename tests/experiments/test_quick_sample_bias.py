@@ -9,18 +9,16 @@ A subprocess, so the study's JAX settings stay out of the test worker.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, run_quick
+from tests.experiments.quick import check_standard_outputs, quick_outputs
 
 SHORTCUT, DECORRELATED = "100% (the tank story)", "50% (decorrelated)"
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.join(run_quick(tmp_path_factory, ("sample_bias",)), "sample_bias")
+  return quick_outputs(tmp_path_factory, "sample_bias")
 
 
 @pytest.mark.slow

@@ -8,18 +8,16 @@ against the unfiltered sample. A subprocess, so the study's JAX settings stay ou
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, run_quick
+from tests.experiments.quick import check_standard_outputs, quick_outputs
 
 SECTIONS = ("engine", "cockpit", "fuel", "tail", "wings", "fuselage")
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.join(run_quick(tmp_path_factory, ("survivorship_bias",)), "survivorship_bias")
+  return quick_outputs(tmp_path_factory, "survivorship_bias")
 
 
 @pytest.mark.slow
