@@ -31,10 +31,15 @@ def _classification(out: str, summaries: dict, names: list[str]) -> str:
   colors = ["tab:green" if n.startswith("10 classes") else "tab:purple" for n in names]
   for i, (n, c) in enumerate(zip(names, colors, strict=True)):
     plots.error_bars(ax, [i], [summaries[n]["accuracy"]], ls="none", color=c)
+    values = summaries[n]["accuracy"]["values"]
+    ax.scatter([i + 0.12] * len(values), values, s=10, color=c, alpha=0.5)  # the seeds themselves, beside the mean
   ax.set_xticks(range(len(names)))
   ax.set_xticklabels([n.replace(": ", ":\n") for n in names], fontsize=7)
   ax.set_ylabel("test accuracy")
-  ax.set_title("Classification: test accuracy per loss (green: 10 classes, purple: odd/even)", fontsize=9)
+  ax.set_title(
+    "Classification: test accuracy per loss, mean with 95% CI and the seeds (green: 10 classes, purple: odd/even)",
+    fontsize=9,
+  )
   ax.grid(alpha=0.3)
   return plots.save(fig, out, "classification_accuracy.png")
 
