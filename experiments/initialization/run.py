@@ -151,6 +151,10 @@ def summarize(trained: dict, at_init: dict) -> dict:
   return out
 
 
+def _abs(values: list) -> list:
+  return [None if v is None else abs(v) for v in values]
+
+
 def differences(trained: dict, at_init: dict) -> list[dict]:
   """Each scheme - the activation's reference scheme (He for relu, Xavier for sigmoid), seed by seed: final
   accuracy and the gradient ratio at init; relu - sigmoid under the same scheme (same initial draws)."""
@@ -167,12 +171,13 @@ def differences(trained: dict, at_init: dict) -> list[dict]:
       )
       rows.append(
         stats.compare(
-          "grad_ratio at init (log10)",
+          "|grad_ratio| at init (log10)",
           name,
-          at_init[name].values("grad_ratio"),
+          _abs(at_init[name].values("grad_ratio")),
           ref,
-          at_init[ref].values("grad_ratio"),
+          _abs(at_init[ref].values("grad_ratio")),
           resolution=0.01,
+          higher_is_better=False,  # 0: the gradient reaches the input at the size it has at the top
         )
       )
     other = name_of("sigmoid", scheme)
@@ -211,7 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
       "provenance": session.clock.finish(),
     }
   tables = meaning.tables(s, QUICK_WIDTH if args.quick else WIDTH)
-  note = "Gradient ratios: log10 units, resolution 0.01."
+  note = (
+    "|grad_ratio|: the size of log10(first / last hidden layer's gradient norm) at init, lower is better (a "
+    "gradient that neither fades nor grows on its way to the input); log10 units, resolution 0.01."
+  )
   diff_tables = [report.difference_table("Each scheme - the activation's reference; relu - sigmoid", diffs, note=note)]
   shown = report.write(args.out, facts, tables, diff_tables)
   print(shown["answer"])
