@@ -72,6 +72,20 @@ def _curve_end_rise(s: dict, name: str, last: int = 5) -> float | None:
   return c[-1] - c[-1 - last] if len(c) > last else None
 
 
+def _cut_off(s: dict, flat: float = 0.01) -> str:
+  """Whether any curve was still climbing when the budget ended (the cosine schedule ends at lr 0)."""
+  rising = [n for n in s if (_curve_end_rise(s, n) or 0.0) >= flat]
+  if rising:
+    return (
+      f"Still climbing at the end: {', '.join(rising)}: cut off by the budget, and more steps would narrow the gap."
+    )
+  return (
+    "No curve still climbs at the end (the cosine schedule has taken the lr to 0): the gaps in final accuracy are "
+    "where each activation lands with this budget, and a longer schedule, not more of this one, would be needed "
+    "to say whether the slow arms catch up."
+  )
+
+
 def _verdict_groups(s: dict, diffs: list[dict], ref: str, metric: str) -> tuple[list[str], list[str], list[str]]:
   ties, worse, better = [], [], []
   for n in s:
@@ -99,8 +113,7 @@ def paragraphs(s: dict, diffs: list[dict], ref: str) -> list[str]:
   rise = [f"{n} {_curve_end_rise(s, n):+.3f}" for n in s if _curve_end_rise(s, n) is not None]
   out.append(
     f"**Learning curves: how fast.** Test accuracy after the early epoch, a - {ref}: " + "; ".join(early) + ". "
-    "Still rising over the last 5 epochs (mean test accuracy gained): " + ", ".join(rise) + ". An arm whose curve "
-    "still climbs at the end was cut off by the budget, not stuck: more steps would narrow its gap."
+    "Still rising over the last 5 epochs (mean test accuracy gained): " + ", ".join(rise) + ". " + _cut_off(s)
   )
   out.append(_saturation(s))
   if worse or ties:
@@ -136,11 +149,12 @@ def _saturation(s: dict) -> str:
     text += "tanh (derivative up to 1, zero-centred outputs) passes the gradient at about the same size. "
   if "relu" in s or "gelu" in s:
     text += "relu and gelu pass the gradient of every active unit unchanged; their ratio stays near 0. "
-  if "step" in s:
+  if "step" in s and (_m(s, "step", "grad_ratio_end") or 0.0) > 0.5:
     text += (
       "The step's straight-through gradient is the identity's, so nothing fades backwards; but the backward pass "
       "ignores that the forward outputs are only 0 or 1 (std ~0.5 in every layer), so the gradient it reports is "
-      "not the gradient of the function computed, and by the end it grows layer by layer towards the input: "
+      "not the gradient of the function computed, and by the end it grows layer by layer towards the input "
+      f"(x10^{_m(s, 'step', 'grad_ratio_end'):.1f} from the last hidden layer to the first): "
       "a mismatch between forward and backward that a smooth activation does not have."
     )
   return text
