@@ -27,10 +27,21 @@ def _lr(out: str, summaries: dict) -> str:
     lrs = [float(lr) for lr in s["accuracy_by_lr"]]
     xs = [lr * (1 + 0.04 * (k - 3)) for lr in lrs]  # a small offset so the bars do not overlap
     plots.error_bars(ax, xs, list(s["accuracy_by_lr"].values()), color=COLORS.get(name), label=name)
+    for x, summary in zip(xs, s["accuracy_by_lr"].values(), strict=True):
+      if summary.get("missing"):  # seeds stopped as diverged: the point above is over the survivors alone
+        y = summary["mean"] if summary["mean"] is not None else 0.05
+        ax.annotate(
+          f"{summary['missing']} div.",
+          (x, y),
+          fontsize=7,
+          color=COLORS.get(name),
+          xytext=(4, 4),
+          textcoords="offset points",
+        )
   ax.set_xscale("log")
   ax.set_xlabel("learning rate (constant)")
   ax.set_ylabel("final test accuracy")
-  ax.set_title("Accuracy against the learning rate (mean, 95% CI over seeds)")
+  ax.set_title("Accuracy against the learning rate (mean, 95% CI over seeds; 'k div.': seeds diverged)")
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
   return plots.save(fig, out, "accuracy_vs_lr.png")

@@ -45,7 +45,8 @@ def setup(args, epochs: int, target: float, lrs: dict, common, quick) -> list[st
     "Arms: " + "; ".join(f"`optim.name={n}` at lr " + ", ".join(f"{lr:g}" for lr in v) for n, v in lrs.items()) + ". "
     "Three decades each, placed where each rule works: plain-gradient rules and adagrad from 1e-3 to 1, the "
     "RMS-normalized rules (adam, adamw, rmsprop) from 1e-4 to 1e-1. Other optim fields at configs/base.py's "
-    "defaults (momentum 0.9 for momentum, nesterov and rmsprop; weight_decay 0, so adamw equals adam here).",
+    "defaults (momentum 0.9 for momentum, nesterov and rmsprop; weight_decay 0) except adamw's "
+    "`optim.weight_decay=0.01` (decoupled; PyTorch's AdamW default: with 0, adamw would be adam exactly).",
     f"Every arm: `jaxflow.seeds(config, workdir, seeds={args.seeds}, vary='all', mode="
     f"'{'sequential' if args.quick else 'vmap'}')`; seed i of every arm pins the same init, data order and dropout "
     "streams, so arms are compared seed by seed.",
@@ -95,8 +96,8 @@ def paragraphs(summaries: dict, diffs: list[dict], target: float) -> list[str]:
       "**Spread over seeds (local minima).** Standard deviation of the final accuracy at the best lr: "
       + ", ".join(f"{n} {f(v, 4)}" for n, v in sorted(spread.items(), key=lambda kv: kv[1]))
       + ". The seeds differ in initial weights, data order and dropout; a standard deviation of one or two test "
-      "images (1/360 = 0.0028 each) says the seeds end in equally good solutions, a larger one that the optimizer "
-      "lands in different ones: "
+      "images (1/360 = 0.0028 each) says the seeds end in equally good solutions, a larger one that how good a "
+      "solution it ends in depends on the seed: "
       + (", ".join(n for n, v in spread.items() if v > 2 / 360) or "none here")
       + " spread beyond two test images."
     )
@@ -128,6 +129,12 @@ def _lr_sentence(summaries: dict) -> str:
     if len(bests) > 1
     else ""
   )
+  edge = [n for n, s in summaries.items() if s.get("grid_edge")]
+  if edge:
+    tail += (
+      f" Best at the edge of its grid: {', '.join(edge)}: its optimum may lie beyond the rates tried, so its best "
+      "accuracy is a lower bound."
+    )
   return "Best lr and the grid's ends: " + "; ".join(ends) + "." + tail
 
 
@@ -156,8 +163,8 @@ def caveats(args, epochs: int) -> list[str]:
     "optimistic (a selection bias of the same size for every optimizer).",
     "Four learning rates per optimizer (one per decade): the true optimum can lie between grid points, and a "
     "'tie' may hide a difference a finer grid would resolve.",
-    "weight_decay is 0 (configs/base.py's default), so adamw is adam here (their rows should agree up to "
-    "floating-point noise); adamw's point is decoupled decay, which this study does not vary.",
+    "adamw runs at one decay (0.01, decoupled) and the other rules at none: adamw against adam measures that decay "
+    "over 110 steps, not adamw's best; decay is not varied.",
     "Time per step is measured on a shared 2-core machine under load (see Provenance) with one dispatch per step "
     "(`train.steps_per_dispatch=1`, chosen to save compile time): differences between optimizers smaller than the "
     "CI over lr arms are noise. Convergence is resolved to one epoch (11 steps).",
