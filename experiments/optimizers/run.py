@@ -28,7 +28,7 @@ from experiments.optimizers import figures, meaning  # noqa: E402
 
 QUESTION = (
   "the workflow's five aspects: computation time per step, convergence time to a target accuracy, final accuracy "
-  "and its spread over seeds (local minima), learning-rate dependency (accuracy against lr over >= 3 decades for "
+  "and its spread over seeds (local minima), learning-rate dependency (accuracy against lr over ≥ 3 decades for "
   "sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad), and the number of hyperparameters each exposes."
 )
 CONFIG = "configs/digits_mlp.py"
