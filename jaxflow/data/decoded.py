@@ -6,8 +6,12 @@ results are kept in the prepared dataset's own versioned folder (`.jaxflow_decod
 
 - the decoded arrays of a split (`<key>.npz`, numbers only, read with allow_pickle=False: a dataset with
   ragged metadata is not kept), and
-- the FeatureSpec the builder's metadata gave (`spec-<key>.json`), stamped with dataset_info.json's size and
-  modification time, so a dataset prepared again (a new dataset_info.json) is read through tfds again.
+- the FeatureSpec the builder's metadata gave (`spec-<key>.json`).
+
+Both are stamped with dataset_info.json's size and modification time as they were before the dataset was read,
+and written only if the stamp is unchanged when they are written: a dataset prepared again (a new
+dataset_info.json, also one copied over the old folder) is read through tfds again, and a process that read the
+old version cannot leave its arrays or spec under the new one's stamp.
 
 The folder is found without tfds: a shipped dataset is prepared under `<data_dir>/<name>/<version>`, a
 user's source under `custom.prepared_dir` (whose name changes when the source does). Anything else (a
@@ -20,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,30 +43,46 @@ def arrays_path(builder_dir: str, split: str, input_feature: str, label_feature:
   return os.path.join(str(builder_dir), DECODED_DIR, key + ".npz")
 
 
-def read_arrays(path: str, metadata_features) -> tuple[np.ndarray, np.ndarray, dict] | None:
-  """(inputs as stored, labels, metadata) or None when not kept (or damaged: decode again)."""
+def read_arrays(path: str, builder_dir: str, metadata_features) -> tuple[np.ndarray, np.ndarray, dict] | None:
+  """(inputs as stored, labels, metadata), or None when not kept, kept for another preparation of the dataset,
+  or damaged (decode again)."""
   try:
     with np.load(path, allow_pickle=False) as stored:
+      if stored["info_stamp"].tolist() != info_stamp(builder_dir):
+        return None
       metadata = {feature: stored[f"metadata/{feature}"] for feature in metadata_features}
       return stored["inputs"], stored["labels"], metadata
-  except (OSError, KeyError, ValueError):
+  except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
     return None
 
 
-def write_arrays(path: str, inputs: np.ndarray, labels: np.ndarray, metadata: dict) -> None:
+def write_arrays(path: str, stamp: list[int] | None, inputs: np.ndarray, labels: np.ndarray, metadata: dict) -> None:
+  """Keeps the arrays decoded from the dataset as it was at `stamp` (info_stamp taken before reading it)."""
   if inputs.dtype == object or any(values.dtype == object for values in metadata.values()):
     return
   arrays = {"inputs": inputs, "labels": labels, **{f"metadata/{k}": v for k, v in metadata.items()}}
-  _write_atomically(path, lambda tmp: np.savez(tmp, **arrays), ".npz")
+  _write_if_unchanged(path, stamp, lambda f: np.savez(f, info_stamp=np.asarray(stamp, np.int64), **arrays))
 
 
-def _write_atomically(path: str, write, suffix: str) -> None:
-  tmp = f"{path}.{os.getpid()}.tmp{suffix}"
+def _write_if_unchanged(path: str, stamp: list[int] | None, write) -> None:
+  """`write(file)` into a temporary file beside `path`, renamed onto it while the dataset's stamp is still
+  `stamp`; nothing when the dataset was prepared again meanwhile, or the data dir is read-only."""
+  folder = os.path.dirname(path)
+  if stamp is None or stamp != info_stamp(os.path.dirname(folder)):
+    return
   try:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write(tmp)
-    os.replace(tmp, path)
-  except OSError:  # a read-only data dir: nothing kept, nothing lost
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+  except OSError:
+    return
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+    if stamp == info_stamp(os.path.dirname(folder)):
+      os.replace(tmp, path)
+  except OSError:
+    pass
+  finally:
     if os.path.exists(tmp):
       os.remove(tmp)
 
@@ -70,7 +92,8 @@ def _spec_path(builder_dir: str, input_feature: str, label_feature: str, metadat
   return os.path.join(str(builder_dir), DECODED_DIR, f"spec-{key}.json")
 
 
-def _info_stamp(builder_dir: str) -> list[int] | None:
+def info_stamp(builder_dir: str) -> list[int] | None:
+  """dataset_info.json's [size, mtime_ns]: what says which preparation of the dataset is in the folder."""
   try:
     info = os.stat(os.path.join(str(builder_dir), INFO_FILE))
   except OSError:
@@ -78,18 +101,11 @@ def _info_stamp(builder_dir: str) -> list[int] | None:
   return [info.st_size, info.st_mtime_ns]
 
 
-def write_spec(builder_dir: str, features: tuple[str, str, Sequence[str]], spec_fields: dict) -> None:
-  """Keeps a FeatureSpec's fields (dataclasses.asdict) for `read_spec`; `features` = (input, label, metadata)."""
-  stamp = _info_stamp(builder_dir)
-  if stamp is None:
-    return
-  text = json.dumps({"info": stamp, "spec": spec_fields})
-
-  def write(tmp: str) -> None:
-    with open(tmp, "w") as f:
-      f.write(text)
-
-  _write_atomically(_spec_path(builder_dir, *features), write, ".json")
+def write_spec(builder_dir: str, features: tuple[str, str, Sequence[str]], spec_fields: dict, stamp) -> None:
+  """Keeps a FeatureSpec's fields (dataclasses.asdict) read from the dataset as it was at `stamp`;
+  `features` = (input, label, metadata)."""
+  text = json.dumps({"info": stamp, "spec": spec_fields}).encode()
+  _write_if_unchanged(_spec_path(builder_dir, *features), stamp, lambda f: f.write(text))
 
 
 def read_spec(builder_dir: str, features: tuple[str, str, Sequence[str]]) -> dict | None:
@@ -99,6 +115,6 @@ def read_spec(builder_dir: str, features: tuple[str, str, Sequence[str]]) -> dic
       kept = json.load(f)
   except (OSError, ValueError):
     return None
-  if not isinstance(kept, dict) or kept.get("info") != _info_stamp(builder_dir):
+  if not isinstance(kept, dict) or kept.get("info") != info_stamp(builder_dir):
     return None
   return kept.get("spec")

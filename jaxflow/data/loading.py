@@ -203,6 +203,8 @@ def _spec_and_builder(
 ) -> tuple[FeatureSpec, Any]:
   import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
+  known_dir = _prepared_dir_without_tfds(name, resolve_data_dir(data_dir), label_feature, tuple(metadata_features))
+  stamp = decoded.info_stamp(known_dir) if known_dir else None  # before the builder reads the metadata
   builder = _prepared_builder(
     name, resolve_data_dir(data_dir), label_feature=label_feature, metadata_features=metadata_features
   )
@@ -231,7 +233,10 @@ def _spec_and_builder(
     input_names=_csv_columns(builder.info.description, input_feature, tuple(inputs.shape)),
   )
   features = (input_feature, label_feature, tuple(metadata_features))
-  decoded.write_spec(builder.data_dir, features, dataclasses.asdict(spec))
+  if known_dir and os.path.realpath(known_dir) == os.path.realpath(str(builder.data_dir)):  # what the fast path reads
+    # Not prepared before this call: the metadata read is what it just wrote.
+    stamp = stamp or decoded.info_stamp(known_dir)
+    decoded.write_spec(known_dir, features, dataclasses.asdict(spec), stamp)
   return spec, builder
 
 
@@ -365,6 +370,7 @@ def load_split(
 
   _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
   _check_split(split, split_field, name, builder.info.splits)
+  stamp = decoded.info_stamp(str(builder.data_dir))  # the preparation the examples below are read from
   cached = _read_decoded(builder.data_dir, split, input_feature, label_feature, metadata_features)
   if cached is not None:
     return cached
@@ -385,14 +391,14 @@ def load_split(
     for feature in metadata_features
   }
   path = decoded.arrays_path(builder.data_dir, split, input_feature, label_feature, metadata_features)
-  decoded.write_arrays(path, inputs, labels, metadata)
+  decoded.write_arrays(path, stamp, inputs, labels, metadata)
   return Split(inputs=_to_float_inputs(inputs), labels=labels, metadata=metadata)
 
 
 def _read_decoded(builder_dir, split: str, input_feature: str, label_feature: str, metadata_features) -> Split | None:
   """The split as an earlier run decoded and kept it (`jaxflow.data.decoded`), or None."""
   path = decoded.arrays_path(builder_dir, split, input_feature, label_feature, metadata_features)
-  kept = decoded.read_arrays(path, metadata_features)
+  kept = decoded.read_arrays(path, str(builder_dir), metadata_features)
   if kept is None:
     return None
   inputs, labels, metadata = kept

@@ -50,10 +50,20 @@ def test_kept_spec_and_arrays_equal_the_tfds_path(tmp_path):
   assert loading._kept_spec("digits", data_dir, "image", "label", ()) is None
   assert loading.dataset_spec("digits", data_dir=data_dir) == spec  # through tfds, which keeps it again
   assert loading._kept_spec("digits", data_dir, "image", "label", ())[0] == spec
+  # ... nor the arrays kept for the old preparation (a folder copied over the old one keeps .jaxflow_decoded/).
+  assert loading._read_decoded(kept[1], "test", "image", "label", ()) is None
+  assert np.array_equal(loading.load_split("digits", "test", data_dir=data_dir).labels, through_tfds.labels)
+  assert loading._read_decoded(kept[1], "test", "image", "label", ()) is not None  # decoded and kept again
+  # A damaged npz (a truncated write) is decoded again, not an error.
+  arrays = decoded.arrays_path(_digits_dir(data_dir), "test", "image", "label", ())
+  with open(arrays, "r+b") as f:
+    f.truncate(100)
+  assert loading._read_decoded(kept[1], "test", "image", "label", ()) is None
+  assert np.array_equal(loading.load_split("digits", "test", data_dir=data_dir).inputs, through_tfds.inputs)
   # A damaged or foreign spec file is not trusted.
   spec_file = decoded._spec_path(_digits_dir(data_dir), *FEATURES)
   with open(spec_file, "w") as f:
-    json.dump({"info": decoded._info_stamp(_digits_dir(data_dir)), "spec": {"name": "digits", "extra": 1}}, f)
+    json.dump({"info": decoded.info_stamp(_digits_dir(data_dir)), "spec": {"name": "digits", "extra": 1}}, f)
   assert loading._kept_spec("digits", data_dir, "image", "label", ()) is None
   with open(spec_file, "w") as f:
     f.write("{not json")
