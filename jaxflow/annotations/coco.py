@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 
 import numpy as np
@@ -49,6 +48,8 @@ class CocoBoxes:
 
 
 def _load(path: str) -> dict:
+  if os.path.isdir(path):
+    raise CocoError(f"{path}: is a folder, expected a COCO JSON file")
   if not os.path.isfile(path):
     raise CocoError(f"{path}: no such file")
   try:
@@ -56,6 +57,8 @@ def _load(path: str) -> dict:
       data = json.load(f)
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
     raise CocoError(f"{path}: not JSON ({' '.join(str(e).split())})") from None
+  except RecursionError:
+    raise CocoError(f"{path}: not a COCO file: its JSON is nested too deeply to read") from None
   except OSError as e:
     raise CocoError(f"{path}: cannot be read ({e.strerror})") from None
   if not isinstance(data, dict):
@@ -113,9 +116,16 @@ def _bbox(path: str, where: str, entry: dict) -> list[float]:
   numbers = isinstance(bbox, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
   if not numbers or len(bbox) != 4:
     raise CocoError(f"{path}: {where}.bbox is {bbox!r}, expected [x, y, width, height] (4 numbers)")
-  if not all(math.isfinite(v) for v in bbox):
-    raise CocoError(f"{path}: {where}.bbox is {bbox!r}, which holds a value that is not a finite number")
-  x, y, w, h = (float(v) for v in bbox)
+  # Boxes are compared in float32: a value (or x + width) beyond float32's range would become inf there, and a
+  # 400-digit integer does not even convert to a float.
+  try:
+    x, y, w, h = (float(v) for v in bbox)
+    corners = np.asarray([x, y, x + w, y + h], np.float64)
+  except OverflowError:
+    corners = np.asarray([np.inf])
+  if not np.all(np.abs(corners) <= np.finfo(np.float32).max):
+    shown = repr(bbox) if len(repr(bbox)) <= 80 else repr(bbox)[:77] + "..."
+    raise CocoError(f"{path}: {where}.bbox is {shown}, which holds a value that is not a finite float32 number")
   for name, v in (("width", w), ("height", h)):
     if v < 0:
       raise CocoError(f"{path}: {where}.bbox has a negative {name} ({v:g}); bbox is [x, y, width, height]")

@@ -145,14 +145,36 @@ def test_console_script_refuses_bad_files_with_one_line(tmp_path, files, make, s
     (lambda d: d["annotations"][0].update(category_id=9), "annotations[0].category_id 9 is not the id"),
     (lambda d: d["annotations"][0].update(bbox=[0, 0, 4]), "annotations[0].bbox is [0, 0, 4], expected"),
     (lambda d: d["images"][0].pop("id"), "images[0].id is missing"),
+    # float32 overflow: identical files once agreed at 0.0, a 400-digit integer raised OverflowError
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, 1e39, 10]), "annotations[0].bbox is [0, 0, 1e+39, 10], which"),
+    (lambda d: d["annotations"][0].update(bbox=[3e38, 0, 3e38, 10]), "not a finite float32 number"),
+    (lambda d: d["annotations"][0].update(bbox=[10**400, 0, 1, 1]), "not a finite float32 number"),
   ],
-  ids=["unknown-image", "no-images", "unknown-category", "short-bbox", "image-without-id"],
+  ids=[
+    "unknown-image",
+    "no-images",
+    "unknown-category",
+    "short-bbox",
+    "image-without-id",
+    "float32-overflow",
+    "corner-overflow",
+    "huge-integer",
+  ],
 )
 def test_reader_names_the_file_and_the_field(tmp_path, mutate, says):
   path = _bad(tmp_path, mutate)
   with pytest.raises(CocoError, match="^" + str(path).replace(".", r"\.") + ": ") as e:
     read_coco(path)
   assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_reader_refuses_a_folder_and_too_deep_json_in_one_line(tmp_path):
+  with pytest.raises(CocoError, match="is a folder, expected a COCO JSON file"):
+    read_coco(str(tmp_path))
+  deep = tmp_path / "deep.json"
+  deep.write_text("[" * 200_000 + "]" * 200_000)
+  with pytest.raises(CocoError, match="nested too deeply"):
+    read_coco(str(deep))
 
 
 def test_reader_converts_coco_boxes_and_names_categories(tmp_path, files):
