@@ -132,6 +132,14 @@ def agreement(a_path: str, b_path: str, out: str | None = None, *, iou_threshold
   return result
 
 
+def project_box3d(center, size, yaw, intrinsics, extrinsics, image_size=None, near: float = 1e-2):
+  """The 2-D box that one 3-D box covers in a pinhole camera: (box [4], corners_2d [8, 2], visible []); jit- and
+  vmap-able. Conventions (KITTI camera axes, yaw about y) in jaxflow.annotations.boxes.project_box3d."""
+  from jaxflow.annotations.boxes import project_box3d as project  # deferred: loads jax
+
+  return project(center, size, yaw, intrinsics, extrinsics, image_size, near)
+
+
 __all__ = [
   "ConfigError",
   "agreement",
@@ -141,6 +149,7 @@ __all__ = [
   "load_config",
   "load_model",
   "optimize",
+  "project_box3d",
   "profile",
   "seeds",
   "train",

@@ -155,8 +155,6 @@ def caveats(args) -> list[str]:
     "jaxflow cannot train a multi-output regression (problem.output_dim is 1 for regression, NPZ labels are one "
     "integer per row), so the box is regressed as one model asked four times (a one-hot of the coordinate in the "
     "input); the labels are whole pixels (the annotators snap to the grid; the truth's boxes are whole pixels too).",
-    "`project_box3d` is reached as jaxflow.annotations.boxes.project_box3d: jaxflow's public API (jaxflow/__init__.py) "
-    "does not expose it.",
     "One set of scenes and one draw of the annotators' jitter for every seed: the seeds vary the model's "
     "initialization and data order, not the data, so the intervals are the training's spread only.",
     "A small MLP on raw pixels (800 training scenes, 400 steps) is far from a detector: its own error (MAE ~1.1 px, "

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from jaxflow.annotations.boxes import project_box3d
+import jaxflow
 
 SIZE = 24  # image side, pixels
 FOCAL = 30.0  # pixels
@@ -49,7 +49,7 @@ class Scenes:
     return len(self.images)
 
 
-_project = jax.jit(jax.vmap(project_box3d, in_axes=(0, 0, 0, None, None, None)))
+_project = jax.jit(jax.vmap(jaxflow.project_box3d, in_axes=(0, 0, 0, None, None, None)))
 _PIXELS = np.stack(np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5), -1).reshape(-1, 2)  # (x, y) centres
 
 

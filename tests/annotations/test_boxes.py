@@ -307,3 +307,22 @@ def test_projection_vmaps_over_boxes():
   # Intersection 25 x (45.56 - 34.44 = 100/9) -> 2500/9; union 312.5 + (400/9)(100/9) - 2500/9.
   expected = (2500 / 9) / (312.5 + 40000 / 81 - 2500 / 9)
   assert float(box_iou_aligned(boxes[0], boxes[1])) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_public_projection_is_the_module_s():
+  """`jaxflow.project_box3d` (what experiments/ may call) gives boxes.project_box3d's results, under vmap too."""
+  import jaxflow
+
+  intrinsics = jnp.asarray([[30.0, 0.0, 12.0], [0.0, 30.0, 12.0], [0.0, 0.0, 1.0]])
+  extrinsics = jnp.eye(4)
+  centers = jnp.asarray([[0.0, 0.0, 8.0], [1.0, -0.5, 10.0]])
+  sizes, yaws = jnp.asarray([[2.0, 1.5, 4.0], [1.0, 1.0, 1.0]]), jnp.asarray([0.3, -0.2])
+  ours = jax.vmap(jaxflow.project_box3d, in_axes=(0, 0, 0, None, None, None))(
+    centers, sizes, yaws, intrinsics, extrinsics, (24.0, 24.0)
+  )
+  module = jax.vmap(project_box3d, in_axes=(0, 0, 0, None, None, None))(
+    centers, sizes, yaws, intrinsics, extrinsics, (24.0, 24.0)
+  )
+  for a, b in zip(ours, module, strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert np.asarray(ours[0]).shape == (2, 4) and np.all(np.asarray(ours[2]))
