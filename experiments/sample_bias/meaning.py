@@ -144,7 +144,7 @@ def _shortcut_paragraph(summaries: dict, within: list[dict], between: list[dict]
       if (summaries[shortcut]["reversed"]["mean"] or 0.0) < 0.1 and (summaries[shortcut]["aligned"]["mean"] or 0) > 0.9
       else ""
     )
-    + "In-distribution accuracy, each arm against the decorrelated one (what the shortcut pays on photos taken "
+    + "In-distribution accuracy, each arm against the decorrelated one (what the shortcut gains on photos taken "
     "the biased way): "
     + "; ".join(
       f"{name} - {decorrelated} {_diff(_row(between, 'in-distribution accuracy', name, decorrelated))}"
@@ -169,9 +169,10 @@ def _audit_paragraph(summaries: dict, audits: dict, counts: dict) -> str:
     if not a["flagged"] and gap["ci95"] and gap["ci95"][0] > 0:
       text += (
         f" It is not enough: {name} is not flagged, yet its model still loses {_m(summaries[name], 'light_gap')} "
-        f"{report_ci(gap)} of accuracy when the light is reversed. The audit counts rows as written, and duplicated "
-        f"rows hide that the conflicting cells hold only {counts[name]['train_conflicting_distinct']} distinct "
-        "images: the sampler's draws are balanced, the photos' variety is not."
+        f"{report_ci(gap)} of accuracy on the photos whose light contradicts the label against those where it "
+        "follows it (the light gap: aligned - conflicting test photos). The audit counts rows as written, and "
+        f"duplicated rows hide that the conflicting cells hold only {counts[name]['train_conflicting_distinct']} "
+        "distinct images: the sampler's draws are balanced, the photos' variety is not."
         + (
           f" Its duplicates check does see the copies ({'; '.join(a['other_findings'])}), without tying them to the "
           "light."
