@@ -54,6 +54,15 @@ def cell(summary: dict, digits: int = 3) -> str:
   return shown + (f" ({summary['missing']} failed)" if summary.get("missing") else "")
 
 
+def difference_text(row: dict | None, digits: int = 3) -> str:
+  """One paired difference for a sentence: '+0.063 [+0.033, +0.094] (resolved)', or '(tie)' by the tie rule."""
+  if row is None or row["mean"] is None:
+    return "not measured"
+  ci = row["ci95"]
+  interval = f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]" if ci else ""
+  return f"{row['mean']:+.{digits}f}{interval} ({'tie' if row['verdict'] == 'tie' else 'resolved'})"
+
+
 def difference_table(title: str, rows: list[dict], digits: int = 3, note: str = "") -> Table:
   """Rows of stats.compare: the difference a - b, its interval, the resolution and the verdict."""
   body = [

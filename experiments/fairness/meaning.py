@@ -7,6 +7,7 @@ remedy against the baseline, per group, paired by seed).
 
 from __future__ import annotations
 
+from experiments.common import report
 from experiments.fairness import data
 
 
@@ -14,12 +15,8 @@ def _row(rows: list[dict], comparison: str, a: str) -> dict | None:
   return next((r for r in rows if r["comparison"] == comparison and r["a"] == a), None)
 
 
-def _diff(row: dict | None) -> str:
-  if row is None or row["mean"] is None:
-    return "not measured"
-  ci = row["ci95"]
-  interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
-  return f"{row['mean']:+.3f}{interval} ({'tie' if row['verdict'] == 'tie' else 'resolved'})"
+def _diff(row: dict | None, digits: int = 3) -> str:
+  return report.difference_text(row, digits)
 
 
 def _mean(s: dict, key: str) -> str:

@@ -9,7 +9,7 @@ light rather than the object.
 
 from __future__ import annotations
 
-from experiments.common import stats
+from experiments.common import report, stats
 from experiments.sample_bias import data
 
 
@@ -17,12 +17,8 @@ def _row(rows: list[dict], comparison: str, a: str, b: str | None = None) -> dic
   return next((r for r in rows if r["comparison"] == comparison and r["a"] == a and (b is None or r["b"] == b)), None)
 
 
-def _diff(row: dict | None) -> str:
-  if row is None or row["mean"] is None:
-    return "not measured"
-  ci = row["ci95"]
-  interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
-  return f"{row['mean']:+.3f}{interval} ({'tie' if row['verdict'] == 'tie' else 'resolved'})"
+def _diff(row: dict | None, digits: int = 3) -> str:
+  return report.difference_text(row, digits)
 
 
 def _m(s: dict, key: str) -> str:

@@ -7,6 +7,7 @@ held-out unfiltered sample reveals it" (what jaxflow.audit flags, and each model
 
 from __future__ import annotations
 
+from experiments.common import report
 from experiments.survivorship_bias import data
 from experiments.survivorship_bias.measure import rate_gap
 
@@ -25,11 +26,7 @@ def _ci(s: dict, digits: int = 2) -> str:
 
 
 def _diff(row: dict | None, digits: int = 2) -> str:
-  if row is None or row["mean"] is None:
-    return "not measured"
-  ci = row["ci95"]
-  interval = f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]" if ci else ""
-  return f"{row['mean']:+.{digits}f}{interval} ({'tie' if row['verdict'] == 'tie' else 'resolved'})"
+  return report.difference_text(row, digits)
 
 
 def _rate(v) -> str:
