@@ -24,6 +24,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from experiments import harness_extras  # noqa: E402
 from experiments.common import report, stats, study  # noqa: E402
 from experiments.data_size import figures, fit, meaning  # noqa: E402
 
@@ -55,7 +56,10 @@ class Model:
     batch = QUICK_BATCH if quick else min(self.batch, n // 2)  # at least two steps per epoch
     epochs = math.ceil(steps / (n // batch))
     subset = () if n == DIGITS_TRAIN else ("data.class_counts=(" + ", ".join([str(n // 10)] * 10) + ")",)
-    return (*subset, f"train.batch_size={batch}", f"train.epochs={epochs}")
+    # Quick: the other studies' tiny models (experiments/harness_extras), whose programs compile in a fraction of
+    # the configs' own (the CNN's two conv layers cost ~10 s of CPU to compile).
+    tiny = (harness_extras.QUICK_CNN_MODEL if "cnn" in self.config else harness_extras.QUICK_MLP_MODEL) if quick else ()
+    return (*subset, *tiny, f"train.batch_size={batch}", f"train.epochs={epochs}")
 
 
 DIGITS_SIZES = (20, 50, 100, 200, 500, 1000, DIGITS_TRAIN)

@@ -24,6 +24,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 import jaxflow  # noqa: E402
+from experiments import harness_extras  # noqa: E402
 from experiments.common import report, stats, study  # noqa: E402
 from experiments.problem_definition import figures, meaning, refusals  # noqa: E402
 
@@ -166,7 +167,7 @@ def comparisons(results: dict, resolution: float) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
   args = study.parse_args(__file__, argv, description=__doc__.splitlines()[0])
-  quick = ("train.epochs=3",) if args.quick else ()
+  quick = (*harness_extras.QUICK_MLP_MODEL, "train.epochs=1") if args.quick else ()  # the other studies' quick MLP
   with study.session(args) as session:
     extract = Extract(digits_test_set())
     results = {
