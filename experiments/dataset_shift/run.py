@@ -17,7 +17,6 @@ Writes report.md, results.json and PNG plots into --out (default results/ beside
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 
@@ -114,7 +113,7 @@ def extract(summary: dict, workdir: str) -> dict:
 def overrides(npz: str, rows: int, augment: tuple[str, ...], quick: bool) -> tuple[str, ...]:
   """The NPZ and its groups; epochs giving about the config's 330 steps on `rows` training rows."""
   aug = (f"data.augment=({', '.join(repr(a) for a in augment)},)",) if augment else ()
-  steps = QUICK if quick else (f"train.epochs={math.ceil(STEPS / (rows // BATCH))}",)
+  steps = QUICK if quick else (kit.epochs_override(rows, STEPS, BATCH),)
   return (f"data.name=npz:{npz}", *NPZ, *aug, *steps)
 
 

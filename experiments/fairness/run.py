@@ -15,7 +15,6 @@ Writes report.md, results.json and PNG plots into --out (default results/ beside
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 
@@ -75,7 +74,7 @@ def overrides(npz: str, rows: int, quick: bool) -> tuple[str, ...]:
   dataset = (f"data.name=npz:{npz}", "data.input_feature=features", f"data.group_feature={data.GROUP}")
   if quick:
     return (*dataset, *QUICK)
-  return (*dataset, f"train.epochs={math.ceil(STEPS / (rows // BATCH))}")
+  return (*dataset, harness_extras.epochs_override(rows, STEPS, BATCH))
 
 
 def run_arms(session: study.Session, quick: bool) -> tuple[dict, dict]:

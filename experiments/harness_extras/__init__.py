@@ -44,11 +44,17 @@ def final_best_and_train(summary: dict, workdir: str) -> dict:
   }
 
 
+def epochs_override(n: int, steps: int, batch: int) -> str:
+  """'train.epochs=E': the epochs that give about `steps` optimizer steps on n examples in batches of `batch`
+  (the last partial batch is dropped), so a training set of another size keeps the config's step budget."""
+  return f"train.epochs={max(1, -(-steps // (n // batch)))}"
+
+
 def steps_overrides(n: int, steps: int, batch: int) -> tuple[str, str]:
-  """Batch min(batch, n // 2) (at least two steps an epoch) and the epochs that give about `steps` steps on
-  n examples (the last partial batch is dropped), so a small set is not also under-trained."""
+  """Batch min(batch, n // 2) (at least two steps an epoch) and `epochs_override` for it, so a small set is not
+  also under-trained."""
   b = max(1, min(batch, n // 2))
-  return (f"train.batch_size={b}", f"train.epochs={max(1, -(-steps // (n // b)))}")
+  return (f"train.batch_size={b}", epochs_override(n, steps, b))
 
 
 def per_seed_arm(

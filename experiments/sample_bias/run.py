@@ -17,7 +17,6 @@ saliency.py). Writes report.md, results.json and PNG plots into --out (default r
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import sys
@@ -77,7 +76,7 @@ def overrides(npz: str, rows: int, quick: bool) -> tuple[str, ...]:
   )
   if quick:
     return (*dataset, *QUICK)
-  return (*dataset, f"train.epochs={math.ceil(STEPS / (rows // BATCH))}")
+  return (*dataset, harness_extras.epochs_override(rows, STEPS, BATCH))
 
 
 def audit_facts(report_json: dict) -> dict:
