@@ -158,10 +158,10 @@ def dataset_spec(
   prepared in the data dir, a source that can't be converted, or a missing feature
   (`data.input_feature` / `data.label_feature` / `data.metadata_features`).
   """
-  kept = _kept_spec(name, data_dir, input_feature, label_feature, metadata_features)
+  known_dir, kept = _kept(name, data_dir, input_feature, label_feature, metadata_features)
   if kept is not None:
-    return kept[0]
-  return _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)[0]
+    return kept
+  return _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features, known_dir)[0]
 
 
 def _prepared_dir_without_tfds(name: str, data_dir: str, label_feature: str, metadata_features) -> str | None:
@@ -178,32 +178,40 @@ def _prepared_dir_without_tfds(name: str, data_dir: str, label_feature: str, met
   return None
 
 
-def _kept_spec(
+def _kept(
   name: str, data_dir: str | None, input_feature: str, label_feature: str, metadata_features: Sequence[str]
-) -> tuple[FeatureSpec, str] | None:
-  """(spec, prepared folder) as an earlier run kept them (`jaxflow.data.decoded`), without importing tfds."""
+) -> tuple[str | None, FeatureSpec | None]:
+  """(the prepared folder, found without tfds; the spec an earlier run kept there, `jaxflow.data.decoded`).
+
+  The folder is returned either way so that the tfds path does not find it again: for a user's source that
+  means hashing the whole file."""
   metadata_features = tuple(metadata_features)
   builder_dir = _prepared_dir_without_tfds(name, resolve_data_dir(data_dir), label_feature, metadata_features)
   if builder_dir is None:
-    return None
+    return None, None
   fields = decoded.read_spec(builder_dir, (input_feature, label_feature, metadata_features))
   if fields is None or fields.get("name") != name:
-    return None
+    return builder_dir, None
   try:
     spec = FeatureSpec(**fields)
   except TypeError:  # kept by another jaxflow version: read through tfds again
-    return None
+    return builder_dir, None
   tuples = ("input_shape", "feature_names", "class_names", "input_names")  # JSON kept them as lists
   spec = dataclasses.replace(spec, **{f: tuple(getattr(spec, f)) for f in tuples if getattr(spec, f) is not None})
-  return spec, builder_dir
+  return builder_dir, spec
 
 
 def _spec_and_builder(
-  name: str, data_dir: str | None, input_feature: str, label_feature: str, metadata_features: Sequence[str]
+  name: str,
+  data_dir: str | None,
+  input_feature: str,
+  label_feature: str,
+  metadata_features: Sequence[str],
+  known_dir: str | None,
 ) -> tuple[FeatureSpec, Any]:
+  """The spec through tfds; `known_dir` is `_kept`'s folder, where the spec is kept for the next run."""
   import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
-  known_dir = _prepared_dir_without_tfds(name, resolve_data_dir(data_dir), label_feature, tuple(metadata_features))
   stamp = decoded.info_stamp(known_dir) if known_dir else None  # before the builder reads the metadata
   builder = _prepared_builder(
     name, resolve_data_dir(data_dir), label_feature=label_feature, metadata_features=metadata_features
@@ -309,10 +317,10 @@ def split_size(
   """How many examples `load_split` would return, from the dataset's metadata (no example is read); the
   same checks and one-line DatasetErrors as `load_split`."""
   metadata_features = tuple(dict.fromkeys(metadata_features))
-  kept = _kept_spec(name, data_dir, input_feature, label_feature, metadata_features)
-  if kept is not None and split in kept[0].split_sizes:
-    return kept[0].split_sizes[split]
-  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
+  known_dir, kept = _kept(name, data_dir, input_feature, label_feature, metadata_features)
+  if kept is not None and split in kept.split_sizes:
+    return kept.split_sizes[split]
+  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features, known_dir)
   return _check_split(split, split_field, name, builder.info.splits)
 
 
@@ -361,14 +369,14 @@ def load_split(
   `metadata_features` are other features of the dataset, returned by name in `Split.metadata`.
   """
   metadata_features = tuple(dict.fromkeys(metadata_features))  # unique, in the order given
-  kept = _kept_spec(name, data_dir, input_feature, label_feature, metadata_features)
-  if kept is not None and split in kept[0].split_sizes:
-    cached = _read_decoded(kept[1], split, input_feature, label_feature, metadata_features)
+  known_dir, kept = _kept(name, data_dir, input_feature, label_feature, metadata_features)
+  if kept is not None and split in kept.split_sizes:
+    cached = _read_decoded(known_dir, split, input_feature, label_feature, metadata_features)
     if cached is not None:
       return cached
   import tensorflow_datasets as tfds  # Deferred: ~0.5 s to import, and only reading a dataset needs it.
 
-  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features)
+  _, builder = _spec_and_builder(name, data_dir, input_feature, label_feature, metadata_features, known_dir)
   _check_split(split, split_field, name, builder.info.splits)
   stamp = decoded.info_stamp(str(builder.data_dir))  # the preparation the examples below are read from
   cached = _read_decoded(builder.data_dir, split, input_feature, label_feature, metadata_features)

@@ -34,12 +34,12 @@ def _prepared_copy(tmp_path) -> str:
 
 def test_kept_spec_and_arrays_equal_the_tfds_path(tmp_path):
   data_dir = _prepared_copy(tmp_path)
-  spec, builder = loading._spec_and_builder("digits", data_dir, "image", "label", ())
+  spec, builder = loading._spec_and_builder("digits", data_dir, "image", "label", (), _digits_dir(data_dir))
   assert os.path.samefile(str(builder.data_dir), _digits_dir(data_dir))  # where the fast path looks
   through_tfds = loading.load_split("digits", "test", data_dir=data_dir)  # decodes and keeps the arrays
-  kept = loading._kept_spec("digits", data_dir, "image", "label", ())
-  assert kept is not None and kept[0] == spec  # every field, tuples included
-  again = loading._read_decoded(kept[1], "test", "image", "label", ())
+  folder, kept = loading._kept("digits", data_dir, "image", "label", ())
+  assert kept is not None and kept == spec  # every field, tuples included
+  again = loading._read_decoded(folder, "test", "image", "label", ())
   np.testing.assert_array_equal(again.inputs, through_tfds.inputs)
   np.testing.assert_array_equal(again.labels, through_tfds.labels)
   assert loading.split_size("digits", "test", data_dir=data_dir) == 360
@@ -47,27 +47,27 @@ def test_kept_spec_and_arrays_equal_the_tfds_path(tmp_path):
   info = os.path.join(_digits_dir(data_dir), decoded.INFO_FILE)
   stat = os.stat(info)
   os.utime(info, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-  assert loading._kept_spec("digits", data_dir, "image", "label", ()) is None
+  assert loading._kept("digits", data_dir, "image", "label", ())[1] is None
   assert loading.dataset_spec("digits", data_dir=data_dir) == spec  # through tfds, which keeps it again
-  assert loading._kept_spec("digits", data_dir, "image", "label", ())[0] == spec
+  assert loading._kept("digits", data_dir, "image", "label", ())[1] == spec
   # ... nor the arrays kept for the old preparation (a folder copied over the old one keeps .jaxflow_decoded/).
-  assert loading._read_decoded(kept[1], "test", "image", "label", ()) is None
+  assert loading._read_decoded(folder, "test", "image", "label", ()) is None
   assert np.array_equal(loading.load_split("digits", "test", data_dir=data_dir).labels, through_tfds.labels)
-  assert loading._read_decoded(kept[1], "test", "image", "label", ()) is not None  # decoded and kept again
+  assert loading._read_decoded(folder, "test", "image", "label", ()) is not None  # decoded and kept again
   # A damaged npz (a truncated write) is decoded again, not an error.
   arrays = decoded.arrays_path(_digits_dir(data_dir), "test", "image", "label", ())
   with open(arrays, "r+b") as f:
     f.truncate(100)
-  assert loading._read_decoded(kept[1], "test", "image", "label", ()) is None
+  assert loading._read_decoded(folder, "test", "image", "label", ()) is None
   assert np.array_equal(loading.load_split("digits", "test", data_dir=data_dir).inputs, through_tfds.inputs)
   # A damaged or foreign spec file is not trusted.
   spec_file = decoded._spec_path(_digits_dir(data_dir), *FEATURES)
   with open(spec_file, "w") as f:
     json.dump({"info": decoded.info_stamp(_digits_dir(data_dir)), "spec": {"name": "digits", "extra": 1}}, f)
-  assert loading._kept_spec("digits", data_dir, "image", "label", ()) is None
+  assert loading._kept("digits", data_dir, "image", "label", ())[1] is None
   with open(spec_file, "w") as f:
     f.write("{not json")
-  assert loading._kept_spec("digits", data_dir, "image", "label", ()) is None
+  assert loading._kept("digits", data_dir, "image", "label", ())[1] is None
 
 
 def test_a_changed_source_is_converted_again(tmp_path):
@@ -76,9 +76,9 @@ def test_a_changed_source_is_converted_again(tmp_path):
   np.savez(source, x=x, y=y)
   name = f"npz:{source}"
   first = loading.load_split(name, "train", data_dir=data_dir, input_feature="features")
-  assert loading._kept_spec(name, data_dir, "features", "label", ()) is not None
+  assert loading._kept(name, data_dir, "features", "label", ())[1] is not None
   np.savez(source, x=x[:10] + 100, y=y[:10])  # another source: another prepared folder, nothing kept there yet
-  assert loading._kept_spec(name, data_dir, "features", "label", ()) is None
+  assert loading._kept(name, data_dir, "features", "label", ())[1] is None
   second = loading.load_split(name, "train", data_dir=data_dir, input_feature="features")
   assert len(first.labels) == 20 and len(second.labels) == 10 and second.inputs.min() >= 100
 
