@@ -12,16 +12,21 @@ step S draws exactly the numbers an uninterrupted run draws at step S.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 # Training's sources of randomness, each pinnable by `config.seeds.<name>`: what a seeds study varies.
 STREAM_NAMES = ("init", "data", "dropout", "augment", "noise", "sampler")
 # Draws made after training, from the run's root seed (never from a training stream, so explaining a
 # run changes nothing it trained): explain's re-initialization, SmoothGrad's noise, graph layouts.
 ANALYSIS_STREAMS = ("explain",)
+# Perturbations a seeds study can apply, pinned like a stream by `config.seeds.<name>` but off when unset
+# (a plain run never perturbs): `one_bit` flips the lowest mantissa bit of one initial weight.
+PERTURBATIONS = ("one_bit",)
 
 
 def stable_id(name: str) -> int:
@@ -30,8 +35,9 @@ def stable_id(name: str) -> int:
 
 
 def stream_key(seed: int, name: str) -> jax.Array:
-  if name not in STREAM_NAMES + ANALYSIS_STREAMS:
-    raise ValueError(f"{name!r} is not a PRNG stream; streams: {', '.join(STREAM_NAMES + ANALYSIS_STREAMS)}")
+  known = STREAM_NAMES + ANALYSIS_STREAMS + PERTURBATIONS
+  if name not in known:
+    raise ValueError(f"{name!r} is not a PRNG stream; streams: {', '.join(known)}")
   return jax.random.fold_in(jax.random.key(seed), stable_id(name))
 
 
@@ -75,3 +81,58 @@ def dataset_seed(data_stream: jax.Array) -> int:
   """The integer seed a generated dataset is drawn with: a function of the run's `data` stream only, so
   `config.seeds.data` pins the dataset and a study that varies the data stream varies it."""
   return derived_seed(data_stream, "generate")
+
+
+# --- one_bit: the smallest possible change of a run (Summers & Dinneen 2021) -------------------------------
+
+
+def one_bit_seed(config: ml_collections.ConfigDict) -> int | None:
+  """`config.seeds.one_bit` when a study pinned it (the run's init gets one bit flipped), else None."""
+  return (config.get("seeds") or {}).get("one_bit")
+
+
+def one_bit_site(seed: int, params) -> dict:
+  """Which initial weight `one_bit` flips for `seed`: one element drawn uniformly over every floating-point
+  parameter element (a leaf with many weights is hit as often as its size says), from its own stream
+  `fold_in(key(seed), id("one_bit"))`, so the choice depends on the seed and the tree's shapes alone.
+  Returns {"leaf": leaf number in jax.tree order, "path": keystr, "index": flat element index (C order)}.
+  The 32 drawn bits modulo the element count: bias below count / 2**32 (1e-4 at 430k weights)."""
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  sizes = [math.prod(x.shape) if jnp.issubdtype(x.dtype, jnp.floating) else 0 for _, x in leaves]
+  total = sum(sizes)
+  if total == 0:
+    raise ValueError("one_bit: the model has no floating-point parameter to perturb")
+  element = derived_seed(stream_key(seed, "one_bit"), "element") % total
+  for leaf, size in enumerate(sizes):
+    if element < size:
+      return {"leaf": leaf, "path": jax.tree_util.keystr(leaves[leaf][0]), "index": int(element)}
+    element -= size
+  raise AssertionError("unreachable")
+
+
+def flip_lowest_bit(values: np.ndarray, index: int) -> np.ndarray:
+  """A copy of `values` with the lowest mantissa bit of element `index` (flat, C order) flipped: the bits
+  viewed as the unsigned integer of the same width, XOR 1 (float32: a relative change of 2**-23 or less)."""
+  out = np.array(values, copy=True)
+  bits = out.reshape(-1).view(np.dtype(f"uint{8 * out.dtype.itemsize}"))
+  bits[index] ^= 1
+  return out
+
+
+def apply_one_bit(params, seed: int, *, run: int | None = None):
+  """`params` with `one_bit_site(seed, ...)` flipped; `run`: the params carry a leading run axis (a group's
+  stacked state) and only run `run`'s copy changes. The leaf is copied through the host and put back with
+  its sharding: exact, and one leaf per run."""
+  leaves, treedef = jax.tree.flatten(params)
+  single = params if run is None else jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), params)
+  site = one_bit_site(seed, single)
+  leaf = leaves[site["leaf"]]
+  host = np.asarray(jax.device_get(leaf))
+  if run is None:
+    host = flip_lowest_bit(host, site["index"])
+  else:
+    host = host.copy()
+    host[run] = flip_lowest_bit(host[run], site["index"])
+  sharding = getattr(leaf, "sharding", None)
+  leaves[site["leaf"]] = jax.device_put(host, sharding) if sharding is not None else jnp.asarray(host)
+  return jax.tree.unflatten(treedef, leaves)

@@ -281,6 +281,20 @@ def init_states(parts: Parts, problem: Problem, streams: dict, *, size: int, sta
   return jax.device_put(state, stack_sharding) if stack_sharding is not None else state
 
 
+def one_bit_perturbed(state, configs):
+  """The initial state with each run's `one_bit` flip (`config.seeds.one_bit`, set by a seeds study's one_bit
+  sweep; rng.apply_one_bit): the one place a run's initial parameters are perturbed. Applied to the
+  one-run init's output, per run, so a vmapped group and the same seeds run one by one start bitwise alike."""
+  seeds = [rng.one_bit_seed(c) for c in configs]
+  if all(s is None for s in seeds):
+    return state
+  params = state.params
+  for i, seed in enumerate(seeds):
+    if seed is not None:
+      params = rng.apply_one_bit(params, seed, run=None if len(configs) == 1 else i)
+  return state.replace(params=params)
+
+
 def group_streams(configs, layout: parallel.Layout, stack_sharding=None) -> tuple[dict, list[dict]]:
   """(the streams the programs take: one run's placed on the layout, or a group's stacked; each run's)."""
   streams_each = [rng.streams(c) for c in configs]
@@ -318,6 +332,7 @@ def assemble(
     runtime=runtime,
   )
   state = init_states(parts, problem, streams, size=size, stack_sharding=stack_sharding)
+  state = one_bit_perturbed(state, configs)
   if hparams is not None:
     state = state.replace(hparams=jax.device_put(hparams, stack_sharding) if stack_sharding is not None else hparams)
   seconds = {"data": loaded - started, "init": time.perf_counter() - loaded}  # init: model, programs, first state

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from jaxflow.plotting import new_figure
-from jaxflow.seeds import stats
+from jaxflow.seeds import spread, stats
 from jaxflow.workdir import read_metrics, write_report
 
 ACCURACY_LIKE = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -196,6 +196,8 @@ def _resolution_and_streams(report: dict, metric: str) -> list[str]:
   for stream, used in (report.get("active_sources") or {}).items():
     state = "not used by this config" if not used else ("varied" if stream in varied else "used, held fixed")
     lines.append(f"| {stream} | {state} |")
+  if "one_bit" in varied:  # a perturbation, not a stream: a plain run flips nothing
+    lines.append("| one_bit | varied: each seed flips the lowest mantissa bit of one initial weight |")
   return lines
 
 
@@ -251,6 +253,7 @@ def markdown(report: dict) -> str:
         "Sum of the single-source variances / variance with every source varying: "
         f"{report['variance_by_source']['sum_of_sources_over_all']:.2f} (1 if they add up independently).",
       ]
+  lines += spread.markdown(report)
   for s in report["sweeps"]:
     lines += [
       "",

@@ -11,6 +11,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from jaxflow.rng import PERTURBATIONS  # not a source of a plain run's randomness: outside the sum compared with `all`
+
 CONFIDENCE = 0.95
 
 
@@ -95,7 +97,7 @@ def variance_by_source(values_by_source: dict[str, list[float]]) -> dict:
   """Per source (a sweep that varied only that PRNG stream): variance, std, and its share of the sum
   of the single-source variances; with an `all` sweep, how that sum compares with the variance when
   every source varies at once (about 1 if the sources add up independently)."""
-  single = {k: v for k, v in values_by_source.items() if k not in ("all", "none")}
+  single = {k: v for k, v in values_by_source.items() if k not in ("all", "none", *PERTURBATIONS)}
   # Identical values have variance exactly 0 (np.var's mean of equal floats can be off by an ulp).
   variances = {
     k: float(np.var(v, ddof=1)) if len(v) > 1 and len(set(v)) > 1 else 0.0 for k, v in values_by_source.items()

@@ -5,8 +5,12 @@
 Which seeds. Run i of a sweep sets `config.seeds.<name> = config.seed + i` for every stream it varies
 (`vary`: init, data, dropout, augment, noise, sampler, or all); the other streams stay as the config
 has them, so a sweep that varies `init` trains the same data order and dropout masks every time.
-`study="sources"` runs one sweep per source, plus `all` and `none` (no stream varies: the floor set by
-non-deterministic hardware), and decomposes the variance of the final metric by source. A source the
+`study="sources"` runs one sweep per source, plus `one_bit` (every stream pinned; each seed flips the lowest
+mantissa bit of one initial weight: rng.apply_one_bit), `all` and `none` (no stream varies: the floor set by
+non-deterministic hardware), and decomposes the variance of the final metric by source. Every sweep also
+gets its spread (jaxflow.seeds.spread): std of final accuracy and loss, pairwise disagreement and correctness
+correlation with bootstrap-over-seeds intervals, the ensemble's accuracy, and its most disputed examples,
+from one eval pass per seed over its trained parameters (jaxflow.seeds.evaluation). A source the
 config never draws from (no dropout, no augmentation, no label noise, no oversampling) is not run: its
 variance is 0 by construction, and the report says so.
 
@@ -37,9 +41,17 @@ from jaxflow.config import ConfigError, to_dict
 from jaxflow.run import compile_cache
 from jaxflow.run.assemble import Compiled, problem_of
 from jaxflow.run.train import GroupError, NonFiniteLossError, train_and_evaluate, train_group
-from jaxflow.seeds import determinism, mode_choice
+from jaxflow.seeds import determinism, evaluation, mode_choice, spread
 from jaxflow.seeds import report as seeds_report
-from jaxflow.seeds.sweeps import SOURCES, STUDY_SOURCES, active_sources, parse_vary, seed_config, seed_workdir
+from jaxflow.seeds.sweeps import (
+  PERTURBATIONS,
+  SOURCES,
+  STUDY_SOURCES,
+  active_sources,
+  parse_vary,
+  seed_config,
+  seed_workdir,
+)
 from jaxflow.workdir import acquire_lock, completed_summary, read_json, write_summary
 
 MODES = ("auto", "vmap", "sequential", "devices")
@@ -129,7 +141,8 @@ def run_seeds(
   with acquire_lock(workdir, command="jaxflow seeds"):
     active = active_sources(config)
     if study == "sources":
-      sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]] + [("all", SOURCES), ("none", ())]
+      sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]]
+      sweeps += [(p, (p,)) for p in PERTURBATIONS] + [("all", SOURCES), ("none", ())]
       skipped = [s for s in STUDY_SOURCES if not active[s]]
     else:
       name = "all" if varied == SOURCES else ("+".join(varied) if varied else "none")
@@ -156,6 +169,8 @@ def run_seeds(
     report = seeds_report.build(
       config, results, choice=choice, skipped_sources=skipped, active=active, study=study, eval_size=problem.eval_size
     )
+    predicted = [evaluation.predict_sweep(config, r, problem, compiled) for r in results]  # one eval pass per seed
+    spread.add_to_report(report, results, predicted, workdir, plots=plots)
     if check_determinism:
       report["determinism"] = determinism.check(config, results[0], workdir)
     report["wall_seconds"] = time.perf_counter() - start

@@ -15,8 +15,11 @@ import ml_collections
 from jaxflow import rng
 from jaxflow.config import ConfigError
 
-SOURCES = rng.STREAM_NAMES  # every source of randomness a study can vary
-# What --study=sources sweeps one by one: every stream the config draws from (the others are listed as not used).
+SOURCES = rng.STREAM_NAMES  # every source of randomness a study can vary (`all`)
+# Perturbations a sweep may vary besides the streams (`--vary=one_bit`); never part of `all`: a plain run has none.
+PERTURBATIONS = rng.PERTURBATIONS
+# What --study=sources sweeps one by one: every stream the config draws from (the others are listed as not
+# used), then one_bit (the smallest change of a run: one bit of one initial weight), then all and none.
 STUDY_SOURCES = SOURCES
 
 
@@ -27,10 +30,11 @@ def parse_vary(vary: str | tuple) -> tuple[str, ...]:
     return SOURCES
   if names == ("none",):
     return ()
-  unknown = [n for n in names if n not in SOURCES]
+  unknown = [n for n in names if n not in SOURCES + PERTURBATIONS]
   if unknown:
     raise ConfigError(
-      f"--vary={','.join(names)}: {unknown[0]!r} is not a PRNG stream; allowed: {', '.join(SOURCES)}, all, none"
+      f"--vary={','.join(names)}: {unknown[0]!r} is not a PRNG stream; allowed: "
+      f"{', '.join(SOURCES + PERTURBATIONS)}, all, none"
     )
   return names
 
@@ -49,7 +53,9 @@ def active_sources(config: ml_collections.ConfigDict) -> dict[str, bool]:
 
 
 def seed_config(config: ml_collections.ConfigDict, index: int, vary: tuple[str, ...]) -> ml_collections.ConfigDict:
-  """Run `index` of a sweep: the varied streams pinned to config.seed + index, the others as given."""
+  """Run `index` of a sweep: the varied streams pinned to config.seed + index, the others as given. `one_bit`
+  is not among the config's streams (configs/base.py): it is added to `config.seeds` here, and a run with it
+  set starts from its init with one bit flipped (run.assemble.one_bit_perturbed)."""
   run = config.copy_and_resolve_references()
   for name in vary:
     run.seeds[name] = config.seed + index
