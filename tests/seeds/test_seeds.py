@@ -220,11 +220,17 @@ def test_auto_on_a_one_step_model_checks_the_evaluation_pass_first():
   )
 
 
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+  root = tmp_path_factory.mktemp("sources")
+  return root, seeds_lib.run_seeds(tiny(), str(root), seeds=2, study="sources", mode="vmap")
+
+
 @pytest.mark.slow
-def test_sources_study_decomposes_the_variance(tmp_path):
-  report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, study="sources", mode="vmap")
+def test_sources_study_decomposes_the_variance(sources):
+  tmp_path, report = sources
   names = [s["name"] for s in report["sweeps"]]
-  assert names == ["init", "data", "dropout", "all", "none"]
+  assert names == ["init", "data", "dropout", "one_bit", "all", "none"]
   assert set(report["sources_not_drawn"]) == {"augment", "noise", "sampler"}  # every stream is accounted for
   assert report["resolution"]["value"] == pytest.approx(1 / 360) and report["resolution"]["finer"] == "eval/loss"
   markdown = (tmp_path / "report.md").read_text()
@@ -236,8 +242,63 @@ def test_sources_study_decomposes_the_variance(tmp_path):
   assert len({r["params_sha256"] for r in none["seeds"]}) == 1
   shares = [report["variance_by_source"][s]["share"] for s in ("init", "data", "dropout")]
   assert all(s is not None for s in shares) and sum(shares) == pytest.approx(1.0)
+  assert report["variance_by_source"]["one_bit"]["share"] is None  # a perturbation: outside the streams' sum
   below = [s for s, v in report["variance_by_source"].items() if isinstance(v, dict) and 0 < v["std"] < 1 / 360]
-  assert [w.split(":")[0] for w in report["warnings"]] == [f"sweep {s!r}" for s in below]  # each said once
+  said = [w.split(":")[0] for w in report["warnings"] if "below the metric's resolution" in w]
+  assert said == [f"sweep {s!r}" for s in below]  # each said once
+  assert "| one_bit | varied: each seed flips the lowest mantissa bit of one initial weight |" in markdown
+  assert "| hardware (theirs: cuDNN) | not applicable: needs a GPU; no GPU here (cpu backend" in markdown
+
+
+@pytest.mark.slow
+def test_one_bit_sweep_vmapped_and_sequential_give_the_same_seeds(sources, tmp_path):
+  """The vmapped one_bit sweep of the sources study against the same seeds trained one by one: the same
+  weight flipped, bitwise the same initial parameters (tests/seeds/test_spread.py), the same final metrics
+  and eval predictions; trained parameters equal to rounding (a vmapped program batches its matmuls)."""
+  root, study = sources
+  vmapped = next(s for s in study["sweeps"] if s["name"] == "one_bit")
+  sequential = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, vary="one_bit", mode="sequential", plots=False)
+  one = sequential["sweeps"][0]
+  assert one["name"] == "one_bit" and one["mode"] == "sequential" and vmapped["mode"] == "vmap"
+  assert one["spread"]["one_bit_sites"] == vmapped["spread"]["one_bit_sites"]
+  assert len({s["index"] for s in one["spread"]["one_bit_sites"]}) == 2
+  for v, s in zip(vmapped["seeds"], one["seeds"], strict=True):
+    assert v["final"] == s["final"] and v["best"] == s["best"]
+    assert max_param_diff(latest_params(v["workdir"]), latest_params(s["workdir"])) <= 1e-5
+  a, b = (np.load(os.path.join(w, "one_bit", "predictions.npz")) for w in (root, tmp_path))
+  assert np.array_equal(a["predictions"], b["predictions"]) and np.array_equal(a["labels"], b["labels"])
+
+
+@pytest.mark.slow
+def test_every_study_reports_its_spread_the_ensemble_and_the_disputed_examples(two_modes):
+  workdir, report = two_modes["vmap"]
+  sweep = report["sweeps"][0]
+  spread = sweep["spread"]
+  assert spread["predictions_check"] == {"params_verified": True, "accuracy_matches_summary": True}
+  assert [spread["accuracy_std"]["std"], spread["accuracy_std"]["n"]] == [pytest.approx(sweep["final"]["std"]), 3]
+  for key in ("accuracy_std", "loss_std"):
+    lo, hi = spread[key]["ci95"]
+    assert lo <= spread[key]["std"] <= hi
+  agree = spread["agreement"]
+  for key in ("disagreement", "correctness_correlation"):
+    assert agree[key]["ci95"][0] <= agree[key]["mean"] <= agree[key]["ci95"][1]
+  ensemble = agree["ensemble"]
+  assert ensemble["single_accuracies"] == pytest.approx([r["final"] for r in sweep["seeds"]])
+  assert ensemble["mean_single_accuracy"] == pytest.approx(sweep["final"]["mean"])
+  saved = np.load(os.path.join(workdir, spread["files"]["predictions"]))
+  assert saved["predictions"].shape == (3, 360) and agree["examples"] == 360
+  assert saved["per_example_disagreement"].mean() == pytest.approx(agree["disagreement"]["mean"])
+  disputed = np.load(os.path.join(workdir, spread["files"]["disputed_npz"]))
+  assert disputed["inputs"].shape[1:] == (8, 8, 1) and disputed["predictions"].shape[0] == 3
+  assert np.array_equal(disputed["labels"], saved["labels"][disputed["indices"]])
+  csv = open(os.path.join(workdir, spread["files"]["disputed_csv"])).read().splitlines()
+  assert (
+    csv[0].startswith("rank,index,label,ensemble_prediction,disagreement") and len(csv) == len(disputed["indices"]) + 1
+  )
+  assert open(os.path.join(workdir, spread["files"]["disputed_png"]), "rb").read(8) == PNG
+  assert report["hardware"]["applicable"] is False and report["published"]["model"] == "ResNet-14"
+  markdown = open(os.path.join(workdir, "report.md")).read()
+  assert "| ensemble accuracy | mean single-seed accuracy |" in markdown and "CIFAR-10" in markdown
 
 
 def test_a_std_below_one_eval_example_or_a_frozen_metric_is_flagged():
