@@ -57,8 +57,9 @@ def seed_config(config: ml_collections.ConfigDict, index: int, vary: tuple[str, 
   is not among the config's streams (configs/base.py): it is added to `config.seeds` here, and a run with it
   set starts from its init with one bit flipped (run.assemble.one_bit_perturbed)."""
   run = config.copy_and_resolve_references()
-  for name in vary:
-    run.seeds[name] = config.seed + index
+  with run.unlocked():  # the CLI locks its config; one_bit is a field the config may not have yet
+    for name in vary:
+      run.seeds[name] = config.seed + index
   return run
 
 

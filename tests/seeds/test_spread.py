@@ -108,5 +108,7 @@ def test_one_bit_changes_exactly_one_bit_of_one_leaf_of_the_init_and_a_group_sta
         assert not xor.any()
       assert np.array_equal(np.asarray(b).view(np.uint32), np.asarray(g)[i].view(np.uint32))  # bitwise
   assert len(sites) == 3  # the seed chooses the weight
+  config.lock()  # as the CLI passes it: the one_bit field is still added
+  assert sweeps.seed_config(config, 4, ("one_bit",)).seeds.one_bit == config.seed + 4
   unperturbed = sweeps.seed_config(config, 0, ("init",))
   assert rng.one_bit_seed(unperturbed) is None and rng.one_bit_seed(configs[2]) == config.seed + 2
