@@ -30,6 +30,7 @@ import numpy as np
 from matplotlib import image as mpimg
 
 WINDOW = "1400,1000"
+TALL_WINDOW = "1400,1450"  # the Images page: two confusion images a row, three runs
 BUDGET_MS = 15000
 # A drawn page: at least this share of the content area is coloured (the runs' lines, histograms, the confusion
 # image's blues). Measured: a blank Time Series page 0.0017 (its grey text and settings), drawn pages 0.009-0.046.
@@ -95,7 +96,7 @@ def drawn_share(path: str) -> float:
   return float(np.mean(content.max(axis=-1) - content.min(axis=-1) > 0.25))
 
 
-def shoot(url: str, path: str, budget_ms: int = BUDGET_MS) -> float:
+def shoot(url: str, path: str, budget_ms: int = BUDGET_MS, window: str = WINDOW) -> float:
   """One screenshot of `url` into `path` (a fresh browser profile each time); returns its drawn share."""
   with tempfile.TemporaryDirectory(prefix="jaxflow_chromium_") as profile:
     cmd = [
@@ -105,7 +106,7 @@ def shoot(url: str, path: str, budget_ms: int = BUDGET_MS) -> float:
       "--disable-gpu",
       "--hide-scrollbars",
       f"--user-data-dir={profile}",
-      f"--window-size={WINDOW}",
+      f"--window-size={window}",
       f"--screenshot={path}",
       f"--virtual-time-budget={budget_ms}",
       url,
@@ -157,10 +158,11 @@ def take(logdir: str, runs: list[str], out: str) -> tuple[list[tuple[str, str]],
   with tensorboard(logdir, runs) as base:
     for name, title, frag in plan(runs):
       path = os.path.join(out, name)
-      share = shoot(base + "/" + frag, path)
+      window = TALL_WINDOW if frag.startswith("#images") else WINDOW
+      share = shoot(base + "/" + frag, path, window=window)
       retried = share < CONTENT_SHARE
       if retried:
-        share = shoot(base + "/" + frag, path, budget_ms=3 * BUDGET_MS)
+        share = shoot(base + "/" + frag, path, budget_ms=3 * BUDGET_MS, window=window)
       records.append({"file": name, "url_fragment": frag, "drawn_share": round(share, 3), "retried": retried})
       print(f"[monitoring] screenshot {name}: drawn share {share:.3f}", flush=True)
       if share >= CONTENT_SHARE:
