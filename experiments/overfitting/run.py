@@ -180,7 +180,7 @@ def mean_curve(curves: list[dict]) -> dict:
     return {}
   length = min(len(c["epoch"]) for c in curves)
   keys = [k for k in curves[0] if all(k in c for c in curves)]
-  return {k: [float(np.mean([c[k][e] for c in curves])) for e in range(length)] for k in keys}
+  return {k: [round(float(np.mean([c[k][e] for c in curves])), 4) for e in range(length)] for k in keys}
 
 
 def summarize(results: dict[str, study.ArmResult]) -> dict:
