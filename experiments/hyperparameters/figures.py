@@ -83,7 +83,8 @@ def _scaling(out: str, analyzed: dict, main: str) -> str | None:
     ax.plot(cols, best, "o-", color="black", label=f"measured best lr (slope {slope['slope']:+.2f})")
     ax.plot(cols[edge], best[edge], "x", color="red", ms=9, label="at the grid's edge")
     sign = 1 if label == "batch size" else -1  # lr ~ batch; lr x epochs constant
-    for power, style, name in ((1.0, "--", "linear rule"), (0.5, ":", "square-root rule")):
+    linear = "linear rule" if sign > 0 else "lr x epochs constant"
+    for power, style, name in ((1.0, "--", linear), (0.5, ":", "square-root rule")):
       rule = best[0] * (cols / cols[0]) ** (sign * power)
       ax.plot(cols, rule, style, color="tab:blue", label=f"{name} (slope {sign * power:+.1f})")
     for r in a["rows"]:

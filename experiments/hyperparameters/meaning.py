@@ -210,16 +210,19 @@ def caveats(args, grid: dict, analyzed: dict, checked: dict | None) -> list[str]
     "One model (the digits MLP, Adam), one dataset of 1437 training images and a constant lr: with a decaying "
     "schedule (the config's cosine) the epoch count also sets how fast the lr falls, another interaction this "
     "study does not measure.",
-    "Grids of 4 values: the best lr is known to a factor of ~4.6 before interpolation; an optimum at the grid's "
-    "edge makes its slope a bound, and the jackknife CI of a share from 5 seeds is rough.",
+    "Grids of 4 lrs (~4.6x apart) and 3 batch sizes (8x apart): the best lr is known to a factor of ~4.6 before "
+    "interpolation; an optimum at the grid's edge makes its slope a bound, and the jackknife CI of a share from 5 "
+    "seeds is rough.",
     "The best cells are picked on the test split the table reports (optimistic by the selection), and accuracy "
     "near 98% has little room: compare the shares on accuracy and on log10(error) before calling an interaction "
     "real.",
     f"The dropout surface runs at one lr ({grid['dropout_lr']:g}) for every batch size: part of its interaction is "
-    "the lr x batch interaction seen through dropout (large batches are under-trained at that lr).",
-    "Run time: each cell is its own compiled program (the lr and dropout are constants in it); the recorded wall "
-    "time is at the shared machine's load (Provenance), and the grid was sized to stay near 10 minutes on an idle "
-    "2-core machine.",
+    "the lr x batch interaction seen through dropout (the lr x batch table shows how far that lr is from each "
+    "batch size's best).",
+    "Run time: each cell is its own compiled program (the lr and dropout are constants in it). The grid was first "
+    "4 batch sizes (16, 64, 256, 1024; 29 cells): on the shared machine (load 10-19) its cells took 80-120 s each, "
+    "so it was stopped after two and cut to 3 batch sizes (22 cells). The recorded wall time is at the load in "
+    "Provenance; on an idle 2-core machine a cell compiles in ~8-20 s.",
   ]
   if args.quick:
     out.insert(0, "Quick run: a tiny model, a few steps and 2 seeds: the structure of the outputs, not an answer.")
