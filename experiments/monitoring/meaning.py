@@ -13,6 +13,11 @@ def _m(summary: dict, key: str, digits: int = 3) -> str:
   return "-" if mean is None else f"{mean:.{digits}f}"
 
 
+def _pct(summary: dict, key: str) -> str:
+  mean = summary[key]["mean"]
+  return "-" if mean is None else f"{100 * mean:.0f}%"
+
+
 def _alert(summary: dict, key: str) -> str:
   a = summary["alerts"][key]
   where = f" at step {a['step']['mean']:.0f}" if a["step"] and a["step"]["mean"] is not None else ""
@@ -35,7 +40,7 @@ def answer(s: dict, probe: dict | None) -> str:
     f"dashboards: healthy - train and eval loss fall together (test accuracy {_m(h, 'final_test_accuracy')}, "
     f"train-test gap {_m(h, 'accuracy_gap')}; overfit alert {_alert(h, 'overfit_step')}, divergence alert "
     f"{_alert(h, 'divergence_step')}); overfitting - the train loss falls to {_m(o, 'final_train_loss', 4)} while "
-    f"the eval loss turns up from step {_m(o, 'best_eval_loss_step', 0)} and ends {_m(o, 'eval_loss_rise', 2)} "
+    f"the eval loss turns up from step {_m(o, 'best_eval_loss_step', 0)} and ends {_pct(o, 'eval_loss_rise')} "
     f"above its best (overfit alert {_alert(o, 'overfit_step')}; gap {_m(o, 'accuracy_gap')}, test accuracy "
     f"{_m(o, 'final_test_accuracy')}); diverging - the train loss jumps to {_m(d, 'peak_loss_ratio', 1)}x its "
     f"first value (divergence alert {_alert(d, 'divergence_step')}), then sits at ln 10 = 2.303 (stuck-at-chance "
@@ -77,7 +82,7 @@ def setup(args, arms: dict, mode: str) -> list[str]:
 
 def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> list[str]:
   h, o, d = s[HEALTHY], s[OVERFITTING], s[DIVERGING]
-  shown = "the screenshots above" if shots else "the plots (no screenshots in this run)"
+  shown = "see the screenshots" if shots else "see the plots; no screenshots in this run"
   out = [
     f"**Healthy** ({shown}). Scalars: train/loss and eval/loss fall together and flatten (final "
     f"{_m(h, 'final_train_loss', 3)} and {_m(h, 'final_eval_loss', 3)}), eval/accuracy climbs to "
@@ -86,22 +91,25 @@ def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> l
     f"(std {_m(h, 'kernel_std_first', 3)} after epoch 1, {_m(h, 'kernel_std_final', 3)} at the end). Images: the "
     f"confusion matrix is a dark diagonal. What to look for: the gap between the two loss curves stays small and "
     f"neither curve turns up. The train-test accuracy gap is {_m(h, 'accuracy_gap')}; the eval loss still ends "
-    f"{_m(h, 'eval_loss_rise', 2)} above its best (the overfit rule's 10% margin is what keeps this from an alert).",
+    f"{_pct(h, 'eval_loss_rise')} above its best (the overfit alert: {_alert(h, 'overfit_step')}; its 10% "
+    "margin and 3-evaluation patience are what separate this drift from overfitting).",
     f"**Overfitting** (100 training images, no dropout, 200 epochs). Scalars: train/loss keeps falling to "
     f"{_m(o, 'final_train_loss', 4)} and train accuracy reaches {_m(o, 'final_train_accuracy')}, while eval/loss "
     f"has its minimum at step {_m(o, 'best_eval_loss_step', 0)} and then climbs for the rest of the run "
-    f"({_m(o, 'eval_loss_rise', 2)} above its best at the end). eval/accuracy does NOT show it: it stops at "
+    f"({_pct(o, 'eval_loss_rise')} above its best at the end). eval/accuracy does NOT show it: it stops at "
     f"{_m(o, 'final_test_accuracy')} (best {_m(o, 'best_test_accuracy')}), flat, not falling - the loss curves "
-    f"are where overfitting is visible. Histograms: nothing alarming (kernel std {_m(o, 'kernel_std_final', 3)}). "
-    f"Images: the diagonal is lighter, the errors spread over many cells. What to look for: the two loss curves "
+    f"are where overfitting is visible. Histograms: smooth bells that barely change (kernel std "
+    f"{_m(o, 'kernel_std_final', 3)}). "
+    f"Images: more counts off the diagonal than healthy's. What to look for: the two loss curves "
     f"moving apart, eval turning up while train goes down. The alert fired in {_alert(o, 'overfit_step')}.",
     f"**Diverging** (Adam at lr 1.0). Scalars: within the warmup the train loss leaves the chart "
     f"({_m(d, 'peak_loss_ratio', 1)}x its first value, grad_norm up to {_m(d, 'peak_grad_norm', 1)}), then falls "
     f"back to a flat line at 2.303 = ln 10 and stays there; eval/accuracy sits at {_m(d, 'final_test_accuracy')} "
     f"(chance). TensorBoard's default 'Ignore outliers in chart scaling' clips the spike: the chart shows lines "
     f"leaving the top and a y-axis around 2.3, so the flat line at ln 10 is the tell. Histograms: the kernels "
-    f"are {_m(d, 'kernel_std_final', 2)} in std against {_m(h, 'kernel_std_final', 2)} for healthy, with spikes "
-    f"at a few values (dead relus keep their blown-up weights; nothing moves after the jump). Images: the "
+    f"are {_m(d, 'kernel_std_final', 2)} in std against {_m(h, 'kernel_std_final', 2)} for healthy (an x-axis "
+    f"of several units instead of tenths), split into separate peaks, and the slices stay the same from epoch "
+    f"to epoch: the weights were thrown far in the first steps and nothing moves them back. Images: the "
     f"confusion matrix is one column ({_m(d, 'predicted_classes', 1)} class predicted). The divergence alert "
     f"fired in {_alert(d, 'divergence_step')}.",
   ]
