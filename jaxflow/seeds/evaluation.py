@@ -76,8 +76,9 @@ def _forward(fn, params, batches: dict, mask: np.ndarray) -> np.ndarray:
   return out[..., mask, :]
 
 
-def predict_sweep(config, result, problem, compiled: assemble.Compiled) -> SweepPredictions | str:
-  """The sweep's per-seed eval probabilities, or a one-line reason why there are none."""
+def predict_sweep(config, result, problem, compiled: assemble.Compiled, programs: dict) -> SweepPredictions | str:
+  """The sweep's per-seed eval probabilities, or a one-line reason why there are none. `programs`: the study's
+  jitted forward passes (one vmapped, one single), kept across its sweeps so each compiles once."""
   if problem.kind == "regression":
     return "a regression problem: no class predictions to compare"
   finished = [i for i, s in enumerate(result.summaries) if s.get("status") == "completed"]
@@ -94,13 +95,15 @@ def predict_sweep(config, result, problem, compiled: assemble.Compiled) -> Sweep
       return f"the seeds' eval splits differ (sweep {result.name!r} varies what is evaluated): no example-wise view"
   loaded = [_final_params(result.workdirs[i], result.summaries[i]) for i in finished]
   params = [p for p, _ in loaded]
-  model = models.create_model(config.model, output_dim=problem.output_dim)
   mask = np.asarray(batches["mask"]).reshape(-1) > 0
-  if result.mode in ("vmap", "devices"):
-    probabilities = _forward(_probabilities_fn(model, problem.kind, vmapped=True), stack(params), batches, mask)
+  vmapped = result.mode in ("vmap", "devices")
+  if vmapped not in programs:
+    model = programs.setdefault("model", models.create_model(config.model, output_dim=problem.output_dim))
+    programs[vmapped] = _probabilities_fn(model, problem.kind, vmapped=vmapped)
+  if vmapped:
+    probabilities = _forward(programs[vmapped], stack(params), batches, mask)
   else:
-    fn = _probabilities_fn(model, problem.kind, vmapped=False)
-    probabilities = np.stack([_forward(fn, p, batches, mask) for p in params])
+    probabilities = np.stack([_forward(programs[vmapped], p, batches, mask) for p in params])
   sites = [
     rng.one_bit_site(rng.one_bit_seed(c), p) if rng.one_bit_seed(c) is not None else None
     for c, p in zip(configs, params)

@@ -85,12 +85,15 @@ def sweep_spread(summaries: list[dict], predicted) -> tuple[dict, dict | None]:
   return out, arrays
 
 
-def _ci(d: dict | None, scale: float = 1.0, digits: int = 2) -> str:
+def _ci(d: dict | None, scale: float = 1.0, digits: int = 2, kind: str = "f") -> str:
+  """`value [lo, hi]`; kind "g" (significant digits) for a loss, whose std may be 1e-5 (one_bit)."""
   if not d or d.get("std", d.get("mean")) is None:
     return "-"
   value = d.get("std", d.get("mean")) * scale
   ci = d.get("ci95")
-  return f"{value:.{digits}f}" + (f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]" if ci else "")
+  return f"{value:.{digits}{kind}}" + (
+    f" [{ci[0] * scale:.{digits}{kind}}, {ci[1] * scale:.{digits}{kind}}]" if ci else ""
+  )
 
 
 def markdown(report: dict) -> list[str]:
@@ -110,7 +113,8 @@ def markdown(report: dict) -> list[str]:
     sp, ag = s["spread"], s["spread"].get("agreement") or {}
     ens = ag.get("ensemble") or {}
     lines.append(
-      f"| {s['name']} | {sp['accuracy_std']['n']} | {_ci(sp['accuracy_std'], 100)} | {_ci(sp['loss_std'], 1, 4)} | "
+      f"| {s['name']} | {sp['accuracy_std']['n']} | {_ci(sp['accuracy_std'], 100)} | "
+      f"{_ci(sp['loss_std'], 1, 2, 'g')} | "
       f"{_ci(ag.get('disagreement'), 100)} | {_ci(ag.get('correctness_correlation'), 1, 3)} | "
       f"{ens.get('accuracy', float('nan')):.4f} | {ens.get('mean_single_accuracy', float('nan')):.4f} |"
     )

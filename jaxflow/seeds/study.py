@@ -169,7 +169,8 @@ def run_seeds(
     report = seeds_report.build(
       config, results, choice=choice, skipped_sources=skipped, active=active, study=study, eval_size=problem.eval_size
     )
-    predicted = [evaluation.predict_sweep(config, r, problem, compiled) for r in results]  # one eval pass per seed
+    programs: dict = {}  # the forward passes, compiled once for every sweep
+    predicted = [evaluation.predict_sweep(config, r, problem, compiled, programs) for r in results]  # one pass a seed
     spread.add_to_report(report, results, predicted, workdir, plots=plots)
     if check_determinism:
       report["determinism"] = determinism.check(config, results[0], workdir)
