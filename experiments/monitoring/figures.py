@@ -14,7 +14,10 @@ import numpy as np
 from experiments.common import plots
 
 COLORS = {"healthy": "tab:green", "overfitting": "tab:blue", "diverging": "tab:red"}
-ALERT_OF = {"overfitting": ("overfit_step", "overfit alert"), "diverging": ("divergence_step", "divergence alert")}
+ALERT_OF = {
+  "overfitting": (("overfit_step", "overfit alert", "--"),),
+  "diverging": (("grad_spike_step", "grad-norm alert", "--"), ("chance_step", "stuck-at-chance alert", "-.")),
+}
 
 
 def _series(curve: dict | None, tag: str) -> tuple[np.ndarray, np.ndarray]:
@@ -26,12 +29,10 @@ def _series(curve: dict | None, tag: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _alert_line(ax, arm: str, summary: dict) -> None:
-  if arm not in ALERT_OF:
-    return
-  key, label = ALERT_OF[arm]
-  step = summary[arm]["alerts"][key]["step"]
-  if step and step["mean"] is not None:
-    ax.axvline(step["mean"], color="k", ls="--", lw=1, label=f"{label} (mean step {step['mean']:.0f})")
+  for key, label, style in ALERT_OF.get(arm, ()):
+    step = summary[arm]["alerts"][key]["step"]
+    if step and step["mean"] is not None:
+      ax.axvline(step["mean"], color="k", ls=style, lw=1, label=f"{label} (mean step {step['mean']:.0f})")
 
 
 def _learning_curves(out: str, curves: dict, summary: dict) -> str:

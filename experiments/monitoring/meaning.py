@@ -24,29 +24,42 @@ def _alert(summary: dict, key: str) -> str:
   return f"{a['fired']} of {a['seeds']} seeds{where}"
 
 
+def _count(v: float | None) -> str:
+  """A count averaged over seeds: '1' when every seed agrees, '1.4' when not."""
+  return "-" if v is None else (f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")
+
+
 def _stop(probe: dict | None) -> str:
   if not probe:
     return ""
   return (
-    f"; with jaxflow's default `train.stop_on_divergence` the diverging run is {probe['status']} at step "
-    f"{probe['stopped_at_step']} and its TensorBoard folder holds {probe['train_loss_events']} train-loss events"
+    f". With jaxflow's default `train.stop_on_divergence` the same run stops at step {probe['stopped_at_step']} "
+    f"and its TensorBoard folder holds train loss up to step {probe['last_logged_step']} only "
+    f"({probe['train_loss_events']} events; the loss that stopped it is not among them)"
   )
+
+
+def _healthy_alerts(h: dict) -> str:
+  fired = sum(a["fired"] for a in h["alerts"].values())
+  seeds = next(iter(h["alerts"].values()))["seeds"]
+  return f"no alert in any of {seeds} seeds" if not fired else f"{fired} alert(s) over {seeds} seeds (false alarms)"
 
 
 def answer(s: dict, probe: dict | None) -> str:
   h, o, d = s[HEALTHY], s[OVERFITTING], s[DIVERGING]
   return (
-    f"TensorBoard (jaxflow writes its events) tells the three apart from the Scalars, Histograms and Images "
-    f"dashboards: healthy - train and eval loss fall together (test accuracy {_m(h, 'final_test_accuracy')}, "
-    f"train-test gap {_m(h, 'accuracy_gap')}; overfit alert {_alert(h, 'overfit_step')}, divergence alert "
-    f"{_alert(h, 'divergence_step')}); overfitting - the train loss falls to {_m(o, 'final_train_loss', 4)} while "
-    f"the eval loss turns up from step {_m(o, 'best_eval_loss_step', 0)} and ends {_pct(o, 'eval_loss_rise')} "
-    f"above its best (overfit alert {_alert(o, 'overfit_step')}; gap {_m(o, 'accuracy_gap')}, test accuracy "
-    f"{_m(o, 'final_test_accuracy')}); diverging - the train loss jumps to {_m(d, 'peak_loss_ratio', 1)}x its "
-    f"first value (divergence alert {_alert(d, 'divergence_step')}), then sits at ln 10 = 2.303 (stuck-at-chance "
-    f"{d['alerts']['at_chance']['fired']} of {d['alerts']['at_chance']['seeds']}) with test accuracy "
-    f"{_m(d, 'final_test_accuracy')}, {_m(d, 'predicted_classes', 1)} class(es) predicted in the confusion image "
-    f"and kernels {_m(d, 'kernel_std_final', 2)} in std against {_m(h, 'kernel_std_final', 2)}{_stop(probe)}."
+    f"TensorBoard, on the events jaxflow writes, tells the three apart: healthy - train and eval loss fall "
+    f"together (test accuracy {_m(h, 'final_test_accuracy')}, train-test gap {_m(h, 'accuracy_gap')}; "
+    f"{_healthy_alerts(h)}); overfitting - the train loss falls to {_m(o, 'final_train_loss', 4)} while the eval "
+    f"loss turns up after step {_m(o, 'best_eval_loss_step', 0)} and ends {_pct(o, 'eval_loss_rise')} above its "
+    f"best under a flat eval accuracy (overfit alert {_alert(o, 'overfit_step')}; gap {_m(o, 'accuracy_gap')}, "
+    f"test accuracy {_m(o, 'final_test_accuracy')}); diverging - the train loss jumps to "
+    f"{_m(d, 'peak_loss_ratio', 1)}x its first value and the grad norm to {_m(d, 'peak_grad_norm', 0)} (jaxflow's "
+    f"10x-loss rule {_alert(d, 'divergence_step')}, 10x grad norm {_alert(d, 'grad_spike_step')}), then the loss "
+    f"sits at ln 10 (stuck-at-chance alert {_alert(d, 'chance_step')}) with test accuracy "
+    f"{_m(d, 'final_test_accuracy')}, {_count(d['predicted_classes']['mean'])} class predicted in the confusion "
+    f"image and kernels at std {_m(d, 'kernel_std_final', 2)} against {_m(h, 'kernel_std_final', 2)}"
+    f"{_stop(probe)}."
   )
 
 
@@ -109,17 +122,22 @@ def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> l
     f"leaving the top and a y-axis around 2.3, so the flat line at ln 10 is the tell. Histograms: the kernels "
     f"are {_m(d, 'kernel_std_final', 2)} in std against {_m(h, 'kernel_std_final', 2)} for healthy (an x-axis "
     f"of several units instead of tenths), split into separate peaks, and the slices stay the same from epoch "
-    f"to epoch: the weights were thrown far in the first steps and nothing moves them back. Images: the "
-    f"confusion matrix is one column ({_m(d, 'predicted_classes', 1)} class predicted). The divergence alert "
-    f"fired in {_alert(d, 'divergence_step')}.",
+    f"to epoch once they have grown (from {_m(d, 'kernel_std_first', 2)} after epoch 1). Images: the confusion "
+    f"matrix is one column ({_count(d['predicted_classes']['mean'])} class predicted for every image). Which "
+    f"alert catches it: jaxflow's 10x-loss rule fired in {_alert(d, 'divergence_step')} (the other seeds' loss "
+    f"peaks stayed below 10x: mean peak {_m(d, 'peak_loss_ratio', 1)}x), the 10x grad-norm rule in "
+    f"{_alert(d, 'grad_spike_step')}, the stuck-at-chance rule in {_alert(d, 'chance_step')}: a monitor that "
+    "only watches for a loss blow-up misses a run that blows up mildly and then dies.",
   ]
   if probe:
     out.append(
-      f"With jaxflow's defaults (`train.stop_on_divergence=True`) the same config stops: status "
+      f"With jaxflow's defaults (`train.stop_on_divergence=True`) the same config (seed 0) stops: status "
       f"'{probe['status']}' at step {probe['stopped_at_step']}, and its TensorBoard folder holds "
-      f"{probe['train_loss_events']} train-loss, {probe['eval_events']} eval and {probe['histogram_events']} "
-      f'histogram events (its message: "{probe["error"][:160]}"). The run was monitored and stopped by jaxflow; '
-      "TensorBoard alone shows what it logged before the stop."
+      f"{probe['train_loss_events']} train-loss events (up to step {probe['last_logged_step']}), "
+      f"{probe['eval_events']} eval and {probe['histogram_events']} histogram events (its message: "
+      f'"{probe["error"][:160]}"). jaxflow monitored and stopped the run, but a person opening TensorBoard sees '
+      "a loss that had just started to rise and no eval point: the value that stopped the run is only in the "
+      "message and summary.json."
     )
   out.append(
     "Against the question: TensorBoard is such an application, and with the events jaxflow writes it shows all "

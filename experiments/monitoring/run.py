@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -66,7 +67,7 @@ HEADLINE = (
   "kernel_std_final",
   "predicted_classes",
 )
-ALERTS = ("divergence_step", "overfit_step", "at_chance")
+ALERTS = ("divergence_step", "grad_spike_step", "overfit_step", "chance_step")
 # (metric, arm, resolution, higher is better): each against the healthy arm, seed by seed.
 COMPARED = (
   ("accuracy_gap", OVERFITTING, "accuracy", False),
@@ -112,9 +113,10 @@ def probe_default_stop(session: study.Session) -> dict:
   logged = signals.scalars(acc) if acc else {}
   return {
     "status": summary.get("status"),
-    "stopped_at_step": summary.get("steps"),
+    "stopped_at_step": _stop_step(summary.get("error")),
     "error": (summary.get("error") or "")[:300],
     "train_loss_events": len(logged.get("train/loss", [])),
+    "last_logged_step": logged["train/loss"][-1][0] if logged.get("train/loss") else None,
     "eval_events": len(logged.get("eval/loss", [])),
     "histogram_events": len(signals.kernel_std(acc)) if acc else 0,
   }
@@ -129,6 +131,12 @@ def _alert(values: list) -> dict:
   fired = [v for v in values if v not in (None, False)]
   steps = [v for v in fired if not isinstance(v, bool)]
   return {"fired": len(fired), "seeds": len(values), "step": stats.mean_ci(steps) if steps else None}
+
+
+def _stop_step(error: str) -> int | None:
+  """The step jaxflow's divergence message names ('training loss 29.06 at step 4 ...')."""
+  found = re.search(r"at step (\d+)", error or "")
+  return int(found.group(1)) if found else None
 
 
 def summarize(results: dict[str, study.ArmResult]) -> dict:
@@ -185,16 +193,17 @@ def headline_table(s: dict) -> report.Table:
 
 def alert_table(s: dict) -> report.Table:
   names = {
-    "divergence_step": "divergence (train loss > 10x its first or not finite)",
+    "divergence_step": "divergence (train loss > 10x its first or not finite; jaxflow's stop rule)",
+    "grad_spike_step": "gradient spike (grad norm > 10x its first or not finite)",
     "overfit_step": "overfitting (eval loss 10% above its best at 3 evaluations in a row, train loss lower)",
-    "at_chance": "stuck at chance (final eval loss within 0.05 of ln 10)",
+    "chance_step": "stuck at chance (eval loss within 0.05 of ln 10 at 3 evaluations in a row)",
   }
   rows = []
   for name, v in s.items():
     for alert, label in names.items():
       a = v["alerts"][alert]
       step = report.cell(a["step"], 1) if a["step"] else "-"
-      rows.append([name, label, f"{a['fired']} of {a['seeds']}", step if alert != "at_chance" else "end of run"])
+      rows.append([name, label, f"{a['fired']} of {a['seeds']}", step])
   note = "The step is the logged step at which the rule first holds (mean [95% t-CI] over the seeds where it fired)."
   return report.Table("The alerts a monitor would raise, and when", ["run", "alert", "seeds", "first step"], rows, note)
 

@@ -10,8 +10,9 @@ a step:
   `train.stop_on_divergence` rule, jaxflow/training/divergence.py, applied to the logged curve);
 - overfitting: the eval loss 10% above its best so far at 3 evaluations in a row while the training loss
   sits below its value at that best (the eval curve turns up while the training curve keeps falling);
-- stuck at chance: the last eval loss within 0.05 of ln(classes) (a network that predicts the same
-  distribution for every input) - the plateau a diverged run often lands on.
+- gradient spike: a logged gradient norm above 10x the first logged one (the same rule on train/grad_norm);
+- stuck at chance: the eval loss within 0.05 of ln(classes) at 3 evaluations in a row (a network that predicts
+  the same distribution for every input) - the plateau a diverged run often lands on.
 """
 
 from __future__ import annotations
@@ -62,11 +63,27 @@ def kernel_std(acc) -> list[list[float]]:
 
 def divergence_step(train_loss: list[list[float]]) -> int | None:
   """The first logged step whose training loss is not finite or above 10x the first logged loss."""
-  if not train_loss:
+  return spike_step(train_loss)
+
+
+def spike_step(curve: list[list[float]], factor: float = DIVERGENCE_FACTOR) -> int | None:
+  """The first logged step whose value is not finite or above `factor` x the first logged value."""
+  if not curve:
     return None
-  first = train_loss[0][1]
-  for step, value in train_loss:
-    if not math.isfinite(value) or (first > 0 and value > DIVERGENCE_FACTOR * first):
+  first = curve[0][1]
+  for step, value in curve:
+    if not math.isfinite(value) or (first > 0 and value > factor * first):
+      return int(step)
+  return None
+
+
+def chance_step(eval_loss: list[list[float]], classes: int) -> int | None:
+  """The eval step at which the eval loss has been within CHANCE_TOLERANCE of ln(classes) for PATIENCE
+  evaluations in a row."""
+  streak = 0
+  for step, value in eval_loss:
+    streak = streak + 1 if abs(value - math.log(classes)) < CHANCE_TOLERANCE else 0
+    if streak >= PATIENCE:
       return int(step)
   return None
 
@@ -135,7 +152,8 @@ def read_run(workdir: str, summary: dict | None, classes: int = 10) -> dict:
     "kernel_std_final": std[-1][1] if std else None,
     "divergence_step": divergence_step(train_loss),
     "overfit_step": overfit_step(eval_loss, train_loss),
-    "at_chance": final_eval is not None and abs(final_eval - math.log(classes)) < CHANCE_TOLERANCE,
+    "grad_spike_step": spike_step(curves.get("train/grad_norm", [])),
+    "chance_step": chance_step(eval_loss, classes),
     "predicted_classes": int(np.count_nonzero(np.asarray(confusion).sum(axis=0))) if confusion else None,
     "images": len(acc.Images("eval/confusion_matrix")) if "eval/confusion_matrix" in acc.Tags()["images"] else 0,
     "histogram_steps": len(std),

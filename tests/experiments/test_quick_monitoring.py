@@ -29,11 +29,11 @@ def test_quick_run_writes_the_standard_outputs(outputs):
       assert "curves" not in row  # the curves go to the plots, not into results.json
       assert row["steps"] > 0 and row["final_test_accuracy"] is not None
       assert row["images"] >= 1 and row["histogram_steps"] >= 1  # the confusion image and histograms were read
-      assert {"divergence_step", "overfit_step", "at_chance", "kernel_std_final"} <= set(row)
+      assert {"divergence_step", "grad_spike_step", "overfit_step", "chance_step", "kernel_std_final"} <= set(row)
   compared = {(row["comparison"], row["a"]) for row in results["differences"]}
   assert ("accuracy_gap", "overfitting") in compared and ("peak_loss_ratio", "diverging") in compared
   summary = results["findings"]["summary"]
-  assert set(summary["diverging"]["alerts"]) == {"divergence_step", "overfit_step", "at_chance"}
+  assert set(summary["diverging"]["alerts"]) == {"divergence_step", "grad_spike_step", "overfit_step", "chance_step"}
 
 
 @pytest.mark.slow
