@@ -58,15 +58,25 @@ def _side(summaries: dict, arm: str, none: str) -> str:
 
 
 def _fitted(curve: dict) -> str:
-  """When no remedy's mean training accuracy first reaches 0.995, and the test accuracy then and at the end."""
+  """When no remedy's mean training accuracy first reaches 0.995, and where its mean test accuracy peaks and ends:
+  whether the test accuracy falls while training goes on (what early stopping needs) or only stops rising."""
   steps, train, test = curve.get("step", []), curve.get("train", []), curve.get("test", [])
   k = next((k for k, v in enumerate(train) if v >= 0.995), None)
   if k is None or not test:
     return "Its mean training accuracy never reaches 0.995 in the budget."
+  peak = max(range(len(test)), key=lambda e: test[e])
+  drop = test[peak] - test[-1]
   return (
-    f"The learning curves show the training images all but fitted by step {steps[k]} (mean train accuracy "
-    f"{train[k]:.3f}, test {test[k]:.3f}); the test accuracy ends at {test[-1]:.3f} at step {steps[-1]}: once every "
-    "training image is right, little is left in the loss to move the model towards the digits it has not seen."
+    f"The learning curves show the training images all but fitted by step {int(steps[k])} (mean train accuracy "
+    f"{train[k]:.3f}, test {test[k]:.3f}); the mean test accuracy peaks at {test[peak]:.3f} (step {int(steps[peak])}) "
+    f"and ends at {test[-1]:.3f} (step {int(steps[-1])}), {drop:.3f} lower (about {drop * 360:.1f} of 360 test "
+    "images): "
+    + (
+      "it falls while training goes on, the overfitting early stopping is for."
+      if drop >= 0.01
+      else "it stops rising and barely falls. The overfitting here is a gap that opens early and stays, not a test "
+      "accuracy that training longer erodes: there is little late decline for early stopping to cut off."
+    )
   )
 
 
@@ -90,8 +100,7 @@ def paragraphs(
   out.append(
     "**Which side of the gap moves.** A remedy can narrow the gap by raising the test accuracy or merely by "
     "lowering the training accuracy; only the first is worth having. The brackets above say which (test and train "
-    "accuracy, arm minus none, means): a narrower gap with the train accuracy unchanged came from generalizing "
-    "better; one with the train accuracy down and no test gain only fits less."
+    "accuracy, arm minus none, means). " + _sides(summaries, none)
   )
   if combos:
     said = "; ".join(f"{d['a']} - {d['b']}: {report.difference_text(d)}" for d in combos)
@@ -100,6 +109,18 @@ def paragraphs(
   out.append(f"**Ranked by test accuracy** (in brackets, the arms each is resolved better than): {ranking}.")
   out.append(_against_the_workflow(summaries, versus))
   return out
+
+
+def _sides(summaries: dict, none: str) -> str:
+  """Which arms still fit every training image (eval mode), and which fit fewer."""
+  full = [a for a in summaries if a != none and (_mean(summaries, a, "train") or 0) >= 0.999]
+  fewer = [a for a in summaries if a != none and a not in full]
+  return (
+    f"Still fitting their training images (train >= 0.999): {', '.join(full) or 'no arm'}; every gap change of "
+    "these is a test-accuracy change. Fitting fewer: "
+    + (", ".join(f"{a} ({_f(_mean(summaries, a, 'train'))})" for a in fewer) or "no arm")
+    + "."
+  )
 
 
 def _against_the_workflow(summaries: dict, versus: list[dict]) -> str:
@@ -113,14 +134,24 @@ def _against_the_workflow(summaries: dict, versus: list[dict]) -> str:
     + "."
   )
   if stop:
-    epochs = ", ".join(
-      f"{a}: stopped after {_f(_mean(summaries, a, 'stopped_epoch'), 1)} epochs on average, kept epoch "
-      f"{_f(_mean(summaries, a, 'kept_epoch'), 1)}"
+    epochs = "; ".join(
+      f"`{a}` stopped after {_f(_mean(summaries, a, 'stopped_epoch'), 1)} epochs on average (of 150) and kept epoch "
+      f"{_f(_mean(summaries, a, 'kept_epoch'), 1)}, where the held-out loss was lowest"
       for a in stop
     )
     text += (
-      f" Early stopping ({epochs}) has to pay for its monitor: on a small set the held-out images come out of the "
-      "training budget (here 30 of 150), and its verdict is read from 30 images' loss."
+      f" Early stopping: {epochs}. It pays for its monitor twice on a small set: the held-out images come out of "
+      "the training budget (here 30 of 150), and a loss minimum read from 30 images comes early (the loss starts "
+      "rising from overconfidence while the accuracy still climbs); and it can only gain where the test accuracy "
+      "falls with longer training."
+    )
+  more = _row(versus, "more data", "accuracy")
+  others = [d for d in versus if d["comparison"] == "accuracy" and d["a"] != "more data" and d["mean"] is not None]
+  if more and others and more["mean"] is not None:
+    best = max(others, key=lambda d: d["mean"])
+    text += (
+      f" More data is the remedy the others stand in for: 4x the images gains {more['mean']:+.3f}, the best of the "
+      f"rest ({best['a']}) {best['mean']:+.3f}."
     )
   return text
 
