@@ -149,7 +149,7 @@ def tables(analyzed: dict, main: str) -> list[report.Table]:
   return out
 
 
-def paragraphs(analyzed: dict, main: str, grid: dict, checked: dict | None) -> list[str]:
+def paragraphs(analyzed: dict, main: str, grid: dict, checked: dict | None, diffs: list | None = None) -> list[str]:
   lr_e, lr_b, d_b = analyzed[main], analyzed["lr x batch"], analyzed["dropout x batch"]
   out = []
   if checked:
@@ -160,20 +160,46 @@ def paragraphs(analyzed: dict, main: str, grid: dict, checked: dict | None) -> l
     )
   out.append(_lr_paragraph(lr_e, "epochs"))
   out.append(_lr_paragraph(lr_b, "batch"))
+  out += _collapse_paragraph(analyzed, lr_b)
+  out.append(_dropout_paragraph(d_b, grid, diffs or []))
+  return out
+
+
+def _collapse_paragraph(analyzed: dict, lr_b: dict) -> list[str]:
+  """Where lr x steps explains the lr surfaces (R^2 of one curve at least the additive fit's) and where it does not."""
   collapse = lr_b.get("collapse") or {}
-  if collapse.get("r2") is not None and collapse.get("additive_r2") is not None:
-    out.append(
-      f"Where it is explainable: with a constant lr and a fixed epoch count, lr x steps is proportional to lr / batch "
-      f"(the linear scaling rule's variable). As one cubic of log(lr x steps) it explains R^2 {collapse['r2']:.2f} "
-      f"of the lr x batch means, against {collapse['additive_r2']:.2f} for lr and batch added: "
-      + (
-        "the combined variable carries the interaction (the collapse plot's curves lie on one another)."
-        if collapse["r2"] >= collapse["additive_r2"]
-        else "the additive fit does better, so lr x steps is not the whole story (see the collapse plot: at the "
-        "same lr x steps, the batches do not reach the same accuracy)."
-      )
-    )
+  if collapse.get("r2") is None or collapse.get("additive_r2") is None:
+    return []
+  per_batch = [
+    (a["name"].split("(")[1].rstrip(")"), a["collapse"]["r2"], a["collapse"]["additive_r2"])
+    for k, a in analyzed.items()
+    if k.startswith("lr x epochs") and (a.get("collapse") or {}).get("additive_r2") is not None
+  ]
+  listed = "; ".join(f"{name} {r2:.2f} vs {add:.2f}" for name, r2, add in per_batch)
+  failing = [name for name, r2, add in per_batch if r2 < add]
+  carried = collapse["r2"] >= collapse["additive_r2"]
+  along = (
+    f"Along the epochs it holds too (lr x epochs, lr x steps alone vs additive R^2: {listed})."
+    if not failing
+    else f"Along the epochs it is not the whole story (lr x epochs, lr x steps alone vs additive R^2: {listed}; "
+    f"the additive fit wins at {', '.join(failing)}): where the collapse plot's curves part, the same lr x steps "
+    "reached with another lr ends elsewhere."
+  )
+  return [
+    "Where it is explainable: with a constant lr and a fixed epoch count, lr x steps is proportional to lr / batch "
+    f"(the linear scaling rule's variable). As one cubic of log(lr x steps) it explains R^2 {collapse['r2']:.2f} of "
+    f"the lr x batch means after the last epoch, against {collapse['additive_r2']:.2f} for lr and batch added: "
+    + ("there the combined variable carries the interaction. " if carried else "the additive fit does better. ")
+    + along
+  ]
+
+
+def _dropout_paragraph(d_b: dict, grid: dict, diffs: list) -> str:
+  """The omnibus F-test and the corner contrast can disagree (one test over all cells, one over four): say both."""
   i = d_b["interaction"]
+  contrasts = [r for r in diffs if r["comparison"].startswith("dropout x batch") and "contrast" in r["comparison"]]
+  corner = contrasts[0] if contrasts else None
+  corner_text = "" if corner is None else f" The corner contrast alone: {report.difference_text(corner)}."
   if resolved(i):
     why = (
       "A candidate explanation, not tested here: small batches already add gradient noise (a regularizer of their "
@@ -181,9 +207,8 @@ def paragraphs(analyzed: dict, main: str, grid: dict, checked: dict | None) -> l
       "model under-fitted, where dropout's extra noise slows it more than it regularizes."
     )
   else:
-    why = "The seeds do not resolve an interaction here: dropout's effect adds to the batch size's."
-  out.append(f"Dropout x batch: {moves(d_b)}; interaction share {share_text(i)}. {why}")
-  return out
+    why = "The F-test over all cells does not resolve an interaction: dropout's effect mostly adds to the batch size's."
+  return f"Dropout x batch: {moves(d_b)}; interaction share {share_text(i)}. {why}{corner_text}"
 
 
 def _lr_paragraph(a: dict, axis: str) -> str:

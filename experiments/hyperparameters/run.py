@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
       "arms": arms_facts(cells, prefix),
       "differences": diffs,
       "plots": plot_files,
-      "meaning": meaning.paragraphs(analyzed, main_key, grid, checked),
+      "meaning": meaning.paragraphs(analyzed, main_key, grid, checked, diffs),
       "caveats": meaning.caveats(args, grid, analyzed, checked),
       "findings": {
         "surfaces": {k: _json_ready(a) for k, a in analyzed.items()},
