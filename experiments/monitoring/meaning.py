@@ -143,8 +143,9 @@ def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> l
     "Against the question: TensorBoard is such an application, and with the events jaxflow writes it shows all "
     "three failure pictures, but it only draws: it raises no alert, smooths (0.6 by default) and clips outliers "
     "by default, and someone has to look. The alerts above are the rules a person applies by eye, written as code "
-    "on TensorBoard's own reader; jaxflow itself acts on divergence (stop_on_divergence) and, if asked, on a "
-    "stalled monitor metric (early stopping), not on a rising eval loss under a flat eval accuracy."
+    "on TensorBoard's own reader; jaxflow itself acts on divergence (stop_on_divergence, on by default: the 10x-loss "
+    "rule above) and, when enabled, on a monitor metric that stops improving (early stopping, off by default); "
+    "neither was measured here as an overfitting alarm."
   )
   return out
 
