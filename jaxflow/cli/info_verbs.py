@@ -77,6 +77,10 @@ def compare_help(verb: str, args: Sequence[str]) -> bool:
   """`jaxflow seeds|profile compare --help`: prints the usage (True) instead of comparing."""
   if not any(a in ("-h", "--help") for a in args):
     return False
-  what = {"seeds": "two seeds studies", "profile": "two profile reports"}[verb]
-  print(f"usage: jaxflow {verb} compare A B\n\ncompare {what} (their workdirs A and B) side by side", file=sys.stdout)
+  if verb == "seeds":
+    from jaxflow.cli.seeds_compare import USAGE
+
+    print(f"usage:\n{USAGE}", file=sys.stdout)
+    return True
+  print("usage: jaxflow profile compare A B\n\ncompare two profile reports (their workdirs A and B) side by side")
   return True

@@ -18,7 +18,8 @@ from absl import logging as absl_logging
 from jaxflow.cli.annotation_verbs import ANNOTATION_VERBS
 from jaxflow.cli.deploy_verbs import DEPLOY_VERBS, PROFILE_MODEL
 from jaxflow.cli.info_verbs import compare_help, config_main, flag_lines, list_main, version_text
-from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain, seeds_compare
+from jaxflow.cli.seeds_compare import seeds_compare
+from jaxflow.cli.verbs import VERBS, define_common, define_explain, profile_compare, run_explain
 from jaxflow.config import ConfigError, one_line, parse_config_flags
 
 USAGE = """usage: jaxflow VERB --config=FILE [--config.FIELD=VALUE ...] --workdir=DIR [--quiet]

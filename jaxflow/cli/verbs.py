@@ -123,28 +123,6 @@ def run_seeds(fv: flags.FlagValues) -> int:
   return 0
 
 
-def seeds_compare(paths: Sequence[str]) -> int:
-  from jaxflow.seeds.compare import compare_studies  # deferred: loads scipy
-
-  if len(paths) != 2:
-    raise ConfigError(
-      f"jaxflow seeds compare takes two study workdirs, got {len(paths)}: jaxflow seeds compare runs/a runs/b"
-    )
-  result = compare_studies(*paths)
-  diffs = result["config_differences"]
-  if diffs is None:
-    print("config differences: unknown (a study's seed workdirs have no config.json)")
-  else:
-    print(f"config differences ({paths[0]} -> {paths[1]}): {'; '.join(diffs) if diffs else 'none'}")
-  print(result["verdict"])
-  print(
-    json.dumps(
-      {k: result[k] for k in ("difference", "difference_ci95", "welch_t_p", "mann_whitney_p", "a_beats_b", "b_beats_a")}
-    )
-  )
-  return 0
-
-
 def define_profile(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("batch_sizes", "1,32,256", "inference batch sizes to profile, comma-separated", flag_values=fv)
   flags.DEFINE_string(
