@@ -111,8 +111,8 @@ def test_bad_compare_input_is_one_line(args, says, capsys):
 
 @pytest.mark.slow
 def test_until_decided_extends_two_real_studies_and_stops_when_clear(tmp_path, capsys):
-  """An MLP trained at lr 1e-2 (~0.8 after its 11 steps) against lr 1e-6 (chance level, ~0.1): decided at the first look, after the
-  two 2-seed studies were extended to 4 seeds each (vmapped, as the studies were)."""
+  """An MLP trained at lr 1e-2 (~0.8 after its 11 steps) against lr 1e-6 (chance level, ~0.1): decided at the
+  first look, after the two 2-seed studies were extended to 4 seeds each (vmapped, as the studies were)."""
   tiny = ["model.widths=(16,)", "train.epochs=1", "train.batch_size=128", "train.histogram_every=1000"]
   dirs = {}
   for name, extra in (("good", ["optim.lr=1e-2"]), ("frozen", ["optim.lr=1e-6"])):
