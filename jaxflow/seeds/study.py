@@ -52,6 +52,7 @@ from jaxflow.seeds.sweeps import (
   seed_config,
   seed_workdir,
 )
+from jaxflow.training import hparams
 from jaxflow.workdir import acquire_lock, completed_summary, read_json, write_summary
 
 MODES = ("auto", "vmap", "sequential", "devices")
@@ -177,4 +178,20 @@ def run_seeds(
     report["wall_seconds"] = time.perf_counter() - start
     report["config"] = to_dict(config)
     seeds_report.write(report, workdir, plots=plots)
+    _write_hparams(workdir, results, config)
     return report
+
+
+def _write_hparams(workdir: str, results: list[SweepResult], config) -> None:
+  """TensorBoard's HPARAMS tab: each seed with its sweep, its stream seeds and its final metrics."""
+  sessions = [
+    {
+      "run_dir": run_dir,
+      "hparams": {"sweep": r.name, "seed_index": i, **{f"seeds.{s}": config.seed + i for s in r.vary}},
+      "finals": hparams.run_finals(run_dir),
+      "status": (summary or {}).get("status", "failed"),
+    }
+    for r in results
+    for i, (run_dir, summary) in enumerate(zip(r.workdirs, r.summaries, strict=True))
+  ]
+  hparams.write_study(workdir, sessions, [config.train.monitor])

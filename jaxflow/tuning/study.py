@@ -37,6 +37,7 @@ import ml_collections
 from jaxflow.config import ConfigError, config_hash, to_dict
 from jaxflow.run import compile_cache
 from jaxflow.run.validate import validate
+from jaxflow.training import hparams
 from jaxflow.tuning import pruning, suggest
 from jaxflow.tuning import report as report_lib
 from jaxflow.tuning.space_file import load_space
@@ -164,4 +165,20 @@ def run_tune(
     report["wall_seconds"] = time.perf_counter() - start
     report["config"] = to_dict(config)
     report_lib.write(report, study, config_file=config_file)
+    _write_hparams(workdir, study, config)
     return report
+
+
+def _write_hparams(workdir: str, study, config: ml_collections.ConfigDict) -> None:
+  """TensorBoard's HPARAMS tab: each trial's tuned values and final metrics (jaxflow.training.hparams)."""
+  sessions = [
+    {
+      "run_dir": t.workdir,
+      "hparams": {"trial": t.index, **t.params},
+      "finals": {**hparams.run_finals(t.workdir), "objective": t.value},
+      "status": t.status,
+    }
+    for t in study.trials
+    if t.status != "pending"
+  ]
+  hparams.write_study(workdir, sessions, ["objective", config.train.monitor])

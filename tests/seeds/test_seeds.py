@@ -21,6 +21,7 @@ from jaxflow.seeds import report as seeds_report
 from jaxflow.seeds import study as seeds_lib
 from jaxflow.workdir import write_config
 from tests.conftest import config_path, latest_params, max_param_diff
+from tests.hparams_readback import read_hparams
 
 TINY = ["model.widths=(32,)", "train.epochs=2", "train.batch_size=128", "train.histogram_every=1000"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -125,6 +126,18 @@ def test_vmap_and_sequential_give_the_same_seeds(two_modes):
       max_param_diff(latest_params(v["workdir"]), latest_params(s["workdir"])) <= 1e-5
     )  # the same math, other rounding (batched matmuls)
   assert len({r["final"] for r in vmapped["sweeps"][0]["seeds"]}) > 1  # the seeds do differ
+
+
+@pytest.mark.slow
+def test_tensorboard_hparams_lists_every_seed_with_its_streams_and_finals(two_modes):
+  workdir, report = two_modes["vmap"]
+  experiment, sessions = read_hparams(workdir)
+  assert {"sweep", "seed_index", "seeds.init", "seeds.dropout"} <= set(experiment["hparams"])
+  assert experiment["metrics"][0] == "hparams/eval/accuracy"
+  for i, seed in enumerate(report["sweeps"][0]["seeds"]):
+    session = sessions[f"init+dropout/seed_{i:03d}/tb"]
+    assert session["hparams"] == {"sweep": "init+dropout", "seed_index": i, "seeds.init": i, "seeds.dropout": i}
+    assert session["metrics"]["eval/accuracy"] == pytest.approx(seed["final"], abs=1e-7) and session["status"] == 1
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from jaxflow.tuning import space as S
 from jaxflow.tuning.best_config import literal
 from jaxflow.workdir import prepare_workdir
 from tests.conftest import config_path, latest_params, max_param_diff, merge_overrides
+from tests.hparams_readback import read_hparams
 
 MLP = config_path("digits_mlp.py")
 SPACE = os.path.join(os.path.dirname(MLP), "spaces", "digits_mlp.py")
@@ -737,6 +738,16 @@ def test_tune_end_to_end_on_the_digits_mlp(tmp_path, capsys):
   for name in ("convergence", "importance", "slice_model_dropout_rate_train_batch_size"):
     assert open(workdir / report["plots"][name], "rb").read(8) == PNG
   assert "| trial | status | eval/accuracy |" in open(workdir / "report.md").read()
+  # TensorBoard's HPARAMS tab lists every trial with its tuned values and final metrics, beside its scalars.
+  experiment, sessions = read_hparams(str(workdir))
+  assert {"trial", "model.dropout_rate", "train.batch_size"} <= set(experiment["hparams"])
+  assert experiment["metrics"][:2] == ["hparams/objective", "hparams/eval/accuracy"]
+  for i in range(4):
+    session = sessions[f"trials/trial_{i:04d}/tb"]
+    record = json.load(open(workdir / "trials" / f"trial_{i:04d}" / "trial.json"))
+    assert session["hparams"]["trial"] == i and session["status"] == 1  # STATUS_SUCCESS
+    assert session["hparams"]["model.dropout_rate"] == pytest.approx(record["params"]["model.dropout_rate"])
+    assert session["metrics"]["objective"] == pytest.approx(record["value"], abs=1e-7)  # float32 in the event
   # best_config.py is a runnable config: the best trial's config, exactly.
   best = jaxflow.load_config(str(workdir / "best_config.py"))
   best_trial = workdir / "trials" / f"trial_{report['best']['index']:04d}"
