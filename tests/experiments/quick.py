@@ -34,6 +34,7 @@ GROUPS = (
   ("problem_definition", "data_size"),
   ("class_imbalance", "label_noise", "augmentation", "transfer"),
   ("fairness", "sample_bias", "survivorship_bias", "dataset_shift", "annotation_consistency"),
+  ("overfitting", "hyperparameters", "monitoring"),
 )
 
 
