@@ -81,7 +81,7 @@ def _train(mode: str, configs: list, workdirs: list[str], compiled: Compiled, qu
     try:
       summaries.append(train_and_evaluate(config, workdir, quiet=quiet, compiled=compiled))
     except NonFiniteLossError as e:  # this seed failed; the study goes on
-      summaries.append({"status": "failed", "error": str(e)})
+      summaries.append({"status": "failed", "error": str(e), "steps": e.step})
       write_summary(workdir, summaries[-1])
   return summaries
 

@@ -26,7 +26,12 @@ from jaxflow.training.writers import MetricWriter, NullWriter
 
 
 class NonFiniteLossError(RuntimeError):
-  """Training produced a NaN or infinite loss; the last good checkpoint is left as it was."""
+  """Training produced a NaN or infinite loss; the last good checkpoint is left as it was. `step`: the step it
+  was seen at (None when unknown), for the failed run's summary."""
+
+  def __init__(self, message: str, step: int | None = None):
+    super().__init__(message)
+    self.step = step
 
 
 class DivergedError(NonFiniteLossError):
@@ -127,7 +132,8 @@ class RunBook:
     if bad.size:
       raise NonFiniteLossError(
         f"non-finite training loss {per_step[bad[0]]} at step {first_step + bad[0] + 1} (epoch {epoch}); stopped. "
-        + self._last_good()
+        + self._last_good(),
+        step=first_step + int(bad[0]) + 1,
       )
     if self.loss["initial"] is None and first_step == 0:
       self.loss["initial"] = float(per_step[0])
@@ -136,13 +142,18 @@ class RunBook:
     if not np.isfinite(train["loss"]):  # every step finite, their mean not: float32 overflow of the sum
       raise NonFiniteLossError(
         f"non-finite training loss {train['loss']} over steps {first_step + 1}-{step} (epoch {epoch}); stopped. "
-        + self._last_good()
+        + self._last_good(),
+        step=step,
       )
     if self.config.train.stop_on_divergence and divergence.is_diverging(train["loss"], initial):
+      # The loss that stopped the run is logged first: TensorBoard and metrics.jsonl show the spike itself.
+      self.writer.write(step, epoch, "train", train)
+      self.writer.flush(force=True)
       raise DivergedError(
         f"training loss {train['loss']:.4g} at step {step} (epoch {epoch}) is more than "
         f"{divergence.DIVERGENCE_FACTOR:g}x the first step's {initial:.4g}: the run diverged "
-        f"(train.stop_on_divergence); stopped. " + self._last_good()
+        f"(train.stop_on_divergence); stopped. " + self._last_good(),
+        step=step,
       )
     self.train_last = train
     self.loss["peak"] = max(self.loss["peak"] or train["loss"], train["loss"])

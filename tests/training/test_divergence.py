@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
 
 from jaxflow.training import divergence
 from jaxflow.training.save_policy import SavePolicy
+from jaxflow.workdir import read_metrics
 from tests.reliability import runs
 
 
@@ -52,6 +54,14 @@ def test_a_diverging_run_is_stopped_like_a_nan(tmp_path):
   line = done.stderr.strip()
   assert line.count("\n") == 0 and "the run diverged (train.stop_on_divergence); stopped." in line
   assert "more than 10x the first step's" in line
+  # The loss that stopped it is logged (a monitor sees the spike), at the step the message names.
+  loss, step = float(line.split("training loss ")[1].split()[0]), int(line.split(" at step ")[1].split()[0])
+  last = read_metrics(str(tmp_path / "run"), "train")[-1]
+  assert last["step"] == step and f"{last['loss']:.4g}" == f"{loss:.4g}"
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tb"))
+  acc.Reload()
+  logged = acc.Scalars("train/loss")[-1]
+  assert logged.step == step and logged.value == pytest.approx(last["loss"], rel=1e-6)  # float32 in the event
 
 
 @pytest.mark.slow
