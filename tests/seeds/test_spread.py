@@ -112,3 +112,14 @@ def test_one_bit_changes_exactly_one_bit_of_one_leaf_of_the_init_and_a_group_sta
   assert sweeps.seed_config(config, 4, ("one_bit",)).seeds.one_bit == config.seed + 4
   unperturbed = sweeps.seed_config(config, 0, ("init",))
   assert rng.one_bit_seed(unperturbed) is None and rng.one_bit_seed(configs[2]) == config.seed + 2
+
+
+@pytest.mark.slow
+def test_a_graph_study_finishes_and_says_why_it_has_no_example_wise_view(tmp_path):
+  """Graph batches are lists built on the host: the study used to train every seed and then crash there."""
+  config = jaxflow.load_config(config_path("karate_gcn.py:test"))
+  report = jaxflow.seeds(config, str(tmp_path), seeds=2, mode="sequential", plots=False)
+  sweep = report["sweeps"][0]
+  assert [s["status"] for s in sweep["seeds"]] == ["completed", "completed"]
+  assert sweep["spread"]["agreement"] is None and "a graph dataset" in sweep["spread"]["why_no_agreement"]
+  assert sweep["spread"]["accuracy_std"]["std"] is not None
