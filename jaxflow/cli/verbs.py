@@ -134,13 +134,28 @@ def define_profile(fv: flags.FlagValues) -> None:
     "write a jax.profiler trace of one profiled step (TensorBoard profile plugin, XProf, Perfetto)",
     flag_values=fv,
   )
+  flags.DEFINE_boolean(
+    "quick",
+    False,
+    "a smoke check: one round of few repeats and small peak-measurement sizes (seconds, not minutes; the "
+    "figures are rough)",
+    flag_values=fv,
+  )
 
 
 def run_profile(fv: flags.FlagValues) -> int:
+  from jaxflow.profiler import timing  # deferred: loads jax
   from jaxflow.profiler.run import run_profile  # deferred: loads jax, flax, orbax, tfds
 
+  quick = {"protocol": timing.QUICK, "quick_peaks": True} if fv.quick else {}
   report = run_profile(
-    fv.config, fv.workdir, batch_sizes=fv.batch_sizes, precisions=fv.precisions, trace=fv.trace, quiet=fv.quiet
+    fv.config,
+    fv.workdir,
+    batch_sizes=fv.batch_sizes,
+    precisions=fv.precisions,
+    trace=fv.trace,
+    quiet=fv.quiet,
+    **quick,
   )
   print(json.dumps({"workdir": fv.workdir, "devices": [d["name"] for d in report.get("devices", [])]}))
   return 0

@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 import jaxflow
-from jaxflow import models
+from jaxflow import cli, models
 from jaxflow.config import ConfigError
 from jaxflow.precision import quantize
 from jaxflow.precision import variants as precision
@@ -391,18 +391,14 @@ def test_compare_refuses_a_folder_without_a_report(tmp_path):
 
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
+  """One profile through the command line's success path (`--quick`: the QUICK protocol, small peak sizes)."""
   workdir = str(tmp_path_factory.mktemp("profile") / "mlp")
-  config = jaxflow.load_config(config_path("digits_mlp.py"), ["train.epochs=3"])
-  report = run_profile(
-    config,
-    workdir,
-    batch_sizes="1,8",
-    precisions="f32,bf16,int8",
-    trace=True,
-    quiet=True,
-    protocol=timing.QUICK,
-    quick_peaks=True,
-  )
+  args = ["--config.train.epochs=3", "--batch_sizes=1,8", "--precisions=f32,bf16,int8", "--trace", "--quick"]
+  code = cli.main(["jaxflow", "profile", f"--config={config_path('digits_mlp.py')}", *args, f"--workdir={workdir}"])
+  assert code == 0
+  with open(os.path.join(workdir, "report.json")) as f:
+    report = json.load(f)
+  assert report["protocol"]["repeats"] == timing.QUICK.repeats  # --quick reached the profiler
   return workdir, report
 
 
