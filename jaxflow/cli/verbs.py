@@ -84,7 +84,8 @@ def define_seeds(fv: flags.FlagValues) -> None:
   flags.DEFINE_string(
     "vary",
     "all",
-    "PRNG streams that change across seeds: init,data,dropout,augment,noise,sampler | all | none",
+    "PRNG streams that change across seeds: init,data,dropout,augment,noise,sampler | all | none; one_bit: every "
+    "stream pinned, one bit of one initial weight flipped per seed",
     flag_values=fv,
   )
   flags.DEFINE_string(
