@@ -7,6 +7,9 @@
    on a CPU-only machine with one device, in a subprocess with 2 forced CPU devices.
 4. On a GPU, two runs without and two with `--xla_gpu_deterministic_ops=true` (XLA_FLAGS must be set
    before jax starts, so in subprocesses); elsewhere the report says it does not apply.
+
+Where a pair is not bitwise equal, jaxflow.seeds.divergence_audit names the first checkpointed step and the
+first layer at which the two runs part, and plots the per-layer difference over steps.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import jax
 import numpy as np
 
 from jaxflow.run.train import train_and_evaluate
+from jaxflow.seeds import divergence_audit
 from jaxflow.seeds.sweeps import seed_config
 from jaxflow.training import checkpoints
 from jaxflow.workdir import write_config
@@ -53,10 +57,26 @@ def _max_diff(a_dir: str, b_dir: str) -> float:
 
 
 def _pair(what: str, a_sha: str, b_sha: str, a_dir: str, b_dir: str) -> dict:
+  """One check; when not bitwise equal, where the two runs first part (divergence_audit), with its plot."""
   same = a_sha == b_sha
   diff = 0.0 if same else _max_diff(a_dir, b_dir)
   verdict = "bitwise equal" if same else f"NOT bitwise equal (max |param difference| {diff:.3g})"
-  return {"check": what, "bitwise_equal": same, "max_abs_diff": diff, "statement": f"{what}: {verdict}."}
+  out = {"check": what, "bitwise_equal": same, "max_abs_diff": diff, "statement": f"{what}: {verdict}."}
+  if not same:
+    parted = divergence_audit.layer_differences(a_dir, b_dir)
+    out["divergence"] = parted
+    out["statement"] = f"{what}: {verdict}; {divergence_audit.describe(parted)}."
+  return out
+
+
+def _plot_divergences(checks: list[dict], workdir: str) -> None:
+  """plots/determinism_<i>.png for every check that found runs parting; its path goes into the check."""
+  for i, c in enumerate(checks):
+    if c.get("divergence") and c["divergence"]["steps"]:
+      rel = os.path.join("plots", f"determinism_{i}.png")
+      divergence_audit.plot(c["divergence"], c["check"], os.path.join(workdir, rel))
+      c["plot"] = rel
+      c["statement"] += f" ![where they part]({rel})"
 
 
 def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 600) -> dict:
@@ -84,6 +104,9 @@ def check(config, sweep, workdir: str) -> dict:
   base = os.path.join(workdir, "determinism")
   seed0 = seed_config(config, 0, sweep.vary)
   seed0.train.overwrite = True
+  # A checkpoint at every epoch end, all kept: where two runs part is found between checkpoints (host-side
+  # settings: the training math is the study's).
+  seed0.checkpoint.every_epochs, seed0.checkpoint.keep = 1, seed0.train.epochs + 1
   checks = []
   runs = {}
   for name in ("first", "second"):
@@ -157,4 +180,5 @@ def check(config, sweep, workdir: str) -> dict:
         "here); not measured.",
       }
     )
+  _plot_divergences(checks, workdir)
   return {"checks": checks, "flags": FLAGS}

@@ -337,6 +337,16 @@ def test_check_determinism_says_what_was_bitwise(tmp_path):
   assert checks["the same seed trained twice in one process"]["bitwise_equal"] is True
   sharded = next(c for name, c in checks.items() if name.startswith("1 device against 2"))
   assert sharded["bitwise_equal"] is not None and sharded["max_abs_diff"] <= 1e-5
+  # Not bitwise (the all-reduce sums in another order: 3e-8 here), so where they part: a checkpointed step and a
+  # parameter array, with a plot.
+  parted = sharded["divergence"]
+  assert sharded["bitwise_equal"] is False and parted["steps"] == [11, 22]  # 2 epochs of 11 steps
+  first = parted["steps"].index(parted["first_step"])
+  assert parted["layers"][parted["first_layer"]][first] > 0 and parted["first_layer"].startswith("dense_")
+  assert all(v[i] == 0 for v in parted["layers"].values() for i in range(first))  # equal before it
+  assert max(v[-1] for v in parted["layers"].values()) == pytest.approx(sharded["max_abs_diff"])
+  assert f"first differs at step {parted['first_step']}" in sharded["statement"]
+  assert open(os.path.join(str(tmp_path), sharded["plot"]), "rb").read(8) == PNG
   assert "does not apply on the cpu backend" in checks["gpu deterministic ops"]["statement"]
   assert "xla_gpu_deterministic_ops" in " ".join(report["determinism"]["flags"])
 
