@@ -159,6 +159,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.early_stopping.restore_best = True  # end with the best checkpoint's parameters
   # Stop like a NaN when a logged train loss exceeds 10x the first step's (jaxflow/training/divergence.py).
   config.train.stop_on_divergence = True
+  # True: set what makes the run bitwise repeatable before the backend starts (GPU: deterministic ops; CPU:
+  # nothing is needed) and record it in summary.json (jaxflow/run/determinism_flags.py).
+  config.train.deterministic = False
 
   # Devices and hosts (jaxflow/training/parallel.py). The batch above is global: split over all devices.
   config.parallel = ml_collections.ConfigDict()

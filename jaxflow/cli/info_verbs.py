@@ -80,7 +80,7 @@ def compare_help(verb: str, args: Sequence[str]) -> bool:
   if verb == "seeds":
     from jaxflow.cli.seeds_compare import USAGE
 
-    print(f"usage:\n{USAGE}", file=sys.stdout)
+    print(f"usage: jaxflow seeds compare A B [--until-decided ...]\n\n{USAGE}", file=sys.stdout)
     return True
   print("usage: jaxflow profile compare A B\n\ncompare two profile reports (their workdirs A and B) side by side")
   return True

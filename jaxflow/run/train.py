@@ -23,7 +23,7 @@ import ml_collections
 
 from jaxflow.data import holdout, registry, standardize
 from jaxflow.run import assemble as assembly
-from jaxflow.run import compile_cache
+from jaxflow.run import compile_cache, determinism_flags
 from jaxflow.run.environment import environment
 from jaxflow.run.fields import check_parallel_fields
 from jaxflow.run.validate import GroupError, check_group, check_layout
@@ -71,6 +71,7 @@ def train_group(
   """
   wall_start = time.perf_counter()
   config, size = configs[0], len(configs)
+  deterministic = determinism_flags.apply(config)  # XLA_FLAGS: before the backend starts
   compile_cache.enable(config.get("compilation_cache"))  # before anything compiles
   check_parallel_fields(config)
   parallel.initialize_distributed(config.parallel)  # before anything touches a device
@@ -94,6 +95,7 @@ def train_group(
         workdirs=workdirs, config=config, quiet=quiet, is_main=is_main, min_seconds=progress_seconds
       )
       with contextlib.closing(display):
+        times["determinism"] = determinism_flags.record(deterministic, jax.default_backend())
         summaries = _train_prepared(
           configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times, display
         )
@@ -140,6 +142,7 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
       "compile_seconds": compile_seconds,
       "train_seconds": train_seconds,
       "phases": phases,
+      "determinism": times["determinism"],
       **env,
       **({"holdout": held_out} if held_out else {}),
     }

@@ -33,7 +33,7 @@ def tiny_config(*overrides: str):
 def mlp_run(tmp_path_factory):
   """One 3-epoch MLP run shared by the tests that only read its workdir."""
   workdir = str(tmp_path_factory.mktemp("mlp_run"))
-  config = tiny_config("train.epochs=3", "checkpoint.keep=5")
+  config = tiny_config("train.epochs=3", "checkpoint.keep=5", "train.deterministic=True")
   summary = jaxflow.train(config, workdir, quiet=True)
   return workdir, config, summary
 
@@ -69,6 +69,10 @@ def test_workdir_contract(mlp_run):
   assert summary["compile_seconds"] > 0 and summary["wall_seconds"] > summary["compile_seconds"]
   assert summary["examples_per_second"] > 0
   assert summary["device"]["count"] == jax.device_count()
+  # train.deterministic on a CPU: nothing to set, and the summary says why (bitwise repeatability: the
+  # same-seed-twice tests of tests/seeds and tests/reliability).
+  assert summary["determinism"]["requested"] is True and summary["determinism"]["platform"] == "cpu"
+  assert summary["determinism"]["flags"] == [] and "XLA:CPU" in summary["determinism"]["note"]
   assert summary["versions"]["jax"] == jax.__version__
   assert summary["num_params"] == 64 * 32 + 32 + 32 * 10 + 10
   assert len(summary["params_sha256"]) == 64
