@@ -47,31 +47,24 @@ def train_processes(config: str, overrides, root: str, count: int) -> list[dict]
   return runs
 
 
+def _row(check: str, what: str, a: str, b: str) -> dict:
+  """One determinism row from two params hashes (equal hashes: bitwise equal; no difference size otherwise)."""
+  same = a == b
+  said = "bitwise equal" if same else "NOT bitwise equal"
+  return {"check": check, "bitwise_equal": same, "max_abs_diff": 0.0 if same else None, "statement": f"{what}: {said}."}
+
+
 def two_process_check(runs: list[dict], study_seed: dict | None, study_mode: str) -> list[dict]:
   """Determinism rows: process 1 against process 2, and process 1 against the study's pinned run (`none`, seed 0:
   the same config, trained inside the seeds runner)."""
   a = runs[0]["params_sha256"]
-  rows = []
-  for i, other in enumerate(runs[1:], start=2):
-    same = other["params_sha256"] == a
-    rows.append(
-      {
-        "check": f"the same config in two fresh `jaxflow train` processes (1 vs {i})",
-        "bitwise_equal": same,
-        "max_abs_diff": 0.0 if same else None,
-        "statement": f"two processes: {'bitwise equal' if same else 'NOT bitwise equal'} (params_sha256).",
-      }
-    )
+  rows = [
+    _row(f"the same config in two fresh `jaxflow train` processes (1 vs {i})", "two processes", a, r["params_sha256"])
+    for i, r in enumerate(runs[1:], start=2)
+  ]
   if study_seed:
-    same = study_seed["params_sha256"] == a
-    rows.append(
-      {
-        "check": f"a `jaxflow train` process against the study's pinned seed (sweep `none`, mode {study_mode!r})",
-        "bitwise_equal": same,
-        "max_abs_diff": 0.0 if same else None,
-        "statement": f"separate process vs the seeds runner: {'bitwise equal' if same else 'NOT bitwise equal'}.",
-      }
-    )
+    check = f"a `jaxflow train` process against the study's pinned seed (sweep `none`, mode {study_mode!r})"
+    rows.append(_row(check, "separate process vs the seeds runner", a, study_seed["params_sha256"]))
   return rows
 
 
