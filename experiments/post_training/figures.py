@@ -9,6 +9,7 @@ from experiments.post_training import measure
 
 PRECISIONS = ("f32", "bf16", "int8")
 COLORS = {"f32": "tab:blue", "bf16": "tab:orange", "int8": "tab:green"}
+MARKERS = {"f32": "o", "bf16": "s", "int8": "^"}
 
 
 def _log(ax, *axes: str) -> None:
@@ -96,8 +97,19 @@ def _memory(out: str, speed: dict) -> str:
     ax = fig.add_subplot(1, len(speed), i + 1)
     for p, by_size in s["memory"].items():
       sizes = sorted(by_size)
-      ax.plot(sizes, [by_size[b]["total"] / 1024 for b in sizes], marker="o", ms=4, color=COLORS[p], label=f"{p} total")
-      ax.plot(sizes, [max(by_size[b]["temp"], 1) / 1024 for b in sizes], ls="--", color=COLORS[p], label=f"{p} temp")
+      totals = [by_size[b]["total"] / 1024 for b in sizes]
+      ax.plot(sizes, totals, marker=MARKERS[p], ms=5, color=COLORS[p], label=f"{p} total", alpha=0.8)
+      temp = [(b, by_size[b]["temp"] / 1024) for b in sizes if by_size[b]["temp"] > 0]  # 0 B: not on a log axis
+      ax.plot(
+        [t[0] for t in temp],
+        [t[1] for t in temp],
+        ls="--",
+        marker=MARKERS[p],
+        ms=3,
+        color=COLORS[p],
+        label=f"{p} temporaries",
+        alpha=0.8,
+      )
     _log(ax, "x", "y")
     ax.set_xlabel("batch size (one compile each)")
     ax.set_ylabel("KiB (memory_analysis)")

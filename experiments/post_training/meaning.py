@@ -28,6 +28,15 @@ def _speed(speed: dict, family: str, p: str, size=None) -> tuple[int, float]:
   return size, ratio
 
 
+def _ratio(speed: dict, family: str, p: str) -> str:
+  """'1.68x (faster)' at the largest timed batch: the rounds' mean ratio and what its 95% CI resolves."""
+  lat = speed[family]["latency"]
+  s = tables.speedup(lat[max(lat)], p)
+  ci = s["ci95"]
+  word = "tie" if ci is None or ci[0] <= 1 <= ci[1] else ("faster" if ci[0] > 1 else "slower")
+  return f"{s['mean']:.2f}x ({word})"
+
+
 def _fusion_ratio(speed: dict, family: str) -> tuple[int, float]:
   f = speed[family]["fusion"]
   size = max(f)
@@ -63,7 +72,8 @@ def answer(accuracy: dict, speed: dict, rows: list[dict]) -> str:
     lo, lo_kib, hi, hi_kib = _memory_span(speed, family)
     parts.append(
       f"{family}: accuracy vs f32 {_change(rows, family, 'bf16')}, {_change(rows, family, 'int8')}; speed vs f32 at "
-      f"batch {b}: bf16 {bf:.2f}x, int8 {i8:.2f}x; fusion off takes {fr:.2f}x the fused time at batch {fb}; "
+      f"batch {b}: bf16 {_ratio(speed, family, 'bf16')}, int8 {_ratio(speed, family, 'int8')}; fusion off takes "
+      f"{fr:.2f}x the fused time at batch {fb}; "
       f"2 concurrent callers give {two:.2f}x one caller's throughput at batch {sb} (async dispatch "
       f"{disp:.2f}x); buffers {lo_kib:,.0f} KiB at batch {lo} to {hi_kib:,.0f} KiB at {hi}, one compile per batch size"
     )
@@ -104,18 +114,27 @@ def setup(families: dict, plan: dict, args) -> list[str]:
   return lines
 
 
-def _precision_verdict(bf16: float, int8: float) -> str:
-  """What the speed ratios say, in words, by their direction (measured, not assumed)."""
-  slower = [p for p, r in (("bf16", bf16), ("int8", int8)) if r < 1]
-  if len(slower) == 2:
-    return (
-      "On this device reduced precision is a storage format, not a speedup: the exported bf16 and int8 "
-      "programs add converts (and int8 dequantize steps) around the matmuls, which cost more than the smaller "
-      "operands save at these sizes."
-    )
-  if not slower:
-    return "Both reduced precisions are faster here, at the accuracy changes above."
-  return f"Only {'int8' if slower == ['bf16'] else 'bf16'} is faster here; {slower[0]} is slower than f32."
+def speed_word(speed: dict, family: str, p: str) -> str:
+  """'faster' / 'slower' than f32 where the rounds' 95% CI of the speed ratio excludes 1, else 'tie'."""
+  lat = speed[family]["latency"]
+  words = []
+  for size in sorted(lat):
+    ci = tables.speedup(lat[size], p)["ci95"]
+    words.append("tie" if ci is None or ci[0] <= 1 <= ci[1] else ("faster" if ci[0] > 1 else "slower"))
+  faster = [str(b) for b, w in zip(sorted(lat), words, strict=True) if w == "faster"]
+  slower = [str(b) for b, w in zip(sorted(lat), words, strict=True) if w == "slower"]
+  return (
+    f"{p} resolved faster at batch {', '.join(faster) or 'none'}, slower at {', '.join(slower) or 'none'}, "
+    f"a tie at the other {words.count('tie')} of {len(words)} sizes"
+  )
+
+
+def _memory_precision(speed: dict, family: str) -> str:
+  """Each precision's buffers at the largest compiled batch against f32's."""
+  mem = speed[family]["memory"]
+  size = max(mem["f32"])
+  base = mem["f32"][size]["total"]
+  return ", ".join(f"{p} {mem[p][size]['total'] / base:.1f}x" for p in PRECISIONS[1:]) + f" f32's at batch {size}"
 
 
 def _fusion_paragraph(accuracy: dict, speed: dict) -> str:
@@ -154,7 +173,10 @@ def paragraphs(accuracy: dict, speed: dict, rows: list[dict]) -> list[str]:
       f"**Precision ({family}).** Accuracy against f32, seed by seed: {changes} (a tie is a change inside one test "
       f"image or the seeds' CI). Speed is the other half: at batch {big_bf[0]} bf16 runs at {big_bf[1]:.2f}x and "
       f"int8 at {big_i8[1]:.2f}x f32's speed (below 1: slower); at batch {small[0]} bf16 is at {small[1]:.2f}x. "
-      + _precision_verdict(big_bf[1], big_i8[1])
+      f"Round by round (95% CI of the ratio): {speed_word(speed, family, 'bf16')}; {speed_word(speed, family, 'int8')}"
+      ". Calibrated int8 and bf16 keep the accuracy here; the speed they buy depends on the model and the batch "
+      "size, and is measured on this CPU only (XLA:CPU has no int8 or bf16 matrix units to call on; a GPU's would "
+      "change the speed column, not the accuracy one)."
     )
   out.append(_fusion_paragraph(accuracy, speed))
   streams = "; ".join(
@@ -175,7 +197,10 @@ def paragraphs(accuracy: dict, speed: dict, rows: list[dict]) -> list[str]:
   out.append(
     "**Dynamic tensor memory.** The artifact has a symbolic batch dimension, but each batch size compiles once "
     f"with a static buffer plan (arguments, outputs, temporaries; the weights are constants inside the program): "
-    f"{spans}. Memory is planned per shape at compile time, not grown while running; serving pads requests to a "
+    f"{spans}. By precision: "
+    + "; ".join(f"{f} {_memory_precision(speed, f)}" for f in accuracy)
+    + " (int8's temporaries hold the dequantized or widened intermediates, and grow with the batch). "
+    "Memory is planned per shape at compile time, not grown while running; serving pads requests to a "
     "few batch sizes for that reason (one compile and one plan each)."
   )
   return out

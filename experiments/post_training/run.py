@@ -36,7 +36,7 @@ QUESTION = (
 FAMILIES = {"MLP": "configs/digits_mlp.py", "CNN": "configs/digits_cnn.py"}
 QUICK_FAMILIES = {"MLP": (*harness_extras.QUICK_MLP, f"data.train_examples={harness_extras.QUICK_TRAIN}")}
 PRECISIONS = ("f32", "bf16", "int8")
-FULL = {"latency": (1, 8, 64, 256, 1024), "fusion": (1, 64, 1024), "streams": (1, 256), "rounds": 5}
+FULL = {"latency": (1, 8, 64, 256, 1024), "fusion": (1, 64, 1024), "streams": (1, 256), "rounds": 7}
 FULL["memory"] = (1, 8, 64, 256, 1024, 4096)
 QUICK = {"latency": (32,), "fusion": (32,), "streams": (32,), "memory": (32,), "rounds": 2}
 PROFILE_SIZES = "1,64,256"
