@@ -86,8 +86,11 @@ def compare_until_decided(
   metric, direction = metrics.pop()
   looks = sequential.plan(first, round_size, max_seeds, alpha)
   history: list[dict] = []
+  modes = [mode, mode]  # `auto` times the candidates once per arm; later rounds keep what it chose
   for n, level in zip(looks.looks, looks.alphas):
-    finals = [_finals(run_seeds(c, d, seeds=n, vary=v, mode=mode, quiet=quiet, plots=False)) for c, d, v in arms]
+    reports = [run_seeds(c, d, seeds=n, vary=v, mode=m, quiet=quiet, plots=False) for (c, d, v), m in zip(arms, modes)]
+    modes = [r["mode"]["mode"] if m == "auto" else m for r, m in zip(reports, modes)]
+    finals = [_finals(r) for r in reports]
     if min(map(len, finals)) < 2:
       raise ConfigError(f"fewer than 2 seeds finished in an arm after {n} seeds: nothing to compare (diverged?)")
     decision = _oriented(sequential.decide(*finals, level, min_effect).item(), direction)
