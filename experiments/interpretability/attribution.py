@@ -19,8 +19,6 @@ planted day light changes most (by DAY_LEVEL; a full-ink pixel not at all), per 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 import jaxflow
@@ -114,9 +112,3 @@ def measure(run_workdir: str, export_dir: str, *, images: int | None, samples: i
     normalized = magnitude[kept] / total[kept, None]
     row[f"{method}/mean_map"] = normalized.mean(axis=0).reshape(8, 8).round(5).tolist()
   return row
-
-
-def export_path(root: str, arm: str, workdir: str) -> str:
-  """A fresh export folder per run (jaxflow.export refuses an existing one)."""
-  slug = "".join(c if c.isalnum() else "_" for c in arm)
-  return os.path.join(root, "exports", slug, os.path.basename(os.path.normpath(workdir)))

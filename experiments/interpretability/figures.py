@@ -58,7 +58,7 @@ def _shortcut(out: str, summaries: dict, arms: tuple[str, str]) -> str:
     ax.grid(alpha=0.3)
     if p == 0:
       ax.set_ylabel("share of sum |attribution|")
-      ax.legend(fontsize=7, loc="lower left")
+      ax.legend(fontsize=7, loc="upper right")
   return plots.save(fig, out, "shortcut_background_share.png")
 
 

@@ -93,7 +93,42 @@ def harness_extras_cell(overrides: tuple) -> str:
   return " ".join(f"`{o}`" for o in overrides)
 
 
-def paragraphs(summaries: dict, sanity: list[dict], shortcut: list[dict], names: tuple, threshold: float) -> list[str]:
+def _even_words(a: dict, b: dict) -> str:
+  """Whether the shortcut model's vanilla-gradient background share is nearer an even map's than the decorrelated
+  model's (its mass spread over the whole image rather than on the strokes)."""
+  even, short, decor = (
+    x["mean"]
+    for x in (a["background_pixels"], a["vanilla_gradient/background_share"], b["vanilla_gradient/background_share"])
+  )
+  if None in (even, short, decor):
+    return ""
+  nearer = abs(short - even) < abs(decor - even)
+  return (
+    f" The shortcut model's vanilla-gradient share ({short:.2f}) is {'nearer' if nearer else 'no nearer'} an even "
+    f"map's ({even:.2f}) than the decorrelated model's ({decor:.2f})"
+    + (
+      ": its attribution is spread over the whole image, the decorrelated model's gathered on the strokes."
+      if nearer
+      else "."
+    )
+  )
+
+
+def _caption_words(examples: dict, short: str) -> str:
+  """What explain's captions of the shortcut model show: its prediction following the light."""
+  rows = examples.get(short) or []
+  if not rows:
+    return ""
+  follows = sum((r["prediction"] == 1) == (r["light"] == "day") for r in rows)
+  return (
+    f" In explain's pictures of it (explain_shortcut.png) {follows} of {len(rows)} explained test rows are predicted "
+    "'tank' exactly when photographed by day: the captions, not the maps, show the light deciding."
+  )
+
+
+def paragraphs(
+  summaries: dict, sanity: list[dict], shortcut: list[dict], names: tuple, threshold: float, examples: dict
+) -> list[str]:
   cnn, short, decor = names
   s = summaries[cnn]
   passed = passing(summaries, cnn, threshold)
@@ -119,6 +154,13 @@ def paragraphs(summaries: dict, sanity: list[dict], shortcut: list[dict], names:
       if multiplying
       else ", yet they pass: the trained weights still reorder their maps."
     )
+    + (
+      f" On the ink alone {_names(ink_pass)} stay{'s' if len(ink_pass) == 1 else ''} below {threshold}: the weights do "
+      "reorder the inked pixels, so those maps are not pure input, but a reader cannot tell the model's part from "
+      "the digit's."
+      if (ink_pass := [m for m in multiplying if (s[f"{m}/rank_correlation_ink"]["ci95"] or [0, 1])[1] < threshold])
+      else ""
+    )
   )
   a, b = summaries[short], summaries[decor]
   seen_all, seen_day = revealing(shortcut, "background share"), revealing(shortcut, "day rows")
@@ -134,7 +176,7 @@ def paragraphs(summaries: dict, sanity: list[dict], shortcut: list[dict], names:
     f"higher than the decorrelated model's for {_names(seen_day)} on day photos ({rows}; shortcut - decorrelated) "
     f"and for {_names(seen_all)} over all rows. Even where it is, a reader of one map sees at most that the model "
     "'looks around' the digit; no map says 'brightness': the light is a global change of every background pixel, "
-    "and a per-pixel attribution spreads it over them."
+    "and a per-pixel attribution spreads it over them." + _even_words(a, b) + _caption_words(examples, short)
   )
   maps_words = (
     f"the maps as a shift of mass for {_names(seen_day)}" if seen_day else "the maps not at all (ties for every method)"
@@ -160,8 +202,8 @@ def paragraphs(summaries: dict, sanity: list[dict], shortcut: list[dict], names:
 
 def caveats(args) -> list[str]:
   out = [
-    "One small CNN (two conv layers, 8 and 16 channels) on 8x8 digits, 5 epochs: larger images and deeper models "
-    "change how each method looks; Adebayo et al.'s models were ImageNet-scale.",
+    "One small CNN (two conv layers, 8 and 16 channels) on 8x8 digits, 15 epochs (330 steps): larger images and "
+    "deeper models change how each method looks; Adebayo et al.'s models were ImageNet-scale.",
     "The randomization check uses explain's full re-initialization (every layer at once); the cascading version "
     "(layer by layer from the top) is not measured. Its threshold (CI below 0.5) is a convention of this study "
     "and of jaxflow's own explain test, not a standard.",

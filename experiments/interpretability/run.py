@@ -27,12 +27,12 @@ import jaxflow  # noqa: E402
 from experiments import harness_extras  # noqa: E402
 from experiments.common import report, stats, study  # noqa: E402
 from experiments.interpretability import attribution, figures, meaning  # noqa: E402
-from experiments.sample_bias import data  # noqa: E402
+from experiments.sample_bias import data, saliency  # noqa: E402
 
 QUESTION = "how can we try to overcome the black box?"
 CONFIG = "configs/digits_cnn.py"
-# Small and few epochs: XLA:CPU's conv gradients are slow (../shared/PITFALLS.md). 5 epochs of 22 steps.
-MODEL = ("model.conv_features=(8, 16)", "model.widths=(32,)", "train.epochs=5")
+# Small and few epochs: XLA:CPU's conv gradients are slow (../shared/PITFALLS.md). 15 epochs of 22 steps.
+MODEL = ("model.conv_features=(8, 16)", "model.widths=(32,)", "train.epochs=15")
 QUICK = (*harness_extras.QUICK_CNN, f"data.train_examples={harness_extras.QUICK_TRAIN}")
 METHODS = attribution.METHODS
 CNN, SHORTCUT, DECORRELATED = "digits CNN", "shortcut (100% light = label)", "decorrelated (50%)"
@@ -101,7 +101,7 @@ def shortcut_extractor(session: study.Session, arm: str, sizes: dict, quick: boo
     }
     if not measured(workdir, quick):
       return row
-    out = attribution.export_path(session.root, arm, workdir)
+    out = saliency.export_path(session.root, arm, workdir)  # sample_bias's: a fresh export folder per run
     budget = {k: sizes[k] for k in ("images", "samples", "ig_steps")}
     row.update(attribution.measure(workdir, out, **budget, seed=NOISE_SEED))
     return row
@@ -263,14 +263,19 @@ def pictures(results: dict, out: str, quick: bool) -> list[tuple[str, str]]:
   return shown
 
 
-def shortcut_pictures(session: study.Session, results: dict, out: str) -> list[tuple[str, str]]:
-  """explain's saliency.png of seed 0 of the shortcut and the decorrelated arm (the latest checkpoint)."""
-  shown = []
+def shortcut_pictures(session: study.Session, results: dict, out: str) -> tuple[list[tuple[str, str]], dict]:
+  """explain's saliency.png of seed 0 of the shortcut and the decorrelated arm (the latest checkpoint), and per
+  arm its explained examples (test row, label, prediction, light: even rows are the day copies)."""
+  shown, examples = [], {}
   for name, stem in ((SHORTCUT, "explain_shortcut"), (DECORRELATED, "explain_decorrelated")):
     explained = explain_into(session, name, results[name].workdirs[0], 8, latest=True)
     shutil.copyfile(os.path.join(explained["out"], "saliency.png"), os.path.join(out, f"{stem}.png"))
     shown.append((f"jaxflow explain, seed 0 of {name}: saliency of the predicted class", f"{stem}.png"))
-  return shown
+    examples[name] = [
+      {**{k: e[k] for k in ("index", "label", "prediction")}, "light": data.DAY if e["index"] % 2 == 0 else data.NIGHT}
+      for e in explained["examples"]
+    ]
+  return shown, examples
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -281,8 +286,10 @@ def main(argv: list[str] | None = None) -> dict:
     sanity, shortcut = differences(results)
     plot_files = figures.draw(args.out, summaries, results, (SHORTCUT, DECORRELATED), PASS_BELOW)
     plot_files += pictures(results, args.out, args.quick)
+    examples = {}
     if not args.quick:
-      plot_files += shortcut_pictures(session, results, args.out)
+      shown, examples = shortcut_pictures(session, results, args.out)
+      plot_files += shown
     arms = {name: {**study.arm_facts(r), "data": counts.get(name)} for name, r in results.items()}
     for arm in arms.values():
       arm["per_seed"] = [
@@ -300,15 +307,19 @@ def main(argv: list[str] | None = None) -> dict:
       "arms": arms,
       "differences": sanity + shortcut,
       "plots": plot_files,
-      "meaning": meaning.paragraphs(summaries, sanity, shortcut, names, PASS_BELOW),
+      "meaning": meaning.paragraphs(summaries, sanity, shortcut, names, PASS_BELOW, examples),
       "caveats": meaning.caveats(args),
-      "findings": {name: {k: v for k, v in s.items()} for name, s in summaries.items()},
+      "findings": {**summaries, "explained_tank_examples": examples},
       "provenance": session.clock.finish(),
     }
   tables = [sanity_table(summaries), *shortcut_tables(summaries)]
   diff_tables = [
     report.difference_table("Randomization check: each method's rank correlation - the vanilla gradient's", sanity),
-    report.difference_table(f"Shortcut: {SHORTCUT} - {DECORRELATED}, seed by seed", shortcut),
+    report.difference_table(
+      f"Shortcut: {SHORTCUT} - {DECORRELATED}, seed by seed",
+      shortcut,
+      note="For the background shares 'better' means higher: more saliency mass on the shortcut pixels.",
+    ),
   ]
   shown = report.write(args.out, facts, tables, diff_tables)
   print(shown["answer"])
