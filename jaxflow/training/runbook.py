@@ -115,6 +115,8 @@ class RunBook:
       self.train_last = meta.get("train_last", {})
     self.step, self.epoch = int(step or 0), self.start_epoch
     self.writer = MetricWriter(self.workdir, resume_step=step) if self.is_main else NullWriter()
+    if step is None and self.is_main:  # a fresh start: the initialization's histograms, the "before" picture
+      self.writer.write_histograms(0, state.params)
     return state
 
   def _last_good(self) -> str:

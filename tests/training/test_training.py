@@ -104,6 +104,9 @@ def test_tensorboard_reads_back(mlp_run):
     tags["scalars"]
   )
   assert {"params/dense_0/kernel", "params/head/bias"} <= set(tags["histograms"])
+  # Step 0 is the initialization (the "before" picture of a blow-up in epoch 1), then every epoch's end.
+  assert [h.step for h in acc.Histograms("params/head/bias")] == [0, 11, 22, 33]
+  assert acc.Histograms("params/head/bias")[0].histogram_value.max == 0.0  # biases start at zero
   records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   eval_acc = [r["accuracy"] for r in records if r["split"] == "eval"]
   tb_acc = [e.value for e in acc.Scalars("eval/accuracy")]
