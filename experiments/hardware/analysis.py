@@ -133,6 +133,21 @@ def thread_checks(rounds: list[dict], threads: int, model: str) -> list[dict | N
   return [(one[threads].get(model) or {}).get("thread_check") for one in rounds]
 
 
+def round_cells(one: dict, model: str, threads: list[int]) -> dict:
+  """One round of one model, flat (results.json's per_seed: here a round): fused inference and train step, ms."""
+  cells = {}
+  for t in threads:
+    for platform in PLATFORMS:
+      device = device_of(one[t].get(model), platform)
+      if device is None:
+        continue
+      tag = f"{platform}_{t}t"
+      cells |= {f"{tag}/fused_ms/b{r['batch']}": (r["fused_s"] or 0) * 1e3 for r in device["inference"]}
+      cells |= {f"{tag}/opbyop_ms/b{r['batch']}": (r["opbyop_s"] or 0) * 1e3 for r in device["inference"]}
+      cells[f"{tag}/train_step_ms"] = device["train"]["step_s"] * 1e3
+  return cells
+
+
 def inference_table(rounds, models, batches, threads) -> report.Table:
   """Fused (AOT-compiled) inference per call on every device column, CPU per thread setting."""
   header = ["model", "batch"] + [f"CPU {t} thread{'s' if t > 1 else ''}" for t in threads] + ["GPU", "TPU"]

@@ -5,6 +5,7 @@ ratios with their intervals (op by op / fused, 1 / 2 threads)."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from experiments.common import plots
 from experiments.hardware import analysis
@@ -71,7 +72,7 @@ def roofline(out, rounds, models, batches, threads) -> str:
 
 
 def ratio_bars(out, ratios) -> str:
-  fig = plots.figure(8.0, 0.9 + 0.22 * (len(ratios["fusion"]) + len(ratios["threads"])))
+  fig = plots.figure(10.0, 1.4 + 0.2 * max(len(ratios["fusion"]), len(ratios["threads"])))
   for i, (key, title) in enumerate((("fusion", "op by op / fused"), ("threads", "1 thread / 2 threads"))):
     rows = [r for r in ratios[key] if r["ratio"] is not None]
     ax = fig.add_subplot(1, 2, i + 1)
@@ -82,13 +83,16 @@ def ratio_bars(out, ratios) -> str:
     mean = [r["ratio"] for r in rows]
     lo = [r["ratio"] - (r["ratio_ci95"] or [r["ratio"]])[0] for r in rows]
     hi = [(r["ratio_ci95"] or [0, r["ratio"]])[1] - r["ratio"] for r in rows]
-    colors = ["C7" if r["verdict"] == "tie" else "C0" for r in rows]
-    ax.barh(y, mean, xerr=[lo, hi], color=colors, capsize=2)
+    for j, r in enumerate(rows):
+      color = "C7" if r["verdict"] == "tie" else "C0"
+      ax.errorbar([mean[j]], [y[j]], xerr=[[lo[j]], [hi[j]]], fmt="o", color=color, capsize=3, ms=4)
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels([r["comparison"] for r in rows], fontsize=6)
     ax.set_xscale("log")
-    ax.set_title(f"{title} (geometric mean, 95% CI; grey: tie)", fontsize=8)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("ratio (log scale; 1 = no difference)", fontsize=7)
+    ax.set_title(f"{title}\n(geometric mean, 95% CI; grey: tie)", fontsize=8)
   return plots.save(fig, out, "ratios.png")
 
 

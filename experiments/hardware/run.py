@@ -178,7 +178,15 @@ def render(args, models: dict, protocol: dict, flags: dict, measured: dict) -> N
     "quick": args.quick,
     "seeds": len(rounds),
     "setup": setup_lines(models, trained, rounds, protocol, flags),
-    "arms": {n: {"config": c, "overrides": list(o), "batch_sizes": b} for n, (c, o, b) in models.items()},
+    "arms": {
+      n: {
+        "config": c,
+        "overrides": list(o),
+        "batch_sizes": b,
+        "per_seed": [analysis.round_cells(one, n, threads) for one in rounds],  # per round
+      }
+      for n, (c, o, b) in models.items()
+    },
     "differences": ratios["fusion"] + ratios["threads"],
     "plots": plots,
     "meaning": meaning.paragraphs(findings),
