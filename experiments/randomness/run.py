@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
       "differences": [lr_diff, *versus_all],
       "plots": plot_files,
       "meaning": meaning.paragraphs(found, checks, decided, lr_diff, ref_facts, seeds_report["published"]),
-      "caveats": meaning.caveats(args, ref_facts),
+      "caveats": meaning.caveats(args, found, ref_facts),
       "findings": {
         "sources": {k: {kk: vv for kk, vv in v.items() if kk != "per_seed"} for k, v in found.items()},
         "determinism": checks,
