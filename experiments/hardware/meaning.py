@@ -71,10 +71,11 @@ def answer(f: dict) -> str:
     else "1 vs 2 threads: not measured"
   )
   return (
-    f"Measured on {', '.join(p.upper() for p in f['platforms_measured'])} only (not measured, no such device here: "
-    f"{not_here}). Fused (compiled) inference is {_range(f['fusion_range'], '{:.1f}')}x faster than op by op "
-    f"({f['fusion_resolved']} of {f['fusion_count']} resolved); a first-batch call takes {batch1}"
-    + (f", and batching cuts the time per example by {gains}" if gains else "")
+    f"Only the {', '.join(p.upper() for p in f['platforms_measured'])} could be measured here ({not_here}: not "
+    f"measured, no such device here; the same command fills them): on it, compiling matters more than threads: "
+    f"fused inference is {_range(f['fusion_range'], '{:.1f}')}x faster than op by op ({f['fusion_resolved']} of "
+    f"{f['fusion_count']} resolved); a call at the smallest batch takes {batch1}"
+    + (f", and batching cuts the time per example {gains}" if gains else "")
     + f"; a training step takes {steps}; {threads}."
   )
 
@@ -144,6 +145,12 @@ def caveats(f: dict) -> list[str]:
     "interval is Student's t over the rounds' values; 'median' in the tables is over rounds.",
     "Weights are trained with fewer epochs than the configs' (time does not depend on them); the accuracies in "
     "Setup are therefore below the configs' expected ones.",
-    "The 1-thread setting combines CPU pinning and `--xla_cpu_multi_thread_eigen=false`; XLA:CPU has no single "
-    "documented 'threads' flag (the often-quoted `intra_op_parallelism_threads=1` is a TensorFlow session option).",
+    "The 1-thread setting is the worker pinned to one CPU (XLA sizes its thread pools from the CPUs a process may "
+    "use), plus `--xla_cpu_multi_thread_eigen=false` in the full run (--quick leaves it out so both settings share "
+    "compiled programs); XLA:CPU has no single documented 'threads' flag (the often-quoted "
+    "`intra_op_parallelism_threads=1` is a TensorFlow session option; XLA_FLAGS did not reject it, and a check "
+    "here saw the process hold the same 17 threads as with no flag).",
+    "When the machine's load exceeds its 2 cores, a process gets less than one core on average (the matmul check's "
+    "CPU seconds per wall second below 1): then 2 threads cannot beat 1 however well the program splits, and the "
+    "thread ratios measure the neighbours as much as XLA.",
   ]
