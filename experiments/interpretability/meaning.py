@@ -122,7 +122,9 @@ def _caption_words(examples: dict, short: str) -> str:
   follows = sum((r["prediction"] == 1) == (r["light"] == "day") for r in rows)
   return (
     f" In explain's pictures of it (explain_shortcut.png) {follows} of {len(rows)} explained test rows are predicted "
-    "'tank' exactly when photographed by day: the captions, not the maps, show the light deciding."
+    "'tank' exactly when photographed by day: the captions, not the maps, show the light deciding. Its input "
+    "column cannot show the light: explain scales each image to its own min..max, so a day photo (background "
+    "0.3) is drawn exactly like its night copy."
   )
 
 
@@ -212,6 +214,9 @@ def caveats(args) -> list[str]:
     "split only; explain's pictures of the same runs use its own settings.",
     "'Background' is where the unlit digit has no ink: the digit's shape is also in its empty pixels, so some "
     "background mass is legitimate for a model of the shape (the decorrelated arm shows how much).",
+    "explain draws each input scaled to its own min..max: an affine change of brightness, the planted shortcut "
+    "itself, is invisible in its pictures (a day photo looks like its night copy); only the captions' predictions "
+    "and this study's numbers show it.",
     "explain reads a run's best checkpoint (by eval accuracy); for the tank-task pictures the study removes it so "
     "explain falls back to the latest (a gap: explain has no checkpoint choice and writes no saliency arrays).",
   ]
