@@ -140,6 +140,14 @@ def _memory_precision(speed: dict, family: str) -> str:
   return ", ".join(f"{p} {mem[p][size]['total'] / base:.1f}x" for p in PRECISIONS[1:]) + f" f32's at batch {size}"
 
 
+def _all_ties(accuracy: dict, speed: dict) -> bool:
+  """Every precision's accuracy change against f32 is a tie (the rows are rebuilt from the seeds' values)."""
+  del speed
+  rows = tables.accuracy_summary(accuracy)
+  resolution = stats.accuracy_resolution(next(r["examples"] for r in accuracy[next(iter(accuracy))]["f32"] if r))
+  return all(stats.is_tie(rows[f][p]["change_vs_f32"], resolution) for f in rows for p in PRECISIONS[1:])
+
+
 def _against_the_workflow(accuracy: dict, speed: dict) -> str:
   """Where the measurements disagree with the workflow's premise that these steps make inference faster."""
   faster = [
@@ -152,7 +160,9 @@ def _against_the_workflow(accuracy: dict, speed: dict) -> str:
   fused = [f"{f} ({_fusion_ratio(speed, f)[1]:.2f}x)" for f in accuracy]
   return (
     "**Against the workflow's list.** The list names TensorRT's post-training steps, which are there to make "
-    "inference faster. On this CPU: reduced precision kept the accuracy but was resolved faster than f32 "
+    "inference faster. On this CPU: reduced precision "
+    + ("kept the accuracy (every change a tie)" if _all_ties(accuracy, speed) else "changed the accuracy somewhere")
+    + " but was resolved faster than f32 "
     + (f"only for {', '.join(faster)}" if faster else "at no batch size and model")
     + f"; fusion is what XLA does anyway (fusion off at the largest batch: {', '.join(fused)} the fused time); "
     "auto-tuning does not exist on XLA:CPU; and memory is planned per batch size at compile time, not managed "
@@ -169,11 +179,10 @@ def _fusion_paragraph(accuracy: dict, speed: dict) -> str:
     eager = measure.summary(f["seconds"]["disable_jit"])["median"] / measure.summary(f["seconds"]["fused"])["median"]
     prof = speed[family]["op_by_op"]
     opbyop = ""
-    if prof:
-      size = max(prof["batches"])
-      m = prof["batches"][size]["median_seconds"]
-      if m.get("op_by_op"):
-        opbyop = f", op by op (jaxflow profile --model, batch {size}) {m['op_by_op'] / m['exported']:.1f}x"
+    timed = [b for b, v in (prof or {"batches": {}})["batches"].items() if v["median_seconds"].get("op_by_op")]
+    if timed:  # the profiler runs op by op at small batches only
+      m = prof["batches"][max(timed)]["median_seconds"]
+      opbyop = f", op by op (jaxflow profile --model, batch {max(timed)}) {m['op_by_op'] / m['exported']:.1f}x"
     parts.append(
       f"{family} at batch {fb}: fusion off {fr:.2f}x the fused time, disable_jit {eager:.2f}x{opbyop}; largest "
       f"output difference fused vs unfused {f['max_abs_output_difference']:.1e}"
