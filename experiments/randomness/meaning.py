@@ -242,7 +242,9 @@ def caveats(args, found: dict, ref) -> list[str]:
     "No GPU here: the cuDNN / `hardware` source and `--xla_gpu_deterministic_ops` are not measured; on this CPU "
     "the `none` sweep's spread is 0 by construction, which a GPU would not guarantee.",
     "The 1 vs 2 devices check runs on 2 *forced* CPU devices of one machine (XLA_FLAGS), not two accelerators.",
-    "The learning-rate comparison is one comparison; the seeds it needs depend on the effect and the spread.",
+    "The learning-rate comparison is one comparison; the seeds it needs depend on the effect and the spread. The "
+    "fixed-design count is computed after the fact from the measured difference and std: a design fixed in "
+    "advance would not know them, and one powered for a smaller effect asks for more seeds.",
   ]
   if args.quick:
     out.append("--quick: a 16-unit MLP for 3 steps on 180 images, 2 seeds: the structure, not the numbers.")

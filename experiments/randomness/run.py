@@ -68,6 +68,8 @@ def lr_comparison(session: study.Session, overrides, mode: str, until: dict) -> 
       rows = json.load(f)["sweeps"][0]["seeds"]
     finals[name] = [r["final"] if r["status"] == "completed" else None for r in rows]
   result["arms"] = {name: {"overrides": [*overrides, LRS[name]], "per_seed": v} for name, v in finals.items()}
+  for name, d in dirs.items():  # the arms by name, not by this run's temporary folders
+    result["verdict"] = result["verdict"].replace(d, name)
   return result, finals
 
 
