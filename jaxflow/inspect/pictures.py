@@ -54,16 +54,24 @@ def resample(tile: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   return tile[rows][:, cols]
 
 
-def gray_rgb(image: np.ndarray) -> np.ndarray:
-  """[h, w, c] (or [h, w]) -> RGB floats in [0, 1]: c == 3 as colour, else the mean channel, min-max scaled."""
+def _unit_or_minmax(values: np.ndarray, as_input: bool) -> np.ndarray:
+  lo, hi = values.min(), values.max()
+  if as_input and lo >= 0 and hi <= 1:
+    return values
+  return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+
+
+def gray_rgb(image: np.ndarray, *, as_input: bool = False) -> np.ndarray:
+  """[h, w, c] (or [h, w]) -> RGB floats in [0, 1]: c == 3 as colour, else the mean channel, min-max scaled.
+
+  `as_input`: a model input whose values lie in [0, 1] (pixels as training scaled them) is drawn on that fixed
+  scale, not stretched to its own range: a darker or brighter photo then looks darker or brighter, which is
+  what a brightness shortcut needs to be seen (the interpretability study's day/night tanks looked identical)."""
   image = np.asarray(image, np.float64)
   if image.ndim == 3 and image.shape[-1] == 3:
-    lo, hi = image.min(), image.max()
-    return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+    return _unit_or_minmax(image, as_input)
   plane = image.mean(axis=-1) if image.ndim == 3 else image
-  lo, hi = plane.min(), plane.max()
-  plane = (plane - lo) / (hi - lo) if hi > lo else np.zeros_like(plane)
-  return np.repeat(plane[..., None], 3, axis=-1)
+  return np.repeat(_unit_or_minmax(plane, as_input)[..., None], 3, axis=-1)
 
 
 def signed_rgb(values: np.ndarray, scale: float | None = None) -> np.ndarray:
@@ -91,7 +99,7 @@ def overlay_rgb(image: np.ndarray, attribution: np.ndarray, *, percentile: float
   top = np.percentile(strength, percentile)
   strength = np.clip(strength / top, 0, 1) if top > 0 else np.zeros_like(strength)
   heat = _colormap("inferno")(strength)[..., :3]
-  base = 0.6 * gray_rgb(image)
+  base = 0.6 * gray_rgb(image, as_input=True)
   alpha = strength[..., None]
   return (1 - alpha) * base + alpha * heat
 
@@ -212,7 +220,9 @@ def activation_maps(
   maps = np.asarray(maps)
   channels = min(maps.shape[-1], max_channels)
   tile = _tile_size(images.shape[1:3])
-  rows = [[gray_rgb(img)] + [heat_rgb(m[..., ch]) for ch in range(channels)] for img, m in zip(images, maps)]
+  rows = [
+    [gray_rgb(img, as_input=True)] + [heat_rgb(m[..., ch]) for ch in range(channels)] for img, m in zip(images, maps)
+  ]
   shown = f"first {channels} of {maps.shape[-1]}" if channels < maps.shape[-1] else f"{channels}"
   return _grid_figure(
     rows,
@@ -245,7 +255,7 @@ def saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray], captions: 
   tile = _tile_size(images.shape[1:3], at_least=48)
   rows = []
   for i, image in enumerate(images):
-    row = [gray_rgb(image)]
+    row = [gray_rgb(image, as_input=True)]
     for values in maps.values():
       attribution = np.asarray(values[i])
       row.append(overlay_rgb(image, attribution.sum(axis=-1) if attribution.ndim == 3 else attribution))
