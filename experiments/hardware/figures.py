@@ -5,7 +5,7 @@ ratios with their intervals (op by op / fused, 1 / 2 threads)."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from experiments.common import plots
 from experiments.hardware import analysis
@@ -90,6 +90,8 @@ def ratio_bars(out, ratios) -> str:
     ax.set_yticks(y)
     ax.set_yticklabels([r["comparison"] for r in rows], fontsize=6)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("ratio (log scale; 1 = no difference)", fontsize=7)
     ax.set_title(f"{title}\n(geometric mean, 95% CI; grey: tie)", fontsize=8)

@@ -120,8 +120,9 @@ def paragraphs(f: dict) -> list[str]:
     f"span {_range(f['threads_range'])}; 2 threads resolved faster: {', '.join(f['threads_faster']) or 'none'}; "
     f"resolved slower: {', '.join(f['threads_slower']) or 'none'}; ties: {', '.join(f['threads_tied']) or 'none'}. "
     "A second core shortens only work that XLA can split (large matmuls); a small program's time is dispatch and "
-    "synchronization, which a second thread does not shorten, and on a machine shared with other jobs the second "
-    "core is often not free.",
+    "synchronization, which a second thread does not shorten (where 1 thread was resolved faster, handing work to "
+    "a second thread cost more than it saved), and on a machine shared with other jobs the second core is often "
+    "not free. For training and inference of models this small on this CPU, the thread count is not a lever.",
     "Against the workflow's 'CPU serial vs GPU parallel': this machine has no GPU or TPU, so the study measures only "
     "the CPU side; the CPU is not serial (XLA:CPU runs a matmul on several threads when cores are free), and for "
     "models of this size its cost is per-call overhead, not arithmetic. Whether a GPU wins is the same command's "
@@ -150,6 +151,9 @@ def caveats(f: dict) -> list[str]:
     "compiled programs); XLA:CPU has no single documented 'threads' flag (the often-quoted "
     "`intra_op_parallelism_threads=1` is a TensorFlow session option; XLA_FLAGS did not reject it, and a check "
     "here saw the process hold the same 17 threads as with no flag).",
+    "Run time: the full run took longer than the standard's 10 minutes on this loaded machine (Provenance): its "
+    "first round trains the weights and compiles every profiled program in both settings (separate compilation "
+    "cache entries, XLA_FLAGS being part of the key); the later rounds take a few minutes each.",
     "When the machine's load exceeds its 2 cores, a process gets less than one core on average (the matmul check's "
     "CPU seconds per wall second below 1): then 2 threads cannot beat 1 however well the program splits, and the "
     "thread ratios measure the neighbours as much as XLA.",
