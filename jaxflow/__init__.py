@@ -65,6 +65,16 @@ def seeds(config, workdir: str, **kw) -> dict:
   return run_seeds(config, workdir, **kw)
 
 
+def seeds_until_decided(a: str, b: str, **kw) -> dict:
+  """`jaxflow seeds compare A B --until-decided`: two arms (config files with `workdir=DIR`, or workdirs of
+  single-sweep studies, extended in place) trained in rounds until the difference is decided at a 5% total error
+  rate; `min_effect=None`, `max_seeds=64`, `first=4`, `round_size=4`, `mode="auto"`, `quiet=True`. Returns the
+  decision, seeds spent, each look, the fixed design's count and P(A > B) (jaxflow.seeds.until_decided)."""
+  from jaxflow.seeds.until_decided import compare_until_decided  # deferred: loads jax, flax, tfds
+
+  return compare_until_decided(a, b, **kw)
+
+
 def audit(config, workdir: str) -> dict:
   """Audits the dataset `config` describes (as training would see it) into `workdir`; returns the report."""
   from jaxflow.auditing import run_audit  # deferred: loads jax, flax, tfds
@@ -152,6 +162,7 @@ __all__ = [
   "project_box3d",
   "profile",
   "seeds",
+  "seeds_until_decided",
   "train",
   "tune",
 ]

@@ -75,8 +75,7 @@ def _plot_divergences(checks: list[dict], workdir: str) -> None:
     if c.get("divergence") and c["divergence"]["steps"]:
       rel = os.path.join("plots", f"determinism_{i}.png")
       divergence_audit.plot(c["divergence"], c["check"], os.path.join(workdir, rel))
-      c["plot"] = rel
-      c["statement"] += f" ![where they part]({rel})"
+      c["plot"] = rel  # report.md links it below the statement; the statement stays plain text
 
 
 def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 600) -> dict:

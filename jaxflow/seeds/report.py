@@ -269,7 +269,9 @@ def markdown(report: dict) -> str:
       )
   if "determinism" in report:
     d = report["determinism"]
-    lines += ["", "## Determinism", ""] + [f"- {c['statement']}" for c in d["checks"]]
+    lines += ["", "## Determinism", ""]
+    for c in d["checks"]:
+      lines.append(f"- {c['statement']}" + (f" ![where they part]({c['plot']})" if c.get("plot") else ""))
     lines += ["", "Flags that govern it:", ""] + [f"- `{k}`: {v}" for k, v in d["flags"].items()]
   for name, path in report.get("plots", {}).items():
     lines += ["", f"![{name}]({path})"]

@@ -35,6 +35,8 @@ GROUPS = (
   ("class_imbalance", "label_noise", "augmentation", "transfer"),
   ("fairness", "sample_bias", "survivorship_bias", "dataset_shift", "annotation_consistency"),
   ("overfitting", "hyperparameters", "monitoring"),
+  ("architectures", "tuning", "interpretability"),
+  ("post_training", "hardware", "randomness"),
 )
 
 

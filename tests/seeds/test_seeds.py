@@ -347,6 +347,7 @@ def test_check_determinism_says_what_was_bitwise(tmp_path):
   assert max(v[-1] for v in parted["layers"].values()) == pytest.approx(sharded["max_abs_diff"])
   assert f"first differs at step {parted['first_step']}" in sharded["statement"]
   assert open(os.path.join(str(tmp_path), sharded["plot"]), "rb").read(8) == PNG
+  assert f"![where they part]({sharded['plot']})" in open(os.path.join(str(tmp_path), "report.md")).read()
   assert "does not apply on the cpu backend" in checks["gpu deterministic ops"]["statement"]
   assert "xla_gpu_deterministic_ops" in " ".join(report["determinism"]["flags"])
 

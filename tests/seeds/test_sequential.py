@@ -19,7 +19,6 @@ from scipy import stats
 import jaxflow
 from jaxflow import cli
 from jaxflow.seeds import sequential
-from jaxflow.seeds.until_decided import compare_until_decided
 from tests.conftest import config_path
 
 STUDIES = 4000
@@ -132,5 +131,6 @@ def test_until_decided_extends_two_real_studies_and_stops_when_clear(tmp_path, c
     assert len(seeds) == 4 and os.path.isdir(os.path.join(path, "init", "seed_003"))
     finals[name] = [s["final"] for s in seeds]
   assert result["difference"] == pytest.approx(np.mean(finals["good"]) - np.mean(finals["frozen"]))
-  again = compare_until_decided(dirs["good"], dirs["frozen"], first=4, round_size=2, max_seeds=8, mode="vmap")
+  again = jaxflow.seeds_until_decided(dirs["good"], dirs["frozen"], first=4, round_size=2, max_seeds=8, mode="vmap")
   assert again["difference"] == result["difference"]  # a rerun trains nothing new and says the same
+  assert "seeds_until_decided" in jaxflow.__all__
