@@ -45,6 +45,18 @@ def _start_afresh(jsonl_path: str, tb_dir: str) -> None:
     shutil.rmtree(tb_dir)
 
 
+def _local(params):
+  """Arrays this process can read: a replicated array spanning several processes' devices (a multi-host run's
+  parameters) is read from its copy on this process's first device; device_get of the whole would fail."""
+
+  def local(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable and a.sharding.is_fully_replicated:
+      return a.addressable_data(0)
+    return a
+
+  return jax.tree.map(local, params)
+
+
 class MetricWriter:
   """`write(step, epoch, split, metrics)` appends a JSON line and TensorBoard scalars `split/name`.
 
@@ -119,7 +131,7 @@ class MetricWriter:
     Non-finite values are left out; a diagnostic must never stop a run.
     """
     summaries = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
+    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(_local(params)))[0]:
       stats = histogram(np.asarray(leaf).ravel(), bins)
       if stats is not None:
         summaries.append(
