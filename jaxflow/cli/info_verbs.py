@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from absl import flags
 from ml_collections import config_flags
 
+from jaxflow.cli.seeds_compare import USAGE as SEEDS_COMPARE_USAGE
 from jaxflow.config import ConfigError, parse_config_flags
 
 HIDDEN = ("help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok")
@@ -78,9 +79,7 @@ def compare_help(verb: str, args: Sequence[str]) -> bool:
   if not any(a in ("-h", "--help") for a in args):
     return False
   if verb == "seeds":
-    from jaxflow.cli.seeds_compare import USAGE
-
-    print(f"usage: jaxflow seeds compare A B [--until-decided ...]\n\n{USAGE}", file=sys.stdout)
+    print(f"usage: jaxflow seeds compare A B [--until-decided ...]\n\n{SEEDS_COMPARE_USAGE}", file=sys.stdout)
     return True
   print("usage: jaxflow profile compare A B\n\ncompare two profile reports (their workdirs A and B) side by side")
   return True

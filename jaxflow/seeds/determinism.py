@@ -98,6 +98,36 @@ def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _devices_check(seed0, base: str, first: tuple[dict, str]) -> dict | None:
+  """Seed 0 on every device present (sharded), or on 2 forced CPU devices in a subprocess, against `first`."""
+  many = os.path.join(base, "devices")
+  sharded = seed0.copy_and_resolve_references()
+  sharded.parallel.mode = "sharded"
+  n = len(jax.devices())
+  try:
+    if n > 1:
+      if sharded.train.batch_size % n:
+        raise RuntimeError(f"batch {sharded.train.batch_size} does not divide by {n} devices")
+      summary = train_and_evaluate(sharded, many, quiet=True)
+      label = f"1 device against {n} devices (sharded)"
+    elif jax.default_backend() == "cpu":
+      sharded.parallel.num_devices = 2
+      summary = _subprocess_train(sharded, many, xla_flags="--xla_force_host_platform_device_count=2")
+      label = "1 device against 2 forced CPU devices (sharded, in a subprocess)"
+    else:
+      summary = None
+      label = None
+    if summary is not None:
+      return _pair(label, first[0]["params_sha256"], summary["params_sha256"], first[1], many)
+  except (RuntimeError, subprocess.TimeoutExpired) as e:
+    return {
+      "check": "1 device against N",
+      "bitwise_equal": None,
+      "statement": f"1 device against N devices: not compared ({e}).",
+    }
+  return None
+
+
 def check(config, sweep, workdir: str) -> dict:
   """The checks above on seed 0 of `sweep` (the first sweep of the study)."""
   base = os.path.join(workdir, "determinism")
@@ -130,33 +160,9 @@ def check(config, sweep, workdir: str) -> dict:
         sweep.workdirs[0],
       )
     )
-  many = os.path.join(base, "devices")
-  sharded = seed0.copy_and_resolve_references()
-  sharded.parallel.mode = "sharded"
-  n = len(jax.devices())
-  try:
-    if n > 1:
-      if sharded.train.batch_size % n:
-        raise RuntimeError(f"batch {sharded.train.batch_size} does not divide by {n} devices")
-      summary = train_and_evaluate(sharded, many, quiet=True)
-      label = f"1 device against {n} devices (sharded)"
-    elif jax.default_backend() == "cpu":
-      sharded.parallel.num_devices = 2
-      summary = _subprocess_train(sharded, many, xla_flags="--xla_force_host_platform_device_count=2")
-      label = "1 device against 2 forced CPU devices (sharded, in a subprocess)"
-    else:
-      summary = None
-      label = None
-    if summary is not None:
-      checks.append(_pair(label, runs["first"][0]["params_sha256"], summary["params_sha256"], runs["first"][1], many))
-  except (RuntimeError, subprocess.TimeoutExpired) as e:
-    checks.append(
-      {
-        "check": "1 device against N",
-        "bitwise_equal": None,
-        "statement": f"1 device against N devices: not compared ({e}).",
-      }
-    )
+  devices = _devices_check(seed0, base, runs["first"])
+  if devices is not None:
+    checks.append(devices)
   if jax.default_backend() == "gpu":
     for flags, tag in (("", "default"), ("--xla_gpu_deterministic_ops=true", "deterministic_ops")):
       a = _subprocess_train(seed0, os.path.join(base, f"gpu_{tag}_a"), xla_flags=flags)

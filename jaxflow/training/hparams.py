@@ -23,6 +23,7 @@ from tensorboardX import summary as tb_summary
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.api_pb2 import Status
 from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
 from tensorboardX.proto.summary_pb2 import Summary
 
 SUFFIX = ".hparams"
@@ -75,8 +76,6 @@ def write_session(run_dir: str, hparams: dict, finals: dict[str, float | None], 
 
 
 def _end_content(status: str) -> bytes:
-  from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
-
   info = SessionEndInfo(status=Status.Value(STATUS.get(status, "STATUS_UNKNOWN")))
   return HParamsPluginData(session_end_info=info, version=0).SerializeToString()
 
