@@ -25,7 +25,7 @@ LABELS = ("a", "b")
 
 def _arm(path: str, workdir: str | None, label: str) -> tuple[ml_collections.ConfigDict, str, str]:
   """(config, study workdir, vary) of one arm."""
-  if path.endswith(".py"):
+  if path.split(":", 1)[0].endswith(".py"):  # a config file, or FILE.py:variant
     if not workdir:
       raise ConfigError("--workdir=DIR is needed when A and B are config files: the arms train into DIR/a and DIR/b")
     return load_config(path), os.path.join(workdir, label), "all"
