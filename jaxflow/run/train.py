@@ -204,6 +204,7 @@ def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
       source = transfer.source_params(config.init_from)
       params = transfer.transfer(state.params, source, tuple(config.reinit))
       state = state.replace(params=assembly.place(run.layout, params))
+    books[0].initial_histograms(state.params)
     return state
   runs = [book.resume(take(state, i)) for i, book in enumerate(books)]
   if len({b.resumed_from for b in books}) > 1:  # a damaged checkpoint sent one run back further
@@ -212,6 +213,8 @@ def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
   if config.init_from is not None and fresh:
     source = transfer.source_params(config.init_from)
     runs = [r.replace(params=transfer.transfer(r.params, source, tuple(config.reinit))) for r in runs]
+  for book, r in zip(books, runs):
+    book.initial_histograms(r.params)
   if not fresh or config.init_from is not None:
     state = stack(runs)
   return jax.device_put(state, run.stack_sharding) if run.stack_sharding is not None else state

@@ -45,11 +45,12 @@ def layer_differences(a_dir: str, b_dir: str) -> dict:
   steps = sorted(set(a) & set(b))
   layers = list(a[steps[0]]) if steps else []
   diffs = {name: [float(np.max(np.abs(a[s][name] - b[s][name]))) for s in steps] for name in layers}
-  first_step = next((s for i, s in enumerate(steps) if any(diffs[n][i] > 0 for n in layers)), None)
+  differs = lambda n, i: not diffs[n][i] == 0  # noqa: E731  (a NaN difference differs too)
+  first_step = next((s for i, s in enumerate(steps) if any(differs(n, i) for n in layers)), None)
   first_layer = None
   if first_step is not None:
     i = steps.index(first_step)
-    first_layer = next(n for n in layers if diffs[n][i] > 0)
+    first_layer = next(n for n in layers if differs(n, i))
   return {"steps": steps, "layers": diffs, "first_step": first_step, "first_layer": first_layer}
 
 

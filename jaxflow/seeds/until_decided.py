@@ -51,8 +51,19 @@ def _check(min_effect, max_seeds, first, round_size) -> None:
       raise ConfigError(f"--{name}={value!r} must be a positive integer")
   if first < 2 or max_seeds < first:
     raise ConfigError(f"--first={first} must be >= 2 (a variance) and --max_seeds={max_seeds} >= --first")
-  if min_effect is not None and not min_effect > 0:
-    raise ConfigError(f"--min_effect={min_effect!r} must be > 0 (the equivalence margin, in the metric's units)")
+  if min_effect is not None and not 0 < min_effect < float("inf"):
+    raise ConfigError(f"--min_effect={min_effect!r} must be a finite number > 0 (the equivalence margin, metric units)")
+
+
+def _existing_seeds(study_dir: str) -> int:
+  try:
+    return len(read_json(os.path.join(study_dir, "report.json"))["sweeps"][0]["seeds"])
+  except (OSError, ValueError, KeyError, IndexError):
+    return 0
+
+
+def _failed(report: dict) -> int:
+  return sum(r["final"] is None for r in report["sweeps"][0]["seeds"])
 
 
 def _finals(report: dict) -> list[float]:
@@ -80,6 +91,9 @@ def compare_until_decided(
 ) -> dict:
   _check(min_effect, max_seeds, first, round_size)
   arms = [_arm(path, workdir, label) for path, label in zip((a, b), LABELS)]
+  # A study that has more seeds than the first look is never cut down (run_seeds rewrites its report for n seeds).
+  first = max(first, *(_existing_seeds(d) for _, d, _ in arms))
+  max_seeds = max(max_seeds, first)
   metrics = {(c.train.monitor, c.train.monitor_mode) for c, _, _ in arms}
   if len(metrics) != 1:
     raise ConfigError(f"the arms monitor different metrics ({sorted(metrics)}); compare like with like")
@@ -91,6 +105,7 @@ def compare_until_decided(
     reports = [run_seeds(c, d, seeds=n, vary=v, mode=m, quiet=quiet, plots=False) for (c, d, v), m in zip(arms, modes)]
     modes = [r["mode"]["mode"] if m == "auto" else m for r, m in zip(reports, modes)]
     finals = [_finals(r) for r in reports]
+    failed = [_failed(r) for r in reports]
     if min(map(len, finals)) < 2:
       raise ConfigError(f"fewer than 2 seeds finished in an arm after {n} seeds: nothing to compare (diverged?)")
     decision = _oriented(sequential.decide(*finals, level, min_effect).item(), direction)
@@ -104,7 +119,10 @@ def compare_until_decided(
       )
     if decision != "continue":
       break
-  return _result(arms, finals, history, looks, metric, direction, min_effect)
+  result = _result(arms, finals, history, looks, metric, direction, min_effect)
+  if any(failed):  # left out of the test: said, since an arm that fails more often is compared on its survivors
+    result["verdict"] += f"; seeds that failed and are left out: A {failed[0]}, B {failed[1]}"
+  return {**result, "failed_seeds": failed}
 
 
 def _result(arms, finals, history, looks, metric, direction, min_effect) -> dict:

@@ -115,9 +115,13 @@ class RunBook:
       self.train_last = meta.get("train_last", {})
     self.step, self.epoch = int(step or 0), self.start_epoch
     self.writer = MetricWriter(self.workdir, resume_step=step) if self.is_main else NullWriter()
-    if step is None and self.is_main:  # a fresh start: the initialization's histograms, the "before" picture
-      self.writer.write_histograms(0, state.params)
     return state
+
+  def initial_histograms(self, params) -> None:
+    """A fresh run's starting parameters at step 0 (after any transfer): the "before" picture of every later
+    epoch's histograms, and of a blow-up inside epoch 1."""
+    if self.resumed_from is None and self.is_main:
+      self.writer.write_histograms(0, params)
 
   def _last_good(self) -> str:
     self.ckpt.wait()  # saves written in the background are on disk before their step is named
