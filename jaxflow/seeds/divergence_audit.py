@@ -18,11 +18,7 @@ import numpy as np
 
 from jaxflow.plotting import new_figure
 from jaxflow.training import checkpoints
-
-
-def _name(path) -> str:
-  """A parameter's path as the checkpoint and explain name it: `dense_0/kernel`."""
-  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+from jaxflow.training.writers import param_name
 
 
 def _history(workdir: str) -> dict[int, dict[str, np.ndarray]]:
@@ -32,7 +28,7 @@ def _history(workdir: str) -> dict[int, dict[str, np.ndarray]]:
     out = {}
     for step in ckpt.all_steps(checkpoints.LATEST):
       leaves = jax.tree_util.tree_flatten_with_path(ckpt.read_params(step))[0]
-      out[int(step)] = {_name(path): np.asarray(leaf, np.float64) for path, leaf in leaves}
+      out[int(step)] = {param_name(path): np.asarray(leaf, np.float64) for path, leaf in leaves}
     return out
   finally:
     ckpt.close()

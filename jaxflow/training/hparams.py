@@ -15,7 +15,6 @@ seeds or trials) lists each session once.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import time
 
@@ -26,6 +25,8 @@ from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
 from tensorboardX.proto.summary_pb2 import Summary
 
+from jaxflow.workdir import read_summary
+
 SUFFIX = ".hparams"
 METRIC_PREFIX = "hparams/"
 # The plugin knows success, failure, running and unknown; a trial stopped early by pruning finished what it was
@@ -35,11 +36,7 @@ STATUS = {"completed": "STATUS_SUCCESS", "stopped": "STATUS_SUCCESS", "failed": 
 
 def run_finals(run_dir: str) -> dict[str, float]:
   """A finished run's final metrics per split (`eval/accuracy`, `train/loss`...) from its summary.json."""
-  try:
-    with open(os.path.join(run_dir, "summary.json")) as f:
-      final = json.load(f).get("final") or {}
-  except (OSError, ValueError):
-    return {}
+  final = (read_summary(run_dir) or {}).get("final") or {}
   return {
     f"{split}/{k}": float(v)
     for split, values in final.items()

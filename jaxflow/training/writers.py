@@ -45,6 +45,11 @@ def _start_afresh(jsonl_path: str, tb_dir: str) -> None:
     shutil.rmtree(tb_dir)
 
 
+def param_name(path) -> str:
+  """A parameter's tree path as TensorBoard and the checkpoints' readers name it: `dense_0/kernel`."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
 def _local(params):
   """Arrays this process can read: a replicated array spanning several processes' devices (a multi-host run's
   parameters) is read from its copy on this process's first device; device_get of the whole would fail."""
@@ -134,9 +139,7 @@ class MetricWriter:
     for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(_local(params)))[0]:
       stats = histogram(np.asarray(leaf).ravel(), bins)
       if stats is not None:
-        summaries.append(
-          tb_summary.histogram_raw(f"params/{'/'.join(str(getattr(k, 'key', k)) for k in path)}", **stats)
-        )
+        summaries.append(tb_summary.histogram_raw(f"params/{param_name(path)}", **stats))
     if summaries:
       self._add(step, Summary(value=[v for summary in summaries for v in summary.value]))
 
