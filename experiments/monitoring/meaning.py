@@ -35,8 +35,15 @@ def _stop(probe: dict | None) -> str:
   return (
     f". With jaxflow's default `train.stop_on_divergence` the same run stops at step {probe['stopped_at_step']} "
     f"and its TensorBoard folder holds train loss up to step {probe['last_logged_step']} only "
-    f"({probe['train_loss_events']} events; the loss that stopped it is not among them)"
+    f"({probe['train_loss_events']} events; {_stop_point(probe)})"
   )
+
+
+def _stop_point(probe: dict) -> str:
+  """Whether the loss that stopped the run is among TensorBoard's points (older probes lack the key: no)."""
+  if probe.get("stop_loss_logged"):
+    return f"the last is the loss that stopped it, {probe['stop_loss']:.1f}"
+  return "the loss that stopped it is not among them"
 
 
 def _healthy_alerts(h: dict) -> str:
@@ -135,9 +142,15 @@ def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> l
       f"'{probe['status']}' at step {probe['stopped_at_step']}, and its TensorBoard folder holds "
       f"{probe['train_loss_events']} train-loss events (up to step {probe['last_logged_step']}), "
       f"{probe['eval_events']} eval and {probe['histogram_events']} histogram events (its message: "
-      f'"{probe["error"][:160]}"). jaxflow monitored and stopped the run, but a person opening TensorBoard sees '
-      "a loss that had just started to rise and no eval point: the value that stopped the run is only in the "
-      "message and summary.json."
+      f'"{probe["error"][:160]}"). '
+      + (
+        f"jaxflow monitored and stopped the run, and a person opening TensorBoard sees the spike that stopped it "
+        f"(train loss {probe['stop_loss']:.1f} at step {probe['stopped_at_step']}, the last point) but no eval point "
+        "and no later curve: the whole-run picture below needs the stop turned off."
+        if probe.get("stop_loss_logged")
+        else "jaxflow monitored and stopped the run, but a person opening TensorBoard sees a loss that had just "
+        "started to rise and no eval point: the value that stopped the run is only in the message and summary.json."
+      )
     )
   out.append(
     "Against the question: TensorBoard is such an application, and with the events jaxflow writes it shows all "
@@ -156,7 +169,7 @@ def caveats(args, no_shots: str) -> list[str]:
     "are choices, and the step an alert fires depends on them and on how often the run logs (every step for "
     "healthy and diverging, every epoch of 4 steps for overfitting's eval).",
     "The diverging arm turns jaxflow's divergence stop off so that TensorBoard has a whole run to show; with the "
-    "default a user sees only the logs before the stop (the probe paragraph).",
+    "default a user sees only the logs up to the stop (the probe paragraph).",
     "The screenshots show seed 0 only; the tables and plots cover every seed.",
     "The first histogram is written after epoch 1, not at initialization: the diverging run's jump happens "
     "within epoch 1, so its 'first' kernel spread is already the blown-up one.",

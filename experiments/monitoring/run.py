@@ -104,16 +104,22 @@ def probe_default_stop(session: study.Session) -> dict:
   it, and what its TensorBoard folder then holds (what a person opening TensorBoard on it would see)."""
   overrides = tuple(o for o in ARMS[DIVERGING] if not o.startswith("train.stop_on_divergence"))
   root = os.path.join(session.root, "default_stop")
-  rep = jaxflow.seeds(session.config(study.Arm("default stop", CONFIG, overrides)), root, seeds=1, mode="sequential")
+  rep = jaxflow.seeds(
+    session.config(study.Arm("default stop", CONFIG, overrides)), root, seeds=1, mode="sequential", plots=False
+  )
   row = rep["sweeps"][0]["seeds"][0]
   with open(os.path.join(row["workdir"], "summary.json")) as f:
     summary = json.load(f)
   tb = os.path.join(row["workdir"], "tb")
   acc = signals.load(tb) if os.path.isdir(tb) else None
   logged = signals.scalars(acc) if acc else {}
+  stopped = _stop_step(summary.get("error"))
+  at_stop = [v for step, v in logged.get("train/loss", []) if step == stopped]
   return {
     "status": summary.get("status"),
-    "stopped_at_step": _stop_step(summary.get("error")),
+    "stopped_at_step": stopped,
+    "stop_loss_logged": bool(at_stop),  # the loss that stopped the run is a TensorBoard point
+    "stop_loss": at_stop[-1] if at_stop else None,
     "error": (summary.get("error") or "")[:300],
     "train_loss_events": len(logged.get("train/loss", [])),
     "last_logged_step": logged["train/loss"][-1][0] if logged.get("train/loss") else None,
