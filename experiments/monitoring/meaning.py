@@ -108,7 +108,7 @@ def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> l
     f"{_m(h, 'final_train_loss', 3)} and {_m(h, 'final_eval_loss', 3)}), eval/accuracy climbs to "
     f"{_m(h, 'final_test_accuracy')} and stays; train/lr draws the warmup and the cosine; train/grad_norm stays "
     f"near 1 (peak {_m(h, 'peak_grad_norm', 2)}). Histograms: the kernels widen a little and keep their shape "
-    f"(std {_m(h, 'kernel_std_first', 3)} after epoch 1, {_m(h, 'kernel_std_final', 3)} at the end). Images: the "
+    f"(std {_m(h, 'kernel_std_first', 3)} at initialization, {_m(h, 'kernel_std_final', 3)} at the end). Images: the "
     f"confusion matrix is a dark diagonal. What to look for: the gap between the two loss curves stays small and "
     f"neither curve turns up. The train-test accuracy gap is {_m(h, 'accuracy_gap')}; the eval loss still ends "
     f"{_pct(h, 'eval_loss_rise')} above its best (the overfit alert: {_alert(h, 'overfit_step')}; its 10% "
@@ -129,7 +129,7 @@ def paragraphs(s: dict, diffs: list[dict], probe: dict | None, shots: list) -> l
     f"leaving the top and a y-axis around 2.3, so the flat line at ln 10 is the tell. Histograms: the kernels "
     f"are {_m(d, 'kernel_std_final', 2)} in std against {_m(h, 'kernel_std_final', 2)} for healthy (an x-axis "
     f"of several units instead of tenths), split into separate peaks, and the slices stay the same from epoch "
-    f"to epoch once they have grown (from {_m(d, 'kernel_std_first', 2)} after epoch 1). Images: the confusion "
+    f"to epoch once they have grown (from {_m(d, 'kernel_std_first', 2)} at initialization). Images: the confusion "
     f"matrix is one column ({_count(d['predicted_classes']['mean'])} class predicted for every image). Which "
     f"alert catches it: jaxflow's 10x-loss rule fired in {_alert(d, 'divergence_step')} (the other seeds' loss "
     f"peaks stayed below 10x: mean peak {_m(d, 'peak_loss_ratio', 1)}x), the 10x grad-norm rule in "
@@ -171,8 +171,9 @@ def caveats(args, no_shots: str) -> list[str]:
     "The diverging arm turns jaxflow's divergence stop off so that TensorBoard has a whole run to show; with the "
     "default a user sees only the logs up to the stop (the probe paragraph).",
     "The screenshots show seed 0 only; the tables and plots cover every seed.",
-    "The first histogram is written after epoch 1, not at initialization: the diverging run's jump happens "
-    "within epoch 1, so its 'first' kernel spread is already the blown-up one.",
+    "The first histogram is written at initialization (step 0, before any update), the next after each "
+    "`train.histogram_every` epochs: the diverging run's jump within epoch 1 shows "
+    "as the step from the first slice to the second.",
   ]
   if no_shots:
     out.append(f"Screenshots skipped: {no_shots}.")
