@@ -144,15 +144,39 @@ async def load(url: str, clients: int, seconds: float, warmup: float, input_shap
   }
 
 
+def run_clients(coro):
+  """The load generator on uvloop when installed (the `serve` extra): cheaper clients leave more of the shared
+  cores to the server, in both settings alike."""
+  try:
+    import uvloop
+  except ImportError:
+    return asyncio.run(coro)
+  return uvloop.run(coro)
+
+
+def cpu_seconds(pid: int) -> float | None:
+  """A process's user + system CPU seconds (Linux /proc; None elsewhere)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+  except OSError:
+    return None
+  return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_setting(model: str, setting: str, args, input_shape: list[int]) -> dict:
   """One server with `setting`, loaded by each client count in turn; its /healthz counts per count."""
   server = Server(model, SETTINGS[setting])
   try:
     out = {}
     for clients in args.clients:
-      before = server.health()
-      out[str(clients)] = asyncio.run(load(server.url, clients, args.seconds, args.warmup, input_shape))
-      after = server.health()
+      before, cpu_before = server.health(), cpu_seconds(server.proc.pid)
+      out[str(clients)] = run_clients(load(server.url, clients, args.seconds, args.warmup, input_shape))
+      after, cpu_after = server.health(), cpu_seconds(server.proc.pid)
+      if cpu_before is not None:  # the server's CPU per request answered (warm-up included): less load-bound
+        out[str(clients)]["server_cpu_us_per_request"] = (
+          1e6 * (cpu_after - cpu_before) / max(after["requests"] - before["requests"], 1)
+        )
       calls = after["model_calls"] - before["model_calls"]
       out[str(clients)]["examples_per_model_call"] = (after["examples"] - before["examples"]) / max(calls, 1)
       if after["compilations_after_warmup"]:
@@ -176,13 +200,14 @@ def summarize(rounds: list[dict], args) -> dict:
   for setting in SETTINGS:
     for clients in map(str, args.clients):
       runs = [r[setting][clients] for r in rounds]
+      keys = ("requests_per_second", "p50_ms", "p99_ms", "examples_per_model_call", "server_cpu_us_per_request")
       table[f"{setting}/{clients}"] = {
-        key: statistics.median(run[key] for run in runs)
-        for key in ("requests_per_second", "p50_ms", "p99_ms", "examples_per_model_call")
+        key: statistics.median(run[key] for run in runs) for key in keys if all(key in run for run in runs)
       } | {"requests_per_second_each": [round(run["requests_per_second"]) for run in runs]}
   lines = [
-    "| clients | batching | requests/s (each round) | p50 ms | p99 ms | examples per model call |",
-    "|---:|---|---:|---:|---:|---:|",
+    "| clients | batching | requests/s (each round) | p50 ms | p99 ms | examples per model call "
+    "| server CPU us/request |",
+    "|---:|---|---:|---:|---:|---:|---:|",
   ]
   for clients in map(str, args.clients):
     for setting in SETTINGS:
@@ -190,7 +215,8 @@ def summarize(rounds: list[dict], args) -> dict:
       each = "/".join(map(str, row["requests_per_second_each"]))
       lines.append(
         f"| {clients} | {setting} | {row['requests_per_second']:,.0f} ({each}) | {row['p50_ms']:.2f} "
-        f"| {row['p99_ms']:.2f} | {row['examples_per_model_call']:.1f} |"
+        f"| {row['p99_ms']:.2f} | {row['examples_per_model_call']:.1f} "
+        f"| {row.get('server_cpu_us_per_request', 0):.0f} |"
       )
   ratios = {}
   most = str(max(args.clients))

@@ -86,12 +86,15 @@ class Model:
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 
+def _expected(shape: tuple, dtype: np.dtype) -> str:
+  return f"[batch, {', '.join(map(str, shape))}] {dtype.name}" if shape else f"[batch] {dtype.name}"
+
+
 def _checked(array, spec: dict, source: str) -> np.ndarray:
   array = np.asarray(array)
   shape, dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])
-  expected = f"[batch, {', '.join(map(str, shape))}] {dtype.name}" if shape else f"[batch] {dtype.name}"
   if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
-    raise ArtifactError(f"{source}: shape {list(array.shape)}; the model takes {expected}")
+    raise ArtifactError(f"{source}: shape {list(array.shape)}; the model takes {_expected(shape, dtype)}")
   if array.dtype != dtype:
     # Integer inputs (pixels, lengths) are taken from any dtype whose values they hold exactly (no wrapping,
     # no rounding); float inputs from any number.
@@ -105,7 +108,7 @@ def _checked(array, spec: dict, source: str) -> np.ndarray:
     if not exact:
       low, high = spec.get("range") or (None, None)
       hint = f" (values {low}..{high})" if low is not None else ""
-      raise ArtifactError(f"{source}: dtype {array.dtype.name}; the model takes {expected}{hint}")
+      raise ArtifactError(f"{source}: dtype {array.dtype.name}; the model takes {_expected(shape, dtype)}{hint}")
     array = same_values
   return array
 

@@ -169,6 +169,9 @@ MALFORMED = {
   "no inputs key": (b'{"pixels": [1]}', '"inputs" or "images"'),
   "wrong shape": ({"inputs": [[1, 2, 3]]}, "shape [1, 3]"),
   "value over uint8": ({"inputs": np.full((1, 8, 8, 1), 300).tolist()}, "300 is outside uint8"),
+  # Past 64 bits (orjson refuses it; the standard library's reading is what the checks see).
+  "a 20-digit value": ({"inputs": np.full((1, 8, 8, 1), 10**20, dtype=object).tolist()}, "is outside uint8"),
+  "NaN": ({"inputs": np.full((1, 8, 8, 1), np.nan).tolist()}, "nan is not a whole number"),
   "fractional value": ({"inputs": np.full((1, 8, 8, 1), 1.5).tolist()}, "1.5 is not a whole number"),
   "strings": ({"inputs": np.full((1, 8, 8, 1), "a").tolist()}, "not numbers"),
   "ragged lists": ({"inputs": [[[[0]] * 8] * 8, [[[0]] * 8] * 7]}, "ragged"),
@@ -332,7 +335,7 @@ def test_float_input_requests_are_checked(body, expected):
 
 
 def test_served_model_needs_only_jax_numpy_and_aiohttp():
-  allowed = {"jax", "numpy", "aiohttp", "PIL", "jaxflow"}
+  allowed = {"jax", "numpy", "aiohttp", "PIL", "jaxflow", "orjson", "uvloop"}
   for name in ("serve.py", "batching.py"):
     tree = ast.parse(open(os.path.join(ROOT, "jaxflow", "deploy", name)).read())
     for node in ast.walk(tree):
