@@ -38,7 +38,9 @@ MODELS = {
   "RNN": ("configs/digits_rnn.py", ("train.epochs=4",), "1,32,256"),
   "GCN (karate)": ("configs/karate_gcn.py", ("train.epochs=50",), "1"),
 }
-QUICK_MODELS = {"MLP": ("configs/digits_mlp.py", QUICK_MLP, "8")}
+# --quick: one step per dispatch, so the training run compiles the very step program the profile's training-speed
+# stage times (jaxflow's default K-step epoch program would be a second compile, ~4 CPU-s cold).
+QUICK_MODELS = {"MLP": ("configs/digits_mlp.py", (*QUICK_MLP, "train.steps_per_dispatch=1"), "8")}
 PROTOCOL = {"warmup": 2, "repeats": 10, "min_repeats": 5, "max_seconds": 0.2, "max_rotations": 4, "rounds": 1}
 QUICK_PROTOCOL = {"warmup": 1, "repeats": 3, "min_repeats": 2, "max_seconds": 0.02, "max_rotations": 2, "rounds": 1}
 THREADS = (1, 2)
@@ -75,11 +77,14 @@ class Workers:
       proc.wait(timeout=60)
 
 
-def run_rounds(session: study.Session, models: dict, n_rounds: int, protocol: dict, flags: dict) -> tuple[list, dict]:
+def run_rounds(
+  session: study.Session, models: dict, n_rounds: int, protocol: dict, flags: dict, *, peaks_once: bool = False
+) -> tuple[list, dict]:
   """rounds[r][threads][model] = the worker's answer, and {model: (weights run, test accuracy)}. Round 0's first
   profile of a model (2 threads: the faster) trains it into its workdir's train/ (the profile's own training, so
   its compiled programs serve the profile); every later profile reads those weights (init_from). The settings
-  alternate their order between rounds."""
+  alternate their order between rounds. `peaks_once` (--quick): each setting measures its peaks in round 0 only
+  (~1 CPU-s a time); the thread check still runs in every round."""
   rounds, trained = [], {}
   workers = Workers(THREADS, flags)
   try:
@@ -97,7 +102,8 @@ def run_rounds(session: study.Session, models: dict, n_rounds: int, protocol: di
             "workdir": workdir,
             "batch_sizes": batches,
             "protocol": protocol,
-            "reuse_peaks": i > 0,  # peaks measured once per round and setting, by its first model
+            "reuse_peaks": i > 0 or (peaks_once and r > 0),  # once per round and setting, by its first model
+            "thread_check": i == 0,
           }
           answer = one[t][name] = workers.ask(t, request)
           if answer and name not in trained:
@@ -110,7 +116,7 @@ def run_rounds(session: study.Session, models: dict, n_rounds: int, protocol: di
   return rounds, trained
 
 
-def setup_lines(models, trained, rounds, protocol, flags) -> list[str]:
+def setup_lines(models, trained, rounds, protocol, flags, peaks_once: bool = False) -> list[str]:
   first = rounds[0][max(THREADS)]
   seen = sorted({d["name"] for one in rounds for t in THREADS for a in one[t].values() if a for d in a["devices"]})
   lines = [
@@ -124,8 +130,9 @@ def setup_lines(models, trained, rounds, protocol, flags) -> list[str]:
     f"{len(rounds)} rounds; a round profiles every model in each thread setting back to back (order of the settings "
     "alternating), so ratios are paired within a round. Each profile: f32, the timing protocol "
     + ", ".join(f"{k}={v}" for k, v in protocol.items())
-    + " (the median of its timed calls is the round's value); peak matmul and bandwidth measured once per round "
-    "and setting (the profile's quick peaks).",
+    + " (the median of its timed calls is the round's value); peak matmul and bandwidth measured once per "
+    + ("setting, in round 0" if peaks_once else "round and setting")
+    + " (the profile's quick peaks).",
     "Thread settings: 1 thread = the worker pinned to one CPU (sched_setaffinity before jax starts) plus "
     f"`XLA_FLAGS={flags[1] or '(none)'}`; 2 threads = both CPUs, no flag. Their effect is measured (the table "
     "'The thread settings as measured').",
@@ -141,7 +148,7 @@ def main(argv=None) -> None:
   protocol = QUICK_PROTOCOL if args.quick else PROTOCOL
   flags = QUICK_FLAGS if args.quick else THREAD_FLAGS
   with study.session(args) as session:  # --seeds is the number of rounds here (default 5, quick 2)
-    rounds, trained = run_rounds(session, models, args.seeds, protocol, flags)
+    rounds, trained = run_rounds(session, models, args.seeds, protocol, flags, peaks_once=args.quick)
   measured = {"rounds": rounds, "trained": trained, "provenance": session.clock.finish()}
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "rounds.json"), "w") as f:  # the raw measurements, written before any analysis
@@ -177,7 +184,7 @@ def render(args, models: dict, protocol: dict, flags: dict, measured: dict) -> N
     "command": args.command,
     "quick": args.quick,
     "seeds": len(rounds),
-    "setup": setup_lines(models, trained, rounds, protocol, flags),
+    "setup": setup_lines(models, trained, rounds, protocol, flags, peaks_once=args.quick),
     "arms": {
       n: {
         "config": c,

@@ -120,7 +120,7 @@ def profile_one(request: dict, known_peaks: dict) -> dict:
   for device in report["devices"]:
     known_peaks[device["name"]] = device["peaks"]
   return {
-    "thread_check": None if request.get("reuse_peaks") else thread_check(),
+    "thread_check": thread_check() if request.get("thread_check", not request.get("reuse_peaks")) else None,
     "devices": [device_summary(d) for d in report["devices"]],
     "num_params": report["model"]["num_params"],
     "wall_s": wall,
