@@ -151,9 +151,11 @@ def caveats(f: dict) -> list[str]:
     "compiled programs); XLA:CPU has no single documented 'threads' flag (the often-quoted "
     "`intra_op_parallelism_threads=1` is a TensorFlow session option; XLA_FLAGS did not reject it, and a check "
     "here saw the process hold the same 17 threads as with no flag).",
-    "Run time: the full run took longer than the standard's 10 minutes on this loaded machine (Provenance): its "
-    "first round trains the weights and compiles every profiled program in both settings (separate compilation "
-    "cache entries, XLA_FLAGS being part of the key); the later rounds take a few minutes each.",
+    "Run time: the profiles run one after another on about one core, so the full run costs about its CPU seconds "
+    "in wall time (Provenance's cpu_seconds in results.json); to fit the standard's 10 minutes it profiles two batch "
+    "sizes (1 and 256, not 1, 32, 256: the batching curve has no middle point) and trains each model for half the "
+    "epochs of earlier runs. Its first round trains the weights and compiles every profiled program in both "
+    "settings (separate compilation cache entries, XLA_FLAGS being part of the key).",
     "When the machine's load exceeds its 2 cores, a process gets less than one core on average (the matmul check's "
     "CPU seconds per wall second below 1): then 2 threads cannot beat 1 however well the program splits, and the "
     "thread ratios measure the neighbours as much as XLA.",
