@@ -100,6 +100,22 @@ def define_seeds(fv: flags.FlagValues) -> None:
     "rerun a seed, compare 1 with N devices (and deterministic GPU ops on a GPU)",
     flag_values=fv,
   )
+  define_executor(fv)
+
+
+def define_executor(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string(
+    "executor",
+    "local",
+    "local (this process) | ray (each run as a task on a Ray cluster; the ray extra)",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "address",
+    None,
+    "--executor=ray: the Ray head's HOST:PORT (default auto: RAY_ADDRESS or this machine's)",
+    flag_values=fv,
+  )
 
 
 def run_seeds(fv: flags.FlagValues) -> int:
@@ -114,6 +130,8 @@ def run_seeds(fv: flags.FlagValues) -> int:
     study=fv.study,
     check_determinism=fv.check_determinism,
     quiet=fv.quiet,
+    executor=fv.executor,
+    address=fv.address,
   )
   shown = {
     s["name"]: {k: round(s["final"][k], 4) for k in ("mean", "std")} if s["final"] else None for s in report["sweeps"]
@@ -200,7 +218,11 @@ def define_tune(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("method", "bo", "grid | random | sobol | halton | bo (Bayesian optimization, GP)", flag_values=fv)
   flags.DEFINE_integer("trials", 30, "trials in the study (a rerun continues up to this many)", flag_values=fv)
   flags.DEFINE_integer(
-    "batch", 1, "proposals per round (trials whose shapes agree train as one vmapped program)", flag_values=fv
+    "batch",
+    None,
+    "proposals per round (default 1; with --executor=ray the tasks the cluster runs at once): locally, trials whose "
+    "shapes agree train as one vmapped program; on Ray each trial is a task",
+    flag_values=fv,
   )
   flags.DEFINE_string(
     "early_stop",
@@ -218,6 +240,7 @@ def define_tune(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer(
     "study_seed", 0, "seed of the search itself (the trials keep the config's seeds)", flag_values=fv
   )
+  define_executor(fv)
 
 
 def run_tune(fv: flags.FlagValues) -> int:
@@ -237,6 +260,8 @@ def run_tune(fv: flags.FlagValues) -> int:
     seed=fv.study_seed,
     config_file=config_flags.get_config_filename(fv["config"]),
     quiet=fv.quiet,
+    executor=fv.executor,
+    address=fv.address,
   )
   best = report["best"]
   shown = {"trial": best["index"], "value": round(best["value"], 4), "params": best["params"]} if best else None

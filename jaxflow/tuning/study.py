@@ -20,6 +20,12 @@ Batches (`batch` > 1): that many proposals per round (a kriging-believer batch f
 vmapped program where their configs allow. Pruning (`early_stop="median" | "asha"`, `pruning.py`) stops
 poor trials after short probe runs.
 
+On a cluster (`executor="ray"`, `address="HOST:PORT"`: `jaxflow.run.executors`): each trial of a round is
+one Ray task training its normal workdir (the paths must be shared); the loop, the suggestions and the records
+stay here, reading each trial's summary.json back, so the study's records are a local study's. A round is
+`batch` proposals (default: as many as the cluster runs at once; BO proposes them as a kriging-believer
+batch), so the suggestions stay round by round as in a local study.
+
 Resumable: every trial's record (`trial.json`: params, status, objective, error, rungs) is written as
 soon as it is proposed and after every run; a rerun of the same command keeps the completed, failed and
 stopped trials, retrains the pending ones (their runs resume from their checkpoints) and proposes the
@@ -35,7 +41,7 @@ import time
 import ml_collections
 
 from jaxflow.config import ConfigError, config_hash, to_dict
-from jaxflow.run import compile_cache
+from jaxflow.run import compile_cache, executors
 from jaxflow.run.validate import validate
 from jaxflow.training import hparams
 from jaxflow.tuning import pruning, suggest
@@ -114,7 +120,7 @@ def run_tune(
   space,
   method: str = "bo",
   trials: int = 30,
-  batch: int = 1,
+  batch: int | None = None,
   early_stop: str = "none",
   acquisition: str = "ei",
   objective: str = "final",
@@ -122,11 +128,14 @@ def run_tune(
   seed: int = 0,
   config_file: str | None = None,
   quiet: bool = True,
+  executor: str = "local",
+  address: str | None = None,
 ) -> dict:
   """Runs (or continues) the study in `workdir`; returns its report (also report.json / report.md /
-  plots / best_config.py). Every argument is checked before anything is written."""
+  plots / best_config.py). Every argument is checked before anything is written. `batch=None`: 1, or with
+  `executor="ray"` the tasks the cluster runs at once."""
   start = time.perf_counter()
-  _check_counts(trials=trials, batch=batch, init_trials=init_trials, objective=objective)
+  _check_counts(trials=trials, batch=1 if batch is None else batch, init_trials=init_trials, objective=objective)
   space = load_space(space)
   compile_cache.enable(config.get("compilation_cache"))
   suggester = suggest.Suggester(
@@ -138,7 +147,8 @@ def run_tune(
   settings = {"base_config_hash": config_hash(config), "space": space.describe(), "early_stop": early_stop}
   settings |= {"objective": objective, "method": method, "acquisition": acquisition, "seed": seed}
   settings["config_file"] = config_file
-  with acquire_lock(workdir, command="jaxflow tune"):
+  with executors.open_executor(executor, address) as cluster, acquire_lock(workdir, command="jaxflow tune"):
+    batch = batch or (cluster.slots if cluster else 1)
     previous = _check_settings(workdir, settings)
     if method == "grid":
       _build_grid(suggester, previous)
@@ -153,6 +163,7 @@ def run_tune(
       objective=objective,
       quiet=quiet,
       suggester=suggester,
+      executor=cluster,
     )
     study.load()
     sizes = {"trials": trials, "batch": batch, "rungs": list(rungs.epochs)}

@@ -11,6 +11,10 @@ program, not part of it) -- are trained as one vmapped program by `run.train.tra
 runner's machinery), each in its own normal workdir. A `GroupError` (or a crash of the group) falls
 back to one run after another.
 
+On a cluster (`executor`: a `run.executors.RayExecutor`): each run of a rung is one task that trains its
+workdir with `run.train.train_and_evaluate` (`train_trial`); the loop reads its summary.json back. A retried
+task resumes its run from the workdir's checkpoints.
+
 Pruning (`pruning.py`): after each probe rung, the trial's value there is read from that rung run's
 metrics.jsonl (its eval records of `train.monitor`: the last one, or the best with `objective="best"`)
 and compared with the earlier trials' values at the same rung.
@@ -28,19 +32,22 @@ import time
 import numpy as np
 
 from jaxflow.config import ConfigError, config_hash, one_line
-from jaxflow.run import assemble
+from jaxflow.run import assemble, executors
 from jaxflow.run import train as run_train
 from jaxflow.run.validate import validate
 from jaxflow.tuning import pruning, suggest
 from jaxflow.tuning.trials import Trial, eval_curve, objective_value, probe_value, trial_config
-from jaxflow.workdir import completed_summary
+from jaxflow.workdir import completed_summary, read_summary
 
 
 class Study:
   """The state of one study: its settings, trials, and how it trains and records them."""
 
-  def __init__(self, config, workdir, *, space, method, trials, batch, rungs, objective, quiet, suggester):
+  def __init__(
+    self, config, workdir, *, space, method, trials, batch, rungs, objective, quiet, suggester, executor=None
+  ):
     self.config, self.workdir, self.space, self.method = config, workdir, space, method
+    self.executor = executor  # None: trials train in this process
     self.budget, self.batch, self.rungs, self.objective, self.quiet = trials, batch, rungs, objective, quiet
     self.suggester = suggester
     self.mode = config.train.monitor_mode
@@ -249,7 +256,9 @@ class Study:
     self.say(f"trial {trial.index} failed: {trial.error}")
 
   def train(self, runs: list[tuple]) -> list[tuple[dict | None, str | None, int]]:
-    """(summary, error, group size) per run; runs with equal `group_key` train as one program."""
+    """(summary, error, group size) per run; runs with equal `group_key` train as one program (in this process)."""
+    if self.executor is not None:
+      return self._train_remote(runs)
     out: dict[int, tuple] = {}
     groups: dict[str, list[int]] = {}
     for i, (_, cfg, _) in enumerate(runs):
@@ -281,13 +290,36 @@ class Study:
         out[i] = self._train_one(runs[i][1], runs[i][2])
     return [out[i] for i in range(len(runs))]
 
+  def _train_remote(self, runs: list[tuple]) -> list[tuple[dict | None, str | None, int]]:
+    """One cluster task per unfinished run; each summary is read back from the run's workdir."""
+    out = [(completed_summary(wd, cfg), None, 1) for _, cfg, wd in runs]
+    todo = [i for i, (summary, _, _) in enumerate(out) if summary is None]
+    if not todo:
+      return out
+    self.say(f"trials {[runs[i][0].index for i in todo]}: one {self.executor.name} task each")
+    results = self.executor.map(
+      train_trial, [(runs[i][1], runs[i][2]) for i in todo], workdirs=[[runs[i][2]] for i in todo]
+    )
+    for i, result in zip(todo, results):
+      lost = isinstance(result, executors.TaskLost)
+      error = f"its {self.executor.name} task was lost: {result}" if lost else result[1]
+      out[i] = (None if error else read_summary(runs[i][2]), error, 1)
+    return out
+
   def _train_one(self, cfg, workdir: str) -> tuple[dict | None, str | None, int]:
-    try:
-      return run_train.train_and_evaluate(cfg, workdir, quiet=True, compiled=self.compiled), None, 1
-    except Exception as e:
-      # The error goes to trial.json (Study.fail) only: the workdir may be one the loop refused, holding
-      # another run whose summary.json is not ours to overwrite.
-      return None, one_line(f"{type(e).__name__}: {e}"), 1
+    return (*train_trial((cfg, workdir), self.compiled), 1)
+
+
+def train_trial(job: tuple, compiled: assemble.Compiled | None = None) -> tuple[dict | None, str | None]:
+  """Trains one run (config, workdir) in its normal workdir: (its summary, None), or (None, its error in one
+  line). Also the body of a cluster task (run.executors), where the driver reads the summary back from the workdir."""
+  cfg, workdir = job
+  try:
+    return run_train.train_and_evaluate(cfg, workdir, quiet=True, compiled=compiled), None
+  except Exception as e:
+    # The error goes to trial.json (Study.fail) only: the workdir may be one the loop refused, holding
+    # another run whose summary.json is not ours to overwrite.
+    return None, one_line(f"{type(e).__name__}: {e}")
 
 
 def _short(v) -> str:
