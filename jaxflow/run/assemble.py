@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -118,7 +117,7 @@ def runtime_hparams(configs) -> tuple[steps.RuntimeHparams | None, dict | None]:
 
 def place(layout: parallel.Layout, tree):
   """Host values on the layout's devices (replicated over its mesh), else on the default device."""
-  return layout.place(tree) if layout.mesh is not None else jax.device_put(tree)
+  return layout.place(tree) if layout.mesh is not None else parallel.on_device(tree)
 
 
 # --- problem and data ------------------------------------------------------------------------------------
@@ -278,7 +277,7 @@ def init_states(parts: Parts, problem: Problem, streams: dict, *, size: int, sta
     return programs.init_single(init)(streams["init"])
   single = programs.init_single(init)
   state = stack([single(k) for k in streams["init"]])
-  return jax.device_put(state, stack_sharding) if stack_sharding is not None else state
+  return parallel.put(state, stack_sharding) if stack_sharding is not None else state
 
 
 def one_bit_perturbed(state, configs):
@@ -301,7 +300,7 @@ def group_streams(configs, layout: parallel.Layout, stack_sharding=None) -> tupl
   if len(configs) == 1:
     return layout.place(streams_each[0]), streams_each
   streams = stack(streams_each)
-  return (jax.device_put(streams, stack_sharding) if stack_sharding is not None else streams), streams_each
+  return (parallel.put(streams, stack_sharding) if stack_sharding is not None else streams), streams_each
 
 
 def assemble(
@@ -316,7 +315,7 @@ def assemble(
   config, size = configs[0], len(configs)
   problem = problem or problem_of(config, compiled)
   started = time.perf_counter()
-  streams, streams_each = group_streams(configs, layout, stack_sharding)
+  streams, streams_each = group_streams(configs, layout)  # laid out on stack_sharding once the state is built
   data, data_stacked, per_run_data = group_data(configs, problem, streams_each, layout=layout, compiled=compiled)
   loaded = time.perf_counter()
   runtime, hparams = runtime_hparams(configs)
@@ -331,9 +330,10 @@ def assemble(
     compiled=compiled,
     runtime=runtime,
   )
-  state = init_states(parts, problem, streams, size=size, stack_sharding=stack_sharding)
-  state = one_bit_perturbed(state, configs)
+  state = one_bit_perturbed(init_states(parts, problem, streams, size=size), configs)
   if hparams is not None:
-    state = state.replace(hparams=jax.device_put(hparams, stack_sharding) if stack_sharding is not None else hparams)
+    state = state.replace(hparams=hparams)
+  if stack_sharding is not None:  # the run axis over the devices, of every process under jax.distributed
+    streams, state = parallel.put((streams, state), stack_sharding)
   seconds = {"data": loaded - started, "init": time.perf_counter() - loaded}  # init: model, programs, first state
   return Assembled(list(configs), problem, layout, streams, data, parts, state, stack_sharding, per_run_data, seconds)

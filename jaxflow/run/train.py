@@ -78,7 +78,7 @@ def train_group(
   problem = assembly.problem_of(config, compiled)  # raises ConfigError before anything is written
   validated = time.perf_counter()
   if size > 1:
-    check_group(configs, assembly.group_key)
+    check_group(configs, assembly.group_key, stack_sharding=stack_sharding)
     layout = parallel.Layout("single")
   else:
     layout = check_layout(config, problem)
@@ -217,4 +217,4 @@ def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
     book.initial_histograms(r.params)
   if not fresh or config.init_from is not None:
     state = stack(runs)
-  return jax.device_put(state, run.stack_sharding) if run.stack_sharding is not None else state
+  return parallel.put(state, run.stack_sharding) if run.stack_sharding is not None else state

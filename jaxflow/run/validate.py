@@ -132,9 +132,10 @@ def check_layout(config: ml_collections.ConfigDict, problem: Problem) -> paralle
   return layout
 
 
-def check_group(configs: list[ml_collections.ConfigDict], group_key) -> None:
+def check_group(configs: list[ml_collections.ConfigDict], group_key, *, stack_sharding=None) -> None:
   """The runs of a group differ only in their seeds and RUNTIME_FIELDS, and their data lives on the device.
-  The first config was validated whole; the others are checked in what may differ."""
+  The first config was validated whole; the others are checked in what may differ. Under jax.distributed the
+  run axis must span every process's devices (`stack_sharding`): each process holds a share of the runs."""
   config = configs[0]
   if any(group_key(c) != group_key(config) for c in configs[1:]):
     raise GroupError(f"the configs of a group may differ only in seed, seeds.* and {', '.join(RUNTIME_FIELDS)}")
@@ -147,7 +148,10 @@ def check_group(configs: list[ml_collections.ConfigDict], group_key) -> None:
     raise GroupError(
       f"config.data.name={config.data.name!r}: graph datasets batch on the host; their seeds run one after another"
     )
-  if config.parallel.mode not in ("auto", "single") or jax.process_count() > 1:
+  processes = jax.process_count()
+  if processes > 1 and len({d.process_index for d in getattr(stack_sharding, "device_set", ())}) < processes:
+    raise GroupError(f"a group of runs in {processes} processes needs its run axis over every process's devices")
+  if config.parallel.mode not in ("auto", "single"):
     raise GroupError(
       f"config.parallel.mode={config.parallel.mode!r}: a group of runs uses the devices for its runs, "
       "not for data parallelism; use single"

@@ -40,13 +40,48 @@ TIMED_CALLS = 5  # one-step dispatches (a conv model on CPU)
 FUSED_CALLS = 2  # whole epochs
 
 
+def seed_devices(num_runs: int) -> list:
+  """The devices the run axis is spread over: as many as divide it evenly (the largest divisor of `num_runs` up
+  to the device count). Under jax.distributed these are every process's devices (`jax.devices()`), taken in
+  turn from each process, and the count is at least the number of processes, so every process holds runs
+  (a process without any would sit out the program its peers run); none fits: [] (see `devices_note`)."""
+  processes, devices = jax.process_count(), _in_turn(jax.devices())
+  fits = [k for k in range(1, len(devices) + 1) if num_runs % k == 0 and (k >= processes or k == 1)]
+  n = max(fits)
+  return [] if n == 1 and processes > 1 else devices[:n]
+
+
+def _in_turn(devices: list) -> list:
+  """Each process's first device, then each one's second, ...: one process's devices in jax.devices() order."""
+  by_process: dict[int, list] = {}
+  for d in devices:
+    by_process.setdefault(d.process_index, []).append(d)
+  rows = max(len(ds) for ds in by_process.values())
+  return [ds[r] for r in range(rows) for _, ds in sorted(by_process.items()) if r < len(ds)]
+
+
 def seed_sharding(num_runs: int):
-  """The run axis over as many local devices as divide it evenly (None with one device)."""
-  devices = jax.local_devices()
-  n = max(k for k in range(1, len(devices) + 1) if num_runs % k == 0)
-  if n == 1:
+  """The run axis over `seed_devices(num_runs)`; None when that is one device (or none)."""
+  devices = seed_devices(num_runs)
+  if len(devices) <= 1:
     return None
-  return NamedSharding(Mesh(np.asarray(devices[:n]), ("seeds",)), P("seeds"))
+  return NamedSharding(Mesh(np.asarray(devices), ("seeds",)), P("seeds"))
+
+
+def devices_note(seeds: int) -> str:
+  """Where `devices` mode puts `seeds` runs, for the report's mode line."""
+  devices, total, processes = seed_devices(seeds), len(jax.devices()), jax.process_count()
+  where = f"{total} devices" + (f" in {processes} processes" if processes > 1 else "")
+  if not devices:
+    return (
+      f"{seeds} seeds do not divide over at least {processes} of the {where} (one share per process): "
+      f"each seed trained in turn, data-parallel over the {where}"
+    )
+  if len(devices) == 1:
+    return f"{seeds} seeds vmapped on one device ({where})"
+  used = f"{len(devices)} of the {where}" if len(devices) < total else where
+  rule = f"; {len(devices)} is the largest divisor of {seeds} that fits" if len(devices) < total else ""
+  return f"the seed axis over {used}, {seeds // len(devices)} seed(s) per device{rule}"
 
 
 CACHE_ENV = "JAXFLOW_SEEDS_MODE_CACHE"
@@ -209,6 +244,9 @@ def choose_mode(config, seeds: int, compiled: Compiled, *, vary: tuple[str, ...]
       "why": "graph datasets batch on the host: their seeds run one after another",
       "timings": None,
     }
+  if jax.process_count() > 1:  # each process would time its own candidates, and might choose another
+    why = f"{jax.process_count()} processes (jax.distributed): the seeds spread over every process's devices, untimed"
+    return {"mode": "devices", "why": why, "timings": None}
   path = cache_path()
   cache_key = _cache_key(config, seeds)
   known = _read_cache(path).get(cache_key)

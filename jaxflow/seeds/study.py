@@ -22,7 +22,8 @@ How the seeds are trained (`mode`):
 - `sequential`: one run after another in this process, compiled once (`run.assemble.Compiled`).
 - `vmap`: every seed of a sweep in one program, the states stacked on a leading seed axis
   (`run.train.train_group`).
-- `devices`: like vmap, the seed axis spread over the local devices.
+- `devices`: like vmap, the seed axis spread over the devices (every process's under jax.distributed:
+  `jaxflow.seeds.distributed`).
 - on a cluster (`executor="ray"`, `address="HOST:PORT"`: jaxflow.run.executors): a sweep's unfinished seeds
   are split into one contiguous chunk per task the cluster runs at once; each task trains its chunk in the mode
   above (`auto` becomes `sequential`: timing here would measure this machine, not the workers), skipping the
@@ -39,13 +40,14 @@ import dataclasses
 import os
 import time
 
+import jax
 import ml_collections
 
 from jaxflow.config import ConfigError, to_dict
 from jaxflow.run import compile_cache, executors
 from jaxflow.run.assemble import Compiled, problem_of
 from jaxflow.run.train import GroupError, NonFiniteLossError, train_and_evaluate, train_group
-from jaxflow.seeds import determinism, evaluation, mode_choice, spread
+from jaxflow.seeds import determinism, distributed, evaluation, mode_choice, spread
 from jaxflow.seeds import report as seeds_report
 from jaxflow.seeds.sweeps import (
   PERTURBATIONS,
@@ -57,7 +59,7 @@ from jaxflow.seeds.sweeps import (
   seed_workdir,
 )
 from jaxflow.training import hparams
-from jaxflow.workdir import acquire_lock, completed_summary, read_json, read_summary, write_summary
+from jaxflow.workdir import completed_summary, read_json, read_summary, write_summary
 
 MODES = ("auto", "vmap", "sequential", "devices")
 
@@ -73,10 +75,13 @@ class SweepResult:
 
 
 def _train(mode: str, configs: list, workdirs: list[str], compiled: Compiled, quiet: bool) -> list[dict]:
-  """Trains the given seeds in `mode`; a group that cannot run stacked falls back to one by one."""
-  if mode in ("vmap", "devices") and len(configs) > 1:
+  """Trains the given seeds in `mode`; a group that cannot run stacked falls back to one by one. Under
+  jax.distributed (jaxflow.seeds.distributed) `devices` spreads them over every process's devices, or, when
+  they do not divide over the processes, trains them one by one, each data-parallel over every device."""
+  distributed.agree(workdirs)
+  sharding = mode_choice.seed_sharding(len(configs)) if mode == "devices" else None
+  if mode in ("vmap", "devices") and len(configs) > 1 and (sharding is not None or jax.process_count() == 1):
     try:
-      sharding = mode_choice.seed_sharding(len(configs)) if mode == "devices" else None
       return train_group(configs, workdirs, quiet=quiet, compiled=compiled, stack_sharding=sharding)
     except GroupError as e:
       print(f"jaxflow seeds: {e}; training them one after another", flush=True)
@@ -86,7 +91,8 @@ def _train(mode: str, configs: list, workdirs: list[str], compiled: Compiled, qu
       summaries.append(train_and_evaluate(config, workdir, quiet=quiet, compiled=compiled))
     except NonFiniteLossError as e:  # this seed failed; the study goes on
       summaries.append({"status": "failed", "error": str(e), "steps": e.step})
-      write_summary(workdir, summaries[-1])
+      if distributed.is_main():
+        write_summary(workdir, summaries[-1])
   return summaries
 
 
@@ -183,10 +189,11 @@ def run_seeds(
     raise ConfigError(f"--study={study!r} is not known; allowed: sources")
   varied = parse_vary(vary)
   compile_cache.enable(config.get("compilation_cache"))
+  distributed.join(config, mode=mode, check_determinism=check_determinism)  # several processes: before any device
   compiled = Compiled()
   problem = problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before writing
   executors.check(executor, address)  # a wrong --executor or --address is refused before anything is written
-  with acquire_lock(workdir, command="jaxflow seeds"):
+  with distributed.study_lock(workdir):
     active = active_sources(config)
     if study == "sources":
       sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]]
@@ -221,6 +228,8 @@ def run_seeds(
     )
     programs: dict = {}  # the forward passes, compiled once for every sweep
     predicted = [evaluation.predict_sweep(config, r, problem, compiled, programs) for r in results]  # one pass a seed
+    if not distributed.is_main():  # every process read the checkpoints (a collective); process 0 writes the study
+      return report
     spread.add_to_report(report, results, predicted, workdir, plots=plots)
     if check_determinism:
       report["determinism"] = determinism.check(config, results[0], workdir)

@@ -18,6 +18,7 @@ best is on disk when a run resumes from it. Saves are asynchronous; `wait()` bef
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -51,8 +52,10 @@ def _state_tree(state: TrainState) -> dict[str, Any]:
 def _manager(directory: str, keep: int, name: str, *, read_only: bool = False) -> ocp.CheckpointManager:
   # Multi-host saves meet at barriers named after the step; the best and the latest managers save the
   # same step at the end of a run, and two barriers of one name collide ("Barrier
-  # _async_write_complete.44 is already ongoing"): each manager gets its own prefix.
-  multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+  # _async_write_complete.44 is already ongoing"): each manager gets its own prefix. So do the runs of a group
+  # (a seeds study over several processes saves every seed's step at once): the prefix names the folder too.
+  folder = hashlib.sha256(os.path.abspath(directory).encode()).hexdigest()[:12]
+  multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=f"{name}_{folder}")
   # read_only: a reader (explain, init_from, a test) must neither create folders nor clean up the
   # temporary folders of a run that may be saving right now.
   options = ocp.CheckpointManagerOptions(

@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from jaxflow.training import losses
+from jaxflow.training import losses, parallel
 from jaxflow.training.dispatch import InFlight, chunk_sizes
 from jaxflow.training.interrupt import Interrupted, StopRequest
 from jaxflow.training.progress import ProgressDisplay
@@ -139,7 +139,7 @@ def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int =
     pending.append(unit_metrics)
     progress.step += unit_size
     if progress.step >= next_log or u + 1 == len(units):
-      host = jax.device_get(pending)
+      host = parallel.fetch(pending)
       per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
       log_at, log_first = progress.step, pending_first
 
@@ -153,7 +153,7 @@ def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int =
       signum = _stop_signal(run, epoch_end=False) if u + 1 < len(units) else None
       if signum is not None:  # a log point inside the epoch: the logs are whole here, resume continues them
         _save_and_stop(run, progress, signum, epoch=epoch, offset=progress.step - epoch * run.steps_per_epoch)
-  return _per_run(jax.device_get(run.programs.eval_sums(run.state, run.data)), size)
+  return _per_run(parallel.fetch(run.programs.eval_sums(run.state, run.data)), size)
 
 
 def _save_and_stop(run: LoopInputs, progress: Progress, signum: int, *, epoch: int, offset: int) -> None:
@@ -270,7 +270,7 @@ def _final_states(run: LoopInputs, *, place) -> dict[int, object]:
     if len(run.books) == 1:
       last = run.state  # the loop stopped with this run
     elif book.final_state is not None:
-      last = jax.device_put(book.final_state)  # a host copy when chunked (donated state), else on device
+      last = parallel.on_device(book.final_state)  # a host copy when chunked (donated state), else on device
     else:
       last = take(run.state, i)
     finals[i] = book.final(last, place)
@@ -288,10 +288,10 @@ def _final_eval(run: LoopInputs, finals: dict[int, object], last_eval: list | No
   if not finals:
     return {}
   filler = next(iter(finals.values()))  # failed runs' slots: evaluated, never reported
-  stacked_final = stack([jax.device_put(finals.get(i, filler)) for i in range(size)])
+  stacked_final = stack([parallel.on_device(finals.get(i, filler)) for i in range(size)])
   if programs.stack_sharding is not None:
-    stacked_final = jax.device_put(stacked_final, programs.stack_sharding)
-  sums = jax.device_get(programs.eval_sums(stacked_final, run.data))
+    stacked_final = parallel.put(stacked_final, programs.stack_sharding)
+  sums = parallel.fetch(programs.eval_sums(stacked_final, run.data))
   return {i: {k: v[i] for k, v in sums.items()} for i in finals}
 
 

@@ -112,21 +112,49 @@ class Layout:
 
   def place(self, tree):
     """Replicated on every device of the mesh (of every process), or left where it is for `single`."""
-    if self.mesh is None:
-      return tree
-    sharding = self.replicated
-    if jax.process_count() == 1:
-      return jax.device_put(tree, sharding)
+    return tree if self.mesh is None else put(tree, self.replicated)
 
-    def global_array(leaf):
-      if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
-        data = np.asarray(jax.random.key_data(leaf))
-        raw = jax.make_array_from_callback(data.shape, sharding, lambda index: data[index])
-        return jax.random.wrap_key_data(raw, impl=jax.random.key_impl(leaf))
-      value = np.asarray(leaf)
-      return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
-    return jax.tree.map(global_array, tree)
+def put(tree, sharding):
+  """`tree` laid out as `sharding` says, across processes too. One process: `jax.device_put`. Several:
+  device_put cannot place values on another process's devices (PITFALLS.md), so each process builds its own
+  shards from the whole host value, which every process holds alike (the same configs, streams and initial
+  states); a leaf already spread over the processes is laid out anew by an identity program."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def global_array(leaf):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      return leaf if leaf.sharding == sharding else jax.jit(lambda x: x, out_shardings=sharding)(leaf)
+    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+      data = np.asarray(jax.random.key_data(leaf))
+      raw = jax.make_array_from_callback(data.shape, sharding, lambda index: data[index])
+      return jax.random.wrap_key_data(raw, impl=jax.random.key_impl(leaf))
+    value = np.asarray(leaf)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+  return jax.tree.map(global_array, tree)
+
+
+def on_device(tree):
+  """`jax.device_put(tree)`: host values onto the default device; an array spread over several processes (a
+  group's run, taken from its run axis) stays where it is, which device_put cannot move."""
+  return jax.tree.map(
+    lambda x: x if isinstance(x, jax.Array) and not x.is_fully_addressable else jax.device_put(x), tree
+  )
+
+
+def fetch(tree):
+  """`tree` as host values (`jax.device_get`); a leaf split over several processes (a group's per-run metrics
+  with the run axis over every process's devices) is all-gathered first, so every process gets all of it.
+  A collective then: every process calls it at the same point of the same loop."""
+
+  def host(leaf):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable and not leaf.is_fully_replicated:
+      return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+    return jax.device_get(leaf)
+
+  return jax.tree.map(host, tree)
 
 
 SINGLE = Layout("single")  # one device, no mesh: the default layout

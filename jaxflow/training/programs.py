@@ -21,7 +21,7 @@ from jaxflow.data.device import DeviceData
 from jaxflow.data.graph_batches import HostData
 from jaxflow.data.problem import Problem
 from jaxflow.training import losses, steps
-from jaxflow.training.parallel import SINGLE, Layout
+from jaxflow.training.parallel import SINGLE, Layout, fetch
 from jaxflow.training.state import TrainState
 
 
@@ -172,7 +172,7 @@ class Programs:
 
   def unpack_epoch(self, packed) -> tuple[dict, dict] | list[tuple[dict, dict]]:
     """(train metrics, eval sums) as numpy; stacked: one such pair per run."""
-    host = jax.device_get(packed)
+    host = fetch(packed)  # a group's run axis may be spread over several processes
     if self.stack > 1:
       return [self._epoch_packing.unpack(row) for row in host]
     return self._epoch_packing.unpack(host)
@@ -213,7 +213,7 @@ class Programs:
         "labels": data.train_labels[rows],
         "mask": jax.numpy.ones(data.train_labels[rows].shape, jax.numpy.float32),
       }
-    stats = jax.device_get(self._run("layer_stats", self._layer_stats, state, probe))
+    stats = fetch(self._run("layer_stats", self._layer_stats, state, probe))
     if self.stack > 1:
       return [{k: float(v[i]) for k, v in stats.items()} for i in range(self.stack)]
     return {k: float(v) for k, v in stats.items()}

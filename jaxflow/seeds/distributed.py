@@ -1,0 +1,104 @@
+"""`jaxflow seeds` over several processes (jax.distributed): the seed axis over every process's devices.
+
+Started like multi-host `jaxflow train`: the same command in every process, with `config.parallel.coordinator`,
+`num_processes` and `process_id` (or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
+variables, or `parallel.detect_cluster=True` under SLURM). Then `devices` mode (what `auto` picks without
+timing: each process would time its own candidates and might pick another) is ONE vmapped program whose run
+axis spans `jax.devices()`: every process builds the same stacked initial state and streams on its host and
+hands over only its devices' shards (`training.parallel.put`); the per-run metrics each epoch are all-gathered
+(`training.parallel.fetch`), so every process keeps every seed's records and they stop, checkpoint and finish
+together. Seeds need nothing from each other: the program itself has no collective.
+
+Who writes: process 0, as for a multi-host run. It holds the study's lock, writes every seed's workdir (its
+RunBooks are the writing ones; each seed's checkpoint is saved from a copy replicated on every device), then
+evaluates the seeds and writes report.json / report.md / plots; the other processes return the report
+without the spread (their `run_seeds` result has no `spread` entries). The seed workdirs keep the one-run
+contract, so a rerun of the same command (with any process count, or in one process) skips the seeds that
+finished and resumes the others. Every process must see the same workdir (a filesystem they share, as for
+multi-host checkpoints): each process decides which seeds are left to train, and they check that they agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import threading
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from jaxflow.config import ConfigError
+from jaxflow.run.fields import check_parallel_fields
+from jaxflow.training import parallel
+from jaxflow.workdir import acquire_lock
+
+START_FAILED = 2  # the exit status of a process whose peers never joined (the CLI's status for bad input)
+
+
+def join(config, *, mode: str, check_determinism: bool) -> None:
+  """Joins the job's processes (a no-op for one process) before anything touches a device, and refuses
+  what cannot run over several. A peer that never starts ends this process after
+  `parallel.init_timeout_seconds` with one line on stderr (jax itself would abort a few seconds later with
+  a C++ stack trace, and jax catches SIGTERM once initialized: nothing else stops a waiting process)."""
+  check_parallel_fields(config)
+  settings = parallel.distributed_settings(config.parallel)
+  if settings is not None and not jax.distributed.is_initialized():
+    timeout = float(config.parallel.init_timeout_seconds)
+    watchdog = threading.Timer(timeout, _never_joined, args=(settings, timeout))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+      parallel.initialize_distributed(config.parallel)
+    finally:
+      watchdog.cancel()
+  processes = jax.process_count()
+  if processes == 1:
+    return
+  if mode == "vmap":
+    raise ConfigError(
+      f"--mode=vmap stacks every seed on one device of each of the {processes} processes (each would train them "
+      "all); use --mode=devices (the seeds over every process's devices), auto (the same) or sequential"
+    )
+  if check_determinism:
+    raise ConfigError(
+      f"--check_determinism compares reruns in one process; with {processes} processes run the study, "
+      "then the same command with --check_determinism in one process (it reuses the finished seeds)"
+    )
+
+
+def _never_joined(settings: dict, timeout: float) -> None:
+  where = settings.get("coordinator_address", "the cluster's coordinator")
+  me = f"process {settings['process_id']} of {settings['num_processes']}" if settings else "this process"
+  print(
+    f"jaxflow seeds: jax.distributed did not start within parallel.init_timeout_seconds={timeout:g}: {me} waited "
+    f"at {where} for its peers; start every process (same config, process_id 0 .. num_processes - 1)",
+    file=sys.stderr,
+    flush=True,
+  )
+  os._exit(START_FAILED)
+
+
+def is_main() -> bool:
+  return jax.process_index() == 0
+
+
+def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
+  """The study workdir's lock, held by process 0 (the one writer); the others hold nothing."""
+  return acquire_lock(workdir, command=command) if is_main() else contextlib.nullcontext()
+
+
+def agree(workdirs: list[str]) -> None:
+  """Every process is about to train the same seeds (one program: a process with other seeds would wait for
+  its peers forever); a ConfigError in every process otherwise."""
+  if jax.process_count() == 1:
+    return
+  digest = int.from_bytes(hashlib.sha256("\n".join(workdirs).encode()).digest()[:4], "little") & 0x7FFFFFFF
+  seen = np.asarray(multihost_utils.process_allgather(np.int32(digest))).reshape(-1)
+  if len(set(seen.tolist())) > 1:
+    raise ConfigError(
+      f"the {len(seen)} processes found different seeds left to train ({len(workdirs)} here): the workdir must be "
+      "on a filesystem every process shares, with the same contents"
+    )

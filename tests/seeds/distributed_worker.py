@@ -1,0 +1,44 @@
+"""One process of a `jaxflow seeds` job under jax.distributed, for tests/seeds/test_seeds_distributed.py: the forced
+CPU device count must be set before jax is imported.
+
+  python tests/seeds/distributed_worker.py DEVICES PROCESS_ID NUM_PROCESSES PORT WORKDIR [JAXFLOW SEEDS FLAGS...]
+
+Runs `jaxflow seeds` through the command line's main with config.parallel's coordinator fields, then prints one
+JSON object on its last stdout line: the exit status, the devices this job sees, and where `devices` mode would
+put a few seed counts that do not divide over them (no training: the placement rule alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+DEVICES, PROCESS_ID, NUM_PROCESSES, PORT, WORKDIR = sys.argv[1:6]
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from jaxflow import cli  # noqa: E402
+
+job = [
+  f"--config.parallel.coordinator=127.0.0.1:{PORT}",
+  f"--config.parallel.num_processes={NUM_PROCESSES}",
+  f"--config.parallel.process_id={PROCESS_ID}",
+]
+code = cli.main(["jaxflow", "seeds", *sys.argv[6:], *job, f"--workdir={WORKDIR}"])
+
+import jax  # noqa: E402  (initialized by the study above)
+
+from jaxflow.seeds import mode_choice  # noqa: E402
+
+placement = {
+  seeds: {
+    "processes": sorted({d.process_index for d in mode_choice.seed_devices(seeds)}),
+    "devices": len(mode_choice.seed_devices(seeds)),
+    "note": mode_choice.devices_note(seeds),
+  }
+  for seeds in (6, 2, 5)
+}
+print(
+  json.dumps({"exit": code, "devices": jax.device_count(), "processes": jax.process_count(), "placement": placement})
+)
