@@ -2,7 +2,7 @@
 
 1. The same seed twice in this process (one program, one device): params_sha256 equal?
 2. That run against the study's own run of the seed (trained in the study's mode: a vmapped program
-   computes the same math with other rounding).
+   computes the same math with other rounding), and against the seed trained in a fresh process.
 3. One device against N: the seed trained with `parallel.mode=sharded` on every device present, or,
    on a CPU-only machine with one device, in a subprocess with 2 forced CPU devices.
 4. On a GPU, two runs without and two with `--xla_gpu_deterministic_ops=true` (XLA_FLAGS must be set
@@ -98,6 +98,17 @@ def _subprocess_train(config, workdir: str, *, xla_flags: str, timeout: float = 
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _process_check(seed0, base: str, first: tuple[dict, str]) -> dict:
+  """Seed 0 in a fresh Python process (same XLA_FLAGS, same devices) against this process's run: what a
+  rerun of the command tomorrow gets."""
+  other = os.path.join(base, "process")
+  try:
+    summary = _subprocess_train(seed0, other, xla_flags="")
+  except (RuntimeError, subprocess.TimeoutExpired) as e:
+    return {"check": "two processes", "bitwise_equal": None, "statement": f"two processes: not compared ({e})."}
+  return _pair("the same seed in another process", first[0]["params_sha256"], summary["params_sha256"], first[1], other)
+
+
 def _devices_check(seed0, base: str, first: tuple[dict, str]) -> dict | None:
   """Seed 0 on every device present (sharded), or on 2 forced CPU devices in a subprocess, against `first`."""
   many = os.path.join(base, "devices")
@@ -160,6 +171,7 @@ def check(config, sweep, workdir: str) -> dict:
         sweep.workdirs[0],
       )
     )
+  checks.append(_process_check(seed0, base, runs["first"]))
   devices = _devices_check(seed0, base, runs["first"])
   if devices is not None:
     checks.append(devices)
