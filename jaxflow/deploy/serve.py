@@ -43,6 +43,10 @@ try:
   import orjson
 except ImportError:  # pragma: no cover - exercised only without the extra
   orjson = None
+try:
+  import uvloop
+except ImportError:  # pragma: no cover - exercised only without the extra (or on Windows)
+  uvloop = None
 
 
 def _loads(body: bytes):
@@ -62,11 +66,7 @@ def _dumps(value) -> str:
 
 def _event_loop() -> asyncio.AbstractEventLoop | None:
   """uvloop's loop when installed (None: aiohttp's default asyncio loop)."""
-  try:
-    import uvloop
-  except ImportError:  # pragma: no cover - exercised only without the extra
-    return None
-  return uvloop.new_event_loop()
+  return None if uvloop is None else uvloop.new_event_loop()
 
 
 MAX_BODY_MB = 16
