@@ -38,7 +38,46 @@ def stream_key(seed: int, name: str) -> jax.Array:
   known = STREAM_NAMES + ANALYSIS_STREAMS + PERTURBATIONS
   if name not in known:
     raise ValueError(f"{name!r} is not a PRNG stream; streams: {', '.join(known)}")
+  if _host_threefry_applies(seed):
+    return jax.random.wrap_key_data(_threefry_fold_in_host(seed, stable_id(name)), impl="threefry2x32")
   return jax.random.fold_in(jax.random.key(seed), stable_id(name))
+
+
+# A run's stream keys, computed on the host. Eagerly, `key(seed)` and `fold_in` compile four small programs
+# (~0.1-0.25 s of every process's start, below the persistent cache's threshold); the same threefry2x32 hash in
+# numpy gives the same bits (tests/test_rng.py compares them over many seeds and every stream).
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _host_threefry_applies(seed) -> bool:
+  """jax.random.key(seed) is [0, seed] under the default threefry2x32 implementation for these seeds."""
+  return (
+    isinstance(seed, (int, np.integer))
+    and not isinstance(seed, bool)
+    and 0 <= seed < 2**31
+    and jax.config.jax_default_prng_impl == "threefry2x32"
+  )
+
+
+def _threefry2x32_host(key: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> list[np.ndarray]:
+  """jax's threefry2x32 hash (jax/_src/random/threefry2x32.py, its five unrolled rounds) on uint32 arrays."""
+  ks = [key[0:1], key[1:2], key[0:1] ^ key[1:2] ^ np.uint32(0x1BD11BDA)]
+  x = [x0 + ks[0], x1 + ks[1]]
+  for i in range(5):
+    for r in _ROTATIONS[i % 2]:
+      x[0] = x[0] + x[1]
+      x[1] = (x[1] << np.uint32(r)) | (x[1] >> np.uint32(32 - r))
+      x[1] = x[0] ^ x[1]
+    x[0] = x[0] + ks[(i + 1) % 3]
+    x[1] = x[1] + ks[(i + 2) % 3] + np.uint32(i + 1)
+  return x
+
+
+def _threefry_fold_in_host(seed: int, data: int) -> np.ndarray:
+  """The key data of fold_in(key(seed), data): the hash of the count [0, data] under the key [0, seed]."""
+  key = np.array([0, seed], np.uint32)
+  out = _threefry2x32_host(key, np.zeros(1, np.uint32), np.array([data], np.uint32))
+  return np.concatenate(out)
 
 
 def streams(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:

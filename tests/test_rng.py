@@ -106,3 +106,21 @@ def test_step_key_equals_fold_in_eager_and_traced():
   keys = [key_bits(rng.step_key(stream, s)) for s in range(4)]
   assert all(a != b for a, b in itertools.combinations(keys, 2))
   assert jax.dtypes.issubdtype(rng.step_key(stream, 0).dtype, jax.dtypes.prng_key)
+
+
+def test_host_stream_keys_equal_jax_fold_in_bit_for_bit():
+  """stream_key computes fold_in(key(seed), id) in numpy (no compile at a process's start): the same bits as
+  jax's own for seeds across the 31-bit range and every stream, and jax's path where the host one does not
+  apply (a negative seed)."""
+  names = rng.STREAM_NAMES + rng.ANALYSIS_STREAMS + rng.PERTURBATIONS
+  seeds = [0, 1, 2, 7, 42, 1000, 123_456_789, 2**31 - 1, *np.random.default_rng(0).integers(0, 2**31, 20).tolist()]
+  for seed, name in itertools.product(seeds, names):
+    host = rng.stream_key(seed, name)
+    expected = jax.random.fold_in(jax.random.key(seed), rng.stable_id(name))
+    assert key_bits(host) == key_bits(expected), (seed, name)
+    assert jax.random.key_impl(host) == jax.random.key_impl(expected)
+  assert rng._host_threefry_applies(np.int64(5)) and not rng._host_threefry_applies(-1)
+  assert key_bits(rng.stream_key(-3, "init")) == key_bits(jax.random.fold_in(jax.random.key(-3), rng.stable_id("init")))
+  # Draws from the host key equal draws from jax's.
+  a, b = rng.stream_key(11, "dropout"), jax.random.fold_in(jax.random.key(11), rng.stable_id("dropout"))
+  assert np.array_equal(jax.random.uniform(a, (5,)), jax.random.uniform(b, (5,)))
