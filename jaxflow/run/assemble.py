@@ -265,7 +265,7 @@ def _shared_objects(config, problem: Problem, key: tuple, runtime, compiled: Com
   return objects
 
 
-def init_states(parts: Parts, problem: Problem, streams: dict, *, size: int, stack_sharding=None):
+def init_states(parts: Parts, problem: Problem, streams: dict, *, size: int):
   """The initial state; for a group, each run's own state from its init key, stacked. Built by the
   one-run init program called per run: vmapping flax's and optax's init compiled ~5x slower (3.5 s vs
   0.7 s for the digits MLP) than the S dispatches cost."""
@@ -276,8 +276,7 @@ def init_states(parts: Parts, problem: Problem, streams: dict, *, size: int, sta
   if size == 1:
     return programs.init_single(init)(streams["init"])
   single = programs.init_single(init)
-  state = stack([single(k) for k in streams["init"]])
-  return parallel.put(state, stack_sharding) if stack_sharding is not None else state
+  return stack([single(k) for k in streams["init"]])
 
 
 def one_bit_perturbed(state, configs):
@@ -294,13 +293,12 @@ def one_bit_perturbed(state, configs):
   return state.replace(params=params)
 
 
-def group_streams(configs, layout: parallel.Layout, stack_sharding=None) -> tuple[dict, list[dict]]:
+def group_streams(configs, layout: parallel.Layout) -> tuple[dict, list[dict]]:
   """(the streams the programs take: one run's placed on the layout, or a group's stacked; each run's)."""
   streams_each = [rng.streams(c) for c in configs]
   if len(configs) == 1:
     return layout.place(streams_each[0]), streams_each
-  streams = stack(streams_each)
-  return (parallel.put(streams, stack_sharding) if stack_sharding is not None else streams), streams_each
+  return stack(streams_each), streams_each
 
 
 def assemble(

@@ -71,7 +71,7 @@ def seed_sharding(num_runs: int):
 def devices_note(seeds: int) -> str:
   """Where `devices` mode puts `seeds` runs, for the report's mode line."""
   devices, total, processes = seed_devices(seeds), len(jax.devices()), jax.process_count()
-  where = f"{total} devices" + (f" in {processes} processes" if processes > 1 else "")
+  where = f"{total} device{'s' if total > 1 else ''}" + (f" in {processes} processes" if processes > 1 else "")
   if not devices:
     return (
       f"{seeds} seeds do not divide over at least {processes} of the {where} (one share per process): "
