@@ -67,6 +67,7 @@ def setup(plan: dict, mlp_plan: dict, args) -> list[str]:
     f"Digits MLP: `jaxflow.tune(config, workdir, space={mlp.SPACE_SHOWN!r}, method=..., trials={mlp_plan['trials']}, "
     f"seed=i)` on {mlp.CONFIG} with {report_overrides(mlp.base_overrides(args.quick))}; space: lr log [1e-4, 0.3], "
     f"weight decay log [1e-6, 0.1], dropout [0, 0.6]; BO with init_trials={mlp_plan['init_trials']}; "
+    f"{mlp_plan['batch']} trial(s) per round; "
     f"{mlp_plan['studies']} study seed(s) per method; objective: final test accuracy (jaxflow tune's default).",
     "Each method's best trial over its studies retrained through `jaxflow.seeds` (full run only; vmap, all streams "
     "varied; seed i shared by the two arms).",

@@ -22,6 +22,8 @@ SPACE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "space.py")
 SPACE_SHOWN = "experiments/tuning/space.py"
 # A one-hidden-layer MLP of 64 units for 5 epochs (55 Adam steps): every trial ~1/6 of the config's own training.
 # Each trial costs ~6-8 CPU-s on 2 cores (training, evaluation, checkpoints, the trial's records): the study's budget.
+# A trial's lr, weight decay and dropout are constants of its compiled training program (measured: another lr
+# recompiles, ~2.4 CPU-s), so each trial of a batch=1 study compiles its own.
 BASE = ("model.widths=(64,)", "train.epochs=5")
 QUICK_BASE = (*harness_extras.QUICK_MLP, f"data.train_examples={harness_extras.QUICK_TRAIN}")
 METHODS = ("random", "bo")
@@ -38,9 +40,12 @@ def _override_text(field: str, value) -> str:
   return f"{field}={value!r}"
 
 
-def run_studies(session: study.Session, *, quick: bool, studies: int, trials: int, init_trials: int) -> dict:
-  """`studies` tune studies per method (study seed 0..studies-1) of `trials` trials each. Returns per method a list
-  of {"seed", "curve" (best final accuracy after n trials), "best" (value, overrides), "seconds"}."""
+def run_studies(
+  session: study.Session, *, quick: bool, studies: int, trials: int, init_trials: int, batch: int = 1
+) -> dict:
+  """`studies` tune studies per method (study seed 0..studies-1) of `trials` trials each, `batch` proposals per
+  round. Returns per method a list of {"seed", "curve" (best final accuracy after n trials), "best" (value,
+  overrides), "seconds"}."""
   arm = study.Arm("tune base", CONFIG, base_overrides(quick))
   config = session.config(arm)
   out = {}
@@ -49,7 +54,7 @@ def run_studies(session: study.Session, *, quick: bool, studies: int, trials: in
     for seed in range(studies):
       workdir = os.path.join(session.root, f"tune_{method}_{seed}")
       kw = {"init_trials": init_trials} if method == "bo" else {}
-      report = jaxflow.tune(config, workdir, space=SPACE, method=method, trials=trials, seed=seed, **kw)
+      report = jaxflow.tune(config, workdir, space=SPACE, method=method, trials=trials, seed=seed, batch=batch, **kw)
       values = [t["value"] if t["status"] == "completed" else np.nan for t in report["trials"]]
       curve = np.fmax.accumulate(np.asarray(values, np.float64)).tolist()
       best = report["best"]
