@@ -4,8 +4,9 @@ CPU device count must be set before jax is imported.
   python tests/seeds/distributed_worker.py DEVICES PROCESS_ID NUM_PROCESSES PORT WORKDIR [JAXFLOW SEEDS FLAGS...]
 
 Runs `jaxflow seeds` through the command line's main with config.parallel's coordinator fields, then prints one
-JSON object on its last stdout line: the exit status, the devices this job sees, and where `devices` mode would
-put a few seed counts that do not divide over them (no training: the placement rule alone).
+JSON object on its last stdout line: the exit status, the devices this job sees, where `devices` mode would put a
+few seed counts that do not divide over them (no training: the placement rule alone), and the refusals of what
+cannot run over several processes (--mode=vmap, --check_determinism). The first flag must be --config=FILE.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ code = cli.main(["jaxflow", "seeds", *sys.argv[6:], *job, f"--workdir={WORKDIR}"
 
 import jax  # noqa: E402  (initialized by the study above)
 
-from jaxflow.seeds import mode_choice  # noqa: E402
+import jaxflow  # noqa: E402
+from jaxflow.config import ConfigError  # noqa: E402
+from jaxflow.seeds import distributed, mode_choice  # noqa: E402
 
 placement = {
   seeds: {
@@ -39,6 +42,12 @@ placement = {
   }
   for seeds in (6, 2, 5)
 }
-print(
-  json.dumps({"exit": code, "devices": jax.device_count(), "processes": jax.process_count(), "placement": placement})
-)
+refusals = {}  # what cannot run over several processes, refused in one line (join is a no-op once joined)
+config = jaxflow.load_config(sys.argv[6].split("=", 1)[1])
+for name, mode, determinism in (("vmap", "vmap", False), ("determinism", "devices", True)):
+  try:
+    distributed.join(config, mode=mode, check_determinism=determinism)
+  except ConfigError as e:
+    refusals[name] = str(e)
+out = {"exit": code, "devices": jax.device_count(), "processes": jax.process_count(), "placement": placement}
+print(json.dumps({**out, "refusals": refusals}))

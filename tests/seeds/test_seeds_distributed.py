@@ -102,6 +102,13 @@ def test_seeds_that_do_not_divide_keep_the_largest_divisor_rule(job):
   assert placement["5"]["devices"] == 0 and "data-parallel over the 4 devices in 2 processes" in placement["5"]["note"]
 
 
+def test_what_cannot_run_over_processes_is_refused_in_one_line(job):
+  refusals = job["outputs"][1]["refusals"]
+  assert refusals["vmap"].startswith("--mode=vmap stacks every seed on one device of each of the 2 processes")
+  assert refusals["determinism"].startswith("--check_determinism compares reruns in one process")
+  assert not any("\n" in r for r in refusals.values())
+
+
 def test_a_rerun_in_one_process_finds_every_seed_finished(job):
   """The seed workdirs keep the one-run contract: the same study in one process trains nothing again."""
   stamps = [os.path.getmtime(os.path.join(job["multi"], s, "summary.json")) for s in _seed_dirs(job)]
