@@ -10,6 +10,13 @@ take = jax.jit(
 )  # run i of a stacked tree (one compile per structure)
 
 
-def stack(trees):
-  """Trees of equal structure -> one tree with a leading run axis."""
+@jax.jit
+def _stack_trees(trees: list):
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def stack(trees):
+  """Trees of equal structure -> one tree with a leading run axis. One program per structure: stacked leaf by
+  leaf eagerly, a group's initial state compiled a small program per leaf shape (about ten for an MLP and Adam,
+  ~0.5 s of a vmapped study's start)."""
+  return _stack_trees(list(trees))
