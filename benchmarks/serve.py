@@ -9,9 +9,10 @@ temporary folder first (`jaxflow train`, `jaxflow export`, as subprocesses). Eac
 (`jaxflow serve --port=0`, a subprocess on 127.0.0.1) once per setting, the settings' order alternating
 between rounds (A B, B A): batching off (`--batch_window_ms=0`: one request per model call, padded to a
 precompiled size) and on (the default window, 2 ms, and batch sizes 1,8,32,128). Against each server, for
-1, 8 and 64 concurrent clients: this process runs that many asyncio clients (one aiohttp session, a
-keep-alive connection each), each sending one-example POST /predict requests back to back (a fixed body,
-different per client) for `--seconds` after `--warmup` seconds that are not counted. Latency is per request
+1, 8 and 64 concurrent clients: this process runs that many asyncio clients (bare HTTP/1.1 over asyncio
+streams, on uvloop when installed: the client's CPU is taken from the server's cores; a keep-alive connection
+each), each sending one-example POST /predict requests back to back (a fixed body, different per client)
+for `--seconds` after `--warmup` seconds that are not counted. Latency is per request
 (send to whole response read), requests/s is the completed requests over the measured seconds; every answer
 must be a 200. After each setting the server's /healthz must report no compilation after its warm-up, and
 gives the mean batch size (examples per model call).
@@ -101,37 +102,59 @@ class Server:
       return -9
 
 
+async def _client(url: str, body: bytes, stop_at: float, record, failures: list[str]) -> None:
+  """One keep-alive HTTP/1.1 connection posting `body` to /predict back to back until `stop_at`; `record(sent,
+  done)` per answered request. A bare asyncio-streams client (status line, Content-Length, body) rather than
+  aiohttp's: the load generator shares the cores with the server, and aiohttp's client cost ~150 us of CPU per
+  request here, CPU the server then lacks; every answer's status is checked and the first one's JSON read."""
+  host, port = url.split("//", 1)[1].rsplit(":", 1)
+  reader, writer = await asyncio.open_connection(host, int(port))
+  request = (
+    f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(body)}\r\n\r\n"
+  ).encode() + body
+  checked = False
+  try:
+    while time.perf_counter() < stop_at:  # not loop.time(): uvloop's clock ticks in whole milliseconds
+      sent = time.perf_counter()
+      writer.write(request)
+      head = await reader.readuntil(b"\r\n\r\n")
+      fields = dict(
+        line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line
+      )  # header name -> value, as sent
+      length = next((int(v) for k, v in fields.items() if k.strip().lower() == b"content-length"), None)
+      if length is None:
+        failures.append(f"no Content-Length in {head[:200]!r}")
+        return
+      payload = await reader.readexactly(length)
+      if head[9:12] != b"200":
+        failures.append(f"{head[9:12].decode()}: {payload[:200]!r}")
+      elif not checked:
+        checked = "predictions" in json.loads(payload)
+        if not checked:
+          failures.append(f"no predictions in {payload[:200]!r}")
+      record(sent, time.perf_counter())
+  finally:
+    writer.close()
+
+
 async def load(url: str, clients: int, seconds: float, warmup: float, input_shape: list[int]) -> dict:
   """`clients` concurrent clients, one-example requests back to back: latencies of those that start after
   `warmup` and end before `warmup + seconds`; requests/s over those seconds."""
-  import aiohttp  # the client side of the load test (the `serve` extra), only this script needs it
-
   rng = np.random.default_rng(0)
   bodies = [
     json.dumps({"inputs": rng.integers(0, 256, size=[1, *input_shape]).tolist()}).encode() for _ in range(clients)
   ]
-  headers = {"Content-Type": "application/json"}
   latencies: list[float] = []
   failures: list[str] = []
-  loop = asyncio.get_running_loop()
-  start = loop.time()
+  start = time.perf_counter()
   measure_from, measure_to = start + warmup, start + warmup + seconds
 
-  async def client(session, body: bytes) -> None:
-    while loop.time() < measure_to:
-      sent = loop.time()
-      async with session.post(url + "/predict", data=body, headers=headers) as response:
-        await response.read()
-        if response.status != 200:
-          failures.append(f"{response.status}: {(await response.text())[:200]}")
-      done = loop.time()
-      if sent >= measure_from and done <= measure_to:
-        latencies.append(done - sent)
+  def record(sent: float, done: float) -> None:
+    if sent >= measure_from and done <= measure_to:
+      latencies.append(done - sent)
 
-  connector = aiohttp.TCPConnector(limit=clients, force_close=False)
-  timeout = aiohttp.ClientTimeout(total=60)
-  async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-    await asyncio.gather(*(client(session, body) for body in bodies))
+  await asyncio.gather(*(_client(url, body, measure_to, record, failures) for body in bodies))
   if failures:
     raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[0]}")
   ms = np.array(latencies) * 1000
