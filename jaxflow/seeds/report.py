@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from jaxflow.plotting import new_figure
-from jaxflow.seeds import mode_choice, spread, stats
+from jaxflow.seeds import spread, stats
 from jaxflow.workdir import read_metrics, write_report
 
 ACCURACY_LIKE = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -142,8 +142,6 @@ def build(
 ) -> dict:
   metric = _metric(config)
   sweeps = [_sweep(r, metric) for r in results]
-  if choice["mode"] == "devices" and results:  # where the seeds went (every process's devices, how many each)
-    choice = {**choice, "devices": mode_choice.devices_note(len(results[0].workdirs))}
   report = {
     "schema": 1,
     "metric": config.train.monitor,

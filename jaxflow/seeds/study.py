@@ -220,6 +220,8 @@ def run_seeds(
       choice = {"mode": "sequential", "why": why, "timings": None}
     else:
       choice = mode_choice.choose_mode(config, seeds, compiled, vary=sweeps[0][1], sweeps=len(sweeps))
+    if choice["mode"] == "devices" and not finished and executor == "local":  # only where seeds train now, here:
+      choice = {**choice, "devices": mode_choice.devices_note(seeds)}  # a rerun keeps its last report's note (auto)
     with executors.open_executor(executor, address) as cluster:
       given = {"seeds": seeds, "mode": choice["mode"], "compiled": compiled, "quiet": quiet, "executor": cluster}
       results = [run_sweep(config, workdir, name=n, vary=v, **given) for n, v in sweeps]
