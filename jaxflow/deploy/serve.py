@@ -50,14 +50,22 @@ except ImportError:  # pragma: no cover - exercised only without the extra (or o
 
 
 def _loads(body: bytes):
-  """orjson for speed; a body it refuses is read again by the standard library, so what a request may hold
-  (NaN, integers past 64 bits, which the checks then name) and the error it gets never depend on the codec."""
+  """orjson for speed; a body it refuses (NaN, Infinity, an integer past a double) is read again by the standard
+  library, which reads integers as orjson does, so what a request holds and the error it gets never depend on
+  the codec."""
   if orjson is not None:
     try:
       return orjson.loads(body)
     except orjson.JSONDecodeError:
       pass
-  return json.loads(body)
+  return json.loads(body, parse_int=_json_int)
+
+
+def _json_int(text: str):
+  """An integer literal as orjson reads it: an int within 64 bits (int64 or uint64), else the nearest float
+  (json alone gives a Python int, which numpy holds as an object: another error than orjson's float)."""
+  value = int(text)
+  return value if -(2**63) <= value < 2**64 else float(text)
 
 
 def _dumps(value) -> str:

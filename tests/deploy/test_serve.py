@@ -169,7 +169,7 @@ MALFORMED = {
   "no inputs key": (b'{"pixels": [1]}', '"inputs" or "images"'),
   "wrong shape": ({"inputs": [[1, 2, 3]]}, "shape [1, 3]"),
   "value over uint8": ({"inputs": np.full((1, 8, 8, 1), 300).tolist()}, "300 is outside uint8"),
-  # Past 64 bits (orjson refuses it; the standard library's reading is what the checks see).
+  # Past 64 bits: a float for orjson, and for the standard library's path too (test_the_json_codec_decides_nothing).
   "a 20-digit value": ({"inputs": np.full((1, 8, 8, 1), 10**20, dtype=object).tolist()}, "is outside uint8"),
   "NaN": ({"inputs": np.full((1, 8, 8, 1), np.nan).tolist()}, "nan is not a whole number"),
   "fractional value": ({"inputs": np.full((1, 8, 8, 1), 1.5).tolist()}, "1.5 is not a whole number"),
@@ -180,6 +180,24 @@ MALFORMED = {
   "not an image": ({"images": [base64.b64encode(b"hello").decode()]}, "images[0]: not an image"),
   "image not a string": ({"images": [7]}, "images[0]: expected a base64 string"),
 }
+
+
+@pytest.mark.parametrize(
+  "body",
+  [
+    b"[100000000000000000000]",
+    b"[18446744073709551615]",
+    b"[-9223372036854775809]",
+    b"[1, 2.5, true]",
+    b"[NaN, Infinity]",
+    b"[1" + b"0" * 400 + b"]",
+  ],
+)
+def test_the_json_codec_decides_nothing(body, monkeypatch):
+  """orjson and the standard library's fallback read a body alike: integers past 64 bits as floats, NaN too."""
+  fast = serve._loads(body)
+  monkeypatch.setattr(serve, "orjson", None)
+  assert repr(serve._loads(body)) == repr(fast)
 
 
 @pytest.mark.slow
