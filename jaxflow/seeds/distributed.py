@@ -54,9 +54,9 @@ def join(config, *, mode: str, check_determinism: bool) -> None:
       parallel.initialize_distributed(config.parallel)
     finally:
       watchdog.cancel()
-  processes = jax.process_count()
-  if processes == 1:
+  if not _several():
     return
+  processes = jax.process_count()
   if mode == "vmap":
     raise ConfigError(
       f"--mode=vmap stacks every seed on one device of each of the {processes} processes (each would train them "
@@ -81,8 +81,14 @@ def _never_joined(settings: dict, timeout: float) -> None:
   os._exit(START_FAILED)
 
 
+def _several() -> bool:
+  """One process of several? Without jax.distributed, False without starting the backend: a one-process study
+  leaves that to its first run, which sets train.deterministic's XLA_FLAGS before (run.determinism_flags)."""
+  return jax.distributed.is_initialized() and jax.process_count() > 1
+
+
 def is_main() -> bool:
-  return jax.process_index() == 0
+  return not _several() or jax.process_index() == 0
 
 
 def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
@@ -93,7 +99,7 @@ def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
 def agree(workdirs: list[str]) -> None:
   """Every process is about to train the same seeds (one program: a process with other seeds would wait for
   its peers forever); a ConfigError in every process otherwise."""
-  if jax.process_count() == 1:
+  if not _several():
     return
   digest = int.from_bytes(hashlib.sha256("\n".join(workdirs).encode()).digest()[:4], "little") & 0x7FFFFFFF
   seen = np.asarray(multihost_utils.process_allgather(np.int32(digest))).reshape(-1)

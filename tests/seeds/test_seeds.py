@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -331,6 +333,18 @@ def test_a_std_below_one_eval_example_or_a_frozen_metric_is_flagged():
 
 
 @pytest.mark.slow
+def test_one_process_study_leaves_the_backend_to_its_first_run():
+  """The multi-process checks (join, the lock, agree) start no backend in one process: train.deterministic's
+  XLA_FLAGS are set by the first run, before the backend starts (run.determinism_flags), as without them."""
+  code = (
+    "import sys, jaxflow; from jax._src import xla_bridge; from jaxflow.seeds import distributed; "
+    "config = jaxflow.load_config(sys.argv[1]); distributed.join(config, mode='sequential', check_determinism=False); "
+    "distributed.agree(['a', 'b']); assert distributed.is_main(); print(xla_bridge.backends_are_initialized())"
+  )
+  done = subprocess.run([sys.executable, "-c", code, config_path("digits_mlp.py")], capture_output=True, text=True)
+  assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
 def test_check_determinism_says_what_was_bitwise(tmp_path):
   report = seeds_lib.run_seeds(tiny(), str(tmp_path), seeds=2, vary="init", mode="sequential", check_determinism=True)
   checks = {c["check"]: c for c in report["determinism"]["checks"]}

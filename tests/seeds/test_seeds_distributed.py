@@ -116,6 +116,7 @@ def test_a_rerun_in_one_process_finds_every_seed_finished(job):
   again = seeds_lib.run_seeds(config, job["multi"], seeds=SEEDS, vary="init,dropout", mode="devices", plots=False)
   assert [os.path.getmtime(os.path.join(job["multi"], s, "summary.json")) for s in _seed_dirs(job)] == stamps
   assert len(again["sweeps"][0]["seeds"]) == SEEDS
+  assert "devices" not in again["mode"]  # nothing trained here: no placement of this one-device process claimed
 
 
 def _seed_dirs(job) -> list[str]:
