@@ -40,22 +40,24 @@ class TaskLost(Exception):
   """A task that did not come back (its worker or node died more often than MAX_RETRIES, or Ray failed)."""
 
 
-def check(name: str = "local", address: str | None = None) -> None:
+def check(name: str = "local", address: str | None = None) -> str | None:
   """Refuses, in one ConfigError line naming the flag, an unknown executor, an --address without
-  --executor=ray, a missing ray extra, and an address where no cluster answers."""
+  --executor=ray, a missing ray extra, and an address where no cluster answers; returns the address to join
+  (None for `local`)."""
   if name not in EXECUTORS:
     raise ConfigError(f"--executor={name!r} is not known; allowed: {', '.join(EXECUTORS)}")
   if address is not None and name != "ray":
     raise ConfigError(f"--address={address} needs --executor=ray (allowed: --executor={' | '.join(EXECUTORS)})")
-  if name == "ray":
-    _import_ray()
-    check_address(address)
+  if name != "ray":
+    return None
+  _import_ray()
+  return check_address(address)
 
 
 def open_executor(name: str = "local", address: str | None = None):
   """A context manager giving None for `local` (the study trains in this process, as always) or a connected
   `RayExecutor`; `check`'s refusals come before anything connects."""
-  check(name, address)
+  address = check(name, address)
   return contextlib.nullcontext() if name == "local" else RayExecutor(address)
 
 
@@ -94,9 +96,10 @@ class RayExecutor:
 
   name = "ray"
 
-  def __init__(self, address: str | None):
+  def __init__(self, address: str):
+    """`address`: as `check` returned it (checked there: joined here without probing it again)."""
     self._ray = ray = _import_ray()
-    self.address = check_address(address)
+    self.address = address
     self._owned = not ray.is_initialized()  # a notebook already connected keeps its connection
     if self._owned:
       try:

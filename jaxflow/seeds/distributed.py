@@ -54,7 +54,7 @@ def join(config, *, mode: str, check_determinism: bool) -> None:
       parallel.initialize_distributed(config.parallel)
     finally:
       watchdog.cancel()
-  if not _several():
+  if not several():
     return
   processes = jax.process_count()
   if mode == "vmap":
@@ -71,7 +71,7 @@ def join(config, *, mode: str, check_determinism: bool) -> None:
 
 def _never_joined(settings: dict, timeout: float) -> None:
   where = settings.get("coordinator_address", "the cluster's coordinator")
-  me = f"process {settings['process_id']} of {settings['num_processes']}" if settings else "this process"
+  me = f"process {settings['process_id']} of {settings['num_processes']}"
   print(
     f"jaxflow seeds: jax.distributed did not start within parallel.init_timeout_seconds={timeout:g}: {me} waited "
     f"at {where} for its peers; start every process (same config, process_id 0 .. num_processes - 1)",
@@ -81,14 +81,14 @@ def _never_joined(settings: dict, timeout: float) -> None:
   os._exit(START_FAILED)
 
 
-def _several() -> bool:
+def several() -> bool:
   """One process of several? Without jax.distributed, False without starting the backend: a one-process study
   leaves that to its first run, which sets train.deterministic's XLA_FLAGS before (run.determinism_flags)."""
   return jax.distributed.is_initialized() and jax.process_count() > 1
 
 
 def is_main() -> bool:
-  return not _several() or jax.process_index() == 0
+  return not several() or jax.process_index() == 0
 
 
 def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
@@ -99,7 +99,7 @@ def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
 def agree(workdirs: list[str]) -> None:
   """Every process is about to train the same seeds (one program: a process with other seeds would wait for
   its peers forever); a ConfigError in every process otherwise."""
-  if not _several():
+  if not several():
     return
   digest = int.from_bytes(hashlib.sha256("\n".join(workdirs).encode()).digest()[:4], "little") & 0x7FFFFFFF
   seen = np.asarray(multihost_utils.process_allgather(np.int32(digest))).reshape(-1)

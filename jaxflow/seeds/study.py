@@ -40,7 +40,6 @@ import dataclasses
 import os
 import time
 
-import jax
 import ml_collections
 
 from jaxflow.config import ConfigError, to_dict
@@ -80,7 +79,7 @@ def _train(mode: str, configs: list, workdirs: list[str], compiled: Compiled, qu
   they do not divide over the processes, trains them one by one, each data-parallel over every device."""
   distributed.agree(workdirs)
   sharding = mode_choice.seed_sharding(len(configs)) if mode == "devices" else None
-  if mode in ("vmap", "devices") and len(configs) > 1 and (sharding is not None or jax.process_count() == 1):
+  if mode in ("vmap", "devices") and len(configs) > 1 and (sharding is not None or not distributed.several()):
     try:
       return train_group(configs, workdirs, quiet=quiet, compiled=compiled, stack_sharding=sharding)
     except GroupError as e:
@@ -105,10 +104,10 @@ def _train_on(executor, mode: str, configs: list, workdirs: list[str], quiet: bo
   results = executor.map(train_seeds_task, jobs, workdirs=[job[2] for job in jobs])
   summaries = []
   for chunk, result in zip(chunks, results, strict=True):
+    lost = isinstance(result, executors.TaskLost)
+    error = f"its {executor.name} task was lost: {result}" if lost else f"its {executor.name} task wrote no summary"
     for i in chunk:
-      lost = isinstance(result, executors.TaskLost)
       summary = completed_summary(workdirs[i], configs[i]) or (None if lost else read_summary(workdirs[i]))
-      error = f"its {executor.name} task was lost: {result}" if lost else f"its {executor.name} task wrote no summary"
       summaries.append(summary or {"status": "failed", "error": error})
   return summaries
 
@@ -192,8 +191,8 @@ def run_seeds(
   distributed.join(config, mode=mode, check_determinism=check_determinism)  # several processes: before any device
   compiled = Compiled()
   problem = problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before writing
-  executors.check(executor, address)  # a wrong --executor or --address is refused before anything is written
-  with distributed.study_lock(workdir):
+  # A wrong --executor or --address is refused before anything is written (the cluster is joined here).
+  with executors.open_executor(executor, address) as cluster, distributed.study_lock(workdir):
     active = active_sources(config)
     if study == "sources":
       sweeps = [(s, (s,)) for s in STUDY_SOURCES if active[s]]
@@ -222,9 +221,8 @@ def run_seeds(
       choice = mode_choice.choose_mode(config, seeds, compiled, vary=sweeps[0][1], sweeps=len(sweeps))
     if choice["mode"] == "devices" and not finished and executor == "local":  # only where seeds train now, here:
       choice = {**choice, "devices": mode_choice.devices_note(seeds)}  # a rerun keeps its last report's note (auto)
-    with executors.open_executor(executor, address) as cluster:
-      given = {"seeds": seeds, "mode": choice["mode"], "compiled": compiled, "quiet": quiet, "executor": cluster}
-      results = [run_sweep(config, workdir, name=n, vary=v, **given) for n, v in sweeps]
+    given = {"seeds": seeds, "mode": choice["mode"], "compiled": compiled, "quiet": quiet, "executor": cluster}
+    results = [run_sweep(config, workdir, name=n, vary=v, **given) for n, v in sweeps]
     report = seeds_report.build(
       config, results, choice=choice, skipped_sources=skipped, active=active, study=study, eval_size=problem.eval_size
     )
