@@ -100,18 +100,8 @@ def summarize(runs: dict, families: list[str], platform: str) -> dict:
   return {"table": table, "markdown": "\n".join(lines)}
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--families", default=",".join(FAMILIES), help=f"some of {','.join(FAMILIES)}")
-  parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--epochs", type=int, default=5, help="epochs per digits run (karate: its config's)")
-  parser.add_argument("--out", default=None, help="default: profiling/gpu/ on a GPU, else benchmarks/results/")
-  args = parser.parse_args(argv)
-  families = [f.strip() for f in args.families.split(",") if f.strip()]
-  unknown = sorted(set(families) - set(FAMILIES))
-  if unknown or not families:
-    raise SystemExit(f"--families={args.families!r}: unknown {unknown}; allowed: {', '.join(FAMILIES)}")
-  scratch = tempfile.mkdtemp(prefix="jaxflow-determinism-")
+def measure(families: list[str], args, scratch: str) -> tuple[dict, str]:
+  """Every family in both settings, `args.rounds` interleaved rounds (A B, B A); (runs, platform)."""
   # One compilation cache for every run (the flag is part of its key); GPU memory claimed as needed, not up front.
   env = os.environ | {
     "JAXFLOW_COMPILATION_CACHE": os.path.join(scratch, "cache"),
@@ -127,7 +117,27 @@ def main(argv=None) -> None:
         runs[family][setting].append(run)
         platform = run["platform"] or platform
         common.log(f"round {r + 1}: {family} {setting}: {run['steps_per_second']:,.0f} steps/s")
-  shutil.rmtree(scratch, ignore_errors=True)
+  return runs, platform
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--families", default=",".join(FAMILIES), help=f"some of {','.join(FAMILIES)}")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--epochs", type=int, default=5, help="epochs per digits run (karate: its config's)")
+  parser.add_argument("--out", default=None, help="default: profiling/gpu/ on a GPU, else benchmarks/results/")
+  args = parser.parse_args(argv)
+  families = [f.strip() for f in args.families.split(",") if f.strip()]
+  unknown = sorted(set(families) - set(FAMILIES))
+  if unknown or not families:
+    raise SystemExit(f"--families={args.families!r}: unknown {unknown}; allowed: {', '.join(FAMILIES)}")
+  if args.rounds < 1 or args.epochs < 1:
+    raise SystemExit(f"--rounds={args.rounds} --epochs={args.epochs}: both must be at least 1")
+  scratch = tempfile.mkdtemp(prefix="jaxflow-determinism-")
+  try:
+    runs, platform = measure(families, args, scratch)
+  finally:  # a failed run leaves no scratch folder behind either
+    shutil.rmtree(scratch, ignore_errors=True)
   result = summarize(runs, families, platform)
   print(result["markdown"])
   out = args.out or (
