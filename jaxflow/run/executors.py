@@ -108,7 +108,11 @@ class RayExecutor:
         )
       except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError... for a cluster it cannot join
         raise ConfigError(f"--address={self.address}: cannot join the Ray cluster there: {one_line(str(e))}") from None
-    resources = ray.cluster_resources()
+    try:
+      resources = ray.cluster_resources()
+    except Exception as e:  # joined, then the head went away: leave Ray as found, say so in one line
+      self.close()
+      raise ConfigError(f"--address={self.address}: the Ray cluster did not answer: {one_line(str(e))}") from None
     # A task asks for one GPU where the cluster has them (Ray hides every GPU from a task that asks for none).
     self.gpus = int(resources.get("GPU", 0))
     self.slots = max(1, self.gpus or int(resources.get("CPU", 1)))  # tasks that can run at once
