@@ -131,10 +131,16 @@ class Batcher:
   that will not come, and many clients fill each batch; until the traffic is known (the first batch) it
   waits for the largest size. window_s == 0: no batching, one request per model call (still padded to a
   precompiled size). Start `run()` as one task on the loop.
+
+  `answer(outputs) -> one item per row`, when given, runs in the model thread on a whole batch's outputs, and
+  each request gets its rows' items (a list) instead of its rows of the outputs: what every request needs from
+  the outputs (serve's JSON predictions) is then made in one vectorized pass per batch, not once per request
+  on the event loop.
   """
 
-  def __init__(self, model: Model, sizes: Sequence[int], window_s: float):
+  def __init__(self, model: Model, sizes: Sequence[int], window_s: float, answer: Callable | None = None):
     self.model = model
+    self.answer = answer
     self.sizes = tuple(sizes)
     self.window_s = window_s
     self.stats = {"requests": 0, "examples": 0, "batches": 0, "model_calls": 0, "padded_examples": 0}
@@ -144,7 +150,7 @@ class Batcher:
     # One thread: calls run one after another (XLA already uses every core within a call); the loop is free.
     self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxflow-serve-model")
 
-  async def submit(self, x) -> dict[str, np.ndarray]:
+  async def submit(self, x) -> dict[str, np.ndarray] | list:
     loop = asyncio.get_running_loop()
     if self._queue is None:
       self._queue = asyncio.Queue()
@@ -181,7 +187,7 @@ class Batcher:
     self._expected = len(batch)
     return batch
 
-  def _call(self, inputs: list) -> dict[str, np.ndarray]:
+  def _call(self, inputs: list) -> dict[str, np.ndarray] | list:
     """In the model thread: the requests' rows through the model in precompiled sizes, the padding's rows
     dropped."""
     x = concatenate(inputs) if len(inputs) > 1 else inputs[0]
@@ -193,7 +199,8 @@ class Batcher:
       self.stats["model_calls"] += 1
       self.stats["padded_examples"] += size
       start += rows
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    outputs = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]} if len(parts) > 1 else parts[0]
+    return self.answer(outputs) if self.answer is not None else outputs
 
   async def run(self) -> None:
     """The worker: forever, the next batch through the model, each request's future given its rows."""
@@ -217,7 +224,11 @@ class Batcher:
         rows = num_rows(x)
         self.stats["examples"] += rows
         if not future.done():  # a client that went away cancelled its future
-          future.set_result({name: value[start : start + rows] for name, value in outputs.items()})
+          future.set_result(
+            outputs[start : start + rows]
+            if self.answer is not None
+            else {name: value[start : start + rows] for name, value in outputs.items()}
+          )
         start += rows
 
   def close(self) -> None:
