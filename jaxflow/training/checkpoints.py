@@ -93,8 +93,10 @@ def _silence_aborted_reads() -> None:
   tensorstore reports each as an unraisable "RuntimeError: Event loop is closed", orbax's abandoned read
   coroutines raise as they are collected (or are never awaited), asyncio logs each unretrieved future, and a
   callback tensorstore runs on its own thread prints its "Event loop is closed" through sys.excepthook.
-  Nothing is lost (one line has said which checkpoint was damaged), so these are dropped for the rest of the
-  process; every other error still reaches the previous hooks."""
+  Nothing is lost (one line says which checkpoint was damaged), so these are dropped for the rest of the
+  process; every other error still reaches the previous hooks. Installed before a restore, not after it
+  failed: tensorstore's thread can print while orbax's exception is still on its way out (seen in 2 of 12
+  concurrent reruns of a run whose newest checkpoint lost its manifest)."""
   if getattr(sys.unraisablehook, "jaxflow_filter", False):
     return
   previous = sys.unraisablehook
@@ -207,13 +209,13 @@ class Checkpointer:
   def restore(self, step: int, template: TrainState, *, which: str = LATEST, config_hash: str | None = None):
     """(state, meta) of one checkpoint, restored into `template`'s structure, dtypes and shardings, and
     verified (ForeignCheckpoint: another config; CheckpointError: damaged)."""
+    _silence_aborted_reads()
     try:
       with _quiet_orbax():
         return self._restore_one(step, template, which, config_hash)
     except ConfigError:
       raise
     except Exception as e:  # orbax raises whatever its damaged files make it raise
-      _silence_aborted_reads()
       raise CheckpointError(f"{which} checkpoint step {step} in {self.directory} is damaged ({_reason(e)})") from None
 
   def restore_latest(self, template: TrainState, *, config_hash: str | None):
