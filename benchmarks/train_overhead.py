@@ -347,6 +347,7 @@ def parse_args(argv):
   parser.add_argument("--batch-size", type=int, default=None, help="override the batch size (MLP 128, CNN 64)")
   parser.add_argument("--cnn-epochs", type=int, default=20, help="CNN epochs per run (default 20)")
   parser.add_argument("--no-cnn", action="store_true", help="MLP only")
+  parser.add_argument("--no-mlp", action="store_true", help="CNN only (e.g. a longer CNN run: --cnn-epochs 60)")
   parser.add_argument("--quick", action="store_true", help="smoke check: 5 epochs, 1 round, MLP only")
   parser.add_argument(
     "--out", default=None, help="JSON output (default results/train_overhead.json; --quick: a temp file)"
@@ -360,6 +361,8 @@ def parse_args(argv):
     "e.g. checkpoint.every_epochs=1 to see what per-epoch checkpoints cost jaxflow",
   )
   args = parser.parse_args(argv)
+  if args.no_mlp and args.no_cnn:
+    parser.error("--no-mlp and --no-cnn leave nothing to measure")
   if args.quick:
     args.epochs, args.rounds, args.no_cnn = 5, 1, True
   args.out = args.out or (
@@ -374,7 +377,7 @@ def main(argv=None) -> None:
   absl_logging.set_verbosity(absl_logging.ERROR)
   keras_missing = loops.keras_unavailable()  # sets KERAS_BACKEND=jax before anything imports keras
   start, log, device = time.perf_counter(), common.log, jax.devices()[0]
-  benches = [("mlp", "configs/digits_mlp.py", args.epochs)]
+  benches = [] if args.no_mlp else [("mlp", "configs/digits_mlp.py", args.epochs)]
   benches += [] if args.no_cnn else [("cnn", "configs/digits_cnn.py", args.cnn_epochs)]
   results = {}
   with tempfile.TemporaryDirectory(prefix="jaxflow_bench_warm_cache_") as warm_dir:
