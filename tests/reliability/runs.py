@@ -10,15 +10,18 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT, config_path
+from tests.conftest import ROOT, built_once, config_path
 
 JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
-# 30 epochs of 11 steps, a checkpoint after every epoch (keep 3), train logs every 5 steps: about two
-# seconds of training with many files appearing, so a kill can land anywhere in a run.
+# 8 epochs of 11 steps, a checkpoint after every epoch (keep 3), train logs every 5 steps: many files appear,
+# so a kill can land anywhere in a run. Why 8: the kill chains' latest point inside training is "epoch 6 saved"
+# (tests/reliability/test_kills.py), which must leave an epoch to train; a damaged newest checkpoint falls
+# back to the one before, so 3 must be kept (>= 3 epochs). Each epoch costs ~0.1 CPU-s (mostly its orbax
+# save), and every resumed run trains to the end: 30 epochs made each full run ~2.3 CPU-s dearer.
 SMALL = [
   f"--config={config_path('digits_mlp.py')}",
   "--config.model.widths=(32,)",
-  "--config.train.epochs=30",
+  "--config.train.epochs=8",
   "--config.train.log_every=5",
   "--config.train.histogram_every=1000",
   "--config.train.class_report_every=1000",
@@ -43,6 +46,18 @@ def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedPro
     timeout=timeout,
     cwd=ROOT,
   )
+
+
+def finished(tmp_path_factory) -> str:
+  """The workdir of one uninterrupted small run, trained once per test session (a real `jaxflow train`) and
+  shared read-only by every test that compares against it (test_kills, test_damage): copy it before
+  changing it."""
+
+  def build(workdir: str) -> None:
+    done = train(workdir)
+    assert done.returncode == 0, done.stderr
+
+  return built_once(tmp_path_factory, "reliability_small_run", build)
 
 
 def start(workdir, *extra: str) -> subprocess.Popen:
