@@ -23,6 +23,9 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path, second):
   first = runs.start(workdir)
   try:
     assert runs.wait_for(first, lambda: os.path.exists(os.path.join(workdir, "config.json")))
+    # Paused while the second one tries: it holds the lock as a live process (the kernel's flock) whatever it
+    # does, and a paused one can neither finish before the second gets to the lock nor spend CPU meanwhile.
+    os.kill(first.pid, signal.SIGSTOP)
     other = runs.train(workdir, *second)
     assert other.returncode == 2, other.stderr
     line = other.stderr.strip()
@@ -31,6 +34,7 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path, second):
     )
     assert f"(pid {first.pid} on {socket.gethostname()} since " in line and "another --workdir" in line
   finally:
+    os.kill(first.pid, signal.SIGCONT)
     assert runs.stop(first, signal.SIGTERM) in (0, 143)
   config = json.load(open(os.path.join(workdir, "config.json")))["config"]
   assert config["optim"]["lr"] != 0.01  # the refused overwrite changed nothing
@@ -50,13 +54,16 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 
 @pytest.mark.slow
-def test_overwrite_removes_everything_the_old_run_wrote(tmp_path):
+def test_overwrite_removes_everything_the_old_run_wrote(tmp_path, capsys):
+  """Both runs in this process (cli.main, what the console script calls): nothing here is about processes,
+  and each `jaxflow` process would pay its imports again."""
   workdir = str(tmp_path / "run")
-  assert runs.train(workdir, "--config.data.label_noise.rate=0.1").returncode == 0
+  assert cli.main(["jaxflow", "train", *runs.flags("--config.data.label_noise.rate=0.1"), f"--workdir={workdir}"]) == 0
   os.makedirs(os.path.join(workdir, "explain"))
   assert os.path.exists(os.path.join(workdir, "label_noise.json"))
-  done = runs.train(workdir, "--config.train.overwrite=True", "--config.train.epochs=2")
-  assert done.returncode == 0, done.stderr
+  assert runs.summary(workdir)["steps"] == 88  # 8 epochs, not the 2 below
+  extra = runs.flags("--config.train.overwrite=True", "--config.train.epochs=2")
+  assert cli.main(["jaxflow", "train", *extra, f"--workdir={workdir}"]) == 0, capsys.readouterr().err
   left = sorted(os.listdir(workdir))
   assert left == sorted([LOCK_FILE, "checkpoints", "config.json", "metrics.jsonl", "summary.json", "tb"]), left
   assert runs.summary(workdir)["steps"] == 22
