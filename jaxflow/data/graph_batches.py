@@ -120,6 +120,8 @@ def cycles_splits(config: ml_collections.ConfigDict, data_stream: jax.Array):
   seed = rng.dataset_seed(data_stream)
   train = load_graph_split(d.name, d.train_split, seed=seed, data_dir=d.data_dir)
   evaluation = load_graph_split(d.name, d.eval_split, seed=seed, data_dir=d.data_dir)
+  if d.train_examples is not None:  # the first N, as the problem's train_size says (it was silently ignored here)
+    train = (train[0][: d.train_examples], train[1][: d.train_examples])
   return train, evaluation
 
 
