@@ -3,13 +3,17 @@
   python tests/training/parallel_worker.py TASK DEVICES [ARGS...]   -> one JSON object on the last stdout line
 
 Tasks:
-  equivalence   single vs sharded and pmap on 2, 4 and 8 devices (parallel.num_devices), and sharded
-                with dropout: max |param difference| and final accuracies
-  masks         per-device dropout masks of one step on identical rows, pmap and sharded
-  restore       a checkpoint written on 8 devices resumed on 1, and one written on 1 resumed on 8
-  repeat        REPS runs of the chunked CNN (one step per dispatch) on all devices: bounded dispatch
+  module        what test_parallel.py's module fixture reads, in one process on 8 devices: ROOT (the runs'
+                workdirs go below it). One JSON line `{"section": NAME, "result": {...}}` per section as it
+                ends, in this order:
+    equivalence   single vs sharded and pmap on 2, 4 and 8 devices (parallel.num_devices), and sharded
+                  with dropout: max |param difference| and final accuracies; ROOT/sharded_4 is also the
+                  4-device single-process run the multi-host job must match
+    restore       the 8-device sharded run's checkpoint of epoch 1 resumed on 1 device, and the single run's
+                  resumed on 8 (copies of the equivalence runs, their last checkpoint removed)
+    masks         per-device dropout masks of one step on identical rows, pmap and sharded, on 4 devices
+    repeat        six runs of the chunked CNN (one step per dispatch) on all devices: bounded dispatch
   process       one process of a multi-host job: PROCESS_ID NUM_PROCESSES PORT WORKDIR
-  reference     the 4-device single-process run the multi-host job must match: WORKDIR
   devices       parallel.mode=auto resolved on DEVICES devices, and `jaxflow seeds --mode=devices` (2 seeds,
                 through cli.main) into WORKDIR, with the run-axis sharding its group trained under
 """
@@ -20,7 +24,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 TASK, DEVICES = sys.argv[1], int(sys.argv[2])
@@ -45,55 +48,62 @@ SMALL = [
 ]
 
 
-def run(config_file, overrides, workdir=None):
-  workdir = workdir or tempfile.mkdtemp()
+# The runs compared with the single-device one: 44 steps (1437 // 64 = 22 per epoch), where test_parallel.py's
+# tolerance is derived. checkpoint.every_epochs=1: the restore section resumes from epoch 1's checkpoint.
+NO_DROPOUT = [*SMALL, "model.dropout_rate=0.0"]
+SINGLE = [*NO_DROPOUT, "parallel.mode=single"]
+SHARDED_8 = [*NO_DROPOUT, "parallel.mode=sharded", "parallel.num_devices=8"]
+# The chunked path's CNN (a conv model on CPU: one step per dispatch). One small conv layer: what is checked is
+# the path (one-step dispatches, per-example augmentation keys, the bound on programs in flight), not the model,
+# and the runs are mostly compiles (two conv layers of 8 and 16 and a 128-unit dense layer cost ~5 CPU-s more
+# over the 9 CNN runs). The equivalence and the repeat runs share the model, so the programs that do not depend
+# on the batch (init, eval) and orbax's per-shape copies are compiled once.
+CNN_MODEL = ["model.conv_features=(4,)", "model.widths=(16,)", "checkpoint.every_epochs=1"]
+
+
+def run(config_file, overrides, workdir):
   summary = jaxflow.train(jaxflow.load_config(config_file, overrides), workdir, quiet=True)
   return summary, latest_params(workdir)
 
 
-def equivalence():
+def equivalence(root: str):
+  """(results, the reference runs' params). Every run trains in ROOT/NAME."""
   out = {}
-  no_dropout = [*SMALL, "model.dropout_rate=0.0"]
-  base, base_params = run(MLP, [*no_dropout, "parallel.mode=single"])
+  base, base_params = run(MLP, SINGLE, os.path.join(root, "single"))
   out["single"] = {"accuracy": base["final"]["eval"]["accuracy"], "steps": base["steps"]}
   for mode in ("sharded", "pmap"):
     for n in (2, 4, 8):
-      summary, params = run(MLP, [*no_dropout, f"parallel.mode={mode}", f"parallel.num_devices={n}"])
+      workdir = os.path.join(root, f"{mode}_{n}")
+      summary, params = run(MLP, [*NO_DROPOUT, f"parallel.mode={mode}", f"parallel.num_devices={n}"], workdir)
       out[f"{mode}_{n}"] = {
         "max_diff": max_param_diff(base_params, params),
         "accuracy": summary["final"]["eval"]["accuracy"],
         "devices": summary["device"]["used"],
+        "workdir": workdir,
       }
   # With dropout (0.1): sharded draws the global batch's mask, partitioned, so it still matches single.
-  dropout_base, dropout_params = run(MLP, [*SMALL, "parallel.mode=single"])
-  summary, params = run(MLP, [*SMALL, "parallel.mode=sharded"])
+  dropout_base, dropout_params = run(MLP, [*SMALL, "parallel.mode=single"], os.path.join(root, "single_dropout"))
+  summary, params = run(MLP, [*SMALL, "parallel.mode=sharded"], os.path.join(root, "sharded_dropout"))
   out["sharded_dropout"] = {
     "max_diff": max_param_diff(dropout_params, params),
     "accuracy": summary["final"]["eval"]["accuracy"],
     "single_accuracy": dropout_base["final"]["eval"]["accuracy"],
   }
-  summary, params = run(MLP, [*SMALL, "parallel.mode=pmap"])
+  summary, params = run(MLP, [*SMALL, "parallel.mode=pmap"], os.path.join(root, "pmap_dropout"))
   out["pmap_dropout"] = {"max_diff": max_param_diff(dropout_params, params)}
-  # The chunked path (a conv model on CPU: one step per dispatch), with augmentation drawn per example.
+  # The chunked path, with augmentation drawn per example: 22 steps.
   augment = "data.augment=('rotate(degrees=10, p=0.5)', 'noise(std=0.02)')"
-  cnn = [
-    "train.batch_size=64",
-    "train.epochs=1",
-    "checkpoint.every_epochs=1",
-    "model.dropout_rate=0.0",
-    "model.conv_features=(8, 16)",
-    "model.widths=(32,)",
-    augment,
-  ]
-  _, cnn_single = run(CNN, [*cnn, "parallel.mode=single"])
+  cnn = [*CNN_MODEL, "train.batch_size=64", "train.epochs=1", "model.dropout_rate=0.0", augment]
+  _, cnn_single = run(CNN, [*cnn, "parallel.mode=single"], os.path.join(root, "cnn_single"))
   for mode in ("sharded", "pmap"):
-    _, cnn_params = run(CNN, [*cnn, f"parallel.mode={mode}"])
+    _, cnn_params = run(CNN, [*cnn, f"parallel.mode={mode}"], os.path.join(root, f"cnn_{mode}"))
     out[f"cnn_{mode}"] = {"max_diff": max_param_diff(cnn_single, cnn_params)}
-  return out
+  return out, base_params
 
 
-def masks():
-  """Dropout masks of one training forward pass on 8 identical rows, one row block per device."""
+def masks(devices: int):
+  """Dropout masks of one training forward pass on 8 identical rows per device, one row block per device, on
+  the first `devices` devices."""
   import flax.linen as nn
   import jax.numpy as jnp
 
@@ -105,9 +115,9 @@ def masks():
       return nn.Dropout(0.5, deterministic=not train)(x)
 
   out = {}
-  x = jnp.ones((8 * DEVICES, 64))
+  x = jnp.ones((8 * devices, 64))
   for mode in ("sharded", "pmap"):
-    layout = parallel.create_layout(mode)
+    layout = parallel.create_layout(mode, num_devices=devices)
 
     def forward(x, key, layout=layout):
       x = layout.local_batch(x)
@@ -123,59 +133,71 @@ def masks():
 
       per_device = jax.jit(jax.shard_map(forward, mesh=layout.mesh, in_specs=P(), out_specs=P("data"), check_vma=False))
       kept = np.asarray(per_device(layout.place(x), layout.place(jax.random.key(0))) != 0)
-    blocks = kept.reshape(DEVICES, -1)  # device d's rows, flattened
+    blocks = kept.reshape(devices, -1)  # device d's rows, flattened
     out[mode] = {"distinct_blocks": len({b.tobytes() for b in blocks}), "keep_rate": float(kept.mean())}
   single = np.asarray(Net().apply({}, x, train=True, rngs={"dropout": jax.random.key(0)}) != 0)
+  sharded_layout = parallel.create_layout("sharded", num_devices=devices)
   sharded = np.asarray(
-    jax.jit(
-      lambda x, k: Net().apply({}, parallel.create_layout("sharded").constrain(x), train=True, rngs={"dropout": k})
-    )(x, jax.random.key(0))
+    jax.jit(lambda x, k: Net().apply({}, sharded_layout.constrain(x), train=True, rngs={"dropout": k}))(
+      x, jax.random.key(0)
+    )
     != 0
   )
   out["sharded_equals_single"] = bool((single == sharded).all())
   return out
 
 
-def restore():
+def restore(root: str, equivalence_out: dict, straight_params):
+  """The equivalence section's 8-device sharded run resumed on 1 device from its epoch-1 checkpoint, and its
+  single-device run resumed on 8: copies of their workdirs, as if each had died after epoch 1 (its last
+  checkpoint removed), then the same command under the other layout (parallel.* is resume-neutral). Both must
+  end where the uninterrupted single-device run ended."""
   out = {}
-  straight, straight_params = run(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=single"])
-  for first, second in (("sharded", "single"), ("single", "sharded")):
-    workdir = tempfile.mkdtemp()
-    run(MLP, [*SMALL, "model.dropout_rate=0.0", f"parallel.mode={first}"], workdir)
-    # As if the run had died after epoch 1: its last checkpoint removed, then the same command under
-    # the other layout (parallel.* is resume-neutral) resumes from epoch 1's checkpoint.
-    shutil.rmtree(os.path.join(workdir, "checkpoints", "latest", str(straight["steps"])))
-    config = jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", f"parallel.mode={second}"])
-    summary = jaxflow.train(config, workdir, quiet=True)
-    params = latest_params(workdir)
+  steps = equivalence_out["single"]["steps"]
+  for first, second, source, overrides in (
+    ("sharded", "single", "sharded_8", SINGLE),
+    ("single", "sharded", "single", SHARDED_8),
+  ):
+    workdir = os.path.join(root, f"{first}_then_{second}")
+    shutil.copytree(os.path.join(root, source), workdir)
+    shutil.rmtree(os.path.join(workdir, "checkpoints", "latest", str(steps)))
+    summary = jaxflow.train(jaxflow.load_config(MLP, overrides), workdir, quiet=True)
     out[f"{first}_then_{second}"] = {
       "resumed_from": summary["resumed_from_step"],
       "steps": summary["steps"],
-      "max_diff": max_param_diff(straight_params, params),
+      "max_diff": max_param_diff(straight_params, latest_params(workdir)),
       "devices": summary["device"]["used"],
     }
   return out
 
 
-def repeat(reps: int):
-  """The pattern that deadlocked unbounded (long chains of one-step multi-device programs), repeated."""
-  times = []
+def repeat(root: str, reps: int):
+  """The pattern that deadlocked unbounded (long chains of one-step multi-device programs), repeated: each run
+  is one epoch of 1437 // 16 = 89 one-step dispatches on 8 devices."""
+  times, steps = [], []
   for mode in ("pmap", "sharded"):
-    for _ in range(reps):
+    for i in range(reps):
       start = time.perf_counter()
-      run(
-        CNN,
-        [
-          "train.batch_size=16",
-          "train.epochs=1",
-          "train.log_every=1000",
-          "model.conv_features=(8, 16)",
-          f"parallel.mode={mode}",
-          "checkpoint.every_epochs=1",
-        ],
-      )
+      overrides = [*CNN_MODEL, "train.batch_size=16", "train.epochs=1", "train.log_every=1000", f"parallel.mode={mode}"]
+      summary, _ = run(CNN, overrides, os.path.join(root, f"repeat_{mode}_{i}"))
       times.append(time.perf_counter() - start)
-  return {"runs": len(times), "seconds": times}
+      steps.append(summary["steps"])
+  return {"runs": len(times), "seconds": times, "steps": steps}
+
+
+def module(root: str):
+  """The sections test_parallel.py reads, each printed as it ends: a section that hangs or crashes leaves the
+  ones before it readable, and fails only the tests that need it."""
+
+  def emit(name, result):
+    print(json.dumps({"section": name, "result": result}), flush=True)
+
+  out, straight_params = equivalence(root)
+  emit("equivalence", out)
+  emit("restore", restore(root, out, straight_params))
+  emit("masks", masks(4))
+  emit("repeat", repeat(root, 3))  # last: the one that deadlocked once
+  return {"section": "done", "result": {}}
 
 
 def process(process_id: int, num_processes: int, port: int, workdir: str):
@@ -190,17 +212,6 @@ def process(process_id: int, num_processes: int, port: int, workdir: str):
   )
   return {
     "process": process_id,
-    "params_sha256": summary["params_sha256"],
-    "accuracy": summary["final"]["eval"]["accuracy"],
-    "device": summary["device"],
-  }
-
-
-def reference(workdir: str):
-  summary = jaxflow.train(
-    jaxflow.load_config(MLP, [*SMALL, "model.dropout_rate=0.0", "parallel.mode=sharded"]), workdir, quiet=True
-  )
-  return {
     "params_sha256": summary["params_sha256"],
     "accuracy": summary["final"]["eval"]["accuracy"],
     "device": summary["device"],
@@ -250,12 +261,8 @@ SEEDS_TINY = ["model.widths=(16,)", "train.epochs=1", "train.batch_size=128", "t
 if __name__ == "__main__":
   args = sys.argv[3:]
   tasks = {
-    "equivalence": equivalence,
-    "masks": masks,
-    "restore": restore,
-    "repeat": lambda: repeat(int(args[0])),
+    "module": lambda: module(args[0]),
     "process": lambda: process(int(args[0]), int(args[1]), int(args[2]), args[3]),
-    "reference": lambda: reference(args[0]),
     "devices": lambda: devices(args[0]),
   }
   print(json.dumps(tasks[TASK]()))

@@ -1,5 +1,7 @@
-"""Parallel modes on forced CPU devices and across processes, each in a subprocess of its own (the
-device count must be set before jax is imported; see tests/training/parallel_worker.py for what each runs).
+"""Parallel modes on forced CPU devices and across processes, in subprocesses (the device count must be set
+before jax is imported; see tests/training/parallel_worker.py for what each runs). The single-process runs
+on 8 devices share one subprocess, the module fixture `runs` (one import, and the programs its runs have in
+common compiled once); the multi-host job starts its own.
 
 Tolerance. Parallel runs are compared with the single-device run by the max |difference| of every
 parameter after 44 steps, bounded by 1e-5 (measured: 3e-8 to 1e-7). They cannot be bitwise equal: an
@@ -29,23 +31,34 @@ TOLERANCE = 1e-5
 pytestmark = pytest.mark.slow
 
 
-def worker(task: str, devices: int, *args, timeout: float = 300) -> dict:
-  """Runs a worker task to completion (killed with SIGKILL past `timeout`); its last stdout line."""
-  done = subprocess.run(
-    [sys.executable, WORKER, task, str(devices), *map(str, args)],
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-    cwd=ROOT,
-  )
-  assert done.returncode == 0, done.stderr[-3000:]
-  return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
-def equivalence():
-  # 13 trainings: ~110 s on a quiet machine, past 300 s on a loaded one (seen twice); a deadlock still ends here.
-  return worker("equivalence", 8, timeout=600)
+def runs(tmp_path_factory) -> dict:
+  """The worker's `module` task: its sections (equivalence, restore, masks, repeat) as each ended, and how it
+  ended. Output to files, not pipes; SIGKILL past the timeout (13 + 2 + 6 trainings: ~110 s on a quiet
+  machine; the equivalence runs alone took past 300 s on a loaded one): a deadlock still ends here, and
+  fails only the tests whose sections had not ended."""
+  root = tmp_path_factory.mktemp("parallel_runs")
+  with open(root / "stdout.txt", "w+") as out, open(root / "stderr.txt", "w+") as err:
+    process = subprocess.Popen([sys.executable, WORKER, "module", "8", str(root)], stdout=out, stderr=err, cwd=ROOT)
+    try:
+      process.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
+    out.seek(0), err.seek(0)
+    lines = [json.loads(line) for line in out.read().splitlines() if line.startswith('{"section": ')]
+    ended = f"the worker ended with {process.returncode}: {err.read()[-3000:]}"
+  return {"root": str(root), "sections": {line["section"]: line["result"] for line in lines}, "ended": ended}
+
+
+def section(runs: dict, name: str) -> dict:
+  assert name in runs["sections"], runs["ended"]
+  return runs["sections"][name]
+
+
+@pytest.fixture
+def equivalence(runs) -> dict:
+  return section(runs, "equivalence")
 
 
 @pytest.mark.parametrize("mode", ["sharded", "pmap"])
@@ -74,28 +87,30 @@ def test_chunked_conv_path_with_augmentation_matches(equivalence, mode):
   assert equivalence[f"cnn_{mode}"]["max_diff"] <= TOLERANCE
 
 
-def test_no_two_devices_draw_the_same_dropout_mask():
-  result = worker("masks", 4, timeout=120)
+def test_no_two_devices_draw_the_same_dropout_mask(runs):
+  """On 4 of the 8 devices: one row block per device."""
+  result = section(runs, "masks")
   for mode in ("sharded", "pmap"):
     assert result[mode]["distinct_blocks"] == 4
     assert 0.45 < result[mode]["keep_rate"] < 0.55
   assert result["sharded_equals_single"]
 
 
-def test_checkpoint_restores_under_another_layout():
-  result = worker("restore", 8)
+def test_checkpoint_restores_under_another_layout(runs):
+  result = section(runs, "restore")
   for case in ("sharded_then_single", "single_then_sharded"):
     assert result[case]["resumed_from"] == 22 and result[case]["steps"] == 44
     assert result[case]["devices"] == (1 if case.endswith("single") else 8)
     assert result[case]["max_diff"] <= TOLERANCE
 
 
-def test_bounded_dispatch_never_deadlocks():
+def test_bounded_dispatch_never_deadlocks(runs):
   """Long chains of one-step multi-device programs deadlocked in 3 of 6 unbounded tries here; with
-  parallel.max_in_flight=2, six 179-step runs (pmap and sharded, 8 devices) must all finish. Six, not more: an
-  unbounded dispatch that deadlocks half the time passes six runs once in 64; each run costs ~7 s of CPU."""
-  result = worker("repeat", 8, 3, timeout=400)
-  assert result["runs"] == 6
+  parallel.max_in_flight=2, six 89-step runs (1437 // 16 one-step dispatches; pmap and sharded, 8 devices)
+  must all finish. Six, not more: an unbounded dispatch that deadlocks half the time passes six runs once in
+  64; each run costs ~1-2 CPU-s once its programs are compiled."""
+  result = section(runs, "repeat")
+  assert result["runs"] == 6 and result["steps"] == [89] * 6
 
 
 def test_batch_must_divide_by_the_devices(tmp_path):
@@ -158,11 +173,12 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
+def test_two_processes_match_one_process_with_as_many_devices(tmp_path, equivalence):
   """2 processes x 2 devices on 127.0.0.1 (gloo): identical parameters in both, only process 0 writes
-  the logs, and they match a 4-device single-process run to rounding. Processes are SIGKILLed past the
-  timeout (after jax.distributed.initialize jax catches SIGTERM)."""
-  port, multi_dir, single_dir = _free_port(), str(tmp_path / "multi"), str(tmp_path / "single")
+  the logs, and they match a 4-device single-process run to rounding (the equivalence section's sharded run
+  on 4 of its 8 devices: the same config). Processes are SIGKILLed past the timeout (after
+  jax.distributed.initialize jax catches SIGTERM)."""
+  port, multi_dir = _free_port(), str(tmp_path / "multi")
   # Output to files, not pipes: a process blocked on a full pipe that nobody drains would stall its
   # peer at the next collective.
   logs = [(open(tmp_path / f"out{i}.txt", "w+"), open(tmp_path / f"err{i}.txt", "w+")) for i in range(2)]
@@ -203,6 +219,7 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
   with open(os.path.join(multi_dir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
   assert sum(r["split"] == "eval" for r in records) == 2  # one writer: each epoch's record once
-  reference = worker("reference", 4, single_dir)
-  assert max_param_diff(latest_params(multi_dir), latest_params(single_dir)) <= TOLERANCE
+  reference = equivalence["sharded_4"]
+  assert reference["devices"] == 4
+  assert max_param_diff(latest_params(multi_dir), latest_params(reference["workdir"])) <= TOLERANCE
   assert round(results[0]["accuracy"], 3) == round(reference["accuracy"], 3)
