@@ -12,6 +12,7 @@ Tasks:
     restore       the 8-device sharded run's checkpoint of epoch 1 resumed on 1 device, and the single run's
                   resumed on 8 (copies of the equivalence runs, their last checkpoint removed)
     masks         per-device dropout masks of one step on identical rows, pmap and sharded, on 4 devices
+    batch_divide  `jaxflow train` (cli.main) with a batch of 100 in pmap mode on 8 devices: exit status, stderr
     repeat        six runs of the chunked CNN (one step per dispatch) on all devices: bounded dispatch
   process       one process of a multi-host job: PROCESS_ID NUM_PROCESSES PORT WORKDIR
   devices       parallel.mode=auto resolved on DEVICES devices, and `jaxflow seeds --mode=devices` (2 seeds,
@@ -185,6 +186,21 @@ def repeat(root: str, reps: int):
   return {"runs": len(times), "seconds": times, "steps": steps}
 
 
+def batch_divide(root: str):
+  """`jaxflow train` (the command line's main, as `python -m jaxflow.cli` runs it) with a global batch of 100 in
+  pmap mode on the 8 devices: its exit status, the last line it wrote to stderr, and whether a workdir appeared."""
+  import contextlib
+  import io
+
+  from jaxflow import cli
+
+  workdir, err = os.path.join(root, "never"), io.StringIO()
+  argv = ["jaxflow", "train", f"--config={MLP}", "--config.train.batch_size=100", "--config.parallel.mode=pmap"]
+  with contextlib.redirect_stderr(err):
+    code = cli.main([*argv, f"--workdir={workdir}"])
+  return {"exit": code, "message": err.getvalue().strip().splitlines()[-1], "workdir_exists": os.path.exists(workdir)}
+
+
 def module(root: str):
   """The sections test_parallel.py reads, each printed as it ends: a section that hangs or crashes leaves the
   ones before it readable, and fails only the tests that need it."""
@@ -196,6 +212,7 @@ def module(root: str):
   emit("equivalence", out)
   emit("restore", restore(root, out, straight_params))
   emit("masks", masks(4))
+  emit("batch_divide", batch_divide(root))
   emit("repeat", repeat(root, 3))  # last: the one that deadlocked once
   return {"section": "done", "result": {}}
 

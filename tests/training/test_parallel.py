@@ -33,8 +33,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-  """The worker's `module` task: its sections (equivalence, restore, masks, repeat) as each ended, and how it
-  ended. Output to files, not pipes; SIGKILL past the timeout (13 + 2 + 6 trainings: ~110 s on a quiet
+  """The worker's `module` task: its sections (equivalence, restore, masks, batch_divide, repeat) as each ended,
+  and how it ended. Output to files, not pipes; SIGKILL past the timeout (13 + 2 + 6 trainings: ~110 s on a quiet
   machine; the equivalence runs alone took past 300 s on a loaded one): a deadlock still ends here, and
   fails only the tests whose sections had not ended."""
   root = tmp_path_factory.mktemp("parallel_runs")
@@ -113,31 +113,13 @@ def test_bounded_dispatch_never_deadlocks(runs):
   assert result["runs"] == 6 and result["steps"] == [89] * 6
 
 
-def test_batch_must_divide_by_the_devices(tmp_path):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-  workdir = tmp_path / "never"
-  done = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxflow.cli",
-      "train",
-      f"--config={config_path('digits_mlp.py')}",
-      "--config.train.batch_size=100",
-      "--config.parallel.mode=pmap",
-      f"--workdir={workdir}",
-    ],
-    capture_output=True,
-    text=True,
-    timeout=120,
-    cwd=ROOT,
-    env=env,
-  )
-  message = done.stderr.strip().splitlines()[-1]
-  assert done.returncode == 2 and not workdir.exists()
+def test_batch_must_divide_by_the_devices(runs):
+  """The command line's main on 8 forced devices (in the worker, which has them): exit 2, one line, no workdir."""
+  result = section(runs, "batch_divide")
+  assert result["exit"] == 2 and not result["workdir_exists"]
   assert (
-    "config.train.batch_size=100 must divide by the 8 devices of parallel.mode='pmap'" in message
-    and "a multiple of 8" in message
+    "config.train.batch_size=100 must divide by the 8 devices of parallel.mode='pmap'" in result["message"]
+    and "a multiple of 8" in result["message"]
   )
 
 
