@@ -2,65 +2,44 @@
 
 The structure is checked, not the numbers (a quick run trains a few steps on two seeds): report.md has every
 section in order, results.json the keys experiments/run_all.py and the index read, every plot is a PNG file.
-The studies given to one `run_quick` share one subprocess (imports and the compilation cache paid once) and
-one --workdir (JAX keeps one compilation cache directory per process); a subprocess, so the studies' JAX
-settings stay out of the test worker.
+
+A study's quick run is `experiments/<name>/run.py`'s `main(["--quick", ...])` called in the test worker itself,
+by the module fixture of the one test file that checks it. Why not a subprocess: the worker has already paid
+Python's and jax's imports (tests/conftest.py prepares the data through jaxflow), a subprocess paid them again
+(~1.5-3 CPU-s a run, measured), and the studies set no JAX option of their own that could reach another test:
+their compilation cache is the session's (JAXFLOW_COMPILATION_CACHE, set by tests/conftest.py for every test, so
+programs another test compiled are loaded, not compiled again). What must run in a process of its own still
+does: the hardware study's pinned worker per thread setting, the randomness study's `jaxflow seeds compare`.
+Why not groups of studies in one run any more: with the imports paid by the worker, a group saved nothing, and
+each test file ran (and was charged for) every study of its group; one study per fixture also lets xdist spread
+the studies over its workers.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import subprocess
-import sys
 
 from experiments.common import report
-from tests.conftest import built_once
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PNG = b"\x89PNG\r\n\x1a\n"
-DRIVER = """
-import importlib, sys
-sys.path.insert(0, {root!r})
-for name in {studies!r}:
-  main = importlib.import_module(f"experiments.{{name}}.run").main
-  main(["--quick", "--out", {out!r} + "/" + name, "--workdir", {work!r}])
-"""
-
-
-# Studies whose quick runs share one subprocess: Python's and jax's imports (~5 s of CPU) paid once per group,
-# and the later studies' small MLPs found in the compilation cache. A study in no group runs alone.
-GROUPS = (
-  ("problem_definition", "data_size"),
-  ("class_imbalance", "label_noise", "augmentation", "transfer"),
-  ("fairness", "sample_bias", "survivorship_bias", "dataset_shift", "annotation_consistency"),
-  ("overfitting", "hyperparameters", "monitoring"),
-  ("architectures", "tuning", "interpretability"),
-  ("post_training", "hardware", "randomness"),
-)
 
 
 def run_quick(tmp_path_factory, studies: tuple[str, ...]) -> str:
-  """Runs each study's --quick into OUT/<study>; returns OUT."""
-  out = tmp_path_factory.mktemp("quick_out")
-  _run(str(out), tuple(studies))
-  return str(out)
+  """Runs each study's --quick into OUT/<study>, one after another with one --workdir; returns OUT."""
+  out = str(tmp_path_factory.mktemp("quick_out"))
+  work = out + "_work"
+  os.makedirs(work, exist_ok=True)
+  for name in studies:
+    main = importlib.import_module(f"experiments.{name}.run").main
+    main(["--quick", "--out", os.path.join(out, name), "--workdir", work])
+  return out
 
 
 def quick_outputs(tmp_path_factory, study: str) -> str:
-  """The folder of `study`'s quick outputs, its group run once per test session (whichever xdist worker asks
-  first runs it; the others wait for it and read the same folder)."""
-  group = next((g for g in GROUPS if study in g), (study,))
-  out = built_once(tmp_path_factory, "quick_" + "+".join(group), lambda path: _run(path, group))
-  return os.path.join(out, study)
-
-
-def _run(out: str, studies: tuple[str, ...]) -> None:
-  work = out + "_work"
-  os.makedirs(work, exist_ok=True)
-  driver = DRIVER.format(root=ROOT, studies=studies, out=out, work=work)
-  done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=900, cwd=ROOT)
-  assert done.returncode == 0, done.stderr[-4000:]
+  """The folder of `study`'s quick outputs (run_quick of that study alone)."""
+  return os.path.join(run_quick(tmp_path_factory, (study,)), study)
 
 
 def check_report(text: str) -> None:

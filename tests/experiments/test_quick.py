@@ -7,14 +7,14 @@ import os
 
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, quick_outputs
+from tests.experiments.quick import check_standard_outputs, run_quick
 
 STUDIES = ("problem_definition", "data_size")
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.dirname(quick_outputs(tmp_path_factory, STUDIES[0]))  # the group's folder: one per study inside
+  return run_quick(tmp_path_factory, STUDIES)  # one folder per study inside
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """experiments/activations and experiments/initialization: the --quick runs write the outputs the experiments/
 standard asks for.
 
-Both studies in one subprocess (imports and the compilation cache paid once; tests/experiments/quick.py), the
+Both studies one after another in the test worker (the compilation cache paid once; tests/experiments/quick.py), the
 structure checked and not the numbers (three steps of a 16-unit MLP on two seeds), plus what each study adds: the
 per-layer statistics jaxflow logged (`train.layer_stats_every=1`) and the learning curve per seed; for
 initialization, the at-init arms next to the trained ones and the distinct units a constant init leaves (1 per

@@ -4,7 +4,7 @@ With tests/experiments/quick.py's checks of the standard's outputs: the structur
 (a quick run trains three steps of a 16-unit MLP on two seeds), plus what this study adds: the annotators'
 agreement with the truth through `jaxflow.agreement` (the tight annotator's jitter aside, it is the truth's
 convention; the merged one drops crates), and per seed the exported model's IoU with the truth and the
-mixed-versus-noise comparison. A subprocess, so the study's JAX settings stay out of the test worker.
+mixed-versus-noise comparison. Run in the test worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 With tests/experiments/quick.py's checks of the standard's outputs: the structure is checked, not the numbers (a
 quick run trains three steps of the shared tiny MLP and CNN on two seeds), plus what this study adds: every seed's
 parameter count and the timing fields read from summary.json (step time, compile and init seconds), the per-task
-budget check, and the paired step-time difference next to the accuracy one. A subprocess, so the study's JAX
-settings stay out of the test worker.
+budget check, and the paired step-time difference next to the accuracy one. Run in the test worker
+(tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

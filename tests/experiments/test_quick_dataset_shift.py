@@ -3,8 +3,8 @@
 With tests/experiments/quick.py's checks of the standard's outputs: the structure is checked, not the numbers (a
 quick run trains three steps of a 16-unit MLP on two seeds), plus what this study adds: every seed's accuracy
 on each quick camera and on both style groups, the camera drops and the exclusion compared seed by seed, and
-the audit's shift statistic for the audited camera. A subprocess, so the study's JAX settings stay out of the
-test worker.
+the audit's shift statistic for the audited camera. Run in the test worker (tests/experiments/quick.py says
+why).
 """
 
 from __future__ import annotations

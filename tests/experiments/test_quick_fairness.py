@@ -2,8 +2,8 @@
 
 With tests/experiments/quick.py's checks of the standard's outputs: the structure is
 checked, not the numbers (a quick run trains three steps of a 16-unit MLP on two seeds), plus what this study
-adds: both groups' metrics per arm and the remedies' paired differences for both groups. A subprocess, so the
-study's JAX settings stay out of the test worker.
+adds: both groups' metrics per arm and the remedies' paired differences for both groups. Run in the test
+worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ With tests/experiments/quick.py's checks of the standard's outputs: the structur
 quick run profiles a 16-unit MLP at one batch size in two rounds), plus what this study adds: both thread
 settings measured in every round by their own worker process (pinned to one CPU vs both), the paired ratios
 (op by op / fused, 1 / 2 threads), and GPU/TPU columns that say they were not measured where JAX sees no such
-device. A subprocess, so the study's JAX settings stay out of the test worker.
+device. Run in the test worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 With tests/experiments/quick.py's checks of the standard's outputs: the structure is checked, not the numbers
 (a quick run trains three steps of a 16-unit MLP on two seeds), plus what this study adds: every seed's numbers
 read back from its TensorBoard events with TensorBoard's own reader (scalars, histograms, the confusion image),
-the alerts per arm, and no screenshots (a quick run needs no browser, and says so). A subprocess, so the study's
-JAX settings stay out of the test worker.
+the alerts per arm, and no screenshots (a quick run needs no browser, and says so). Run in the test worker
+(tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

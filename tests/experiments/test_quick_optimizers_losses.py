@@ -1,9 +1,9 @@
 """experiments/optimizers and experiments/losses: the --quick runs write the outputs the experiments/ standard asks for.
 
-Both studies run in one subprocess (imports and the compilation cache paid once). The structure is checked, not the
-numbers (a quick run trains three steps of a 16-unit MLP on two seeds), plus what each study adds: the optimizers'
-five aspects per optimizer (best lr, accuracy by lr, steps to target, time per step, hyperparameter counts) and the
-losses' regression errors from the exported models next to classification accuracy.
+Both studies run one after another (the compilation cache paid once; tests/experiments/quick.py). The structure
+is checked, not the numbers (a quick run trains three steps of a 16-unit MLP on two seeds), plus what each study
+adds: the optimizers' five aspects per optimizer (best lr, accuracy by lr, steps to target, time per step,
+hyperparameter counts) and the losses' regression errors from the exported models next to classification accuracy.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """experiments/: the ported studies' --quick runs (class_imbalance, label_noise, augmentation, transfer) write the
 outputs the experiments/ standard asks for (tests/experiments/quick.py). The shared quick overrides of
-experiments/harness_extras make these studies compile the same programs, so one subprocess serves them all."""
+experiments/harness_extras make these studies compile the same programs, so they run one after another
+in one fixture (tests/experiments/quick.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import os
 
 import pytest
 
-from tests.experiments.quick import check_standard_outputs, quick_outputs
+from tests.experiments.quick import check_standard_outputs, run_quick
 
 STUDIES = ("class_imbalance", "label_noise", "augmentation", "transfer")
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> str:
-  return os.path.dirname(quick_outputs(tmp_path_factory, STUDIES[0]))  # the group's folder: one per study inside
+  return run_quick(tmp_path_factory, STUDIES)  # one folder per study inside
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 With tests/experiments/quick.py's checks of the standard's outputs: the structure is checked, not the numbers (a
 quick run trains three steps of a 16-unit MLP on two seeds), plus what this study adds: an arm per precision with
 each seed's exported accuracy, every optimization the question names measured or marked not applicable, and
-memory per batch size. A subprocess, so the study's JAX settings stay out of the test worker.
+memory per batch size. Run in the test worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ With tests/experiments/quick.py's checks of the standard's outputs: the structur
 quick run trains three steps of a 16-unit MLP on two seeds per source), plus what this study adds: one arm per
 sweep of the seeds runner's sources study (one_bit, all and none included) with accuracy and loss per seed, the
 published figures beside ours, and the sequential comparison's result read from `jaxflow seeds compare
---until-decided`. A subprocess, so the study's JAX settings stay out of the test worker.
+--until-decided`. Run in the test worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ With tests/experiments/quick.py's checks of the standard's outputs: the structur
 (a quick run trains three steps of a 16-unit MLP on two seeds), plus what this study adds: the audit's verdict
 per arm before training (the tank story's data flagged, the decorrelated data not; those are properties of the
 built data, not of training, so they are exact), the three test distributions per seed, and the saliency measure.
-A subprocess, so the study's JAX settings stay out of the test worker.
+Run in the test worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 With tests/experiments/quick.py's checks of the standard's outputs: the structure is checked, not the numbers (a
 quick run trains three steps of a 16-unit MLP on two seeds), plus what this study adds: every seed's exported model
 probed for the effect of each section, paired against the unfiltered population's, and the audit of the record
-against the unfiltered sample. A subprocess, so the study's JAX settings stay out of the test worker.
+against the unfiltered sample. Run in the test worker (tests/experiments/quick.py says why).
 """
 
 from __future__ import annotations
