@@ -48,6 +48,15 @@ def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedPro
   )
 
 
+def train_here(workdir, *extra: str) -> int:
+  """The same `jaxflow train` in this process (cli.main, the function the console script calls): for a run
+  that must only resume and finish, where a process of its own is not what is tested and would pay the
+  imports again. Its exit status; what it printed is in the test's capsys."""
+  from jaxflow import cli
+
+  return cli.main(["jaxflow", "train", *flags(*extra), f"--workdir={workdir}"])
+
+
 def finished(tmp_path_factory) -> str:
   """The workdir of one uninterrupted small run, trained once per test session (a real `jaxflow train`) and
   shared read-only by every test that compares against it (test_kills, test_damage): copy it before

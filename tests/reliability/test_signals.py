@@ -16,22 +16,27 @@ import pytest
 from tests.conftest import ROOT
 from tests.reliability import runs
 
-# One step per dispatch and 89 steps per epoch (8 epochs): a signal is taken at the next log point (every 5
-# steps), almost always inside an epoch.
-STEPWISE = ["--config.train.steps_per_dispatch=1", "--config.train.batch_size=16", "--config.train.epochs=8"]
-# Fused epochs take a few ms each: 100 of them, so that the signal lands well before the end. A checkpoint every
-# 10 epochs, not every epoch: each orbax save holds the loop ~0.14 s (100 of them were most of the run's time),
-# and the save a signal asks for is written at the next epoch's end whatever the cadence.
-FUSED = ["--config.train.epochs=100", "--config.checkpoint.every_epochs=10"]
+# One step per dispatch and 89 steps per epoch: a signal is taken at the next log point (every 5 steps), almost
+# always inside an epoch. The signal follows the first committed checkpoint (epoch 1's: orbax finishes a commit
+# before it starts the next save, so it is seen by epoch 2's end); a step takes ~3 ms here, so 5 epochs leave
+# at least 2 (~180 steps, ~0.5 s) for the signal to land before the end.
+STEPWISE = ["--config.train.steps_per_dispatch=1", "--config.train.batch_size=16", "--config.train.epochs=5"]
+# Fused epochs take ~20 ms each (eval included): 50 of them, so that the signal, sent once the first checkpoint
+# (after epoch 1) is committed, lands ~1 s before the end. A checkpoint every 10 epochs, not every epoch: each
+# orbax save holds the loop ~0.14 s, and the save a signal asks for is written at the next epoch's end whatever
+# the cadence.
+FUSED = ["--config.train.epochs=50", "--config.checkpoint.every_epochs=10"]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
+  """The uninterrupted runs, trained in this process (cli.main, what the console script calls): what is
+  tested is the interrupted process and its rerun, and their parameters must equal these bitwise whichever
+  process computed them."""
   out = {}
   for name, extra in (("fused", FUSED), ("stepwise", STEPWISE)):
     workdir = tmp_path_factory.mktemp(name)
-    done = runs.train(workdir, *extra)
-    assert done.returncode == 0, done.stderr
+    assert runs.train_here(workdir, *extra) == 0
     out[name] = (runs.summary(workdir), runs.records(workdir))
   return out
 
@@ -41,7 +46,7 @@ def reference(tmp_path_factory):
   ("signum", "status", "kind"),
   [(signal.SIGINT, 130, "fused"), (signal.SIGTERM, 143, "fused"), (signal.SIGTERM, 143, "stepwise")],
 )
-def test_a_signal_saves_says_how_to_resume_and_resumes_bitwise(tmp_path, reference, signum, status, kind):
+def test_a_signal_saves_says_how_to_resume_and_resumes_bitwise(tmp_path, capsys, reference, signum, status, kind):
   workdir = str(tmp_path / "run")
   extra = STEPWISE if kind == "stepwise" else FUSED
   proc = runs.start(workdir, *extra)
@@ -55,8 +60,7 @@ def test_a_signal_saves_says_how_to_resume_and_resumes_bitwise(tmp_path, referen
   assert stopped_at in runs.committed_steps(workdir)  # the checkpoint is where it says
   if kind == "stepwise":
     assert stopped_at % 5 == 0 or stopped_at % 89 == 0  # a log point, or an epoch's end
-  done = runs.train(workdir, *extra)
-  assert done.returncode == 0, done.stderr
+  assert runs.train_here(workdir, *extra) == 0, capsys.readouterr().err  # the rerun, in this process
   summary, records = reference[kind]
   assert runs.summary(workdir)["resumed_from_step"] == stopped_at
   assert runs.summary(workdir)["params_sha256"] == summary["params_sha256"]
@@ -73,7 +77,12 @@ def _two_processes(workdir: str, port: int, tmp_path, tag: str) -> list[subproce
   procs = []
   for i in range(2):
     args = [
-      *runs.flags("--config.train.epochs=12"),  # 12 epochs: enough to be stopped half-way
+      # SIGTERM follows the second committed checkpoint (epoch 2's: orbax finishes a commit before it starts the
+      # next save, so it is seen by epoch 3's end), and with epoch e+1 dispatched before epoch e's end is handled
+      # both stop at epoch 5's end at the latest: 8 epochs leave 3 after it. An epoch's end (save, evaluation,
+      # the agreement on a stop) is most of a 2-process run's time here, not its steps: 12 epochs cost ~1 CPU-s
+      # more per run.
+      *runs.flags("--config.train.epochs=8"),
       f"--workdir={workdir}",
       "--config.parallel.mode=sharded",
       f"--config.parallel.coordinator=127.0.0.1:{port}",
