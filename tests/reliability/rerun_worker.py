@@ -1,15 +1,16 @@
 """`python -m tests.reliability.rerun_worker JOBS.json RESULTS.json`: several reruns of `jaxflow train`, one
-after another in one fresh Python process, each with its own stderr and exit status.
+after another in one fresh Python process, each with its own stderr and exit status. With `--serve` instead:
+one job per line on stdin (`{"args": [...], "stderr": PATH}`), its exit status a line on stdout.
 
-Why: test_damage reruns ten damaged copies of one run. As ten `jaxflow` processes they paid the imports and
-the tracing ten times (~2.3 CPU-s each, most of the file's cost); here once. What a rerun prints and returns
-is what the console script's would be: `cli.main` is what `jaxflow` calls (`sys.exit(main())`), in a plain
-interpreter (not pytest: no capture of warnings, logging or unraisable errors), its stderr taken at file
-descriptor 2 so that C-level writes count too, and before each rerun the process-wide hooks a run installs
-(jaxflow's filter of a failed restore's aborted reads: warnings filters, sys.excepthook, sys.unraisablehook,
-the asyncio logger's filters) are put back as a new process has them. What the reruns do share: imports (a
-message printed while importing lands in the first rerun's stderr, or in this worker's own, which the caller
-asserts is empty) and compiled programs.
+Why: test_damage reruns ten damaged copies of one run, test_kills lets each chain's killed run finish. As
+separate `jaxflow` processes they paid the imports and the tracing each time (~2.3 CPU-s); here once.
+What a rerun prints and returns is what the console script's would be: `cli.main` is what `jaxflow` calls
+(`sys.exit(main())`), in a plain interpreter (not pytest: no capture of warnings, logging or unraisable
+errors), its stderr taken at file descriptor 2 so that C-level writes count too, and before each rerun the
+process-wide hooks a run installs (jaxflow's filter of a failed restore's aborted reads: warnings filters,
+sys.excepthook, sys.unraisablehook, the asyncio logger's filters) are put back as a new process has them. What
+the reruns do share: imports (a message printed while importing lands in the first rerun's stderr, or in this
+worker's own, which the caller asserts is empty) and compiled programs.
 
 JOBS.json: [{"args": [flags of `jaxflow train`], "stderr": PATH}, ...]; RESULTS.json: the exit statuses.
 """
@@ -48,11 +49,13 @@ def rerun(args: list[str], stderr_path: str) -> int:
   from jaxflow import cli
 
   _as_a_new_process()
+  sys.stdout.flush()
   sys.stderr.flush()
-  saved = os.dup(2)
-  target = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-  os.dup2(target, 2)
-  os.close(target)
+  saved = os.dup(1), os.dup(2)
+  for fd, path, flags in ((1, os.devnull, os.O_WRONLY), (2, stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+    target = os.open(path, flags, 0o644)
+    os.dup2(target, fd)
+    os.close(target)
   try:
     try:
       status = _status(cli.main(["jaxflow", "train", *args]))
@@ -63,9 +66,11 @@ def rerun(args: list[str], stderr_path: str) -> int:
       status = 1
     gc.collect()  # what a failed restore abandoned is collected now, as at a process's exit, into this stderr
   finally:
+    sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
+    for fd, previous in zip((1, 2), saved):
+      os.dup2(previous, fd)
+      os.close(previous)
   return status
 
 
@@ -77,5 +82,11 @@ def main(jobs_path: str, results_path: str) -> None:
     json.dump(statuses, f)
 
 
+def serve() -> None:
+  for line in sys.stdin:
+    job = json.loads(line)
+    print(rerun(job["args"], job["stderr"]), flush=True)
+
+
 if __name__ == "__main__":
-  main(*sys.argv[1:])
+  serve() if sys.argv[1:] == ["--serve"] else main(*sys.argv[1:])

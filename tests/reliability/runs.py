@@ -57,6 +57,41 @@ def train_here(workdir, *extra: str) -> int:
   return cli.main(["jaxflow", "train", *flags(*extra), f"--workdir={workdir}"])
 
 
+class Rerunner:
+  """`jaxflow train` reruns in one worker process kept for a test module (tests/reliability/rerun_worker.py):
+  `rerun(workdir, *extra)` -> (exit status, stderr), as a `jaxflow` process of its own would give them, without
+  paying the imports each time. For runs that must finish, never for the process a test signals or kills."""
+
+  def __init__(self, folder):
+    self.folder, self.count = folder, 0
+    self.proc = subprocess.Popen(
+      [sys.executable, "-m", "tests.reliability.rerun_worker", "--serve"],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      stderr=open(os.path.join(folder, "worker.err"), "w"),
+      text=True,
+      cwd=ROOT,
+    )
+
+  def __call__(self, workdir, *extra: str) -> tuple[int, str]:
+    self.count += 1
+    stderr = os.path.join(self.folder, f"{self.count}.err")
+    job = {"args": [*flags(*extra), f"--workdir={workdir}"], "stderr": stderr}
+    self.proc.stdin.write(json.dumps(job) + "\n")
+    self.proc.stdin.flush()
+    status = self.proc.stdout.readline()
+    assert status, open(os.path.join(self.folder, "worker.err")).read()  # the worker died
+    with open(stderr) as f:
+      return int(status), f.read()
+
+  def close(self) -> str:
+    """Ends the worker; what it printed outside the reruns (the caller asserts it is nothing)."""
+    self.proc.stdin.close()
+    self.proc.wait(timeout=60)
+    with open(os.path.join(self.folder, "worker.err")) as f:
+      return f.read()
+
+
 def finished(tmp_path_factory) -> str:
   """The workdir of one uninterrupted small run, trained once per test session (a real `jaxflow train`) and
   shared read-only by every test that compares against it (test_kills, test_damage): copy it before
