@@ -64,11 +64,12 @@ class Rerunner:
 
   def __init__(self, folder):
     self.folder, self.count = folder, 0
+    self.err = open(os.path.join(folder, "worker.err"), "w")
     self.proc = subprocess.Popen(
       [sys.executable, "-m", "tests.reliability.rerun_worker", "--serve"],
       stdin=subprocess.PIPE,
       stdout=subprocess.PIPE,
-      stderr=open(os.path.join(folder, "worker.err"), "w"),
+      stderr=self.err,
       text=True,
       cwd=ROOT,
     )
@@ -88,6 +89,8 @@ class Rerunner:
     """Ends the worker; what it printed outside the reruns (the caller asserts it is nothing)."""
     self.proc.stdin.close()
     self.proc.wait(timeout=60)
+    self.proc.stdout.close()
+    self.err.close()
     with open(os.path.join(self.folder, "worker.err")) as f:
       return f.read()
 
