@@ -107,7 +107,8 @@ def optimize(fn, space, **kw) -> dict:
 
 
 def profile(config, workdir: str, **kw) -> dict:
-  """Profiles `config`'s model on every device into `workdir` (`jaxflow profile`); returns the report."""
+  """Profiles `config`'s model on every device into `workdir` (`jaxflow profile`); returns the report.
+  `plots=False`: report.json and report.md only, no plots/*.png."""
   from jaxflow.profiler.run import run_profile  # deferred: loads jax, flax, tfds
 
   return run_profile(config, workdir, **kw)

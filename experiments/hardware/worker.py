@@ -115,6 +115,7 @@ def profile_one(request: dict, known_peaks: dict) -> dict:
     protocol=Protocol(**request["protocol"]),
     quick_peaks=True,
     device_peaks=known_peaks if request.get("reuse_peaks") else None,
+    plots=False,  # the study reads report.json only; its own plots are drawn from the rounds
   )
   wall = time.perf_counter() - wall0
   for device in report["devices"]:

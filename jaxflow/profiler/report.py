@@ -18,9 +18,9 @@ from jaxflow.profiler.report_format import ms
 from jaxflow.workdir import write_report
 
 
-def write(result: dict, workdir: str) -> dict:
-  """Writes report.json, plots/*.png and report.md into `workdir`; returns their paths."""
-  figures = plots.write_plots(result, os.path.join(workdir, "plots"))
+def write(result: dict, workdir: str, *, draw: bool = True) -> dict:
+  """Writes report.json, plots/*.png (unless `draw` is False) and report.md into `workdir`; returns their paths."""
+  figures = plots.write_plots(result, os.path.join(workdir, "plots")) if draw else {}
   result["plots"] = {k: os.path.relpath(v, workdir) for k, v in figures.items()}
   return write_report(workdir, result, markdown(result)) | figures
 
@@ -100,7 +100,8 @@ def markdown(result: dict) -> str:
   Each note once: a line repeated by two sections (e.g. a device note and "Not applicable here") is dropped."""
   parts = _headline(result)
   parts += [f"- {line}\n" for line in findings(result)]
-  parts.append("\nPlots: " + ", ".join(f"[{k}]({v})" for k, v in result.get("plots", {}).items()) + "\n")
+  drawn = result.get("plots") or {}
+  parts.append("\nPlots: " + (", ".join(f"[{k}]({v})" for k, v in drawn.items()) or "none (plots=False)") + "\n")
   for d in result["devices"]:
     parts += device_section(d, result)
   parts.append("## Not applicable here\n")

@@ -252,12 +252,15 @@ def run_profile(
   device_peaks: dict | None = None,
   quick_peaks: bool = False,
   backends: tuple[str, ...] = BACKENDS,
+  plots: bool = True,
 ) -> dict:
   """Profiles `config`'s model into `workdir`; returns the report (also in report.json).
 
   `protocol`: the timing protocol (default `timing.Protocol()`). `device_peaks`: {device name: peaks}
   measured earlier (the suite measures once for all its configs); missing devices are measured.
   `quick_peaks`: small peak sizes (tests). `backends`: which of cpu / gpu / tpu to profile (those present).
+  `plots=False`: no plots/*.png (a caller that reads only report.json, like experiments/hardware's workers, saves
+  the few CPU-seconds of drawing them).
   """
   sizes, names = parse_batch_sizes(batch_sizes), precision.parse_precisions(precisions)
   problem = problem_of(config)  # one-line ConfigError before anything is written
@@ -307,7 +310,7 @@ def run_profile(
       "trace": traced,
       "seconds": time.perf_counter() - wall,
     }
-    report.write(result, workdir)
+    report.write(result, workdir, draw=plots)
     log(f"wrote {os.path.join(workdir, 'report.md')}")
     return result
 

@@ -43,6 +43,7 @@ from jaxflow.profiler import (
   roofline,
   timing,
 )
+from jaxflow.profiler import report as profiler_report
 from jaxflow.profiler.run import parse_batch_sizes, run_profile
 from tests.conftest import config_path
 
@@ -400,6 +401,17 @@ def profiled(tmp_path_factory):
     report = json.load(f)
   assert report["protocol"]["repeats"] == timing.QUICK.repeats  # --quick reached the profiler
   return workdir, report
+
+
+@pytest.mark.slow
+def test_plots_false_writes_the_report_without_pngs(profiled, tmp_path):
+  """`jaxflow.profile(..., plots=False)` (experiments/hardware's workers): report.json and report.md, no plots/."""
+  workdir, report = profiled
+  written = profiler_report.write(dict(report), str(tmp_path), draw=False)
+  assert not (tmp_path / "plots").exists() and os.path.isfile(written["md"])
+  assert "Plots: none (plots=False)" in open(written["md"]).read()
+  assert json.load(open(tmp_path / "report.json"))["plots"] == {}
+  assert os.listdir(os.path.join(workdir, "plots"))  # the default draws them
 
 
 @pytest.mark.slow
