@@ -43,8 +43,11 @@ def runs(tmp_path_factory) -> dict:
     try:
       process.wait(timeout=900)
     except subprocess.TimeoutExpired:
-      process.kill()
-      process.wait()
+      pass  # killed below
+    finally:  # past the timeout, or the wait interrupted (Ctrl-C, an xdist worker stopped): never left running
+      if process.poll() is None:
+        process.kill()
+        process.wait()
     out.seek(0), err.seek(0)
     lines = [json.loads(line) for line in out.read().splitlines() if line.startswith('{"section": ')]
     ended = f"the worker ended with {process.returncode}: {err.read()[-3000:]}"
