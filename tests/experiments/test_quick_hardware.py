@@ -46,3 +46,9 @@ def test_each_thread_setting_ran_in_its_own_pinned_process(outputs):
     for answer in (one_thread, two_threads):
       assert answer["thread_check"]["gflops"] > 0
       assert any(d["platform"] == "cpu" and d["inference"] and d["train"]["step_s"] > 0 for d in answer["devices"])
+  # The workers profile with plots=False (jaxflow.profile -> run_profile -> report.write): a report, no plots/.
+  work = os.path.dirname(outputs) + "_work"  # tests/experiments/quick.py's --workdir
+  profiles = [os.path.join(work, d) for d in sorted(os.listdir(work)) if d.startswith("profile_r")]
+  assert len(profiles) == 4, profiles  # 2 rounds x 2 thread settings x 1 model
+  for profile in profiles:
+    assert os.path.isfile(os.path.join(profile, "report.json")) and not os.path.exists(os.path.join(profile, "plots"))
