@@ -361,10 +361,10 @@ def parse_args(argv):
     "e.g. checkpoint.every_epochs=1 to see what per-epoch checkpoints cost jaxflow",
   )
   args = parser.parse_args(argv)
-  if args.no_mlp and args.no_cnn:
-    parser.error("--no-mlp and --no-cnn leave nothing to measure")
   if args.quick:
     args.epochs, args.rounds, args.no_cnn = 5, 1, True
+  if args.no_mlp and args.no_cnn:  # after --quick, which is MLP only: --quick --no-mlp measured nothing
+    parser.error("--no-mlp with --no-cnn or --quick (MLP only) leaves nothing to measure")
   args.out = args.out or (
     os.path.join(tempfile.gettempdir(), "train_overhead_quick.json") if args.quick else DEFAULT_OUT
   )
