@@ -96,9 +96,11 @@ def _silence_aborted_reads() -> None:
   Nothing is lost (one line says which checkpoint was damaged), so these are dropped for the rest of the
   process; every other error still reaches the previous hooks. Installed before a restore, not after it
   failed: tensorstore's thread can print while orbax's exception is still on its way out (seen in 2 of 12
-  concurrent reruns of a run whose newest checkpoint lost its manifest)."""
+  concurrent reruns of a run whose newest checkpoint lost its manifest). Returns what puts the previous hooks
+  back, which `restore` calls when the restore succeeded (no reads were aborted: nothing is muted after a resume);
+  None when they were installed already."""
   if getattr(sys.unraisablehook, "jaxflow_filter", False):
-    return
+    return None
   previous = sys.unraisablehook
 
   def hook(unraisable):
@@ -118,8 +120,22 @@ def _silence_aborted_reads() -> None:
   hook.jaxflow_filter = True
   sys.unraisablehook = hook
   sys.excepthook = excepthook
-  logging.getLogger("asyncio").addFilter(_AbortedReads())
+  aborted_reads = _AbortedReads()
+  logging.getLogger("asyncio").addFilter(aborted_reads)
   warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
+  never_awaited = warnings.filters[0]
+
+  def undo() -> None:
+    if sys.unraisablehook is hook:
+      sys.unraisablehook = previous
+    if sys.excepthook is excepthook:
+      sys.excepthook = previous_excepthook
+    logging.getLogger("asyncio").removeFilter(aborted_reads)
+    if never_awaited in warnings.filters:
+      warnings.filters.remove(never_awaited)
+      getattr(warnings, "_filters_mutated", lambda: None)()  # invalidates the modules' cached decisions (3.11-3.13)
+
+  return undo
 
 
 def _reason(error: Exception) -> str:
@@ -209,14 +225,19 @@ class Checkpointer:
   def restore(self, step: int, template: TrainState, *, which: str = LATEST, config_hash: str | None = None):
     """(state, meta) of one checkpoint, restored into `template`'s structure, dtypes and shardings, and
     verified (ForeignCheckpoint: another config; CheckpointError: damaged)."""
-    _silence_aborted_reads()
+    undo = _silence_aborted_reads()
     try:
       with _quiet_orbax():
-        return self._restore_one(step, template, which, config_hash)
-    except ConfigError:
+        restored = self._restore_one(step, template, which, config_hash)
+    except ConfigError:  # another config's checkpoint, read whole: no read left behind
+      if undo is not None:
+        undo()
       raise
     except Exception as e:  # orbax raises whatever its damaged files make it raise
       raise CheckpointError(f"{which} checkpoint step {step} in {self.directory} is damaged ({_reason(e)})") from None
+    if undo is not None:  # a whole restore leaves no read behind: the process's own hooks again
+      undo()
+    return restored
 
   def restore_latest(self, template: TrainState, *, config_hash: str | None):
     """(state, meta, step) of the newest checkpoint that restores and verifies, trying older ones; a damaged

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
+import warnings
 
 import jax
 import numpy as np
@@ -131,6 +134,11 @@ def test_same_config_same_params(mlp_run, tmp_path):
   assert again["params_sha256"] == summary["params_sha256"]
 
 
+def _error_hooks() -> tuple:
+  """What decides whether an error or warning reaches the user: the process's hooks and filters."""
+  return sys.unraisablehook, sys.excepthook, list(logging.getLogger("asyncio").filters), list(warnings.filters)
+
+
 def test_resume_matches_uninterrupted(mlp_run, tmp_path):
   """Drop the last epoch's checkpoint (as a crash would) and rerun: same final parameters."""
   workdir, config, summary = mlp_run
@@ -138,8 +146,10 @@ def test_resume_matches_uninterrupted(mlp_run, tmp_path):
   shutil.copytree(workdir, copy)
   os.remove(os.path.join(copy, "summary.json"))
   shutil.rmtree(os.path.join(copy, "checkpoints", "latest", str(summary["steps"])))
+  hooks = _error_hooks()
   resumed = jaxflow.train(config, copy, quiet=True)
   assert resumed["resumed_from_step"] == 22
+  assert _error_hooks() == hooks  # a whole restore mutes nothing (the aborted-read filters are for damaged ones)
   assert resumed["params_sha256"] == summary["params_sha256"]
   records = read_jsonl(os.path.join(copy, "metrics.jsonl"))
   assert [r["step"] for r in records if r["split"] == "eval"] == [11, 22, 33]  # no duplicates
