@@ -74,10 +74,16 @@ class Workers:
     return None
 
   def close(self) -> None:
+    """Ends the workers (their stdin closed: they finish); one that has not ended within 60 s is killed."""
     for proc in self.procs.values():
       if proc.stdin and not proc.stdin.closed:
         proc.stdin.close()
-      proc.wait(timeout=60)
+    for proc in self.procs.values():
+      try:
+        proc.wait(timeout=60)
+      except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_rounds(

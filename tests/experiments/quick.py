@@ -17,9 +17,11 @@ the studies over its workers.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import signal
 
 from experiments.common import report
 
@@ -33,8 +35,31 @@ def run_quick(tmp_path_factory, studies: tuple[str, ...]) -> str:
   os.makedirs(work, exist_ok=True)
   for name in studies:
     main = importlib.import_module(f"experiments.{name}.run").main
-    main(["--quick", "--out", os.path.join(out, name), "--workdir", work])
+    with time_limit(LIMIT_SECONDS, f"experiments/{name} --quick"):
+      main(["--quick", "--out", os.path.join(out, name), "--workdir", work])
   return out
+
+
+# What the subprocess these studies ran in was allowed: a hung study fails its tests instead of holding an xdist
+# worker until CI's own limit.
+LIMIT_SECONDS = 900
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int, what: str):
+  """SIGALRM raises in the test's (main) thread after `seconds`, also out of a blocking read of a pipe; the
+  study's own `finally` blocks then stop its processes (experiments/hardware's Workers.close kills them)."""
+
+  def expired(signum, frame):
+    raise TimeoutError(f"{what} ran past {seconds} s")
+
+  previous = signal.signal(signal.SIGALRM, expired)
+  signal.alarm(seconds)
+  try:
+    yield
+  finally:
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def quick_outputs(tmp_path_factory, study: str) -> str:

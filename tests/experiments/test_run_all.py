@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import time
 
 import pytest
 
 from experiments import run_all
+from tests.experiments.quick import time_limit
 
 LEGACY = '''"""Does the legacy study help? Its old script, not yet on the harness."""\n'''
 
@@ -91,3 +94,15 @@ def test_provenance_leaves_out_the_studies_own_results(tmp_path, monkeypatch):
   assert provenance.commit()["changed_files"] == [] and provenance.commit()["dirty"] is False
   code.write_text("x = 2\n")
   assert provenance.commit()["changed_files"] == ["jaxflow/x.py"]
+
+
+def test_a_quick_study_past_its_limit_fails_instead_of_hanging():
+  """tests/experiments/quick.py's limit ends a blocking wait (here a sleep) in the test worker's thread."""
+  start = time.perf_counter()
+  with pytest.raises(TimeoutError, match=r"a hung study ran past 1 s"):
+    with time_limit(1, "a hung study"):
+      time.sleep(30)
+  assert time.perf_counter() - start < 10
+  with time_limit(5, "a quick one"):  # within the limit: nothing happens, and the alarm is off afterwards
+    pass
+  assert signal.alarm(0) == 0
