@@ -14,7 +14,6 @@ internal); the checkpoint's `state` item holds the TrainState's `params` tree.
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -59,15 +58,14 @@ def hidden_layers(series: dict) -> list[str]:
 
 
 def trained_params(workdir: str) -> dict:
-  """{layer: {param: numpy array}} of the run's last checkpoint (checkpoints/latest/<step>/state)."""
-  import orbax.checkpoint as ocp  # deferred: only the studies that look at parameters pay for it
+  """{layer: {param: numpy array}} of the run's newest verified latest checkpoint, read as jaxflow reads it (a bare
+  orbax restore warned that no sharding was given, in every study that called this)."""
+  from jaxflow.training import checkpoints  # deferred: only the studies that look at parameters pay for orbax
 
-  steps = glob.glob(os.path.join(workdir, "checkpoints", "latest", "*", "state"))
-  if not steps:
+  found = checkpoints.read_run_params(workdir)
+  if found is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/latest")
-  newest = max(steps, key=lambda p: int(os.path.basename(os.path.dirname(p))))
-  tree = ocp.PyTreeCheckpointer().restore(newest)
-  return {layer: {k: np.asarray(v) for k, v in params.items()} for layer, params in tree["params"].items()}
+  return {layer: {k: np.asarray(v) for k, v in params.items()} for layer, params in found[0].items()}
 
 
 def distinct_units(kernel: np.ndarray, bias: np.ndarray, rtol: float = 1e-5) -> int:
