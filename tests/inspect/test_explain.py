@@ -59,7 +59,7 @@ PARALLEL_MODES = ("sharded", "pmap")
 
 PARALLEL_WORKER = """
 import json, os, sys
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 sys.path.insert(0, sys.argv[1])
 import jax
 import jaxflow

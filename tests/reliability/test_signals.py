@@ -91,7 +91,8 @@ def _two_processes(workdir: str, port: int, tmp_path, tag: str) -> list[subproce
       "--config.parallel.init_timeout_seconds=60",
     ]
     err = open(tmp_path / f"{tag}_err{i}.txt", "w+")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     procs.append(
       subprocess.Popen([runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
     )

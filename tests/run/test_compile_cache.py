@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from jaxflow.run import compile_cache
-from tests.conftest import ROOT, config_path
+from tests.conftest import ROOT, config_path, user_env
 
 JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
 
@@ -28,7 +28,7 @@ def test_the_cache_dir_follows_the_setting_then_the_environment(monkeypatch):
 
 @pytest.mark.slow
 def test_a_second_process_loads_its_programs_and_trains_the_same(tmp_path):
-  env = {**os.environ, compile_cache.ENV: str(tmp_path / "cache")}
+  env = user_env(**{compile_cache.ENV: str(tmp_path / "cache")})  # compiled as a user's runs are
   args = [f"--config={config_path('digits_mlp.py')}", "--config.train.epochs=3", "--quiet"]
   summaries = []
   for name in ("first", "second"):

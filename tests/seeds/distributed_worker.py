@@ -16,7 +16,7 @@ import os
 import sys
 
 DEVICES, PROCESS_ID, NUM_PROCESSES, PORT, WORKDIR = sys.argv[1:6]
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from jaxflow import cli  # noqa: E402
