@@ -20,14 +20,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (measured: the training and RNN tests took 80 CPU-s with them, 58 without). JAX reads this when it is
 # imported, so it is set before any test module imports jax, and test subprocesses inherit it. Numerics
 # compared within the suite are computed under the same setting; the benchmarks run with XLA's defaults.
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # XLA:CPU's MLIR fusion emitters take twice the compile time of its older LLVM IR emitters on these programs
 # (measured: the digits CNN and MLP trained for 2 epochs each, backend compile 1.85 -> 0.86 s, the whole
 # 4.7 -> 2.95 CPU-s), and splitting each module for parallel code generation costs more than it saves on
 # programs this small (0.91 -> 0.76 s, 3 paired runs). Workers that set XLA_FLAGS (forced devices) append.
-SUITE_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
-if SUITE_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
+SUITE_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_codegen_split_count=1")
+# What the suite itself added (a user's own setting of a variable or flag is kept and wins), named in the
+# environment so that xdist workers and subprocesses, which inherit the settings, know it too (`user_env`).
+ADDED_ENV = "JAXFLOW_TESTS_ADDED_SETTINGS"
+
+
+def _flag_name(flag: str) -> str:
+  return flag.split("=", 1)[0]
+
+
+def _add_suite_settings() -> None:
+  if ADDED_ENV in os.environ:  # the session's first process did it; this one inherited the result
+    return
+  added = []
+  if "JAX_DISABLE_MOST_OPTIMIZATIONS" not in os.environ:
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+    added.append("JAX_DISABLE_MOST_OPTIMIZATIONS")
+  present = os.environ.get("XLA_FLAGS", "").split()
+  names = {_flag_name(flag) for flag in present}
+  flags = [flag for flag in SUITE_XLA_FLAGS if _flag_name(flag) not in names]
+  if flags:
+    os.environ["XLA_FLAGS"] = " ".join([*present, *flags])
+  os.environ[ADDED_ENV] = " ".join([*added, *flags])
+
+
+_add_suite_settings()
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
@@ -72,12 +94,14 @@ def data_dir(tmp_path_factory) -> str:
 
 
 def user_env(**extra: str) -> dict[str, str]:
-  """This process's environment without the suite's compile settings (XLA's optimizations and emitters as a
-  user has them), for subprocesses whose test is about compilation itself; `extra` added."""
-  env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
-  flags = env.get("XLA_FLAGS", "").replace(SUITE_XLA_FLAGS, "").strip()
+  """This process's environment without the compile settings the suite added (XLA's optimizations and code
+  generator as a user has them; settings the user gave are kept), for subprocesses whose test is about
+  compilation itself; `extra` added."""
+  added = os.environ.get(ADDED_ENV, "").split()
+  env = {k: v for k, v in os.environ.items() if k not in added and k != ADDED_ENV}
+  flags = [flag for flag in env.get("XLA_FLAGS", "").split() if flag not in added]
   if flags:
-    env["XLA_FLAGS"] = flags
+    env["XLA_FLAGS"] = " ".join(flags)
   else:
     env.pop("XLA_FLAGS", None)
   return env | extra

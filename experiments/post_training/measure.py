@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 NO_FUSION = "fusion,dot-library-rewriter"  # XLA:CPU's loop fusion and its library dot+epilogue fusions
-# XLA:CPU's default code generator (its MLIR fusion emitters), pinned for the fusion measurement: with them every
+# XLA:CPU's default code generator (its MLIR fusion emitters), pinned for every program the study compiles (so
+# its figures do not depend on a process's XLA_FLAGS), which matters most to the fusion counts: with them every
 # kernel is a `fusion` (a lone op too, when fusion is off), so the fusion counts compare kernels; with the older
 # emitters (`--xla_cpu_use_fusion_emitters=false`, which the test suite sets to compile faster) fusion-off
 # programs have none and the counts would mean something else. Other backends ignore the option.
@@ -66,10 +67,11 @@ def compiled_timed(model, x, options: dict | None = None):
   """(the loaded program compiled for `x`'s batch size, with XLA compiler options if given; its compile seconds).
   Each (artifact, batch size, options) compiles once per process: the latency, fusion, streams and memory
   measurements of one size share the program, as a server holding the model would."""
-  key = (model.directory, x.shape[0], tuple(sorted((options or {}).items())))
+  options = {**EMITTERS, **(options or {})}  # every measurement on XLA:CPU's default code generator
+  key = (model.directory, x.shape[0], tuple(sorted(options.items())))
   if key not in _PROGRAMS:
     start = time.perf_counter()
-    program = jax.jit(model.exported.call).lower(x).compile(compiler_options=options or {})
+    program = jax.jit(model.exported.call).lower(x).compile(compiler_options=options)
     _PROGRAMS[key] = (program, time.perf_counter() - start)
   return _PROGRAMS[key]
 
@@ -100,7 +102,7 @@ def fusion(model, card: dict, sizes, *, rounds: int, quick: bool) -> dict:
   out = {}
   for size in sizes:
     x = batch_of(card, size, seed=1)
-    fused, unfused = compiled(model, x, EMITTERS), compiled(model, x, {**EMITTERS, "xla_disable_hlo_passes": NO_FUSION})
+    fused, unfused = compiled(model, x), compiled(model, x, {"xla_disable_hlo_passes": NO_FUSION})
 
     def eager(xs, call=model.exported.call):
       with jax.disable_jit():

@@ -7,7 +7,8 @@
   `call`s), recursively. Bookkeeping instructions that launch no work (parameter, constant, tuple,
   get-tuple-element, bitcast, after-all, opt-barrier) are left out. `fusions` counts the kernels that
   are `fusion` instructions (by kind: kLoop, kInput, kOutput, kCustom), `multi_op_fusions` those that
-  merge two or more ops (XLA:CPU also wraps single ops as one-op fusions), `ops` counts all kernels.
+  merge two or more ops (XLA:CPU's default code generator also wraps single ops as one-op fusions; with
+  `--xla_cpu_use_fusion_emitters=false` it does not), `ops` counts all kernels.
   A `while` body is counted once, however many trips it makes (the HLO is static).
 - **fused instructions** are the instructions inside fused computations: the elementwise and
   reduction work that XLA merged into those kernels instead of running it op by op.

@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -198,6 +199,27 @@ def test_the_json_codec_decides_nothing(body, monkeypatch):
   fast = serve._loads(body)
   monkeypatch.setattr(serve, "orjson", None)
   assert repr(serve._loads(body)) == repr(fast)
+
+
+@pytest.mark.parametrize(
+  "dtype, values, error",
+  [
+    ("int64", np.array([2**63], np.uint64), "9223372036854775808 is outside int64's"),  # a float64 rounds max up
+    ("int64", np.array([2**63 - 1], np.uint64), None),
+    ("uint8", np.array([0, 255]), None),
+    ("uint8", np.array([0, 256]), "inputs[1] = 256 is outside uint8's 0..255"),
+    ("uint8", np.array([3.0, 4.0]), None),  # whole floats are taken, as the dtype
+    ("uint8", np.array([True]), None),
+  ],
+)
+def test_integer_inputs_are_checked_exactly_and_cast(dtype, values, error):
+  spec = {"dtype": dtype, "shape": [values.size]}
+  if error is not None:
+    with pytest.raises(serve.RequestError, match=re.escape(error)):
+      serve._integral(values, spec, "inputs")
+    return
+  got = serve._integral(values, spec, "inputs")
+  assert got.dtype == np.dtype(dtype) and got.tolist() == [int(v) for v in values.tolist()]
 
 
 @pytest.mark.slow
