@@ -22,7 +22,7 @@ def write(result: dict, workdir: str, *, draw: bool = True) -> dict:
   """Writes report.json, plots/*.png (unless `draw` is False) and report.md into `workdir`; returns their paths."""
   figures = plots.write_plots(result, os.path.join(workdir, "plots")) if draw else {}
   result["plots"] = {k: os.path.relpath(v, workdir) for k, v in figures.items()}
-  return write_report(workdir, result, markdown(result)) | figures
+  return write_report(workdir, result, markdown(result, drew=draw)) | figures
 
 
 def findings(result: dict) -> list[str]:
@@ -95,13 +95,20 @@ def _precision_findings(d: dict, rows: list[dict]) -> list[str]:
   return out
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, *, drew: bool = True) -> str:
   """report.md: the headline, findings, plots, one section per device, what did not apply, trace, protocol.
-  Each note once: a line repeated by two sections (e.g. a device note and "Not applicable here") is dropped."""
+  Each note once: a line repeated by two sections (e.g. a device note and "Not applicable here") is dropped.
+  `drew`: whether plots were asked for (no plots then means no results to draw, not plots=False)."""
   parts = _headline(result)
   parts += [f"- {line}\n" for line in findings(result)]
   drawn = result.get("plots") or {}
-  parts.append("\nPlots: " + (", ".join(f"[{k}]({v})" for k, v in drawn.items()) or "none (plots=False)") + "\n")
+  parts.append(
+    "\nPlots: "
+    + (
+      ", ".join(f"[{k}]({v})" for k, v in drawn.items()) or ("none (nothing to draw)" if drew else "none (plots=False)")
+    )
+    + "\n"
+  )
   for d in result["devices"]:
     parts += device_section(d, result)
   parts.append("## Not applicable here\n")

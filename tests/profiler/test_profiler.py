@@ -412,6 +412,8 @@ def test_plots_false_writes_the_report_without_pngs(profiled, tmp_path):
   assert "Plots: none (plots=False)" in open(written["md"]).read()
   assert json.load(open(tmp_path / "report.json"))["plots"] == {}
   assert os.listdir(os.path.join(workdir, "plots"))  # the default draws them
+  nothing = profiler_report.markdown(dict(report, plots={}))  # asked for, but no results to draw
+  assert "Plots: none (nothing to draw)" in nothing and "plots=False" not in nothing
 
 
 @pytest.mark.slow
