@@ -111,7 +111,8 @@ class RayExecutor:
     try:
       resources = ray.cluster_resources()
     except Exception as e:  # joined, then the head went away: leave Ray as found, say so in one line
-      self.close()
+      with contextlib.suppress(Exception):  # a shutdown failing too must not hide why
+        self.close()
       raise ConfigError(f"--address={self.address}: the Ray cluster did not answer: {one_line(str(e))}") from None
     # A task asks for one GPU where the cluster has them (Ray hides every GPU from a task that asks for none).
     self.gpus = int(resources.get("GPU", 0))
