@@ -122,8 +122,11 @@ def _silence_aborted_reads() -> None:
   sys.excepthook = excepthook
   aborted_reads = _AbortedReads()
   logging.getLogger("asyncio").addFilter(aborted_reads)
+  before = list(warnings.filters)
   warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
   never_awaited = warnings.filters[0]
+  # An identical filter of the process's own is moved to the front, not added: undo puts it back where it was.
+  own_index = next((i for i, f in enumerate(before) if f == never_awaited), None)
 
   def undo() -> None:
     if sys.unraisablehook is hook:
@@ -133,6 +136,8 @@ def _silence_aborted_reads() -> None:
     logging.getLogger("asyncio").removeFilter(aborted_reads)
     if never_awaited in warnings.filters:
       warnings.filters.remove(never_awaited)
+      if own_index is not None:
+        warnings.filters.insert(min(own_index, len(warnings.filters)), never_awaited)
       getattr(warnings, "_filters_mutated", lambda: None)()  # invalidates the modules' cached decisions (3.11-3.13)
 
   return undo
