@@ -190,3 +190,25 @@ def test_graph_batches_follow_order_and_mask_padding():
   assert seen == [sizes[i] for i in order]
   assert [b[1][: int(b[2].sum())].tolist() for b in batches] == [[1, 0], [1, 1], [0]]
   assert [int(b[2].sum()) for b in batches] == [2, 2, 1]  # the last batch is shorter, same budget set
+
+
+def test_graph_cycles_train_examples_takes_the_first_n(prepared):
+  """`data.train_examples` on graph_cycles: the first N graphs of the generated train split, N // batch steps
+  (it was silently ignored once: 62 steps over ~2,000 graphs where 64 graphs were asked for)."""
+  from jaxflow import load_config, rng
+  from jaxflow.data import graph_batches
+  from tests.conftest import config_path
+
+  def config(n):
+    overrides = [f"data.data_dir={prepared[0][0]}", "train.batch_size=16"]
+    return load_config(config_path("graph_cycles_gcn.py"), overrides + ([f"data.train_examples={n}"] if n else []))
+
+  stream = rng.stream_key(3, "data")
+  (graphs, labels), _ = graph_batches.cycles_splits(config(40), stream)
+  (all_graphs, all_labels), _ = graph_batches.cycles_splits(config(None), stream)
+  assert len(graphs) == len(labels) == 40 and len(all_graphs) > 40
+  assert list(labels) == list(all_labels[:40]) and [g.n_node.tolist() for g in graphs] == [
+    g.n_node.tolist() for g in all_graphs[:40]
+  ]
+  data = graph_batches.cycles_data(config(40), stream)
+  assert data.steps_per_epoch == 40 // 16 and len(list(data.train_batches(0))) == 40 // 16
