@@ -11,8 +11,10 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from jaxflow.data import graph_builders, graph_cycles
+from jaxflow import load_config, rng
+from jaxflow.data import graph_batches, graph_builders, graph_cycles
 from jaxflow.data import graphs as graph_data
+from tests.conftest import config_path
 
 
 def to_networkx(num_nodes: int, edges: np.ndarray) -> nx.Graph:
@@ -76,8 +78,6 @@ def test_cycles_graph_features():
 
 
 def test_dataset_seed():
-  from jaxflow import rng
-
   key = rng.stream_key(0, "data")
   seed = rng.dataset_seed(key)
   assert isinstance(seed, int) and 0 <= seed < 2**32
@@ -195,9 +195,6 @@ def test_graph_batches_follow_order_and_mask_padding():
 def test_graph_cycles_train_examples_takes_the_first_n(prepared):
   """`data.train_examples` on graph_cycles: the first N graphs of the generated train split, N // batch steps
   (it was silently ignored once: 62 steps over ~2,000 graphs where 64 graphs were asked for)."""
-  from jaxflow import load_config, rng
-  from jaxflow.data import graph_batches
-  from tests.conftest import config_path
 
   def config(n):
     overrides = [f"data.data_dir={prepared[0][0]}", "train.batch_size=16"]
