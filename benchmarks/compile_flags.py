@@ -87,13 +87,10 @@ def main(argv=None) -> None:
     "| setting | backend compile s | tracing s | lowering s | process CPU s |",
     "|---|---:|---:|---:|---:|",
   ]
-  summary = {}
+  summary = {name: {k: statistics.median(row[k] for row in rows[name]) for k in FIELDS} for name in names}
   for name in names:
-    summary[name] = {k: statistics.median(row[k] for row in rows[name]) for k in FIELDS}
-    cells = []
-    for k in FIELDS:
-      values = [row[k] for row in rows[name]]
-      cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+    spans = [(min(row[k] for row in rows[name]), max(row[k] for row in rows[name])) for k in FIELDS]
+    cells = [f"{summary[name][k]:.2f} ({lo:.2f}-{hi:.2f})" for k, (lo, hi) in zip(FIELDS, spans, strict=True)]
     table.append(f"| {name} | " + " | ".join(cells) + " |")
   print("\n".join(table))
   payload = common.header("compile_flags", args, versions=("jax", "jaxlib")) | {
