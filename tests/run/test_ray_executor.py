@@ -130,6 +130,7 @@ def cluster():
         wait_for(lambda: _answers(port), 60, "the Ray head did not open its port")
     raylets = lambda: sum("raylet" in _cmdline(pid) for pid in tagged_pids(temp))  # noqa: E731
     wait_for(lambda: raylets() == 2, 60, "two raylets did not start")
+    _wait_for_cpus(f"127.0.0.1:{port}", 2, 60)
     print(f"test Ray cluster: started in {time.monotonic() - start:.1f} s")  # pytest -s shows these lines
     yield f"127.0.0.1:{port}", temp
   finally:
@@ -138,6 +139,18 @@ def cluster():
     leftover = tagged_pids(temp)
     shutil.rmtree(temp, ignore_errors=True)
     assert not leftover, f"test cluster processes left running: {leftover}"
+
+
+def _wait_for_cpus(address: str, cpus: int, timeout: float) -> None:
+  """Until the cluster counts both nodes' CPUs: a raylet process runs a moment before its node registers, and a
+  study joining then sees one slot (CI saw a tune study run one trial per round)."""
+  import ray
+
+  ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+  try:
+    wait_for(lambda: ray.cluster_resources().get("CPU", 0) >= cpus, timeout, f"the cluster did not count {cpus} CPUs")
+  finally:
+    ray.shutdown()
 
 
 def _answers(port: int) -> bool:
