@@ -91,9 +91,31 @@ def is_main() -> bool:
   return not several() or jax.process_index() == 0
 
 
+@contextlib.contextmanager
 def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
-  """The study workdir's lock, held by process 0 (the one writer); the others hold nothing."""
-  return acquire_lock(workdir, command=command) if is_main() else contextlib.nullcontext()
+  """The study workdir's lock, held by process 0 (the one writer); the others hold nothing. With several
+  processes every one learns whether process 0 got it: refused, they all stop with one line (the others would
+  otherwise wait for process 0 in their first collective and die there, after gloo's 30 s, with a C++ error)."""
+  if not several():
+    with acquire_lock(workdir, command=command):
+      yield
+    return
+  lock, refused = None, None
+  if is_main():
+    try:
+      lock = acquire_lock(workdir, command=command)
+    except ConfigError as e:  # WorkdirInUse, or a workdir that cannot be created
+      refused = e
+  granted = np.asarray(multihost_utils.process_allgather(np.int32(refused is None))).reshape(-1)
+  if refused is not None:
+    raise refused
+  if not granted[0]:
+    raise ConfigError(
+      f"--workdir={workdir}: process 0 could not take the study's lock (its stderr says why); "
+      f"process {jax.process_index()} stops with it"
+    )
+  with lock or contextlib.nullcontext():  # the others hold nothing
+    yield
 
 
 def agree(workdirs: list[str]) -> None:

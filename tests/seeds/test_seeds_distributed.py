@@ -21,6 +21,7 @@ import pytest
 
 import jaxflow
 from jaxflow.seeds import study as seeds_lib
+from jaxflow.workdir import acquire_lock
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 from tests.reliability.test_signals import _finish, _free_port  # the 2-process launcher of the multi-host tests
 
@@ -133,3 +134,23 @@ def test_a_missing_peer_is_a_one_line_error_not_a_hang(tmp_path):
   line = output.strip().splitlines()[-1]
   assert "jax.distributed did not start within parallel.init_timeout_seconds=3" in line
   assert "process 0 of 2 waited at 127.0.0.1:" in line
+
+
+def test_a_study_workdir_in_use_stops_every_process_with_one_line(tmp_path):
+  """Process 0 is refused the study's lock (held here, by a live process): both processes exit 2, each with
+  one line, instead of process 1 waiting for process 0 in the study's first collective (the previous code:
+  30 s, then exit 1 with gloo's C++ error)."""
+  workdir = str(tmp_path / "busy")
+  flags = [f"--config={config_path('digits_mlp.py')}", *(f"--config.{o}" for o in TINY), "--seeds=2", "--quiet"]
+  with acquire_lock(workdir, command="a test holding the study"):
+    procs = _start(tmp_path, workdir, _free_port(), (0, 1), *flags, "--config.parallel.init_timeout_seconds=60")
+    done = _finish(procs, timeout=90)
+  assert [code for code, _ in done] == [0, 0], [out[-2000:] for _, out in done]  # the worker script ended
+  assert [_last_json(out)["exit"] for _, out in done] == [2, 2]  # jaxflow seeds' status in each process
+  errors = [[line for line in out.splitlines() if line.startswith("jaxflow")] for _, out in done]
+  assert len(errors[0]) == 1 and f"workdir {workdir} is in use by a test holding the study" in errors[0][0], errors
+  assert errors[1] == [
+    f"jaxflow seeds: error: --workdir={workdir}: process 0 could not take the study's lock (its stderr says why); "
+    "process 1 stops with it"
+  ]
+  assert os.listdir(workdir) == [".jaxflow.lock"]  # nothing of a study written
