@@ -92,7 +92,7 @@ def main(argv=None) -> None:
   runs = {name: [] for name in contenders}
   names = list(contenders)
   for r in range(args.rounds):
-    for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order every round
+    for name in common.rotated(names, r):  # rotate the order every round
       runs[name].append(contenders[name](r))
       common.log(f"round {r + 1}: {name} {runs[name][-1]['seconds']:.2f} s")
   shutil.rmtree(scratch, ignore_errors=True)

@@ -25,6 +25,14 @@ def log(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
+def rotated(items, round_index: int):
+  """`items` (a list or tuple: the same type back) started at position `round_index` (mod their count):
+  interleaved rounds rotate the order, so no contender always runs first or after the same neighbour on a
+  shared, noisy machine."""
+  shift = round_index % len(items) if items else 0
+  return items[shift:] + items[:shift]
+
+
 def timestamp() -> str:
   """Now, in UTC, to the second (ISO 8601)."""
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

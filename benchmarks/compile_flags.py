@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     raise SystemExit(f"--rounds={args.rounds}: must be 1 or more")
   names, rows = list(SETTINGS), {name: [] for name in SETTINGS}
   for r in range(args.rounds):
-    for name in names[r % len(names) :] + names[: r % len(names)]:
+    for name in common.rotated(names, r):
       rows[name].append(measure(name))
       common.log(f"round {r + 1}/{args.rounds} {name}: " + ", ".join(f"{k} {rows[name][-1][k]:.2f}" for k in FIELDS))
   table = [

@@ -463,7 +463,7 @@ def main(argv=None) -> None:
   runs = {name: [] for name in MEASUREMENTS}
   per_op_runs = {name: [] for name in per_op.names} if per_op else {}
   for rep in range(args.repeats):
-    order = MEASUREMENTS[rep % len(MEASUREMENTS) :] + MEASUREMENTS[: rep % len(MEASUREMENTS)]
+    order = common.rotated(MEASUREMENTS, rep)
     for name in order:
       result = bench.measure(name, rep)
       runs[name].append(result)

@@ -243,7 +243,7 @@ def main() -> None:
       reps = {mode: [] for mode in modes + (["auto-cached"] if "auto" in modes else [])}
       for rep in range(args.repeats):
         # Order rotated each round so no mode always runs first (or right after the long processes).
-        order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
+        order = common.rotated(modes, rep)
         if "auto" in order:  # the cached run needs its round's cold decision first
           order.insert(order.index("auto") + 1, "auto-cached")
         for mode in order:

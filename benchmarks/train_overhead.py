@@ -243,7 +243,7 @@ def bench_model(name, config_file, *, epochs, rounds, batch_size, overrides, war
   names, results = list(runs), {k: [] for k in runs}
   loads, orders = [], []
   for r in range(rounds):
-    order = names[r % len(names) :] + names[: r % len(names)]
+    order = common.rotated(names, r)
     orders.append(order)
     loads.append(os.getloadavg()[0])
     for contender in order:
