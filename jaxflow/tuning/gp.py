@@ -136,7 +136,7 @@ def loss_and_grad(raw: dict, x, y, mask, dims, prior) -> tuple[jax.Array, dict, 
   dNLL/dtheta = -1/2 sum((alpha alpha^T - K^-1) * dK/dtheta), alpha = K^-1 y; for Matern-5/2,
   dk/dlog l_d = a 5/3 (1 + sqrt5 r) exp(-sqrt5 r) (x_d - x'_d)^2 / l_d^2, dK/dlog a = K_f,
   dK/dlog noise = noise I. 2.5x faster per step here than jax.grad through the Cholesky (0.13 vs
-  0.34 ms at n=48), and equal to it to float64 rounding (tests/tuning/test_tune.py: rtol 1e-8).
+  0.34 ms at n=48), and equal to it to float64 rounding (tests/tuning/test_gp_and_spaces.py: rtol 1e-8).
   """
   p = constrain(raw)
   ls, amp, noise = p["lengthscales"], p["amplitude"], p["noise"]
