@@ -219,7 +219,33 @@ def mlp_model(mlp_run, tmp_path_factory) -> str:
 
 # `JAXFLOW_TEST_CPU_LOG=FILE pytest ...` appends one JSON line per test phase: CPU seconds of the worker and of
 # the subprocesses it waited for, and wall seconds. CPU time, unlike wall time, does not grow when the machine
-# is shared, so this is how the suite's cost per test is compared across runs (issue: a 5-minute suite).
+# is shared, so this is how the suite's cost per test is compared across runs (issue: a 5-minute suite). Each
+# line also has the seconds the worker spent in JAX's compile pipeline during the test (jax.monitoring's
+# events: tracing, lowering to StableHLO, XLA's compile or a persistent-cache read), which is where most of
+# the suite's CPU goes (tests/durations.py prints the share).
+COMPILE_EVENTS = {
+  "/jax/core/compile/jaxpr_trace_duration": "trace",
+  "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+  "/jax/core/compile/backend_compile_duration": "compile",
+}
+_COMPILE_SECONDS = pytest.StashKey[dict]()
+
+
+def _compile_seconds(config) -> dict:
+  """The worker's running totals per compile stage, listening from the first logged test on."""
+  if _COMPILE_SECONDS not in config.stash:
+    import jax.monitoring
+
+    totals = config.stash[_COMPILE_SECONDS] = dict.fromkeys(COMPILE_EVENTS.values(), 0.0)
+
+    def listen(event: str, duration: float, **_) -> None:
+      if event in COMPILE_EVENTS:
+        totals[COMPILE_EVENTS[event]] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+  return config.stash[_COMPILE_SECONDS]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
   path = os.environ.get("JAXFLOW_TEST_CPU_LOG")
@@ -234,9 +260,12 @@ def pytest_runtest_protocol(item, nextitem):
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
+  totals = _compile_seconds(item.config)
+  before = dict(totals)
   (self0, kids0), wall0 = cpu(), time.perf_counter()
   yield
   (self1, kids1), wall1 = cpu(), time.perf_counter()
   record = {"test": item.nodeid, "cpu": self1 - self0, "children_cpu": kids1 - kids0, "wall": wall1 - wall0}
+  record |= {stage: totals[stage] - before[stage] for stage in totals}
   with open(path, "a") as f:
     f.write(json.dumps(record) + "\n")

@@ -3,7 +3,9 @@ lines a run with JAXFLOW_TEST_CPU_LOG wrote:
 
   JAXFLOW_TEST_CPU_LOG=/tmp/cpu.jsonl python -m pytest -q && python tests/durations.py /tmp/cpu.jsonl
 
-It also prints the suite's CPU total and the 20 costliest tests (the figures the speed notes quote).
+It also prints the suite's CPU total, the seconds the workers spent in JAX's compile pipeline (tracing,
+lowering, XLA's compile or a cache read: wall seconds on the tests' thread, so read against the workers' own
+CPU seconds on an idle machine) and the 20 costliest tests (the figures the speed notes quote).
 """
 
 from __future__ import annotations
@@ -17,15 +19,22 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "durations.json")
 
 def main(log: str) -> None:
   seconds: dict[str, float] = {}
+  stages = {"cpu": 0.0, "trace": 0.0, "lower": 0.0, "compile": 0.0}  # the workers' own CPU; compile stages
   with open(log) as f:
     for line in f:
       row = json.loads(line)
       name = row["test"].split("@")[0]  # xdist's loadgroup appends @group to the node id
       seconds[name] = seconds.get(name, 0.0) + row["cpu"] + row["children_cpu"]
+      for stage in stages:
+        stages[stage] += row.get(stage, 0.0)  # logs from before the compile stages were recorded have none
   with open(OUT, "w") as f:
     json.dump({k: round(v, 1) for k, v in sorted(seconds.items())}, f, indent=0)
     f.write("\n")
   print(f"{len(seconds)} tests, {sum(seconds.values()) / 60:.1f} CPU-minutes")
+  print(
+    f"in the workers: {stages['cpu']:.0f} CPU-s; JAX's compile pipeline {stages['trace']:.0f} s tracing, "
+    f"{stages['lower']:.0f} s lowering, {stages['compile']:.0f} s XLA compile or cache read"
+  )
   for name, value in sorted(seconds.items(), key=lambda kv: -kv[1])[:20]:
     print(f"{value:7.1f} s  {name}")
 
