@@ -57,3 +57,13 @@ def test_copy_bandwidth_is_the_bytes_its_passes_move_over_the_fastest_repeat(ran
   assert result["array_bytes"] == nbytes
   assert result["bytes_per_s"] == pytest.approx(moved / 0.2, rel=1e-12)
   assert result["median_bytes_per_s"] == pytest.approx(moved / 0.3, rel=1e-12)
+
+
+def test_bandwidth_ladder_never_reports_a_smaller_working_set_slower():
+  raw = [{"array_bytes": 1 << 20, "bytes_per_s": 50.0}, {"array_bytes": 8 << 20, "bytes_per_s": 90.0}]
+  raw.append({"array_bytes": 64 << 20, "bytes_per_s": 10.0})
+  ladder = peaks.monotone_ladder(raw)
+  assert [e["bytes_per_s"] for e in ladder] == [90.0, 90.0, 10.0]  # the envelope, smallest set first
+  assert [e["measured_bytes_per_s"] for e in ladder] == [50.0, 90.0, 10.0]  # the raw figures kept
+  assert [e["envelope"] for e in ladder] == [True, False, False]
+  assert peaks.bandwidth_for({"copy_ladder": ladder}, 1.5 * (1 << 20)) == 90.0

@@ -20,7 +20,6 @@ from jaxflow.config import ConfigError
 from jaxflow.precision import variants as precision
 from jaxflow.profiler import (
   compare,
-  peaks,
   plots,
   timing,
 )
@@ -193,16 +192,6 @@ def test_report_files_and_schema(profiled):
       assert image.size[0] >= 400 and image.size[1] >= 300 and len(np.unique(np.asarray(image.convert("L")))) > 20, (
         name
       )  # drawn, not blank
-
-
-def test_bandwidth_ladder_never_reports_a_smaller_working_set_slower():
-  raw = [{"array_bytes": 1 << 20, "bytes_per_s": 50.0}, {"array_bytes": 8 << 20, "bytes_per_s": 90.0}]
-  raw.append({"array_bytes": 64 << 20, "bytes_per_s": 10.0})
-  ladder = peaks.monotone_ladder(raw)
-  assert [e["bytes_per_s"] for e in ladder] == [90.0, 90.0, 10.0]  # the envelope, smallest set first
-  assert [e["measured_bytes_per_s"] for e in ladder] == [50.0, 90.0, 10.0]  # the raw figures kept
-  assert [e["envelope"] for e in ladder] == [True, False, False]
-  assert peaks.bandwidth_for({"copy_ladder": ladder}, 1.5 * (1 << 20)) == 90.0
 
 
 def _md_tables(md: str) -> list[list[str]]:

@@ -210,7 +210,3 @@ def test_roofline_against_hand_values():
   assert (
     roofline.roofline(flops=None, bytes_accessed=1.0, seconds=1.0, peak_flops=1.0, bandwidth=1.0)["efficiency"] is None
   )
-
-
-# --------------------------------------------------------------------------------------------------
-# Precision variants on the real model families (random weights: unit level)

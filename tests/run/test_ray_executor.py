@@ -146,8 +146,8 @@ def _wait_for_cpus(address: str, cpus: int, timeout: float) -> None:
   study joining then sees one slot (CI saw a tune study run one trial per round)."""
   import ray
 
-  ray.init(address=address, logging_level="WARNING", log_to_driver=False)
   try:
+    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     wait_for(lambda: ray.cluster_resources().get("CPU", 0) >= cpus, timeout, f"the cluster did not count {cpus} CPUs")
   finally:
     ray.shutdown()

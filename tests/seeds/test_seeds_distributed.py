@@ -137,9 +137,9 @@ def test_a_missing_peer_is_a_one_line_error_not_a_hang(tmp_path):
 
 
 def test_a_study_workdir_in_use_stops_every_process_with_one_line(tmp_path):
-  """Process 0 is refused the study's lock (held here, by a live process): both processes exit 2, each with
-  one line, instead of process 1 waiting for process 0 in the study's first collective (the previous code:
-  30 s, then exit 1 with gloo's C++ error)."""
+  """Process 0 is refused the study's lock (held here, by a live process): `jaxflow seeds` returns 2 in both
+  processes, each with one line, instead of process 1 waiting for process 0 in the study's first collective
+  (the previous code: 30 s, then exit 1 with gloo's C++ error)."""
   workdir = str(tmp_path / "busy")
   flags = [f"--config={config_path('digits_mlp.py')}", *(f"--config.{o}" for o in TINY), "--seeds=2", "--quiet"]
   with acquire_lock(workdir, command="a test holding the study"):

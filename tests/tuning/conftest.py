@@ -27,7 +27,7 @@ def tiny(*overrides):
 
 class FakeLoop:
   """Stands in for loop.train_and_evaluate / train_group: writes config.json and a summary whose final
-  accuracy is a known function of lr and epochs; `crash_lr` raises like a crashed run would."""
+  accuracy is a known function of lr and epochs; a run above `crash_above` raises like a crashed run would."""
 
   def __init__(self, crash_above: float = 1.0):
     self.runs, self.groups, self.crash_above = [], [], crash_above
