@@ -84,9 +84,13 @@ def train_group(
     layout = check_layout(config, problem)
   is_main = jax.process_index() == 0  # the one process that writes logs and the summary
   with contextlib.ExitStack() as held:
-    if is_main:  # one writer per workdir: held until this function returns (or its process dies)
+
+    def lock_workdirs() -> None:  # one writer per workdir: held until this function returns (or its process dies)
       for workdir in workdirs:
         held.enter_context(acquire_lock(workdir, command=command))
+
+    locks = f"the lock of workdir {workdirs[0]}" if len(workdirs) == 1 else f"the locks of its {len(workdirs)} workdirs"
+    parallel.run_on_main(lock_workdirs, what=locks)  # refused: every process stops
     for cfg, workdir in zip(configs, workdirs, strict=True):
       parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
     with interrupt.stop_on_signals() as stop:

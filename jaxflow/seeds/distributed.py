@@ -100,21 +100,10 @@ def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
     with acquire_lock(workdir, command=command):
       yield
     return
-  refused = None
   with contextlib.ExitStack() as held:  # process 0's lock, released however this ends
-    if is_main():
-      try:
-        held.enter_context(acquire_lock(workdir, command=command))
-      except BaseException as e:  # WorkdirInUse, a folder it cannot create, ENOLCK on NFS, Ctrl-C: peers must hear
-        refused = e
-    granted = np.asarray(multihost_utils.process_allgather(np.int32(refused is None))).reshape(-1)
-    if refused is not None:
-      raise refused
-    if not granted.all():  # only process 0 can send 0
-      raise ConfigError(
-        f"--workdir={workdir}: process 0 could not take the study's lock (its stderr says why); "
-        f"process {jax.process_index()} stops with it"
-      )
+    parallel.run_on_main(
+      lambda: held.enter_context(acquire_lock(workdir, command=command)), what=f"the lock of study workdir {workdir}"
+    )
     yield
 
 

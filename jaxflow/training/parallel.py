@@ -208,20 +208,22 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def run_on_main(fn, *, what: str):
-  """`fn()` on process 0 only; the others wait for it and share its outcome, so a refusal there (a
-  ConfigError: a different config in the workdir) stops every process instead of leaving them hanging
-  at the next collective. A single process just calls `fn`."""
+def run_on_main(fn, *, what: str) -> None:
+  """`fn()` on process 0 only; the others wait for it and share its outcome, so a failure there (a
+  ConfigError: a different config in the workdir, a workdir in use; an OSError; Ctrl-C) stops every process
+  with one line instead of leaving them at the next collective until gloo gives up (30 s, then a C++ error).
+  A single process just calls `fn`."""
   if jax.process_count() == 1:
-    return fn()
+    fn()
+    return
   error = None
   if jax.process_index() == 0:
     try:
       fn()
-    except ConfigError as e:
+    except BaseException as e:  # told to the others first, then raised here
       error = e
   failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
   if error is not None:
     raise error
   if failed:
-    raise ConfigError(f"process 0 refused {what}; its error message says why")
+    raise ConfigError(f"process 0 failed at {what} (its error says why); process {jax.process_index()} stops with it")

@@ -8,12 +8,14 @@ import json
 import os
 import signal
 import socket
+import sys
 
 import pytest
 
 from jaxflow import cli
-from jaxflow.workdir import LOCK_FILE
+from jaxflow.workdir import LOCK_FILE, acquire_lock
 from tests.reliability import runs
+from tests.reliability.test_signals import _finish, _free_port, _two_processes  # the 2-process launcher
 
 
 @pytest.mark.slow
@@ -79,3 +81,22 @@ def test_a_workdir_that_cannot_be_one_is_one_line(tmp_path, capsys, where):
   expected = "is a file, not a directory" if where == "a file" else "cannot be created or written"
   err = capsys.readouterr().err
   assert blocker.read_text() == "not a directory" and err.count("\n") == 1 and expected in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_a_workdir_in_use_stops_both_processes_of_a_multi_host_run_with_one_line(tmp_path):
+  """Process 0 is refused the workdir's lock (held here, by a live process): both processes exit 2 with one
+  line each and write nothing, instead of process 1 waiting for process 0 in its first collective (the
+  previous code: 30 s, then exit 1 with gloo's C++ error)."""
+  workdir = str(tmp_path / "busy")
+  with acquire_lock(workdir, command="a test holding the run"):
+    done = _finish(_two_processes(workdir, _free_port(), tmp_path, "busy"), timeout=90)
+  assert [code for code, _ in done] == [2, 2], [out[-2000:] for _, out in done]
+  errors = [[line for line in out.splitlines() if line.startswith("jaxflow")] for _, out in done]
+  assert len(errors[0]) == 1 and f"workdir {workdir} is in use by a test holding the run" in errors[0][0], errors
+  assert errors[1] == [
+    f"jaxflow train: error: process 0 failed at the lock of workdir {workdir} (its error says why); "
+    "process 1 stops with it"
+  ]
+  assert os.listdir(workdir) == [LOCK_FILE]

@@ -150,7 +150,7 @@ def test_a_study_workdir_in_use_stops_every_process_with_one_line(tmp_path):
   errors = [[line for line in out.splitlines() if line.startswith("jaxflow")] for _, out in done]
   assert len(errors[0]) == 1 and f"workdir {workdir} is in use by a test holding the study" in errors[0][0], errors
   assert errors[1] == [
-    f"jaxflow seeds: error: --workdir={workdir}: process 0 could not take the study's lock (its stderr says why); "
+    f"jaxflow seeds: error: process 0 failed at the lock of study workdir {workdir} (its error says why); "
     "process 1 stops with it"
   ]
   assert os.listdir(workdir) == [".jaxflow.lock"]  # nothing of a study written
