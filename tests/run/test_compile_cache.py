@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -28,20 +29,21 @@ def test_the_cache_dir_follows_the_setting_then_the_environment(monkeypatch):
 
 @pytest.mark.slow
 def test_a_second_process_loads_its_programs_and_trains_the_same(tmp_path):
-  env = user_env(**{compile_cache.ENV: str(tmp_path / "cache")})  # compiled as a user's runs are
+  """JAX_LOG_COMPILES=1 makes JAX name every persistent-cache hit on stderr: the second process reads its init and
+  epoch programs from the cache, the first reads none. (How much time that saves is a benchmark's question,
+  benchmarks/cold_start.py: a wall-time ratio here failed once on a loaded machine.)"""
+  env = user_env(**{compile_cache.ENV: str(tmp_path / "cache"), "JAX_LOG_COMPILES": "1"})  # compiled as a user's
   args = [f"--config={config_path('digits_mlp.py')}", "--config.train.epochs=3", "--quiet"]
-  summaries = []
+  summaries, hits = [], []
   for name in ("first", "second"):
     done = subprocess.run(
       [JAXFLOW, "train", *args, f"--workdir={tmp_path / name}"], capture_output=True, text=True, env=env, cwd=ROOT
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
     summaries.append(json.load(open(tmp_path / name / "summary.json")))
+    hits.append(set(re.findall(r"Persistent compilation cache hit for '([^']+)'", done.stderr)))
   assert os.listdir(tmp_path / "cache")  # the first process wrote its programs there
+  assert hits[0] == set() and {"jit_init", "jit_train_epoch"} <= hits[1], hits
   first, second = summaries
   assert second["params_sha256"] == first["params_sha256"]
-  # A cache hit skips XLA's compilation (~1-4 s here for these programs), leaving tracing and lowering.
-  assert second["compile_seconds"] < 0.5 * first["compile_seconds"], (
-    first["compile_seconds"],
-    second["compile_seconds"],
-  )
+  print(f"compile_seconds: first {first['compile_seconds']:.2f}, second {second['compile_seconds']:.2f}")
