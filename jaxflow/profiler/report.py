@@ -102,13 +102,8 @@ def markdown(result: dict, *, drew: bool = True) -> str:
   parts = _headline(result)
   parts += [f"- {line}\n" for line in findings(result)]
   drawn = result.get("plots") or {}
-  parts.append(
-    "\nPlots: "
-    + (
-      ", ".join(f"[{k}]({v})" for k, v in drawn.items()) or ("none (nothing to draw)" if drew else "none (plots=False)")
-    )
-    + "\n"
-  )
+  links = ", ".join(f"[{k}]({v})" for k, v in drawn.items())
+  parts.append(f"\nPlots: {links or ('none (nothing to draw)' if drew else 'none (plots=False)')}\n")
   for d in result["devices"]:
     parts += device_section(d, result)
   parts.append("## Not applicable here\n")

@@ -81,10 +81,7 @@ def _never_joined(settings: dict, timeout: float) -> None:
   os._exit(START_FAILED)
 
 
-def several() -> bool:
-  """One process of several? Without jax.distributed, False without starting the backend: a one-process study
-  leaves that to its first run, which sets train.deterministic's XLA_FLAGS before (run.determinism_flags)."""
-  return jax.distributed.is_initialized() and jax.process_count() > 1
+several = parallel.several_processes  # one process of several? (never starts a one-process study's backend)
 
 
 def is_main() -> bool:
@@ -96,10 +93,6 @@ def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
   """The study workdir's lock, held by process 0 (the one writer); the others hold nothing. With several
   processes every one learns whether process 0 got it: refused, they all stop with one line (the others would
   otherwise wait for process 0 in their first collective and die there, after gloo's 30 s, with a C++ error)."""
-  if not several():
-    with acquire_lock(workdir, command=command):
-      yield
-    return
   with contextlib.ExitStack() as held:  # process 0's lock, released however this ends
     parallel.run_on_main(
       lambda: held.enter_context(acquire_lock(workdir, command=command)), what=f"the lock of study workdir {workdir}"

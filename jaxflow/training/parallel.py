@@ -208,12 +208,18 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def several_processes() -> bool:
+  """One process of several? Without jax.distributed, False without starting the backend: a one-process run
+  leaves that to its first program, after train.deterministic's XLA_FLAGS are set (run.determinism_flags)."""
+  return jax.distributed.is_initialized() and jax.process_count() > 1
+
+
 def run_on_main(fn, *, what: str) -> None:
   """`fn()` on process 0 only; the others wait for it and share its outcome, so a failure there (a
   ConfigError: a different config in the workdir, a workdir in use; an OSError; Ctrl-C) stops every process
   with one line instead of leaving them at the next collective until gloo gives up (30 s, then a C++ error).
-  A single process just calls `fn`."""
-  if jax.process_count() == 1:
+  A single process just calls `fn` (and does not start the backend for it)."""
+  if not several_processes():
     fn()
     return
   error = None
