@@ -308,6 +308,19 @@ def _route_error(request) -> tuple[int, str] | None:
   return None
 
 
+async def _expect(request) -> tuple[int, str] | None:
+  """`Expect: 100-continue` (curl sends it before a large body, then waits for this answer): "100 Continue",
+  as aiohttp's router would; any other expectation: (417, its message)."""
+  expect = request.headers["Expect"]
+  if request.version != (1, 1):
+    return None
+  if expect.lower() != "100-continue":
+    return 417, f"Expect: {expect} is not supported (only 100-continue)"
+  await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+  request.writer.output_size = 0  # the response proper has not started
+  return None
+
+
 def handler(service: Service):
   """The server's one handler: the three routes by path, everything else a JSON 4xx, any unexpected failure
   a JSON 500 (a bug, not the client's) while the server goes on. aiohttp's low-level server, not an
@@ -317,6 +330,8 @@ def handler(service: Service):
 
   async def handle(request):
     refused = _route_error(request)
+    if refused is None and "Expect" in request.headers:
+      refused = await _expect(request)
     if refused is not None:
       return _error(*refused)
     try:

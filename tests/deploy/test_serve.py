@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -245,6 +246,44 @@ def test_routes_and_limits_answer_json(server, cnn_model):
   with open(os.path.join(cnn_model, "model_card.json")) as f:
     assert status == 200 and card == json.load(f)
   assert request(server.url + "/healthz")[1]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_expect_100_continue_is_answered_before_the_body(server, reference):
+  """A client that sends `Expect: 100-continue` (curl does, before a large body) sends the body only after the
+  server's "100 Continue"; unanswered, it would wait (curl: 1 s) on every request."""
+  host, port = server.url.split("//")[1].rsplit(":", 1)
+  x = digits(2, seed=7)
+  body = json.dumps({"inputs": x.tolist()}).encode()
+  head = (
+    f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+  )
+  with socket.create_connection((host, int(port)), timeout=10) as sock:
+    sock.sendall(head.encode())
+    assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")  # before any byte of the body
+    sock.sendall(body)
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _content_length(answer):
+      answer += sock.recv(65536)
+  assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+  np.testing.assert_allclose(probabilities(json.loads(answer.split(b"\r\n\r\n", 1)[1])), reference(x), atol=1e-6)
+  status, refused = request_with_headers(server.url + "/predict", body, {"Expect": "something-else"})
+  assert status == 417 and "only 100-continue" in refused["error"], refused
+
+
+def _content_length(response: bytes) -> int:
+  head = response.split(b"\r\n\r\n", 1)[0].decode()
+  return next(int(line.split(":", 1)[1]) for line in head.split("\r\n") if line.lower().startswith("content-length:"))
+
+
+def request_with_headers(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
+  req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
+  try:
+    with urllib.request.urlopen(req, timeout=60) as response:
+      return response.status, json.loads(response.read())
+  except urllib.error.HTTPError as e:
+    return e.code, json.loads(e.read())
 
 
 @pytest.mark.slow
