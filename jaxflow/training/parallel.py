@@ -214,6 +214,16 @@ def several_processes() -> bool:
   return jax.distributed.is_initialized() and jax.process_count() > 1
 
 
+def main_decides(decision: bool) -> bool:
+  """Process 0's `decision`, in every process: for a choice made from process-local inputs (a clock) that
+  every process must make alike (whether to enter a collective such as a checkpoint save). A collective
+  itself with several processes: every process calls it at the same point. One process: `decision`, without
+  starting the backend."""
+  if not several_processes():
+    return decision
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(decision)))
+
+
 def run_on_main(fn, *, what: str) -> None:
   """`fn()` on process 0 only; the others wait for it and share its outcome, so a failure there (a
   ConfigError: a different config in the workdir, a workdir in use; an OSError; Ctrl-C) stops every process

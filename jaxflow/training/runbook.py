@@ -19,7 +19,7 @@ import numpy as np
 from jaxflow import workdir as workdir_files
 from jaxflow.config import config_hash
 from jaxflow.data import label_noise
-from jaxflow.training import checkpoints, divergence, group_metrics, losses
+from jaxflow.training import checkpoints, divergence, group_metrics, losses, parallel
 from jaxflow.training.early_stopping import Monitor, should_stop
 from jaxflow.training.save_policy import SavePolicy
 from jaxflow.training.writers import MetricWriter, NullWriter
@@ -82,7 +82,9 @@ class RunBook:
     # Checkpoints it may resume: its own config's, and those of the configs it was extended from.
     self.accepted_hashes = workdir_files.accepted_hashes(workdir, config)
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
-    self.policy = SavePolicy(config.checkpoint.every_epochs, config.checkpoint.every_seconds)
+    # every_seconds reads this process's clock: with several processes, process 0's decision is everybody's.
+    ckpt_cfg = config.checkpoint
+    self.policy = SavePolicy(ckpt_cfg.every_epochs, ckpt_cfg.every_seconds, agree=parallel.main_decides)
     self.monitor = Monitor(config.train.monitor_mode, config.train.early_stopping.min_delta)
     self.resumed_from = self.ckpt.latest_step()  # the newest on disk; `resume` verifies it (or an older one)
     self.start_epoch, self.start_offset, self.stopped_early, self.failed = 0, 0, False, None
@@ -197,6 +199,8 @@ class RunBook:
     keep = keep_best or (lambda s: s)
     if is_best:
       self.best_state, self.best_meta = keep(state_fn()), self._meta(epoch)
+    # The policy first, always: with every_seconds it is a collective every process must reach at every epoch's
+    # end (the runs still active are the same in every process: their metrics are all-gathered).
     save_now = self.policy.epoch_ended(epoch) or self.stopped_early or epoch == cfg_train.epochs
     self.writer.flush(force=save_now)
     if save_now:

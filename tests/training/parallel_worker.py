@@ -15,6 +15,8 @@ Tasks:
     batch_divide  `jaxflow train` (cli.main) with a batch of 100 in pmap mode on 8 devices: exit status, stderr
     repeat        six runs of the chunked CNN (one step per dispatch) on all devices: bounded dispatch
   process       one process of a multi-host job: PROCESS_ID NUM_PROCESSES PORT WORKDIR
+  skewed        the same with checkpoint.every_seconds, process 0's save-policy clock 10^4 times faster than
+                process 1's: PROCESS_ID NUM_PROCESSES PORT WORKDIR
   devices       parallel.mode=auto resolved on DEVICES devices, and `jaxflow seeds --mode=devices` (2 seeds,
                 through cli.main) into WORKDIR, with the run-axis sharding its group trained under
 """
@@ -238,6 +240,38 @@ def process(process_id: int, num_processes: int, port: int, workdir: str):
   }
 
 
+# 3 epochs of a 16-unit MLP, checkpoints by time only (every 60 s of the policy's clock; keep all three).
+SKEWED = [
+  "model.widths=(16,)",
+  "train.epochs=3",
+  "train.histogram_every=1000",
+  "checkpoint.every_epochs=0",
+  "checkpoint.every_seconds=60",
+  "checkpoint.keep=3",
+  "parallel.mode=sharded",
+]
+
+
+def skewed(process_id: int, num_processes: int, port: int, workdir: str):
+  """One process of a 2-process run whose clocks disagree: process 0's SavePolicy clock runs 10^4 times
+  faster (an epoch of ~20 ms reads as ~200 s, past every_seconds), as a slow host or clock skew would make
+  it, so process 0 wants a save after every epoch and process 1 (the real clock) only after the last."""
+  from jaxflow.training import save_policy
+
+  if process_id == 0:
+    start = time.monotonic()
+    save_policy.SavePolicy.__init__.__kwdefaults__["clock"] = lambda: start + (time.monotonic() - start) * 1e4
+  multi = [
+    f"parallel.coordinator=127.0.0.1:{port}",
+    f"parallel.num_processes={num_processes}",
+    f"parallel.process_id={process_id}",
+    "parallel.init_timeout_seconds=60",
+  ]
+  summary = jaxflow.train(jaxflow.load_config(MLP, [*SKEWED, *multi]), workdir, quiet=True)
+  saved = summary["checkpoints"]["saved"]
+  return {"process": process_id, "params_sha256": summary["params_sha256"], "saved": saved, "steps": summary["steps"]}
+
+
 def devices(workdir: str):
   """What parallel.mode=auto resolves to here (and what a run's validation picks), then a seeds study in
   devices mode through the command line's main, recording the sharding each trained group was given."""
@@ -283,6 +317,7 @@ if __name__ == "__main__":
   tasks = {
     "module": lambda: module(args[0]),
     "process": lambda: process(int(args[0]), int(args[1]), int(args[2]), args[3]),
+    "skewed": lambda: skewed(int(args[0]), int(args[1]), int(args[2]), args[3]),
     "devices": lambda: devices(args[0]),
   }
   print(json.dumps(tasks[TASK]()))

@@ -47,6 +47,28 @@ def test_save_policy_loses_at_most_every_seconds_or_one_epoch():
   assert SavePolicy(3, None, clock=lambda: 0.0).epoch_ended(3)
 
 
+def test_save_policy_takes_the_agreed_decision_and_asks_only_with_every_seconds():
+  """`agree` (process 0's decision, on several processes) overrides this process's own, once per epoch's end
+  when every_seconds reads the clock; never otherwise, so no process pays (or misses) a collective."""
+  asked = []
+
+  def agree(decision):  # process 0's decision: the opposite of this one's
+    asked.append(decision)
+    return not decision
+
+  clock = {"t": 0.0}
+  late = SavePolicy(0, 60.0, clock=lambda: clock["t"], agree=agree)
+  clock["t"] += 90.0
+  assert not late.epoch_ended(1)  # its own clock says save; the agreed decision is not to
+  early = SavePolicy(0, 60.0, clock=lambda: clock["t"], agree=agree)
+  clock["t"] += 1.0
+  assert early.epoch_ended(1)  # its own clock says wait; the agreed decision is to save
+  assert asked == [True, False]
+  by_epochs = SavePolicy(2, None, clock=lambda: 0.0, agree=agree)
+  assert by_epochs.epoch_ended(2) and not by_epochs.epoch_ended(3)
+  assert asked == [True, False]
+
+
 @pytest.mark.slow
 def test_a_diverging_run_is_stopped_like_a_nan(tmp_path):
   done = runs.train(tmp_path / "run", "--config.optim.lr=1e6")

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -25,6 +26,7 @@ import jaxflow
 from jaxflow.config import ConfigError
 from jaxflow.run.validate import validate
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
+from tests.reliability.runs import committed_steps
 
 WORKER = os.path.join(ROOT, "tests", "training", "parallel_worker.py")
 TOLERANCE = 1e-5
@@ -158,18 +160,16 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process_with_as_many_devices(tmp_path, equivalence):
-  """2 processes x 2 devices on 127.0.0.1 (gloo): identical parameters in both, only process 0 writes
-  the logs, and they match a 4-device single-process run to rounding (the equivalence section's sharded run
-  on 4 of its 8 devices: the same config). Processes are SIGKILLed past the timeout (after
-  jax.distributed.initialize jax catches SIGTERM)."""
-  port, multi_dir = _free_port(), str(tmp_path / "multi")
-  # Output to files, not pipes: a process blocked on a full pipe that nobody drains would stall its
-  # peer at the next collective.
-  logs = [(open(tmp_path / f"out{i}.txt", "w+"), open(tmp_path / f"err{i}.txt", "w+")) for i in range(2)]
+def _two_processes(task: str, devices: int, workdir: str, tmp_path, *, timeout: float) -> list[dict]:
+  """Worker `task` as processes 0 and 1 of a job on 127.0.0.1, `devices` devices each: the JSON each printed
+  last, once both exited 0. Output to files, not pipes: a process blocked on a full pipe that nobody drains
+  would stall its peer at the next collective. SIGKILLed past `timeout` (after jax.distributed.initialize
+  jax catches SIGTERM): the test fails then with each process's exit status and the end of its stderr."""
+  port = _free_port()
+  logs = [(open(tmp_path / f"{task}_out{i}.txt", "w+"), open(tmp_path / f"{task}_err{i}.txt", "w+")) for i in range(2)]
   procs = [
     subprocess.Popen(
-      [sys.executable, WORKER, "process", "2", str(i), "2", str(port), multi_dir],
+      [sys.executable, WORKER, task, str(devices), str(i), "2", str(port), workdir],
       stdout=out,
       stderr=err,
       text=True,
@@ -177,20 +177,32 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, equivale
     )
     for i, (out, err) in enumerate(logs)
   ]
+  deadline = time.monotonic() + timeout
   try:
     for p in procs:
-      p.wait(timeout=240)
+      p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+  except subprocess.TimeoutExpired:
+    pass
   finally:
     for p in procs:
       if p.poll() is None:
         p.kill()
         p.wait()
-  outputs = []
-  for p, (out, err) in zip(procs, logs):
+  outputs, errors = [], []
+  for out, err in logs:
     out.seek(0), err.seek(0)
     outputs.append(out.read())
-    assert p.returncode == 0, err.read()[-3000:]
-  results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    errors.append(err.read()[-3000:])
+  assert [p.returncode for p in procs] == [0, 0], (f"timeout {timeout} s", [p.returncode for p in procs], errors)
+  return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+
+
+def test_two_processes_match_one_process_with_as_many_devices(tmp_path, equivalence):
+  """2 processes x 2 devices on 127.0.0.1 (gloo): identical parameters in both, only process 0 writes
+  the logs, and they match a 4-device single-process run to rounding (the equivalence section's sharded run
+  on 4 of its 8 devices: the same config)."""
+  multi_dir = str(tmp_path / "multi")
+  results = _two_processes("process", 2, multi_dir, tmp_path, timeout=240)
   assert results[0]["params_sha256"] == results[1]["params_sha256"]
   assert results[0]["device"] == {
     "platform": "cpu",
@@ -208,3 +220,17 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, equivale
   assert reference["devices"] == 4
   assert max_param_diff(latest_params(multi_dir), latest_params(reference["workdir"])) <= TOLERANCE
   assert round(results[0]["accuracy"], 3) == round(reference["accuracy"], 3)
+
+
+def test_two_processes_whose_clocks_disagree_save_together(tmp_path):
+  """checkpoint.every_seconds with process 0's clock 10^4 times faster than process 1's: process 0's
+  decision is both processes' (parallel.main_decides), so both save after every epoch and exit 0. Before,
+  each decided by its own clock: process 0 entered orbax's save (its barriers) alone while process 1 went on
+  to the next epoch's collectives, and both hung (a previous audit: 197 s, then a C++ crash), killed here
+  after 60 s."""
+  workdir = str(tmp_path / "skewed")
+  results = _two_processes("skewed", 1, workdir, tmp_path, timeout=60)
+  assert results[0]["params_sha256"] == results[1]["params_sha256"]
+  assert [r["saved"] for r in results] == [3, 3]  # every epoch, in both (process 1's clock alone: the last only)
+  per_epoch = results[0]["steps"] // 3
+  assert committed_steps(workdir) == [per_epoch, 2 * per_epoch, 3 * per_epoch]
