@@ -37,7 +37,7 @@ import jraph
 import numpy as np
 
 from jaxflow.data import graph_cycles
-from jaxflow.data.store import FILE_FORMAT, DatasetError, prepare_quietly, resolve_data_dir
+from jaxflow.data.store import FILE_FORMAT, DatasetError, prepare_once, resolve_data_dir
 
 _CONFIG_RE = re.compile(r"seed_(\d+)")
 
@@ -136,9 +136,9 @@ def load_graph_split(
   GRAPH_BUILDERS[name]()  # Registers the builder with tfds.
   data_dir = resolve_data_dir(data_dir)
   full_name = f"{name}/{config_name(int(seed))}"
-  builder = tfds.builder(full_name, data_dir=data_dir, file_format=FILE_FORMAT)
-  if not builder.is_prepared():
-    prepare_quietly(builder, full_name, data_dir)
+  builder = prepare_once(
+    lambda: tfds.builder(full_name, data_dir=data_dir, file_format=FILE_FORMAT), full_name, data_dir
+  )
   if split not in builder.info.splits:
     raise DatasetError(f"split={split!r} is not a split of {name!r}; it has: {', '.join(builder.info.splits)}.")
   source = builder.as_data_source(split=split)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from jaxflow.data import custom, decoded, digits
-from jaxflow.data.store import DEFAULT_DATA_DIR_ENV, FILE_FORMAT, DatasetError, prepare_quietly, resolve_data_dir
+from jaxflow.data.store import DEFAULT_DATA_DIR_ENV, FILE_FORMAT, DatasetError, prepare_once, resolve_data_dir
 
 # Datasets jaxflow ships a builder for, name -> the function that defines (and so registers with tfds)
 # its builder class. Only these are prepared on first use; they are built from data inside an installed
@@ -115,10 +115,7 @@ def _prepared_builder(
   base = _base_name(name)
   if base in SHIPPED_DATASETS:
     SHIPPED_DATASETS[base]()  # Registers the builder with tfds.
-    builder = tfds.builder(name, data_dir=data_dir, file_format=FILE_FORMAT)
-    if not builder.is_prepared():
-      prepare_quietly(builder, name, data_dir)
-    return builder
+    return prepare_once(lambda: tfds.builder(name, data_dir=data_dir, file_format=FILE_FORMAT), name, data_dir)
   if os.path.exists(os.path.expanduser(name)) or name.startswith(("/", "./", "../", "~")):
     raise _own_data_without_prefix(name)
   try:

@@ -1,11 +1,11 @@
 """Where prepared datasets live and how they are written: the data dir, the array_record format, the
-quiet preparation, and the one error type for a dataset that isn't there.
+quiet preparation (by any number of processes at once), and the one error type for a dataset that isn't there.
 
 Every reader of tfds data in jaxflow (`loading` for named and shipped datasets, `custom` for a user's
 own files, `graph_builders` for generated graphs) shares these, so they sit below all of them: none of
 those modules imports another for them.
 
-tensorflow_datasets is imported inside `prepare_quietly` only: importing this module stays cheap (tfds
+tensorflow_datasets is imported inside `_prepare_quietly` only: importing this module stays cheap (tfds
 alone takes ~0.5 s) for the commands that never touch data.
 """
 
@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_DATA_DIR_ENV = "JAXFLOW_DATA_DIR"
@@ -42,7 +43,31 @@ def resolve_data_dir(data_dir: str | None) -> str:
   return os.path.join(os.path.expanduser(cache_home), "jaxflow", "tensorflow_datasets")
 
 
-def prepare_quietly(builder: Any, name: str, data_dir: str, reason: str = "first use only") -> None:
+def prepare_once(make_builder: Callable[[], Any], name: str, data_dir: str, reason: str = "first use only") -> Any:
+  """`make_builder()`'s tfds builder with its data prepared: by this process when nobody had, else by
+  whichever process renamed its copy into place first.
+
+  Several processes may prepare one dataset at once: the processes of a multi-host job, two `jaxflow train`
+  in a fresh data dir, pytest-xdist workers. tfds writes each copy in a folder of its own and renames it into
+  place at the end; the others' renames then fail (FileExistsError, or ENOTEMPTY's OSError), which used to end
+  those processes (and leave a multi-host job's winner waiting for them at its first collective). A process
+  that lost reads the winner's copy, through a new builder: its own describes the folder it wrote, now gone.
+  Any other OSError (a full disk, a data dir that cannot be one) is a one-line DatasetError naming it.
+  """
+  builder = make_builder()
+  if builder.is_prepared():
+    return builder
+  try:
+    _prepare_quietly(builder, name, data_dir, reason)
+  except OSError as e:
+    winners = make_builder()
+    if not winners.is_prepared():
+      raise DatasetError(f"dataset {name!r} could not be prepared in data_dir={data_dir!r}: {e}") from e
+    return winners
+  return builder
+
+
+def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str) -> None:
   """Prepares tfds builder `builder` with one line instead of tfds's progress bars and banners (they
   would bury a CLI's error or result).
 

@@ -19,12 +19,11 @@ takes ~0.5 s) for the commands that never touch data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from jaxflow.data.custom.parsed import Table
-from jaxflow.data.store import FILE_FORMAT, prepare_quietly
+from jaxflow.data.store import FILE_FORMAT, prepare_once
 
 TFDS_NAME = "jaxflow_custom"  # Prepared copies live in <data_dir>/jaxflow_custom/<config>/<VERSION>/.
 VERSION = "1.0.0"
@@ -73,20 +72,20 @@ def write(table: Table, name: str, config_name: str, data_dir: str) -> None:
 
   config = tfds.core.BuilderConfig(name=config_name, version=VERSION, description=table.description)
   features = tfds.features.FeaturesDict({f: _connector(spec) for f, spec in table.features.items()})
-  builder = _builder_class(config)(
-    name=TFDS_NAME,
-    version=VERSION,
-    config=config,
-    features=features,
-    split_datasets={split: _examples(columns) for split, columns in table.splits.items()},
-    data_dir=data_dir,
-    description=table.description,
-    file_format=FILE_FORMAT,
-    disable_shuffling=True,  # keep the order chosen here (keys 0..n-1)
-  )
-  try:
-    prepare_quietly(builder, name, data_dir, reason="converted once per version of the source")
-  except OSError:
-    # Another process converting the same source renamed its copy into place first: use that one.
-    if not os.path.exists(os.path.join(str(builder.data_path), "dataset_info.json")):
-      raise
+  source_class = _builder_class(config)
+
+  def make_builder():  # fresh generators each time: a second builder is only asked whether a copy is in place
+    return source_class(
+      name=TFDS_NAME,
+      version=VERSION,
+      config=config,
+      features=features,
+      split_datasets={split: _examples(columns) for split, columns in table.splits.items()},
+      data_dir=data_dir,
+      description=table.description,
+      file_format=FILE_FORMAT,
+      disable_shuffling=True,  # keep the order chosen here (keys 0..n-1)
+    )
+
+  # Another process converting the same source at once: whichever renames its copy into place first wins.
+  prepare_once(make_builder, name, data_dir, reason="converted once per version of the source")
