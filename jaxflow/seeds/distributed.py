@@ -38,7 +38,7 @@ from jaxflow.workdir import acquire_lock
 START_FAILED = 2  # the exit status of a process whose peers never joined (the CLI's status for bad input)
 
 
-def join(config, *, mode: str, check_determinism: bool) -> None:
+def join(config, *, mode: str, check_determinism: bool, executor: str = "local") -> None:
   """Joins the job's processes (a no-op for one process) before anything touches a device, and refuses
   what cannot run over several. A peer that never starts ends this process after
   `parallel.init_timeout_seconds` with one line on stderr (jax itself would abort a few seconds later with
@@ -61,6 +61,11 @@ def join(config, *, mode: str, check_determinism: bool) -> None:
     raise ConfigError(
       f"--mode=vmap stacks every seed on one device of each of the {processes} processes (each would train them "
       "all); use --mode=devices (the seeds over every process's devices), auto (the same) or sequential"
+    )
+  if executor != "local":
+    raise ConfigError(
+      f"--executor={executor} trains the seeds as tasks on its cluster; each of the {processes} jax.distributed "
+      "processes would submit every seed again: start one process with --executor, or drop it to train over these"
     )
   if check_determinism:
     raise ConfigError(

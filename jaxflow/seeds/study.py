@@ -188,7 +188,7 @@ def run_seeds(
     raise ConfigError(f"--study={study!r} is not known; allowed: sources")
   varied = parse_vary(vary)
   compile_cache.enable(config.get("compilation_cache"))
-  distributed.join(config, mode=mode, check_determinism=check_determinism)  # several processes: before any device
+  distributed.join(config, mode=mode, check_determinism=check_determinism, executor=executor)  # before any device
   compiled = Compiled()
   problem = problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before writing
   # A wrong --executor or --address is refused before anything is written (the cluster is joined here).

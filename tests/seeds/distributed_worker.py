@@ -6,7 +6,8 @@ CPU device count must be set before jax is imported.
 Runs `jaxflow seeds` through the command line's main with config.parallel's coordinator fields, then prints one
 JSON object on its last stdout line: the exit status, the devices this job sees, where `devices` mode would put a
 few seed counts that do not divide over them (no training: the placement rule alone), and the refusals of what
-cannot run over several processes (--mode=vmap, --check_determinism). The first flag must be --config=FILE.
+cannot run over several processes (--mode=vmap, --check_determinism, --executor=ray). The first flag must be
+--config=FILE.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ placement = {
 }
 refusals = {}  # what cannot run over several processes, refused in one line (join is a no-op once joined)
 config = jaxflow.load_config(sys.argv[6].split("=", 1)[1])
-for name, mode, determinism in (("vmap", "vmap", False), ("determinism", "devices", True)):
+for name, mode, determinism, executor in (
+  ("vmap", "vmap", False, "local"),
+  ("determinism", "devices", True, "local"),
+  ("ray", "devices", False, "ray"),
+):
   try:
-    distributed.join(config, mode=mode, check_determinism=determinism)
+    distributed.join(config, mode=mode, check_determinism=determinism, executor=executor)
   except ConfigError as e:
     refusals[name] = str(e)
 out = {"exit": code, "devices": jax.device_count(), "processes": jax.process_count(), "placement": placement}

@@ -107,6 +107,7 @@ def test_what_cannot_run_over_processes_is_refused_in_one_line(job):
   refusals = job["outputs"][1]["refusals"]
   assert refusals["vmap"].startswith("--mode=vmap stacks every seed on one device of each of the 2 processes")
   assert refusals["determinism"].startswith("--check_determinism compares reruns in one process")
+  assert refusals["ray"].startswith("--executor=ray trains the seeds as tasks on its cluster; each of the 2")
   assert not any("\n" in r for r in refusals.values())
 
 
