@@ -74,7 +74,7 @@ def train_group(
   deterministic = determinism_flags.apply(config)  # XLA_FLAGS: before the backend starts
   compile_cache.enable(config.get("compilation_cache"))  # before anything compiles
   check_parallel_fields(config)
-  parallel.initialize_distributed(config.parallel)  # before anything touches a device
+  parallel.initialize_distributed(config.parallel, command=command)  # before anything touches a device
   problem = assembly.problem_of(config, compiled)  # raises ConfigError before anything is written
   validated = time.perf_counter()
   if size > 1:

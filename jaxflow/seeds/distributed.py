@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import sys
-import threading
 
 import jax
 import numpy as np
@@ -35,25 +32,13 @@ from jaxflow.run.fields import check_parallel_fields
 from jaxflow.training import parallel
 from jaxflow.workdir import acquire_lock
 
-START_FAILED = 2  # the exit status of a process whose peers never joined (the CLI's status for bad input)
-
 
 def join(config, *, mode: str, check_determinism: bool, executor: str = "local") -> None:
   """Joins the job's processes (a no-op for one process) before anything touches a device, and refuses
   what cannot run over several. A peer that never starts ends this process after
-  `parallel.init_timeout_seconds` with one line on stderr (jax itself would abort a few seconds later with
-  a C++ stack trace, and jax catches SIGTERM once initialized: nothing else stops a waiting process)."""
+  `parallel.init_timeout_seconds` with one line on stderr (`parallel.initialize_distributed`)."""
   check_parallel_fields(config)
-  settings = parallel.distributed_settings(config.parallel)
-  if settings is not None and not jax.distributed.is_initialized():
-    timeout = float(config.parallel.init_timeout_seconds)
-    watchdog = threading.Timer(timeout, _never_joined, args=(settings, timeout))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-      parallel.initialize_distributed(config.parallel)
-    finally:
-      watchdog.cancel()
+  parallel.initialize_distributed(config.parallel, command="jaxflow seeds")
   if not several():
     return
   processes = jax.process_count()
@@ -72,18 +57,6 @@ def join(config, *, mode: str, check_determinism: bool, executor: str = "local")
       f"--check_determinism compares reruns in one process; with {processes} processes run the study, "
       "then the same command with --check_determinism in one process (it reuses the finished seeds)"
     )
-
-
-def _never_joined(settings: dict, timeout: float) -> None:
-  where = settings.get("coordinator_address", "the cluster's coordinator")
-  me = f"process {settings['process_id']} of {settings['num_processes']}"
-  print(
-    f"jaxflow seeds: jax.distributed did not start within parallel.init_timeout_seconds={timeout:g}: {me} waited "
-    f"at {where} for its peers; start every process (same config, process_id 0 .. num_processes - 1)",
-    file=sys.stderr,
-    flush=True,
-  )
-  os._exit(START_FAILED)
 
 
 several = parallel.several_processes  # one process of several? (never starts a one-process study's backend)

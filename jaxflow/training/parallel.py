@@ -29,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -193,13 +195,40 @@ def distributed_settings(parallel_config) -> dict | None:
   return {"coordinator_address": coordinator, "num_processes": int(num), "process_id": int(pid)}
 
 
-def initialize_distributed(parallel_config) -> None:
+START_FAILED = 2  # the exit status of a process whose peers never joined (the CLI's status for bad input)
+
+
+def initialize_distributed(parallel_config, *, command: str = "jaxflow") -> None:
   """Joins the job's processes before anything touches a device (a no-op for a single process, and when
-  this process already joined, e.g. a second run in the same Python process)."""
+  this process already joined, e.g. a second run in the same Python process). A peer that never starts ends
+  this process after `parallel.init_timeout_seconds` with one line on stderr, exit 2: jax itself aborts a few
+  seconds later with a C++ stack trace (exit 134), and once initialized it catches SIGTERM, so nothing else
+  stops a waiting process. `command` begins the line."""
   settings = distributed_settings(parallel_config)
   if settings is None or jax.distributed.is_initialized():
     return
-  jax.distributed.initialize(**settings, initialization_timeout=int(parallel_config.init_timeout_seconds))
+  timeout = float(parallel_config.init_timeout_seconds)
+  watchdog = threading.Timer(timeout, _never_joined, args=(settings, timeout, command))
+  watchdog.daemon = True
+  watchdog.start()
+  try:
+    jax.distributed.initialize(**settings, initialization_timeout=int(timeout))
+  finally:
+    watchdog.cancel()
+
+
+def _never_joined(settings: dict, timeout: float, command: str) -> None:
+  where = settings.get("coordinator_address", "the cluster's coordinator")
+  me = (
+    f"process {settings['process_id']} of {settings['num_processes']}" if "process_id" in settings else "this process"
+  )
+  print(
+    f"{command}: jax.distributed did not start within parallel.init_timeout_seconds={timeout:g}: {me} waited "
+    f"at {where} for its peers; start every process (same config, process_id 0 .. num_processes - 1)",
+    file=sys.stderr,
+    flush=True,
+  )
+  os._exit(START_FAILED)
 
 
 def barrier(name: str) -> None:

@@ -8,12 +8,14 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 
 import pytest
 
 from jaxflow import cli
 from jaxflow.workdir import LOCK_FILE, acquire_lock
+from tests.conftest import ROOT
 from tests.reliability import runs
 from tests.reliability.test_signals import _finish, _free_port, _two_processes  # the 2-process launcher
 
@@ -100,3 +102,28 @@ def test_a_workdir_in_use_stops_both_processes_of_a_multi_host_run_with_one_line
     "process 1 stops with it"
   ]
   assert os.listdir(workdir) == [LOCK_FILE]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_a_multi_host_train_whose_peer_never_starts_is_one_line(tmp_path):
+  """Process 0 of 2 alone: after parallel.init_timeout_seconds it exits 2 with one line naming where it waited
+  (the previous code: jax aborted it with a C++ stack trace, exit 134)."""
+  port = _free_port()
+  args = [
+    *runs.flags("--config.train.epochs=1"),
+    f"--workdir={tmp_path / 'alone'}",
+    f"--config.parallel.coordinator=127.0.0.1:{port}",
+    "--config.parallel.num_processes=2",
+    "--config.parallel.process_id=0",
+    "--config.parallel.init_timeout_seconds=3",
+  ]
+  err = open(tmp_path / "err.txt", "w+")
+  process = subprocess.Popen([runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+  process.err = err
+  [(code, output)] = _finish([process], timeout=60)
+  assert code == 2, output[-2000:]
+  assert output.strip().splitlines() == [
+    "jaxflow train: jax.distributed did not start within parallel.init_timeout_seconds=3: process 0 of 2 waited "
+    f"at 127.0.0.1:{port} for its peers; start every process (same config, process_id 0 .. num_processes - 1)"
+  ]
