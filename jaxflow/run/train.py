@@ -70,18 +70,16 @@ def train_group(
   (`jaxflow.training.progress`: a bar, or a line per epoch at most every `progress_seconds`; none when `quiet`).
   """
   wall_start = time.perf_counter()
-  config, size = configs[0], len(configs)
+  config = configs[0]
   deterministic = determinism_flags.apply(config)  # XLA_FLAGS: before the backend starts
   compile_cache.enable(config.get("compilation_cache"))  # before anything compiles
   check_parallel_fields(config)
   parallel.initialize_distributed(config.parallel, command=command)  # before anything touches a device
-  problem = assembly.problem_of(config, compiled)  # raises ConfigError before anything is written
+  # ConfigError before anything is written; in every process of a multi-host job, which all stop if one fails
+  problem, layout = parallel.run_everywhere(
+    lambda: _validated(configs, compiled, stack_sharding), what="the config's validation"
+  )
   validated = time.perf_counter()
-  if size > 1:
-    check_group(configs, assembly.group_key, stack_sharding=stack_sharding)
-    layout = parallel.Layout("single")
-  else:
-    layout = check_layout(config, problem)
   is_main = jax.process_index() == 0  # the one process that writes logs and the summary
   with contextlib.ExitStack() as held:
 
@@ -105,6 +103,16 @@ def train_group(
         )
   parallel.barrier("jaxflow:done")  # no process leaves (and tears down the collectives) before the others
   return summaries
+
+
+def _validated(configs, compiled, stack_sharding) -> tuple:
+  """(problem, layout) of runs that may train: the config's checks, its data looked at, the devices."""
+  config = configs[0]
+  problem = assembly.problem_of(config, compiled)
+  if len(configs) > 1:
+    check_group(configs, assembly.group_key, stack_sharding=stack_sharding)
+    return problem, parallel.Layout("single")
+  return problem, check_layout(config, problem)
 
 
 def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_sharding, stop, times, display) -> list:

@@ -57,7 +57,7 @@ from jaxflow.seeds.sweeps import (
   seed_config,
   seed_workdir,
 )
-from jaxflow.training import hparams
+from jaxflow.training import hparams, parallel
 from jaxflow.workdir import completed_summary, read_json, read_summary, write_summary
 
 MODES = ("auto", "vmap", "sequential", "devices")
@@ -190,7 +190,8 @@ def run_seeds(
   compile_cache.enable(config.get("compilation_cache"))
   distributed.join(config, mode=mode, check_determinism=check_determinism, executor=executor)  # before any device
   compiled = Compiled()
-  problem = problem_of(config, compiled)  # every seed's config differs only in its seeds: one check before writing
+  # Every seed's config differs only in its seeds: one check before writing, in every process (all stop if one fails)
+  problem = parallel.run_everywhere(lambda: problem_of(config, compiled), what="the config's validation")
   # A wrong --executor or --address is refused before anything is written (the cluster is joined here).
   with executors.open_executor(executor, address) as cluster, distributed.study_lock(workdir):
     active = active_sources(config)

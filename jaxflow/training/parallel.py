@@ -253,6 +253,30 @@ def main_decides(decision: bool) -> bool:
   return bool(multihost_utils.broadcast_one_to_all(np.int32(decision)))
 
 
+def run_everywhere(fn, *, what: str):
+  """`fn()` in every process, which then learn whether it failed in any: a process where it failed raises its
+  own error, the others a ConfigError naming the processes that failed. For checks whose inputs are each
+  process's own (its data dir, its files, its devices): a process that stopped alone would leave the others
+  waiting for it in their first collective (2 min in the backend's start, then a traceback). A single process
+  just calls `fn` (and does not start the backend for it). Returns what `fn` returned."""
+  if not several_processes():
+    return fn()
+  result, error = None, None
+  try:
+    result = fn()
+  except BaseException as e:  # told to the others first, then raised here
+    error = e
+  failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None))).reshape(-1)
+  if error is not None:
+    raise error
+  if failed.any():
+    who = ", ".join(str(int(i)) for i in np.flatnonzero(failed))
+    raise ConfigError(
+      f"process {who} failed at {what} (its error says why); process {jax.process_index()} stops with it"
+    )
+  return result
+
+
 def run_on_main(fn, *, what: str) -> None:
   """`fn()` on process 0 only; the others wait for it and share its outcome, so a failure there (a
   ConfigError: a different config in the workdir, a workdir in use; an OSError; Ctrl-C) stops every process

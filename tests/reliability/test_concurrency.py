@@ -127,3 +127,38 @@ def test_a_multi_host_train_whose_peer_never_starts_is_one_line(tmp_path):
     "jaxflow train: jax.distributed did not start within parallel.init_timeout_seconds=3: process 0 of 2 waited "
     f"at 127.0.0.1:{port} for its peers; start every process (same config, process_id 0 .. num_processes - 1)"
   ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_a_check_that_fails_on_one_host_only_stops_both_with_one_line(tmp_path):
+  """Process 1's data dir cannot be one (a path below a file): its validation fails there only. Both exit 2 in
+  seconds, process 1 naming its data dir and process 0 naming process 1, instead of process 0 waiting for it
+  in the backend's start (the previous code: 2 min, then exit 1 with a traceback)."""
+  port, workdir = _free_port(), str(tmp_path / "run")
+  (tmp_path / "afile").write_text("")
+  data_dirs = [os.environ["JAXFLOW_DATA_DIR"], str(tmp_path / "afile" / "sub")]
+  procs = []
+  for i, data_dir in enumerate(data_dirs):
+    args = [
+      *runs.flags("--config.train.epochs=1"),
+      f"--workdir={workdir}",
+      f"--config.parallel.coordinator=127.0.0.1:{port}",
+      "--config.parallel.num_processes=2",
+      f"--config.parallel.process_id={i}",
+      "--config.parallel.init_timeout_seconds=60",
+    ]
+    err = open(tmp_path / f"err{i}.txt", "w+")
+    env = {**os.environ, "JAXFLOW_DATA_DIR": data_dir, "JAX_PLATFORMS": "cpu"}
+    procs.append(
+      subprocess.Popen([runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
+    )
+    procs[-1].err = err
+  done = _finish(procs, timeout=90)
+  assert [code for code, _ in done] == [2, 2], [out[-2000:] for _, out in done]
+  errors = [[line for line in out.splitlines() if "error:" in line] for _, out in done]
+  assert errors[0] == [
+    "jaxflow train: error: process 1 failed at the config's validation (its error says why); process 0 stops with it"
+  ]
+  assert len(errors[1]) == 1 and f"could not be prepared in data_dir='{data_dirs[1]}'" in errors[1][0], errors
+  assert not os.path.exists(workdir)  # nothing written
