@@ -31,6 +31,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from jaxflow.config import ConfigError
+from jaxflow.training import parallel
 from jaxflow.training.state import TrainState, params_sha256, tree_sha256
 
 LATEST, BEST = "latest", "best"
@@ -253,11 +254,16 @@ class Checkpointer:
     for step in steps:
       try:
         state, meta = self.restore(step, template, config_hash=config_hash)
-        return state, meta, step
+        error = None
       except CheckpointError as e:
-        failures.append(str(e))
-        print(f"jaxflow: warning: {e}; trying an older one", file=sys.stderr)
-        self._set_aside(LATEST, step)
+        error = e
+      # Several processes: a step is taken only if it verified in all of them (each would resume elsewhere).
+      if parallel.true_everywhere(error is None):
+        return state, meta, step
+      error = error or CheckpointError(f"latest checkpoint step {step} in {self.directory} failed in another process")
+      failures.append(str(error))
+      print(f"jaxflow: warning: {error}; trying an older one", file=sys.stderr)
+      self._set_aside(LATEST, step)
     if failures:
       raise CheckpointError(
         f"workdir {self.workdir}: none of its {len(steps)} checkpoint(s) restores (damaged, moved to {DAMAGED_DIR}/); "
@@ -266,16 +272,22 @@ class Checkpointer:
     return template, None, None
 
   def _set_aside(self, which: str, step: int) -> None:
-    """Moves a damaged step out of orbax's folder (it would be listed, and never saved again, otherwise)."""
+    """Moves a damaged step out of orbax's folder (it would be listed, and never saved again, otherwise). By
+    process 0 alone, the others waiting for it: each moving the one folder at once, a process removed the copy
+    another had just set aside (a multi-host rerun kept no damaged checkpoint)."""
     if self.read_only:
       return
     source = os.path.join(self.directory, which, str(step))
     target = os.path.join(self.workdir, DAMAGED_DIR, f"{which}_{step}")
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if os.path.exists(source):
-      shutil.move(source, target)
+
+    def move() -> None:
+      if os.path.exists(target):
+        shutil.rmtree(target)
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      if os.path.exists(source):
+        shutil.move(source, target)
+
+    parallel.run_on_main(move, what=f"setting aside {which} checkpoint step {step}")
     self._managers[which].reload()
 
   def read_params(self, step: int, *, which: str = LATEST):

@@ -253,6 +253,15 @@ def main_decides(decision: bool) -> bool:
   return bool(multihost_utils.broadcast_one_to_all(np.int32(decision)))
 
 
+def true_everywhere(flag: bool) -> bool:
+  """Whether `flag` holds in every process: for an outcome each process found on its own that all must act on
+  alike (a checkpoint that restored here may have failed to elsewhere). One process: `flag`, without starting
+  the backend."""
+  if not several_processes():
+    return flag
+  return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).all())
+
+
 def run_everywhere(fn, *, what: str):
   """`fn()` in every process, which then learn whether it failed in any: a process where it failed raises its
   own error, the others a ConfigError naming the processes that failed. For checks whose inputs are each

@@ -197,3 +197,25 @@ def test_a_half_written_log_line_and_an_empty_config_json_resume(finished, rerun
   assert runs.summary(workdir)["params_sha256"] == finished[1]["params_sha256"]
   assert runs.records(workdir) == finished[2]
   assert json.load(open(os.path.join(workdir, "config.json")))["hash"]  # written again, whole
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_a_multi_host_rerun_keeps_the_damaged_checkpoint_it_sets_aside(tmp_path):
+  """Both processes of a rerun find the newest checkpoint damaged and resume from the one before; process 0
+  alone moves the damaged one to checkpoints_damaged/ (when each moved it, one removed the copy the other had
+  just set aside: none was kept)."""
+  from tests.reliability.test_signals import _finish, _free_port, _two_processes
+
+  workdir, constant = str(tmp_path / "run"), "--config.optim.schedule=constant"  # extendable by an epoch
+  first = _finish(_two_processes(workdir, _free_port(), tmp_path, "first", "--config.train.epochs=2", constant))
+  assert [code for code, _ in first] == [0, 0], first
+  newest = max(runs.committed_steps(workdir))
+  flip_a_bit(os.path.join(workdir, "checkpoints", "latest", str(newest)))
+  rerun = _finish(_two_processes(workdir, _free_port(), tmp_path, "rerun", "--config.train.epochs=3", constant))
+  assert [code for code, _ in rerun] == [0, 0], [err[-2000:] for _, err in rerun]
+  for _, err in rerun:
+    assert f"latest checkpoint step {newest} in {workdir}/checkpoints is damaged" in err, err[-2000:]
+  damaged = os.path.join(workdir, "checkpoints_damaged")
+  assert os.listdir(damaged) == [f"latest_{newest}"]
+  assert os.path.isdir(os.path.join(damaged, f"latest_{newest}", "state"))  # the whole step, for inspection

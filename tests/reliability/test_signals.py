@@ -73,7 +73,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _two_processes(workdir: str, port: int, tmp_path, tag: str) -> list[subprocess.Popen]:
+def _two_processes(workdir: str, port: int, tmp_path, tag: str, *extra: str) -> list[subprocess.Popen]:
+  """Processes 0 and 1 of a `jaxflow train` job on 127.0.0.1 (8 epochs of the small run unless `extra` flags
+  say otherwise), one device each, stderr to files."""
   procs = []
   for i in range(2):
     args = [
@@ -82,7 +84,7 @@ def _two_processes(workdir: str, port: int, tmp_path, tag: str) -> list[subproce
       # both stop at epoch 5's end at the latest: 8 epochs leave 3 after it. An epoch's end (save, evaluation,
       # the agreement on a stop) is most of a 2-process run's time here, not its steps: 12 epochs cost ~1 CPU-s
       # more per run.
-      *runs.flags("--config.train.epochs=8"),
+      *runs.flags(*extra),  # the small run: 8 epochs
       f"--workdir={workdir}",
       "--config.parallel.mode=sharded",
       f"--config.parallel.coordinator=127.0.0.1:{port}",
