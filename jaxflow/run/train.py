@@ -30,9 +30,12 @@ from jaxflow.run.validate import GroupError, check_group, check_layout
 from jaxflow.training import dispatch, interrupt, loop, parallel, progress, transfer
 from jaxflow.training.run_axis import stack, take
 from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_noise
-from jaxflow.workdir import acquire_lock, prepare_workdir, write_json
+from jaxflow.workdir import LOCK_FILE, acquire_lock, prepare_workdir, write_json
 
 Interrupted = interrupt.Interrupted
+SHARED_HINT = (
+  "a multi-host run needs its workdir on a filesystem every host shares (NFS, a cloud bucket's mount), at the same path"
+)
 
 __all__ = ["GroupError", "Interrupted", "NonFiniteLossError", "train_and_evaluate", "train_group"]
 
@@ -89,6 +92,8 @@ def train_group(
 
     locks = f"the lock of workdir {workdirs[0]}" if len(workdirs) == 1 else f"the locks of its {len(workdirs)} workdirs"
     parallel.run_on_main(lock_workdirs, what=locks)  # refused: every process stops
+    # the lock file process 0 just wrote, seen by every process: else nothing is written
+    parallel.check_shared([os.path.join(w, LOCK_FILE) for w in workdirs], what=f"workdir {workdirs[0]}")
     for cfg, workdir in zip(configs, workdirs, strict=True):
       parallel.run_on_main(functools.partial(prepare_workdir, workdir, cfg), what="the workdir check")
     with interrupt.stop_on_signals() as stop:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 
 import jax
 import numpy as np
@@ -30,7 +31,7 @@ from jax.experimental import multihost_utils
 from jaxflow.config import ConfigError
 from jaxflow.run.fields import check_parallel_fields
 from jaxflow.training import parallel
-from jaxflow.workdir import acquire_lock
+from jaxflow.workdir import LOCK_FILE, acquire_lock
 
 
 def join(config, *, mode: str, check_determinism: bool, executor: str = "local") -> None:
@@ -75,6 +76,7 @@ def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
     parallel.run_on_main(
       lambda: held.enter_context(acquire_lock(workdir, command=command)), what=f"the lock of study workdir {workdir}"
     )
+    parallel.check_shared([os.path.join(workdir, LOCK_FILE)], what=f"study workdir {workdir}")
     yield
 
 

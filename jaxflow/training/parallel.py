@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 import sys
 import threading
@@ -260,6 +261,29 @@ def true_everywhere(flag: bool) -> bool:
   if not several_processes():
     return flag
   return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).all())
+
+
+def check_shared(paths: list[str], *, what: str) -> None:
+  """Every process sees at `paths` the bytes process 0 sees (files process 0 has just written), else a
+  ConfigError in every process naming those that do not (`what`: where the paths are). Several
+  hosts with workdirs on their own disks would otherwise each write a part of every checkpoint where no other
+  host reads it, and orbax waits for the missing parts forever. One process: nothing to check."""
+  if not several_processes():
+    return
+  digest = hashlib.sha256()
+  for path in paths:
+    try:
+      with open(path, "rb") as f:
+        digest.update(f.read())
+    except OSError:
+      digest.update(b"\0missing:" + path.encode())
+  seen = np.asarray(multihost_utils.process_allgather(np.frombuffer(digest.digest()[:4], np.int32)[0])).reshape(-1)
+  others = [int(i) for i in np.flatnonzero(seen != seen[0])]
+  if others:
+    raise ConfigError(
+      f"{what}: process {', '.join(map(str, others))} does not see the files process 0 wrote there; a multi-host "
+      "job needs it on a filesystem every host shares (NFS, a cloud bucket's mount), at the same path"
+    )
 
 
 def run_everywhere(fn, *, what: str):
