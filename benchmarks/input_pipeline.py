@@ -50,7 +50,6 @@ import argparse
 import datetime
 import functools
 import os
-import statistics
 import sys
 import time
 
@@ -65,6 +64,7 @@ if ROOT not in sys.path:
 
 import jaxflow  # noqa: E402
 from benchmarks import common  # noqa: E402
+from benchmarks.input_pipeline_report import CONFIG_FILE, markdown, stats, summarize  # noqa: E402
 from jaxflow import models, rng  # noqa: E402
 from jaxflow.data import augment  # noqa: E402
 from jaxflow.run.assemble import device_data  # noqa: E402
@@ -76,8 +76,6 @@ from jaxflow.training import state as state_lib  # noqa: E402
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "input_pipeline.json")
 # The distributions whose versions the results record.
 VERSIONS = ("jax", "jaxlib", "flax", "dm-pix", "optax", "tensorflow-datasets", "numpy")
-CONFIG_FILE = "configs/digits_cnn.py"
-TARGET_RATIO = 3.0  # the issue: pipeline examples/s >= 3x the train step's
 
 # Every op the augmentation module offers, with 0 < p < 1 so each one draws its coin and computes both
 # branches (jnp.where): the most an op list of this length can cost. Ranges are mild, for 8x8 digits.
@@ -296,129 +294,9 @@ class PerOp:
 
 
 MEASUREMENTS = ("pipeline", "gather", "indices", "step", "step_aug", "load")
-LABELS = {
-  "pipeline": "(a) input pipeline: gather + augment, alone",
-  "gather": "(a0) gather only, no augmentation (dispatch floor)",
-  "indices": "(p) per-epoch permutation (`epoch_indices`)",
-  "pipeline_with_order": "(a+p) pipeline incl. permutation (derived)",
-  "step": "(b) CNN train step, no augmentation",
-  "step_aug": "(c) CNN train step with augmentation inside",
-  "load": "(d) host: tfds -> device memory, both splits (once per run)",
-}
 
 
-# --------------------------------------------------------------------------------------------------
-# Report
-
-
-def _stats(values: list[float]) -> dict:
-  return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
-
-
-def summarize(runs: dict[str, list[dict]]) -> dict:
-  out = {
-    name: {
-      "examples_per_second": _stats([r["examples_per_second"] for r in rs]),
-      "microseconds_per_call": _stats([r["microseconds_per_call"] for r in rs]),
-    }
-    for name, rs in runs.items()
-  }
-  combined = [
-    1.0 / (1.0 / a["examples_per_second"] + 1.0 / p["examples_per_second"])
-    for a, p in zip(runs["pipeline"], runs["indices"])
-  ]
-  out["pipeline_with_order"] = {"examples_per_second": _stats(combined)}
-
-  def ratio(num: str, den: str, num_values=None) -> dict:
-    nv = num_values or [r["examples_per_second"] for r in runs[num]]
-    dv = [r["examples_per_second"] for r in runs[den]]
-    return {
-      "of_medians": statistics.median(nv) / statistics.median(dv),
-      "per_repetition": [n / d for n, d in zip(nv, dv)],
-    }
-
-  out["ratio_pipeline_to_step"] = ratio("pipeline", "step")
-  out["ratio_pipeline_with_order_to_step"] = ratio("pipeline_with_order", "step", combined)
-  out["ratio_pipeline_to_step_aug"] = ratio("pipeline", "step_aug")
-  out["ratio_step_aug_to_step"] = ratio("step_aug", "step")
-  # Augmentation's share of a real step's time: (t_c - t_b) / t_c, per repetition and of medians.
-  tb = [r["microseconds_per_call"] for r in runs["step"]]
-  tc = [r["microseconds_per_call"] for r in runs["step_aug"]]
-  out["augment_share_of_step"] = {
-    "of_medians": 1.0 - statistics.median(tb) / statistics.median(tc),
-    "per_repetition": [1.0 - b / c for b, c in zip(tb, tc)],
-  }
-  out["target_ratio"] = TARGET_RATIO
-  out["target_met"] = out["ratio_pipeline_to_step"]["of_medians"] >= TARGET_RATIO
-  return out
-
-
-def markdown(s: dict, meta: dict) -> str:
-  b = meta["batch_size"]
-  lines = [
-    f"## Input pipeline vs digits CNN train step ({CONFIG_FILE}, batch {b})",
-    "",
-    f"{meta['device']}, jax {jax.__version__}; {meta['timestamp']}; {meta['repeats']} interleaved repetitions; "
-    f"script runtime {meta['runtime_seconds']:.0f} s.",
-    f"Augment ops ({len(meta['augment'])}): `{', '.join(meta['augment'])}`.",
-    f"Train step dispatch: {meta['steps_per_dispatch']} step(s) per dispatch (`dispatch.dispatch_plan`).",
-    "",
-    "| measurement | examples/s, median | min-max | per call, median | calls per repetition | compile s |",
-    "|---|---:|---:|---:|---:|---:|",
-  ]
-  per_call_unit = {"indices": "epoch", "load": "run"}
-  for name in ("pipeline", "gather", "indices", "pipeline_with_order", "step", "step_aug", "load"):
-    r = s[name]["examples_per_second"]
-    if "microseconds_per_call" in s[name]:
-      us = s[name]["microseconds_per_call"]["median"]
-      per_call = f"{us / 1000:.1f} ms / {per_call_unit[name]}" if name in per_call_unit else f"{us:,.0f} us / batch"
-    else:
-      per_call = ""
-    compile_s = meta["compile_seconds"].get(name)
-    lines.append(
-      f"| {LABELS[name]} | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_call} | "
-      f"{meta['calls'].get(name, '')} | {'' if compile_s is None else f'{compile_s:.2f}'} |"
-    )
-
-  def fmt(ratio):
-    low, high = min(ratio["per_repetition"]), max(ratio["per_repetition"])
-    return f"**{ratio['of_medians']:.2f}x** (ratio of medians; per repetition {low:.2f}-{high:.2f})"
-
-  verdict = "met" if s["target_met"] else "NOT met"
-  share = s["augment_share_of_step"]
-  lines += [
-    "",
-    f"- (a)/(b), pipeline / train step: {fmt(s['ratio_pipeline_to_step'])}; "
-    f"target >= {TARGET_RATIO:.0f}x: **{verdict}**.",
-    f"- (a+p)/(b), with the epoch's permutation counted: {fmt(s['ratio_pipeline_with_order_to_step'])}.",
-    f"- (a)/(c), pipeline / the augmented step it feeds: {fmt(s['ratio_pipeline_to_step_aug'])}.",
-    f"- (c)/(b), the augmented step's rate relative to the plain one: {fmt(s['ratio_step_aug_to_step'])}; "
-    f"augmentation's share of the augmented step's time: **{100 * share['of_medians']:.0f}%** "
-    f"(per repetition {100 * min(share['per_repetition']):.0f}-{100 * max(share['per_repetition']):.0f}%).",
-    "- (d) first-ever load in this process (tfds first use, warm-up, not in the row): "
-    f"{meta['first_load_seconds']:.2f} s.",
-  ]
-  if meta.get("per_op"):
-    per_op = meta["per_op"]
-    lines += [
-      "",
-      f"Where (a)'s time goes: each op alone as `augment_batch` on one gathered batch of {b} "
-      f"({per_op['calls']} calls per measurement, {meta['repeats']} repetitions; us per batch):",
-      "",
-      "| op | us / batch, median | min-max | compile s |",
-      "|---|---:|---:|---:|",
-    ]
-    for spec in per_op["names"]:
-      r = per_op["summary"][spec]
-      lines.append(
-        f"| `{spec}` | {r['median']:,.0f} | {r['min']:,.0f}-{r['max']:,.0f} | {per_op['compile_seconds'][spec]:.2f} |"
-      )
-    total = sum(per_op["summary"][spec]["median"] for spec in per_op["names"] if spec != "chain")
-    lines.append(f"| sum of the ops' medians | {total:,.0f} | | |")
-  return "\n".join(lines)
-
-
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
     description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -447,38 +325,30 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   if args.repeats < 1 or args.pipeline_calls < 1 or args.steps < 1:
     raise SystemExit("--repeats, --pipeline-calls and --steps must be >= 1")
+  return args
 
-  log = common.log
-  start = time.perf_counter()
-  config = load_benchmark_config(
-    batch_size=args.batch_size, augment_specs=args.augment or DEFAULT_AUGMENT, overrides=args.override
-  )
-  bench = Bench(config, pipeline_calls=args.pipeline_calls, steps_count=args.steps)
-  log(
-    f"setup (load, init, compile, warm-up) {bench.setup_seconds:.1f} s; compile s: "
-    + ", ".join(f"{k} {v:.2f}" for k, v in bench.compile_seconds.items())
-  )
 
-  per_op = PerOp(bench, calls=args.per_op_calls) if args.per_op_calls > 0 else None
+def run_repetitions(bench: Bench, per_op: PerOp | None, repeats: int) -> tuple[dict, dict]:
+  """Every measurement once per repetition, the order rotating; (runs, per-op runs) by name."""
   runs = {name: [] for name in MEASUREMENTS}
   per_op_runs = {name: [] for name in per_op.names} if per_op else {}
-  for rep in range(args.repeats):
-    order = common.rotated(MEASUREMENTS, rep)
-    for name in order:
-      result = bench.measure(name, rep)
-      runs[name].append(result)
+  for rep in range(repeats):
+    for name in common.rotated(MEASUREMENTS, rep):
+      runs[name].append(bench.measure(name, rep))
     for spec in per_op_runs:
       per_op_runs[spec].append(per_op.measure(spec, rep))
-    log(
-      f"rep {rep + 1}/{args.repeats}: "
+    common.log(
+      f"rep {rep + 1}/{repeats}: "
       + "  ".join(f"{n} {runs[n][-1]['examples_per_second']:,.0f}" for n in MEASUREMENTS)
       + " ex/s"
     )
-  runtime = time.perf_counter() - start
+  return runs, per_op_runs
 
+
+def report_meta(args, config, bench: Bench, per_op: PerOp | None, per_op_runs: dict, runtime: float) -> dict:
+  """What the Markdown report says beside the table: device, settings, calls, compile seconds, per-op stats."""
   device = jax.devices()[0]
-  summary = summarize(runs)
-  meta = {
+  return {
     "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
     "device": f"{device.platform} / {device.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores",
     "repeats": args.repeats,
@@ -502,12 +372,29 @@ def main(argv=None) -> None:
       "calls": per_op.calls,
       "names": per_op.names,
       "compile_seconds": per_op.compile_seconds,
-      "summary": {spec: _stats(values) for spec, values in per_op_runs.items()},
+      "summary": {spec: stats(values) for spec, values in per_op_runs.items()},
     },
   }
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  start = time.perf_counter()
+  config = load_benchmark_config(
+    batch_size=args.batch_size, augment_specs=args.augment or DEFAULT_AUGMENT, overrides=args.override
+  )
+  bench = Bench(config, pipeline_calls=args.pipeline_calls, steps_count=args.steps)
+  common.log(
+    f"setup (load, init, compile, warm-up) {bench.setup_seconds:.1f} s; compile s: "
+    + ", ".join(f"{k} {v:.2f}" for k, v in bench.compile_seconds.items())
+  )
+  per_op = PerOp(bench, calls=args.per_op_calls) if args.per_op_calls > 0 else None
+  runs, per_op_runs = run_repetitions(bench, per_op, args.repeats)
+  runtime = time.perf_counter() - start
+  summary = summarize(runs)
+  meta = report_meta(args, config, bench, per_op, per_op_runs, runtime)
   report = markdown(summary, meta)
   print(report)
-
   payload = {
     **common.header("input_pipeline", args, versions=VERSIONS),
     "config": CONFIG_FILE,
@@ -528,7 +415,7 @@ def main(argv=None) -> None:
     "markdown": report,
   }
   common.write_payload(args.out, payload)
-  log(f"wrote {args.out}")
+  common.log(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
