@@ -83,6 +83,9 @@ def _event_loop() -> asyncio.AbstractEventLoop | None:
 
 
 MAX_BODY_MB = 16
+# How long an idle keep-alive connection stays open: aiohttp's run_app default, which this server had as an
+# Application; its low-level server alone keeps one an hour, each holding a file descriptor.
+KEEPALIVE_SECONDS = 75.0
 
 
 # What JSON numbers and booleans parse to: bool, int, uint (past int64), float. dtype.kind, not
@@ -353,7 +356,10 @@ async def serve_until_stopped(service: Service, sock: socket.socket, *, max_body
   def request_factory(message, payload, protocol, writer, task):
     return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_bytes)
 
-  runner = web.ServerRunner(web.Server(handler(service), request_factory=request_factory, access_log=None))
+  server = web.Server(
+    handler(service), request_factory=request_factory, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS
+  )
+  runner = web.ServerRunner(server)
   await runner.setup()
   worker = loop.create_task(service.batcher.run())
   stop = asyncio.Event()

@@ -369,6 +369,40 @@ def run_requests(window_s: float, xs: list) -> tuple[list, dict, list]:
   return asyncio.run(main())
 
 
+def test_an_idle_keep_alive_connection_is_closed_after_keepalive_seconds(monkeypatch):
+  """The server closes a keep-alive connection left idle for serve.KEEPALIVE_SECONDS (75 s, run_app's default,
+  which the Application had): aiohttp's low-level server alone keeps it an hour, a file descriptor held per
+  client that leaves its connection open. In this process, with a stand-in model; stopped by cancelling."""
+  monkeypatch.setattr(serve, "KEEPALIVE_SECONDS", 0.3)
+  model = Doubler()
+  service = serve.Service(model, batching.Batcher(model, (1,), 0.0), counter=None, warmup={})
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}  # the server sets its own
+
+  async def main():
+    sock, ready = socket.create_server(("127.0.0.1", 0)), asyncio.Event()
+    port = sock.getsockname()[1]
+    server = asyncio.create_task(serve.serve_until_stopped(service, sock, max_body_mb=1, on_ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /model HTTP/1.1\r\nHost: x\r\n\r\n")  # HTTP/1.1: kept alive
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    card = await reader.readexactly(_content_length(head))
+    try:
+      return head, card, await asyncio.wait_for(reader.read(), 10)  # b"" once the server closed it
+    finally:
+      writer.close()
+      server.cancel()
+      await asyncio.gather(server, return_exceptions=True)
+
+  try:
+    head, card, after = asyncio.run(main())
+  finally:
+    for signum, handler in handlers.items():
+      signal.signal(signum, handler)
+  assert head.startswith(b"HTTP/1.1 200") and json.loads(card) == Doubler.card
+  assert after == b""
+
+
 def test_batcher_groups_requests_and_pads_to_precompiled_sizes():
   xs = [np.full((n, 2), i, np.float32) for i, n in enumerate([1, 2, 1, 20, 1])]
   for window in (0.05, 0.0):
