@@ -53,18 +53,20 @@ def prepare_once(make_builder: Callable[[], Any], name: str, data_dir: str, reas
   those processes (and leave a multi-host job's winner waiting for them at its first collective). A process
   that lost reads the winner's copy, through a new builder: its own describes the folder it wrote, now gone.
   Any other OSError (a full disk, a data dir that cannot be one) is a one-line DatasetError naming it.
+
+  A builder made just before another process's copy was renamed into place finds that copy (is_prepared, or
+  tfds's download_and_prepare reusing it) but read no info from it: no splits, every read then fails. It is
+  made again, from the copy.
   """
   builder = make_builder()
-  if builder.is_prepared():
-    return builder
-  try:
-    _prepare_quietly(builder, name, data_dir, reason)
-  except OSError as e:
-    winners = make_builder()
-    if not winners.is_prepared():
-      raise DatasetError(f"dataset {name!r} could not be prepared in data_dir={data_dir!r}: {e}") from e
-    return winners
-  return builder
+  if not builder.is_prepared():
+    try:
+      _prepare_quietly(builder, name, data_dir, reason)
+    except OSError as e:
+      builder = make_builder()
+      if not builder.is_prepared():
+        raise DatasetError(f"dataset {name!r} could not be prepared in data_dir={data_dir!r}: {e}") from e
+  return builder if builder.info.splits else make_builder()
 
 
 def _prepare_quietly(builder: Any, name: str, data_dir: str, reason: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from jaxflow import data
+from jaxflow.data import loading, store
 from tests.conftest import ROOT
 
 PROCESSES = 3
@@ -61,3 +62,31 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path):
   message = str(info.value)
   assert message.startswith(f"dataset 'digits' could not be prepared in data_dir={data_dir!r}: ")
   assert "Not a directory" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("renamed", ["before is_prepared", "inside download_and_prepare"])
+def test_a_builder_made_before_another_process_s_copy_was_in_place_is_made_again(tmp_path, monkeypatch, renamed):
+  """Another process renames its copy into place just after this one made its builder: tfds finds the copy
+  (is_prepared, or download_and_prepare reusing it) but that builder read no info from it, so it has no
+  splits and every read fails (KeyError: `splits` is empty). prepare_once returns a builder made from the copy."""
+  import tensorflow_datasets as tfds
+
+  loading.SHIPPED_DATASETS["digits"]()  # registers the builder with tfds
+  data_dir = str(tmp_path / "data")
+
+  def make():
+    return tfds.builder("digits", data_dir=data_dir, file_format=store.FILE_FORMAT)
+
+  made = [make()]  # no copy in place yet
+
+  def other_process_wins():
+    make().download_and_prepare()
+
+  if renamed == "before is_prepared":
+    other_process_wins()
+  else:
+    prepare = store._prepare_quietly
+    monkeypatch.setattr(store, "_prepare_quietly", lambda *a: (other_process_wins(), prepare(*a)))
+  builder = store.prepare_once(lambda: made.pop() if made else make(), "digits", data_dir)
+  assert sorted(builder.info.splits) == ["test", "train"]
+  assert len(builder.as_data_source(split="train")) == builder.info.splits["train"].num_examples
