@@ -10,6 +10,7 @@ free; the lock file still names that process, and the next holder says it takes 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import json
@@ -97,4 +98,10 @@ def acquire(workdir: str, *, command: str) -> WorkdirLock:
   record = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": now}
   os.ftruncate(fd, 0)
   os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+  # Out of this host's cache now, not at the release: on a filesystem hosts share (NFS, a bucket's mount)
+  # another host reads the record while it is held (a multi-host job's parallel.check_shared, which compares
+  # it across processes; a refused writer naming this holder). Best effort: a filesystem that cannot sync
+  # still takes the lock.
+  with contextlib.suppress(OSError):
+    os.fsync(fd)
   return WorkdirLock(workdir, fd)

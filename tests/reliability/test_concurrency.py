@@ -73,6 +73,24 @@ def test_overwrite_removes_everything_the_old_run_wrote(tmp_path, capsys):
   assert runs.summary(workdir)["steps"] == 22
 
 
+def test_the_lock_record_is_synced_while_held(tmp_path, monkeypatch):
+  """The holder's record is fsync'ed once written: on NFS (or a bucket's mount) a write sits in the writing
+  host's cache until a sync or the close, which a held lock does not do, so another host would read an empty
+  lock file (parallel.check_shared would call a shared workdir unshared; a refused writer could not name the
+  holder)."""
+  from jaxflow.workdir import lock
+
+  synced, fsync = [], os.fsync
+
+  def record(fd):
+    synced.append(os.pread(fd, 4096, 0))
+    fsync(fd)
+
+  monkeypatch.setattr(lock.os, "fsync", record)
+  with acquire_lock(str(tmp_path / "run"), command="jaxflow test"):
+    assert [json.loads(text)["command"] for text in synced] == ["jaxflow test"]
+
+
 @pytest.mark.parametrize("where", ["a file", "below a file"])
 def test_a_workdir_that_cannot_be_one_is_one_line(tmp_path, capsys, where):
   blocker = tmp_path / "plain.txt"
