@@ -33,9 +33,6 @@ from jaxflow.training.runbook import NonFiniteLossError, RunBook, record_label_n
 from jaxflow.workdir import LOCK_FILE, acquire_lock, prepare_workdir, write_json
 
 Interrupted = interrupt.Interrupted
-SHARED_HINT = (
-  "a multi-host run needs its workdir on a filesystem every host shares (NFS, a cloud bucket's mount), at the same path"
-)
 
 __all__ = ["GroupError", "Interrupted", "NonFiniteLossError", "train_and_evaluate", "train_group"]
 
