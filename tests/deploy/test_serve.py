@@ -265,7 +265,9 @@ def test_expect_100_continue_is_answered_before_the_body(server, reference):
     sock.sendall(body)
     answer = b""
     while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _content_length(answer):
-      answer += sock.recv(65536)
+      chunk = sock.recv(65536)
+      assert chunk, f"the server closed the connection after {answer[:200]!r}"  # else this loop never ends
+      answer += chunk
   assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
   np.testing.assert_allclose(probabilities(json.loads(answer.split(b"\r\n\r\n", 1)[1])), reference(x), atol=1e-6)
   status, refused = request_with_headers(server.url + "/predict", body, {"Expect": "something-else"})
