@@ -18,13 +18,16 @@ below: `jaxflow seeds --mode=sequential` validates, loads and compiles once for 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 
+import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from jaxflow import models, rng
-from jaxflow.config import config_hash, get_field
+from jaxflow.config import ConfigError, config_hash, get_field
 from jaxflow.data import augment, pipeline, registry
 from jaxflow.data.device import DeviceData, to_device
 from jaxflow.data.graph_batches import HostData
@@ -152,6 +155,7 @@ def device_data(config, problem: Problem, streams: dict, *, layout=parallel.SING
   if cache is not None and key in cache:
     return cache[key]
   prepared = pipeline.prepare(config, problem, streams)
+  check_same_data(config, prepared)
   data = to_device(
     prepared,
     eval_batch_size=config.train.eval_batch_size,
@@ -163,6 +167,25 @@ def device_data(config, problem: Problem, streams: dict, *, layout=parallel.SING
       cache.clear()
     cache[key] = data
   return data
+
+
+def check_same_data(config, prepared: pipeline.PreparedData) -> None:
+  """Several processes: each loaded the same examples, else a ConfigError in every one naming those that did
+  not. Each process reads its own copy (its data dir, the source file at its path): a host holding another
+  version would train on other data than its peers, silently (or, with other sizes, fail deep in a collective)."""
+  if not parallel.several_processes():
+    return
+  digest = hashlib.sha256()
+  arrays = (prepared.train.inputs, prepared.train_targets, prepared.eval.inputs, prepared.eval_targets)
+  for leaf in jax.tree.leaves(arrays):
+    digest.update(f"{leaf.dtype}{leaf.shape}".encode() + np.ascontiguousarray(leaf).tobytes())
+  others = parallel.differing_processes(digest.digest())
+  if others:
+    raise ConfigError(
+      f"data.name={config.data.name!r}: process {', '.join(map(str, others))} loaded other examples than process 0 "
+      "(another version of the data in its data dir, or another file at the source's path); every host needs the "
+      "same data"
+    )
 
 
 def group_data(configs, problem: Problem, streams_each: list, *, layout, compiled: Compiled | None):

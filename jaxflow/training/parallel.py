@@ -263,6 +263,16 @@ def true_everywhere(flag: bool) -> bool:
   return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).all())
 
 
+def differing_processes(digest: bytes) -> list[int]:
+  """The processes whose `digest` (of what each found on its own: a file, its data) differs from process 0's;
+  [] for one process, without starting the backend. A collective: every process calls it at the same point."""
+  if not several_processes():
+    return []
+  mine = np.frombuffer(hashlib.sha256(digest).digest()[:8], np.int32)  # 64 bits: two int32s
+  seen = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, 2)
+  return [int(i) for i in np.flatnonzero((seen != seen[0]).any(axis=1))]
+
+
 def check_shared(paths: list[str], *, what: str) -> None:
   """Every process sees at `paths` the bytes process 0 sees (files process 0 has just written), else a
   ConfigError in every process naming those that do not (`what`: where the paths are). Several
@@ -277,8 +287,7 @@ def check_shared(paths: list[str], *, what: str) -> None:
         digest.update(f.read())
     except OSError:
       digest.update(b"\0missing:" + path.encode())
-  seen = np.asarray(multihost_utils.process_allgather(np.frombuffer(digest.digest()[:4], np.int32)[0])).reshape(-1)
-  others = [int(i) for i in np.flatnonzero(seen != seen[0])]
+  others = differing_processes(digest.digest())
   if others:
     raise ConfigError(
       f"{what}: process {', '.join(map(str, others))} does not see the files process 0 wrote there; a multi-host "

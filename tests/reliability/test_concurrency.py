@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from jaxflow import cli
@@ -122,13 +123,16 @@ def test_a_workdir_in_use_stops_both_processes_of_a_multi_host_run_with_one_line
   assert os.listdir(workdir) == [LOCK_FILE]
 
 
-def _hosts(tmp_path, workdirs: list[str], *, ids=(0, 1), timeout_s: int = 60, envs=None) -> list[tuple[int, str]]:
-  """Processes `ids` of a 2-process `jaxflow train` of one epoch on 127.0.0.1, one device each, process i in
-  `workdirs[i]` with `envs[i]` added to its environment: each one's (exit status, stderr) once all ended."""
+def _hosts(
+  tmp_path, workdirs: list[str], *extra: str, ids=(0, 1), timeout_s: int = 60, envs=None, cwds=None
+) -> list[tuple[int, str]]:
+  """Processes `ids` of a 2-process `jaxflow train` of one epoch on 127.0.0.1 (the small run, `extra` flags
+  replacing its own), one device each, process i in `workdirs[i]` with `envs[i]` added to its environment and
+  `cwds[i]` its working directory: each one's (exit status, stderr) once all ended."""
   port, procs = _free_port(), []
   for i in ids:
     args = [
-      *runs.flags("--config.train.epochs=1"),
+      *runs.flags("--config.train.epochs=1", *extra),
       f"--workdir={workdirs[i]}",
       "--config.parallel.mode=sharded",
       f"--config.parallel.coordinator=127.0.0.1:{port}",
@@ -140,7 +144,9 @@ def _hosts(tmp_path, workdirs: list[str], *, ids=(0, 1), timeout_s: int = 60, en
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", **(envs[i] if envs else {})}
     procs.append(
-      subprocess.Popen([runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
+      subprocess.Popen(
+        [runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=cwds[i] if cwds else ROOT, env=env
+      )
     )
     procs[-1].err = err
   return _finish(procs, timeout=90)
@@ -196,3 +202,34 @@ def test_a_workdir_that_the_hosts_do_not_share_is_one_line(tmp_path):
       "multi-host job needs it on a filesystem every host shares (NFS, a cloud bucket's mount), at the same path"
     ]
   assert os.listdir(workdirs[0]) == [LOCK_FILE] and not os.path.exists(workdirs[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_hosts_that_load_different_data_stop_with_one_line(tmp_path):
+  """The same relative source path on two hosts (here: two working directories) holds other arrays of the same
+  shape: both exit 2 with one line naming process 1 (the previous code trained each process on its own data and
+  exited 0: a silently wrong run)."""
+  cwds = [tmp_path / "host0", tmp_path / "host1"]
+  for seed, cwd in enumerate(cwds):
+    rng = np.random.default_rng(seed)
+    (cwd / "data").mkdir(parents=True)
+    np.savez(cwd / "data" / "arrays.npz", x=rng.normal(size=(40, 6)).astype(np.float32), y=np.arange(40) % 2)
+  workdir = str(tmp_path / "run")
+  done = _hosts(
+    tmp_path,
+    [workdir, workdir],
+    "--config.data.name=npz:data/arrays.npz",
+    "--config.data.input_feature=features",
+    "--config.train.batch_size=8",
+    envs=[{"JAXFLOW_DATA_DIR": str(cwd / "prepared")} for cwd in cwds],  # each host its own data dir
+    cwds=cwds,
+  )
+  assert [code for code, _ in done] == [2, 2], [out[-2000:] for _, out in done]
+  for _, out in done:
+    errors = [line for line in out.splitlines() if "error:" in line]
+    assert errors == [
+      "jaxflow train: error: data.name='npz:data/arrays.npz': process 1 loaded other examples than process 0 "
+      "(another version of the data in its data dir, or another file at the source's path); every host needs the "
+      "same data"
+    ], out[-2000:]
