@@ -122,8 +122,8 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
   config, is_main, wall_start = configs[0], jax.process_index() == 0, times["start"]
   prepared = time.perf_counter()
   run = assembly.assemble(configs, problem=problem, layout=layout, stack_sharding=stack_sharding, compiled=compiled)
-  if is_main and not run.on_host:
-    _record_label_noise(run, workdirs)
+  if not run.on_host:  # written by process 0; a failure there stops every process
+    parallel.run_on_main(lambda: _record_label_noise(run, workdirs), what="the label-noise records")
   held_out = _held_out(config)
   if held_out and is_main and not quiet:
     print(
@@ -162,7 +162,9 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
     }
 
   try:
-    state = _resumed_state(run, books)
+    # Checkpoints restored everywhere, logs opened by process 0 (its tb/ may be a file, its disk full), init_from
+    # read everywhere: a failure in one process stops them all, not just it
+    state = parallel.run_everywhere(lambda: _resumed_state(run, books), what="resuming the run")
     times["resumed"] = time.perf_counter()
     inputs = loop.LoopInputs(
       config=config,

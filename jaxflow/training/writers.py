@@ -23,6 +23,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.proto.summary_pb2 import Summary
 
+from jaxflow.config import ConfigError
 from jaxflow.training.confusion_image import confusion_image
 from jaxflow.workdir import read_metrics, write_text
 
@@ -73,16 +74,22 @@ class MetricWriter:
   def __init__(self, workdir: str, *, resume_step: int | None = None, flush_secs: float = 5.0):
     self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
     tb_dir = os.path.join(workdir, "tb")
-    if resume_step is None:
-      _start_afresh(self._jsonl_path, tb_dir)
-    else:
-      _truncate_jsonl(self._jsonl_path, resume_step)
-    self._jsonl = open(self._jsonl_path, "a")
-    os.makedirs(tb_dir, exist_ok=True)
-    # The file name holds the second it was made in; a resumed run's writer can start within the same
-    # second as the last one, and the same name would truncate that file. The nanosecond suffix keeps the
-    # names apart, in the order TensorBoard must read them (by name) for the purge below to apply.
-    self._events = EventsWriter(os.path.join(tb_dir, "events"), filename_suffix=f".{time.time_ns()}")
+    try:
+      if resume_step is None:
+        _start_afresh(self._jsonl_path, tb_dir)
+      else:
+        _truncate_jsonl(self._jsonl_path, resume_step)
+      self._jsonl = open(self._jsonl_path, "a")
+      os.makedirs(tb_dir, exist_ok=True)
+      # The file name holds the second it was made in; a resumed run's writer can start within the same
+      # second as the last one, and the same name would truncate that file. The nanosecond suffix keeps the
+      # names apart, in the order TensorBoard must read them (by name) for the purge below to apply.
+      self._events = EventsWriter(os.path.join(tb_dir, "events"), filename_suffix=f".{time.time_ns()}")
+    except OSError as e:  # tb/ a file, metrics.jsonl a folder, a full disk: before any training, nothing lost
+      raise ConfigError(
+        f"workdir {workdir}: cannot write its logs ({e.strerror or e}: {e.filename}); metrics.jsonl must be a "
+        "file and tb/ a folder: move what is there away, or use another --workdir"
+      ) from None
     self._flush_secs, self._last_flush = flush_secs, time.monotonic()
     if resume_step is not None:
       # What SummaryWriter(purge_step=...) writes: TensorBoard drops the earlier events at later steps.

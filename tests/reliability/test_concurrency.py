@@ -104,6 +104,19 @@ def test_a_workdir_that_cannot_be_one_is_one_line(tmp_path, capsys, where):
   assert blocker.read_text() == "not a directory" and err.count("\n") == 1 and expected in err, err
 
 
+def test_a_workdir_whose_tb_is_a_file_is_one_line(tmp_path, capsys):
+  """The logs cannot be opened (tb/ is a file): one line naming it, exit 2, the file untouched (the previous
+  code: FileExistsError's traceback)."""
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "tb").write_text("not a folder")
+  status = cli.main(["jaxflow", "train", *runs.flags(), f"--workdir={workdir}"])
+  err = capsys.readouterr().err
+  assert status == 2 and err.count("\n") == 1, err
+  assert f"workdir {workdir}: cannot write its logs (File exists: {workdir / 'tb'})" in err
+  assert (workdir / "tb").read_text() == "not a folder"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
 def test_a_workdir_in_use_stops_both_processes_of_a_multi_host_run_with_one_line(tmp_path):
@@ -233,3 +246,20 @@ def test_hosts_that_load_different_data_stop_with_one_line(tmp_path):
       "(another version of the data in its data dir, or another file at the source's path); every host needs the "
       "same data"
     ], out[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_logs_process_0_cannot_open_stop_both_processes_with_one_line(tmp_path):
+  """Only process 0 writes the logs; tb/ is a file: both exit 2 in seconds, process 1 naming process 0 (the
+  previous code: process 0's traceback, then both waited at their next collective until killed)."""
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "tb").write_text("not a folder")
+  done = _hosts(tmp_path, [str(workdir), str(workdir)])
+  assert [code for code, _ in done] == [2, 2], [out[-2000:] for _, out in done]
+  errors = [[line for line in out.splitlines() if "error:" in line] for _, out in done]
+  assert len(errors[0]) == 1 and "cannot write its logs (File exists:" in errors[0][0], errors
+  assert errors[1] == [
+    "jaxflow train: error: process 0 failed at resuming the run (its error says why); process 1 stops with it"
+  ]
