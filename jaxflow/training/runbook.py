@@ -21,6 +21,7 @@ from jaxflow.config import config_hash
 from jaxflow.data import label_noise
 from jaxflow.training import checkpoints, divergence, group_metrics, losses, parallel
 from jaxflow.training.early_stopping import Monitor, should_stop
+from jaxflow.training.log_failures import KeepingWriter
 from jaxflow.training.save_policy import SavePolicy
 from jaxflow.training.writers import MetricWriter, NullWriter
 
@@ -116,7 +117,10 @@ class RunBook:
       self.loss = meta.get("loss", self.loss)
       self.train_last = meta.get("train_last", {})
     self.step, self.epoch = int(step or 0), self.start_epoch
-    self.writer = MetricWriter(self.workdir, resume_step=step) if self.is_main else NullWriter()
+    self.writer = NullWriter()
+    if self.is_main:  # a failure to write later on: one line (log_failures)
+      writer = MetricWriter(self.workdir, resume_step=step)
+      self.writer = KeepingWriter(writer, self.workdir, defer=parallel.several_processes())
     return state
 
   def initial_histograms(self, params) -> None:
@@ -285,8 +289,8 @@ class RunBook:
       "share_of_training": self.policy.seconds / extra["train_seconds"] if extra.get("train_seconds") else None,
       "final_wait_seconds": time.perf_counter() - started,  # the last checkpoint's writing, after training
     }
-    if self.is_main:
-      workdir_files.write_summary(self.workdir, summary)
+    # Process 0 writes; a failure there stops every process (the others would wait at the last barrier)
+    parallel.run_on_main(lambda: workdir_files.write_summary(self.workdir, summary), what="writing summary.json")
     return summary
 
   def fail(self, error: Exception, extra: dict) -> dict:
@@ -299,8 +303,9 @@ class RunBook:
       "epochs_completed": self.epoch,
       **extra,
     }
-    if self.is_main:
-      workdir_files.write_summary(self.workdir, self.failed_summary)
+    parallel.run_on_main(
+      lambda: workdir_files.write_summary(self.workdir, self.failed_summary), what="writing summary.json"
+    )
     return self.failed_summary
 
   def close(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 from jaxflow import cli
 from jaxflow.workdir import LOCK_FILE, acquire_lock
-from tests.conftest import ROOT
+from tests.conftest import ROOT, merge_overrides
 from tests.reliability import runs
 from tests.reliability.test_signals import _finish, _free_port, _two_processes  # the 2-process launcher
 
@@ -136,16 +137,31 @@ def test_a_workdir_in_use_stops_both_processes_of_a_multi_host_run_with_one_line
   assert os.listdir(workdir) == [LOCK_FILE]
 
 
+def _files_of_8_kib() -> None:
+  """In the child before it starts: a write past 8 KiB fails with EFBIG (File too large), as a full disk's
+  fails with ENOSPC (the signal the kernel sends with it ignored). Such a child runs without the session's
+  compilation cache (NO_CACHE): the entries it could not finish would be read by every later test."""
+  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+
+# 12 epochs without a checkpoint until the last: metrics.jsonl passes 8 KiB at about epoch 7 (each epoch's
+# records ~1.3 KiB), before any checkpoint file is written (which would fail too).
+GROWING_LOGS = ("--config.train.epochs=12", "--config.checkpoint.every_epochs=0")
+NO_CACHE = {"JAXFLOW_COMPILATION_CACHE": "off"}
+
+
 def _hosts(
-  tmp_path, workdirs: list[str], *extra: str, ids=(0, 1), timeout_s: int = 60, envs=None, cwds=None
+  tmp_path, workdirs: list[str], *extra: str, ids=(0, 1), timeout_s: int = 60, envs=None, cwds=None, small_files=()
 ) -> list[tuple[int, str]]:
   """Processes `ids` of a 2-process `jaxflow train` of one epoch on 127.0.0.1 (the small run, `extra` flags
-  replacing its own), one device each, process i in `workdirs[i]` with `envs[i]` added to its environment and
-  `cwds[i]` its working directory: each one's (exit status, stderr) once all ended."""
+  replacing its own), one device each, process i in `workdirs[i]` with `envs[i]` added to its environment,
+  `cwds[i]` its working directory and, for i in `small_files`, no file it writes larger than 8 KiB: each one's
+  (exit status, stderr) once all ended."""
   port, procs = _free_port(), []
   for i in ids:
     args = [
-      *runs.flags("--config.train.epochs=1", *extra),
+      *runs.flags(*merge_overrides("--config.train.epochs=1", *extra)),
       f"--workdir={workdirs[i]}",
       "--config.parallel.mode=sharded",
       f"--config.parallel.coordinator=127.0.0.1:{port}",
@@ -158,7 +174,12 @@ def _hosts(
     env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", **(envs[i] if envs else {})}
     procs.append(
       subprocess.Popen(
-        [runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=cwds[i] if cwds else ROOT, env=env
+        [runs.JAXFLOW, "train", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=cwds[i] if cwds else ROOT,
+        env=env,
+        preexec_fn=_files_of_8_kib if i in small_files else None,
       )
     )
     procs[-1].err = err
@@ -262,4 +283,46 @@ def test_logs_process_0_cannot_open_stop_both_processes_with_one_line(tmp_path):
   assert len(errors[0]) == 1 and "cannot write its logs (File exists:" in errors[0][0], errors
   assert errors[1] == [
     "jaxflow train: error: process 0 failed at resuming the run (its error says why); process 1 stops with it"
+  ]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE")
+def test_logs_that_cannot_be_written_mid_run_are_one_line(tmp_path):
+  """The log files stop growing at 8 KiB (as on a full disk) in the middle of a run: exit 1, one line naming
+  the workdir and the cause (the previous code: OSError's traceback)."""
+  workdir = tmp_path / "run"
+  done = subprocess.run(
+    [runs.JAXFLOW, "train", *runs.flags(*GROWING_LOGS), f"--workdir={workdir}"],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    timeout=120,
+    preexec_fn=_files_of_8_kib,
+    env={**os.environ, **NO_CACHE},
+  )
+  lines = [line for line in done.stderr.splitlines() if line.startswith("jaxflow train:")]
+  assert done.returncode == 1 and lines == [
+    f"jaxflow train: workdir {workdir}: writing its logs failed (File too large); the run stopped, its checkpoints "
+    "as they were: rerun the same command to resume once the cause is fixed"
+  ], done.stderr[-2000:]
+  assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_logs_process_0_cannot_write_mid_run_stop_both_processes_with_one_line(tmp_path):
+  """Process 0's files stop growing at 8 KiB in the middle of a 2-process run (only it writes the logs): both
+  exit 1 at that epoch's end with one line each (the previous code: process 0's traceback, and both waited at
+  their next collective until killed)."""
+  workdir = str(tmp_path / "run")
+  done = _hosts(tmp_path, [workdir, workdir], *GROWING_LOGS, small_files=(0,), envs=[NO_CACHE, {}])
+  assert [code for code, _ in done] == [1, 1], [out[-2000:] for _, out in done]
+  lines = [[line for line in out.splitlines() if line.startswith("jaxflow train:")] for _, out in done]
+  assert lines[0] == [
+    f"jaxflow train: workdir {workdir}: writing its logs failed (File too large); the run stopped, its checkpoints "
+    "as they were: rerun the same command to resume once the cause is fixed"
+  ]
+  assert lines[1] == [
+    "jaxflow train: process 0 failed to write the logs (its error says why); process 1 stops with it, the "
+    "checkpoints as they were"
   ]
