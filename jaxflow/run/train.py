@@ -162,9 +162,7 @@ def _train_prepared(configs, workdirs, problem, layout, quiet, compiled, stack_s
     }
 
   try:
-    # Checkpoints restored everywhere, logs opened by process 0 (its tb/ may be a file, its disk full), init_from
-    # read everywhere: a failure in one process stops them all, not just it
-    state = parallel.run_everywhere(lambda: _resumed_state(run, books), what="resuming the run")
+    state = _resumed_state(run, books)
     times["resumed"] = time.perf_counter()
     inputs = loop.LoopInputs(
       config=config,
@@ -206,6 +204,12 @@ def _record_label_noise(run: assembly.Assembled, workdirs: list[str]) -> None:
       write_json(os.path.join(workdir, standardize.FILE), run_data.standardization.to_json())
 
 
+def _open_logs(books: list[RunBook]) -> None:
+  """Each run's logs, opened by process 0 after every restore (whose collectives come first): its tb/ may be a
+  file, its disk full; a failure there stops every process with one line."""
+  parallel.run_on_main(lambda: [book.open_logs() for book in books], what="opening the runs' logs")
+
+
 def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
   """The state to start from: each run's latest checkpoint, else the initial state (with `init_from`'s
   layers transferred in when the run starts fresh)."""
@@ -220,6 +224,7 @@ def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
       source = transfer.source_params(config.init_from)
       params = transfer.transfer(state.params, source, tuple(config.reinit))
       state = state.replace(params=assembly.place(run.layout, params))
+    _open_logs(books)
     books[0].initial_histograms(state.params)
     return state
   runs = [book.resume(take(state, i)) for i, book in enumerate(books)]
@@ -229,6 +234,7 @@ def _resumed_state(run: assembly.Assembled, books: list[RunBook]):
   if config.init_from is not None and fresh:
     source = transfer.source_params(config.init_from)
     runs = [r.replace(params=transfer.transfer(r.params, source, tuple(config.reinit))) for r in runs]
+  _open_logs(books)
   for book, r in zip(books, runs):
     book.initial_histograms(r.params)
   if not fresh or config.init_from is not None:

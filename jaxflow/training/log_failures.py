@@ -3,14 +3,16 @@
 Only process 0 writes a run's logs (metrics.jsonl, TensorBoard). A failure there used to end process 0 with a
 traceback while the others went on to their next collective and waited for it until killed. `KeepingWriter`
 turns any OSError of the writer into one `LogsFailed`: raised at once in a one-process run; with several
-processes kept (and every later write skipped) until the epoch's end, where `agreed` shares it with every
-process after the epoch's own collectives (the save decision, a checkpoint), so they all stop together.
+processes kept (and every later write skipped) until the run's epoch records are written, where `agreed`
+(RunBook.end_epoch) shares it with every process before the epoch's checkpoint, so they all stop together and a
+rerun resumes before the records that are missing.
 """
 
 from __future__ import annotations
 
 import jax
 
+from jaxflow import workdir as workdir_files
 from jaxflow.training import parallel
 
 
@@ -34,10 +36,7 @@ class KeepingWriter:
     try:
       getattr(self._writer, name)(*args, **kwargs)
     except OSError as e:
-      self.failure = LogsFailed(
-        f"workdir {self.workdir}: writing its logs failed ({e.strerror or e}); the run stopped, its checkpoints "
-        "as they were: rerun the same command to resume once the cause is fixed"
-      )
+      self.failure = _failed(self.workdir, "its logs", e)
       if not self.defer:
         raise self.failure from None
 
@@ -56,9 +55,24 @@ class KeepingWriter:
   def close(self) -> None:
     try:
       self._writer.close()
-    except OSError:  # what failed was said already (or will be, by the loop)
+    except OSError as e:  # a failure already kept was said (or will be); a new one is said here, in one line
       if self.failure is None:
-        raise
+        raise _failed(self.workdir, "its logs", e) from None
+
+
+def _failed(workdir: str, what: str, error: OSError) -> LogsFailed:
+  return LogsFailed(
+    f"workdir {workdir}: writing {what} failed ({error.strerror or error}); the run stopped, its checkpoints as "
+    "they were: rerun the same command to resume once the cause is fixed"
+  )
+
+
+def write_summary(workdir: str, summary: dict) -> None:
+  """summary.json, or one LogsFailed line when it cannot be written (a full disk)."""
+  try:
+    workdir_files.write_summary(workdir, summary)
+  except OSError as e:
+    raise _failed(workdir, "summary.json", e) from None
 
 
 def agreed(writers) -> None:

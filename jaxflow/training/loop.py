@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from jaxflow.training import log_failures, losses, parallel
+from jaxflow.training import losses, parallel
 from jaxflow.training.dispatch import InFlight, chunk_sizes
 from jaxflow.training.interrupt import Interrupted, StopRequest
 from jaxflow.training.progress import ProgressDisplay
@@ -237,7 +237,6 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
     progress.trained_steps += run.steps_per_epoch - start
     start = 0
     _record_epoch(run, progress, epoch, eval_each, keep)
-    log_failures.agreed([b.writer for b in books])  # several processes: a log failure stops all, here
     progress.last_eval = eval_each
     _show_epoch(run, progress, epoch, last=epoch + 1 == last_epoch or all(b.done for b in books))
     if all(b.done for b in books):

@@ -19,7 +19,7 @@ import numpy as np
 from jaxflow import workdir as workdir_files
 from jaxflow.config import config_hash
 from jaxflow.data import label_noise
-from jaxflow.training import checkpoints, divergence, group_metrics, losses, parallel
+from jaxflow.training import checkpoints, divergence, group_metrics, log_failures, losses, parallel
 from jaxflow.training.early_stopping import Monitor, should_stop
 from jaxflow.training.log_failures import KeepingWriter
 from jaxflow.training.save_policy import SavePolicy
@@ -95,7 +95,7 @@ class RunBook:
     self.loss = {"initial": None, "peak": None}  # the first step's train loss and the highest logged one
     self.best_state, self.best_meta = None, None  # the best epoch's state and meta, written at the next save point
     self.final_state = None  # set when the run ends before the group does (early stop)
-    self.writer = None
+    self.writer = NullWriter()  # process 0's MetricWriter once `open_logs` ran (the others keep this)
     # Set by the loop when no later dispatch donates the states it saves (fused epochs, one process): then
     # checkpoints are written by a worker thread, off the training loop.
     self.background_saves = False
@@ -117,11 +117,15 @@ class RunBook:
       self.loss = meta.get("loss", self.loss)
       self.train_last = meta.get("train_last", {})
     self.step, self.epoch = int(step or 0), self.start_epoch
-    self.writer = NullWriter()
-    if self.is_main:  # a failure to write later on: one line (log_failures)
-      writer = MetricWriter(self.workdir, resume_step=step)
-      self.writer = KeepingWriter(writer, self.workdir, defer=parallel.several_processes())
     return state
+
+  def open_logs(self) -> None:
+    """The logs, cut to where `resume` restarts (process 0 writes them; the others keep a NullWriter). No
+    collective in here: with several processes it runs through `parallel.run_on_main`, which tells the others
+    of a failure. A failure to write later on is one line (`log_failures`)."""
+    if self.is_main:
+      writer = MetricWriter(self.workdir, resume_step=self.resumed_from)
+      self.writer = KeepingWriter(writer, self.workdir, defer=parallel.several_processes())
 
   def initial_histograms(self, params) -> None:
     """A fresh run's starting parameters at step 0 (after any transfer): the "before" picture of every later
@@ -206,7 +210,10 @@ class RunBook:
     # The policy first, always: with every_seconds it is a collective every process must reach at every epoch's
     # end (the runs still active are the same in every process: their metrics are all-gathered).
     save_now = self.policy.epoch_ended(epoch) or self.stopped_early or epoch == cfg_train.epochs
-    self.writer.flush(force=save_now)
+    self.writer.flush(force=save_now)  # the records reach the disk (or fail) here, before the checkpoint
+    # Several processes: a log write that failed (on process 0) stops every one here, before this epoch's
+    # checkpoint, which would otherwise be resumed past the records that were never written
+    log_failures.agreed([self.writer])
     if save_now:
       self.save(state_fn(), self._meta(epoch))
     if self.stopped_early:
@@ -290,7 +297,7 @@ class RunBook:
       "final_wait_seconds": time.perf_counter() - started,  # the last checkpoint's writing, after training
     }
     # Process 0 writes; a failure there stops every process (the others would wait at the last barrier)
-    parallel.run_on_main(lambda: workdir_files.write_summary(self.workdir, summary), what="writing summary.json")
+    parallel.run_on_main(lambda: log_failures.write_summary(self.workdir, summary), what="writing summary.json")
     return summary
 
   def fail(self, error: Exception, extra: dict) -> dict:
@@ -304,7 +311,7 @@ class RunBook:
       **extra,
     }
     parallel.run_on_main(
-      lambda: workdir_files.write_summary(self.workdir, self.failed_summary), what="writing summary.json"
+      lambda: log_failures.write_summary(self.workdir, self.failed_summary), what="writing summary.json"
     )
     return self.failed_summary
 

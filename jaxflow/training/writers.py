@@ -10,6 +10,7 @@ queue cost more per epoch than building the records. The events are the same pro
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -86,9 +87,11 @@ class MetricWriter:
       # names apart, in the order TensorBoard must read them (by name) for the purge below to apply.
       self._events = EventsWriter(os.path.join(tb_dir, "events"), filename_suffix=f".{time.time_ns()}")
     except OSError as e:  # tb/ a file, metrics.jsonl a folder, a full disk: before any training, nothing lost
+      misplaced = e.errno in (errno.EEXIST, errno.EISDIR, errno.ENOTDIR)
+      hint = "metrics.jsonl must be a file and tb/ a folder: move what is there away, or use another --workdir"
       raise ConfigError(
-        f"workdir {workdir}: cannot write its logs ({e.strerror or e}: {e.filename}); metrics.jsonl must be a "
-        "file and tb/ a folder: move what is there away, or use another --workdir"
+        f"workdir {workdir}: cannot write its logs ({e.strerror or e}: {e.filename})"
+        + (f"; {hint}" if misplaced else "; fix the cause (space, permissions) and rerun the same command")
       ) from None
     self._flush_secs, self._last_flush = flush_secs, time.monotonic()
     if resume_step is not None:

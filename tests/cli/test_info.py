@@ -73,3 +73,6 @@ def test_help_shows_defaults_and_each_verbs_own_texts(capsys):
   assert len(set(workdir.values())) == 3 and "best_config.py" in workdir["tune"] and "report.md" in workdir["audit"]
   _, export, _ = run(capsys, "export", "--help")
   assert "--precision: f32, bf16 or int8 (calibrated on the training split) (default: 'f32')" in export
+  for verb in ("predict", "serve"):  # the deployment verbs (issue 18: every new verb has --help)
+    code, text, _ = run(capsys, verb, "--help")
+    assert code == 0 and text.startswith(f"usage: jaxflow {verb} --model=DIR") and "--model" in text, text
