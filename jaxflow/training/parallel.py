@@ -299,8 +299,9 @@ def run_everywhere(fn, *, what: str):
   """`fn()` in every process, which then learn whether it failed in any: a process where it failed raises its
   own error, the others a ConfigError naming the processes that failed. For checks whose inputs are each
   process's own (its data dir, its files, its devices): a process that stopped alone would leave the others
-  waiting for it in their first collective (2 min in the backend's start, then a traceback). A single process
-  just calls `fn` (and does not start the backend for it). Returns what `fn` returned."""
+  waiting for it in their first collective (2 min in the backend's start, then a traceback). `fn` must hold no
+  collective of its own: a process failing before it would meet the others' in this one's all-gather instead.
+  A single process just calls `fn` (and does not start the backend for it). Returns what `fn` returned."""
   if not several_processes():
     return fn()
   result, error = None, None
