@@ -21,12 +21,9 @@ multi-host checkpoints): each process decides which seeds are left to train, and
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 
 import jax
-import numpy as np
-from jax.experimental import multihost_utils
 
 from jaxflow.config import ConfigError
 from jaxflow.run.fields import check_parallel_fields
@@ -83,12 +80,8 @@ def study_lock(workdir: str, *, command: str = "jaxflow seeds"):
 def agree(workdirs: list[str]) -> None:
   """Every process is about to train the same seeds (one program: a process with other seeds would wait for
   its peers forever); a ConfigError in every process otherwise."""
-  if not several():
-    return
-  digest = int.from_bytes(hashlib.sha256("\n".join(workdirs).encode()).digest()[:4], "little") & 0x7FFFFFFF
-  seen = np.asarray(multihost_utils.process_allgather(np.int32(digest))).reshape(-1)
-  if len(set(seen.tolist())) > 1:
+  if parallel.differing_processes("\n".join(workdirs).encode()):
     raise ConfigError(
-      f"the {len(seen)} processes found different seeds left to train ({len(workdirs)} here): the workdir must be "
-      "on a filesystem every process shares, with the same contents"
+      f"the {jax.process_count()} processes found different seeds left to train ({len(workdirs)} here): the "
+      "workdir must be on a filesystem every process shares, with the same contents"
     )

@@ -325,17 +325,4 @@ def run_on_main(fn, *, what: str) -> None:
   ConfigError: a different config in the workdir, a workdir in use; an OSError; Ctrl-C) stops every process
   with one line instead of leaving them at the next collective until gloo gives up (30 s, then a C++ error).
   A single process just calls `fn` (and does not start the backend for it)."""
-  if not several_processes():
-    fn()
-    return
-  error = None
-  if jax.process_index() == 0:
-    try:
-      fn()
-    except BaseException as e:  # told to the others first, then raised here
-      error = e
-  failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
-  if error is not None:
-    raise error
-  if failed:
-    raise ConfigError(f"process 0 failed at {what} (its error says why); process {jax.process_index()} stops with it")
+  run_everywhere(lambda: fn() if jax.process_index() == 0 else None, what=what)
