@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from jaxflow.training import losses, parallel
-from jaxflow.training.dispatch import InFlight, chunk_sizes
+from jaxflow.training.dispatch import UNBOUNDED, InFlight, chunk_sizes
 from jaxflow.training.interrupt import Interrupted, StopRequest
 from jaxflow.training.progress import ProgressDisplay
 from jaxflow.training.run_axis import stack, take
@@ -126,9 +126,12 @@ def _stop_signal(run: LoopInputs, *, epoch_end: bool) -> int | None:
   return run.stop.pending(collective=several)
 
 
-def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int = 0) -> list | None:
-  """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps; None when
-  a signal stopped it at a log point (after saving there)."""
+def _chunked_epoch(
+  run: LoopInputs, progress: Progress, epoch: int, start: int = 0, *, evaluate: bool = True, before_log=None
+) -> list | None:
+  """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps, then its
+  evaluation (`evaluate`). `before_log()` runs before each log point's records (epoch_ends.py: the previous
+  epoch's end, finished first, so records stay in order)."""
   log_every, size = run.config.train.log_every, len(run.books)
   units = _epoch_units(run, epoch, start)
   next_log = (progress.step // log_every + 1) * log_every
@@ -140,6 +143,8 @@ def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int =
     progress.step += unit_size
     if progress.step >= next_log or u + 1 == len(units):
       host = parallel.fetch(pending)
+      if before_log is not None:
+        before_log()
       per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
       log_at, log_first = progress.step, pending_first
 
@@ -153,7 +158,7 @@ def _chunked_epoch(run: LoopInputs, progress: Progress, epoch: int, start: int =
       signum = _stop_signal(run, epoch_end=False) if u + 1 < len(units) else None
       if signum is not None:  # a log point inside the epoch: the logs are whole here, resume continues them
         _save_and_stop(run, progress, signum, epoch=epoch, offset=progress.step - epoch * run.steps_per_epoch)
-  return _per_run(parallel.fetch(run.programs.eval_sums(run.state, run.data)), size)
+  return _per_run(parallel.fetch(run.programs.eval_sums(run.state, run.data)), size) if evaluate else None
 
 
 def _save_and_stop(run: LoopInputs, progress: Progress, signum: int, *, epoch: int, offset: int) -> None:
@@ -167,9 +172,11 @@ def _save_and_stop(run: LoopInputs, progress: Progress, signum: int, *, epoch: i
   raise Interrupted(signum, progress.step, epoch)
 
 
-def _record_epoch(run: LoopInputs, progress: Progress, epoch: int, eval_each: list, keep) -> None:
-  """Layer statistics when due, then each active run's RunBook records the epoch."""
-  every, size, state = run.config.train.layer_stats_every, len(run.books), run.state
+def _record_epoch(run: LoopInputs, progress: Progress, epoch: int, eval_each: list, keep, state=None) -> None:
+  """Layer statistics when due, then each active run's RunBook records the epoch (of `state`, by default
+  the loop's)."""
+  every, size = run.config.train.layer_stats_every, len(run.books)
+  state = run.state if state is None else state
   layer_stats = None
   if every and (epoch + 1) % every == 0:
     stats = run.programs.layer_stats(state, run.data)
@@ -226,6 +233,9 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
   if fused and start_epoch < last_epoch:
     ahead = run.programs.epoch(run.state, run.data, run.streams, start_epoch)
   start = books[0].start_offset
+  if not fused and _ends_overlap(run):
+    _overlapped_epochs(run, progress, start_epoch, last_epoch, start)
+    return _summaries(run, progress, _final_states(run, place=place))
   for epoch in range(start_epoch, last_epoch):
     epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
     if fused:
@@ -246,6 +256,77 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
       _save_and_stop(run, progress, signum, epoch=epoch + 1, offset=0)
   finals = _final_states(run, place=place)
   return _summaries(run, progress, finals)
+
+
+def _ends_overlap(run: LoopInputs) -> bool:
+  """Whether a chunked epoch's end runs beside the next epoch's steps: one run on one device of one process
+  (two threads dispatching programs with collectives could interleave them differently on each device), on
+  the device (graph batches' host step is not worth it), and `train.dispatch_ahead`."""
+  one_device = run.in_flight.limit >= UNBOUNDED  # one device, one process (dispatch.in_flight_limit)
+  return run.config.train.dispatch_ahead and one_device and len(run.books) == 1 and not run.on_host
+
+
+class _Discarded(Exception):
+  """The previous epoch's end stopped the run (early stopping): the epoch dispatched meanwhile is dropped."""
+
+
+def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, last_epoch: int, start: int) -> None:
+  """Chunked epochs whose ends (evaluation, logs, monitor, checkpoints, layer statistics) run on a second
+  thread while the next epoch's steps run on this one: XLA:CPU runs a one-step program on the thread that
+  dispatches it, so a dispatch-ahead alone leaves nothing to overlap, but a second thread has a core of its
+  own (and a GPU its own stream). The state an epoch ended with is never donated (the next epoch trains on a
+  copy), so the end records exactly what a synchronous loop would. The next epoch's first log point waits
+  for that end first, so records keep their order; an early stop found there drops the epoch trained
+  meanwhile and ends with the state it stopped at: the same results as waiting (tests/training)."""
+  ending = None  # (future, the state that epoch ended with, progress at its end)
+
+  def settle(discard: bool) -> bool:
+    """Waits for the pending epoch end (its error raised here); True when it stopped the run."""
+    nonlocal ending
+    if ending is None:
+      return False
+    future, state, at_end = ending
+    ending = None
+    progress.last_eval = future.result()
+    if not run.books[0].done:
+      return False
+    run.state = state
+    for field in ("step", "train_seconds", "trained_steps"):  # back to that epoch's end
+      setattr(progress, field, getattr(at_end, field))
+    if discard:
+      raise _Discarded
+    return True
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxflow-epoch-end") as pool:
+    try:
+      for epoch in range(start_epoch, last_epoch):
+        epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
+        _chunked_epoch(run, progress, epoch, start, evaluate=False, before_log=lambda: settle(discard=True))
+        compiled_now = run.programs.compile_seconds - compile_before
+        progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
+        progress.trained_steps += run.steps_per_epoch - start
+        start, state, last = 0, run.state, epoch + 1 == last_epoch
+        if not last:  # the next epoch donates what it trains on: a copy, so this epoch's end keeps `state`
+          run.state = jax.device_put(state, may_alias=False)
+        at_end = dataclasses.replace(progress)
+        ending = (pool.submit(_end_epoch, run, at_end, epoch, state), state, at_end)
+        signum = _stop_signal(run, epoch_end=True) if not last else None
+        if signum is not None:
+          if settle(discard=False):
+            break
+          run.state = state
+          _save_and_stop(run, progress, signum, epoch=epoch + 1, offset=0)
+    except _Discarded:
+      pass
+    settle(discard=False)  # the last epoch's end (an error elsewhere: the pool waits for it, then it is raised)
+
+
+def _end_epoch(run: LoopInputs, at_end: Progress, epoch: int, state) -> list:
+  """One epoch's end on the end thread: its evaluation, then what `_train_epochs` does after each epoch."""
+  eval_each = _per_run(parallel.fetch(run.programs.eval_sums(state, run.data)), 1)
+  _record_epoch(run, at_end, epoch, eval_each, lambda s: s, state=state)
+  _show_epoch(run, at_end, epoch, last=epoch + 1 == run.config.train.epochs or run.books[0].done)
+  return eval_each
 
 
 def _show_epoch(run: LoopInputs, progress: Progress, epoch: int, *, last: bool) -> None:

@@ -315,3 +315,35 @@ def test_dispatching_ahead_changes_no_result(tmp_path):
   )
   assert ahead["steps_per_dispatch"] == ahead["steps"] // 4  # fused epochs: the path that dispatches ahead
   assert ahead["params_sha256"] == waiting["params_sha256"] and ahead["final"]["eval"] == waiting["final"]["eval"]
+
+
+def _records(workdir: str) -> list[dict]:
+  return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in open(f"{workdir}/metrics.jsonl")]
+
+
+def test_an_epoch_end_beside_the_next_epoch_changes_no_result(tmp_path):
+  """Chunked epochs (a conv model on CPU: one step per dispatch): each epoch's end (evaluation, logs, the
+  monitor, checkpoints) runs on a second thread while the next epoch's steps run. With an early stop at
+  epoch 2's end, epoch 3 has been dispatched meanwhile and is dropped: parameters, every record in its order
+  and the checkpoints kept are those of the loop that waits."""
+  cnn = [
+    "model.conv_features=(4,)",
+    "model.widths=(16,)",
+    "train.epochs=4",
+    "train.log_every=7",  # log points inside an epoch: the next epoch's first one waits for the end
+    "checkpoint.every_epochs=1",
+    "train.early_stopping.enabled=True",
+    "train.early_stopping.patience=1",
+    "train.early_stopping.min_delta=0.5",  # no epoch improves the accuracy by 0.5: stops at epoch 2
+  ]
+  runs = {}
+  for ahead in (True, False):
+    config = jaxflow.load_config(config_path("digits_cnn.py"), [*cnn, f"train.dispatch_ahead={ahead}"])
+    runs[ahead] = jaxflow.train(config, str(tmp_path / str(ahead)), quiet=True)
+  ahead, waiting = runs[True], runs[False]
+  assert ahead["steps_per_dispatch"] == 1 and ahead["stopped_early"] and ahead["epochs_completed"] == 2
+  assert ahead["steps"] == waiting["steps"] == 2 * (1437 // 64)
+  assert ahead["params_sha256"] == waiting["params_sha256"] and ahead["final"] == waiting["final"]
+  assert _records(str(tmp_path / "True")) == _records(str(tmp_path / "False"))
+  steps = [sorted(os.listdir(tmp_path / str(a) / "checkpoints" / "latest")) for a in (True, False)]
+  assert steps[0] == steps[1]
