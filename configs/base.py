@@ -139,8 +139,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_batch_size = 1024  # evaluation pads and masks, so every example counts
   config.train.epochs = 10  # passes over the training split
   config.train.log_every = 50  # steps between train-metric logs (averaged since the previous log)
-  # Dispatch epoch e+1 before the host logs, evaluates the monitor and checkpoints epoch e (fused epochs), so
-  # the device never waits for the host; the same results either way (tests/training/test_training.py).
+  # Overlap epoch e's end with epoch e+1's steps: fused epochs dispatch e+1 before the host logs, evaluates
+  # the monitor and checkpoints e; chunked epochs (one run, one device) run e's end on a second thread.
+  # The same results either way (tests/training/test_training.py).
   config.train.dispatch_ahead = True
   config.train.steps_per_dispatch = config_dict.placeholder(int)  # None: auto (see jaxflow/training/dispatch.py)
   config.train.histogram_every = 1  # epochs between parameter histograms in TensorBoard

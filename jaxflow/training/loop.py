@@ -18,13 +18,14 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import threading
 import time
 
 import jax
 import numpy as np
 
 from jaxflow.training import losses, parallel
-from jaxflow.training.dispatch import UNBOUNDED, InFlight, chunk_sizes
+from jaxflow.training.dispatch import InFlight, chunk_sizes
 from jaxflow.training.interrupt import Interrupted, StopRequest
 from jaxflow.training.progress import ProgressDisplay
 from jaxflow.training.run_axis import stack, take
@@ -130,8 +131,8 @@ def _chunked_epoch(
   run: LoopInputs, progress: Progress, epoch: int, start: int = 0, *, evaluate: bool = True, before_log=None
 ) -> list | None:
   """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps, then its
-  evaluation (`evaluate`). `before_log()` runs before each log point's records (epoch_ends.py: the previous
-  epoch's end, finished first, so records stay in order)."""
+  evaluation (`evaluate`). `before_log()` runs at each log point before its records (`_overlapped_epochs`:
+  the previous epoch's end finishes first, so records stay in order)."""
   log_every, size = run.config.train.log_every, len(run.books)
   units = _epoch_units(run, epoch, start)
   next_log = (progress.step // log_every + 1) * log_every
@@ -142,9 +143,9 @@ def _chunked_epoch(
     pending.append(unit_metrics)
     progress.step += unit_size
     if progress.step >= next_log or u + 1 == len(units):
-      host = parallel.fetch(pending)
-      if before_log is not None:
+      if before_log is not None:  # first: an error of this epoch's steps must not hide what it says
         before_log()
+      host = parallel.fetch(pending)
       per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
       log_at, log_first = progress.step, pending_first
 
@@ -203,7 +204,8 @@ def train_epochs(run: LoopInputs, *, place) -> list[dict]:
   last_epoch = 0 if all(b.stopped_early for b in books) else cfg_train.epochs
   fused = not run.on_host and run.per_dispatch == run.steps_per_epoch
   # What outlives the next dispatch: a fused epoch's state is never donated (a reference will do); a
-  # chunked epoch's state is donated to the next chunk, so the best one is copied to the host.
+  # chunked epoch's state is donated to the next chunk, so the best one is copied to the host (as
+  # `_end_epoch` copies it when the epoch's end runs beside the next epoch).
   keep = (lambda s: s) if fused else jax.device_get
   background = fused and jax.process_count() == 1
   with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxflow-checkpoint") as worker:
@@ -262,7 +264,7 @@ def _ends_overlap(run: LoopInputs) -> bool:
   """Whether a chunked epoch's end runs beside the next epoch's steps: one run on one device of one process
   (two threads dispatching programs with collectives could interleave them differently on each device), on
   the device (graph batches' host step is not worth it), and `train.dispatch_ahead`."""
-  one_device = run.in_flight.limit >= UNBOUNDED  # one device, one process (dispatch.in_flight_limit)
+  one_device = run.programs.layout.num_devices == 1 and jax.process_count() == 1
   return run.config.train.dispatch_ahead and one_device and len(run.books) == 1 and not run.on_host
 
 
@@ -270,24 +272,47 @@ class _Discarded(Exception):
   """The previous epoch's end stopped the run (early stopping): the epoch dispatched meanwhile is dropped."""
 
 
+class _EpochEnd:
+  """One epoch's end on a daemon thread: a second Ctrl-C stops the process at once, not after the end."""
+
+  def __init__(self, fn, *args):
+    self._result, self._error = None, None
+    self._thread = threading.Thread(target=self._run, args=(fn, *args), name="jaxflow-epoch-end", daemon=True)
+    self._thread.start()
+
+  def _run(self, fn, *args) -> None:
+    try:
+      self._result = fn(*args)
+    except BaseException as error:  # raised in the loop's thread by `result`
+      self._error = error
+
+  def result(self):
+    self._thread.join()
+    if self._error is not None:
+      raise self._error
+    return self._result
+
+
 def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, last_epoch: int, start: int) -> None:
-  """Chunked epochs whose ends (evaluation, logs, monitor, checkpoints, layer statistics) run on a second
-  thread while the next epoch's steps run on this one: XLA:CPU runs a one-step program on the thread that
-  dispatches it, so a dispatch-ahead alone leaves nothing to overlap, but a second thread has a core of its
-  own (and a GPU its own stream). The state an epoch ended with is never donated (the next epoch trains on a
-  copy), so the end records exactly what a synchronous loop would. The next epoch's first log point waits
-  for that end first, so records keep their order; an early stop found there drops the epoch trained
-  meanwhile and ends with the state it stopped at: the same results as waiting (tests/training)."""
-  ending = None  # (future, the state that epoch ended with, progress at its end)
+  """Chunked epochs (fewer steps per dispatch than the epoch has: a conv model on CPU, by default) whose
+  ends (evaluation, logs, monitor, checkpoints, layer statistics, the epoch's line) run on a second thread
+  while the next epoch's steps are dispatched from this one, so that host work and evaluation use a core
+  (or, on an accelerator, time) the steps leave free. The state an epoch ended with is never donated (the
+  next epoch trains on a copy: two states on the device until that end is done), so the end records what
+  a loop that waits would. The next epoch's first log point waits for the end before its own records, so
+  records keep their order; an early stop found there drops the epoch trained meanwhile and ends with the
+  state and progress it stopped at: the same results as `train.dispatch_ahead=False` (tests/training).
+  `train_seconds` here includes the wait for an end that took longer than the next epoch's steps."""
+  ending = None  # (the pending _EpochEnd, the state that epoch ended with, progress at its end)
 
   def settle(discard: bool) -> bool:
     """Waits for the pending epoch end (its error raised here); True when it stopped the run."""
     nonlocal ending
     if ending is None:
       return False
-    future, state, at_end = ending
+    end, state, at_end = ending
     ending = None
-    progress.last_eval = future.result()
+    progress.last_eval = end.result()
     if not run.books[0].done:
       return False
     run.state = state
@@ -297,34 +322,41 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
       raise _Discarded
     return True
 
-  with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxflow-epoch-end") as pool:
-    try:
-      for epoch in range(start_epoch, last_epoch):
-        epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
-        _chunked_epoch(run, progress, epoch, start, evaluate=False, before_log=lambda: settle(discard=True))
-        compiled_now = run.programs.compile_seconds - compile_before
-        progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
-        progress.trained_steps += run.steps_per_epoch - start
-        start, state, last = 0, run.state, epoch + 1 == last_epoch
-        if not last:  # the next epoch donates what it trains on: a copy, so this epoch's end keeps `state`
-          run.state = jax.device_put(state, may_alias=False)
-        at_end = dataclasses.replace(progress)
-        ending = (pool.submit(_end_epoch, run, at_end, epoch, state), state, at_end)
-        signum = _stop_signal(run, epoch_end=True) if not last else None
+  try:
+    for epoch in range(start_epoch, last_epoch):
+      epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
+      _chunked_epoch(run, progress, epoch, start, evaluate=False, before_log=lambda: settle(discard=True))
+      compiled_now = run.programs.compile_seconds - compile_before
+      progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
+      progress.trained_steps += run.steps_per_epoch - start
+      start, at_end = 0, dataclasses.replace(progress)
+      ending = (_EpochEnd(_end_epoch, run, at_end, epoch, run.state), run.state, at_end)
+      if epoch + 1 < last_epoch:  # the next epoch donates what it trains on: a copy, the end keeps its state
+        run.state = jax.device_put(run.state, may_alias=False)
+        signum = _stop_signal(run, epoch_end=True)
         if signum is not None:
           if settle(discard=False):
             break
-          run.state = state
-          _save_and_stop(run, progress, signum, epoch=epoch + 1, offset=0)
-    except _Discarded:
-      pass
-    settle(discard=False)  # the last epoch's end (an error elsewhere: the pool waits for it, then it is raised)
+          _save_and_stop(run, progress, signum, epoch=epoch + 1, offset=0)  # the copy: the same bits
+  except _Discarded:
+    pass
+  except Exception as error:  # raised by the next epoch's steps: its end comes first, as when waiting
+    if ending is None:
+      raise
+    try:
+      stopped = settle(discard=False)
+    except Exception as end_error:
+      raise end_error from error
+    if not stopped:
+      raise
+  settle(discard=False)  # the last epoch's end
 
 
 def _end_epoch(run: LoopInputs, at_end: Progress, epoch: int, state) -> list:
-  """One epoch's end on the end thread: its evaluation, then what `_train_epochs` does after each epoch."""
+  """One epoch's end on the end thread: its evaluation, then what `_train_epochs` does after each epoch
+  (the best and the final state copied to the host, as the loop that waits copies them)."""
   eval_each = _per_run(parallel.fetch(run.programs.eval_sums(state, run.data)), 1)
-  _record_epoch(run, at_end, epoch, eval_each, lambda s: s, state=state)
+  _record_epoch(run, at_end, epoch, eval_each, jax.device_get, state=state)
   _show_epoch(run, at_end, epoch, last=epoch + 1 == run.config.train.epochs or run.books[0].done)
   return eval_each
 
