@@ -129,11 +129,12 @@ def _stop_signal(run: LoopInputs, *, epoch_end: bool) -> int | None:
 
 def _chunked_epoch(
   run: LoopInputs, progress: Progress, epoch: int, start: int = 0, *, evaluate: bool = True, before_log=None
-) -> list | None:
+):
   """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps, then its
-  evaluation (`evaluate`). `before_log()` runs at each log point before its records (`_overlapped_epochs`:
-  the previous epoch's end finishes first, so records stay in order)."""
-  log_every, size = run.config.train.log_every, len(run.books)
+  evaluation. `before_log()` runs at each log point before its records (`_overlapped_epochs`: the previous
+  epoch's end finishes first, so records stay in order). Without `evaluate` (`_overlapped_epochs`), the
+  epoch's last log point is left to its end as well: (its metrics still on the device, its first step)."""
+  log_every = run.config.train.log_every
   units = _epoch_units(run, epoch, start)
   next_log = (progress.step // log_every + 1) * log_every
   pending, pending_first = [], progress.step
@@ -142,24 +143,31 @@ def _chunked_epoch(
     run.in_flight.add(unit_metrics)
     pending.append(unit_metrics)
     progress.step += unit_size
-    if progress.step >= next_log or u + 1 == len(units):
+    last = u + 1 == len(units)
+    if last and not evaluate:
+      return pending, pending_first
+    if progress.step >= next_log or last:
       if before_log is not None:  # first: an error of this epoch's steps must not hide what it says
         before_log()
-      host = parallel.fetch(pending)
-      per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
-      log_at, log_first = progress.step, pending_first
-
-      def log(i, book, log_at=log_at, log_first=log_first, per_run=per_run):
-        book.log_train(per_run[i], first_step=log_first, step=log_at, epoch=epoch + 1)
-
-      _for_each_active(run.books, log, run.extra)
-      run.display.advance(log_at - log_first, run.books)
+      _log_train(run, pending, first=pending_first, step=progress.step, epoch=epoch)
       pending, pending_first = [], progress.step
       next_log = (progress.step // log_every + 1) * log_every
-      signum = _stop_signal(run, epoch_end=False) if u + 1 < len(units) else None
+      signum = _stop_signal(run, epoch_end=False) if not last else None
       if signum is not None:  # a log point inside the epoch: the logs are whole here, resume continues them
         _save_and_stop(run, progress, signum, epoch=epoch, offset=progress.step - epoch * run.steps_per_epoch)
-  return _per_run(parallel.fetch(run.programs.eval_sums(run.state, run.data)), size) if evaluate else None
+  return _per_run(parallel.fetch(run.programs.eval_sums(run.state, run.data)), len(run.books))
+
+
+def _log_train(run: LoopInputs, pending: list, *, first: int, step: int, epoch: int) -> None:
+  """The train metrics of the dispatches since the last log point, fetched and logged by each active run."""
+  host, size = parallel.fetch(pending), len(run.books)
+  per_run = [host] if size == 1 else [[{k: v[i] for k, v in m.items()} for m in host] for i in range(size)]
+
+  def log(i, book):
+    book.log_train(per_run[i], first_step=first, step=step, epoch=epoch + 1)
+
+  _for_each_active(run.books, log, run.extra)
+  run.display.advance(step - first, run.books)
 
 
 def _save_and_stop(run: LoopInputs, progress: Progress, signum: int, *, epoch: int, offset: int) -> None:
@@ -204,8 +212,8 @@ def train_epochs(run: LoopInputs, *, place) -> list[dict]:
   last_epoch = 0 if all(b.stopped_early for b in books) else cfg_train.epochs
   fused = not run.on_host and run.per_dispatch == run.steps_per_epoch
   # What outlives the next dispatch: a fused epoch's state is never donated (a reference will do); a
-  # chunked epoch's state is donated to the next chunk, so the best one is copied to the host (as
-  # `_end_epoch` copies it when the epoch's end runs beside the next epoch).
+  # chunked epoch's state may be donated to the next chunk (`Programs.donates_state`), so the best one is
+  # copied to the host (as `_end_epoch` copies it when the epoch's end runs beside the next epoch).
   keep = (lambda s: s) if fused else jax.device_get
   background = fused and jax.process_count() == 1
   with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxflow-checkpoint") as worker:
@@ -297,12 +305,13 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
   """Chunked epochs (fewer steps per dispatch than the epoch has: a conv model on CPU, by default) whose
   ends (evaluation, logs, monitor, checkpoints, layer statistics, the epoch's line) run on a second thread
   while the next epoch's steps are dispatched from this one, so that host work and evaluation use a core
-  (or, on an accelerator, time) the steps leave free. The state an epoch ended with is never donated (the
-  next epoch trains on a copy: two states on the device until that end is done), so the end records what
-  a loop that waits would. The next epoch's first log point waits for the end before its own records, so
-  records keep their order; an early stop found there drops the epoch trained meanwhile and ends with the
-  state and progress it stopped at: the same results as `train.dispatch_ahead=False` (tests/training).
-  `train_seconds` here includes the wait for an end that took longer than the next epoch's steps."""
+  (or, on an accelerator, time) the steps leave free. The state an epoch ended with is never donated
+  (where chunks donate, the next epoch trains on a copy: two states on the device until that end is done),
+  so the end records what a loop that waits would. The next epoch's first log point waits for the end
+  before its own records, so records keep their order; an early stop found there drops the epoch trained
+  meanwhile and ends with the state and progress it stopped at: the same results as
+  `train.dispatch_ahead=False` (tests/training). `train_seconds` here includes the wait for an end that
+  took longer than the next epoch's steps."""
   ending = None  # (the pending _EpochEnd, the state that epoch ended with, progress at its end)
 
   def settle(discard: bool) -> bool:
@@ -325,14 +334,16 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
   try:
     for epoch in range(start_epoch, last_epoch):
       epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
-      _chunked_epoch(run, progress, epoch, start, evaluate=False, before_log=lambda: settle(discard=True))
+      last_log = _chunked_epoch(run, progress, epoch, start, evaluate=False, before_log=lambda: settle(discard=True))
+      settle(discard=True)  # an epoch with one log point, its last: the previous end is waited for here
       compiled_now = run.programs.compile_seconds - compile_before
       progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
       progress.trained_steps += run.steps_per_epoch - start
       start, at_end = 0, dataclasses.replace(progress)
-      ending = (_EpochEnd(_end_epoch, run, at_end, epoch, run.state), run.state, at_end)
-      if epoch + 1 < last_epoch:  # the next epoch donates what it trains on: a copy, the end keeps its state
-        run.state = jax.device_put(run.state, may_alias=False)
+      ending = (_EpochEnd(_end_epoch, run, at_end, epoch, run.state, last_log), run.state, at_end)
+      if epoch + 1 < last_epoch:
+        if run.programs.donates_state:  # the next epoch trains on a copy, so the end keeps the state it records
+          run.state = jax.device_put(run.state, may_alias=False)
         signum = _stop_signal(run, epoch_end=True)
         if signum is not None:
           if settle(discard=False):
@@ -352,9 +363,12 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
   settle(discard=False)  # the last epoch's end
 
 
-def _end_epoch(run: LoopInputs, at_end: Progress, epoch: int, state) -> list:
-  """One epoch's end on the end thread: its evaluation, then what `_train_epochs` does after each epoch
-  (the best and the final state copied to the host, as the loop that waits copies them)."""
+def _end_epoch(run: LoopInputs, at_end: Progress, epoch: int, state, last_log: tuple) -> list:
+  """One epoch's end on the end thread: its last train log (the fetch waits for its steps, not the loop),
+  its evaluation, then what `_train_epochs` does after each epoch (the best and the final state copied to
+  the host, as the loop that waits copies them)."""
+  pending, first = last_log
+  _log_train(run, pending, first=first, step=at_end.step, epoch=epoch)
   eval_each = _per_run(parallel.fetch(run.programs.eval_sums(state, run.data)), 1)
   _record_epoch(run, at_end, epoch, eval_each, jax.device_get, state=state)
   _show_epoch(run, at_end, epoch, last=epoch + 1 == run.config.train.epochs or run.books[0].done)
