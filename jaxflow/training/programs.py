@@ -21,6 +21,7 @@ from jaxflow.data.device import DeviceData
 from jaxflow.data.graph_batches import HostData
 from jaxflow.data.problem import Problem
 from jaxflow.training import losses, steps
+from jaxflow.training.dispatch import donates_state
 from jaxflow.training.parallel import SINGLE, Layout, fetch
 from jaxflow.training.state import TrainState
 
@@ -116,11 +117,7 @@ class Programs:
       )
 
     self._epoch = layout.jit(train_epoch)
-    # Whether a chunk (and a host step) donates the state it trains on: on accelerators yes (one state's
-    # memory, not two), on XLA:CPU no: there a donated state made the digits CNN's one-step program 7%
-    # slower (3.32 vs 3.10 ms per step against the flax-examples loop's 3.07, interleaved; XLA copies the
-    # aliased parameters), and host memory is not what a CPU run runs out of.
-    self.donates_state = jax.default_backend() != "cpu"
+    self.donates_state = donates_state()  # by a chunk and a host step
     donate = (0,) if self.donates_state else ()
     self._chunk = layout.jit(train_chunk, static_argnames="num_steps", donate_argnums=donate)
     self._eval = layout.jit(vmapped(functools.partial(steps.eval_chunk, eval_fn=eval_fn, layout=layout), (0, d)))
