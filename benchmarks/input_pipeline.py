@@ -34,7 +34,7 @@ epoch's order, and the order itself comes from several epochs' permutations.
   (a+p) combines them: 1 / (1/a + 1/p).
 - (b) the digits CNN train step without augmentation, `Programs.chunk` with the dispatch plan of
   `dispatch.dispatch_plan` (on XLA:CPU one step per dispatch: conv gradients inside lax.scan are ~30x
-  slower, PITFALLS.md), donating its state, as `jaxflow.train` runs it.
+  slower, PITFALLS.md), donating its state or not as `dispatch.donates_state` decides, as `jaxflow.train` runs it.
 - (c) the same with the augment ops inside the step: what jaxflow actually runs with augmentation on.
   (c) vs (b) is augmentation's share of a real step.
 - (d) host side: `device_data` (tfds read + PNG decode of both splits, float conversion, copy to

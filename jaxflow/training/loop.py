@@ -303,7 +303,8 @@ class _EpochEnd:
 
 def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, last_epoch: int, start: int) -> None:
   """Chunked epochs (fewer steps per dispatch than the epoch has: a conv model on CPU, by default) whose
-  ends (evaluation, logs, monitor, checkpoints, layer statistics, the epoch's line) run on a second thread
+  ends (the last train log, evaluation, records, monitor, checkpoints, layer statistics, the epoch's line) run
+  on a second thread
   while the next epoch's steps are dispatched from this one, so that host work and evaluation use a core
   (or, on an accelerator, time) the steps leave free. The state an epoch ended with is never donated
   (where chunks donate, the next epoch trains on a copy: two states on the device until that end is done),
@@ -331,11 +332,16 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
       raise _Discarded
     return True
 
+  run.programs.eval_sums(run.state, run.data, compile_only=True)  # compiled here: the end thread only runs
+  if run.config.train.layer_stats_every:
+    run.programs.layer_stats(run.state, run.data, compile_only=True)
   try:
     for epoch in range(start_epoch, last_epoch):
       epoch_start, compile_before = time.perf_counter(), run.programs.compile_seconds
       last_log = _chunked_epoch(run, progress, epoch, start, evaluate=False, before_log=lambda: settle(discard=True))
       settle(discard=True)  # an epoch with one log point, its last: the previous end is waited for here
+      if epoch + 1 == last_epoch:  # its steps in train_seconds (an earlier epoch's are, through the next settle)
+        jax.block_until_ready(last_log[0])
       compiled_now = run.programs.compile_seconds - compile_before
       progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
       progress.trained_steps += run.steps_per_epoch - start
@@ -397,7 +403,7 @@ def _final_states(run: LoopInputs, *, place) -> dict[int, object]:
     if len(run.books) == 1:
       last = run.state  # the loop stopped with this run
     elif book.final_state is not None:
-      last = parallel.on_device(book.final_state)  # a host copy when chunked (donated state), else on device
+      last = parallel.on_device(book.final_state)  # a host copy when chunked (the state may be donated)
     else:
       last = take(run.state, i)
     finals[i] = book.final(last, place)

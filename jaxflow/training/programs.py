@@ -117,9 +117,7 @@ class Programs:
       )
 
     self._epoch = layout.jit(train_epoch)
-    self.donates_state = donates_state()  # by a chunk and a host step
-    donate = (0,) if self.donates_state else ()
-    self._chunk = layout.jit(train_chunk, static_argnames="num_steps", donate_argnums=donate)
+    self._chunk_fn = train_chunk  # jitted by `_donating`, once the state it trains is known
     self._eval = layout.jit(vmapped(functools.partial(steps.eval_chunk, eval_fn=eval_fn, layout=layout), (0, d)))
     self._indices = jax.jit(vmapped(functools.partial(steps.epoch_indices, **order), (0, None, 0, d)))
     self._layer_stats = jax.jit(vmapped(functools.partial(steps.layer_stats, **loss), (0, d)))
@@ -129,19 +127,33 @@ class Programs:
     def host_train_step(state, batch, dropout_stream):
       return step_fn(state, batch, rng.step_key(dropout_stream, state.step))
 
-    self._host_step = jax.jit(host_train_step, donate_argnums=donate)
+    self._host_step_fn = host_train_step
+    # Whether a chunk and a host step donate the state they train on (dispatch.donates_state): decided from
+    # the first state one of them is given; None before.
+    self.donates_state: bool | None = None
     self._host_eval = jax.jit(eval_fn)
     self._compiled: dict[object, object] = {}
     self._shared = {} if shared is None else shared
     self.compile_seconds = 0.0
 
-  def _run(self, key, jitted, *args, cache=None, **static):
+  def _run(self, key, jitted, *args, cache=None, compile_only=False, **static):
+    """The program under `key` called on `args`, compiled first if it is not yet (`compile_only`: not called)."""
     cache = self._compiled if cache is None else cache
     if key not in cache:
       start = time.perf_counter()
       cache[key] = jitted.lower(*args, **static).compile()
       self.compile_seconds += time.perf_counter() - start
-    return cache[key](*args)
+    return None if compile_only else cache[key](*args)
+
+  def _donating(self, state) -> tuple:
+    """(the chunk program, the host step program), jitted to donate the state or not, as
+    `dispatch.donates_state` decides for the first state they train."""
+    if self.donates_state is None:
+      self.donates_state = donates_state(state)
+      donate = (0,) if self.donates_state else ()
+      self._chunk = self.layout.jit(self._chunk_fn, static_argnames="num_steps", donate_argnums=donate)
+      self._host_step = jax.jit(self._host_step_fn, donate_argnums=donate)
+    return self._chunk, self._host_step
 
   def init_single(self, init):
     """One run's init program (compiled once, shared by the Programs of the same model and optimizer),
@@ -195,17 +207,20 @@ class Programs:
       streams["dropout"],
       streams["augment"],
     )
-    return self._run(("chunk", num_steps), self._chunk, *args, num_steps=num_steps)
+    return self._run(("chunk", num_steps), self._donating(state)[0], *args, num_steps=num_steps)
 
-  def eval_sums(self, state, data: DeviceData | HostData):
-    """Metric sums over the whole eval split: one program over device-resident batches, or one per host batch."""
+  def eval_sums(self, state, data: DeviceData | HostData, *, compile_only: bool = False):
+    """Metric sums over the whole eval split: one program over device-resident batches, or one per host batch.
+    `compile_only` (device-resident data): compiled, not run (an epoch's end on its own thread then compiles
+    nothing: loop._overlapped_epochs)."""
     if isinstance(data, HostData):
       sums = [self._run(("host_eval", _shapes(b)), self._host_eval, state, b) for b in data.eval_batches]
       return jax.tree.map(lambda *xs: sum(xs), *sums)
-    return self._run("eval", self._eval, state, data.eval_batches)
+    return self._run("eval", self._eval, state, data.eval_batches, compile_only=compile_only)
 
-  def layer_stats(self, state, data: DeviceData | HostData) -> dict[str, float]:
-    """Layer statistics on a fixed probe batch: the first `batch_size` training examples."""
+  def layer_stats(self, state, data: DeviceData | HostData, *, compile_only: bool = False) -> dict[str, float]:
+    """Layer statistics on a fixed probe batch: the first `batch_size` training examples (`compile_only`:
+    compiled, not run, as in `eval_sums`)."""
     if isinstance(data, HostData):
       probe = data.probe
     else:
@@ -216,14 +231,18 @@ class Programs:
         "labels": data.train_labels[rows],
         "mask": jax.numpy.ones(data.train_labels[rows].shape, jax.numpy.float32),
       }
-    stats = fetch(self._run("layer_stats", self._layer_stats, state, probe))
+    stats = self._run("layer_stats", self._layer_stats, state, probe, compile_only=compile_only)
+    if compile_only:
+      return None
+    stats = fetch(stats)
     if self.stack > 1:
       return [{k: float(v[i]) for k, v in stats.items()} for i in range(self.stack)]
     return {k: float(v) for k, v in stats.items()}
 
   def host_step(self, state, *, batch, dropout_stream):
     """One train step on a host batch; metrics come back with a leading step axis of 1, like a chunk's."""
-    state, metrics = self._run(("host_step", _shapes(batch)), self._host_step, state, batch, dropout_stream)
+    host_step = self._donating(state)[1]
+    state, metrics = self._run(("host_step", _shapes(batch)), host_step, state, batch, dropout_stream)
     return state, jax.tree.map(lambda m: m[None], metrics)
 
   def evaluate(self, state, data: DeviceData | HostData) -> dict[str, float]:

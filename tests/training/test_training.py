@@ -15,7 +15,7 @@ import pytest
 
 import jaxflow
 from jaxflow.run.train import NonFiniteLossError
-from jaxflow.training import checkpoints
+from jaxflow.training import checkpoints, programs
 from jaxflow.training import state as state_lib
 from tests.conftest import config_path
 
@@ -321,11 +321,12 @@ def _records(workdir: str) -> list[dict]:
   return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in open(f"{workdir}/metrics.jsonl")]
 
 
-def test_an_epoch_end_beside_the_next_epoch_changes_no_result(tmp_path):
-  """Chunked epochs (a conv model on CPU: one step per dispatch): each epoch's end (evaluation, logs, the
-  monitor, checkpoints) runs on a second thread while the next epoch's steps run. With an early stop at
-  epoch 2's end, epoch 3 has been dispatched meanwhile and is dropped: parameters, every record in its order
-  and the checkpoints kept are those of the loop that waits."""
+def test_an_epoch_end_beside_the_next_epoch_changes_no_result(tmp_path, monkeypatch):
+  """Chunked epochs (a conv model on CPU: one step per dispatch): each epoch's end (its last train log,
+  evaluation, records, the monitor, checkpoints) runs on a second thread while the next epoch's steps run.
+  With an early stop at epoch 2's end, epoch 3 has been dispatched meanwhile and is dropped: parameters, every
+  record in its order and the checkpoints kept are those of the loop that waits; also where chunks donate
+  their state (accelerators, large states on CPU; forced here), so the next epoch trains on a copy."""
   cnn = [
     "model.conv_features=(4,)",
     "model.widths=(16,)",
@@ -337,13 +338,17 @@ def test_an_epoch_end_beside_the_next_epoch_changes_no_result(tmp_path):
     "train.early_stopping.min_delta=0.5",  # no epoch improves the accuracy by 0.5: stops at epoch 2
   ]
   runs = {}
-  for ahead in (True, False):
+  for name, ahead in (("waiting", False), ("ahead", True), ("ahead_donating", True)):
+    if name == "ahead_donating":
+      monkeypatch.setattr(programs, "donates_state", lambda state: True)
     config = jaxflow.load_config(config_path("digits_cnn.py"), [*cnn, f"train.dispatch_ahead={ahead}"])
-    runs[ahead] = jaxflow.train(config, str(tmp_path / str(ahead)), quiet=True)
-  ahead, waiting = runs[True], runs[False]
-  assert ahead["steps_per_dispatch"] == 1 and ahead["stopped_early"] and ahead["epochs_completed"] == 2
-  assert ahead["steps"] == waiting["steps"] == 2 * (1437 // 64)
-  assert ahead["params_sha256"] == waiting["params_sha256"] and ahead["final"] == waiting["final"]
-  assert _records(str(tmp_path / "True")) == _records(str(tmp_path / "False"))
-  steps = [sorted(os.listdir(tmp_path / str(a) / "checkpoints" / "latest")) for a in (True, False)]
-  assert steps[0] == steps[1]
+    runs[name] = jaxflow.train(config, str(tmp_path / name), quiet=True)
+  waiting = runs["waiting"]
+  assert waiting["steps_per_dispatch"] == 1 and waiting["stopped_early"] and waiting["epochs_completed"] == 2
+  assert waiting["steps"] == 2 * (1437 // 64)
+  for name in ("ahead", "ahead_donating"):
+    assert runs[name]["steps"] == waiting["steps"] and runs[name]["epochs_completed"] == 2, name
+    assert runs[name]["params_sha256"] == waiting["params_sha256"] and runs[name]["final"] == waiting["final"], name
+    assert _records(str(tmp_path / name)) == _records(str(tmp_path / "waiting")), name
+    kept = [sorted(os.listdir(tmp_path / n / "checkpoints" / "latest")) for n in (name, "waiting")]
+    assert kept[0] == kept[1], name
