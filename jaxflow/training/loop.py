@@ -133,7 +133,8 @@ def _chunked_epoch(
   """One epoch dispatch by dispatch, train metrics fetched and logged every `log_every` steps, then its
   evaluation. `before_log()` runs at each log point before its records (`_overlapped_epochs`: the previous
   epoch's end finishes first, so records stay in order). Without `evaluate` (`_overlapped_epochs`), the
-  epoch's last log point is left to its end as well: (its metrics still on the device, its first step)."""
+  epoch's last log point is left to its end as well: it returns (that log point's metrics, still on the
+  device, and its first step) instead of an evaluation."""
   log_every = run.config.train.log_every
   units = _epoch_units(run, epoch, start)
   next_log = (progress.step // log_every + 1) * log_every
