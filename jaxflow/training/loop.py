@@ -253,13 +253,10 @@ def _train_epochs(run: LoopInputs, place, keep, fused: bool, start_epoch: int, l
       eval_each, ahead = _fused_epoch(run, progress, epoch, last_epoch, ahead)
     else:
       eval_each = _chunked_epoch(run, progress, epoch, start)
-    compiled_now = run.programs.compile_seconds - compile_before
-    progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
-    progress.trained_steps += run.steps_per_epoch - start
+    _count_epoch(run, progress, since=epoch_start, compile_before=compile_before, start=start)
     start = 0
-    _record_epoch(run, progress, epoch, eval_each, keep)
+    _end_of_epoch(run, progress, epoch, eval_each, keep, last_epoch=last_epoch)
     progress.last_eval = eval_each
-    _show_epoch(run, progress, epoch, last=epoch + 1 == last_epoch or all(b.done for b in books))
     if all(b.done for b in books):
       break
     signum = _stop_signal(run, epoch_end=True) if epoch + 1 < last_epoch else None
@@ -343,11 +340,9 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
       settle(discard=True)  # an epoch with one log point, its last: the previous end is waited for here
       if epoch + 1 == last_epoch:  # its steps in train_seconds (an earlier epoch's are, through the next settle)
         jax.block_until_ready(last_log[0])
-      compiled_now = run.programs.compile_seconds - compile_before
-      progress.train_seconds += time.perf_counter() - epoch_start - compiled_now
-      progress.trained_steps += run.steps_per_epoch - start
+      _count_epoch(run, progress, since=epoch_start, compile_before=compile_before, start=start)
       start, at_end = 0, dataclasses.replace(progress)
-      ending = (_EpochEnd(_end_epoch, run, at_end, epoch, run.state, last_log), run.state, at_end)
+      ending = (_EpochEnd(_end_epoch, run, at_end, epoch, run.state, last_log, last_epoch), run.state, at_end)
       if epoch + 1 < last_epoch:
         if run.programs.donates_state:  # the next epoch trains on a copy, so the end keeps the state it records
           run.state = jax.device_put(run.state, may_alias=False)
@@ -370,16 +365,30 @@ def _overlapped_epochs(run: LoopInputs, progress: Progress, start_epoch: int, la
   settle(discard=False)  # the last epoch's end
 
 
-def _end_epoch(run: LoopInputs, at_end: Progress, epoch: int, state, last_log: tuple) -> list:
+def _end_epoch(run: LoopInputs, at_end: Progress, epoch: int, state, last_log: tuple, last_epoch: int) -> list:
   """One epoch's end on the end thread: its last train log (the fetch waits for its steps, not the loop),
-  its evaluation, then what `_train_epochs` does after each epoch (the best and the final state copied to
-  the host, as the loop that waits copies them)."""
+  its evaluation, then `_end_of_epoch` as the loop that waits runs it (the best and the final state copied
+  to the host, as that loop copies a chunked epoch's)."""
   pending, first = last_log
   _log_train(run, pending, first=first, step=at_end.step, epoch=epoch)
   eval_each = _per_run(parallel.fetch(run.programs.eval_sums(state, run.data)), 1)
-  _record_epoch(run, at_end, epoch, eval_each, jax.device_get, state=state)
-  _show_epoch(run, at_end, epoch, last=epoch + 1 == run.config.train.epochs or run.books[0].done)
+  _end_of_epoch(run, at_end, epoch, eval_each, jax.device_get, last_epoch=last_epoch, state=state)
   return eval_each
+
+
+def _count_epoch(run: LoopInputs, progress: Progress, *, since: float, compile_before: float, start: int) -> None:
+  """An epoch's training time (since `since`, its compiles left out) and steps (from step `start` of it)."""
+  compiled_now = run.programs.compile_seconds - compile_before
+  progress.train_seconds += time.perf_counter() - since - compiled_now
+  progress.trained_steps += run.steps_per_epoch - start
+
+
+def _end_of_epoch(
+  run: LoopInputs, progress: Progress, epoch: int, eval_each: list, keep, *, last_epoch: int, state=None
+):
+  """What follows an epoch's evaluation in either loop: its records (`_record_epoch`), then its line."""
+  _record_epoch(run, progress, epoch, eval_each, keep, state=state)
+  _show_epoch(run, progress, epoch, last=epoch + 1 == last_epoch or all(b.done for b in run.books))
 
 
 def _show_epoch(run: LoopInputs, progress: Progress, epoch: int, *, last: bool) -> None:
