@@ -48,9 +48,14 @@ def chunk_sizes(steps_per_epoch: int, k: int) -> list[int]:
   return sizes + ([steps_per_epoch % k] if steps_per_epoch % k else [])
 
 
+def one_device(layout: Layout) -> bool:
+  """One device of one process: no collectives, so dispatches need no bound and may come from two threads."""
+  return layout.num_devices == 1 and jax.process_count() == 1
+
+
 def in_flight_limit(config: ml_collections.ConfigDict, layout: Layout) -> int | None:
   """Programs allowed in flight: unbounded on one device, `parallel.max_in_flight` on several."""
-  return None if layout.num_devices == 1 and jax.process_count() == 1 else config.parallel.max_in_flight
+  return None if one_device(layout) else config.parallel.max_in_flight
 
 
 class InFlight:

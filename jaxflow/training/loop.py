@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from jaxflow.training import losses, parallel
-from jaxflow.training.dispatch import InFlight, chunk_sizes
+from jaxflow.training.dispatch import InFlight, chunk_sizes, one_device
 from jaxflow.training.interrupt import Interrupted, StopRequest
 from jaxflow.training.progress import ProgressDisplay
 from jaxflow.training.run_axis import stack, take
@@ -270,8 +270,8 @@ def _ends_overlap(run: LoopInputs) -> bool:
   """Whether a chunked epoch's end runs beside the next epoch's steps: one run on one device of one process
   (two threads dispatching programs with collectives could interleave them differently on each device), on
   the device (graph batches' host step is not worth it), and `train.dispatch_ahead`."""
-  one_device = run.programs.layout.num_devices == 1 and jax.process_count() == 1
-  return run.config.train.dispatch_ahead and one_device and len(run.books) == 1 and not run.on_host
+  alone = one_device(run.programs.layout)
+  return run.config.train.dispatch_ahead and alone and len(run.books) == 1 and not run.on_host
 
 
 class _Discarded(Exception):
