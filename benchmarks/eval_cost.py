@@ -140,6 +140,38 @@ def build(config) -> dict:
   return {name: (lambda run=run: rate(run(), steps_per_epoch)["steps_per_second"]) for name, run in runs.items()}
 
 
+def dispatch_concurrency(repeats: int = 7) -> dict:
+  """Whether XLA:CPU runs independent programs side by side: one ~20-ms program alone, two dispatched from one
+  thread, two from two threads (milliseconds, medians)."""
+
+  @jax.jit
+  def work(x):
+    return jax.lax.scan(lambda c, _: (jnp.tanh(c @ c.T @ c * 0.01), None), x, None, length=30)[0]
+
+  a, b = jnp.ones((256, 256)), jnp.full((256, 256), 2.0)
+  jax.block_until_ready((work(a), work(b)))
+
+  def two_threads():
+    threads = [threading.Thread(target=lambda v=v: work(v).block_until_ready()) for v in (a, b)]
+    for thread in threads:
+      thread.start()
+    for thread in threads:
+      thread.join()
+
+  cases = {
+    "one": lambda: work(a).block_until_ready(),
+    "two_from_one_thread": lambda: jax.block_until_ready((work(a), work(b))),
+    "two_from_two_threads": two_threads,
+  }
+  times = {name: [] for name in cases}
+  for _ in range(repeats):
+    for name, case in cases.items():
+      start = time.perf_counter()
+      case()
+      times[name].append(1000 * (time.perf_counter() - start))
+  return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
@@ -167,9 +199,14 @@ def main(argv=None) -> None:
   for name, s in summary.items():
     rounds = ", ".join(f"{v:.2f}" for v in s["per_round_ratio_to_bare"])
     lines.append(f"| {name} | {s['steps_per_second_median']:,.0f} | {s['median_ratio_to_bare']:.3f} | {rounds} |")
+  concurrency = dispatch_concurrency()
+  lines.append("")
+  lines.append(
+    "Independent programs on this backend (ms, medians): " + ", ".join(f"{k} {v:.1f}" for k, v in concurrency.items())
+  )
   print("\n".join(lines))
   header = common.header("eval_cost", args, versions=("jax", "jaxlib", "flax", "optax"))
-  payload = {**header, "rates": rates, "summary": summary}
+  payload = {**header, "rates": rates, "summary": summary, "concurrency_ms": concurrency}
   print(common.write_payload(args.out, payload))
 
 
