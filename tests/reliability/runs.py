@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
+from tests import forkserver
 from tests.conftest import ROOT, built_once, config_path
 
 JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
@@ -38,14 +40,28 @@ def flags(*extra: str) -> list[str]:
 
 
 def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-  """`jaxflow train` on the small run, to the end."""
-  return subprocess.run(
-    [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"],
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-    cwd=ROOT,
-  )
+  """`jaxflow train` on the small run, to the end, as a process of its own (forked from the fork server: the
+  imports paid once); its exit status, stdout and stderr."""
+  command = [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"]
+  stdout, stderr = _output_file(workdir, "stdout"), _output_file(workdir, "stderr")
+  proc = forkserver.start(command, stdout=stdout, stderr=stderr)
+  try:
+    proc.wait(timeout=timeout)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  with open(stdout) as out, open(stderr) as err:
+    return subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read())
+
+
+def _output_file(workdir, what: str) -> str:
+  """A new file beside `workdir` for a process's stdout or stderr."""
+  folder, name = os.path.split(os.path.abspath(workdir))
+  os.makedirs(folder, exist_ok=True)
+  fd, path = tempfile.mkstemp(dir=folder, prefix=f"{name}.", suffix=f".{what}")
+  os.close(fd)
+  return path
 
 
 def train_here(workdir, *extra: str) -> int:
@@ -107,14 +123,12 @@ def finished(tmp_path_factory) -> str:
   return built_once(tmp_path_factory, "reliability_small_run", build)
 
 
-def start(workdir, *extra: str) -> subprocess.Popen:
-  return subprocess.Popen(
-    [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.PIPE,
-    text=True,
-    cwd=ROOT,
-  )
+def start(workdir, *extra: str, fresh: bool = False):
+  """`jaxflow train` on the small run as a process of its own, to signal or kill: forked from the worker's fork
+  server (tests/forkserver.py: the imports paid once), or, `fresh`, a new process that imports (a kill during
+  the imports, or at a random instant). `.stderr` of the handle reads what it wrote, once it has ended."""
+  command = [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"]
+  return forkserver.start(command, stderr=_output_file(workdir, "stderr"), fresh=fresh)
 
 
 def committed_steps(workdir, which: str = "latest") -> list[int]:
@@ -128,7 +142,7 @@ def committed_steps(workdir, which: str = "latest") -> list[int]:
   )
 
 
-def wait_for(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
+def wait_for(proc, ready, timeout: float = 120) -> bool:
   """Polls `ready()` every few ms until it holds (True) or the process ends first (False)."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
@@ -140,7 +154,7 @@ def wait_for(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
   raise TimeoutError("the run neither reached the point nor ended")
 
 
-def stop(proc: subprocess.Popen, signum: int = signal.SIGKILL, timeout: float = 60) -> int:
+def stop(proc, signum: int = signal.SIGKILL, timeout: float = 60) -> int:
   """Sends `signum` (if the process still runs) and returns its exit status."""
   if proc.poll() is None:
     os.kill(proc.pid, signum)

@@ -16,6 +16,7 @@ import pytest
 
 from jaxflow import cli
 from jaxflow.workdir import LOCK_FILE, acquire_lock, read_metrics
+from tests import forkserver
 from tests.conftest import ROOT, merge_overrides
 from tests.reliability import runs
 from tests.reliability.test_signals import _finish, _free_port, _two_processes  # the 2-process launcher
@@ -167,19 +168,14 @@ def _hosts(
       f"--config.parallel.process_id={i}",
       f"--config.parallel.init_timeout_seconds={timeout_s}",
     ]
-    err = open(tmp_path / f"err{i}.txt", "w+")
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", **(envs[i] if envs else {})}
-    procs.append(
-      subprocess.Popen(
-        [*(FILES_OF_8_KIB if i in small_files else []), runs.JAXFLOW, "train", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-        cwd=cwds[i] if cwds else ROOT,
-        env=env,
-      )
-    )
-    procs[-1].err = err
+    # Forked from the fork server (tests/forkserver.py), which starts a real process for what it cannot serve
+    # (a file-size limit's wrapper command, a JAX_* setting of its own).
+    command = [*(FILES_OF_8_KIB if i in small_files else []), runs.JAXFLOW, "train", *args]
+    stderr = str(tmp_path / f"err{i}.txt")
+    procs.append(forkserver.start(command, cwd=cwds[i] if cwds else ROOT, env=env, stderr=stderr))
+    procs[-1].err = procs[-1].stderr  # what _finish reads back
   return _finish(procs, timeout=90)
 
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests import forkserver
 from tests.reliability import runs
 
 # One step per dispatch and 89 steps per epoch: a signal is taken at the next log point (every 5 steps), almost
@@ -92,13 +92,12 @@ def _two_processes(workdir: str, port: int, tmp_path, tag: str, *extra: str) -> 
       f"--config.parallel.process_id={i}",
       "--config.parallel.init_timeout_seconds=60",
     ]
-    err = open(tmp_path / f"{tag}_err{i}.txt", "w+")
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
-    procs.append(
-      subprocess.Popen([runs.JAXFLOW, "train", *args], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
-    )
-    procs[-1].err = err
+    # Forked from the fork server (tests/forkserver.py): what is tested starts after the imports.
+    stderr = str(tmp_path / f"{tag}_err{i}.txt")
+    procs.append(forkserver.start([runs.JAXFLOW, "train", *args], env=env, stderr=stderr))
+    procs[-1].err = procs[-1].stderr  # what _finish reads back
   return procs
 
 

@@ -1,0 +1,229 @@
+"""Real `jaxflow` processes for the tests that signal, kill or pair them, without paying the imports each time.
+
+A `jaxflow train` process spends ~1.6 CPU-s importing jax, flax, optax, orbax and jaxflow before it reads its
+config, and the reliability tests start dozens of them to kill or signal (104 processes in the suite, 56 of
+them `jaxflow train`). The fork server is one process per xdist worker that imported all of that once, started
+no backend (no XLA exists in it yet; its only other threads are OpenBLAS's, whose fork handlers numpy relies on)
+and forks a child per `start`. The child is a process of its own: its own pid and signal dispositions,
+killed, signalled and exiting as `jaxflow` does, running the console script's `jaxflow.cli.main.main` on the
+argv, cwd and environment it was given, stdout and stderr on the files it was given, and ending through the
+interpreter's normal exit (atexit handlers run, as in a `jaxflow` process).
+
+What it is not: a process that imports. A test about the import phase (a kill during imports, a kill at a
+random instant), about the console script itself, or one that gives a JAX_* setting jax reads when it is
+imported (other than the server's own) starts a real process: `start` falls back to subprocess.Popen by
+itself for anything it cannot serve, and `fresh=True` asks for one.
+
+    python -m tests.forkserver --serve STATUS_DIR   (stdin: one JSON job per line; stdout: the child's pid)
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
+# jax reads its JAX_* variables when it is imported: the server's are those of the worker that started it, with
+# the platform pinned (a child asking for another one is started as a real process instead).
+SERVER_PLATFORM = "cpu"
+
+
+def _jax_settings(env) -> dict[str, str]:
+  settings = {k: v for k, v in env.items() if k.startswith("JAX_")}
+  settings.setdefault("JAX_PLATFORMS", SERVER_PLATFORM)
+  return settings
+
+
+class Forked:
+  """What the tests use of subprocess.Popen, for a child of the fork server: pid, poll, wait, kill,
+  send_signal, returncode (negative: the signal that ended it, as Popen says), and `stderr` (the file it wrote,
+  read back) when it was asked for."""
+
+  def __init__(self, server: Server, pid: int, stderr: str | None):
+    self.server, self.pid, self.returncode = server, pid, None
+    self.args = ["forked", str(pid)]
+    self.stderr = open(stderr) if stderr else None
+
+  def poll(self) -> int | None:
+    if self.returncode is None:
+      ended = self.server.ended(self.pid)
+      if ended is not None:
+        self.returncode = ended
+    return self.returncode
+
+  def wait(self, timeout: float | None = None) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while self.poll() is None:
+      if deadline is not None and time.monotonic() > deadline:
+        raise subprocess.TimeoutExpired(self.args, timeout)
+      time.sleep(0.003)
+    return self.returncode
+
+  def send_signal(self, signum: int) -> None:
+    if self.poll() is None:
+      try:
+        os.kill(self.pid, signum)
+      except ProcessLookupError:  # it ended between the poll and the signal
+        pass
+
+  def kill(self) -> None:
+    self.send_signal(signal.SIGKILL)
+
+  def terminate(self) -> None:
+    self.send_signal(signal.SIGTERM)
+
+
+class Server:
+  """The fork server of this process (started on first use, ended at exit)."""
+
+  def __init__(self):
+    self.status_dir = tempfile.mkdtemp(prefix="jaxflow_forkserver_")
+    self.env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", SERVER_PLATFORM)}
+    self.proc = subprocess.Popen(
+      [sys.executable, "-m", "tests.forkserver", "--serve", self.status_dir],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      text=True,
+      cwd=ROOT,
+      env=self.env,
+    )
+    self.cpu_seconds = 0.0  # CPU of the children seen to end (tests/conftest.py's CPU log adds it)
+    atexit.register(self.close)
+
+  def serves(self, command: list[str], env) -> bool:
+    return command[0] == JAXFLOW and _jax_settings(env) == _jax_settings(self.env) and self.proc.poll() is None
+
+  def start(self, command: list[str], *, cwd: str, env, stdout: str | None, stderr: str | None) -> Forked:
+    for path in (stdout, stderr):  # empty and present before the handle opens its stderr for reading
+      if path:
+        open(path, "w").close()
+    job = {"argv": ["jaxflow", *command[1:]], "cwd": str(cwd), "env": dict(env), "stdout": stdout, "stderr": stderr}
+    self.proc.stdin.write(json.dumps(job) + "\n")
+    self.proc.stdin.flush()
+    line = self.proc.stdout.readline()
+    if not line:
+      raise RuntimeError("the fork server died")
+    return Forked(self, int(line), stderr)
+
+  def ended(self, pid: int) -> int | None:
+    """The child's exit status once the server has reaped it, else None."""
+    path = os.path.join(self.status_dir, str(pid))
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      code, cpu = json.load(f)
+    os.remove(path)
+    self.cpu_seconds += cpu
+    return code
+
+  def close(self) -> None:
+    if self.proc.poll() is None:
+      self.proc.stdin.close()
+      try:
+        self.proc.wait(timeout=30)
+      except subprocess.TimeoutExpired:
+        self.proc.kill()
+        self.proc.wait()
+    self.proc.stdout.close()
+
+
+_servers: dict[int, Server] = {}  # per process id: a forked test process must not write to its parent's server
+
+
+def server() -> Server:
+  if os.getpid() not in _servers:
+    _servers[os.getpid()] = Server()
+  return _servers[os.getpid()]
+
+
+def children_cpu() -> float:
+  """CPU seconds of this process's forked children seen to end so far."""
+  return _servers[os.getpid()].cpu_seconds if os.getpid() in _servers else 0.0
+
+
+def start(command: list[str], *, cwd=ROOT, env=None, stdout=None, stderr=None, fresh: bool = False):
+  """`command` (the `jaxflow` console script and its arguments) as a process of its own: forked from the server
+  when it can serve it, else subprocess.Popen. `stdout` / `stderr`: paths of files the process writes (None:
+  discarded); the returned handle's `stderr` reads that file back."""
+  env = os.environ if env is None else env
+  if not fresh and server().serves(command, env):
+    return server().start(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+  out = open(stdout, "w") if stdout else subprocess.DEVNULL
+  err = open(stderr, "w") if stderr else subprocess.DEVNULL
+  proc = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env)
+  for f in (out, err):
+    if f is not subprocess.DEVNULL:
+      f.close()
+  proc.stderr = open(stderr) if stderr else None
+  return proc
+
+
+# --------------------------------------------------------------------------------------------------
+# The server process
+
+
+def _serve(status_dir: str) -> dict:
+  """Imports what `jaxflow train` imports, then forks a child per job; returns the job in a child."""
+  import jaxflow.cli.main
+  import jaxflow.run.train
+  import jaxflow.training.checkpoints
+  import jaxflow.training.writers  # noqa: F401
+
+  def reap(signum, frame) -> None:
+    while True:
+      try:
+        pid, status, usage = os.wait4(-1, os.WNOHANG)
+      except ChildProcessError:
+        return
+      if pid == 0:
+        return
+      record = [os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime]
+      path = os.path.join(status_dir, str(pid))
+      with open(path + ".tmp", "w") as f:
+        json.dump(record, f)
+      os.replace(path + ".tmp", path)
+
+  signal.signal(signal.SIGCHLD, reap)
+  while True:
+    line = sys.stdin.readline()
+    if not line:
+      return {}
+    job = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+      signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+      return job
+    sys.stdout.write(f"{pid}\n")
+    sys.stdout.flush()
+
+
+def _run_child(job: dict) -> int:
+  """In the forked child: the job's files, cwd, environment and argv, then the console script's main."""
+  null = os.open(os.devnull, os.O_RDWR)
+  os.dup2(null, 0)
+  for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
+    target = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644) if path else null
+    os.dup2(target, fd)
+  os.chdir(job["cwd"])
+  os.environ.clear()
+  os.environ.update(job["env"])
+  sys.argv = list(job["argv"])
+  from jaxflow.cli.main import main
+
+  return main(job["argv"])
+
+
+if __name__ == "__main__":
+  assert sys.argv[1] == "--serve", sys.argv
+  child_job = _serve(sys.argv[2])
+  if child_job:
+    sys.exit(_run_child(child_job))
