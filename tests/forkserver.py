@@ -98,13 +98,17 @@ class Server:
     atexit.register(self.close)
 
   def serves(self, command: list[str], env) -> bool:
-    return command[0] == JAXFLOW and _jax_settings(env) == _jax_settings(self.env) and self.proc.poll() is None
+    """The `jaxflow` console script, or `python SCRIPT.py ...` (a test's worker script: run as __main__ in the
+    child, so a worker that sets XLA_FLAGS before it imports jax still does so before any backend exists)."""
+    runnable = command[0] == JAXFLOW or (command[0] == sys.executable and command[1:2] and command[1].endswith(".py"))
+    return bool(runnable) and _jax_settings(env) == _jax_settings(self.env) and self.proc.poll() is None
 
   def start(self, command: list[str], *, cwd: str, env, stdout: str | None, stderr: str | None) -> Forked:
     for path in (stdout, stderr):  # empty and present before the handle opens its stderr for reading
       if path:
         open(path, "w").close()
-    job = {"argv": ["jaxflow", *command[1:]], "cwd": str(cwd), "env": dict(env), "stdout": stdout, "stderr": stderr}
+    argv = ["jaxflow", *command[1:]] if command[0] == JAXFLOW else command[1:]  # a script: its own argv
+    job = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": stdout, "stderr": stderr}
     self.proc.stdin.write(json.dumps(job) + "\n")
     self.proc.stdin.flush()
     line = self.proc.stdout.readline()
@@ -210,13 +214,21 @@ def _run_child(job: dict) -> int:
   """In the forked child: the job's files, cwd, environment and argv, then the console script's main."""
   null = os.open(os.devnull, os.O_RDWR)
   os.dup2(null, 0)
+  opened = {}  # one file for stdout and stderr both, when they name the same path (2>&1)
   for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
-    target = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644) if path else null
-    os.dup2(target, fd)
+    if path and path not in opened:
+      opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(opened[path] if path else null, fd)
   os.chdir(job["cwd"])
   os.environ.clear()
   os.environ.update(job["env"])
   sys.argv = list(job["argv"])
+  if job["argv"][0] != "jaxflow":  # a worker script, as `python SCRIPT.py ARGS` runs it
+    import runpy
+
+    sys.path[0] = os.path.dirname(os.path.abspath(job["argv"][0]))
+    runpy.run_path(job["argv"][0], run_name="__main__")
+    return 0
   from jaxflow.cli.main import main
 
   return main(job["argv"])

@@ -22,6 +22,7 @@ import pytest
 import jaxflow
 from jaxflow.seeds import study as seeds_lib
 from jaxflow.workdir import acquire_lock
+from tests import forkserver
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 from tests.reliability.test_signals import _finish, _free_port  # the 2-process launcher of the multi-host tests
 
@@ -38,10 +39,11 @@ def _start(tmp_path, workdir: str, port: int, process_ids, *flags: str) -> list[
   pipe nobody drains would stall a process, and its peer with it)."""
   procs = []
   for i in process_ids:
-    log = open(tmp_path / f"{os.path.basename(workdir)}_{i}.txt", "w+")
+    log = str(tmp_path / f"{os.path.basename(workdir)}_{i}.txt")
     args = [sys.executable, WORKER, "2", str(i), "2", str(port), workdir, *flags]
-    procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT))
-    procs[-1].err = log  # what tests.reliability's _finish reads back
+    # Forked from the fork server (tests/forkserver.py): the worker sets its device count before any backend.
+    procs.append(forkserver.start(args, stdout=log, stderr=log))
+    procs[-1].err = procs[-1].stderr  # what tests.reliability's _finish reads back
   return procs
 
 

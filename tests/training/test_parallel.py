@@ -25,6 +25,7 @@ import pytest
 import jaxflow
 from jaxflow.config import ConfigError
 from jaxflow.run.validate import validate
+from tests import forkserver
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 from tests.reliability.runs import committed_steps
 
@@ -40,8 +41,10 @@ def runs(tmp_path_factory) -> dict:
   machine; the equivalence runs alone took past 300 s on a loaded one): a deadlock still ends here, and
   fails only the tests whose sections had not ended."""
   root = tmp_path_factory.mktemp("parallel_runs")
-  with open(root / "stdout.txt", "w+") as out, open(root / "stderr.txt", "w+") as err:
-    process = subprocess.Popen([sys.executable, WORKER, "module", "8", str(root)], stdout=out, stderr=err, cwd=ROOT)
+  out_path, err_path = str(root / "stdout.txt"), str(root / "stderr.txt")
+  # Forked from the fork server (tests/forkserver.py): the worker sets its 8 devices before any backend exists.
+  process = forkserver.start([sys.executable, WORKER, "module", "8", str(root)], stdout=out_path, stderr=err_path)
+  with open(out_path) as out, open(err_path) as err:
     try:
       process.wait(timeout=900)
     except subprocess.TimeoutExpired:
@@ -166,14 +169,10 @@ def _two_processes(task: str, devices: int, workdir: str, tmp_path, *, timeout: 
   would stall its peer at the next collective. SIGKILLed past `timeout` (after jax.distributed.initialize
   jax catches SIGTERM): the test fails then with each process's exit status and the end of its stderr."""
   port = _free_port()
-  logs = [(open(tmp_path / f"{task}_out{i}.txt", "w+"), open(tmp_path / f"{task}_err{i}.txt", "w+")) for i in range(2)]
-  procs = [
-    subprocess.Popen(
-      [sys.executable, WORKER, task, str(devices), str(i), "2", str(port), workdir],
-      stdout=out,
-      stderr=err,
-      text=True,
-      cwd=ROOT,
+  logs = [(str(tmp_path / f"{task}_out{i}.txt"), str(tmp_path / f"{task}_err{i}.txt")) for i in range(2)]
+  procs = [  # forked from the fork server (tests/forkserver.py): the worker sets its device count before any backend
+    forkserver.start(
+      [sys.executable, WORKER, task, str(devices), str(i), "2", str(port), workdir], stdout=out, stderr=err
     )
     for i, (out, err) in enumerate(logs)
   ]
@@ -190,9 +189,10 @@ def _two_processes(task: str, devices: int, workdir: str, tmp_path, *, timeout: 
         p.wait()
   outputs, errors = [], []
   for out, err in logs:
-    out.seek(0), err.seek(0)
-    outputs.append(out.read())
-    errors.append(err.read()[-3000:])
+    with open(out) as f:
+      outputs.append(f.read())
+    with open(err) as f:
+      errors.append(f.read()[-3000:])
   assert [p.returncode for p in procs] == [0, 0], (f"timeout {timeout} s", [p.returncode for p in procs], errors)
   return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 
 import jaxflow
 from jaxflow.training import parallel
+from tests import forkserver
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
 
 WORKER = os.path.join(ROOT, "tests", "training", "parallel_worker.py")
@@ -32,12 +32,19 @@ def test_auto_is_single_on_one_device():
 
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory) -> dict:
-  workdir = str(tmp_path_factory.mktemp("seeds_devices") / "study")
-  done = subprocess.run(
-    [sys.executable, WORKER, "devices", "2", workdir], capture_output=True, text=True, timeout=300, cwd=ROOT
-  )
-  assert done.returncode == 0, done.stderr[-3000:]
-  return {"workdir": workdir, **json.loads(done.stdout.strip().splitlines()[-1])}
+  folder = tmp_path_factory.mktemp("seeds_devices")
+  workdir, out, err = str(folder / "study"), str(folder / "stdout.txt"), str(folder / "stderr.txt")
+  # Forked from the fork server (tests/forkserver.py): the worker sets its 2 devices before any backend exists.
+  proc = forkserver.start([sys.executable, WORKER, "devices", "2", workdir], stdout=out, stderr=err)
+  try:
+    proc.wait(timeout=300)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  assert proc.returncode == 0, open(err).read()[-3000:]
+  with open(out) as f:
+    return {"workdir": workdir, **json.loads(f.read().strip().splitlines()[-1])}
 
 
 @pytest.mark.slow
