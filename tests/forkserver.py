@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,6 +137,7 @@ class Server:
         self.proc.kill()
         self.proc.wait()
     self.proc.stdout.close()
+    shutil.rmtree(self.status_dir, ignore_errors=True)
 
 
 _servers: dict[int, Server] = {}  # per process id: a forked test process must not write to its parent's server
