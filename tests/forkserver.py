@@ -31,14 +31,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
-# jax reads its JAX_* variables when it is imported: the server's are those of the worker that started it, with
-# the platform pinned (a child asking for another one is started as a real process instead).
-SERVER_PLATFORM = "cpu"
 
 
-def _jax_settings(env) -> dict[str, str]:
-  settings = {k: v for k, v in env.items() if k.startswith("JAX_")}
-  settings.setdefault("JAX_PLATFORMS", SERVER_PLATFORM)
+def _import_time_settings(env, default_platform: str) -> dict[str, str]:
+  """What a child cannot change once the server has imported: jax's JAX_* variables (read when jax is imported;
+  no JAX_PLATFORMS means the platform jax picks, `default_platform`) and Python's PYTHON* ones (hash seed,
+  warnings, path: read when the interpreter starts). A job whose settings differ gets a process of its own."""
+  settings = {k: v for k, v in env.items() if k.startswith(("JAX_", "PYTHON"))}
+  settings.setdefault("JAX_PLATFORMS", default_platform)
   return settings
 
 
@@ -47,14 +47,14 @@ class Forked:
   send_signal, returncode (negative: the signal that ended it, as Popen says), and `stderr` (the file it wrote,
   read back) when it was asked for."""
 
-  def __init__(self, server: Server, pid: int, stderr: str | None):
-    self.server, self.pid, self.returncode = server, pid, None
+  def __init__(self, server: Server, pid: int, job: int, stderr: str | None):
+    self.server, self.pid, self.job, self.returncode = server, pid, job, None
     self.args = ["forked", str(pid)]
     self.stderr = open(stderr) if stderr else None
 
   def poll(self) -> int | None:
     if self.returncode is None:
-      ended = self.server.ended(self.pid)
+      ended = self.server.ended(self.job, self.pid)
       if ended is not None:
         self.returncode = ended
     return self.returncode
@@ -85,8 +85,12 @@ class Server:
   """The fork server of this process (started on first use, ended at exit)."""
 
   def __init__(self):
+    import jax  # the platform a process of this environment would pick (the worker's own: jax is loaded here)
+
+    self.owner, self.jobs = os.getpid(), 0  # a forked copy of this process must not close the owner's server
     self.status_dir = tempfile.mkdtemp(prefix="jaxflow_forkserver_")
-    self.env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", SERVER_PLATFORM)}
+    self.platform = os.environ.get("JAX_PLATFORMS") or jax.default_backend()
+    self.env = {**os.environ, "JAX_PLATFORMS": self.platform}
     self.proc = subprocess.Popen(
       [sys.executable, "-m", "tests.forkserver", "--serve", self.status_dir],
       stdin=subprocess.PIPE,
@@ -102,25 +106,30 @@ class Server:
     """The `jaxflow` console script, or `python SCRIPT.py ...` (a test's worker script: run as __main__ in the
     child, so a worker that sets XLA_FLAGS before it imports jax still does so before any backend exists)."""
     runnable = command[0] == JAXFLOW or (command[0] == sys.executable and command[1:2] and command[1].endswith(".py"))
-    return bool(runnable) and _jax_settings(env) == _jax_settings(self.env) and self.proc.poll() is None
+    same = _import_time_settings(env, self.platform) == _import_time_settings(self.env, self.platform)
+    return bool(runnable) and same and self.proc.poll() is None
 
   def start(self, command: list[str], *, cwd: str, env, stdout: str | None, stderr: str | None) -> Forked:
     for path in (stdout, stderr):  # empty and present before the handle opens its stderr for reading
       if path:
         open(path, "w").close()
     argv = ["jaxflow", *command[1:]] if command[0] == JAXFLOW else command[1:]  # a script: its own argv
-    job = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": stdout, "stderr": stderr}
+    self.jobs += 1  # status files are named by job, not by pid (a pid is reused once its process is reaped)
+    job = {"id": self.jobs, "argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": stdout, "stderr": stderr}
     self.proc.stdin.write(json.dumps(job) + "\n")
     self.proc.stdin.flush()
     line = self.proc.stdout.readline()
     if not line:
       raise RuntimeError("the fork server died")
-    return Forked(self, int(line), stderr)
+    return Forked(self, int(line), self.jobs, stderr)
 
-  def ended(self, pid: int) -> int | None:
-    """The child's exit status once the server has reaped it, else None."""
-    path = os.path.join(self.status_dir, str(pid))
+  def ended(self, job: int, pid: int) -> int | None:
+    """The child's exit status once the server has reaped it, else None. A server that died leaves no status:
+    a child that is gone then raises instead of being waited for forever."""
+    path = os.path.join(self.status_dir, str(job))
     if not os.path.exists(path):
+      if self.proc.poll() is not None and not os.path.exists(f"/proc/{pid}"):
+        raise RuntimeError(f"the fork server died; its child {pid} ended with an unknown status")
       return None
     with open(path) as f:
       code, cpu = json.load(f)
@@ -129,6 +138,8 @@ class Server:
     return code
 
   def close(self) -> None:
+    if os.getpid() != self.owner:  # a forked copy of the test process: the server is not its own
+      return
     if self.proc.poll() is None:
       self.proc.stdin.close()
       try:
@@ -162,10 +173,13 @@ def start(command: list[str], *, cwd=ROOT, env=None, stdout=None, stderr=None, f
   if not fresh and server().serves(command, env):
     return server().start(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
   out = open(stdout, "w") if stdout else subprocess.DEVNULL
-  err = open(stderr, "w") if stderr else subprocess.DEVNULL
+  if stderr and stderr == stdout:  # one file through one descriptor (2>&1)
+    err = subprocess.STDOUT
+  else:
+    err = open(stderr, "w") if stderr else subprocess.DEVNULL
   proc = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env)
   for f in (out, err):
-    if f is not subprocess.DEVNULL:
+    if f not in (subprocess.DEVNULL, subprocess.STDOUT):
       f.close()
   proc.stderr = open(stderr) if stderr else None
   return proc
@@ -182,6 +196,8 @@ def _serve(status_dir: str) -> dict:
   import jaxflow.training.checkpoints
   import jaxflow.training.writers  # noqa: F401
 
+  jobs: dict[int, int] = {}  # child pid -> job id
+
   def reap(signum, frame) -> None:
     while True:
       try:
@@ -191,7 +207,7 @@ def _serve(status_dir: str) -> dict:
       if pid == 0:
         return
       record = [os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime]
-      path = os.path.join(status_dir, str(pid))
+      path = os.path.join(status_dir, str(jobs.pop(pid)))
       with open(path + ".tmp", "w") as f:
         json.dump(record, f)
       os.replace(path + ".tmp", path)
@@ -204,10 +220,14 @@ def _serve(status_dir: str) -> dict:
     job = json.loads(line)
     sys.stdout.flush()
     sys.stderr.flush()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # reaped only once its job is known
     pid = os.fork()
     if pid == 0:
       signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+      signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
       return job
+    jobs[pid] = job["id"]
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     sys.stdout.write(f"{pid}\n")
     sys.stdout.flush()
 

@@ -152,7 +152,7 @@ def wait_for(proc, ready, timeout: float = 120) -> bool:
 def stop(proc, signum: int = signal.SIGKILL, timeout: float = 60) -> int:
   """Sends `signum` (if the process still runs) and returns its exit status."""
   if proc.poll() is None:
-    os.kill(proc.pid, signum)
+    proc.send_signal(signum)  # an ended process is ignored (Popen and the fork server alike)
   return ended(proc, timeout)
 
 

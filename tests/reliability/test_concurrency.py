@@ -31,7 +31,7 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path, second):
     assert runs.wait_for(first, lambda: os.path.exists(os.path.join(workdir, "config.json")))
     # Paused while the second one tries: it holds the lock as a live process (the kernel's flock) whatever it
     # does, and a paused one can neither finish before the second gets to the lock nor spend CPU meanwhile.
-    os.kill(first.pid, signal.SIGSTOP)
+    first.send_signal(signal.SIGSTOP)
     other = runs.train(workdir, *second)
     assert other.returncode == 2, other.stderr
     line = other.stderr.strip()
@@ -40,7 +40,7 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path, second):
     )
     assert f"(pid {first.pid} on {socket.gethostname()} since " in line and "another --workdir" in line
   finally:
-    os.kill(first.pid, signal.SIGCONT)
+    first.send_signal(signal.SIGCONT)
     assert runs.stop(first, signal.SIGTERM) in (0, 143)
   config = json.load(open(os.path.join(workdir, "config.json")))["config"]
   assert config["optim"]["lr"] != 0.01  # the refused overwrite changed nothing

@@ -28,8 +28,9 @@ POINTS = {
   "epoch 6 saved": lambda w, t0: any(step >= 6 * 11 for step in runs.committed_steps(w)),
   "summary.json": lambda w, t0: os.path.exists(os.path.join(w, "summary.json")),
 }
-# Every chain kills at least 5 times, and each kind of moment is somewhere: during imports (0.2 s; and a point
-# that already holds when the process starts: killed at once), before any checkpoint (config.json, the first
+# Every chain kills at least 5 times, and each kind of moment is somewhere: during imports (0.2 s, a process that
+# imports; a point that already holds when the process starts kills a child of the fork server, which imported
+# before it forked, at the start of its main), before any checkpoint (config.json, the first
 # log line, a checkpoint being written), right after a commit (1 and 3 committed, the latter with keep=3's
 # deletions under way), at a random instant after start (t+S: imports or a restore), late in training, after
 # summary.json, and on a finished workdir. Each kill after imports is a process that costs ~2 CPU-s, so a

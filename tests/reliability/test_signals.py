@@ -121,7 +121,7 @@ def test_two_processes_agree_where_to_stop_and_resume_bitwise(tmp_path):
   workdir = str(tmp_path / "run")
   procs = _two_processes(workdir, _free_port(), tmp_path, "run")
   assert runs.wait_for(procs[0], lambda: len(runs.committed_steps(workdir)) >= 2)
-  os.kill(procs[1].pid, signal.SIGTERM)
+  procs[1].send_signal(signal.SIGTERM)
   stopped = _finish(procs)
   assert [s for s, _ in stopped] == [143, 143], stopped
   steps = {err.split(" at step ")[1].split()[0] for _, err in stopped}
