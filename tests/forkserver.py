@@ -10,9 +10,12 @@ argv, cwd and environment it was given, stdout and stderr on the files it was gi
 interpreter's normal exit (atexit handlers run, as in a `jaxflow` process).
 
 What it is not: a process that imports. A test about the import phase (a kill during imports, a kill at a
-random instant), about the console script itself, or one that gives a JAX_* setting jax reads when it is
-imported (other than the server's own) starts a real process: `start` falls back to subprocess.Popen by
-itself for anything it cannot serve, and `fresh=True` asks for one.
+random instant), about the console script itself, or one that gives a JAX_* or PYTHON* setting read at import
+or interpreter start (other than the server's own) starts a real process: `start` falls back to
+subprocess.Popen by itself for anything it cannot serve, and `fresh=True` asks for one. Also shared by every
+child: the server's hash seed and numpy's global random state, so two children of one job cannot disagree on
+a set's iteration order as two fresh processes could (nothing in jaxflow depends on one today), and
+`sys.path[0]` is the repository (a fresh `jaxflow` has its script's folder there).
 
     python -m tests.forkserver --serve STATUS_DIR   (stdin: one JSON job per line; stdout: the child's pid)
 """
