@@ -218,7 +218,9 @@ class Programs:
       return jax.tree.map(lambda *xs: sum(xs), *sums)
     return self._run("eval", self._eval, state, data.eval_batches, compile_only=compile_only)
 
-  def layer_stats(self, state, data: DeviceData | HostData, *, compile_only: bool = False) -> dict[str, float]:
+  def layer_stats(
+    self, state, data: DeviceData | HostData, *, compile_only: bool = False
+  ) -> dict[str, float] | list[dict[str, float]] | None:
     """Layer statistics on a fixed probe batch: the first `batch_size` training examples (`compile_only`:
     compiled, not run, as in `eval_sums`)."""
     if isinstance(data, HostData):

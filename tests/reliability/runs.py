@@ -14,7 +14,7 @@ import time
 from tests import forkserver
 from tests.conftest import ROOT, built_once, config_path
 
-JAXFLOW = os.path.join(os.path.dirname(sys.executable), "jaxflow")
+JAXFLOW = forkserver.JAXFLOW  # the console script the fork server serves
 # 8 epochs of 11 steps, a checkpoint after every epoch (keep 3), train logs every 5 steps: many files appear,
 # so a kill can land anywhere in a run. Why 8: the kill chains' latest point inside training is "epoch 6 saved"
 # (tests/reliability/test_kills.py), which must leave an epoch to train; a damaged newest checkpoint falls
