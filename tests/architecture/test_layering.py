@@ -8,6 +8,7 @@ a module may import its own package and the floors below, never a sibling packag
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -85,16 +86,22 @@ def collect():
   return modules, graph
 
 
-MODULES, GRAPH = collect()
+@functools.cache
+def source_map():
+  """(MODULES, GRAPH), parsed once when a test first asks: not at import, which every xdist worker pays while
+  collecting (~2 CPU-s of ast parsing) whether or not it runs these tests."""
+  return collect()
 
 
 def test_every_package_has_a_floor():
-  assert {unit(m) for m in MODULES} <= set(FLOORS), sorted({unit(m) for m in MODULES} - set(FLOORS))
+  modules = source_map()[0]
+  assert {unit(m) for m in modules} <= set(FLOORS), sorted({unit(m) for m in modules} - set(FLOORS))
 
 
 def test_imports_point_down():
+  graph = source_map()[1]
   upward = []
-  for module, edges in GRAPH.items():
+  for module, edges in graph.items():
     for target, _, line, _ in edges:
       a, b = unit(module), unit(target)
       if a != b and FLOORS[b] >= FLOORS[a]:
@@ -104,7 +111,8 @@ def test_imports_point_down():
 
 def test_no_import_cycle():
   """No cycle among modules, counting imports inside functions too."""
-  graph = {m: {t for t, *_ in edges if t in MODULES and t != m} for m, edges in GRAPH.items()}
+  modules, imports = source_map()
+  graph = {m: {t for t, *_ in edges if t in modules and t != m} for m, edges in imports.items()}
   state, cycles = {}, []
 
   def visit(node, path):
@@ -125,8 +133,9 @@ def test_no_import_cycle():
 
 
 def test_no_private_name_crosses_a_module():
+  modules = source_map()[0]
   crossing = []
-  for module, path in MODULES.items():
+  for module, path in modules.items():
     tree = ast.parse(path.read_text())
     aliases = {}
     for node in ast.walk(tree):
@@ -135,7 +144,7 @@ def test_no_private_name_crosses_a_module():
         for a in node.names:
           if target.startswith("jaxflow") and a.name.startswith("_") and target != module:
             crossing.append(f"{module}:{node.lineno} imports {target}.{a.name}")
-          if f"{target}.{a.name}" in MODULES:
+          if f"{target}.{a.name}" in modules:
             aliases[a.asname or a.name] = f"{target}.{a.name}"
       elif isinstance(node, ast.Import):
         for a in node.names:
@@ -149,9 +158,10 @@ def test_no_private_name_crosses_a_module():
 
 
 def test_jaxflow_modules_are_imported_at_module_level():
+  graph = source_map()[1]
   lazy = [
     f"{module}:{line} imports {target} inside a function"
-    for module, edges in GRAPH.items()
+    for module, edges in graph.items()
     for target, _, line, inner in edges
     if inner and unit(module) not in LAZY_LOADERS
   ]
@@ -171,8 +181,9 @@ def explained(lines: list[str], lineno: int) -> bool:
 def test_deferred_third_party_imports_say_why():
   """A function-level import stays only for a heavy or optional dependency (or, in the CLI and the public
   API, for a module that loads them), with a comment on its line or the line above saying so."""
+  modules = source_map()[0]
   silent = []
-  for module, path in MODULES.items():
+  for module, path in modules.items():
     lines = path.read_text().splitlines()
     tree = ast.parse("\n".join(lines))
     for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
@@ -188,13 +199,15 @@ def test_deferred_third_party_imports_say_why():
 
 @pytest.mark.parametrize("limit", [500])
 def test_no_module_over_500_lines(limit):
-  long = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
+  modules = source_map()[0]
+  long = {m: len(p.read_text().splitlines()) for m, p in modules.items()}
   assert not {m: n for m, n in long.items() if n > limit}
 
 
 def test_no_function_over_80_lines():
+  modules = source_map()[0]
   long = []
-  for module, path in MODULES.items():
+  for module, path in modules.items():
     for node in ast.walk(ast.parse(path.read_text())):
       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
         long.append(f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
@@ -203,8 +216,9 @@ def test_no_function_over_80_lines():
 
 def package_graph() -> dict[str, set[str]]:
   """{package: the packages it imports}: the map the README draws."""
+  graph = source_map()[1]
   edges: dict[str, set[str]] = {}
-  for module, imports in GRAPH.items():
+  for module, imports in graph.items():
     for target, *_ in imports:
       if unit(module) != unit(target):
         edges.setdefault(unit(module), set()).add(unit(target))

@@ -306,24 +306,6 @@ def test_ranges_inside_the_fields_rules_pass():
 # -- search methods on known functions ----------------------------------------------------------------
 
 
-def _regret(method: str, seed: int, budget: int) -> float:
-  sg = suggest.Suggester(BRANIN, method=method, seed=seed)
-  observed, values = [], []
-  for i in range(budget):
-    p = sg.suggest(i, 1, observed, values)[0]
-    observed.append(p)
-    values.append(branin(p))
-  return min(values) - BRANIN_MIN
-
-
-@pytest.mark.slow
-def test_bo_beats_random_on_branin_at_a_small_budget():
-  bo = [_regret("bo", s, 16) for s in range(5)]
-  rand = [_regret("random", s, 16) for s in range(5)]
-  assert np.median(bo) < np.median(rand), (bo, rand)
-  assert np.median(bo) < 1.0
-
-
 def test_grid_and_quasi_random_suggesters_are_index_stable():
   for method in ("grid", "random", "sobol", "halton"):
     sg = suggest.Suggester(BRANIN, method=method, seed=1, budget=9)
