@@ -101,10 +101,15 @@ def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
     # ml_collections loads config files with importlib's deprecated load_module(): its deprecation, not
     # ours, and nothing a user can act on; silenced here only.
     warnings.filterwarnings("ignore", message=r"the load_module\(\) method is deprecated", category=DeprecationWarning)
-    check_overrides(read_config_file(path, variant), argv)
+    defaults = read_config_file(path, variant)
+    check_overrides(defaults, argv)
+    argv, nulled = split_none_overrides(defaults, argv)
     try:
       unparsed = flag_values(list(argv))
-      flag_values["config"].value
+      config = flag_values["config"].value
+      for field in nulled:
+        parent, _, name = field.rpartition(".")
+        (get_field(config, parent) if parent else config)[name] = None
       return unparsed
     except flags.Error as e:
       raise ConfigError(one_line(str(e))) from None
@@ -208,6 +213,28 @@ def check_overrides(config: ml_collections.ConfigDict, argv: Sequence[str]) -> N
     missing = _unknown_field_message(config, field)
     if missing:
       raise ConfigError(missing)
+
+
+def split_none_overrides(config: ml_collections.ConfigDict, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+  """(argv without them, their fields) for each `--config.a.b=None` of a field the config file declares
+  nullable (`config_dict.placeholder(type)`, e.g. checkpoint.every_seconds: None is no time cadence), which
+  parse_config_flags then sets to None. config_flags parses "None" with the field's type: a float or int
+  placeholder refused it, and a str one (init_from, loss) silently became the string 'None'."""
+  kept, nulled = [], []
+  for arg in argv:
+    name, _, value = arg.lstrip("-").partition("=")
+    field = name.removeprefix("config.")
+    if arg.startswith("-") and name.startswith("config.") and value == "None" and _nullable(config, field):
+      nulled.append(field)
+    else:
+      kept.append(arg)
+  return kept, nulled
+
+
+def _nullable(config: ml_collections.ConfigDict, field: str) -> bool:
+  parent, _, name = field.rpartition(".")
+  section = get_field(config, parent) if parent else config
+  return isinstance(dict(section.items(preserve_field_references=True)).get(name), ml_collections.FieldReference)
 
 
 _SECTIONS = (Mapping, ml_collections.ConfigDict)  # a ConfigDict is no collections.abc.Mapping

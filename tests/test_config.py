@@ -62,6 +62,25 @@ def test_overrides_of_tuples_placeholders_bools_and_prefixed_form(in_repo_root):
   assert config.optim.name == "sgd"
 
 
+def test_none_clears_a_nullable_field_and_only_a_nullable_one(in_repo_root):
+  """`=None` of a placeholder field is None (config_flags alone refused it for a float or int placeholder and
+  made a str one the string 'None', so `init_from=None` named a checkpoint folder 'None'); a field the file
+  gives a plain value keeps refusing it with one line."""
+  config = load_config(
+    "configs/digits_mlp.py",
+    ["checkpoint.every_seconds=None", "seeds.data=None", "init_from=None", "--config.compilation_cache=None"],
+  )
+  assert digits_mlp.get_config().checkpoint.every_seconds == 60.0  # the file's value, cleared
+  assert config.checkpoint.every_seconds is None and config.seeds.data is None
+  assert config.init_from is None and config.compilation_cache is None
+  config.checkpoint.every_seconds = 30.0  # still the float field it was
+  assert config.checkpoint.every_seconds == 30.0
+  assert load_config("configs/digits_mlp.py", ["init_from=runs/None"]).init_from == "runs/None"
+  with pytest.raises(ConfigError) as error:
+    load_config("configs/digits_mlp.py", ["train.epochs=None"])
+  assert_one_line(error, "train.epochs", "None")
+
+
 def test_no_overrides_gives_the_file_config(in_repo_root):
   config = load_config("configs/digits_mlp.py")
   assert config.to_dict() == digits_mlp.get_config().to_dict()
