@@ -220,12 +220,17 @@ def split_none_overrides(config: ml_collections.ConfigDict, argv: Sequence[str])
   nullable (`config_dict.placeholder(type)`, e.g. checkpoint.every_seconds: None is no time cadence), which
   parse_config_flags then sets to None. config_flags parses "None" with the field's type: a float or int
   placeholder refused it, and a str one (init_from, loss) silently became the string 'None'."""
-  kept, nulled = [], []
-  for arg in argv:
-    name, _, value = arg.lstrip("-").partition("=")
+  kept, nulled, args = [], [], list(argv)
+  while args:
+    arg = args.pop(0)
+    name, equals, value = arg.lstrip("-").partition("=")
+    if not equals and args and args[0] == "None":  # absl's space-separated form: --config.a.b None
+      value = args[0]
     field = name.removeprefix("config.")
     if arg.startswith("-") and name.startswith("config.") and value == "None" and _nullable(config, field):
       nulled.append(field)
+      if not equals:
+        args.pop(0)
     else:
       kept.append(arg)
   return kept, nulled

@@ -7,6 +7,8 @@ import sys
 
 import ml_collections
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
 from configs import base, digits_mlp
 from jaxflow import config as config_lib
@@ -16,6 +18,7 @@ from jaxflow.config import (
   import_file,
   importable_config_dir,
   load_config,
+  parse_config_flags,
   require_choice,
   require_positive,
   require_type,
@@ -73,6 +76,11 @@ def test_none_clears_a_nullable_field_and_only_a_nullable_one(in_repo_root):
   assert digits_mlp.get_config().checkpoint.every_seconds == 60.0  # the file's value, cleared
   assert config.checkpoint.every_seconds is None and config.seeds.data is None
   assert config.init_from is None and config.compilation_cache is None
+  spaced = ["jaxflow", "--config=configs/digits_mlp.py", "--config.init_from", "None", "--config.seeds.data", "None"]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=flag_values, lock_config=True, sys_argv=spaced)
+  assert parse_config_flags(flag_values, spaced) == ["jaxflow"]  # the CLI's parse, absl's space-separated form
+  assert flag_values.config.init_from is None and flag_values.config.seeds.data is None
   config.checkpoint.every_seconds = 30.0  # still the float field it was
   assert config.checkpoint.every_seconds == 30.0
   assert load_config("configs/digits_mlp.py", ["init_from=runs/None"]).init_from == "runs/None"
