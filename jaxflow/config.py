@@ -108,8 +108,8 @@ def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
       unparsed = flag_values(list(argv))
       config = flag_values["config"].value
       for field in nulled:
-        parent, _, name = field.rpartition(".")
-        (get_field(config, parent) if parent else config)[name] = None
+        section, name = _section_of(config, field)
+        section[name] = None
       return unparsed
     except flags.Error as e:
       raise ConfigError(one_line(str(e))) from None
@@ -237,9 +237,14 @@ def split_none_overrides(config: ml_collections.ConfigDict, argv: Sequence[str])
 
 
 def _nullable(config: ml_collections.ConfigDict, field: str) -> bool:
-  parent, _, name = field.rpartition(".")
-  section = get_field(config, parent) if parent else config
+  section, name = _section_of(config, field)
   return isinstance(dict(section.items(preserve_field_references=True)).get(name), ml_collections.FieldReference)
+
+
+def _section_of(config: ml_collections.ConfigDict, field: str) -> tuple[ml_collections.ConfigDict, str]:
+  """(the section holding `a.b.c`, "c"); a top-level field's section is the config itself."""
+  parent, _, name = field.rpartition(".")
+  return (get_field(config, parent) if parent else config), name
 
 
 _SECTIONS = (Mapping, ml_collections.ConfigDict)  # a ConfigDict is no collections.abc.Mapping
