@@ -192,6 +192,18 @@ def start(command: list[str], *, cwd=ROOT, env=None, stdout=None, stderr=None, f
 # The server process
 
 
+def ended(proc, timeout: float) -> int:
+  """The exit status of a process `start` returned (forked or not) once it ends, SIGKILLed past `timeout` (or
+  when the wait is interrupted: a test's process is never left running)."""
+  try:
+    proc.wait(timeout=timeout)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  return proc.returncode
+
+
 def _serve(status_dir: str) -> dict:
   """Imports what `jaxflow train` imports, then forks a child per job; returns the job in a child."""
   import jaxflow.cli.main

@@ -45,7 +45,7 @@ def train(workdir, *extra: str, timeout: float = 300) -> subprocess.CompletedPro
   command = [JAXFLOW, "train", *flags(*extra), f"--workdir={workdir}"]
   stdout, stderr = _output_file(workdir, "stdout"), _output_file(workdir, "stderr")
   proc = forkserver.start(command, stdout=stdout, stderr=stderr)
-  ended(proc, timeout)
+  forkserver.ended(proc, timeout)
   with open(stdout) as out, open(stderr) as err:
     return subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read())
 
@@ -153,19 +153,7 @@ def stop(proc, signum: int = signal.SIGKILL, timeout: float = 60) -> int:
   """Sends `signum` (if the process still runs) and returns its exit status."""
   if proc.poll() is None:
     proc.send_signal(signum)  # an ended process is ignored (Popen and the fork server alike)
-  return ended(proc, timeout)
-
-
-def ended(proc, timeout: float) -> int:
-  """The process's exit status once it ends, SIGKILLed past `timeout` (or when the wait is interrupted: a
-  test's process is never left running)."""
-  try:
-    proc.wait(timeout=timeout)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.wait()
-  return proc.returncode
+  return forkserver.ended(proc, timeout)
 
 
 def summary(workdir) -> dict:

@@ -104,7 +104,7 @@ def _two_processes(workdir: str, port: int, tmp_path, tag: str, *extra: str) -> 
 def _finish(procs, timeout: float = 240) -> list[tuple[int, str]]:
   out = []
   for p in procs:
-    runs.ended(p, timeout)
+    forkserver.ended(p, timeout)
     p.err.seek(0)
     out.append((p.returncode, p.err.read()))
   return out

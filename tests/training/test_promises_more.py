@@ -19,7 +19,6 @@ import jaxflow
 from jaxflow.training import parallel
 from tests import forkserver
 from tests.conftest import ROOT, config_path, latest_params, max_param_diff
-from tests.reliability import runs
 
 WORKER = os.path.join(ROOT, "tests", "training", "parallel_worker.py")
 SEEDS_TINY = ["model.widths=(16,)", "train.epochs=1", "train.batch_size=128", "train.histogram_every=1000"]
@@ -37,7 +36,7 @@ def two_devices(tmp_path_factory) -> dict:
   workdir, out, err = str(folder / "study"), str(folder / "stdout.txt"), str(folder / "stderr.txt")
   # Forked from the fork server (tests/forkserver.py): the worker sets its 2 devices before any backend exists.
   proc = forkserver.start([sys.executable, WORKER, "devices", "2", workdir], stdout=out, stderr=err)
-  assert runs.ended(proc, 300) == 0, open(err).read()[-3000:]
+  assert forkserver.ended(proc, 300) == 0, open(err).read()[-3000:]
   with open(out) as f:
     return {"workdir": workdir, **json.loads(f.read().strip().splitlines()[-1])}
 
