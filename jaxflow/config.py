@@ -31,7 +31,8 @@ from ml_collections import config_flags
 # different values of these.
 # parallel: a checkpoint restores under any layout; stop_on_divergence only decides whether to stop;
 # dispatch_ahead only decides when the next epoch is dispatched (the same bits); the
-# compilation cache only decides where compiled programs are kept.
+# compilation cache only decides where compiled programs are kept; checkpoint only decides when and how many
+# checkpoints are written (a run resumes bitwise from any of them, and the epochs between two are fused the same).
 RESUME_NEUTRAL_FIELDS = (
   "train.overwrite",
   "train.stop_on_divergence",
@@ -39,7 +40,11 @@ RESUME_NEUTRAL_FIELDS = (
   "audit",
   "parallel",
   "compilation_cache",
+  "checkpoint",
 )
+# Resume-neutral fields that config_hash still covered when earlier jaxflow versions wrote their records
+# (config.json, a study's base config, a trial): `config_hashes` gives that hash too, so those records match.
+HASHED_BEFORE = ("checkpoint",)
 
 
 class ConfigError(ValueError):
@@ -361,10 +366,9 @@ def extension_refusal(previous: dict, config: ml_collections.ConfigDict) -> str 
   return None
 
 
-def config_hash(config: ml_collections.ConfigDict) -> str:
-  """sha256 of the canonical JSON of the config, without the resume-neutral fields."""
+def _hash_without(config: ml_collections.ConfigDict, fields: tuple[str, ...]) -> str:
   data = to_dict(config)
-  for path in RESUME_NEUTRAL_FIELDS:
+  for path in fields:
     node = data
     *parents, leaf = path.split(".")
     for part in parents:
@@ -372,6 +376,19 @@ def config_hash(config: ml_collections.ConfigDict) -> str:
     node.pop(leaf, None)
   canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
   return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+  """sha256 of the canonical JSON of the config, without the resume-neutral fields."""
+  return _hash_without(config, RESUME_NEUTRAL_FIELDS)
+
+
+def config_hashes(config: ml_collections.ConfigDict) -> tuple[str, str]:
+  """(config_hash, the hash earlier jaxflow versions gave the same config: with the HASHED_BEFORE fields): what a
+  record written before those fields became resume-neutral is compared with, so it is not taken for another
+  config's (a finished seed trained again, a study refused)."""
+  earlier = tuple(f for f in RESUME_NEUTRAL_FIELDS if f not in HASHED_BEFORE)
+  return config_hash(config), _hash_without(config, earlier)
 
 
 # --- checking helpers: each raises a one-line ConfigError naming `config.<field>` -------------------------

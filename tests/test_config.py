@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 
@@ -15,6 +17,7 @@ from jaxflow import config as config_lib
 from jaxflow.config import (
   ConfigError,
   config_hash,
+  config_hashes,
   import_file,
   importable_config_dir,
   load_config,
@@ -150,6 +153,26 @@ def test_config_hash_ignores_overwrite_without_mutating(in_repo_root):
   assert config_hash(a) == config_hash(b)
   assert b.train.overwrite is True  # hashing did not remove the field from the config itself
   assert config_lib.to_dict(b)["train"]["overwrite"] is True
+
+
+def test_checkpoint_cadences_are_resume_neutral_and_the_earlier_hash_is_still_known(in_repo_root):
+  """checkpoint.* decides when checkpoints are written, not what is trained: it is out of config_hash. Records
+  written before (config.json, a study's base config, a trial) carry the hash with it: config_hashes' second,
+  recomputed here from its definition (sha256 of the canonical JSON without the fields that were neutral then)."""
+  a = load_config("configs/digits_mlp.py")
+  cadence = ["checkpoint.every_epochs=5", "checkpoint.every_seconds=30.0", "checkpoint.keep=1"]
+  b = load_config("configs/digits_mlp.py", cadence)
+  assert config_hash(a) == config_hash(b) and config_hashes(a)[0] == config_hash(a)
+  data = config_lib.to_dict(a)
+  neutral_then = ("overwrite", "stop_on_divergence", "dispatch_ahead")
+  data["train"] = {k: v for k, v in data["train"].items() if k not in neutral_then}
+  for section in ("audit", "parallel", "compilation_cache"):
+    data.pop(section, None)
+  canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+  assert config_hashes(a)[1] == hashlib.sha256(canonical.encode()).hexdigest() != config_hash(a)
+  assert config_hashes(b)[1] != config_hashes(a)[1]  # then, the cadence counted
+  c = load_config("configs/digits_mlp.py", ["optim.lr=0.01"])
+  assert config_hashes(c)[0] != config_hashes(a)[0] and config_hashes(c)[1] != config_hashes(a)[1]
 
 
 def test_to_dict_is_plain_json():

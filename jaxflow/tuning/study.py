@@ -40,7 +40,7 @@ import time
 
 import ml_collections
 
-from jaxflow.config import ConfigError, config_hash, to_dict
+from jaxflow.config import ConfigError, config_hash, config_hashes, to_dict
 from jaxflow.run import compile_cache, executors
 from jaxflow.run.validate import validate
 from jaxflow.training import hparams
@@ -63,13 +63,15 @@ def _check_counts(*, trials, batch, init_trials, objective: str) -> None:
     raise ConfigError(f"--objective={objective!r} is not known; allowed: {', '.join(OBJECTIVES)}")
 
 
-def _check_settings(workdir: str, settings: dict) -> dict:
-  """A rerun must be the same study: the same base config, space and early-stopping rule. Returns the
-  previous study.json ({} for a new study)."""
+def _check_settings(workdir: str, settings: dict, base_hashes: tuple[str, ...]) -> dict:
+  """A rerun must be the same study: the same base config (one of `base_hashes`: config_hashes), space and
+  early-stopping rule. Returns the previous study.json ({} for a new study)."""
   path = os.path.join(workdir, "study.json")
   if not os.path.exists(path):
     return {}
   previous = read_json(path)
+  if previous.get("base_config_hash") in base_hashes:  # an earlier jaxflow's hash of the same base config
+    previous["base_config_hash"] = settings["base_config_hash"]
   for key, what in (
     ("base_config_hash", "base config"),
     ("space", "search space"),
@@ -149,7 +151,7 @@ def run_tune(
   settings["config_file"] = config_file
   with executors.open_executor(executor, address) as cluster, acquire_lock(workdir, command="jaxflow tune"):
     batch = batch or (cluster.slots if cluster else 1)
-    previous = _check_settings(workdir, settings)
+    previous = _check_settings(workdir, settings, config_hashes(config))
     if method == "grid":
       _build_grid(suggester, previous)
     study = Study(

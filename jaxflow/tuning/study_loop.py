@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from jaxflow.config import ConfigError, config_hash, one_line
+from jaxflow.config import ConfigError, config_hashes, one_line
 from jaxflow.run import assemble, executors
 from jaxflow.run import train as run_train
 from jaxflow.run.validate import validate
@@ -78,8 +78,8 @@ class Study:
       trial = Trial.load(path)
       trial.workdir = os.path.join(root, name)  # the study folder may have moved
       trial.params = self.space.normalize(trial.params)  # JSON gives tuple values back as lists
-      expected = self._hash(trial.params)
-      if trial.config_hash is not None and expected is not None and trial.config_hash != expected:
+      expected = self._hashes(trial.params)
+      if trial.config_hash is not None and expected is not None and trial.config_hash not in expected:
         raise ConfigError(
           f"{trial.workdir} was run with another base config or space (its config hash differs); "
           "use another --workdir, or rerun with the config and space that study used"
@@ -114,8 +114,13 @@ class Study:
     return n
 
   def _hash(self, params: dict) -> str | None:
+    hashes = self._hashes(params)
+    return None if hashes is None else hashes[0]
+
+  def _hashes(self, params: dict) -> tuple[str, ...] | None:
+    """config_hashes of the trial's config: a trial.json an earlier jaxflow wrote matches the second."""
     try:
-      return config_hash(trial_config(self.config, self.space, params))
+      return config_hashes(trial_config(self.config, self.space, params))
     except Exception:
       return None
 

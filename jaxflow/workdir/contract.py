@@ -15,7 +15,15 @@ import sys
 
 import ml_collections
 
-from jaxflow.config import ConfigError, config_hash, extension_refusal, from_dict, to_dict
+from jaxflow.config import (
+  ConfigError,
+  config_hash,
+  config_hashes,
+  counted_differences,
+  extension_refusal,
+  from_dict,
+  to_dict,
+)
 from jaxflow.workdir.files import read_json, write_json, write_text
 from jaxflow.workdir.lock import LOCK_FILE
 
@@ -75,9 +83,11 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, write: b
           f"workdir {workdir} holds a run of a different config ({refusal}); "
           "use another --workdir, or --config.train.overwrite=True to discard that run"
         )
-      # More epochs of a run whose past does not depend on its length: its checkpoints stay valid.
+      # More epochs of a run whose past does not depend on its length, or the same run under another hash (another
+      # checkpoint cadence; a config.json an earlier jaxflow hashed with it): its checkpoints stay valid.
+      grows = counted_differences(previous.get("config", {}), to_dict(config))  # train.epochs, raised
       stopped = (read_summary(workdir) or {}).get("stopped_early")
-      if stopped:
+      if grows and stopped:
         raise ConfigError(
           f"workdir {workdir} holds a run that early stopping ended (train.early_stopping); more train.epochs "
           "would train nothing: use --config.train.overwrite=True, or another --workdir"
@@ -118,7 +128,7 @@ def completed_summary(workdir: str, config: ml_collections.ConfigDict) -> dict |
   """The summary.json of a run that completed in `workdir` under this very config, else None: what lets a
   study's rerun skip a seed or a trial that is done (a different config, or an unfinished run, is not)."""
   try:
-    same = read_json(os.path.join(workdir, CONFIG_FILE)).get("hash") == config_hash(config)
+    same = read_json(os.path.join(workdir, CONFIG_FILE)).get("hash") in config_hashes(config)
   except (OSError, ValueError, AttributeError):
     return None
   summary = read_summary(workdir)

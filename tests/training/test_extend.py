@@ -10,13 +10,14 @@ import os
 import pytest
 
 import jaxflow
-from tests.conftest import config_path
+from jaxflow.config import config_hash, config_hashes
+from tests.conftest import config_path, merge_overrides
 
 TINY = ["model.widths=(32,)", "train.log_every=5", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
 
 
 def config(epochs: int, *overrides: str):
-  return jaxflow.load_config(config_path("digits_mlp.py"), [*TINY, f"train.epochs={epochs}", *overrides])
+  return jaxflow.load_config(config_path("digits_mlp.py"), merge_overrides(*TINY, f"train.epochs={epochs}", *overrides))
 
 
 def eval_steps(workdir) -> list[int]:
@@ -67,3 +68,35 @@ def test_a_run_early_stopping_ended_is_not_extended(tmp_path):
     json.dump(summary, f)
   with pytest.raises(jaxflow.ConfigError, match="early stopping ended .* would train nothing"):
     jaxflow.train(config(4, "optim.schedule=constant"), workdir, quiet=True)
+
+
+@pytest.mark.slow
+def test_another_checkpoint_cadence_continues_the_run_and_an_earlier_record_still_resumes(tmp_path):
+  """checkpoint.* is resume-neutral: a run continued under another cadence ends bitwise where one run would. A
+  config.json an earlier jaxflow hashed with the checkpoint section (config_hashes' second) of a run early stopping
+  ended is that same run: resumed (nothing left to train), not refused, and recorded under today's hash."""
+  constant = ("optim.schedule=constant", "optim.warmup_steps=5")
+  straight = jaxflow.train(config(4, *constant), str(tmp_path / "straight"), quiet=True)
+  workdir = str(tmp_path / "run")
+  jaxflow.train(config(2, *constant), workdir, quiet=True)
+  cadence = ("checkpoint.every_epochs=3", "checkpoint.keep=1")
+  continued = jaxflow.train(config(4, *constant, *cadence), workdir, quiet=True)
+  assert continued["resumed_from_step"] == straight["steps"] // 2
+  assert continued["params_sha256"] == straight["params_sha256"]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints", "latest"))) == [str(straight["steps"])]  # keep=1
+  path, summary_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "summary.json")
+  earlier = config_hashes(config(4, *constant, *cadence))[1]
+  with open(path) as f:
+    record = json.load(f)
+  with open(path, "w") as f:
+    json.dump(record | {"hash": earlier}, f)
+  with open(summary_path) as f:
+    summary = json.load(f)
+  with open(summary_path, "w") as f:
+    json.dump(summary | {"stopped_early": True}, f)
+  assert jaxflow.workdir.completed_summary(workdir, config(4, *constant, *cadence)) is not None
+  again = jaxflow.train(config(4, *constant, *cadence), workdir, quiet=True)
+  assert again["resumed_from_step"] == straight["steps"] and again["params_sha256"] == straight["params_sha256"]
+  with open(path) as f:
+    record = json.load(f)
+  assert record["hash"] == config_hash(config(4, *constant, *cadence)) and record["extends"][-1] == earlier

@@ -9,7 +9,7 @@ import pytest
 
 import jaxflow
 from jaxflow import cli
-from jaxflow.config import config_hash
+from jaxflow.config import config_hash, config_hashes
 from jaxflow.run import train as loop
 from jaxflow.tuning import space as S
 from jaxflow.tuning import trials
@@ -80,6 +80,26 @@ def test_tune_end_to_end_on_the_digits_mlp(tmp_path, capsys):
   assert _cli(*args) == 0
   assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["best"] == out["best"]
   assert [os.path.getmtime(workdir / "trials" / f"trial_{i:04d}" / "summary.json") for i in range(4)] == mtimes
+  # The same study as a jaxflow from before checkpoint.* was resume-neutral recorded it (every hash covered the
+  # section): neither refused as another study nor trained again.
+  _rehash_as_before(workdir)
+  assert _cli(*args) == 0
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["best"] == out["best"]
+  assert [os.path.getmtime(workdir / "trials" / f"trial_{i:04d}" / "summary.json") for i in range(4)] == mtimes
+
+
+def _rehash_as_before(study) -> None:
+  """study.json, trial.json and config.json with the hashes an earlier jaxflow wrote (config_hashes' second)."""
+  study_json = study / "study.json"
+  record = json.load(open(study_json))
+  base = jaxflow.load_config(MLP, TINY)
+  assert record["base_config_hash"] == config_hashes(base)[0] != config_hashes(base)[1]
+  study_json.write_text(json.dumps(record | {"base_config_hash": config_hashes(base)[1]}))
+  for trial in sorted((study / "trials").iterdir()):
+    earlier = config_hashes(jaxflow.workdir.read_config(str(trial)))[1]
+    for name, key in (("trial.json", "config_hash"), ("config.json", "hash")):
+      record = json.load(open(trial / name))
+      (trial / name).write_text(json.dumps(record | {key: earlier}))
 
 
 @pytest.mark.slow
