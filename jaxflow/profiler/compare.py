@@ -126,12 +126,13 @@ def _describe(label: str, r: dict) -> str:
 
 
 def _same_config(a: dict, b: dict) -> str:
-  """Whether the reports profile one config (by hash), and if not, the first fields that differ."""
-  if a["config_hash"] == b["config_hash"]:
+  """Whether the reports profile one config (by hash, or field by field: a report an earlier jaxflow wrote hashed
+  its config with fields that are resume-neutral now), and if not, the first fields that differ."""
+  diffs = config_differences(a.get("config", {}), b.get("config", {}))
+  if a["config_hash"] == b["config_hash"] or (not diffs and a.get("config") and b.get("config")):
     return (
       "\nSame config (hash " + a["config_hash"][:12] + "): differences are the hardware's and the software stack's.\n"
     )
-  diffs = config_differences(a.get("config", {}), b.get("config", {}))
   shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
   return (
     f"\n**The two reports profile different configs** ({shown or 'hashes differ'}): "

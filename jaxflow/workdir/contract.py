@@ -40,12 +40,13 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, *, extends: li
 
 
 def accepted_hashes(workdir: str, config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The config hashes whose checkpoints this run may resume: its own, and those it was extended from."""
+  """The config hashes whose checkpoints this run may resume: its own (also as an earlier jaxflow hashed it, for a
+  workdir whose config.json was lost or damaged), and those it was extended from."""
   try:
     extends = read_json(os.path.join(workdir, CONFIG_FILE)).get("extends", [])
   except (OSError, ValueError, AttributeError):
     extends = []
-  return (config_hash(config), *[h for h in extends if isinstance(h, str)])
+  return (*config_hashes(config), *[h for h in extends if isinstance(h, str)])
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -128,8 +129,11 @@ def completed_summary(workdir: str, config: ml_collections.ConfigDict) -> dict |
   """The summary.json of a run that completed in `workdir` under this very config, else None: what lets a
   study's rerun skip a seed or a trial that is done (a different config, or an unfinished run, is not)."""
   try:
-    same = read_json(os.path.join(workdir, CONFIG_FILE)).get("hash") in config_hashes(config)
-  except (OSError, ValueError, AttributeError):
+    record = read_json(os.path.join(workdir, CONFIG_FILE))
+    # Today's hash, else the config field by field (resume-neutral fields aside): a record an earlier jaxflow
+    # hashed with fields that are resume-neutral now, even when those fields differ.
+    same = record.get("hash") in config_hashes(config) or not counted_differences(record["config"], to_dict(config))
+  except (OSError, ValueError, AttributeError, KeyError, TypeError):
     return None
   summary = read_summary(workdir)
   return summary if same and summary is not None and summary.get("status") == "completed" else None

@@ -10,7 +10,7 @@ import os
 import pytest
 
 import jaxflow
-from jaxflow.config import config_hash, config_hashes
+from jaxflow.config import config_hash, config_hashes, to_dict
 from tests.conftest import config_path, merge_overrides
 
 TINY = ["model.widths=(32,)", "train.log_every=5", "checkpoint.every_epochs=1", "train.histogram_every=1000"]
@@ -85,11 +85,12 @@ def test_another_checkpoint_cadence_continues_the_run_and_an_earlier_record_stil
   assert continued["params_sha256"] == straight["params_sha256"]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints", "latest"))) == [str(straight["steps"])]  # keep=1
   path, summary_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "summary.json")
-  earlier = config_hashes(config(4, *constant, *cadence))[1]
-  with open(path) as f:
-    record = json.load(f)
+  # ... as an earlier jaxflow wrote it for this run under the first cadence (TINY's): its hash and config then.
+  before = config(4, *constant)
+  earlier = config_hashes(before)[1]
+  assert earlier not in config_hashes(config(4, *constant, *cadence))
   with open(path, "w") as f:
-    json.dump(record | {"hash": earlier}, f)
+    json.dump({"hash": earlier, "config": to_dict(before)}, f)
   with open(summary_path) as f:
     summary = json.load(f)
   with open(summary_path, "w") as f:

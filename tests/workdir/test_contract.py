@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxflow import workdir
-from jaxflow.config import ConfigError, config_hash
+from jaxflow.config import ConfigError, config_hash, config_hashes
 
 
 def small_config(lr: float = 0.1) -> ml_collections.ConfigDict:
@@ -85,3 +85,12 @@ def test_read_metrics_skips_a_partial_last_line(tmp_path):
 def test_write_report_writes_json_and_markdown(tmp_path):
   paths = workdir.write_report(str(tmp_path), {"x": np.float64(1.5)}, "# report\n")
   assert json.load(open(paths["json"])) == {"x": 1.5} and open(paths["md"]).read() == "# report\n"
+
+
+def test_a_run_without_config_json_still_resumes_checkpoints_an_earlier_jaxflow_hashed():
+  """config.json lost or damaged (then written again, without `extends`): the checkpoints' hash as an earlier
+  jaxflow computed it (with the checkpoint section) is still this config's."""
+  config = small_config()
+  config.checkpoint = ml_collections.ConfigDict({"every_epochs": 1, "keep": 3})
+  assert workdir.accepted_hashes("/nonexistent/run", config) == config_hashes(config)
+  assert config_hashes(config)[0] != config_hashes(config)[1]
