@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import socket
 import sys
 import threading
 
@@ -213,9 +214,34 @@ def initialize_distributed(parallel_config, *, command: str = "jaxflow") -> None
   watchdog.daemon = True
   watchdog.start()
   try:
+    _check_coordinator_port(settings)
     jax.distributed.initialize(**settings, initialization_timeout=int(timeout))
+  except jax.errors.JaxRuntimeError as e:  # e.g. the coordinator's port taken between the check and the start
+    said = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    where = settings.get("coordinator_address", "the cluster's coordinator")
+    raise ConfigError(f"jax.distributed could not start at {where}: {said}") from None
   finally:
     watchdog.cancel()
+
+
+def _check_coordinator_port(settings: dict) -> None:
+  """Process 0 serves the coordinator on its address's port: one another process holds ends jax's start with a
+  segmentation fault (a listening socket) or a traceback ("Failed to start RPC server"); this says so in one line
+  first. Bound as gRPC binds it (every address, SO_REUSEADDR: a port in TIME_WAIT is free)."""
+  address = settings.get("coordinator_address") or ""
+  port = address.rpartition(":")[2]
+  if settings.get("process_id") != 0 or not port.isdigit():
+    return
+  family, anywhere = (socket.AF_INET6, "::") if socket.has_ipv6 else (socket.AF_INET, "0.0.0.0")
+  with socket.socket(family, socket.SOCK_STREAM) as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+      probe.bind((anywhere, int(port)))
+    except OSError as e:
+      raise ConfigError(
+        f"jax.distributed cannot start: process 0 serves the coordinator at {address}, but port {port} is taken "
+        f"({e.strerror}); choose another parallel.coordinator (host:port) for the job"
+      ) from None
 
 
 def _never_joined(settings: dict, timeout: float, command: str) -> None:

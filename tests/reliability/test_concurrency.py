@@ -151,13 +151,21 @@ NO_CACHE = {"JAXFLOW_COMPILATION_CACHE": "off"}
 
 
 def _hosts(
-  tmp_path, workdirs: list[str], *extra: str, ids=(0, 1), timeout_s: int = 60, envs=None, cwds=None, small_files=()
+  tmp_path,
+  workdirs: list[str],
+  *extra: str,
+  ids=(0, 1),
+  timeout_s: int = 60,
+  envs=None,
+  cwds=None,
+  small_files=(),
+  port: int | None = None,
 ) -> list[tuple[int, str]]:
   """Processes `ids` of a 2-process `jaxflow train` of one epoch on 127.0.0.1 (the small run, `extra` flags
   replacing its own), one device each, process i in `workdirs[i]` with `envs[i]` added to its environment,
   `cwds[i]` its working directory and, for i in `small_files`, no file it writes larger than 8 KiB: each one's
-  (exit status, stderr) once all ended."""
-  port, procs = _free_port(), []
+  (exit status, stderr) once all ended. The coordinator's `port`: a free one unless given."""
+  port, procs = port or _free_port(), []
   for i in ids:
     args = [
       *runs.flags(*merge_overrides("--config.train.epochs=1", *extra)),
@@ -192,6 +200,23 @@ def test_a_multi_host_train_whose_peer_never_starts_is_one_line(tmp_path):
     "at 127.0.0.1:"
   )
   assert line.endswith("for its peers; start every process (same config, process_id 0 .. num_processes - 1)")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo collectives on 127.0.0.1")
+def test_a_coordinator_port_another_process_holds_is_one_line(tmp_path):
+  """Process 0 serves the coordinator: on a port another process listens on, one line naming it, exit 2 (was a
+  segmentation fault inside jax's start, exit -11; or, on a port taken a moment later, jax's traceback, exit 1)."""
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    [(code, output)] = _hosts(tmp_path, [str(tmp_path / "run")], ids=(0,), timeout_s=20, port=port)
+  assert code == 2, output[-2000:]
+  assert output.strip().splitlines() == [
+    f"jaxflow train: error: jax.distributed cannot start: process 0 serves the coordinator at 127.0.0.1:{port}, but "
+    f"port {port} is taken (Address already in use); choose another parallel.coordinator (host:port) for the job"
+  ]
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
 @pytest.mark.slow
