@@ -232,8 +232,11 @@ def _check_coordinator_port(settings: dict) -> None:
   port = address.rpartition(":")[2]
   if settings.get("process_id") != 0 or not port.isdigit():
     return
-  family, anywhere = (socket.AF_INET6, "::") if socket.has_ipv6 else (socket.AF_INET, "0.0.0.0")
-  with socket.socket(family, socket.SOCK_STREAM) as probe:
+  try:
+    probe, anywhere = socket.socket(socket.AF_INET6, socket.SOCK_STREAM), "::"
+  except OSError:  # no IPv6 on this host
+    probe, anywhere = socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
+  with probe:
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
       probe.bind((anywhere, int(port)))
