@@ -6,9 +6,9 @@
 Each round runs `python -m pytest -q -n N -p no:cacheprovider PATHS` once per worker count, in a rotating order,
 and records the wall seconds and the CPU seconds of the whole process tree (user + system of every process
 pytest waited for: its workers, their fork servers and the processes the tests start; Ray's daemons, which no
-test waits for, are not counted). On a 2-core machine the suite keeps both cores busy, so every worker past
-the cores' count adds its own imports, collection and first-time tracing, and the contention between them,
-for nothing: this measures how much. Writes benchmarks/results/suite_workers.json.
+test waits for, are not counted). A worker past the cores' count pays its own imports, collection and first-time
+tracing and contends for the cores, but fills the time the others wait on subprocesses: which wins is measured
+here (on this machine's record: neither clearly). Writes benchmarks/results/suite_workers.json.
 """
 
 from __future__ import annotations
